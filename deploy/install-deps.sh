@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the Debian (bookworm) packages srn needs, skipping those already present.
+#
+#   deploy/install-deps.sh            build + test dependencies (what the README and CI use)
+#   deploy/install-deps.sh runtime    only the shared libraries the server and client need to run
+#   deploy/install-deps.sh python     Python packages for the reference scripts, plots and example client
+#
+# Several groups may be given at once. This is the one list of packages: the README, .ci/run
+# and the Dockerfile all call it.
+set -euo pipefail
+
+build_pkgs=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libeigen3-dev libabsl-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
+)
+runtime_pkgs=(
+  libgrpc++1.51 libprotobuf32 libsqlite3-0 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0
+  libabsl20220623 ca-certificates
+)
+python_pkgs=(python3 python3-numpy python3-torch python3-sklearn python3-matplotlib python3-grpcio python3-protobuf)
+
+groups=("$@")
+[ ${#groups[@]} -eq 0 ] && groups=(build)
+
+want=()
+for g in "${groups[@]}"; do
+  case "$g" in
+    build) want+=("${build_pkgs[@]}") ;;
+    runtime) want+=("${runtime_pkgs[@]}") ;;
+    python) want+=("${python_pkgs[@]}") ;;
+    *) echo "install-deps.sh: unknown group '$g' (build, runtime, python)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps.sh: all ${#want[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
