@@ -1,1 +1,414 @@
-// Placeholder: implemented in a following commit.
+#include "model/network.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace srn {
+namespace {
+
+template <typename T>
+using Mat = RowMatrixT<T>;
+template <typename T>
+using ConstMap = Eigen::Map<const Mat<T>>;
+template <typename T>
+using MutMap = Eigen::Map<Mat<T>>;
+template <typename T>
+using ConstVecMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+template <typename T>
+using MutVecMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+
+template <typename Derived>
+auto Sigmoid(const Eigen::ArrayBase<Derived>& x) {
+  using T = typename Derived::Scalar;
+  return (T(1) + (-x).exp()).inverse();
+}
+
+// Inverted-dropout mask: each entry is 1/(1-rate) with probability 1-rate, else 0.
+template <typename T>
+void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64* rng, Mat<T>* mask) {
+  mask->resize(rows, cols);
+  const T keep = T(1) - rate;
+  const T scale = T(1) / keep;
+  // 24 random bits per entry, from one 64-bit draw per two entries.
+  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(keep) * (1 << 24));
+  T* p = mask->data();
+  const Eigen::Index n = mask->size();
+  for (Eigen::Index i = 0; i < n; i += 2) {
+    const uint64_t bits = (*rng)();
+    p[i] = (bits & 0xffffff) < threshold ? scale : T(0);
+    if (i + 1 < n) p[i + 1] = ((bits >> 32) & 0xffffff) < threshold ? scale : T(0);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out) {
+  const int n = static_cast<int>(batch.size());
+  out->order.resize(n);
+  std::iota(out->order.begin(), out->order.end(), 0);
+  std::stable_sort(out->order.begin(), out->order.end(), [&](int a, int b) {
+    return batch[a]->length() > batch[b]->length();
+  });
+  out->lengths.resize(n);
+  int64_t total = 0;
+  for (int j = 0; j < n; ++j) {
+    out->lengths[j] = batch[out->order[j]]->length();
+    total += out->lengths[j];
+  }
+  const int steps = n == 0 ? 0 : out->lengths[0];
+  out->step_rows.resize(steps);
+  out->step_offset.resize(steps);
+  int running = n;
+  int64_t offset = 0;
+  for (int t = 0; t < steps; ++t) {
+    while (running > 0 && out->lengths[running - 1] <= t) --running;
+    out->step_rows[t] = running;
+    out->step_offset[t] = offset;
+    offset += running;
+  }
+  const int dims = n == 0 ? 0 : batch[0]->dims();
+  out->frames.resize(total, dims);
+  for (int t = 0; t < steps; ++t) {
+    const int64_t base = out->step_offset[t];
+    for (int j = 0; j < out->step_rows[t]; ++j) {
+      out->frames.row(base + j) = batch[out->order[j]]->frames().row(t).template cast<T>();
+    }
+  }
+}
+
+template <typename T>
+Network<T>::Network(const Architecture& arch, const ParameterLayout& layout)
+    : arch_(arch), layout_(layout) {}
+
+template <typename T>
+void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch, Workspace* ws,
+                       RowMatrixT<T>* out) const {
+  PackBatch(batch, &ws->packed);
+  Run(params, T(0), nullptr, /*training=*/false, ws, out);
+}
+
+template <typename T>
+void Network<T>::Forward(const T* params, const std::vector<const Series*>& batch, T dropout,
+                         std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const {
+  PackBatch(batch, &ws->packed);
+  Run(params, dropout, rng, /*training=*/true, ws, out);
+}
+
+template <typename T>
+void Network<T>::Run(const T* params, T dropout, std::mt19937_64* rng, bool training,
+                     Workspace* ws, RowMatrixT<T>* out) const {
+  const PackedBatch<T>& packed = ws->packed;
+  const int n = packed.batch();
+  const int steps = packed.steps();
+  const bool drop = training && dropout > T(0);
+
+  // The top layer's frames (the input itself for the logistic model).
+  const Mat<T>* top = &packed.frames;
+  if (!arch_.is_logistic()) {
+    ws->layers.resize(arch_.layers);
+    for (int l = 0; l < arch_.layers; ++l) {
+      typename Workspace::Layer& layer = ws->layers[l];
+      if (l > 0) {
+        const typename Workspace::Layer& below = ws->layers[l - 1];
+        if (drop) {
+          DropoutMask<T>(below.out.rows(), below.out.cols(), dropout, rng, &ws->layers[l - 1].keep);
+          layer.input.noalias() = (below.out.array() * below.keep.array()).matrix();
+        } else {
+          ws->layers[l - 1].keep.resize(0, 0);
+          layer.input = below.out;
+        }
+      }
+      LayerForward(params, l, training, &layer, packed);
+    }
+    top = &ws->layers.back().out;
+  }
+
+  const int e = static_cast<int>(top->cols());
+  Mat<T>& pooled = ws->pooled;
+  if (arch_.pooling == Pooling::kMean) {
+    pooled.setZero(n, e);
+    for (int t = 0; t < steps; ++t) {
+      pooled.topRows(packed.step_rows[t]) += top->middleRows(packed.step_offset[t], packed.step_rows[t]);
+    }
+    for (int j = 0; j < n; ++j) pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+  } else {
+    pooled.resize(n, e);
+    for (int j = 0; j < n; ++j) pooled.row(j) = top->row(packed.step_offset[packed.lengths[j] - 1] + j);
+  }
+
+  out->resize(n, e);
+  if (drop) {
+    DropoutMask<T>(n, e, dropout, rng, &ws->emb_keep);
+    for (int j = 0; j < n; ++j) {
+      out->row(packed.order[j]) = (pooled.row(j).array() * ws->emb_keep.row(j).array()).matrix();
+    }
+  } else {
+    ws->emb_keep.resize(0, 0);
+    for (int j = 0; j < n; ++j) out->row(packed.order[j]) = pooled.row(j);
+  }
+}
+
+template <typename T>
+void Network<T>::LayerForward(const T* params, int l, bool training,
+                              typename Workspace::Layer* layer, const PackedBatch<T>& packed) const {
+  const ParameterLayout::LayerOffsets& off = layout_.layer(l);
+  const int h = arch_.hidden;
+  const int g = arch_.gates();
+  const Mat<T>& input = l == 0 ? packed.frames : layer->input;
+  const Eigen::Index rows = input.rows();
+  const int steps = packed.steps();
+  ConstMap<T> w(params + off.w, g * h, off.in);
+  ConstVecMap<T> b(params + off.b, g * h);
+
+  if (arch_.cell == CellType::kRelu) {
+    Mat<T>& z = layer->out;
+    z.noalias() = input * w.transpose();
+    z.rowwise() += b;
+    if (!arch_.recurrent) {
+      z = z.cwiseMax(T(0));
+      return;
+    }
+    ConstMap<T> a(params + off.a, h, h);
+    for (int t = 0; t < steps; ++t) {
+      const int64_t o = packed.step_offset[t];
+      const int bt = packed.step_rows[t];
+      if (t > 0) z.middleRows(o, bt).noalias() += z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+      z.middleRows(o, bt) = z.middleRows(o, bt).cwiseMax(T(0));
+    }
+    if (training) {
+      layer->prev.resize(rows, h);
+      if (steps > 0) layer->prev.topRows(packed.step_rows[0]).setZero();
+      for (int t = 1; t < steps; ++t) {
+        layer->prev.middleRows(packed.step_offset[t], packed.step_rows[t]) =
+            z.middleRows(packed.step_offset[t - 1], packed.step_rows[t]);
+      }
+    }
+    return;
+  }
+
+  ConstMap<T> a(params + off.a, g * h, h);
+  Mat<T>& gates = layer->gates;
+  gates.noalias() = input * w.transpose();
+  gates.rowwise() += b;
+  Mat<T>& z = layer->out;
+  z.resize(rows, h);
+  if (training) {
+    layer->prev.resize(rows, h);
+    if (steps > 0) layer->prev.topRows(packed.step_rows[0]).setZero();
+  }
+  Mat<T> rec(packed.batch(), g * h);
+
+  if (arch_.cell == CellType::kGru) {
+    ConstVecMap<T> b_hh(params + off.b_hh, g * h);
+    if (training) layer->rn.resize(rows, h);
+    for (int t = 0; t < steps; ++t) {
+      const int64_t o = packed.step_offset[t];
+      const int bt = packed.step_rows[t];
+      auto r_rec = rec.topRows(bt);
+      if (t > 0) {
+        r_rec.noalias() = z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+        r_rec.rowwise() += b_hh;
+      } else {
+        r_rec.rowwise() = b_hh;
+      }
+      auto gt = gates.middleRows(o, bt);
+      auto r = gt.leftCols(h).array();
+      auto u = gt.middleCols(h, h).array();
+      auto nn = gt.rightCols(h).array();
+      r = Sigmoid((r + r_rec.leftCols(h).array()).eval());
+      u = Sigmoid((u + r_rec.middleCols(h, h).array()).eval());
+      nn = (nn + r * r_rec.rightCols(h).array()).tanh();
+      if (training) layer->rn.middleRows(o, bt) = r_rec.rightCols(h);
+      if (t > 0) {
+        auto hp = z.middleRows(packed.step_offset[t - 1], bt).array();
+        z.middleRows(o, bt) = ((T(1) - u) * nn + u * hp).matrix();
+        if (training) layer->prev.middleRows(o, bt) = hp.matrix();
+      } else {
+        z.middleRows(o, bt) = ((T(1) - u) * nn).matrix();
+      }
+    }
+    return;
+  }
+
+  // LSTM (gate order i, f, g, o as in PyTorch).
+  Mat<T>& c = layer->cell;
+  c.resize(rows, h);
+  if (training) {
+    layer->cell_prev.resize(rows, h);
+    if (steps > 0) layer->cell_prev.topRows(packed.step_rows[0]).setZero();
+  }
+  for (int t = 0; t < steps; ++t) {
+    const int64_t o = packed.step_offset[t];
+    const int bt = packed.step_rows[t];
+    auto gt = gates.middleRows(o, bt);
+    if (t > 0) gt.noalias() += z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+    auto i = gt.leftCols(h).array();
+    auto f = gt.middleCols(h, h).array();
+    auto gg = gt.middleCols(2 * h, h).array();
+    auto og = gt.rightCols(h).array();
+    i = Sigmoid(i.eval());
+    f = Sigmoid(f.eval());
+    gg = gg.tanh();
+    og = Sigmoid(og.eval());
+    if (t > 0) {
+      const int64_t op = packed.step_offset[t - 1];
+      c.middleRows(o, bt) = (f * c.middleRows(op, bt).array() + i * gg).matrix();
+      if (training) {
+        layer->prev.middleRows(o, bt) = z.middleRows(op, bt);
+        layer->cell_prev.middleRows(o, bt) = c.middleRows(op, bt);
+      }
+    } else {
+      c.middleRows(o, bt) = (i * gg).matrix();
+    }
+    z.middleRows(o, bt) = (og * c.middleRows(o, bt).array().tanh()).matrix();
+  }
+}
+
+template <typename T>
+void Network<T>::Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace* ws,
+                          T* grad) const {
+  if (arch_.is_logistic()) return;  // only the head has parameters
+  const PackedBatch<T>& packed = ws->packed;
+  const int n = packed.batch();
+  const int steps = packed.steps();
+  const int e = arch_.hidden;
+
+  // d(loss)/d(pooled), in packed order.
+  Mat<T>& d_pooled = ws->d_prev;
+  d_pooled.resize(n, e);
+  for (int j = 0; j < n; ++j) d_pooled.row(j) = d_emb.row(packed.order[j]);
+  if (ws->emb_keep.size() > 0) d_pooled.array() *= ws->emb_keep.array();
+
+  Mat<T>& d_out = ws->d_out;
+  d_out.setZero(packed.rows(), e);
+  if (arch_.pooling == Pooling::kMean) {
+    for (int j = 0; j < n; ++j) d_pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+    for (int t = 0; t < steps; ++t) {
+      d_out.middleRows(packed.step_offset[t], packed.step_rows[t]) = d_pooled.topRows(packed.step_rows[t]);
+    }
+  } else {
+    for (int j = 0; j < n; ++j) d_out.row(packed.step_offset[packed.lengths[j] - 1] + j) = d_pooled.row(j);
+  }
+
+  Mat<T> d_input;
+  for (int l = arch_.layers - 1; l >= 0; --l) {
+    LayerBackward(params, l, ws, grad, l > 0 ? &d_input : nullptr);
+    if (l > 0) {
+      const Mat<T>& keep = ws->layers[l - 1].keep;
+      if (keep.size() > 0) {
+        d_out.noalias() = (d_input.array() * keep.array()).matrix();
+      } else {
+        d_out.swap(d_input);
+      }
+    }
+  }
+}
+
+template <typename T>
+void Network<T>::LayerBackward(const T* params, int l, Workspace* ws, T* grad,
+                               RowMatrixT<T>* d_input) const {
+  const typename Workspace::Layer& layer = ws->layers[l];
+  const PackedBatch<T>& packed = ws->packed;
+  const ParameterLayout::LayerOffsets& off = layout_.layer(l);
+  const int h = arch_.hidden;
+  const int g = arch_.gates();
+  const int steps = packed.steps();
+  const Mat<T>& input = l == 0 ? packed.frames : layer.input;
+  const Eigen::Index rows = input.rows();
+  Mat<T>& d_out = ws->d_out;  // gradient w.r.t. this layer's outputs; updated in place through time
+  Mat<T>& d_pre = ws->d_pre;  // gradient w.r.t. the input-side pre-activations (rows x g*h)
+  d_pre.resize(rows, g * h);
+
+  ConstMap<T> w(params + off.w, g * h, off.in);
+  MutMap<T> dw(grad + off.w, g * h, off.in);
+  MutVecMap<T> db(grad + off.b, g * h);
+
+  if (arch_.cell == CellType::kRelu) {
+    const Mat<T>& z = layer.out;
+    if (!arch_.recurrent) {
+      d_pre = (z.array() > T(0)).select(d_out, T(0));
+    } else {
+      ConstMap<T> a(params + off.a, h, h);
+      for (int t = steps - 1; t >= 0; --t) {
+        const int64_t o = packed.step_offset[t];
+        const int bt = packed.step_rows[t];
+        d_pre.middleRows(o, bt) = (z.middleRows(o, bt).array() > T(0)).select(d_out.middleRows(o, bt), T(0));
+        if (t > 0) d_out.middleRows(packed.step_offset[t - 1], bt).noalias() += d_pre.middleRows(o, bt) * a;
+      }
+      MutMap<T> da(grad + off.a, h, h);
+      da.noalias() += d_pre.transpose() * layer.prev;
+    }
+  } else if (arch_.cell == CellType::kGru) {
+    ConstMap<T> a(params + off.a, g * h, h);
+    Mat<T>& d_rec = ws->d_rec;
+    d_rec.resize(rows, g * h);
+    for (int t = steps - 1; t >= 0; --t) {
+      const int64_t o = packed.step_offset[t];
+      const int bt = packed.step_rows[t];
+      auto gt = layer.gates.middleRows(o, bt);
+      auto r = gt.leftCols(h).array();
+      auto u = gt.middleCols(h, h).array();
+      auto nn = gt.rightCols(h).array();
+      auto dh = d_out.middleRows(o, bt).array();
+      auto hp = layer.prev.middleRows(o, bt).array();
+      auto dp = d_pre.middleRows(o, bt);
+      auto dr = d_rec.middleRows(o, bt);
+      // n = tanh(P_n + r * R_n); h = (1 - u) * n + u * h_prev.
+      dp.rightCols(h) = (dh * (T(1) - u) * (T(1) - nn.square())).matrix();
+      dp.leftCols(h) = (dp.rightCols(h).array() * layer.rn.middleRows(o, bt).array() * r * (T(1) - r)).matrix();
+      dp.middleCols(h, h) = (dh * (hp - nn) * u * (T(1) - u)).matrix();
+      dr.leftCols(2 * h) = dp.leftCols(2 * h);
+      dr.rightCols(h) = (dp.rightCols(h).array() * r).matrix();
+      if (t > 0) {
+        auto dprev = d_out.middleRows(packed.step_offset[t - 1], bt);
+        dprev.array() += dh * u;
+        dprev.noalias() += dr * a;
+      }
+    }
+    MutMap<T> da(grad + off.a, g * h, h);
+    da.noalias() += d_rec.transpose() * layer.prev;
+    MutVecMap<T> db_hh(grad + off.b_hh, g * h);
+    db_hh += d_rec.colwise().sum();
+  } else {
+    ConstMap<T> a(params + off.a, g * h, h);
+    Mat<T>& d_cell = ws->d_cell;
+    d_cell.setZero(rows, h);
+    for (int t = steps - 1; t >= 0; --t) {
+      const int64_t o = packed.step_offset[t];
+      const int bt = packed.step_rows[t];
+      auto gt = layer.gates.middleRows(o, bt);
+      auto i = gt.leftCols(h).array();
+      auto f = gt.middleCols(h, h).array();
+      auto gg = gt.middleCols(2 * h, h).array();
+      auto og = gt.rightCols(h).array();
+      auto dh = d_out.middleRows(o, bt).array();
+      const auto tc = layer.cell.middleRows(o, bt).array().tanh().eval();
+      auto dc = d_cell.middleRows(o, bt).array();
+      dc += dh * og * (T(1) - tc.square());
+      auto dp = d_pre.middleRows(o, bt);
+      dp.leftCols(h) = (dc * gg * i * (T(1) - i)).matrix();
+      dp.middleCols(h, h) = (dc * layer.cell_prev.middleRows(o, bt).array() * f * (T(1) - f)).matrix();
+      dp.middleCols(2 * h, h) = (dc * i * (T(1) - gg.square())).matrix();
+      dp.rightCols(h) = (dh * tc * og * (T(1) - og)).matrix();
+      if (t > 0) {
+        const int64_t op = packed.step_offset[t - 1];
+        d_cell.middleRows(op, bt).array() += dc * f;
+        d_out.middleRows(op, bt).noalias() += dp * a;
+      }
+    }
+    MutMap<T> da(grad + off.a, g * h, h);
+    da.noalias() += d_pre.transpose() * layer.prev;
+  }
+
+  dw.noalias() += d_pre.transpose() * input;
+  db += d_pre.colwise().sum();
+  if (d_input != nullptr) d_input->noalias() = d_pre * w;
+}
+
+template void PackBatch<float>(const std::vector<const Series*>&, PackedBatch<float>*);
+template void PackBatch<double>(const std::vector<const Series*>&, PackedBatch<double>*);
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace srn

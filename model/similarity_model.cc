@@ -1,1 +1,99 @@
-// Placeholder: implemented in a following commit.
+#include "model/similarity_model.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "model/network.h"
+#include "model/parallel.h"
+#include "model/status_macros.h"
+
+namespace srn {
+namespace {
+
+// Below this many frames in a batch, one thread embeds it faster than two.
+constexpr int64_t kParallelFrames = 4096;
+
+}  // namespace
+
+SimilarityModel::SimilarityModel(Architecture arch, Preprocessor preprocessor, Vector params,
+                                 ModelMetadata metadata)
+    : arch_(std::move(arch)),
+      preprocessor_(std::move(preprocessor)),
+      layout_(arch_),
+      params_(std::move(params)),
+      metadata_(std::move(metadata)),
+      network_(std::make_unique<Network<float>>(arch_, layout_)) {}
+
+SimilarityModel::~SimilarityModel() = default;
+
+absl::StatusOr<std::shared_ptr<const SimilarityModel>> SimilarityModel::Create(
+    Architecture arch, Preprocessor preprocessor, Vector params, ModelMetadata metadata) {
+  SRN_RETURN_IF_ERROR(arch.Validate());
+  SRN_RETURN_IF_ERROR(preprocessor.Validate());
+  if (preprocessor.output_dims() != arch.input_dims) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "preprocessing yields ", preprocessor.output_dims(), " features per frame (",
+        preprocessor.raw_dims, " x window ", preprocessor.window, ") but the encoder takes ",
+        arch.input_dims));
+  }
+  const ParameterLayout layout(arch);
+  if (params.size() != layout.total_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("architecture ", arch.ToString(), " needs ",
+                                                   layout.total_size(), " parameters, got ",
+                                                   params.size()));
+  }
+  for (Eigen::Index i = 0; i < params.size(); ++i) {
+    if (!std::isfinite(params[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("parameter ", i, " is not finite"));
+    }
+  }
+  return std::shared_ptr<const SimilarityModel>(new SimilarityModel(
+      std::move(arch), std::move(preprocessor), std::move(params), std::move(metadata)));
+}
+
+absl::StatusOr<RowMatrix> SimilarityModel::Embed(const std::vector<const Series*>& raw) const {
+  std::vector<Series> processed(raw.size());
+  std::vector<const Series*> pointers(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    absl::StatusOr<Series> s = preprocessor_.Apply(*raw[i]);
+    if (!s.ok()) {
+      return absl::Status(s.status().code(), absl::StrCat("series ", i, ": ", s.status().message()));
+    }
+    processed[i] = *std::move(s);
+    pointers[i] = &processed[i];
+  }
+  return EmbedPreprocessed(pointers);
+}
+
+RowMatrix SimilarityModel::EmbedPreprocessed(const std::vector<const Series*>& series) const {
+  const int n = static_cast<int>(series.size());
+  RowMatrix out(n, embedding_dims());
+  if (n == 0) return out;
+  int64_t frames = 0;
+  for (const Series* s : series) frames += s->length();
+  const int threads = frames >= kParallelFrames ? DefaultThreads() : 1;
+  ParallelFor(n, threads, [&](int begin, int end, int /*worker*/) {
+    // Scratch space lives per thread, so steady-state embedding allocates almost nothing.
+    thread_local Network<float>::Workspace ws;
+    thread_local RowMatrix chunk_out;
+    const std::vector<const Series*> chunk(series.begin() + begin, series.begin() + end);
+    network_->Embed(params_.data(), chunk, &ws, &chunk_out);
+    out.middleRows(begin, end - begin) = chunk_out;
+  });
+  return out;
+}
+
+float SimilarityModel::Score(const float* a, const float* b) const {
+  const int e = embedding_dims();
+  const float* v = params_.data() + layout_.v_offset();
+  float logit = params_[layout_.c_offset()];
+  for (int i = 0; i < e; ++i) logit += v[i] * a[i] * b[i];
+  return 1.0f / (1.0f + std::exp(-logit));
+}
+
+absl::StatusOr<float> SimilarityModel::Similarity(const Series& a, const Series& b) const {
+  SRN_ASSIGN_OR_RETURN(RowMatrix emb, Embed({&a, &b}));
+  return Score(emb.row(0).data(), emb.row(1).data());
+}
+
+}  // namespace srn

@@ -15,6 +15,9 @@
 
 namespace srn {
 
+template <typename T>
+class Network;
+
 // What a weights file says about how a model came to be (reported by GetModelInfo).
 struct ModelMetadata {
   std::string training_data;                          // e.g. "arabic-voice speakers 1-60"
@@ -33,6 +36,9 @@ class SimilarityModel {
   // Checks that the parameters fit the architecture and the preprocessing feeds it.
   static absl::StatusOr<std::shared_ptr<const SimilarityModel>> Create(
       Architecture arch, Preprocessor preprocessor, Vector params, ModelMetadata metadata = {});
+  ~SimilarityModel();
+  SimilarityModel(const SimilarityModel&) = delete;
+  SimilarityModel& operator=(const SimilarityModel&) = delete;
 
   const Architecture& architecture() const { return arch_; }
   const Preprocessor& preprocessor() const { return preprocessor_; }
@@ -61,6 +67,7 @@ class SimilarityModel {
   const ParameterLayout layout_;
   const Vector params_;
   const ModelMetadata metadata_;
+  const std::unique_ptr<const Network<float>> network_;
 };
 
 }  // namespace srn

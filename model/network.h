@@ -1,0 +1,98 @@
+#ifndef SRN_MODEL_NETWORK_H_
+#define SRN_MODEL_NETWORK_H_
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "model/architecture.h"
+#include "model/parameters.h"
+#include "model/series.h"
+
+namespace srn {
+
+// A batch of series packed time-major, the way the encoder consumes it: series sorted by length
+// (longest first) so that at step t the series still running are a prefix, and every step's
+// frames are one contiguous block of rows. Every matrix product then covers the whole batch, and
+// the input projection covers every frame of every series at once.
+template <typename T>
+struct PackedBatch {
+  std::vector<int> order;        // order[j]: batch index of the j-th longest series
+  std::vector<int> lengths;      // lengths[j] = frames of series order[j] (non-increasing)
+  std::vector<int> step_rows;    // step_rows[t]: series with more than t frames
+  std::vector<int64_t> step_offset;  // first row of step t
+  RowMatrixT<T> frames;          // (total frames x dims)
+
+  int batch() const { return static_cast<int>(order.size()); }
+  int steps() const { return static_cast<int>(step_rows.size()); }
+  int64_t rows() const { return frames.rows(); }
+};
+
+// Packs series (all with the same dims, none empty) into `out`, reusing its storage.
+template <typename T>
+void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out);
+
+// The siamese encoder of an architecture: series -> embeddings, plus the backward pass through
+// time for training. Parameters are not owned: every call takes a pointer to the flat parameter
+// vector laid out by ParameterLayout. A Network holds no mutable state, so one instance serves
+// many threads; each thread brings its own Workspace. T is float in production and double for
+// gradient checks.
+template <typename T>
+class Network {
+ public:
+  // Scratch space and, for training, everything the backward pass needs from the forward pass.
+  // Reused across calls to avoid allocation; not thread-safe.
+  struct Workspace {
+    PackedBatch<T> packed;
+    struct Layer {
+      RowMatrixT<T> input;   // layer input, after dropout for layers above the first
+      RowMatrixT<T> gates;   // relu: unused; gru: r,u,n; lstm: i,f,g,o (rows x gates*H)
+      RowMatrixT<T> out;     // z_t for every frame (rows x H)
+      RowMatrixT<T> prev;    // z_{t-1} aligned with each frame's row (zeros at t = 0)
+      RowMatrixT<T> rn;      // gru: A_n z_{t-1} + b_hh_n
+      RowMatrixT<T> cell;    // lstm: c_t
+      RowMatrixT<T> cell_prev;  // lstm: c_{t-1}
+      RowMatrixT<T> keep;    // dropout mask applied to `out` before the next layer (scaled)
+    };
+    std::vector<Layer> layers;
+    RowMatrixT<T> pooled;    // (batch x E) in packed order, before dropout
+    RowMatrixT<T> emb_keep;  // dropout mask on the embedding (scaled), empty if none
+    // Backward scratch.
+    RowMatrixT<T> d_out, d_pre, d_rec, d_prev, d_cell;
+  };
+
+  Network(const Architecture& arch, const ParameterLayout& layout);
+
+  const Architecture& architecture() const { return arch_; }
+
+  // Embeds `batch` (preprocessed series of architecture().input_dims features) into `out`
+  // (batch.size() x embedding_dims), row i for batch[i]. No dropout.
+  void Embed(const T* params, const std::vector<const Series*>& batch, Workspace* ws,
+             RowMatrixT<T>* out) const;
+
+  // Training forward pass: like Embed, but keeps what Backward needs in `ws` and applies
+  // inverted dropout with rate `dropout` (0 = none) between layers and on the embedding.
+  void Forward(const T* params, const std::vector<const Series*>& batch, T dropout,
+               std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const;
+
+  // Backpropagation through time for the last Forward: adds d(loss)/d(params) to `grad` given
+  // d(loss)/d(embeddings) `d_emb` (batch x E, in batch order). Head tensors are untouched.
+  void Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace* ws, T* grad) const;
+
+ private:
+  void Run(const T* params, T dropout, std::mt19937_64* rng, bool training, Workspace* ws,
+           RowMatrixT<T>* out) const;
+  void LayerForward(const T* params, int l, bool training, typename Workspace::Layer* layer,
+                    const PackedBatch<T>& packed) const;
+  void LayerBackward(const T* params, int l, Workspace* ws, T* grad, RowMatrixT<T>* d_input) const;
+
+  const Architecture arch_;
+  const ParameterLayout layout_;
+};
+
+extern template class Network<float>;
+extern template class Network<double>;
+
+}  // namespace srn
+
+#endif  // SRN_MODEL_NETWORK_H_
