@@ -8,6 +8,9 @@
 
 namespace srn {
 
+// The widest sliding window a Preprocessor accepts (frames concatenated per output frame).
+inline constexpr int kMaxPreprocessWindow = 64;
+
 // What a model's raw inputs are.
 enum class FeatureKind {
   kFrames,     // frames of raw_dims numbers (e.g. MFCCs), as given
@@ -34,9 +37,13 @@ struct Preprocessor {
 
   // Standardizes then windows one raw series: output has max(1, T - window + 1) frames of
   // output_dims() features; a series shorter than the window is padded by repeating its last
-  // frame. InvalidArgument when `raw` has the wrong number of features or is empty.
+  // frame. InvalidArgument when `raw` has the wrong number of features or is empty. Values are
+  // not checked for finiteness here: entry points run ValidateSeries on outside input first.
+  // Allocates only the result and one T x raw_dims scratch matrix.
   absl::StatusOr<Series> Apply(const Series& raw) const;
 
+  // InvalidArgument unless raw_dims > 0, mean and scale have raw_dims finite entries and
+  // window is in [1, kMaxPreprocessWindow].
   absl::Status Validate() const;
 };
 
