@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "model/parallel.h"
+
 namespace srn {
 namespace {
 
@@ -404,6 +406,35 @@ void Network<T>::LayerBackward(const T* params, int l, Workspace* ws, T* grad,
   dw.noalias() += d_pre.transpose() * input;
   db += d_pre.colwise().sum();
   if (d_input != nullptr) d_input->noalias() = d_pre * w;
+}
+
+void EmbedParallel(const Network<float>& network, const float* params,
+                   const std::vector<const Series*>& series, int threads, RowMatrix* out) {
+  // Below this many frames, one thread is faster than starting another.
+  constexpr int64_t kParallelFrames = 4096;
+  // Chunks of this many series keep each chunk's packed frames in cache.
+  constexpr int kChunk = 256;
+  const int n = static_cast<int>(series.size());
+  out->resize(n, network.architecture().embedding_dims());
+  if (n == 0) return;
+  int64_t frames = 0;
+  for (const Series* s : series) frames += s->length();
+  if (frames < kParallelFrames) threads = 1;
+  const int chunks = (n + kChunk - 1) / kChunk;
+  ParallelFor(std::max(chunks, std::min(threads, n)), threads, [&](int begin, int end, int) {
+    thread_local Network<float>::Workspace ws;
+    thread_local RowMatrix chunk_out;
+    thread_local std::vector<const Series*> chunk;
+    const int total = std::max(chunks, std::min(threads, n));
+    for (int c = begin; c < end; ++c) {
+      const int first = static_cast<int>(static_cast<int64_t>(n) * c / total);
+      const int last = static_cast<int>(static_cast<int64_t>(n) * (c + 1) / total);
+      if (first == last) continue;
+      chunk.assign(series.begin() + first, series.begin() + last);
+      network.Embed(params, chunk, &ws, &chunk_out);
+      out->middleRows(first, last - first) = chunk_out;
+    }
+  });
 }
 
 template void PackBatch<float>(const std::vector<const Series*>&, PackedBatch<float>*);

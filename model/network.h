@@ -90,6 +90,11 @@ class Network {
   const ParameterLayout layout_;
 };
 
+// Embeds many series with `threads` threads (fewer for small batches), each working through its
+// share in chunks with its own thread-local workspace. out: (series.size() x embedding_dims).
+void EmbedParallel(const Network<float>& network, const float* params,
+                   const std::vector<const Series*>& series, int threads, RowMatrix* out);
+
 extern template class Network<float>;
 extern template class Network<double>;
 

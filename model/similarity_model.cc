@@ -8,13 +8,6 @@
 #include "model/status_macros.h"
 
 namespace srn {
-namespace {
-
-// Below this many frames in a batch, one thread embeds it faster than two.
-constexpr int64_t kParallelFrames = 4096;
-
-}  // namespace
-
 SimilarityModel::SimilarityModel(Architecture arch, Preprocessor preprocessor, Vector params,
                                  ModelMetadata metadata)
     : arch_(std::move(arch)),
@@ -66,20 +59,8 @@ absl::StatusOr<RowMatrix> SimilarityModel::Embed(const std::vector<const Series*
 }
 
 RowMatrix SimilarityModel::EmbedPreprocessed(const std::vector<const Series*>& series) const {
-  const int n = static_cast<int>(series.size());
-  RowMatrix out(n, embedding_dims());
-  if (n == 0) return out;
-  int64_t frames = 0;
-  for (const Series* s : series) frames += s->length();
-  const int threads = frames >= kParallelFrames ? DefaultThreads() : 1;
-  ParallelFor(n, threads, [&](int begin, int end, int /*worker*/) {
-    // Scratch space lives per thread, so steady-state embedding allocates almost nothing.
-    thread_local Network<float>::Workspace ws;
-    thread_local RowMatrix chunk_out;
-    const std::vector<const Series*> chunk(series.begin() + begin, series.begin() + end);
-    network_->Embed(params_.data(), chunk, &ws, &chunk_out);
-    out.middleRows(begin, end - begin) = chunk_out;
-  });
+  RowMatrix out;
+  EmbedParallel(*network_, params_.data(), series, DefaultThreads(), &out);
   return out;
 }
 

@@ -1,0 +1,158 @@
+// srn-train: trains a siamese similarity model on a dataset split by one of the paper's
+// protocols, writes its weights file, and evaluates it on the held-out test classes.
+//
+//   srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a --out=voice.srnw
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "model/dataset.h"
+#include "model/parallel.h"
+#include "model/protocols.h"
+#include "model/trainer.h"
+#include "model/weights_file.h"
+#include "model/tools/tool_common.h"
+
+ABSL_FLAG(std::string, dataset, "",
+          "arabic-digit, arabic-voice, svc2004, or the path of a CSV manifest (docs/DATA_FORMATS.md)");
+ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
+ABSL_FLAG(std::string, protocol, "out-of-domain",
+          "within-domain, out-of-domain, one-shot, or all (train on every class, no test)");
+ABSL_FLAG(std::string, model, "srn-a", "srn-a, srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l or logistic");
+ABSL_FLAG(int, hidden, 64, "hidden units per layer");
+ABSL_FLAG(int, layers, 1, "stacked recurrent layers");
+ABSL_FLAG(int, window, 1, "frames concatenated per input (sliding window, stride 1)");
+ABSL_FLAG(double, lr, 1e-3, "RMSprop learning rate");
+ABSL_FLAG(double, dropout, 0.0, "dropout rate on hidden activations and the embedding");
+ABSL_FLAG(int, batch, 50, "pairs per mini-batch");
+ABSL_FLAG(int, pairs_per_epoch, 0, "pairs per epoch (0: 10 x training series, at least 5000)");
+ABSL_FLAG(int, epochs, 60, "maximum epochs");
+ABSL_FLAG(int, patience, 5, "stop after this many epochs without a better validation AUC");
+ABSL_FLAG(double, lr_decay, 0.4, "learning-rate factor whenever validation AUC stops rising");
+ABSL_FLAG(double, clip, 5.0, "elementwise gradient clipping bound");
+ABSL_FLAG(double, init_scale, 0.1, "uniform initialisation range [-s, s]");
+ABSL_FLAG(double, forgery_fraction, 0.5, "share of negatives that are skilled forgeries (signature data)");
+ABSL_FLAG(double, hard_negatives, 0.0, "fraction of negatives chosen by hard-negative mining");
+ABSL_FLAG(int, hard_negative_pool, 16, "candidates scored per mined negative");
+ABSL_FLAG(uint64_t, seed, 1, "random seed (splits, initialisation, pairs, dropout)");
+ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
+ABSL_FLAG(std::string, out, "", "where to write the weights file");
+ABSL_FLAG(bool, eval, true, "evaluate on the test split after training and print a RESULT line");
+ABSL_FLAG(int, draws, 10, "one-shot draws in the evaluation");
+ABSL_FLAG(std::string, name, "", "model name in the RESULT line (default: the family)");
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+
+void OnSignal(int) { g_cancel.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "trains a siamese similarity model and writes its weights file.\n"
+      "Example: srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a "
+      "--out=voice.srnw");
+  absl::ParseCommandLine(argc, argv);
+  using srn::tools::Fail;
+  const std::string tool = "srn-train";
+  const std::string dataset = absl::GetFlag(FLAGS_dataset);
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (dataset.empty()) return Fail(tool, absl::InvalidArgumentError("--dataset is required"));
+  if (out.empty()) return Fail(tool, absl::InvalidArgumentError("--out is required"));
+  std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (data_dir.empty()) data_dir = srn::DataDir();
+
+  absl::StatusOr<srn::Protocol> protocol = srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
+  if (!protocol.ok()) return Fail(tool, protocol.status());
+  absl::StatusOr<srn::Architecture> arch = srn::ParseFamily(absl::GetFlag(FLAGS_model));
+  if (!arch.ok()) return Fail(tool, arch.status());
+  if (!arch->is_logistic()) {
+    arch->hidden = absl::GetFlag(FLAGS_hidden);
+    arch->layers = absl::GetFlag(FLAGS_layers);
+    if (arch->hidden < 1) return Fail(tool, absl::InvalidArgumentError("--hidden must be at least 1"));
+  }
+
+  srn::TrainConfig config;
+  config.arch = *arch;
+  config.window = absl::GetFlag(FLAGS_window);
+  srn::TrainOptions& o = config.options;
+  o.learning_rate = absl::GetFlag(FLAGS_lr);
+  o.dropout = absl::GetFlag(FLAGS_dropout);
+  o.batch_pairs = absl::GetFlag(FLAGS_batch);
+  o.pairs_per_epoch = absl::GetFlag(FLAGS_pairs_per_epoch);
+  o.max_epochs = absl::GetFlag(FLAGS_epochs);
+  o.patience = absl::GetFlag(FLAGS_patience);
+  o.lr_decay = absl::GetFlag(FLAGS_lr_decay);
+  o.clip = absl::GetFlag(FLAGS_clip);
+  o.init_scale = absl::GetFlag(FLAGS_init_scale);
+  o.forgery_fraction = absl::GetFlag(FLAGS_forgery_fraction);
+  o.hard_negative_fraction = absl::GetFlag(FLAGS_hard_negatives);
+  o.hard_negative_pool = absl::GetFlag(FLAGS_hard_negative_pool);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  if (!(o.learning_rate > 0) || !(o.dropout >= 0 && o.dropout < 1) || o.batch_pairs < 1 ||
+      o.max_epochs < 1 || config.window < 1 || !(o.hard_negative_fraction >= 0 && o.hard_negative_fraction <= 1)) {
+    return Fail(tool, absl::InvalidArgumentError(
+                          "need --lr > 0, 0 <= --dropout < 1, --batch >= 1, --epochs >= 1, "
+                          "--window >= 1 and 0 <= --hard_negatives <= 1"));
+  }
+
+  absl::StatusOr<srn::Split> split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed);
+  if (!split.ok()) return Fail(tool, split.status());
+  config.kind = dataset == "svc2004" ? srn::FeatureKind::kSignature : srn::FeatureKind::kFrames;
+  config.training_data = absl::StrCat(dataset, " (", srn::ProtocolName(*protocol), "): ",
+                                      split->description);
+  config.command = srn::tools::CommandLine(argc, argv);
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  srn::tools::ProgressBar bar;
+  srn::TrainCallbacks callbacks;
+  callbacks.cancel = &g_cancel;
+  callbacks.on_step = [&](int epoch, int step, int steps) {
+    if (step % 10 == 0 || step == steps) bar.Update(absl::StrCat("epoch ", epoch), step, steps);
+  };
+  callbacks.on_epoch = [&](const srn::EpochReport& r) {
+    bar.Clear();
+    std::cerr << absl::StrFormat("epoch %3d  loss %.4f  val_auc %.4f  lr %.2e  %5.1fs%s\n", r.epoch,
+                                 r.train_loss, r.val_auc, r.learning_rate, r.seconds,
+                                 r.improved ? "  *" : "");
+  };
+  std::cerr << absl::StrFormat("training %s (window %d) with %d threads\n",
+                               config.arch.FamilyName(), config.window,
+                               o.threads > 0 ? o.threads : srn::DefaultThreads());
+  absl::StatusOr<srn::TrainedModel> trained =
+      srn::TrainModel(split->train, split->validation, config, callbacks);
+  bar.Clear();
+  if (!trained.ok()) return Fail(tool, trained.status());
+  if (trained->result.cancelled) std::cerr << "cancelled; saving the best model so far\n";
+
+  if (absl::Status s = srn::SaveModel(*trained->model, out); !s.ok()) return Fail(tool, s);
+  std::cerr << absl::StrFormat("wrote %s (%s, best validation AUC %.4f at epoch %d, fingerprint %s)\n",
+                               out, trained->model->architecture().ToString(),
+                               trained->result.best_val_auc, trained->result.best_epoch,
+                               srn::ModelFingerprint(*trained->model));
+
+  if (absl::GetFlag(FLAGS_eval) && !split->test.examples.empty()) {
+    srn::EvalOptions eval;
+    eval.seed = o.seed;
+    eval.threads = o.threads;
+    eval.oneshot_draws = absl::GetFlag(FLAGS_draws);
+    eval.want_oneshot = *protocol != srn::Protocol::kWithinDomain;
+    absl::StatusOr<srn::EvalResult> result = srn::EvaluateModel(*trained->model, split->test, eval);
+    if (!result.ok()) return Fail(tool, result.status());
+    std::string name = absl::GetFlag(FLAGS_name);
+    if (name.empty()) name = trained->model->architecture().FamilyName();
+    std::cout << srn::ResultLine(*protocol, dataset, name, *result, dataset == "svc2004") << std::endl;
+  }
+  return 0;
+}

@@ -1,0 +1,38 @@
+#ifndef SRN_MODEL_TOOLS_TOOL_COMMON_H_
+#define SRN_MODEL_TOOLS_TOOL_COMMON_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "model/dataset.h"
+#include "model/protocols.h"
+
+namespace srn::tools {
+
+// Prints "<tool>: <status message>" to stderr and returns the exit code for it (1).
+int Fail(const std::string& tool, const absl::Status& status);
+
+// Loads a named dataset or CSV manifest and splits it for a protocol, saying on stderr what
+// was loaded and how it was split.
+absl::StatusOr<Split> LoadAndSplit(const std::string& dataset, const std::string& data_dir,
+                                   Protocol protocol, uint64_t seed);
+
+// A one-line progress bar on stderr when it is a terminal; silent otherwise.
+class ProgressBar {
+ public:
+  ProgressBar();
+  void Update(const std::string& label, int done, int total);
+  void Clear();
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+};
+
+// The command line as one shell-quoted string, for the weights file's record.
+std::string CommandLine(int argc, char** argv);
+
+}  // namespace srn::tools
+
+#endif  // SRN_MODEL_TOOLS_TOOL_COMMON_H_

@@ -1,0 +1,19 @@
+#ifndef SRN_TESTS_TESTING_SYNTHETIC_DATA_H_
+#define SRN_TESTS_TESTING_SYNTHETIC_DATA_H_
+
+#include <cstdint>
+
+#include "model/dataset.h"
+
+namespace srn::testing {
+
+// A toy labelled dataset that a small SRN learns in a few seconds: class c's series are noisy
+// sinusoids whose frequency grows with c, around a per-feature offset of the class, with random
+// phase and length in [min_len, max_len]. With `forgeries`, each class also gets that many series
+// at a slightly shifted frequency and offset, marked as forgeries of the class.
+Dataset MakeSineDataset(int classes, int per_class, int dims, int min_len, int max_len,
+                        uint64_t seed, int forgeries = 0);
+
+}  // namespace srn::testing
+
+#endif  // SRN_TESTS_TESTING_SYNTHETIC_DATA_H_
