@@ -4,6 +4,7 @@
 #   deploy/install-deps.sh            build + test dependencies (what the README and CI use)
 #   deploy/install-deps.sh runtime    only the shared libraries the server and client need to run
 #   deploy/install-deps.sh python     Python packages for the reference scripts, plots and example client
+#   deploy/install-deps.sh sanitizers clang and its sanitizer runtimes (CI's ASan/UBSan/TSan builds)
 #
 # Several groups may be given at once. This is the one list of packages: the README, .ci/run
 # and the Dockerfile all call it.
@@ -19,6 +20,7 @@ runtime_pkgs=(
   libgrpc++1.51 libprotobuf32 libsqlite3-0 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0
   libabsl20220623 ca-certificates
 )
+sanitizer_pkgs=(clang libclang-rt-14-dev)
 python_pkgs=(python3 python3-numpy python3-torch python3-sklearn python3-matplotlib python3-grpcio python3-protobuf)
 
 groups=("$@")
@@ -30,7 +32,8 @@ for g in "${groups[@]}"; do
     build) want+=("${build_pkgs[@]}") ;;
     runtime) want+=("${runtime_pkgs[@]}") ;;
     python) want+=("${python_pkgs[@]}") ;;
-    *) echo "install-deps.sh: unknown group '$g' (build, runtime, python)" >&2; exit 2 ;;
+    sanitizers) want+=("${sanitizer_pkgs[@]}") ;;
+    *) echo "install-deps.sh: unknown group '$g' (build, runtime, python, sanitizers)" >&2; exit 2 ;;
   esac
 done
 
