@@ -145,8 +145,9 @@ absl::Status Preprocessor::Validate() const {
     if (!std::isfinite(mean[d])) {
       return absl::InvalidArgumentError(absl::StrCat("mean of feature ", d, " is not finite"));
     }
-    if (!std::isfinite(scale[d])) {
-      return absl::InvalidArgumentError(absl::StrCat("scale of feature ", d, " is not finite"));
+    if (!std::isfinite(scale[d]) || scale[d] <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("scale of feature ", d, " must be positive and finite, got ", scale[d]));
     }
   }
   return CheckWindow(window);

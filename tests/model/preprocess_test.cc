@@ -173,6 +173,10 @@ TEST(PreprocessorTest, ValidateChecksEveryField) {
   p = Identity(3, 2);
   p.scale[2] = std::numeric_limits<float>::infinity();
   EXPECT_EQ(p.Validate().code(), absl::StatusCode::kInvalidArgument);
+  p.scale[2] = 0.0f;  // would erase the feature
+  EXPECT_EQ(p.Validate().code(), absl::StatusCode::kInvalidArgument);
+  p.scale[2] = -1.0f;
+  EXPECT_EQ(p.Validate().code(), absl::StatusCode::kInvalidArgument);
   p = Identity(3, 0);
   EXPECT_EQ(p.Validate().code(), absl::StatusCode::kInvalidArgument);
   p = Identity(3, kMaxPreprocessWindow + 1);
