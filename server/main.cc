@@ -1,0 +1,107 @@
+// srn-server: serves a trained model over gRPC (see proto/srn/v1/similarity.proto).
+// With no arguments it serves the bundled default signature model on 127.0.0.1:50051, with
+// Prometheus metrics on 127.0.0.1:9464/metrics and enrolled subjects in ./srn-store.db.
+
+#include <csignal>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "model/parallel.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks one)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464", "Prometheus /metrics address (empty: off)");
+ABSL_FLAG(std::string, weights, "", "weights file to serve (default: the bundled signature model)");
+ABSL_FLAG(std::string, store, "srn-store.db", "SQLite file of enrolled subjects (':memory:' keeps nothing)");
+ABSL_FLAG(double, default_threshold, 0.5, "accept a verification when the fused similarity reaches this");
+ABSL_FLAG(std::string, default_fusion, "mean", "how reference scores fuse by default: max, mean or top-k-mean");
+ABSL_FLAG(int, fusion_k, 3, "k of top-k-mean fusion when a request does not say");
+ABSL_FLAG(int, max_series_length, 20000, "frames (or pen samples) per series");
+ABSL_FLAG(int, max_batch, 256, "series per Embed call");
+ABSL_FLAG(int, max_references, 64, "references per subject");
+ABSL_FLAG(int, max_message_bytes, 16 << 20, "largest request or response message");
+ABSL_FLAG(int, threads, 0, "threads for batch embedding and Identify scans (0: all cores)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle: require client certificates it signed");
+ABSL_FLAG(std::string, tokens_file, "",
+          "file of '<role> <token>' lines (roles reader, admin); $SRN_ADMIN_TOKEN and "
+          "$SRN_READER_TOKEN add more. Tokens are never taken from the command line");
+ABSL_FLAG(bool, allow_unauthenticated_remote, false,
+          "allow a non-loopback listen address without tokens");
+ABSL_FLAG(double, drain_seconds, 5, "on SIGTERM, seconds to report NOT_SERVING while still serving");
+ABSL_FLAG(double, grace_seconds, 10, "then, seconds for calls in flight to finish");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("serves Siamese Recurrent Network similarity over gRPC");
+  absl::ParseCommandLine(argc, argv);
+
+  srn::ServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
+  options.weights_path = absl::GetFlag(FLAGS_weights);
+  options.store_path = absl::GetFlag(FLAGS_store);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  options.allow_unauthenticated_remote = absl::GetFlag(FLAGS_allow_unauthenticated_remote);
+  srn::CoreOptions& core = options.core;
+  core.default_threshold = static_cast<float>(absl::GetFlag(FLAGS_default_threshold));
+  core.default_fusion_k = absl::GetFlag(FLAGS_fusion_k);
+  core.threads = absl::GetFlag(FLAGS_threads);
+  core.limits.max_series_length = absl::GetFlag(FLAGS_max_series_length);
+  core.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
+  core.limits.max_references = absl::GetFlag(FLAGS_max_references);
+  const std::string fusion = absl::GetFlag(FLAGS_default_fusion);
+  if (fusion == "max") {
+    core.default_fusion = srn::FusionRule::kMax;
+  } else if (fusion == "mean") {
+    core.default_fusion = srn::FusionRule::kMean;
+  } else if (fusion == "top-k-mean") {
+    core.default_fusion = srn::FusionRule::kTopKMean;
+  } else {
+    std::cerr << "srn-server: --default_fusion must be max, mean or top-k-mean\n";
+    return 2;
+  }
+  if (!(core.default_threshold >= 0 && core.default_threshold <= 1) || core.default_fusion_k < 1 ||
+      core.limits.max_series_length < 1 || core.limits.max_batch < 1 || core.limits.max_references < 1) {
+    std::cerr << "srn-server: need 0 <= --default_threshold <= 1 and positive limits\n";
+    return 2;
+  }
+
+  // Signals are taken by a waiting thread, not a handler, so shutdown can do real work.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<srn::Server>> server = srn::Server::BuildAndStart(options);
+  if (!server.ok()) {
+    std::cerr << "srn-server: " << server.status().message() << "\n";
+    return 1;
+  }
+  const auto info = (*server)->core().GetModelInfo();
+  std::cerr << absl::StrFormat(
+      "srn-server: serving model %s (%s) from %s on port %d; metrics on port %d; %d subjects\n",
+      info->model_id(), info->family(), info->source(), (*server)->port(), (*server)->metrics_port(),
+      (*server)->core().enrolled_subjects());
+
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::cerr << "srn-server: signal " << signal << ", draining\n";
+    (*server)->Shutdown(absl::GetFlag(FLAGS_drain_seconds), absl::GetFlag(FLAGS_grace_seconds));
+  });
+  (*server)->Wait();
+  waiter.join();
+  std::cerr << "srn-server: stopped\n";
+  return 0;
+}

@@ -1,0 +1,36 @@
+#ifndef SRN_SERVER_SERIES_INPUT_H_
+#define SRN_SERVER_SERIES_INPUT_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/series.h"
+#include "model/similarity_model.h"
+#include "srn/v1/similarity.pb.h"
+
+namespace srn {
+
+// What the server accepts in one request; every limit gives RESOURCE_EXHAUSTED when exceeded
+// (a well-formed request that is too big) or INVALID_ARGUMENT (a malformed one).
+struct RequestLimits {
+  int max_series_length = 20000;  // frames (or pen samples) per series
+  int max_batch = 256;            // series per Embed call
+  int max_references = 64;        // references per subject
+  int max_subject_id_length = 128;
+  int max_top_k = 1000;
+};
+
+// Turns one input series into the model's raw input: frames are checked against the model's
+// feature count, and pen samples (signature models only) become signature features exactly as in
+// training. InvalidArgument says what was wrong (empty, non-finite, not a multiple of
+// num_features, wrong feature count, mismatched pen arrays, ...); ResourceExhausted when longer
+// than the limit. `what` names the series in messages (e.g. "references[2]").
+absl::StatusOr<Series> ToRawSeries(const v1::SeriesInput& input, const SimilarityModel& model,
+                                   const RequestLimits& limits, const std::string& what);
+
+// InvalidArgument unless `id` is 1..limits.max_subject_id_length characters of [A-Za-z0-9._:@-].
+absl::Status ValidateSubjectId(const std::string& id, const RequestLimits& limits);
+
+}  // namespace srn
+
+#endif  // SRN_SERVER_SERIES_INPUT_H_

@@ -1,0 +1,188 @@
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "model/csv_dataset.h"
+#include "model/status_macros.h"
+#include "model/weights_file.h"
+
+namespace srn {
+namespace {
+
+// True for addresses only this machine can reach.
+bool IsLoopback(const std::string& address) {
+  std::string host = address;
+  if (absl::StartsWith(host, "ipv4:")) host = host.substr(5);
+  if (absl::StartsWith(host, "ipv6:")) host = host.substr(5);
+  if (absl::StartsWith(host, "[")) return absl::StartsWith(host, "[::1]");
+  host = host.substr(0, host.rfind(':'));
+  return host == "localhost" || absl::StartsWith(host, "127.");
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& options) {
+  if (options.tls_cert_file.empty() && options.tls_key_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError("a client CA needs TLS: set the certificate and key too");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
+  }
+  SRN_ASSIGN_OR_RETURN(std::string cert, ReadFileToString(options.tls_cert_file));
+  SRN_ASSIGN_OR_RETURN(std::string key, ReadFileToString(options.tls_key_file));
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (!options.tls_client_ca_file.empty()) {
+    SRN_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileToString(options.tls_client_ca_file));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+std::string DefaultModelPath() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::vector<std::filesystem::path> candidates;
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / ".." / "share" / "srn" / "models" / "default.srnw");
+  }
+#ifdef SRN_SOURCE_DEFAULT_MODEL
+  candidates.push_back(SRN_SOURCE_DEFAULT_MODEL);
+#endif
+  for (const auto& path : candidates) {
+    if (std::filesystem::is_regular_file(path, ec)) return std::filesystem::weakly_canonical(path, ec).string();
+  }
+  return "";
+}
+
+Server::~Server() {
+  if (grpc_server_ != nullptr) Shutdown(0, 0);
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server());
+
+  if (!options.tokens_file.empty()) {
+    SRN_ASSIGN_OR_RETURN(server->auth_, TokenAuth::FromFile(options.tokens_file));
+  }
+  SRN_RETURN_IF_ERROR(server->auth_.AddFromEnvironment());
+  if (!server->auth_.enabled() && !IsLoopback(options.listen_address) &&
+      !options.allow_unauthenticated_remote) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to listen on ", options.listen_address,
+        " without authentication: give tokens (--tokens_file, $SRN_ADMIN_TOKEN, $SRN_READER_TOKEN), "
+        "listen on a loopback address, or pass --allow_unauthenticated_remote"));
+  }
+  SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
+
+  const std::string weights = options.weights_path.empty() ? DefaultModelPath() : options.weights_path;
+  if (weights.empty()) {
+    return absl::FailedPreconditionError(
+        "no weights file given (--weights) and no bundled default model found");
+  }
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = LoadModel(weights);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("cannot load model: ", model.status().message()));
+  }
+  auto serving = std::make_shared<ServingModel>();
+  serving->model = *model;
+  serving->id = ModelFingerprint(**model);
+  serving->source = weights;
+
+  std::unique_ptr<SubjectStore> store;
+  if (options.store_path == ":memory:") {
+    store = NewInMemorySubjectStore();
+  } else {
+    absl::StatusOr<std::unique_ptr<SubjectStore>> opened = OpenSqliteSubjectStore(options.store_path);
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(), absl::StrCat("cannot use the store ",
+                                                               options.store_path, ": ",
+                                                               opened.status().message()));
+    }
+    store = *std::move(opened);
+  }
+
+  server->registry_ = std::make_shared<prometheus::Registry>();
+  server->metrics_ = std::make_unique<ServerMetrics>(server->registry_, SimilarityService::kServiceName,
+                                                     SimilarityService::MethodNames());
+  if (!options.metrics_address.empty()) {
+    try {
+      server->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_address);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", options.metrics_address,
+                                                 ": ", e.what()));
+    }
+    server->exposer_->RegisterCollectable(server->registry_);
+    const std::vector<int> ports = server->exposer_->GetListeningPorts();
+    server->metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+
+  server->core_ = std::make_unique<SimilarityCore>(serving, std::move(store), options.core,
+                                                   server->metrics_.get());
+  server->service_ = std::make_unique<SimilarityService>(server->core_.get(), &server->auth_,
+                                                         server->metrics_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, credentials, &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    server->grpc_server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
+                                               " (address in use or invalid?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(false);
+
+  // Serve only once everything acknowledged before is back in memory.
+  if (absl::Status s = server->core_->Recover(); !s.ok()) {
+    server->Shutdown(0, 0);
+    return absl::Status(s.code(), absl::StrCat("cannot recover the store: ", s.message()));
+  }
+  server->service_->SetReady(true);
+  health->SetServingStatus(true);
+  return server;
+}
+
+void Server::Wait() {
+  if (grpc_server_ != nullptr) grpc_server_->Wait();
+}
+
+void Server::Shutdown(double drain_seconds, double grace_seconds) {
+  if (grpc_server_ == nullptr) return;
+  // First tell health checkers, and keep serving while load balancers take notice.
+  if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  if (drain_seconds > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
+  }
+  // Then stop taking calls; those in flight get the grace period to finish.
+  service_->StartDraining();
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  grpc_server_->Shutdown(deadline);
+  grpc_server_->Wait();
+  grpc_server_.reset();
+}
+
+}  // namespace srn

@@ -1,0 +1,76 @@
+#ifndef SRN_SERVER_SERVER_H_
+#define SRN_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "prometheus/exposer.h"
+#include "server/auth.h"
+#include "server/server_metrics.h"
+#include "server/similarity_core.h"
+#include "server/similarity_service.h"
+
+namespace srn {
+
+// Everything that configures a server; main.cc only fills this from flags.
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1:50051";  // port 0 picks a free port
+  std::string metrics_address = "127.0.0.1:9464";  // empty: no metrics endpoint; port 0: free port
+  std::string weights_path;                        // empty: the bundled default model
+  std::string store_path = "srn-store.db";         // SQLite file, or ":memory:" (not durable)
+  CoreOptions core;
+  int max_message_bytes = 16 << 20;
+
+  // TLS: server certificate chain and key (PEM files); optional client-certificate verification.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;  // when set, clients must present a certificate it signed
+  // Bearer tokens ("<role> <token>" lines); $SRN_ADMIN_TOKEN / $SRN_READER_TOKEN are added.
+  std::string tokens_file;
+  // Without tokens the server refuses non-loopback addresses unless this is set.
+  bool allow_unauthenticated_remote = false;
+};
+
+// The path of the bundled default model, or "" when no copy is found next to the binary
+// (share/srn/models) or in the source tree it was built from.
+std::string DefaultModelPath();
+
+// A running srn server: the similarity service, health, reflection and the metrics endpoint.
+// Start-up refuses (with the reason) a missing or corrupt weights file, an unusable store, bad
+// TLS files or an unsafe address; health is NOT_SERVING until the store is recovered.
+// Thread-safe.
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(const ServerOptions& options);
+  ~Server();
+
+  // Blocks until Shutdown.
+  void Wait();
+  // Health goes NOT_SERVING while the server keeps answering for `drain_seconds` (so that load
+  // balancers stop sending); then new calls are refused and those in flight get
+  // `grace_seconds` to finish before the server stops.
+  void Shutdown(double drain_seconds, double grace_seconds);
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  SimilarityCore& core() { return *core_; }
+
+ private:
+  Server() = default;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  TokenAuth auth_;
+  std::unique_ptr<SimilarityCore> core_;
+  std::unique_ptr<SimilarityService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+};
+
+}  // namespace srn
+
+#endif  // SRN_SERVER_SERVER_H_

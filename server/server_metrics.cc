@@ -1,0 +1,114 @@
+#include "server/server_metrics.h"
+
+namespace srn {
+namespace {
+
+const char* const kCodeNames[17] = {
+    "OK",          "Canceled",        "Unknown",          "InvalidArgument",  "DeadlineExceeded",
+    "NotFound",    "AlreadyExists",   "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",     "OutOfRange",      "Unimplemented",    "Internal",         "Unavailable",
+    "DataLoss",    "Unauthenticated"};
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+}  // namespace
+
+ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
+                             const std::string& service, const std::vector<std::string>& methods)
+    : registry_(std::move(registry)), methods_(methods) {
+  auto& started = prometheus::BuildCounter()
+                      .Name("grpc_server_started_total")
+                      .Help("Total number of RPCs started on the server.")
+                      .Register(*registry_);
+  auto& handled = prometheus::BuildCounter()
+                      .Name("grpc_server_handled_total")
+                      .Help("Total number of RPCs completed on the server, regardless of success or failure.")
+                      .Register(*registry_);
+  auto& seconds = prometheus::BuildHistogram()
+                      .Name("grpc_server_handling_seconds")
+                      .Help("Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.")
+                      .Register(*registry_);
+  for (const std::string& method : methods_) {
+    const std::map<std::string, std::string> labels = {
+        {"grpc_service", service}, {"grpc_method", method}, {"grpc_type", "unary"}};
+    started_.push_back(&started.Add(labels));
+    handling_seconds_.push_back(&seconds.Add(labels, LatencyBuckets()));
+    std::array<prometheus::Counter*, 17> by_code{};
+    for (int code = 0; code < 17; ++code) {
+      auto with_code = labels;
+      with_code["grpc_code"] = kCodeNames[code];
+      by_code[code] = &handled.Add(with_code);
+    }
+    handled_.push_back(by_code);
+  }
+  auto& decisions = prometheus::BuildCounter()
+                        .Name("srn_verify_decisions_total")
+                        .Help("Verify decisions by outcome.")
+                        .Register(*registry_);
+  verify_accept_ = &decisions.Add({{"outcome", "accept"}});
+  verify_reject_ = &decisions.Add({{"outcome", "reject"}});
+  series_length_ = &prometheus::BuildHistogram()
+                        .Name("srn_series_length_frames")
+                        .Help("Frames (or pen samples) per series received.")
+                        .Register(*registry_)
+                        .Add({}, prometheus::Histogram::BucketBoundaries{10, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800});
+  store_commit_seconds_ = &prometheus::BuildHistogram()
+                               .Name("srn_store_commit_seconds")
+                               .Help("Time to make an Enroll or Delete durable.")
+                               .Register(*registry_)
+                               .Add({}, LatencyBuckets());
+  auto& enrolled = prometheus::BuildGauge()
+                       .Name("srn_enrolled")
+                       .Help("Enrolled subjects and reference series.")
+                       .Register(*registry_);
+  enrolled_subjects_ = &enrolled.Add({{"kind", "subjects"}});
+  enrolled_references_ = &enrolled.Add({{"kind", "references"}});
+  model_info_ = &prometheus::BuildGauge()
+                     .Name("srn_model_info")
+                     .Help("The active model (value 1), labelled by fingerprint and family.")
+                     .Register(*registry_);
+}
+
+int ServerMetrics::MethodIndex(const std::string& method) const {
+  for (size_t i = 0; i < methods_.size(); ++i) {
+    if (methods_[i] == method) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void ServerMetrics::RpcStarted(int method) {
+  if (method >= 0) started_[method]->Increment();
+}
+
+void ServerMetrics::RpcHandled(int method, grpc::StatusCode code, double seconds) {
+  if (method < 0) return;
+  const int c = static_cast<int>(code);
+  handled_[method][c >= 0 && c < 17 ? c : 2]->Increment();
+  handling_seconds_[method]->Observe(seconds);
+}
+
+void ServerMetrics::VerifyDecision(bool accepted) {
+  (accepted ? verify_accept_ : verify_reject_)->Increment();
+}
+
+void ServerMetrics::SeriesLength(int frames) { series_length_->Observe(frames); }
+
+void ServerMetrics::StoreCommit(double seconds) { store_commit_seconds_->Observe(seconds); }
+
+void ServerMetrics::SetEnrolled(int64_t subjects, int64_t references) {
+  enrolled_subjects_->Set(static_cast<double>(subjects));
+  enrolled_references_->Set(static_cast<double>(references));
+}
+
+void ServerMetrics::SetModel(const std::string& model_id, const std::string& family) {
+  // A new child per model is created only at start-up and on a model swap: rare, by design.
+  prometheus::Gauge* gauge = &model_info_->Add({{"model_id", model_id}, {"family", family}});
+  absl::MutexLock lock(&mu_);
+  if (active_model_ != nullptr && active_model_ != gauge) active_model_->Set(0);
+  gauge->Set(1);
+  active_model_ = gauge;
+}
+
+}  // namespace srn

@@ -1,0 +1,440 @@
+#include "server/similarity_core.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "model/parallel.h"
+#include "model/status_macros.h"
+
+namespace srn {
+namespace {
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::Status CheckThreshold(float threshold, const std::string& what) {
+  if (!(threshold >= 0.0f && threshold <= 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be a similarity in [0, 1], got ", threshold));
+  }
+  return absl::OkStatus();
+}
+
+v1::Fusion ToProto(FusionRule rule) {
+  switch (rule) {
+    case FusionRule::kMax: return v1::FUSION_MAX;
+    case FusionRule::kMean: return v1::FUSION_MEAN;
+    case FusionRule::kTopKMean: return v1::FUSION_TOP_K_MEAN;
+  }
+  return v1::FUSION_UNSPECIFIED;
+}
+
+}  // namespace
+
+SubjectRecord ToRecord(const SubjectEntry& entry) {
+  SubjectRecord record;
+  record.id = entry.id;
+  record.threshold = entry.threshold;
+  record.created_unix_ms = entry.created_unix_ms;
+  record.updated_unix_ms = entry.updated_unix_ms;
+  record.model_id = entry.model_id;
+  for (int r = 0; r < entry.references(); ++r) {
+    StoredReference ref;
+    ref.input = entry.inputs[r];
+    ref.embedding.assign(entry.embeddings.row(r).data(),
+                         entry.embeddings.row(r).data() + entry.embeddings.cols());
+    record.references.push_back(std::move(ref));
+  }
+  return record;
+}
+
+absl::StatusOr<std::shared_ptr<const SubjectEntry>> FromRecord(SubjectRecord record) {
+  auto entry = std::make_shared<SubjectEntry>();
+  entry->id = std::move(record.id);
+  entry->threshold = record.threshold;
+  entry->created_unix_ms = record.created_unix_ms;
+  entry->updated_unix_ms = record.updated_unix_ms;
+  entry->model_id = std::move(record.model_id);
+  const int n = static_cast<int>(record.references.size());
+  const int dims = n == 0 ? 0 : static_cast<int>(record.references[0].embedding.size());
+  entry->embeddings.resize(n, dims);
+  for (int r = 0; r < n; ++r) {
+    const StoredReference& ref = record.references[r];
+    if (static_cast<int>(ref.embedding.size()) != dims) {
+      return absl::DataLossError(absl::StrCat("subject '", entry->id, "': reference ", r, " has ",
+                                              ref.embedding.size(), " embedding values, reference 0 has ",
+                                              dims));
+    }
+    std::copy(ref.embedding.begin(), ref.embedding.end(), entry->embeddings.row(r).data());
+    entry->inputs.push_back(std::move(record.references[r].input));
+  }
+  return std::shared_ptr<const SubjectEntry>(std::move(entry));
+}
+
+v1::Subject ToProto(const SubjectEntry& entry) {
+  v1::Subject s;
+  s.set_subject_id(entry.id);
+  s.set_reference_count(entry.references());
+  if (entry.threshold.has_value()) s.set_threshold(*entry.threshold);
+  s.set_created_unix_ms(entry.created_unix_ms);
+  s.set_updated_unix_ms(entry.updated_unix_ms);
+  s.set_model_id(entry.model_id);
+  return s;
+}
+
+SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
+                               std::unique_ptr<SubjectStore> store, const CoreOptions& options,
+                               ServerMetrics* metrics)
+    : options_(options), metrics_(metrics), store_(std::move(store)), index_(model) {
+  if (metrics_ != nullptr) metrics_->SetModel(model->id, model->model->architecture().FamilyName());
+}
+
+FusionRule SimilarityCore::Fusion(v1::Fusion requested) const {
+  switch (requested) {
+    case v1::FUSION_MAX: return FusionRule::kMax;
+    case v1::FUSION_MEAN: return FusionRule::kMean;
+    case v1::FUSION_TOP_K_MEAN: return FusionRule::kTopKMean;
+    default: return options_.default_fusion;
+  }
+}
+
+void SimilarityCore::UpdateEnrolledMetrics() const {
+  if (metrics_ != nullptr) metrics_->SetEnrolled(index_.subjects(), index_.references());
+}
+
+absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
+    const ServingModel& model, const google::protobuf::RepeatedPtrField<v1::SeriesInput>& inputs,
+    const std::string& what) const {
+  std::vector<Series> raw;
+  raw.reserve(inputs.size());
+  for (int i = 0; i < inputs.size(); ++i) {
+    SRN_ASSIGN_OR_RETURN(Series s, ToRawSeries(inputs[i], *model.model, options_.limits,
+                                                absl::StrCat(what, "[", i, "]")));
+    if (metrics_ != nullptr) metrics_->SeriesLength(s.length());
+    raw.push_back(std::move(s));
+  }
+  std::vector<const Series*> pointers;
+  for (const Series& s : raw) pointers.push_back(&s);
+  return model.model->Embed(pointers);
+}
+
+absl::StatusOr<RowMatrix> SimilarityCore::EmbedOne(const ServingModel& model,
+                                                   const v1::SeriesInput& input,
+                                                   const std::string& what) const {
+  SRN_ASSIGN_OR_RETURN(Series s, ToRawSeries(input, *model.model, options_.limits, what));
+  if (metrics_ != nullptr) metrics_->SeriesLength(s.length());
+  return model.model->Embed({&s});
+}
+
+absl::StatusOr<v1::EmbedResponse> SimilarityCore::Embed(const v1::EmbedRequest& request) const {
+  if (request.series_size() == 0) return absl::InvalidArgumentError("no series to embed");
+  if (request.series_size() > options_.limits.max_batch) {
+    return absl::ResourceExhaustedError(absl::StrCat(request.series_size(),
+                                                     " series in one call exceeds the limit of ",
+                                                     options_.limits.max_batch));
+  }
+  const std::shared_ptr<const ServingModel> model = index_.model();
+  SRN_ASSIGN_OR_RETURN(RowMatrix emb, EmbedInputs(*model, request.series(), "series"));
+  v1::EmbedResponse response;
+  for (int i = 0; i < emb.rows(); ++i) {
+    auto* values = response.add_embeddings()->mutable_values();
+    values->Add(emb.row(i).data(), emb.row(i).data() + emb.cols());
+  }
+  response.set_model_id(model->id);
+  return response;
+}
+
+absl::StatusOr<v1::SimilarityResponse> SimilarityCore::Similarity(
+    const v1::SimilarityRequest& request) const {
+  const std::shared_ptr<const ServingModel> model = index_.model();
+  SRN_ASSIGN_OR_RETURN(Series a, ToRawSeries(request.a(), *model->model, options_.limits, "a"));
+  SRN_ASSIGN_OR_RETURN(Series b, ToRawSeries(request.b(), *model->model, options_.limits, "b"));
+  if (metrics_ != nullptr) {
+    metrics_->SeriesLength(a.length());
+    metrics_->SeriesLength(b.length());
+  }
+  SRN_ASSIGN_OR_RETURN(RowMatrix emb, model->model->Embed({&a, &b}));
+  v1::SimilarityResponse response;
+  response.set_similarity(model->model->Score(emb.row(0).data(), emb.row(1).data()));
+  response.set_model_id(model->id);
+  return response;
+}
+
+absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollRequest& request) {
+  SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
+  if (request.references_size() == 0) {
+    return absl::InvalidArgumentError("no references to enroll");
+  }
+  if (request.references_size() > options_.limits.max_references) {
+    return absl::ResourceExhaustedError(absl::StrCat(request.references_size(),
+                                                     " references exceeds the limit of ",
+                                                     options_.limits.max_references));
+  }
+  if (request.has_threshold()) SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  const bool replace = request.mode() == v1::ENROLL_MODE_REPLACE;
+  if (request.mode() != v1::ENROLL_MODE_UNSPECIFIED && request.mode() != v1::ENROLL_MODE_ADD && !replace) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown enroll mode ", request.mode()));
+  }
+  std::vector<std::string> inputs;
+  for (const v1::SeriesInput& input : request.references()) inputs.push_back(input.SerializeAsString());
+
+  // Embedding is slow, so it happens before taking the write lock; if the model changed in the
+  // meantime, embed again with the new one.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const std::shared_ptr<const ServingModel> model = index_.model();
+    SRN_ASSIGN_OR_RETURN(RowMatrix emb, EmbedInputs(*model, request.references(), "references"));
+
+    absl::MutexLock write(&write_mu_);
+    const SubjectIndex::View view = index_.Lookup(request.subject_id());
+    if (view.model->id != model->id) continue;
+    auto entry = std::make_shared<SubjectEntry>();
+    entry->id = request.subject_id();
+    entry->model_id = model->id;
+    entry->updated_unix_ms = NowUnixMs();
+    entry->created_unix_ms = view.subject ? view.subject->created_unix_ms : entry->updated_unix_ms;
+    entry->threshold = request.has_threshold()
+                           ? std::optional<float>(request.threshold())
+                           : (view.subject ? view.subject->threshold : std::nullopt);
+    const bool append = view.subject != nullptr && !replace;
+    const int old_rows = append ? view.subject->references() : 0;
+    if (old_rows + emb.rows() > options_.limits.max_references) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "subject '", request.subject_id(), "' would have ", old_rows + emb.rows(),
+          " references; the limit is ", options_.limits.max_references,
+          " (use mode REPLACE to replace them)"));
+    }
+    entry->embeddings.resize(old_rows + emb.rows(), emb.cols());
+    if (append) {
+      entry->embeddings.topRows(old_rows) = view.subject->embeddings;
+      entry->inputs = view.subject->inputs;
+    }
+    entry->embeddings.bottomRows(emb.rows()) = emb;
+    entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
+
+    const auto start = std::chrono::steady_clock::now();
+    SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
+    if (metrics_ != nullptr) {
+      metrics_->StoreCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    v1::EnrollResponse response;
+    *response.mutable_subject() = ToProto(*entry);
+    index_.Upsert(std::move(entry));
+    UpdateEnrolledMetrics();
+    return response;
+  }
+  return absl::UnavailableError("the model kept changing during enrollment; retry");
+}
+
+absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request) const {
+  SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
+  if (request.has_threshold()) SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  if (request.top_k() < 0) return absl::InvalidArgumentError("top_k must not be negative");
+  const SubjectIndex::View view = index_.Lookup(request.subject_id());
+  if (view.subject == nullptr) {
+    return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+  }
+  const ServingModel& model = *view.model;
+  SRN_ASSIGN_OR_RETURN(RowMatrix query, EmbedOne(model, request.query(), "query"));
+  const SubjectEntry& subject = *view.subject;
+  std::vector<float> scores(subject.references());
+  for (int r = 0; r < subject.references(); ++r) {
+    scores[r] = model.model->Score(query.row(0).data(), subject.embeddings.row(r).data());
+  }
+  const FusionRule rule = Fusion(request.fusion());
+  const int k = request.top_k() > 0 ? request.top_k() : options_.default_fusion_k;
+  const float score = FuseScores(scores.data(), static_cast<int>(scores.size()), rule, k);
+  const float threshold = request.has_threshold() ? request.threshold()
+                          : subject.threshold.has_value() ? *subject.threshold
+                                                          : options_.default_threshold;
+  v1::VerifyResponse response;
+  response.set_score(score);
+  response.set_accepted(score >= threshold);
+  response.set_threshold(threshold);
+  response.mutable_reference_scores()->Add(scores.begin(), scores.end());
+  response.set_fusion(ToProto(rule));
+  response.set_model_id(model.id);
+  if (metrics_ != nullptr) metrics_->VerifyDecision(response.accepted());
+  return response;
+}
+
+absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::IdentifyRequest& request) const {
+  if (request.top_k() < 0 || request.top_k() > options_.limits.max_top_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k must be in [0, ", options_.limits.max_top_k, "], got ", request.top_k()));
+  }
+  if (request.has_threshold()) SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  const int top_k = request.top_k() > 0 ? request.top_k() : 5;
+  const float threshold = request.has_threshold() ? request.threshold()
+                                                  : -std::numeric_limits<float>::infinity();
+  const FusionRule rule = Fusion(request.fusion());
+  const int threads = options_.threads > 0 ? options_.threads : DefaultThreads();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const std::shared_ptr<const ServingModel> model = index_.model();
+    SRN_ASSIGN_OR_RETURN(RowMatrix query, EmbedOne(*model, request.query(), "query"));
+    bool stale = false;
+    std::vector<IdentifyCandidate> candidates = index_.Identify(
+        *model, query.row(0).data(), top_k, rule, options_.default_fusion_k, threshold, threads, &stale);
+    if (stale) continue;  // the model was swapped between embedding and scanning
+    v1::IdentifyResponse response;
+    for (const IdentifyCandidate& c : candidates) {
+      v1::Candidate* out = response.add_candidates();
+      out->set_subject_id(c.subject->id);
+      out->set_score(c.score);
+    }
+    response.set_model_id(model->id);
+    return response;
+  }
+  return absl::UnavailableError("the model kept changing during identification; retry");
+}
+
+absl::StatusOr<v1::Subject> SimilarityCore::GetSubject(const v1::GetSubjectRequest& request) const {
+  SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
+  const SubjectIndex::View view = index_.Lookup(request.subject_id());
+  if (view.subject == nullptr) {
+    return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+  }
+  return ToProto(*view.subject);
+}
+
+absl::StatusOr<v1::ListSubjectsResponse> SimilarityCore::ListSubjects(
+    const v1::ListSubjectsRequest& request) const {
+  if (request.page_size() < 0) return absl::InvalidArgumentError("page_size must not be negative");
+  const int page_size = request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
+  if (!request.page_token().empty()) {
+    if (!ValidateSubjectId(request.page_token(), options_.limits).ok()) {
+      return absl::InvalidArgumentError("page_token is not one this server returned");
+    }
+  }
+  const std::vector<std::shared_ptr<const SubjectEntry>> page =
+      index_.List(request.page_token(), page_size + 1);
+  v1::ListSubjectsResponse response;
+  for (int i = 0; i < static_cast<int>(page.size()) && i < page_size; ++i) {
+    *response.add_subjects() = ToProto(*page[i]);
+  }
+  if (static_cast<int>(page.size()) > page_size) response.set_next_page_token(page[page_size - 1]->id);
+  return response;
+}
+
+absl::StatusOr<v1::DeleteSubjectResponse> SimilarityCore::DeleteSubject(
+    const v1::DeleteSubjectRequest& request) {
+  SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
+  absl::MutexLock write(&write_mu_);
+  if (index_.Lookup(request.subject_id()).subject == nullptr) {
+    return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  SRN_RETURN_IF_ERROR(store_->Delete(request.subject_id()));
+  if (metrics_ != nullptr) {
+    metrics_->StoreCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  index_.Remove(request.subject_id());
+  UpdateEnrolledMetrics();
+  return v1::DeleteSubjectResponse();
+}
+
+absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
+  const std::shared_ptr<const ServingModel> serving = index_.model();
+  const SimilarityModel& m = *serving->model;
+  const Architecture& arch = m.architecture();
+  const ModelMetadata& meta = m.metadata();
+  v1::ModelInfo info;
+  info.set_model_id(serving->id);
+  info.set_family(arch.FamilyName());
+  info.set_cell(std::string(CellTypeName(arch.cell)));
+  info.set_recurrent(arch.recurrent && !arch.is_logistic());
+  info.set_pooling(std::string(PoolingName(arch.pooling)));
+  info.set_hidden(arch.hidden);
+  info.set_layers(arch.is_logistic() ? 0 : arch.layers);
+  info.set_embedding_dims(m.embedding_dims());
+  info.set_input_kind(m.preprocessor().kind == FeatureKind::kSignature ? v1::ModelInfo::SIGNATURE
+                                                                       : v1::ModelInfo::FRAMES);
+  info.set_input_features(m.preprocessor().raw_dims);
+  info.set_window(m.preprocessor().window);
+  info.set_training_data(meta.training_data);
+  info.set_command(meta.command);
+  for (const auto& [k, v] : meta.hyperparameters) (*info.mutable_hyperparameters())[k] = v;
+  for (const auto& [k, v] : meta.metrics) (*info.mutable_metrics())[k] = v;
+  info.set_seed(meta.seed);
+  info.set_created(meta.created);
+  info.set_source(serving->source);
+  info.set_default_threshold(options_.default_threshold);
+  info.set_default_fusion(ToProto(options_.default_fusion));
+  return info;
+}
+
+absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
+    const SubjectEntry& entry, const ServingModel& model) const {
+  std::vector<Series> raw;
+  for (int r = 0; r < static_cast<int>(entry.inputs.size()); ++r) {
+    v1::SeriesInput input;
+    if (!input.ParseFromString(entry.inputs[r])) {
+      return absl::DataLossError(absl::StrCat("subject '", entry.id, "': stored reference ", r,
+                                              " is not a readable series"));
+    }
+    // Stored series were accepted once; a new model may still not take them (other features).
+    RequestLimits unlimited = options_.limits;
+    unlimited.max_series_length = std::numeric_limits<int>::max();
+    absl::StatusOr<Series> s = ToRawSeries(input, *model.model, unlimited, "reference");
+    if (!s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("subject '", entry.id, "' reference ", r,
+                                                        " cannot be embedded by model ", model.id,
+                                                        ": ", s.status().message()));
+    }
+    raw.push_back(*std::move(s));
+  }
+  std::vector<const Series*> pointers;
+  for (const Series& s : raw) pointers.push_back(&s);
+  SRN_ASSIGN_OR_RETURN(RowMatrix emb, model.model->Embed(pointers));
+  auto fresh = std::make_shared<SubjectEntry>(entry);
+  fresh->embeddings = std::move(emb);
+  fresh->model_id = model.id;
+  return std::shared_ptr<const SubjectEntry>(std::move(fresh));
+}
+
+absl::Status SimilarityCore::Recover() {
+  absl::MutexLock write(&write_mu_);
+  const std::shared_ptr<const ServingModel> model = index_.model();
+  std::vector<std::shared_ptr<const SubjectEntry>> entries;
+  std::vector<SubjectRecord> rewritten;
+  SRN_RETURN_IF_ERROR(store_->ForEach([&](SubjectRecord record) -> absl::Status {
+    SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SubjectEntry> entry, FromRecord(std::move(record)));
+    if (entry->model_id != model->id) {
+      SRN_ASSIGN_OR_RETURN(entry, Reembed(*entry, *model));
+      rewritten.push_back(ToRecord(*entry));
+    }
+    entries.push_back(std::move(entry));
+    return absl::OkStatus();
+  }));
+  if (!rewritten.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(rewritten));
+  index_.Reset(model, std::move(entries));
+  UpdateEnrolledMetrics();
+  return absl::OkStatus();
+}
+
+absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model) {
+  absl::MutexLock write(&write_mu_);
+  const std::vector<std::shared_ptr<const SubjectEntry>> current =
+      index_.List("", std::numeric_limits<int>::max());
+  std::vector<std::shared_ptr<const SubjectEntry>> entries;
+  std::vector<SubjectRecord> records;
+  entries.reserve(current.size());
+  for (const auto& entry : current) {
+    SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SubjectEntry> fresh, Reembed(*entry, *model));
+    records.push_back(ToRecord(*fresh));
+    entries.push_back(std::move(fresh));
+  }
+  if (!records.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(records));
+  const std::string family = model->model->architecture().FamilyName();
+  const std::string id = model->id;
+  index_.Reset(std::move(model), std::move(entries));
+  if (metrics_ != nullptr) metrics_->SetModel(id, family);
+  UpdateEnrolledMetrics();
+  return absl::OkStatus();
+}
+
+}  // namespace srn

@@ -1,0 +1,91 @@
+#ifndef SRN_SERVER_SIMILARITY_CORE_H_
+#define SRN_SERVER_SIMILARITY_CORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/series_input.h"
+#include "server/server_metrics.h"
+#include "server/subject_index.h"
+#include "server/subject_store.h"
+#include "srn/v1/similarity.pb.h"
+
+namespace srn {
+
+struct CoreOptions {
+  RequestLimits limits;
+  float default_threshold = 0.5f;  // accept when the fused similarity reaches it
+  FusionRule default_fusion = FusionRule::kMean;
+  int default_fusion_k = 3;        // for top-k mean
+  int threads = 0;                 // for batch embedding and Identify scans; 0: all cores
+};
+
+// The logic of the similarity service, independent of gRPC: validates each request, embeds with
+// the model snapshot the request started with, and keeps the durable store and the in-memory
+// index in step (a change is published to readers only after the store made it durable).
+//
+// Thread-safe. Reads (Embed, Similarity, Verify, Identify, Get/List) run concurrently without
+// waiting for each other; writes (Enroll, Delete, model swaps) are serialized among themselves
+// but never block reads while they do slow work.
+class SimilarityCore {
+ public:
+  // `metrics` may be null; it must outlive the core otherwise.
+  SimilarityCore(std::shared_ptr<const ServingModel> model, std::unique_ptr<SubjectStore> store,
+                 const CoreOptions& options, ServerMetrics* metrics);
+
+  // Loads every stored subject into memory, re-embedding (and durably rewriting) those stored
+  // under another model first. Call once before serving.
+  absl::Status Recover() ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  // Makes `model` the active one: re-embeds every enrolled reference with it off to the side,
+  // stores the new embeddings in one transaction, then switches model and subjects together.
+  // On any failure the active model stays and the error is returned.
+  absl::Status SwapModel(std::shared_ptr<const ServingModel> model) ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  std::shared_ptr<const ServingModel> model() const { return index_.model(); }
+  const CoreOptions& options() const { return options_; }
+  int64_t enrolled_subjects() const { return index_.subjects(); }
+
+  absl::StatusOr<v1::EmbedResponse> Embed(const v1::EmbedRequest& request) const;
+  absl::StatusOr<v1::SimilarityResponse> Similarity(const v1::SimilarityRequest& request) const;
+  absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request) ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request) const;
+  absl::StatusOr<v1::IdentifyResponse> Identify(const v1::IdentifyRequest& request) const;
+  absl::StatusOr<v1::Subject> GetSubject(const v1::GetSubjectRequest& request) const;
+  absl::StatusOr<v1::ListSubjectsResponse> ListSubjects(const v1::ListSubjectsRequest& request) const;
+  absl::StatusOr<v1::DeleteSubjectResponse> DeleteSubject(const v1::DeleteSubjectRequest& request)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::StatusOr<v1::ModelInfo> GetModelInfo() const;
+
+ private:
+  // Converts and embeds inputs with `model`; `what` names them in errors ("series", "references").
+  absl::StatusOr<RowMatrix> EmbedInputs(const ServingModel& model,
+                                        const google::protobuf::RepeatedPtrField<v1::SeriesInput>& inputs,
+                                        const std::string& what) const;
+  absl::StatusOr<RowMatrix> EmbedOne(const ServingModel& model, const v1::SeriesInput& input,
+                                     const std::string& what) const;
+  // Re-embeds a subject's stored inputs with `model`.
+  absl::StatusOr<std::shared_ptr<const SubjectEntry>> Reembed(const SubjectEntry& entry,
+                                                              const ServingModel& model) const;
+  FusionRule Fusion(v1::Fusion requested) const;
+  void UpdateEnrolledMetrics() const;
+
+  const CoreOptions options_;
+  ServerMetrics* const metrics_;
+  const std::unique_ptr<SubjectStore> store_;
+  SubjectIndex index_;
+  // Serializes writers: "make durable, then publish" must not interleave.
+  absl::Mutex write_mu_;
+};
+
+// Conversions between the index's entries and the store's records.
+SubjectRecord ToRecord(const SubjectEntry& entry);
+absl::StatusOr<std::shared_ptr<const SubjectEntry>> FromRecord(SubjectRecord record);
+v1::Subject ToProto(const SubjectEntry& entry);
+
+}  // namespace srn
+
+#endif  // SRN_SERVER_SIMILARITY_CORE_H_

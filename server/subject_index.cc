@@ -1,0 +1,304 @@
+#include "server/subject_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <queue>
+
+#include "model/parallel.h"
+
+namespace srn {
+namespace {
+
+// Rows per scan block: big enough for efficient matrix-vector products, small enough that the
+// copy a write makes of the block it touches stays cheap.
+constexpr int kBlockRows = 1024;
+// Below this many rows a single thread scans faster than two.
+constexpr int64_t kParallelRows = 32768;
+
+}  // namespace
+
+float FuseScores(const float* scores, int n, FusionRule rule, int top_k) {
+  if (n <= 0) return 0.0f;
+  switch (rule) {
+    case FusionRule::kMax:
+      return *std::max_element(scores, scores + n);
+    case FusionRule::kMean: {
+      double sum = 0;
+      for (int i = 0; i < n; ++i) sum += scores[i];
+      return static_cast<float>(sum / n);
+    }
+    case FusionRule::kTopKMean: {
+      const int k = std::max(1, std::min(top_k, n));
+      float best[64];
+      std::vector<float> heap_storage;
+      float* sorted = best;
+      if (n > 64) {
+        heap_storage.assign(scores, scores + n);
+        sorted = heap_storage.data();
+      } else {
+        std::copy(scores, scores + n, best);
+      }
+      std::partial_sort(sorted, sorted + k, sorted + n, std::greater<float>());
+      double sum = 0;
+      for (int i = 0; i < k; ++i) sum += sorted[i];
+      return static_cast<float>(sum / k);
+    }
+  }
+  return 0.0f;
+}
+
+// A subject's consecutive rows inside one block.
+struct Run {
+  std::shared_ptr<const SubjectEntry> entry;
+  int begin = 0;
+  int rows = 0;
+  bool alive = true;
+};
+
+struct SubjectIndex::Block {
+  RowMatrix embeddings;  // kBlockRows (or more, for one huge subject) x dims; `used` rows filled
+  int used = 0;
+  std::vector<Run> runs;
+};
+
+struct SubjectIndex::Scan {
+  int dims = 0;
+  std::vector<std::shared_ptr<const Block>> blocks;
+  int64_t rows = 0;       // filled rows, dead or alive
+  int64_t dead_rows = 0;  // rows of replaced or removed subjects, reclaimed by compaction
+};
+
+std::shared_ptr<const SubjectIndex::Scan> SubjectIndex::BuildScan(
+    int dims, const absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>>& subjects,
+    absl::flat_hash_map<std::string, Location>* locations) {
+  auto scan = std::make_shared<Scan>();
+  scan->dims = dims;
+  locations->clear();
+  std::shared_ptr<Block> block;
+  for (const auto& [id, entry] : subjects) {
+    const int rows = entry->references();
+    if (block == nullptr || block->used + rows > block->embeddings.rows()) {
+      if (block != nullptr) scan->blocks.push_back(std::move(block));
+      block = std::make_shared<Block>();
+      block->embeddings.resize(std::max(kBlockRows, rows), dims);
+    }
+    block->embeddings.middleRows(block->used, rows) = entry->embeddings;
+    block->runs.push_back(Run{entry, block->used, rows, true});
+    (*locations)[id] = Location{static_cast<int>(scan->blocks.size()),
+                                static_cast<int>(block->runs.size()) - 1};
+    block->used += rows;
+    scan->rows += rows;
+  }
+  if (block != nullptr) scan->blocks.push_back(std::move(block));
+  return scan;
+}
+
+SubjectIndex::SubjectIndex(std::shared_ptr<const ServingModel> model) {
+  Reset(std::move(model), {});
+}
+
+std::shared_ptr<const ServingModel> SubjectIndex::model() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return model_;
+}
+
+SubjectIndex::View SubjectIndex::Lookup(const std::string& id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  View view;
+  view.model = model_;
+  auto it = subjects_.find(id);
+  if (it != subjects_.end()) view.subject = it->second;
+  return view;
+}
+
+void SubjectIndex::Reset(std::shared_ptr<const ServingModel> model,
+                         std::vector<std::shared_ptr<const SubjectEntry>> entries) {
+  absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>> subjects;
+  int64_t references = 0;
+  for (auto& e : entries) {
+    references += e->references();
+    subjects[e->id] = std::move(e);
+  }
+  std::shared_ptr<const Scan> scan =
+      BuildScan(model->model->embedding_dims(), subjects, &locations_);
+  absl::MutexLock lock(&mu_);
+  model_ = std::move(model);
+  subjects_.swap(subjects);
+  scan_ = std::move(scan);
+  references_ = references;
+}
+
+void SubjectIndex::Upsert(std::shared_ptr<const SubjectEntry> entry) {
+  std::shared_ptr<const Scan> old_scan;
+  std::shared_ptr<const SubjectEntry> previous;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    old_scan = scan_;
+    auto it = subjects_.find(entry->id);
+    if (it != subjects_.end()) previous = it->second;
+  }
+  // Build the next scan off to the side: copy the block list, copy-on-write the blocks touched.
+  auto scan = std::make_shared<Scan>(*old_scan);
+  if (auto loc = locations_.find(entry->id); loc != locations_.end()) {
+    auto block = std::make_shared<Block>(*scan->blocks[loc->second.block]);
+    Run& run = block->runs[loc->second.run];
+    run.alive = false;
+    run.entry = nullptr;
+    scan->dead_rows += run.rows;
+    scan->blocks[loc->second.block] = std::move(block);
+  }
+  const int rows = entry->references();
+  std::shared_ptr<Block> last;
+  if (!scan->blocks.empty() &&
+      scan->blocks.back()->used + rows <= scan->blocks.back()->embeddings.rows()) {
+    last = std::make_shared<Block>(*scan->blocks.back());
+    scan->blocks.pop_back();
+  } else {
+    last = std::make_shared<Block>();
+    last->embeddings.resize(std::max(kBlockRows, rows), scan->dims);
+  }
+  last->embeddings.middleRows(last->used, rows) = entry->embeddings;
+  last->runs.push_back(Run{entry, last->used, rows, true});
+  last->used += rows;
+  scan->rows += rows;
+  locations_[entry->id] = Location{static_cast<int>(scan->blocks.size()),
+                                   static_cast<int>(last->runs.size()) - 1};
+  scan->blocks.push_back(std::move(last));
+
+  const bool compact = scan->dead_rows > kBlockRows && scan->dead_rows * 2 > scan->rows;
+  {
+    absl::MutexLock lock(&mu_);
+    references_ += rows - (previous ? previous->references() : 0);
+    subjects_[entry->id] = std::move(entry);
+    scan_ = std::move(scan);
+  }
+  if (compact) Compact();
+}
+
+void SubjectIndex::Compact() {
+  // Linear in the index, so it runs only once half of the scan is garbage. Building under a
+  // shared lock lets readers carry on; writers are serialized by the caller anyway.
+  std::shared_ptr<const Scan> scan;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    scan = BuildScan(scan_->dims, subjects_, &locations_);
+  }
+  absl::MutexLock lock(&mu_);
+  scan_ = std::move(scan);
+}
+
+bool SubjectIndex::Remove(const std::string& id) {
+  auto loc = locations_.find(id);
+  if (loc == locations_.end()) return false;
+  std::shared_ptr<const Scan> old_scan;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    old_scan = scan_;
+  }
+  auto scan = std::make_shared<Scan>(*old_scan);
+  auto block = std::make_shared<Block>(*scan->blocks[loc->second.block]);
+  Run& run = block->runs[loc->second.run];
+  run.alive = false;
+  run.entry = nullptr;
+  scan->dead_rows += run.rows;
+  scan->blocks[loc->second.block] = std::move(block);
+  locations_.erase(loc);
+
+  const bool compact = scan->dead_rows > kBlockRows && scan->dead_rows * 2 > scan->rows;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = subjects_.find(id);
+    if (it != subjects_.end()) {
+      references_ -= it->second->references();
+      subjects_.erase(it);
+    }
+    scan_ = std::move(scan);
+  }
+  if (compact) Compact();
+  return true;
+}
+
+std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model, const float* query,
+                                                      int top_k, FusionRule rule, int fusion_k,
+                                                      float threshold, int threads,
+                                                      bool* stale) const {
+  std::shared_ptr<const Scan> scan;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    *stale = model_->id != model.id;
+    if (*stale) return {};
+    scan = scan_;
+  }
+  const SimilarityModel& m = *model.model;
+  const int dims = m.embedding_dims();
+  // logit(row) = row . (v * q) + c
+  Vector weights(dims);
+  const float* v = m.params().data() + m.layout().v_offset();
+  for (int i = 0; i < dims; ++i) weights[i] = v[i] * query[i];
+  const float c = m.params()[m.layout().c_offset()];
+
+  auto worse = [](const IdentifyCandidate& a, const IdentifyCandidate& b) { return a.score > b.score; };
+  using Heap = std::priority_queue<IdentifyCandidate, std::vector<IdentifyCandidate>, decltype(worse)>;
+  const int num_blocks = static_cast<int>(scan->blocks.size());
+  if (scan->rows - scan->dead_rows < kParallelRows) threads = 1;
+  threads = std::max(1, std::min(threads, num_blocks));
+  std::vector<std::vector<IdentifyCandidate>> partial(threads);
+  ParallelFor(num_blocks, threads, [&](int begin, int end, int worker) {
+    Heap heap(worse);
+    Vector logits;
+    std::vector<float> sims;
+    for (int b = begin; b < end; ++b) {
+      const Block& block = *scan->blocks[b];
+      if (block.used == 0) continue;
+      logits.noalias() = block.embeddings.topRows(block.used) * weights;
+      for (const Run& run : block.runs) {
+        if (!run.alive) continue;
+        sims.resize(run.rows);
+        for (int r = 0; r < run.rows; ++r) sims[r] = 1.0f / (1.0f + std::exp(-(logits[run.begin + r] + c)));
+        const float score = FuseScores(sims.data(), run.rows, rule, fusion_k);
+        if (score < threshold) continue;
+        if (static_cast<int>(heap.size()) < top_k) {
+          heap.push({run.entry, score});
+        } else if (score > heap.top().score) {
+          heap.pop();
+          heap.push({run.entry, score});
+        }
+      }
+    }
+    while (!heap.empty()) {
+      partial[worker].push_back(heap.top());
+      heap.pop();
+    }
+  });
+  std::vector<IdentifyCandidate> all;
+  for (auto& p : partial) all.insert(all.end(), p.begin(), p.end());
+  std::sort(all.begin(), all.end(), [](const IdentifyCandidate& a, const IdentifyCandidate& b) {
+    return a.score != b.score ? a.score > b.score : a.subject->id < b.subject->id;
+  });
+  if (static_cast<int>(all.size()) > top_k) all.resize(top_k);
+  return all;
+}
+
+std::vector<std::shared_ptr<const SubjectEntry>> SubjectIndex::List(const std::string& after,
+                                                                   int limit) const {
+  std::vector<std::shared_ptr<const SubjectEntry>> out;
+  absl::ReaderMutexLock lock(&mu_);
+  for (auto it = subjects_.upper_bound(after); it != subjects_.end() && static_cast<int>(out.size()) < limit;
+       ++it) {
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+int64_t SubjectIndex::subjects() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return static_cast<int64_t>(subjects_.size());
+}
+
+int64_t SubjectIndex::references() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return references_;
+}
+
+}  // namespace srn

@@ -1,0 +1,123 @@
+#ifndef SRN_SERVER_SUBJECT_INDEX_H_
+#define SRN_SERVER_SUBJECT_INDEX_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "model/series.h"
+#include "model/similarity_model.h"
+
+namespace srn {
+
+// The model a server answers with, and what identifies it.
+struct ServingModel {
+  std::shared_ptr<const SimilarityModel> model;
+  std::string id;      // ModelFingerprint(*model)
+  std::string source;  // where it was loaded from
+};
+
+// How the scores of a query against several references become one.
+enum class FusionRule { kMax, kMean, kTopKMean };
+
+// Fuses similarities (each in [0, 1]) by `rule`; `top_k` applies to kTopKMean.
+float FuseScores(const float* scores, int n, FusionRule rule, int top_k);
+
+// A subject as served. Immutable once published; shared by every request that looks at it.
+struct SubjectEntry {
+  std::string id;
+  std::optional<float> threshold;
+  int64_t created_unix_ms = 0;
+  int64_t updated_unix_ms = 0;
+  std::string model_id;             // the model that made `embeddings`
+  RowMatrix embeddings;             // one row per reference
+  std::vector<std::string> inputs;  // each reference's serialized srn.v1.SeriesInput
+
+  int references() const { return static_cast<int>(embeddings.rows()); }
+};
+
+struct IdentifyCandidate {
+  std::shared_ptr<const SubjectEntry> subject;
+  float score = 0;
+};
+
+// The in-memory view of every enrolled subject under one model: point lookups by id, ordered
+// listing, and a contiguous scan of all reference embeddings for Identify. The model and the
+// subjects change together (Reset), so a reader never pairs a subject with another model's
+// embeddings.
+//
+// Thread safety: readers never wait for each other. They take the lock in shared mode only to copy
+// pointers to immutable data, and do all arithmetic outside it; writers hold it exclusively only
+// to swap pointers. Upsert/Remove/Reset must be serialized by the caller (the service holds one
+// write lock around "make durable, then publish").
+class SubjectIndex {
+ public:
+  explicit SubjectIndex(std::shared_ptr<const ServingModel> model);
+
+  std::shared_ptr<const ServingModel> model() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The current model and the subject `id` (null when not enrolled), read together.
+  struct View {
+    std::shared_ptr<const ServingModel> model;
+    std::shared_ptr<const SubjectEntry> subject;
+  };
+  View Lookup(const std::string& id) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Publishes a new or updated subject. Its embeddings must be by the current model.
+  void Upsert(std::shared_ptr<const SubjectEntry> entry) ABSL_LOCKS_EXCLUDED(mu_);
+  // Withdraws a subject; false if it was not there.
+  bool Remove(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Replaces the model and every subject at once (start-up, and model swaps).
+  void Reset(std::shared_ptr<const ServingModel> model,
+             std::vector<std::shared_ptr<const SubjectEntry>> entries) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The `top_k` subjects whose fused similarity to `query` (an embedding by `model`) is highest,
+  // best first, leaving out those below `threshold`. Returns FailedPrecondition-free results only
+  // when `model` is still the index's model; otherwise `*stale` is set and nothing is returned.
+  std::vector<IdentifyCandidate> Identify(const ServingModel& model, const float* query, int top_k,
+                                          FusionRule rule, int fusion_k, float threshold,
+                                          int threads, bool* stale) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Up to `limit` subjects with ids greater than `after`, in id order.
+  std::vector<std::shared_ptr<const SubjectEntry>> List(const std::string& after, int limit) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  int64_t subjects() const ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t references() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Block;
+  struct Scan;
+
+  // Where a subject's rows are in the scan: block and run within it.
+  struct Location {
+    int block = -1;
+    int run = -1;
+  };
+
+  // Rebuilds the scan without the rows of replaced and removed subjects.
+  void Compact() ABSL_LOCKS_EXCLUDED(mu_);
+  // Builds a scan from scratch (Reset, compaction).
+  static std::shared_ptr<const Scan> BuildScan(
+      int dims, const absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>>& subjects,
+      absl::flat_hash_map<std::string, Location>* locations);
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const ServingModel> model_ ABSL_GUARDED_BY(mu_);
+  absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>> subjects_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Scan> scan_ ABSL_GUARDED_BY(mu_);
+  int64_t references_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Only writers (serialized by the caller) touch these.
+  absl::flat_hash_map<std::string, Location> locations_;
+};
+
+}  // namespace srn
+
+#endif  // SRN_SERVER_SUBJECT_INDEX_H_

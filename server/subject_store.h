@@ -1,0 +1,86 @@
+#ifndef SRN_SERVER_SUBJECT_STORE_H_
+#define SRN_SERVER_SUBJECT_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace srn {
+
+// One reference series of an enrolled subject: the input exactly as the client sent it, so that
+// a new model can re-embed it, and its embedding by the model that the record names.
+struct StoredReference {
+  std::string input;             // a serialized srn.v1.SeriesInput (opaque to the store)
+  std::vector<float> embedding;  // by SubjectRecord::model_id
+};
+
+// Everything stored about one subject.
+struct SubjectRecord {
+  std::string id;
+  std::optional<float> threshold;  // the subject's own acceptance threshold, if set
+  int64_t created_unix_ms = 0;
+  int64_t updated_unix_ms = 0;
+  std::string model_id;            // fingerprint of the model that made the embeddings
+  std::vector<StoredReference> references;
+};
+
+bool operator==(const SubjectRecord& a, const SubjectRecord& b);
+inline bool operator!=(const SubjectRecord& a, const SubjectRecord& b) { return !(a == b); }
+
+// Longest subject id the stores accept, in bytes.
+inline constexpr size_t kMaxSubjectIdBytes = 1024;
+
+// What every store accepts (InvalidArgument naming the subject and the problem otherwise): a
+// non-empty id of at most kMaxSubjectIdBytes bytes without NUL bytes; a finite threshold if set;
+// finite embeddings that all have the same length (one model made them all). Put and PutAll
+// check this before changing anything.
+absl::Status ValidateSubjectRecord(const SubjectRecord& record);
+
+// The durable system of record for enrolled subjects, behind the server's in-memory index.
+// Every mutating call returns OK only once its change is durable (it survives the process being
+// killed, and with fsync a crash of the machine); a call that fails changed nothing, and a write
+// torn by a crash never damages what was stored before it. Thread-safe: any thread may call any
+// method; writes are serialized inside.
+class SubjectStore {
+ public:
+  virtual ~SubjectStore() = default;
+
+  // Creates the subject `record.id`, or replaces everything stored for it.
+  virtual absl::Status Put(const SubjectRecord& record) = 0;
+
+  // Puts many records in one atomic transaction: all of them become durable, or none (used to
+  // store re-embedded references after a model change).
+  virtual absl::Status PutAll(const std::vector<SubjectRecord>& records) = 0;
+
+  // Removes a subject and its references; NotFound when it is not stored.
+  virtual absl::Status Delete(const std::string& id) = 0;
+
+  // Calls `fn` for every stored subject in id order (recovery at start-up); stops at and returns
+  // the first error `fn` returns. Ids are ordered bytewise (std::string's operator<). `fn` sees
+  // the subjects as they were when ForEach started, even when writes happen meanwhile, and may
+  // itself call any method of the store (writes are not blocked while ForEach runs).
+  virtual absl::Status ForEach(const std::function<absl::Status(SubjectRecord)>& fn) = 0;
+
+  // Number of stored subjects.
+  virtual absl::StatusOr<int64_t> Count() = 0;
+};
+
+// Opens (creating if needed) an SQLite database at `path` in WAL mode with synchronous=FULL, so
+// that each commit is fsynced before Put/PutAll/Delete return. FailedPrecondition with the reason
+// when the file cannot be opened or is not an srn store (or is of a newer schema version);
+// DataLoss when SQLite reports corruption.
+absl::StatusOr<std::unique_ptr<SubjectStore>> OpenSqliteSubjectStore(const std::string& path);
+
+// A store that keeps records in memory only (tests, and --store=memory for throwaway servers).
+std::unique_ptr<SubjectStore> NewInMemorySubjectStore();
+
+}  // namespace srn
+
+#endif  // SRN_SERVER_SUBJECT_STORE_H_
