@@ -1,0 +1,251 @@
+#include "server/similarity_core.h"
+
+#include <random>
+
+#include "gtest/gtest.h"
+#include "model/weights_file.h"
+#include "tests/testing/test_models.h"
+
+namespace srn {
+namespace {
+
+constexpr int kDims = 3;
+
+std::shared_ptr<const ServingModel> Serving(uint64_t seed, const std::string& family = "srn-a") {
+  auto s = std::make_shared<ServingModel>();
+  s->model = testing::RandomModel(family, kDims, 8, seed);
+  s->id = ModelFingerprint(*s->model);
+  s->source = "test";
+  return s;
+}
+
+v1::SeriesInput RandomInput(int frames, std::mt19937_64* rng) {
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  v1::SeriesInput in;
+  in.mutable_frames()->set_num_features(kDims);
+  for (int i = 0; i < frames * kDims; ++i) in.mutable_frames()->add_values(n(*rng));
+  return in;
+}
+
+class SimilarityCoreTest : public ::testing::Test {
+ protected:
+  // The store outlives cores built on it through `store_` (a raw view of the owned one).
+  std::unique_ptr<SimilarityCore> MakeCore(std::shared_ptr<const ServingModel> model,
+                                           std::unique_ptr<SubjectStore> store = nullptr) {
+    if (store == nullptr) store = NewInMemorySubjectStore();
+    auto core = std::make_unique<SimilarityCore>(std::move(model), std::move(store), options_, nullptr);
+    EXPECT_TRUE(core->Recover().ok());
+    return core;
+  }
+
+  v1::EnrollRequest Enroll(const std::string& id, std::vector<v1::SeriesInput> refs,
+                           v1::EnrollMode mode = v1::ENROLL_MODE_ADD) {
+    v1::EnrollRequest r;
+    r.set_subject_id(id);
+    r.set_mode(mode);
+    for (auto& in : refs) *r.add_references() = in;
+    return r;
+  }
+
+  CoreOptions options_;
+  std::mt19937_64 rng_{42};
+};
+
+TEST_F(SimilarityCoreTest, EmbedMatchesTheModelAndTagsIt) {
+  auto model = Serving(1);
+  auto core = MakeCore(model);
+  v1::EmbedRequest req;
+  *req.add_series() = RandomInput(5, &rng_);
+  *req.add_series() = RandomInput(9, &rng_);
+  absl::StatusOr<v1::EmbedResponse> resp = core->Embed(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->model_id(), model->id);
+  ASSERT_EQ(resp->embeddings_size(), 2);
+  const auto s = *Series::FromValues(req.series(1).frames().values(), kDims);
+  const RowMatrix direct = *model->model->Embed({&s});
+  for (int k = 0; k < direct.cols(); ++k) EXPECT_FLOAT_EQ(resp->embeddings(1).values(k), direct(0, k));
+}
+
+TEST_F(SimilarityCoreTest, EnrollAddsOrReplacesAndVerifyFusesScores) {
+  auto core = MakeCore(Serving(2));
+  const v1::SeriesInput a = RandomInput(6, &rng_), b = RandomInput(7, &rng_), c = RandomInput(8, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("alice", {a})).ok());
+  absl::StatusOr<v1::EnrollResponse> added = core->Enroll(Enroll("alice", {b, c}));
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(added->subject().reference_count(), 3);
+  absl::StatusOr<v1::EnrollResponse> replaced = core->Enroll(Enroll("alice", {b}, v1::ENROLL_MODE_REPLACE));
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_EQ(replaced->subject().reference_count(), 1);
+  EXPECT_EQ(replaced->subject().created_unix_ms(), added->subject().created_unix_ms());
+  ASSERT_TRUE(core->Enroll(Enroll("alice", {a, c})).ok());  // now b, a, c
+
+  v1::VerifyRequest v;
+  v.set_subject_id("alice");
+  *v.mutable_query() = a;
+  v.set_fusion(v1::FUSION_MAX);
+  absl::StatusOr<v1::VerifyResponse> r = core->Verify(v);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->reference_scores_size(), 3);
+  // The query is reference 1 itself: its score is that of identical embeddings.
+  const float s0 = r->reference_scores(0), s1 = r->reference_scores(1), s2 = r->reference_scores(2);
+  EXPECT_FLOAT_EQ(r->score(), std::max({s0, s1, s2}));
+  v.set_fusion(v1::FUSION_MEAN);
+  EXPECT_FLOAT_EQ(core->Verify(v)->score(), (s0 + s1 + s2) / 3);
+  v.set_fusion(v1::FUSION_TOP_K_MEAN);
+  v.set_top_k(2);
+  std::vector<float> sorted = {s0, s1, s2};
+  std::sort(sorted.rbegin(), sorted.rend());
+  EXPECT_FLOAT_EQ(core->Verify(v)->score(), (sorted[0] + sorted[1]) / 2);
+}
+
+TEST_F(SimilarityCoreTest, ThresholdPrecedenceRequestThenSubjectThenServer) {
+  options_.default_threshold = 0.0f;  // everything accepted by default
+  auto core = MakeCore(Serving(3));
+  const v1::SeriesInput a = RandomInput(6, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("s", {a})).ok());
+  v1::VerifyRequest v;
+  v.set_subject_id("s");
+  *v.mutable_query() = RandomInput(6, &rng_);
+  EXPECT_EQ(core->Verify(v)->threshold(), 0.0f);
+  EXPECT_TRUE(core->Verify(v)->accepted());
+  v1::EnrollRequest strict = Enroll("s", {a});
+  strict.set_threshold(1.0f);
+  ASSERT_TRUE(core->Enroll(strict).ok());
+  EXPECT_EQ(core->Verify(v)->threshold(), 1.0f);
+  EXPECT_FALSE(core->Verify(v)->accepted());
+  // A later enrollment without a threshold keeps the subject's.
+  ASSERT_TRUE(core->Enroll(Enroll("s", {a})).ok());
+  EXPECT_EQ(core->Verify(v)->threshold(), 1.0f);
+  v.set_threshold(0.25f);
+  EXPECT_EQ(core->Verify(v)->threshold(), 0.25f);
+}
+
+TEST_F(SimilarityCoreTest, IdentifyRanksTheEnrolledCopyFirst) {
+  auto core = MakeCore(Serving(4));
+  std::vector<v1::SeriesInput> refs;
+  for (int i = 0; i < 20; ++i) {
+    refs.push_back(RandomInput(6 + i % 5, &rng_));
+    ASSERT_TRUE(core->Enroll(Enroll("s" + std::to_string(i), {refs.back()})).ok());
+  }
+  v1::IdentifyRequest req;
+  *req.mutable_query() = refs[13];
+  req.set_top_k(3);
+  req.set_fusion(v1::FUSION_MAX);
+  absl::StatusOr<v1::IdentifyResponse> r = core->Identify(req);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->candidates_size(), 3);
+  // Identify's scores are Verify's scores against each subject.
+  for (const auto& c : r->candidates()) {
+    v1::VerifyRequest v;
+    v.set_subject_id(c.subject_id());
+    *v.mutable_query() = refs[13];
+    v.set_fusion(v1::FUSION_MAX);
+    EXPECT_NEAR(core->Verify(v)->score(), c.score(), 1e-6);
+  }
+  EXPECT_GE(r->candidates(0).score(), r->candidates(1).score());
+  req.set_threshold(1.0f);  // open set: nobody is that similar
+  EXPECT_EQ(core->Identify(req)->candidates_size(), 0);
+}
+
+TEST_F(SimilarityCoreTest, ListPagesThroughEverySubjectOnce) {
+  auto core = MakeCore(Serving(5));
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_TRUE(core->Enroll(Enroll("id" + std::to_string(100 + i), {RandomInput(3, &rng_)})).ok());
+  }
+  std::vector<std::string> seen;
+  v1::ListSubjectsRequest req;
+  req.set_page_size(10);
+  for (int page = 0; page < 10; ++page) {
+    absl::StatusOr<v1::ListSubjectsResponse> r = core->ListSubjects(req);
+    ASSERT_TRUE(r.ok());
+    for (const auto& s : r->subjects()) seen.push_back(s.subject_id());
+    if (r->next_page_token().empty()) break;
+    req.set_page_token(r->next_page_token());
+  }
+  ASSERT_EQ(seen.size(), 25u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
+TEST_F(SimilarityCoreTest, DeleteThenNotFound) {
+  auto core = MakeCore(Serving(6));
+  ASSERT_TRUE(core->Enroll(Enroll("x", {RandomInput(4, &rng_)})).ok());
+  v1::DeleteSubjectRequest d;
+  d.set_subject_id("x");
+  EXPECT_TRUE(core->DeleteSubject(d).ok());
+  EXPECT_EQ(core->DeleteSubject(d).status().code(), absl::StatusCode::kNotFound);
+  v1::GetSubjectRequest g;
+  g.set_subject_id("x");
+  EXPECT_EQ(core->GetSubject(g).status().code(), absl::StatusCode::kNotFound);
+}
+
+// A store that lets the test look at what the core wrote, across cores.
+class SharedStore final : public SubjectStore {
+ public:
+  explicit SharedStore(SubjectStore* inner) : inner_(inner) {}
+  absl::Status Put(const SubjectRecord& r) override { return inner_->Put(r); }
+  absl::Status PutAll(const std::vector<SubjectRecord>& r) override { return inner_->PutAll(r); }
+  absl::Status Delete(const std::string& id) override { return inner_->Delete(id); }
+  absl::Status ForEach(const std::function<absl::Status(SubjectRecord)>& fn) override {
+    return inner_->ForEach(fn);
+  }
+  absl::StatusOr<int64_t> Count() override { return inner_->Count(); }
+
+ private:
+  SubjectStore* inner_;
+};
+
+TEST_F(SimilarityCoreTest, RecoverReembedsReferencesOfAnotherModel) {
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto old_model = Serving(7);
+  const v1::SeriesInput a = RandomInput(6, &rng_);
+  {
+    auto core = MakeCore(old_model, std::make_unique<SharedStore>(backing.get()));
+    ASSERT_TRUE(core->Enroll(Enroll("alice", {a})).ok());
+  }
+  auto new_model = Serving(8, "gru-a");
+  auto core = MakeCore(new_model, std::make_unique<SharedStore>(backing.get()));
+  v1::GetSubjectRequest g;
+  g.set_subject_id("alice");
+  ASSERT_TRUE(core->GetSubject(g).ok());
+  EXPECT_EQ(core->GetSubject(g)->model_id(), new_model->id);
+  // The stored embedding is now the new model's embedding of the stored input.
+  const auto s = *Series::FromValues(a.frames().values(), kDims);
+  const RowMatrix expected = *new_model->model->Embed({&s});
+  bool found = false;
+  ASSERT_TRUE(backing->ForEach([&](SubjectRecord r) {
+    EXPECT_EQ(r.model_id, new_model->id);
+    for (int k = 0; k < expected.cols(); ++k) EXPECT_FLOAT_EQ(r.references[0].embedding[k], expected(0, k));
+    found = true;
+    return absl::OkStatus();
+  }).ok());
+  EXPECT_TRUE(found);
+}
+
+TEST_F(SimilarityCoreTest, SwapModelReembedsAndSwitchesTogether) {
+  auto core = MakeCore(Serving(9));
+  const v1::SeriesInput a = RandomInput(6, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("alice", {a})).ok());
+  auto next = Serving(10, "lstm-l");
+  ASSERT_TRUE(core->SwapModel(next).ok());
+  EXPECT_EQ(core->model()->id, next->id);
+  v1::VerifyRequest v;
+  v.set_subject_id("alice");
+  *v.mutable_query() = a;
+  absl::StatusOr<v1::VerifyResponse> r = core->Verify(v);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->model_id(), next->id);
+  const auto s = *Series::FromValues(a.frames().values(), kDims);
+  const RowMatrix e = *next->model->Embed({&s});
+  EXPECT_NEAR(r->score(), next->model->Score(e.row(0).data(), e.row(0).data()), 1e-6);
+
+  // A model that cannot take the stored series leaves everything as it was.
+  auto incompatible = std::make_shared<ServingModel>();
+  incompatible->model = testing::RandomModel("srn-a", kDims + 1, 8, 11);
+  incompatible->id = ModelFingerprint(*incompatible->model);
+  EXPECT_EQ(core->SwapModel(incompatible).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core->model()->id, next->id);
+  EXPECT_TRUE(core->Verify(v).ok());
+}
+
+}  // namespace
+}  // namespace srn
