@@ -39,6 +39,14 @@ std::string ProtocolName(Protocol protocol) {
   return "unknown";
 }
 
+absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name) {
+  if (name == "auto") return ValidationSplit::kAuto;
+  if (name == "classes") return ValidationSplit::kClasses;
+  if (name == "examples") return ValidationSplit::kExamples;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown validation split '", name, "' (expected auto, classes or examples)"));
+}
+
 absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir) {
   const std::filesystem::path dir(data_dir);
   if (name == "arabic-digit") {
@@ -75,13 +83,15 @@ std::string LabelRange(const Dataset& data, int first, int last) {
 
 // Moves a validation set out of `train`: whole classes when there are enough of them (like the
 // out-of-domain test), else a share of every class's examples.
-void HoldOutValidation(std::mt19937_64* rng, Split* split) {
+void HoldOutValidation(ValidationSplit how, std::mt19937_64* rng, Split* split) {
   std::map<int, std::vector<int>> by_label;
   for (int i = 0; i < static_cast<int>(split->train.examples.size()); ++i) {
     by_label[split->train.examples[i].label].push_back(i);
   }
   std::vector<bool> to_validation(split->train.examples.size(), false);
-  if (by_label.size() >= 20) {
+  const bool by_class = how == ValidationSplit::kClasses ||
+                        (how == ValidationSplit::kAuto && by_label.size() >= 20);
+  if (by_class && by_label.size() >= 3) {
     std::vector<int> labels;
     for (const auto& [label, unused] : by_label) labels.push_back(label);
     std::shuffle(labels.begin(), labels.end(), *rng);
@@ -109,7 +119,7 @@ void HoldOutValidation(std::mt19937_64* rng, Split* split) {
 }  // namespace
 
 absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
-                                uint64_t seed) {
+                                uint64_t seed, ValidationSplit validation) {
   if (data.num_labels() < 2) {
     return absl::InvalidArgumentError(absl::StrCat("dataset ", name, " has fewer than 2 classes"));
   }
@@ -153,7 +163,7 @@ absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Pr
       split.description = "every example trains";
       break;
   }
-  HoldOutValidation(&rng, &split);
+  HoldOutValidation(validation, &rng, &split);
   if (split.train.examples.empty() || split.validation.examples.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("dataset ", name, " is too small to hold out a validation set"));

@@ -29,6 +29,15 @@ std::string ProtocolName(Protocol protocol);
 // format of docs/DATA_FORMATS.md). Named sets are read from `data_dir`.
 absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir);
 
+// How the validation set is held out of the training part of a split.
+enum class ValidationSplit {
+  kAuto,      // whole classes when there are 20 or more training classes, else examples
+  kClasses,   // 10% of the training classes (at least 2), like an out-of-domain test
+  kExamples,  // 10% of each training class's examples, so every training class still trains
+};
+
+absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name);
+
 struct Split {
   Dataset train;
   Dataset validation;  // held out of the training classes, for learning-rate decay and stopping
@@ -39,11 +48,10 @@ struct Split {
 // Splits `data` (loaded by LoadNamedDataset under `name`) for a protocol. Out of domain:
 // arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice trains on speakers 1-60 and
 // tests on 61-88; svc2004 trains on signers 1-30 and tests on 31-40; a CSV dataset trains on the
-// first 70% of its classes in order of appearance. Validation: with 20 or more training classes,
-// 10% of them (class-disjoint, like the test); otherwise 10% of each class's examples. The seed
+// first 70% of its classes in order of appearance. Validation as `validation` says. The seed
 // drives every random choice.
 absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
-                                uint64_t seed);
+                                uint64_t seed, ValidationSplit validation = ValidationSplit::kAuto);
 
 // Similarity of test examples i and j (higher = more similar); must be thread-safe.
 using PairScorer = std::function<double(int i, int j)>;

@@ -25,6 +25,9 @@ ABSL_FLAG(std::string, dataset, "",
 ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain",
           "within-domain, out-of-domain, one-shot, or all (train on every class, no test)");
+ABSL_FLAG(std::string, validation, "auto",
+          "how validation data is held out of training: classes (10% of them), examples (10% of "
+          "each class), or auto (classes when there are 20 or more)");
 ABSL_FLAG(std::string, model, "srn-a", "srn-a, srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l or logistic");
 ABSL_FLAG(int, hidden, 64, "hidden units per layer");
 ABSL_FLAG(int, layers, 1, "stacked recurrent layers");
@@ -106,7 +109,11 @@ int main(int argc, char** argv) {
                           "--window >= 1 and 0 <= --hard_negatives <= 1"));
   }
 
-  absl::StatusOr<srn::Split> split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed);
+  absl::StatusOr<srn::ValidationSplit> validation =
+      srn::ParseValidationSplit(absl::GetFlag(FLAGS_validation));
+  if (!validation.ok()) return Fail(tool, validation.status());
+  absl::StatusOr<srn::Split> split =
+      srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, *validation);
   if (!split.ok()) return Fail(tool, split.status());
   config.kind = dataset == "svc2004" ? srn::FeatureKind::kSignature : srn::FeatureKind::kFrames;
   config.training_data = absl::StrCat(dataset, " (", srn::ProtocolName(*protocol), "): ",

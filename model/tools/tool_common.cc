@@ -16,10 +16,10 @@ int Fail(const std::string& tool, const absl::Status& status) {
 }
 
 absl::StatusOr<Split> LoadAndSplit(const std::string& dataset, const std::string& data_dir,
-                                   Protocol protocol, uint64_t seed) {
+                                   Protocol protocol, uint64_t seed, ValidationSplit validation) {
   absl::StatusOr<Dataset> data = LoadNamedDataset(dataset, data_dir);
   if (!data.ok()) return data.status();
-  absl::StatusOr<Split> split = MakeSplit(*data, dataset, protocol, seed);
+  absl::StatusOr<Split> split = MakeSplit(*data, dataset, protocol, seed, validation);
   if (!split.ok()) return split.status();
   std::cerr << absl::StrFormat("%s: %d series, %d classes; %s: %s\n", dataset,
                                data->examples.size(), data->num_labels(), ProtocolName(protocol),

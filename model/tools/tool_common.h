@@ -16,7 +16,8 @@ int Fail(const std::string& tool, const absl::Status& status);
 // Loads a named dataset or CSV manifest and splits it for a protocol, saying on stderr what
 // was loaded and how it was split.
 absl::StatusOr<Split> LoadAndSplit(const std::string& dataset, const std::string& data_dir,
-                                   Protocol protocol, uint64_t seed);
+                                   Protocol protocol, uint64_t seed,
+                                   ValidationSplit validation = ValidationSplit::kAuto);
 
 // A one-line progress bar on stderr when it is a terminal; silent otherwise.
 class ProgressBar {

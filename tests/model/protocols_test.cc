@@ -46,6 +46,22 @@ TEST(ProtocolsTest, OutOfDomainSplitIsClassDisjoint) {
             data.examples.size());
 }
 
+TEST(ProtocolsTest, ValidationByExamplesKeepsEveryTrainingClass) {
+  const Dataset data = MakeSineDataset(30, 10, 1, 5, 5, 1);
+  absl::StatusOr<Split> split =
+      MakeSplit(data, "sines", Protocol::kOutOfDomain, 7, ValidationSplit::kExamples);
+  ASSERT_TRUE(split.ok()) << split.status();
+  EXPECT_EQ(Labels(split->validation), Labels(split->train));
+  EXPECT_EQ(Labels(split->train).size(), 21u);
+  EXPECT_EQ(split->validation.examples.size(), 21u);  // one of each class's ten
+  // Forcing classes on few classes still holds out whole classes.
+  const Dataset few = MakeSineDataset(6, 10, 1, 5, 5, 1);
+  split = MakeSplit(few, "sines", Protocol::kWithinDomain, 7, ValidationSplit::kClasses);
+  ASSERT_TRUE(split.ok());
+  for (int l : Labels(split->validation)) EXPECT_EQ(Labels(split->train).count(l), 0u);
+  EXPECT_EQ(ParseValidationSplit("bogus").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ProtocolsTest, WithinDomainSplitKeepsEveryClassOnBothSides) {
   const Dataset data = MakeSineDataset(5, 20, 1, 5, 5, 1);
   absl::StatusOr<Split> split = MakeSplit(data, "sines", Protocol::kWithinDomain, 3);
