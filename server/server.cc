@@ -105,6 +105,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   serving->source = weights;
 
   std::unique_ptr<SubjectStore> store;
+  if (options.store_path != ":memory:") {
+    SRN_ASSIGN_OR_RETURN(StoreLock lock, StoreLock::Acquire(options.store_path));
+    server->store_lock_ = std::make_unique<StoreLock>(std::move(lock));
+  }
   if (options.store_path == ":memory:") {
     store = NewInMemorySubjectStore();
   } else {

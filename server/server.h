@@ -11,6 +11,7 @@
 #include "server/server_metrics.h"
 #include "server/similarity_core.h"
 #include "server/similarity_service.h"
+#include "server/store_lock.h"
 
 namespace srn {
 
@@ -60,6 +61,7 @@ class Server {
  private:
   Server() = default;
 
+  std::unique_ptr<StoreLock> store_lock_;  // held while the store is open
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<ServerMetrics> metrics_;
