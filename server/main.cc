@@ -103,5 +103,6 @@ int main(int argc, char** argv) {
   (*server)->Wait();
   waiter.join();
   std::cerr << "srn-server: stopped\n";
+  server->reset();  // waits for the metrics endpoint to close
   return 0;
 }

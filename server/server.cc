@@ -70,7 +70,9 @@ std::string DefaultModelPath() {
 }
 
 Server::~Server() {
-  if (grpc_server_ != nullptr) Shutdown(0, 0);
+  Shutdown(0, 0);
+  if (grpc_server_ != nullptr) grpc_server_->Wait();
+  if (metrics_stopper_.joinable()) metrics_stopper_.join();
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
@@ -156,6 +158,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   health->SetServingStatus(false);
+  health->SetServingStatus(SimilarityService::kServiceName, false);
 
   // Serve only once everything acknowledged before is back in memory.
   if (absl::Status s = server->core_->Recover(); !s.ok()) {
@@ -164,6 +167,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   server->service_->SetReady(true);
   health->SetServingStatus(true);
+  health->SetServingStatus(SimilarityService::kServiceName, true);
   return server;
 }
 
@@ -172,21 +176,28 @@ void Server::Wait() {
 }
 
 void Server::Shutdown(double drain_seconds, double grace_seconds) {
-  if (grpc_server_ == nullptr) return;
+  {
+    absl::MutexLock lock(&shutdown_mu_);
+    if (shutting_down_ || grpc_server_ == nullptr) return;
+    shutting_down_ = true;
+  }
   // First tell health checkers, and keep serving while load balancers take notice.
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
+    health->SetServingStatus(SimilarityService::kServiceName, false);
   }
+  // The metrics endpoint takes up to two seconds to stop (its HTTP server polls with that
+  // timeout), so it stops in the background; the destructor waits for it.
+  metrics_stopper_ = std::thread([this] { exposer_.reset(); });
   if (drain_seconds > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
   }
-  // Then stop taking calls; those in flight get the grace period to finish.
+  // Then stop taking calls; those in flight get the grace period to finish. Wait() returns once
+  // they have.
   service_->StartDraining();
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   grpc_server_->Shutdown(deadline);
-  grpc_server_->Wait();
-  grpc_server_.reset();
 }
 
 }  // namespace srn

@@ -3,6 +3,9 @@
 
 #include <memory>
 #include <string>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
@@ -47,12 +50,13 @@ class Server {
   static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(const ServerOptions& options);
   ~Server();
 
-  // Blocks until Shutdown.
+  // Blocks until Shutdown has stopped the server.
   void Wait();
   // Health goes NOT_SERVING while the server keeps answering for `drain_seconds` (so that load
   // balancers stop sending); then new calls are refused and those in flight get
-  // `grace_seconds` to finish before the server stops.
-  void Shutdown(double drain_seconds, double grace_seconds);
+  // `grace_seconds` to finish before the server stops. Returns once the server no longer takes
+  // calls; Wait() returns when those in flight are done. Only the first call has an effect.
+  void Shutdown(double drain_seconds, double grace_seconds) ABSL_LOCKS_EXCLUDED(shutdown_mu_);
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
@@ -71,6 +75,9 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int metrics_port_ = 0;
+  std::thread metrics_stopper_;
+  absl::Mutex shutdown_mu_;
+  bool shutting_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
 
 }  // namespace srn

@@ -75,7 +75,12 @@ class SubjectStore {
 // Opens (creating if needed) an SQLite database at `path` in WAL mode with synchronous=FULL, so
 // that each commit is fsynced before Put/PutAll/Delete return. FailedPrecondition with the reason
 // when the file cannot be opened or is not an srn store (or is of a newer schema version);
-// DataLoss when SQLite reports corruption.
+// DataLoss when SQLite reports corruption. Afterwards, every method maps SQLite's failures the same
+// way, with SQLite's message and the path: DataLoss for a corrupt file (ForEach also for a row it
+// cannot decode, naming the subject), ResourceExhausted for a full disk, Unavailable for I/O
+// errors and for the write lock held by another process beyond a 5 s busy timeout, Internal for
+// anything else. Each ForEach reads through a connection of its own (a snapshot), so that
+// enrollments go on meanwhile; a ForEach that runs for long keeps the WAL from being recycled.
 absl::StatusOr<std::unique_ptr<SubjectStore>> OpenSqliteSubjectStore(const std::string& path);
 
 // A store that keeps records in memory only (tests, and --store=memory for throwaway servers).

@@ -1,0 +1,104 @@
+#include "client/series_files.h"
+
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "model/csv_dataset.h"
+#include "model/series.h"
+#include "model/signature_features.h"
+#include "model/status_macros.h"
+#include "model/svc2004.h"
+
+namespace srn {
+namespace {
+
+bool IsInteger(absl::string_view token) {
+  int64_t unused;
+  return absl::SimpleAtoi(token, &unused);
+}
+
+// The whitespace-separated tokens of the first `n` non-blank lines.
+std::vector<std::vector<absl::string_view>> FirstLines(absl::string_view content, size_t n) {
+  std::vector<std::vector<absl::string_view>> lines;
+  for (absl::string_view line : absl::StrSplit(content, '\n')) {
+    if (lines.size() == n) break;
+    std::vector<absl::string_view> tokens =
+        absl::StrSplit(line, absl::ByAnyChar(" \t\r\f\v"), absl::SkipEmpty());
+    if (!tokens.empty()) lines.push_back(std::move(tokens));
+  }
+  return lines;
+}
+
+absl::StatusOr<v1::SeriesInput> ReadCsv(const std::string& path) {
+  SRN_ASSIGN_OR_RETURN(const Series series, ReadCsvSeries(path));
+  v1::SeriesInput input;
+  v1::Series* frames = input.mutable_frames();
+  frames->set_num_features(series.dims());
+  frames->mutable_values()->Add(series.data(), series.data() + series.frames().size());
+  return input;
+}
+
+absl::StatusOr<v1::SeriesInput> ReadSvc(const std::string& path) {
+  bool has_pressure = false;
+  SRN_ASSIGN_OR_RETURN(const std::vector<PenSample> samples, ReadSvc2004File(path, &has_pressure));
+  v1::SeriesInput input;
+  v1::PenTrajectory* pen = input.mutable_pen();
+  for (const PenSample& s : samples) {
+    pen->add_x(s.x);
+    pen->add_y(s.y);
+    pen->add_t_ms(s.t_ms);
+    // Training used pressure exactly when the file had the column; keep that distinction.
+    if (has_pressure) pen->add_pressure(s.pressure);
+    pen->add_stroke_start(s.stroke_start);
+  }
+  return input;
+}
+
+}  // namespace
+
+absl::StatusOr<SeriesFormat> ParseSeriesFormat(absl::string_view name) {
+  if (name == "auto") return SeriesFormat::kAuto;
+  if (name == "csv") return SeriesFormat::kCsv;
+  if (name == "svc") return SeriesFormat::kSvc;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown input format '", name, "': use csv, svc or auto"));
+}
+
+absl::string_view SeriesFormatName(SeriesFormat format) {
+  switch (format) {
+    case SeriesFormat::kAuto:
+      return "auto";
+    case SeriesFormat::kCsv:
+      return "csv";
+    case SeriesFormat::kSvc:
+      return "svc";
+  }
+  return "?";
+}
+
+SeriesFormat DetectSeriesFormat(absl::string_view content) {
+  const std::vector<std::vector<absl::string_view>> lines = FirstLines(content, 2);
+  if (lines.size() < 2) return SeriesFormat::kCsv;
+  const auto& count = lines[0];
+  const auto& sample = lines[1];
+  if (count.size() != 1 || !IsInteger(count[0])) return SeriesFormat::kCsv;
+  if (sample.size() != 4 && sample.size() != 7) return SeriesFormat::kCsv;
+  for (absl::string_view token : sample) {
+    if (!IsInteger(token)) return SeriesFormat::kCsv;
+  }
+  return SeriesFormat::kSvc;
+}
+
+absl::StatusOr<v1::SeriesInput> ReadSeriesInput(const std::string& path, SeriesFormat format) {
+  if (format == SeriesFormat::kAuto) {
+    SRN_ASSIGN_OR_RETURN(const std::string content, ReadFileToString(path));
+    format = DetectSeriesFormat(content);
+  }
+  return format == SeriesFormat::kSvc ? ReadSvc(path) : ReadCsv(path);
+}
+
+}  // namespace srn

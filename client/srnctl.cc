@@ -1,0 +1,527 @@
+// srnctl: a command-line client of srn-server (see proto/srn/v1/similarity.proto and
+// client/README.md).
+//
+//   srnctl [flags] <command> [files...]
+//
+// Exit codes: 0 success; 1 the call failed (or health is not SERVING); 2 bad usage or an input
+// file that cannot be read; 3 verify rejected the query and --fail_on_reject was given.
+// Errors are printed to stderr as "srnctl: <CODE>: <message>".
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "client/series_files.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "model/csv_dataset.h"
+#include "model/status_macros.h"
+#include "srn/v1/similarity.grpc.pb.h"
+
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "server address (host:port)");
+ABSL_FLAG(bool, json, false, "print responses as JSON (proto field names) instead of text");
+ABSL_FLAG(double, timeout, 30, "deadline of each call, in seconds");
+ABSL_FLAG(bool, tls, false, "use TLS (implied by any other --tls_* flag)");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA bundle to verify the server with (default: system roots)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate chain, for servers that require one");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "", "name to expect in the server certificate (default: the host)");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the bearer token (default: $SRN_TOKEN); tokens are never taken from the "
+          "command line");
+ABSL_FLAG(std::string, format, "auto", "input files: csv, svc (SVC2004 signature) or auto (by content)");
+ABSL_FLAG(std::string, subject, "", "subject id (enroll, verify, get, delete)");
+ABSL_FLAG(std::string, mode, "add", "enroll: add to the subject's references, or replace them");
+ABSL_FLAG(std::optional<double>, threshold, std::nullopt,
+          "enroll: the subject's own threshold; verify, identify: the threshold of this call");
+ABSL_FLAG(std::string, fusion, "", "verify, identify: max, mean or top-k-mean (default: the server's)");
+ABSL_FLAG(int, top_k, 0, "identify: candidates to return (0: 5); verify: k of top-k-mean (0: 3)");
+ABSL_FLAG(int, page_size, 0, "list: subjects per page (0: the server's default of 100)");
+ABSL_FLAG(std::string, page_token, "", "list: continue from this page token");
+ABSL_FLAG(bool, all, false, "list: fetch every page");
+ABSL_FLAG(bool, fail_on_reject, false, "verify: exit with 3 when the query is rejected");
+ABSL_FLAG(std::string, service, "", "health: the service to ask about (default: the whole server)");
+
+namespace srn {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitRejected = 3;
+
+constexpr char kUsage[] = R"(a command-line client of srn-server.
+
+Usage: srnctl [flags] <command> [files...]
+
+Commands:
+  health                        exit 0 iff the server reports SERVING
+  model-info                    the served model
+  embed FILE...                 embeddings of each series
+  similarity FILE_A FILE_B      similarity of two series
+  enroll --subject=ID [--mode=add|replace] [--threshold=T] FILE...
+  verify --subject=ID [--threshold=T] [--fusion=F] [--fail_on_reject] FILE
+  identify [--top_k=K] [--threshold=T] [--fusion=F] FILE
+  get --subject=ID              one enrolled subject
+  list [--page_size=N] [--page_token=TOKEN] [--all]
+  delete --subject=ID
+
+Input files are CSV series (one frame per line, comma-separated values) or SVC2004 signature
+files (a sample count line, then "X Y T Button [Azimuth Altitude Pressure]" lines); --format
+chooses, by default by content. The bearer token comes from --token_file or $SRN_TOKEN.
+Exit codes: 0 ok, 1 call failed or not SERVING, 2 bad usage or input, 3 rejected (--fail_on_reject).)";
+
+int Fail(const absl::Status& status, int exit_code) {
+  std::cerr << "srnctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
+            << "\n";
+  return exit_code;
+}
+
+int UsageError(const std::string& message) {
+  return Fail(absl::InvalidArgumentError(absl::StrCat(message, " (srnctl --help for usage)")),
+              kExitUsage);
+}
+
+// gRPC and absl share the canonical code numbering.
+int RpcFailed(const grpc::Status& status) {
+  return Fail(absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
+              kExitFailed);
+}
+
+void Print(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) json = absl::StrCat("{\"error\": \"cannot print as JSON\"}");
+  std::cout << json << "\n";
+}
+
+std::string FormatMillis(int64_t unix_ms) {
+  if (unix_ms == 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
+}
+
+absl::StatusOr<std::string> ReadToken() {
+  std::string token;
+  std::string where;
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    SRN_ASSIGN_OR_RETURN(token, ReadFileToString(path));
+    where = absl::StrCat("token file ", path);
+  } else if (const char* env = std::getenv("SRN_TOKEN"); env != nullptr) {
+    token = env;
+    where = "$SRN_TOKEN";
+  } else {
+    return std::string();
+  }
+  absl::StripAsciiWhitespace(&token);
+  if (token.empty()) return absl::InvalidArgumentError(absl::StrCat(where, " is empty"));
+  for (char c : token) {
+    if (!absl::ascii_isgraph(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, " must hold one token (printable characters, no spaces)"));
+    }
+  }
+  return token;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials() {
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const bool tls = absl::GetFlag(FLAGS_tls) || !ca.empty() || !cert.empty() || !key.empty() ||
+                   !absl::GetFlag(FLAGS_tls_server_name).empty();
+  if (!tls) return grpc::InsecureChannelCredentials();
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!ca.empty()) {
+    SRN_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileToString(ca));
+  }
+  if (!cert.empty()) {
+    SRN_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFileToString(cert));
+    SRN_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFileToString(key));
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+// The connection and what every call carries. Not thread-safe (a CLI makes one call at a time).
+class Client {
+ public:
+  static absl::StatusOr<Client> Connect() {
+    SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, ChannelCredentials());
+    Client client;
+    SRN_ASSIGN_OR_RETURN(client.token_, ReadToken());
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    if (const std::string name = absl::GetFlag(FLAGS_tls_server_name); !name.empty()) {
+      args.SetSslTargetNameOverride(name);
+    }
+    client.channel_ = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server), credentials, args);
+    client.stub_ = v1::SimilarityService::NewStub(client.channel_);
+    client.health_ = grpc::health::v1::Health::NewStub(client.channel_);
+    return client;
+  }
+
+  // Sets the deadline and the token on a fresh context.
+  void Prepare(grpc::ClientContext* context) const {
+    const double timeout = absl::GetFlag(FLAGS_timeout);
+    if (timeout > 0) {
+      context->set_deadline(std::chrono::system_clock::now() +
+                            std::chrono::microseconds(static_cast<int64_t>(timeout * 1e6)));
+    }
+    if (!token_.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+  }
+
+  v1::SimilarityService::Stub& stub() const { return *stub_; }
+  grpc::health::v1::Health::Stub& health() const { return *health_; }
+
+ private:
+  std::string token_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::SimilarityService::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+absl::StatusOr<std::vector<v1::SeriesInput>> ReadInputs(const std::vector<std::string>& files) {
+  SRN_ASSIGN_OR_RETURN(const SeriesFormat format, ParseSeriesFormat(absl::GetFlag(FLAGS_format)));
+  std::vector<v1::SeriesInput> inputs;
+  for (const std::string& file : files) {
+    SRN_ASSIGN_OR_RETURN(v1::SeriesInput input, ReadSeriesInput(file, format));
+    inputs.push_back(std::move(input));
+  }
+  return inputs;
+}
+
+absl::StatusOr<v1::Fusion> FusionFromFlag() {
+  const std::string name = absl::GetFlag(FLAGS_fusion);
+  if (name.empty()) return v1::FUSION_UNSPECIFIED;
+  if (name == "max") return v1::FUSION_MAX;
+  if (name == "mean") return v1::FUSION_MEAN;
+  if (name == "top-k-mean") return v1::FUSION_TOP_K_MEAN;
+  return absl::InvalidArgumentError(absl::StrCat("--fusion must be max, mean or top-k-mean, not '", name, "'"));
+}
+
+std::string FusionName(v1::Fusion fusion) {
+  switch (fusion) {
+    case v1::FUSION_MAX:
+      return "max";
+    case v1::FUSION_MEAN:
+      return "mean";
+    case v1::FUSION_TOP_K_MEAN:
+      return "top-k-mean";
+    default:
+      return "unspecified";
+  }
+}
+
+std::string SubjectLine(const v1::Subject& s) {
+  return absl::StrFormat("%s\t%d references\tthreshold %s\tupdated %s\tmodel %s", s.subject_id(),
+                         s.reference_count(),
+                         s.has_threshold() ? absl::StrFormat("%.6f", s.threshold()) : "default",
+                         FormatMillis(s.updated_unix_ms()), s.model_id());
+}
+
+std::string Floats(const float* begin, const float* end) {
+  return absl::StrJoin(begin, end, " ", [](std::string* out, float v) { absl::StrAppend(out, absl::StrFormat("%.6g", v)); });
+}
+
+// Each command: the positional arguments after the command name; returns the exit code.
+
+int Health(const Client& client, const std::vector<std::string>&) {
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(absl::GetFlag(FLAGS_service));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.health().Check(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+  }
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk : kExitFailed;
+}
+
+int ModelInfo(const Client& client, const std::vector<std::string>&) {
+  v1::ModelInfo info;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().GetModelInfo(&context, v1::GetModelInfoRequest(), &info); !s.ok()) {
+    return RpcFailed(s);
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(info);
+    return kExitOk;
+  }
+  std::cout << "model_id: " << info.model_id() << "\n"
+            << "family: " << info.family() << " (cell " << info.cell() << ", pooling " << info.pooling()
+            << ", hidden " << info.hidden() << ", layers " << info.layers() << ")\n"
+            << "embedding_dims: " << info.embedding_dims() << "\n"
+            << "input: " << v1::ModelInfo::InputKind_Name(info.input_kind()) << ", "
+            << info.input_features() << " features per frame, window " << info.window() << "\n"
+            << "default_threshold: " << absl::StrFormat("%.6f", info.default_threshold()) << "\n"
+            << "default_fusion: " << FusionName(info.default_fusion()) << "\n"
+            << "source: " << info.source() << "\n";
+  if (!info.training_data().empty()) std::cout << "training_data: " << info.training_data() << "\n";
+  if (!info.command().empty()) std::cout << "command: " << info.command() << "\n";
+  if (!info.created().empty()) std::cout << "created: " << info.created() << "\n";
+  std::cout << "seed: " << info.seed() << "\n";
+  // Protobuf maps iterate in no particular order; sort for stable output.
+  const std::map<std::string, std::string> hyper(info.hyperparameters().begin(), info.hyperparameters().end());
+  for (const auto& [name, value] : hyper) std::cout << "hyperparameter " << name << ": " << value << "\n";
+  const std::map<std::string, double> metrics(info.metrics().begin(), info.metrics().end());
+  for (const auto& [name, value] : metrics) std::cout << "metric " << name << ": " << value << "\n";
+  return kExitOk;
+}
+
+int Embed(const Client& client, const std::vector<std::string>& files) {
+  if (files.empty()) return UsageError("embed needs at least one input file");
+  absl::StatusOr<std::vector<v1::SeriesInput>> inputs = ReadInputs(files);
+  if (!inputs.ok()) return Fail(inputs.status(), kExitUsage);
+  v1::EmbedRequest request;
+  for (auto& input : *inputs) *request.add_series() = std::move(input);
+  v1::EmbedResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().Embed(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+    return kExitOk;
+  }
+  for (int i = 0; i < response.embeddings_size(); ++i) {
+    const auto& values = response.embeddings(i).values();
+    std::cout << (i < static_cast<int>(files.size()) ? files[i] : "?") << ": "
+              << Floats(values.data(), values.data() + values.size()) << "\n";
+  }
+  std::cout << "model: " << response.model_id() << "\n";
+  return kExitOk;
+}
+
+int Similarity(const Client& client, const std::vector<std::string>& files) {
+  if (files.size() != 2) return UsageError("similarity needs exactly two input files");
+  absl::StatusOr<std::vector<v1::SeriesInput>> inputs = ReadInputs(files);
+  if (!inputs.ok()) return Fail(inputs.status(), kExitUsage);
+  v1::SimilarityRequest request;
+  *request.mutable_a() = std::move((*inputs)[0]);
+  *request.mutable_b() = std::move((*inputs)[1]);
+  v1::SimilarityResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().Similarity(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << absl::StrFormat("similarity: %.6f\tmodel: %s\n", response.similarity(), response.model_id());
+  }
+  return kExitOk;
+}
+
+int Enroll(const Client& client, const std::vector<std::string>& files) {
+  const std::string subject = absl::GetFlag(FLAGS_subject);
+  if (subject.empty()) return UsageError("enroll needs --subject");
+  if (files.empty()) return UsageError("enroll needs at least one reference file");
+  v1::EnrollRequest request;
+  request.set_subject_id(subject);
+  if (const std::string mode = absl::GetFlag(FLAGS_mode); mode == "add") {
+    request.set_mode(v1::ENROLL_MODE_ADD);
+  } else if (mode == "replace") {
+    request.set_mode(v1::ENROLL_MODE_REPLACE);
+  } else {
+    return UsageError(absl::StrCat("--mode must be add or replace, not '", mode, "'"));
+  }
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold)) request.set_threshold(static_cast<float>(*t));
+  absl::StatusOr<std::vector<v1::SeriesInput>> inputs = ReadInputs(files);
+  if (!inputs.ok()) return Fail(inputs.status(), kExitUsage);
+  for (auto& input : *inputs) *request.add_references() = std::move(input);
+  v1::EnrollResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().Enroll(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << "enrolled " << SubjectLine(response.subject()) << "\n";
+  }
+  return kExitOk;
+}
+
+int Verify(const Client& client, const std::vector<std::string>& files) {
+  const std::string subject = absl::GetFlag(FLAGS_subject);
+  if (subject.empty()) return UsageError("verify needs --subject");
+  if (files.size() != 1) return UsageError("verify needs exactly one query file");
+  absl::StatusOr<v1::Fusion> fusion = FusionFromFlag();
+  if (!fusion.ok()) return Fail(fusion.status(), kExitUsage);
+  absl::StatusOr<std::vector<v1::SeriesInput>> inputs = ReadInputs(files);
+  if (!inputs.ok()) return Fail(inputs.status(), kExitUsage);
+  v1::VerifyRequest request;
+  request.set_subject_id(subject);
+  *request.mutable_query() = std::move((*inputs)[0]);
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold)) request.set_threshold(static_cast<float>(*t));
+  request.set_fusion(*fusion);
+  request.set_top_k(absl::GetFlag(FLAGS_top_k));
+  v1::VerifyResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().Verify(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << absl::StrFormat("%s %s: score %.6f %s threshold %.6f (fusion %s)\n",
+                                 response.accepted() ? "ACCEPTED" : "REJECTED", subject, response.score(),
+                                 response.accepted() ? ">=" : "<", response.threshold(),
+                                 FusionName(response.fusion()))
+              << "reference scores: "
+              << Floats(response.reference_scores().data(),
+                        response.reference_scores().data() + response.reference_scores_size())
+              << "\n";
+  }
+  return !response.accepted() && absl::GetFlag(FLAGS_fail_on_reject) ? kExitRejected : kExitOk;
+}
+
+int Identify(const Client& client, const std::vector<std::string>& files) {
+  if (files.size() != 1) return UsageError("identify needs exactly one query file");
+  absl::StatusOr<v1::Fusion> fusion = FusionFromFlag();
+  if (!fusion.ok()) return Fail(fusion.status(), kExitUsage);
+  absl::StatusOr<std::vector<v1::SeriesInput>> inputs = ReadInputs(files);
+  if (!inputs.ok()) return Fail(inputs.status(), kExitUsage);
+  v1::IdentifyRequest request;
+  *request.mutable_query() = std::move((*inputs)[0]);
+  request.set_top_k(absl::GetFlag(FLAGS_top_k));
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold)) request.set_threshold(static_cast<float>(*t));
+  request.set_fusion(*fusion);
+  v1::IdentifyResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().Identify(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+    return kExitOk;
+  }
+  if (response.candidates().empty()) std::cout << "no candidates\n";
+  for (int i = 0; i < response.candidates_size(); ++i) {
+    std::cout << absl::StrFormat("%d\t%s\t%.6f\n", i + 1, response.candidates(i).subject_id(),
+                                 response.candidates(i).score());
+  }
+  return kExitOk;
+}
+
+int Get(const Client& client, const std::vector<std::string>& files) {
+  const std::string subject = absl::GetFlag(FLAGS_subject);
+  if (subject.empty()) return UsageError("get needs --subject");
+  if (!files.empty()) return UsageError("get takes no files");
+  v1::GetSubjectRequest request;
+  request.set_subject_id(subject);
+  v1::Subject response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().GetSubject(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << SubjectLine(response) << "\tcreated " << FormatMillis(response.created_unix_ms()) << "\n";
+  }
+  return kExitOk;
+}
+
+int List(const Client& client, const std::vector<std::string>& files) {
+  if (!files.empty()) return UsageError("list takes no files");
+  const bool all = absl::GetFlag(FLAGS_all);
+  v1::ListSubjectsRequest request;
+  request.set_page_size(absl::GetFlag(FLAGS_page_size));
+  request.set_page_token(absl::GetFlag(FLAGS_page_token));
+  v1::ListSubjectsResponse merged;
+  while (true) {
+    v1::ListSubjectsResponse page;
+    grpc::ClientContext context;
+    client.Prepare(&context);
+    if (grpc::Status s = client.stub().ListSubjects(&context, request, &page); !s.ok()) return RpcFailed(s);
+    for (auto& subject : *page.mutable_subjects()) *merged.add_subjects() = std::move(subject);
+    merged.set_next_page_token(page.next_page_token());
+    if (!all || page.next_page_token().empty()) break;
+    if (page.next_page_token() == request.page_token()) {
+      return Fail(absl::InternalError("the server returned the same page token twice"), kExitFailed);
+    }
+    request.set_page_token(page.next_page_token());
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(merged);
+    return kExitOk;
+  }
+  if (merged.subjects().empty()) std::cout << "no subjects\n";
+  for (const v1::Subject& subject : merged.subjects()) std::cout << SubjectLine(subject) << "\n";
+  if (!merged.next_page_token().empty()) std::cout << "next page: --page_token=" << merged.next_page_token() << "\n";
+  return kExitOk;
+}
+
+int Delete(const Client& client, const std::vector<std::string>& files) {
+  const std::string subject = absl::GetFlag(FLAGS_subject);
+  if (subject.empty()) return UsageError("delete needs --subject");
+  if (!files.empty()) return UsageError("delete takes no files");
+  v1::DeleteSubjectRequest request;
+  request.set_subject_id(subject);
+  v1::DeleteSubjectResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.stub().DeleteSubject(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << "deleted " << subject << "\n";
+  }
+  return kExitOk;
+}
+
+struct Command {
+  const char* name;
+  int (*run)(const Client&, const std::vector<std::string>&);
+};
+
+constexpr Command kCommands[] = {
+    {"health", Health},     {"model-info", ModelInfo}, {"embed", Embed}, {"similarity", Similarity},
+    {"enroll", Enroll},     {"verify", Verify},        {"identify", Identify}, {"get", Get},
+    {"list", List},         {"delete", Delete},
+};
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() < 2) {
+    std::cerr << "srnctl: " << kUsage << "\n";
+    return kExitUsage;
+  }
+  const std::string name = positional[1];
+  const std::vector<std::string> files(positional.begin() + 2, positional.end());
+  for (const Command& command : kCommands) {
+    if (name != command.name) continue;
+    absl::StatusOr<Client> client = Client::Connect();
+    if (!client.ok()) return Fail(client.status(), kExitUsage);
+    return command.run(*client, files);
+  }
+  return UsageError(absl::StrCat("unknown command '", name, "'"));
+}
+
+}  // namespace
+}  // namespace srn
+
+int main(int argc, char** argv) { return srn::Main(argc, argv); }

@@ -1,0 +1,135 @@
+// The in-memory SubjectStore, plus what every store shares: record equality and validation.
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "model/status_macros.h"
+#include "server/subject_store.h"
+
+namespace srn {
+
+bool operator==(const SubjectRecord& a, const SubjectRecord& b) {
+  if (a.id != b.id || a.threshold != b.threshold || a.created_unix_ms != b.created_unix_ms ||
+      a.updated_unix_ms != b.updated_unix_ms || a.model_id != b.model_id ||
+      a.references.size() != b.references.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.references.size(); ++i) {
+    if (a.references[i].input != b.references[i].input ||
+        a.references[i].embedding != b.references[i].embedding) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ValidateSubjectRecord(const SubjectRecord& record) {
+  if (record.id.empty()) return absl::InvalidArgumentError("subject id is empty");
+  if (record.id.size() > kMaxSubjectIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("subject id of ", record.id.size(),
+                                                   " bytes is longer than the limit of ",
+                                                   kMaxSubjectIdBytes));
+  }
+  if (record.id.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("subject id contains a NUL byte");
+  }
+  // SQLite stores a NaN as NULL, which would silently turn the threshold into "unset".
+  if (record.threshold.has_value() && !std::isfinite(*record.threshold)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("subject '", record.id, "': threshold ", *record.threshold, " is not finite"));
+  }
+  for (size_t i = 0; i < record.references.size(); ++i) {
+    const std::vector<float>& embedding = record.references[i].embedding;
+    if (embedding.size() != record.references[0].embedding.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("subject '", record.id, "': reference ", i,
+                       " has an embedding of dimension ", embedding.size(),
+                       " but reference 0 has dimension ", record.references[0].embedding.size()));
+    }
+    for (size_t j = 0; j < embedding.size(); ++j) {
+      if (!std::isfinite(embedding[j])) {
+        return absl::InvalidArgumentError(absl::StrCat("subject '", record.id, "': reference ", i,
+                                                       ", embedding component ", j, " is ",
+                                                       embedding[j]));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Records are immutable once stored and shared by pointer, so that ForEach can take a snapshot
+// by copying only the index and call `fn` without holding the lock.
+class MemorySubjectStore : public SubjectStore {
+ public:
+  absl::Status Put(const SubjectRecord& record) override {
+    SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
+    auto stored = std::make_shared<const SubjectRecord>(record);
+    absl::MutexLock lock(&mu_);
+    records_[record.id] = std::move(stored);
+    return absl::OkStatus();
+  }
+
+  absl::Status PutAll(const std::vector<SubjectRecord>& records) override {
+    std::vector<std::shared_ptr<const SubjectRecord>> stored;
+    stored.reserve(records.size());
+    for (const SubjectRecord& record : records) {
+      SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
+      stored.push_back(std::make_shared<const SubjectRecord>(record));
+    }
+    absl::MutexLock lock(&mu_);
+    for (std::shared_ptr<const SubjectRecord>& record : stored) {
+      records_[record->id] = std::move(record);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Delete(const std::string& id) override {
+    absl::MutexLock lock(&mu_);
+    if (records_.erase(id) == 0) {
+      return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ForEach(const std::function<absl::Status(SubjectRecord)>& fn) override {
+    Index snapshot;
+    {
+      absl::MutexLock lock(&mu_);
+      snapshot = records_;
+    }
+    for (const auto& [id, record] : snapshot) SRN_RETURN_IF_ERROR(fn(*record));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<int64_t> Count() override {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int64_t>(records_.size());
+  }
+
+ private:
+  using Index = std::map<std::string, std::shared_ptr<const SubjectRecord>>;
+
+  absl::Mutex mu_;
+  Index records_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::unique_ptr<SubjectStore> NewInMemorySubjectStore() {
+  return std::make_unique<MemorySubjectStore>();
+}
+
+}  // namespace srn

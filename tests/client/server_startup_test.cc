@@ -1,0 +1,92 @@
+// srn-server refuses to start, with a reason and a non-zero exit, when it cannot serve safely.
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/csv_dataset.h"
+#include "tests/client/e2e_fixture.h"
+
+namespace srn::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ServerStartup : public EndToEndTest {
+ protected:
+  // Runs srn-server to completion (it should not get as far as serving).
+  ProcessResult RunServer(const std::vector<std::string>& flags,
+                          const std::vector<std::string>& env = CleanEnvironment()) {
+    std::vector<std::string> argv = {SRN_SERVER_BINARY, "--metrics_listen=127.0.0.1:0"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return RunProcess(argv, env, /*timeout_seconds=*/15);
+  }
+};
+
+TEST_F(ServerStartup, MissingWeightsFile) {
+  const std::string missing = dir_.File("no-such-model.srnw");
+  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", missing)});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("srn-server: cannot load model: "));
+  EXPECT_THAT(r.err, HasSubstr(missing));
+}
+
+TEST_F(ServerStartup, CorruptWeightsFile) {
+  const std::string corrupt = dir_.File("corrupt.srnw");
+  ASSERT_TRUE(WriteFile(corrupt, "this is not a weights file, just some bytes of text\n"));
+  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", corrupt)});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("srn-server: cannot load model: "));
+  EXPECT_THAT(r.err, HasSubstr(corrupt));
+
+  // A real model file with one byte flipped in the middle: the checksum catches it.
+  absl::StatusOr<std::string> bytes = ReadFileToString(model_path_);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  std::string flipped = *bytes;
+  flipped[flipped.size() / 2] ^= 0x01;
+  ASSERT_TRUE(WriteFile(corrupt, flipped));
+  r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", corrupt)});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("cannot load model: "));
+}
+
+TEST_F(ServerStartup, StorePathIsADirectory) {
+  const std::string store = dir_.File("store-dir");
+  ASSERT_TRUE(std::filesystem::create_directory(store));
+  ProcessResult r = RunServer({"--listen=127.0.0.1:0", absl::StrCat("--store=", store),
+                               absl::StrCat("--weights=", model_path_)});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("srn-server: cannot use the store ", store)));
+}
+
+TEST_F(ServerStartup, NonLoopbackAddressNeedsTokens) {
+  ProcessResult r = RunServer({"--listen=0.0.0.0:0", "--store=:memory:", absl::StrCat("--weights=", model_path_)});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("refusing to listen on 0.0.0.0:0 without authentication"));
+
+  // With a token it starts (and is stopped again at once).
+  std::vector<std::string> env = CleanEnvironment();
+  env.push_back("SRN_ADMIN_TOKEN=admin-token-0123456789abcdef");
+  std::unique_ptr<ServerProcess> server = StartServer(":memory:", {"--listen=0.0.0.0:0", "--metrics_listen=", "--drain_seconds=0"}, env);
+  ASSERT_NE(server, nullptr);
+  double seconds = 0;
+  EXPECT_EQ(server->Terminate(10, &seconds), 0) << server->Log();
+}
+
+TEST_F(ServerStartup, BadFlags) {
+  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", model_path_),
+                               "--default_fusion=median"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("--default_fusion must be max, mean or top-k-mean"));
+  ASSERT_TRUE(WriteFile(dir_.File("short.tokens"), "admin short\n"));
+  r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", model_path_),
+                 absl::StrCat("--tokens_file=", dir_.File("short.tokens"))});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("16"));
+}
+
+}  // namespace
+}  // namespace srn::testing
