@@ -30,7 +30,7 @@ inline void StandardizeFrame(const float* x, const float* mean, const float* sca
 }  // namespace
 
 absl::StatusOr<Preprocessor> Preprocessor::Fit(const std::vector<const Series*>& series,
-                                               int window, FeatureKind kind) {
+                                               int window, FeatureKind kind, bool center_series) {
   absl::Status window_ok = CheckWindow(window);
   if (!window_ok.ok()) return window_ok;
   if (series.empty()) return absl::InvalidArgumentError("cannot fit a preprocessor on no series");
@@ -51,18 +51,24 @@ absl::StatusOr<Preprocessor> Preprocessor::Fit(const std::vector<const Series*>&
 
   // Two passes in double: one for the mean, one for the squared deviations, so that features
   // with a large offset (e.g. absolute timestamps) keep their small spread exactly.
+  // With centring, each series is first moved to its own mean; the centred frames then have
+  // mean zero, and their spread is the within-series spread.
+  auto series_mean = [&](const Series* s) -> Eigen::RowVectorXd {
+    if (!center_series) return Eigen::RowVectorXd::Zero(dims);
+    return s->frames().cast<double>().colwise().mean();
+  };
   Eigen::VectorXd sum = Eigen::VectorXd::Zero(dims);
   int64_t frames = 0;
   for (const Series* s : series) {
     if (s->empty()) continue;
-    sum += s->frames().cast<double>().colwise().sum().transpose();
+    sum += (s->frames().cast<double>().rowwise() - series_mean(s)).colwise().sum().transpose();
     frames += s->length();
   }
   const Eigen::VectorXd mean = sum / static_cast<double>(frames);
   Eigen::VectorXd sq = Eigen::VectorXd::Zero(dims);
   for (const Series* s : series) {
     if (s->empty()) continue;
-    sq += (s->frames().cast<double>().rowwise() - mean.transpose())
+    sq += ((s->frames().cast<double>().rowwise() - series_mean(s)).rowwise() - mean.transpose())
               .array()
               .square()
               .colwise()
@@ -75,6 +81,7 @@ absl::StatusOr<Preprocessor> Preprocessor::Fit(const std::vector<const Series*>&
   p.kind = kind;
   p.raw_dims = dims;
   p.window = window;
+  p.center_series = center_series;
   p.mean = mean.cast<float>();
   p.scale.resize(dims);
   for (int d = 0; d < dims; ++d) {
@@ -111,6 +118,12 @@ absl::StatusOr<Series> Preprocessor::Apply(const Series& raw) const {
   const float* x = raw.data();
   const float* m = mean.data();
   const float* s = scale.data();
+  // Centring folds the series' own mean into the subtracted mean.
+  Vector centred_mean;
+  if (center_series) {
+    centred_mean = mean + raw.frames().colwise().mean().transpose();
+    m = centred_mean.data();
+  }
 
   // Row 0 holds frames 0..window-1 (the last frame repeated past the end of short series).
   for (int k = 0; k < window; ++k) {

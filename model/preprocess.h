@@ -27,13 +27,18 @@ struct Preprocessor {
   Vector mean;   // raw_dims
   Vector scale;  // raw_dims; 1 / stddev (1 where a feature is constant on the training data)
   int window = 1;
+  // Subtract each series' own mean per feature first (cepstral mean normalization for speech):
+  // removes constant offsets such as a speaker's or a channel's, at the price of the information
+  // they carry. `mean` and `scale` are then statistics of centred training frames.
+  bool center_series = false;
 
   int output_dims() const { return raw_dims * window; }
 
   // Learns mean and standard deviation per feature over all frames of `series` (all must have
   // raw_dims features). InvalidArgument on no series, mismatched dims or window < 1.
   static absl::StatusOr<Preprocessor> Fit(const std::vector<const Series*>& series, int window,
-                                          FeatureKind kind = FeatureKind::kFrames);
+                                          FeatureKind kind = FeatureKind::kFrames,
+                                          bool center_series = false);
 
   // Standardizes then windows one raw series: output has max(1, T - window + 1) frames of
   // output_dims() features; a series shorter than the window is padded by repeating its last

@@ -277,9 +277,11 @@ absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dat
 }
 
 absl::StatusOr<EvalResult> EvaluateDtw(const Dataset& train, const Dataset& test,
-                                       const DtwOptions& dtw, const EvalOptions& options) {
+                                       const DtwOptions& dtw, const EvalOptions& options,
+                                       bool center_series) {
   SRN_ASSIGN_OR_RETURN(const Preprocessor standardize,
-                       Preprocessor::Fit(train.SeriesPointers(), /*window=*/1));
+                       Preprocessor::Fit(train.SeriesPointers(), /*window=*/1, FeatureKind::kFrames,
+                                         center_series));
   SRN_ASSIGN_OR_RETURN(const Dataset processed, PreprocessDataset(standardize, test));
   const std::vector<const Series*> series = processed.SeriesPointers();
   const PairScorer score = [&](int i, int j) {

@@ -92,8 +92,10 @@ absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dat
 // Evaluates the DTW baseline on raw `test` data, standardized with statistics from `train` (as
 // the SRN's inputs are); similarity = -normalized DTW distance, with lower-bound pruning in the
 // one-shot search.
+// With `center_series`, each series is centred on its own mean first (as the SRN option).
 absl::StatusOr<EvalResult> EvaluateDtw(const Dataset& train, const Dataset& test,
-                                       const DtwOptions& dtw, const EvalOptions& options);
+                                       const DtwOptions& dtw, const EvalOptions& options,
+                                       bool center_series = false);
 
 // The machine-readable summary line, e.g.
 // "RESULT protocol=out-of-domain dataset=arabic-voice model=srn-a auc=0.912 oneshot=0.451";

@@ -301,7 +301,8 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
   if (train.examples.empty()) return absl::InvalidArgumentError("the training set is empty");
   if (validation.examples.empty()) return absl::InvalidArgumentError("the validation set is empty");
   SRN_ASSIGN_OR_RETURN(Preprocessor preprocessor,
-                       Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind));
+                       Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind,
+                                         config.center_series));
   SRN_ASSIGN_OR_RETURN(Dataset train_p, PreprocessDataset(preprocessor, train));
   SRN_ASSIGN_OR_RETURN(Dataset val_p, PreprocessDataset(preprocessor, validation));
   Architecture arch = config.arch;
@@ -322,6 +323,7 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
       {"hidden", absl::StrCat(arch.hidden)},
       {"layers", absl::StrCat(arch.layers)},
       {"window", absl::StrCat(config.window)},
+      {"center_series", config.center_series ? "true" : "false"},
       {"learning_rate", absl::StrCat(o.learning_rate)},
       {"dropout", absl::StrCat(o.dropout)},
       {"batch_pairs", absl::StrCat(o.batch_pairs)},

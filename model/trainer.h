@@ -122,6 +122,7 @@ class Trainer {
 struct TrainConfig {
   Architecture arch;       // input_dims is filled in from the data and window
   int window = 1;
+  bool center_series = false;  // see Preprocessor::center_series
   FeatureKind kind = FeatureKind::kFrames;
   TrainOptions options;
   std::string training_data;  // description stored in the weights file

@@ -177,6 +177,7 @@ pb::WeightsFile ToProto(const SimilarityModel& model) {
   p->mutable_mean()->Add(pre.mean.data(), pre.mean.data() + pre.mean.size());
   p->mutable_scale()->Add(pre.scale.data(), pre.scale.data() + pre.scale.size());
   p->set_window(pre.window);
+  p->set_center_series(pre.center_series);
 
   const float* params = model.params().data();
   for (const TensorSpec& spec : model.layout().tensors()) {
@@ -270,6 +271,7 @@ absl::StatusOr<Preprocessor> PreprocessorFromProto(const pb::Preprocessing& p,
   }
   pre.raw_dims = p.raw_dims();
   pre.window = p.window();
+  pre.center_series = p.center_series();
   pre.mean = Eigen::Map<const Vector>(p.mean().data(), p.mean_size());
   pre.scale = Eigen::Map<const Vector>(p.scale().data(), p.scale_size());
   SRN_RETURN_IF_ERROR(Annotate(pre.Validate(), name, "preprocessing: "));
@@ -675,6 +677,8 @@ std::string ModelFingerprint(const SimilarityModel& model) {
   h.U32(static_cast<uint32_t>(KindToProto(pre.kind)));
   h.U32(static_cast<uint32_t>(pre.raw_dims));
   h.U32(static_cast<uint32_t>(pre.window));
+  // Hashed only when set, so that fingerprints of models from before the option stay the same.
+  if (pre.center_series) h.Str("center_series");
   h.Floats(pre.mean.data(), pre.mean.size());
   h.Floats(pre.scale.data(), pre.scale.size());
   const ParameterLayout& layout = model.layout();

@@ -28,6 +28,7 @@ ABSL_FLAG(int64_t, seed, -1, "split and draw seed (default: the weights file's t
 ABSL_FLAG(int, draws, 10, "one-shot draws (one random reference per class each)");
 ABSL_FLAG(int64_t, max_pairs, 0, "score a uniform sample of about this many trial pairs (0: all)");
 ABSL_FLAG(double, dtw_band, 0.1, "DTW Sakoe-Chiba band as a fraction of the longer series (<0: none)");
+ABSL_FLAG(bool, center_series, false, "DTW only: centre each series on its own mean first");
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, embeddings_csv, "", "write the test embeddings here (weights files only)");
 ABSL_FLAG(std::string, roc_csv, "", "write ROC/DET operating points (threshold,far,frr) here");
@@ -102,7 +103,7 @@ int main(int argc, char** argv) {
   if (model == nullptr) {
     const double band = absl::GetFlag(FLAGS_dtw_band);
     const srn::DtwOptions dtw = band >= 0 ? srn::DtwOptions::Fraction(band) : srn::DtwOptions::NoBand();
-    result = srn::EvaluateDtw(split->train, split->test, dtw, eval);
+    result = srn::EvaluateDtw(split->train, split->test, dtw, eval, absl::GetFlag(FLAGS_center_series));
     if (name.empty()) name = "dtw";
   } else {
     if (model->preprocessor().raw_dims != split->test.dims()) {

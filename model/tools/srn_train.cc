@@ -32,6 +32,9 @@ ABSL_FLAG(std::string, model, "srn-a", "srn-a, srn-l, sn-a, sn-l, gru-a, gru-l, 
 ABSL_FLAG(int, hidden, 64, "hidden units per layer");
 ABSL_FLAG(int, layers, 1, "stacked recurrent layers");
 ABSL_FLAG(int, window, 1, "frames concatenated per input (sliding window, stride 1)");
+ABSL_FLAG(bool, center_series, false,
+          "centre each series on its own mean first (cepstral mean normalization; helps matching "
+          "words across speakers, hurts telling speakers apart)");
 ABSL_FLAG(double, lr, 1e-3, "RMSprop learning rate");
 ABSL_FLAG(double, dropout, 0.0, "dropout rate on hidden activations and the embedding");
 ABSL_FLAG(int, batch, 50, "pairs per mini-batch");
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
   srn::TrainConfig config;
   config.arch = *arch;
   config.window = absl::GetFlag(FLAGS_window);
+  config.center_series = absl::GetFlag(FLAGS_center_series);
   srn::TrainOptions& o = config.options;
   o.learning_rate = absl::GetFlag(FLAGS_lr);
   o.dropout = absl::GetFlag(FLAGS_dropout);

@@ -158,6 +158,33 @@ TEST(PreprocessorTest, ApplyRejectsBadInput) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(PreprocessorTest, CentringRemovesEachSeriesOffset) {
+  Series a(4, 2), b(3, 2);
+  a.mutable_frames() << 1, 10, 2, 20, 3, 30, 6, 40;
+  b.mutable_frames() << 100, -5, 101, -4, 105, -9;
+  absl::StatusOr<Preprocessor> p = Preprocessor::Fit({&a, &b}, 1, FeatureKind::kFrames, true);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->center_series);
+  // Centred frames average to zero, whatever the offsets.
+  EXPECT_NEAR(p->mean[0], 0.0f, 1e-6);
+  EXPECT_NEAR(p->mean[1], 0.0f, 1e-6);
+  // Within-series spread of feature 0: deviations -2,-1,0,3 (mean 3) and -2,-1,3 (mean 102)
+  // -> mean square 28/7 = 4, so the scale is 1/2.
+  EXPECT_NEAR(p->scale[0], 0.5, 1e-6);
+  // A shifted copy of a series preprocesses to the same frames.
+  Series shifted = a;
+  shifted.mutable_frames().col(0).array() += 1000.0f;
+  shifted.mutable_frames().col(1).array() -= 7.5f;
+  const Series x = *p->Apply(a), y = *p->Apply(shifted);
+  EXPECT_LT((x.frames() - y.frames()).cwiseAbs().maxCoeff(), 1e-3);
+  EXPECT_NEAR(x.frames().col(0).mean(), 0.0f, 1e-5);
+  // Without centring the offset matters.
+  absl::StatusOr<Preprocessor> plain = Preprocessor::Fit({&a, &b}, 1);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->center_series);
+  EXPECT_GT((plain->Apply(a)->frames() - plain->Apply(shifted)->frames()).cwiseAbs().maxCoeff(), 1.0f);
+}
+
 TEST(PreprocessorTest, ValidateChecksEveryField) {
   EXPECT_TRUE(Identity(3, 2).Validate().ok());
   EXPECT_EQ(Preprocessor().Validate().code(), absl::StatusCode::kInvalidArgument);

@@ -169,6 +169,7 @@ void ExpectSameModel(const SimilarityModel& got, const SimilarityModel& want) {
   EXPECT_EQ(p.kind, q.kind);
   EXPECT_EQ(p.raw_dims, q.raw_dims);
   EXPECT_EQ(p.window, q.window);
+  EXPECT_EQ(p.center_series, q.center_series);
   ASSERT_EQ(p.mean.size(), q.mean.size());
   ASSERT_EQ(p.scale.size(), q.scale.size());
   EXPECT_EQ(std::memcmp(p.mean.data(), q.mean.data(), q.mean.size() * sizeof(float)), 0);
@@ -397,6 +398,23 @@ TEST(ModelFingerprintTest, ChangesWithAnyWeightOrPreprocessing) {
   pre = base->preprocessor();
   pre.kind = FeatureKind::kSignature;
   EXPECT_NE(rebuild(base->params(), pre), want);
+  pre = base->preprocessor();
+  pre.center_series = true;
+  EXPECT_NE(rebuild(base->params(), pre), want);
+}
+
+TEST(WeightsFileTest, CentringSurvivesTheRoundTrip) {
+  const std::shared_ptr<const SimilarityModel> base = SmallModel();
+  Preprocessor pre = base->preprocessor();
+  pre.center_series = true;
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> m =
+      SimilarityModel::Create(base->architecture(), pre, base->params());
+  ASSERT_TRUE(m.ok());
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> loaded = ParseModel(SerializeModel(**m), "mem");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE((*loaded)->preprocessor().center_series);
+  EXPECT_FALSE(base->preprocessor().center_series);
+  EXPECT_EQ(ModelFingerprint(**loaded), ModelFingerprint(**m));
 }
 
 TEST(ModelFingerprintTest, DependsOnTheArchitecture) {
