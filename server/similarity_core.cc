@@ -355,6 +355,7 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
                                                                        : v1::ModelInfo::FRAMES);
   info.set_input_features(m.preprocessor().raw_dims);
   info.set_window(m.preprocessor().window);
+  info.set_center_series(m.preprocessor().center_series);
   info.set_training_data(meta.training_data);
   info.set_command(meta.command);
   for (const auto& [k, v] : meta.hyperparameters) (*info.mutable_hyperparameters())[k] = v;
