@@ -8,11 +8,15 @@
 namespace srn {
 
 int DefaultThreads() {
-  if (const char* env = std::getenv("SRN_THREADS"); env != nullptr && *env != '\0') {
-    const int n = std::atoi(env);
-    if (n > 0) return n;
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
+  // Computed once: hardware_concurrency() reads /sys on every call, and servers ask per request.
+  static const int threads = [] {
+    if (const char* env = std::getenv("SRN_THREADS"); env != nullptr && *env != '\0') {
+      const int n = std::atoi(env);
+      if (n > 0) return n;
+    }
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return threads;
 }
 
 void ParallelFor(int n, int threads, const std::function<void(int, int, int)>& fn) {

@@ -5,7 +5,8 @@
 
 namespace srn {
 
-// The number of worker threads srn uses by default: $SRN_THREADS if set, else the hardware's.
+// The number of worker threads srn uses by default: $SRN_THREADS if set, else the hardware's;
+// read once per process.
 int DefaultThreads();
 
 // Runs fn(begin, end, worker) over [0, n) split into at most `threads` contiguous chunks, one per
