@@ -145,7 +145,12 @@ int main(int argc, char** argv) {
       srn::TrainModel(split->train, split->validation, config, callbacks);
   bar.Clear();
   if (!trained.ok()) return Fail(tool, trained.status());
-  if (trained->result.cancelled) std::cerr << "cancelled; saving the best model so far\n";
+  if (trained->result.cancelled) {
+    if (trained->result.best_epoch == 0) {
+      return Fail(tool, absl::CancelledError("cancelled before the first epoch ended; nothing written"));
+    }
+    std::cerr << "cancelled; saving the best model so far (no evaluation)\n";
+  }
 
   if (absl::Status s = srn::SaveModel(*trained->model, out); !s.ok()) return Fail(tool, s);
   std::cerr << absl::StrFormat("wrote %s (%s, best validation AUC %.4f at epoch %d, fingerprint %s)\n",
@@ -153,7 +158,7 @@ int main(int argc, char** argv) {
                                trained->result.best_val_auc, trained->result.best_epoch,
                                srn::ModelFingerprint(*trained->model));
 
-  if (absl::GetFlag(FLAGS_eval) && !split->test.examples.empty()) {
+  if (absl::GetFlag(FLAGS_eval) && !trained->result.cancelled && !split->test.examples.empty()) {
     srn::EvalOptions eval;
     eval.seed = o.seed;
     eval.threads = o.threads;
