@@ -8,39 +8,21 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scratch_dir.h"
 
 namespace srn {
 namespace {
 
 using ::testing::HasSubstr;
 
-class CsvDatasetTest : public ::testing::Test {
+class CsvDatasetTest : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = (std::filesystem::path(::testing::TempDir()) /
-            ("srn_csv_" + std::to_string(::getpid()) + "_" + info->name()))
-               .string();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    const std::string path = (std::filesystem::path(dir_) / name).string();
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-
   // Expects `status` to be `code` with a message containing `text`.
   static void ExpectError(const absl::Status& status, absl::StatusCode code,
                           const std::string& text) {
     EXPECT_EQ(status.code(), code) << status;
     EXPECT_THAT(std::string(status.message()), HasSubstr(text));
   }
-
-  std::string dir_;
 };
 
 TEST_F(CsvDatasetTest, ReadsSeriesWithHeaderCommentsAndBlankLines) {
@@ -96,9 +78,9 @@ TEST_F(CsvDatasetTest, MalformedSeriesNameFileAndLine) {
               path + ": no frames");
   ExpectError(ReadCsvSeries(Write("empty.csv", "")).status(), absl::StatusCode::kInvalidArgument,
               "no frames");
-  ExpectError(ReadCsvSeries(dir_ + "/missing.csv").status(), absl::StatusCode::kNotFound,
-              dir_ + "/missing.csv");
-  ExpectError(ReadCsvSeries(dir_).status(), absl::StatusCode::kInvalidArgument,
+  ExpectError(ReadCsvSeries(dir() + "/missing.csv").status(), absl::StatusCode::kNotFound,
+              dir() + "/missing.csv");
+  ExpectError(ReadCsvSeries(dir()).status(), absl::StatusCode::kInvalidArgument,
               "not a regular file");
 }
 
@@ -133,7 +115,7 @@ TEST_F(CsvDatasetTest, LoadsAManifestRoundTrip) {
   EXPECT_EQ(d->examples[0].label, 0);
   EXPECT_FALSE(d->examples[0].forgery);
   EXPECT_EQ(d->examples[0].series.length(), 2);
-  EXPECT_EQ(d->examples[0].source, dir_ + "/alice/1.csv");
+  EXPECT_EQ(d->examples[0].source, dir() + "/alice/1.csv");
   EXPECT_EQ(d->examples[0].group, -1);
   EXPECT_EQ(d->examples[1].label, 1);
   EXPECT_TRUE(d->examples[1].forgery);
@@ -155,7 +137,7 @@ TEST_F(CsvDatasetTest, DocumentedExample) {
         "alice_fake.csv,alice,1\n");
   Write("pens/alice_1.csv", "x,y\n0.0,1.0\n0.5,1.5\n1.0,1.25\n");
   Write("pens/alice_fake.csv", "# recorded on tablet B\n0.1,0.9\n0.7,1.6\n");
-  absl::StatusOr<Dataset> d = LoadCsvDataset(dir_ + "/pens/manifest.csv");
+  absl::StatusOr<Dataset> d = LoadCsvDataset(dir() + "/pens/manifest.csv");
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->label_names, std::vector<std::string>{"alice"});
   ASSERT_EQ(d->examples.size(), 2u);
@@ -196,8 +178,8 @@ TEST_F(CsvDatasetTest, ManifestErrors) {
   Write("a.csv", "1,2\n");
   Write("b.csv", "1,2,3\n");
   Write("bad.csv", "1,2\n1\n");
-  ExpectError(LoadCsvDataset(dir_ + "/nope.csv").status(), absl::StatusCode::kNotFound,
-              dir_ + "/nope.csv");
+  ExpectError(LoadCsvDataset(dir() + "/nope.csv").status(), absl::StatusCode::kNotFound,
+              dir() + "/nope.csv");
   std::string m = Write("empty.csv", "");
   ExpectError(LoadCsvDataset(m).status(), absl::StatusCode::kInvalidArgument,
               m + ": empty manifest");
@@ -221,13 +203,13 @@ TEST_F(CsvDatasetTest, ManifestErrors) {
               m + ":2: path is empty");
   m = Write("missing.csv", "path,label\na.csv,x\ngone.csv,y\n");
   ExpectError(LoadCsvDataset(m).status(), absl::StatusCode::kNotFound,
-              m + ":3: " + dir_ + "/gone.csv");
+              m + ":3: " + dir() + "/gone.csv");
   m = Write("badseries.csv", "path,label\nbad.csv,x\n");
   ExpectError(LoadCsvDataset(m).status(), absl::StatusCode::kInvalidArgument,
-              m + ":2: " + dir_ + "/bad.csv:2: expected 2 values");
+              m + ":2: " + dir() + "/bad.csv:2: expected 2 values");
   m = Write("dims.csv", "path,label\na.csv,x\n\nb.csv,y\n");
   ExpectError(LoadCsvDataset(m).status(), absl::StatusCode::kInvalidArgument,
-              m + ":4: " + dir_ + "/b.csv has 3 values per frame but " + dir_ +
+              m + ":4: " + dir() + "/b.csv has 3 values per frame but " + dir() +
                   "/a.csv (line 2) has 2");
 }
 

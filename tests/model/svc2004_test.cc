@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scratch_dir.h"
 #include "tests/testing/test_data.h"
 
 namespace srn {
@@ -16,21 +17,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Each test gets a fresh folder (unique per process and test), removed afterwards.
-class Svc2004Test : public ::testing::Test {
+class Svc2004Test : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = (std::filesystem::path(::testing::TempDir()) /
-            ("srn_svc_" + std::to_string(::getpid()) + "_" + info->name()))
-               .string();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string MakeTempDir() const { return dir_; }
-
-  std::string dir_;
+  std::string MakeTempDir() const { return dir(); }
 };
 
 std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text) {
