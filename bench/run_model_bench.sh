@@ -16,10 +16,17 @@
 #                      of the machine's CPU time (sampled over 2 s)...
 #   WAIT_SECONDS=1800  ...for at most this long in all, then measure anyway (and say so)
 #   PYTHON=/usr/bin/python3   interpreter with torch
+#   FAST_BLAS_DIR=     a directory holding an optimized libblas.so.3 (e.g. OpenBLAS, see
+#                      docs/BENCHMARKS.md): the peer then also runs with it (LD_LIBRARY_PATH),
+#                      as a second peer. Needed where torch is linked against the reference BLAS.
+#   PEER_BLAS_THREADS=1  OPENBLAS_NUM_THREADS / MKL_NUM_THREADS for that second peer (its GEMMs
+#                      run on torch's calling thread; more BLAS threads on top of torch's
+#                      THREADS oversubscribe the cores and make it slower here)
 #   OUT_DIR=           keep the raw JSON here (default: a temporary directory)
 #
-# Rows run one at a time, srn then PyTorch, so both sides of a row see the same machine load;
-# the CPU share other processes used just before and during each row is printed with it.
+# Rows run one at a time, srn then each peer, so all sides of a row see the same machine load;
+# the CPU share other processes used just before and during each row is printed with it. The
+# exit status is 1 when any srn-a row misses its target against any peer.
 set -euo pipefail
 
 BUILD_DIR=${1:-build}
@@ -30,6 +37,8 @@ FILTER=${FILTER:-}
 MAX_BUSY=${MAX_BUSY:-10}
 WAIT_SECONDS=${WAIT_SECONDS:-1800}
 PYTHON=${PYTHON:-/usr/bin/python3}
+FAST_BLAS_DIR=${FAST_BLAS_DIR:-}
+PEER_BLAS_THREADS=${PEER_BLAS_THREADS:-1}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=$BUILD_DIR/bench/srn-model-bench
 
@@ -39,6 +48,10 @@ if [[ ! -x $BIN ]]; then
 fi
 if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
   echo "error: $PYTHON cannot import torch; set PYTHON to an interpreter that can" >&2
+  exit 1
+fi
+if [[ -n $FAST_BLAS_DIR && ! -e $FAST_BLAS_DIR/libblas.so.3 ]]; then
+  echo "error: FAST_BLAS_DIR=$FAST_BLAS_DIR has no libblas.so.3" >&2
   exit 1
 fi
 if [[ -n ${OUT_DIR:-} ]]; then
@@ -105,7 +118,7 @@ echo "cpu:      $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cpus, $(grep -
 echo "flags:    $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -x -E 'avx2|fma|avx512f' | tr '\n' ' ')"
 echo "build:    $BIN ($(grep -m1 CMAKE_BUILD_TYPE: "$BUILD_DIR/CMakeCache.txt" 2>/dev/null | cut -d= -f2), arch flags: $(grep -m1 SRN_ARCH_FLAGS: "$BUILD_DIR/CMakeCache.txt" 2>/dev/null | cut -d= -f2))"
 echo "torch:    $("$PYTHON" -c 'import torch; print(torch.__version__)')"
-echo "settings: THREADS=$THREADS MIN_TIME=$MIN_TIME REPETITIONS=$REPETITIONS MAX_BUSY=$MAX_BUSY%"
+echo "settings: THREADS=$THREADS MIN_TIME=$MIN_TIME REPETITIONS=$REPETITIONS MAX_BUSY=$MAX_BUSY%${FAST_BLAS_DIR:+ FAST_BLAS_DIR=$FAST_BLAS_DIR PEER_BLAS_THREADS=$PEER_BLAS_THREADS}"
 echo "uptime:   $(uptime)"
 echo
 
@@ -129,6 +142,13 @@ for row in "${ROWS[@]}"; do
     --benchmark_out="$OUT_DIR/srn.${row//\//_}.json" >&2
   "$PYTHON" "$HERE/torch_peer.py" --threads "$THREADS" --min-time "$MIN_TIME" \
     --repetitions "$REPETITIONS" --filter "$row" --json "$OUT_DIR/torch.${row//\//_}.json" >&2
+  if [[ -n $FAST_BLAS_DIR ]]; then
+    LD_LIBRARY_PATH=$FAST_BLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+      OPENBLAS_NUM_THREADS=$PEER_BLAS_THREADS MKL_NUM_THREADS=$PEER_BLAS_THREADS \
+      "$PYTHON" "$HERE/torch_peer.py" --threads "$THREADS" --min-time "$MIN_TIME" \
+      --repetitions "$REPETITIONS" --filter "$row" \
+      --json "$OUT_DIR/torch-fastblas.${row//\//_}.json" >&2
+  fi
   echo "$row $BUSY $(others_percent "$before" "$(cpu_snapshot)")" >>"$OUT_DIR/loads.txt"
 done
 echo "uptime after: $(uptime)"
@@ -177,60 +197,81 @@ print(f"peak per core: nominal {nominal / 1e9:.1f} GFLOP/s ({mhz:.0f} MHz x 32 f
       f"measured {measured1 / 1e9:.1f} GFLOP/s on 1 thread, {measured2 / 1e9:.1f} GFLOP/s on 2 "
       f"(others {before}%/{during}%); fractions below use {core_peak / 1e9:.1f} GFLOP/s per core")
 
-srn, peer, variants = {}, {}, {}
+srn = {}
 for path in sorted(glob.glob(os.path.join(out_dir, "srn.*.json"))):
     srn.update(medians(path))
-gemm = []
-for path in sorted(glob.glob(os.path.join(out_dir, "torch.*.json"))):
-    with open(path) as f:
-        data = json.load(f)
-        gemm.append(data["gemm_gflops"])
-        blas = data["blas"]
+
+
+def blas_name(paths):
+    """Short name of the BLAS a peer run had loaded."""
+    joined = " ".join(paths).lower()
+    for key, name in (("openblas", "OpenBLAS"), ("mkl", "MKL"), ("blis", "BLIS")):
+        if key in joined:
+            return name
+    if "/blas/libblas" in joined:
+        return "ref. BLAS"  # Debian's netlib reference implementation
+    return os.path.basename(paths[0]) if paths else "no BLAS"
+
+
+# peers[label][row] = (items/s, variant); one label per peer run kind.
+peers, gemm = {}, {}
+for prefix in ("torch", "torch-fastblas"):
+    for path in sorted(glob.glob(os.path.join(out_dir, prefix + ".*.json"))):
+        with open(path) as f:
+            data = json.load(f)
+        label = "torch+" + blas_name(data["blas"])
+        gemm.setdefault(label, []).append(data["gemm_gflops"])
         for r in data["rows"]:
-            peer[r["name"]] = r["items_per_second"]
-            variants[r["name"]] = r["variant"]
-if gemm:
-    print(f"PyTorch GEMM (256x128)x(128x128): median {sorted(gemm)[len(gemm) // 2]:.1f} GFLOP/s "
-          f"over its runs; BLAS: {', '.join(blas) or 'none found'}")
+            peers.setdefault(label, {})[r["name"]] = (r["items_per_second"], r["variant"])
+for label, rates in gemm.items():
+    print(f"{label}: GEMM (256x128)x(128x128) {sorted(rates)[len(rates) // 2]:.1f} GFLOP/s "
+          "(median over its runs)")
+
 loads = {}
 with open(os.path.join(out_dir, "loads.txt")) as f:
     for line in f:
         name, before, during = line.split()
         loads[name] = f"{before}%/{during}%"
 
-header = (f"| {'benchmark':<30} | {'srn items/s':>11} | {'PyTorch items/s':>15} | {'ratio':>7} | "
-          f"{'target':>6} | {'result':>6} | {'srn GFLOP/s':>11} | {'srn % peak':>18} | "
-          f"{'torch % peak':>12} | {'torch variant':>13} | {'others':>7} |")
+cols = [("benchmark", 30), ("peer", 15), ("srn items/s", 11), ("peer items/s", 12),
+        ("ratio", 7), ("target", 6), ("result", 6), ("srn GFLOP/s", 11), ("srn % peak", 16),
+        ("peer % peak", 11), ("peer variant", 12), ("others", 7)]
 print()
-print(header)
-print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+print("| " + " | ".join(f"{c:<{w}}" if i < 2 else f"{c:>{w}}" for i, (c, w) in enumerate(cols))
+      + " |")
+print("|" + "|".join("-" * (w + 2) for _, w in cols) + "|")
 failed = 0
 for name in loads:
-    if name not in srn or name not in peer:
-        print(f"| {name:<30} | missing result |")
-        failed += 1
-        continue
-    b = srn[name]
-    rate, torch_rate = b["items_per_second"], peer[name]
-    used = int(round(b["threads_used"]))
-    flops_item = b["flops_per_item"]
-    ratio = rate / torch_rate
-    metric = name.split("/")[-1]
-    target = TARGETS[metric] if name.startswith("srn-a/") else None
-    result = "info" if target is None else ("PASS" if ratio >= target else "FAIL")
-    failed += result == "FAIL"
-    frac = rate * flops_item / (used * core_peak)
-    torch_frac = torch_rate * flops_item / (threads * core_peak)
-    print(f"| {name:<30} | {rate:>11.1f} | {torch_rate:>15.1f} | {ratio:>6.1f}x | "
-          f"{'' if target is None else f'{target:.0f}x':>6} | {result:>6} | "
-          f"{rate * flops_item / 1e9:>11.1f} | {f'{100 * frac:.0f}% of {used} core' + ('s' if used > 1 else ''):>18} | "
-          f"{f'{100 * torch_frac:.1f}% of {threads}':>12} | {variants[name]:>13} | {loads[name]:>7} |")
+    b = srn.get(name)
+    for label in sorted(peers):
+        if b is None or name not in peers[label]:
+            print(f"| {name:<30} | {label:<15} | missing result")
+            failed += 1
+            continue
+        rate = b["items_per_second"]
+        peer_rate, variant = peers[label][name]
+        used = int(round(b["threads_used"]))
+        flops_item = b["flops_per_item"]
+        ratio = rate / peer_rate
+        metric = name.split("/")[-1]
+        target = TARGETS[metric] if name.startswith("srn-a/") else None
+        result = "info" if target is None else ("PASS" if ratio >= target else "FAIL")
+        failed += result == "FAIL"
+        frac = rate * flops_item / (used * core_peak)
+        peer_frac = peer_rate * flops_item / (threads * core_peak)
+        cells = [name, label, f"{rate:.1f}", f"{peer_rate:.1f}", f"{ratio:.1f}x",
+                 "" if target is None else f"{target:.0f}x", result,
+                 f"{rate * flops_item / 1e9:.1f}",
+                 f"{100 * frac:.0f}% of {used} core" + ("s" if used > 1 else ""),
+                 f"{100 * peer_frac:.1f}% of {threads}", variant, loads[name]]
+        print("| " + " | ".join(f"{c:<{w}}" if i < 2 else f"{c:>{w}}"
+                                for i, (c, (_, w)) in enumerate(zip(cells, cols))) + " |")
 print()
-print("ratio = srn items/s / PyTorch items/s; items are series (embed) or pairs (train).")
-print("srn % peak: srn's useful flops (flops_per_item, see docs/BENCHMARKS.md) over the peak of "
-      "the cores it ran on; torch % peak: the same flops at PyTorch's rate over "
-      f"{threads} cores' peak.")
+print("ratio = srn items/s / peer items/s; items are series (embed) or pairs (train).")
+print("srn % peak: srn's useful flops (flops_per_item, see docs/BENCHMARKS.md) over the AVX2 "
+      "peak of the cores it ran on; peer % peak: the same flops at the peer's rate over "
+      f"{threads} cores' AVX2 peak.")
 print("others: share of the machine's CPU time other processes used just before the row (2 s) / "
-      "while it ran (both sides); anything but a few percent makes the row suspect.")
+      "while it ran (all sides); anything but a few percent makes the row suspect.")
 sys.exit(1 if failed else 0)
 EOF

@@ -5,6 +5,7 @@ Run with the system interpreter (it has torch; another python3 on PATH may not):
 
     /usr/bin/python3 bench/torch_peer.py [--threads 2] [--min-time 1] [--repetitions 3]
                                          [--filter srn-a/arabic] [--json out.json]
+                                         [--layouts packed,padded] [--no-gemm-check]
 
 bench/run_model_bench.sh runs it beside the C++ benchmark and compares. Rows are named like the
 C++ benchmarks, <family>/<shape>/<metric>:
@@ -27,6 +28,9 @@ The peer is meant to be as fast as idiomatic PyTorch gets, not a straw man:
   * batches are padded into one tensor once, outside the timed region (the C++ side packs its
     batch inside the timed call), and the series lengths are exactly the C++ ones (same
     SplitMix64 stream);
+  * the matrix products run in whatever libblas.so.3 torch loads; the script first prints which
+    one and its GEMM rate. Debian's torch on the reference BLAS is 20x slower at GEMM than with
+    OpenBLAS: run_model_bench.sh's FAST_BLAS_DIR runs the peer with an optimized one too;
   * every row is warmed up first, then timed for at least --min-time seconds per repetition;
     the median over --repetitions is reported, as run_model_bench.sh asks of Google Benchmark.
 """
