@@ -87,7 +87,70 @@ template <typename T>
 void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch, Workspace* ws,
                        RowMatrixT<T>* out) const {
   PackBatch(batch, &ws->packed);
-  Run(params, T(0), nullptr, /*training=*/false, ws, out);
+  if (arch_.is_logistic()) {
+    Run(params, T(0), nullptr, /*training=*/false, ws, out);
+  } else {
+    RunBlocked(params, ws, out);
+  }
+}
+
+template <typename T>
+void Network<T>::RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) const {
+  const PackedBatch<T>& packed = ws->packed;
+  const int n = packed.batch();
+  const int steps = packed.steps();
+  const int e = arch_.embedding_dims();
+  ws->layers.resize(arch_.layers);
+  Mat<T>& pooled = ws->pooled;
+  if (arch_.pooling == Pooling::kMean) {
+    pooled.setZero(n, e);
+  } else {
+    pooled.resize(n, e);
+  }
+  PackedBatch<T>& block = ws->block;
+  for (int t0 = 0; t0 < steps;) {
+    // The block: steps [t0, t1), at least one, at most block_rows rows when there is a choice.
+    int t1 = t0 + 1;
+    int64_t rows = packed.step_rows[t0];
+    while (t1 < steps && rows + packed.step_rows[t1] <= ws->block_rows) rows += packed.step_rows[t1++];
+    const int64_t base = packed.step_offset[t0];
+    block.order.resize(packed.step_rows[t0]);  // sizes LayerForward's per-step scratch
+    block.step_rows.assign(packed.step_rows.begin() + t0, packed.step_rows.begin() + t1);
+    block.step_offset.resize(t1 - t0);
+    for (int t = t0; t < t1; ++t) block.step_offset[t - t0] = packed.step_offset[t] - base;
+    block.frames = packed.frames.middleRows(base, rows);
+
+    for (int l = 0; l < arch_.layers; ++l) {
+      typename Workspace::Layer& layer = ws->layers[l];
+      if (l > 0) std::swap(layer.input, ws->layers[l - 1].out);  // the layer below is done with it
+      LayerForward(params, l, /*training=*/false, &layer, block, t0 > 0 ? &layer.carry_z : nullptr,
+                   t0 > 0 ? &layer.carry_c : nullptr);
+      // Carry the block's last step into the next block.
+      const int64_t last = block.step_offset.back();
+      const int last_rows = block.step_rows.back();
+      layer.carry_z = layer.out.middleRows(last, last_rows);
+      if (arch_.cell == CellType::kLstm) layer.carry_c = layer.cell.middleRows(last, last_rows);
+    }
+
+    const Mat<T>& top = ws->layers.back().out;
+    for (int t = t0; t < t1; ++t) {
+      const int64_t o = block.step_offset[t - t0];
+      const int bt = packed.step_rows[t];
+      if (arch_.pooling == Pooling::kMean) {
+        pooled.topRows(bt) += top.middleRows(o, bt);
+      } else {
+        // Series j ends at step t when it is among this step's rows but not the next one's.
+        const int next = t + 1 < steps ? packed.step_rows[t + 1] : 0;
+        for (int j = next; j < bt; ++j) pooled.row(j) = top.row(o + j);
+      }
+    }
+    t0 = t1;
+  }
+  if (arch_.pooling == Pooling::kMean) {
+    for (int j = 0; j < n; ++j) pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+  }
+  out->resize(n, e);
+  for (int j = 0; j < n; ++j) out->row(packed.order[j]) = pooled.row(j);
 }
 
 template <typename T>
@@ -121,7 +184,7 @@ void Network<T>::Run(const T* params, T dropout, std::mt19937_64* rng, bool trai
           layer.input = below.out;
         }
       }
-      LayerForward(params, l, training, &layer, packed);
+      LayerForward(params, l, training, &layer, packed, nullptr, nullptr);
     }
     top = &ws->layers.back().out;
   }
@@ -153,7 +216,8 @@ void Network<T>::Run(const T* params, T dropout, std::mt19937_64* rng, bool trai
 
 template <typename T>
 void Network<T>::LayerForward(const T* params, int l, bool training,
-                              typename Workspace::Layer* layer, const PackedBatch<T>& packed) const {
+                              typename Workspace::Layer* layer, const PackedBatch<T>& packed,
+                              const Mat<T>* init_z, const Mat<T>* init_c) const {
   const ParameterLayout::LayerOffsets& off = layout_.layer(l);
   const int h = arch_.hidden;
   const int g = arch_.gates();
@@ -175,7 +239,11 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
     for (int t = 0; t < steps; ++t) {
       const int64_t o = packed.step_offset[t];
       const int bt = packed.step_rows[t];
-      if (t > 0) z.middleRows(o, bt).noalias() += z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+      if (t > 0) {
+        z.middleRows(o, bt).noalias() += z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+      } else if (init_z != nullptr) {
+        z.middleRows(o, bt).noalias() += init_z->topRows(bt) * a.transpose();
+      }
       z.middleRows(o, bt) = z.middleRows(o, bt).cwiseMax(T(0));
     }
     if (training) {
@@ -211,6 +279,9 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
       if (t > 0) {
         r_rec.noalias() = z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
         r_rec.rowwise() += b_hh;
+      } else if (init_z != nullptr) {
+        r_rec.noalias() = init_z->topRows(bt) * a.transpose();
+        r_rec.rowwise() += b_hh;
       } else {
         r_rec.rowwise() = b_hh;
       }
@@ -226,6 +297,8 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
         auto hp = z.middleRows(packed.step_offset[t - 1], bt).array();
         z.middleRows(o, bt) = ((T(1) - u) * nn + u * hp).matrix();
         if (training) layer->prev.middleRows(o, bt) = hp.matrix();
+      } else if (init_z != nullptr) {
+        z.middleRows(o, bt) = ((T(1) - u) * nn + u * init_z->topRows(bt).array()).matrix();
       } else {
         z.middleRows(o, bt) = ((T(1) - u) * nn).matrix();
       }
@@ -244,7 +317,11 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
     const int64_t o = packed.step_offset[t];
     const int bt = packed.step_rows[t];
     auto gt = gates.middleRows(o, bt);
-    if (t > 0) gt.noalias() += z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+    if (t > 0) {
+      gt.noalias() += z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+    } else if (init_z != nullptr) {
+      gt.noalias() += init_z->topRows(bt) * a.transpose();
+    }
     auto i = gt.leftCols(h).array();
     auto f = gt.middleCols(h, h).array();
     auto gg = gt.middleCols(2 * h, h).array();
@@ -260,6 +337,8 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
         layer->prev.middleRows(o, bt) = z.middleRows(op, bt);
         layer->cell_prev.middleRows(o, bt) = c.middleRows(op, bt);
       }
+    } else if (init_c != nullptr) {
+      c.middleRows(o, bt) = (f * init_c->topRows(bt).array() + i * gg).matrix();
     } else {
       c.middleRows(o, bt) = (i * gg).matrix();
     }
@@ -409,7 +488,8 @@ void Network<T>::LayerBackward(const T* params, int l, Workspace* ws, T* grad,
 }
 
 void EmbedParallel(const Network<float>& network, const float* params,
-                   const std::vector<const Series*>& series, int threads, RowMatrix* out) {
+                   const std::vector<const Series*>& series, int threads, RowMatrix* out,
+                   ThreadPool* pool) {
   // Below this many frames, one thread is faster than starting another.
   constexpr int64_t kParallelFrames = 4096;
   // Chunks of this many series keep each chunk's packed frames in cache.
@@ -421,7 +501,8 @@ void EmbedParallel(const Network<float>& network, const float* params,
   for (const Series* s : series) frames += s->length();
   if (frames < kParallelFrames) threads = 1;
   const int chunks = (n + kChunk - 1) / kChunk;
-  ParallelFor(std::max(chunks, std::min(threads, n)), threads, [&](int begin, int end, int) {
+  if (pool == nullptr) pool = &ThreadPool::Default();
+  pool->ParallelFor(std::max(chunks, std::min(threads, n)), threads, [&](int begin, int end, int) {
     thread_local Network<float>::Workspace ws;
     thread_local RowMatrix chunk_out;
     thread_local std::vector<const Series*> chunk;

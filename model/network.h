@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/architecture.h"
+#include "model/parallel.h"
 #include "model/parameters.h"
 #include "model/series.h"
 
@@ -53,10 +54,16 @@ class Network {
       RowMatrixT<T> cell;    // lstm: c_t
       RowMatrixT<T> cell_prev;  // lstm: c_{t-1}
       RowMatrixT<T> keep;    // dropout mask applied to `out` before the next layer (scaled)
+      RowMatrixT<T> carry_z, carry_c;  // Embed: z and (lstm) c at the last step of a block
     };
     std::vector<Layer> layers;
     RowMatrixT<T> pooled;    // (batch x E) in packed order, before dropout
     RowMatrixT<T> emb_keep;  // dropout mask on the embedding (scaled), empty if none
+    // Embed runs the layers over blocks of consecutive time steps of about this many rows (frames
+    // of all series), so that each block's intermediate values stay in cache; it keeps only the
+    // pooled result and the state carried from block to block. Training keeps every frame.
+    int64_t block_rows = 1024;
+    PackedBatch<T> block;
     // Backward scratch.
     RowMatrixT<T> d_out, d_pre, d_rec, d_prev, d_cell;
   };
@@ -82,8 +89,13 @@ class Network {
  private:
   void Run(const T* params, T dropout, std::mt19937_64* rng, bool training, Workspace* ws,
            RowMatrixT<T>* out) const;
+  // Embed without keeping every frame: see Workspace::block_rows.
+  void RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) const;
+  // One layer over all steps of `packed`. init_z / init_c (nullptr: zeros) is the state before
+  // the first step, one row per series of that step.
   void LayerForward(const T* params, int l, bool training, typename Workspace::Layer* layer,
-                    const PackedBatch<T>& packed) const;
+                    const PackedBatch<T>& packed, const RowMatrixT<T>* init_z,
+                    const RowMatrixT<T>* init_c) const;
   void LayerBackward(const T* params, int l, Workspace* ws, T* grad, RowMatrixT<T>* d_input) const;
 
   const Architecture arch_;
@@ -93,7 +105,8 @@ class Network {
 // Embeds many series with `threads` threads (fewer for small batches), each working through its
 // share in chunks with its own thread-local workspace. out: (series.size() x embedding_dims).
 void EmbedParallel(const Network<float>& network, const float* params,
-                   const std::vector<const Series*>& series, int threads, RowMatrix* out);
+                   const std::vector<const Series*>& series, int threads, RowMatrix* out,
+                   ThreadPool* pool = nullptr);
 
 extern template class Network<float>;
 extern template class Network<double>;

@@ -1,19 +1,72 @@
 #ifndef SRN_MODEL_PARALLEL_H_
 #define SRN_MODEL_PARALLEL_H_
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace srn {
 
-// The number of worker threads srn uses by default: $SRN_THREADS if set, else the hardware's;
-// read once per process.
+// The number of worker threads srn uses by default: $SRN_THREADS if set, else
+// the hardware's; read once per process.
 int DefaultThreads();
 
-// Runs fn(begin, end, worker) over [0, n) split into at most `threads` contiguous chunks, one per
-// thread (worker 0 runs on the calling thread), and returns when all are done. Chunks are fixed
-// by n and threads alone, so results that depend only on the chunking are deterministic.
-void ParallelFor(int n, int threads, const std::function<void(int begin, int end, int worker)>& fn);
+// A fixed set of long-lived worker threads that run ParallelFor chunks.
+//
+// Threads are started once, so per-thread state (thread_local workspaces, warm
+// caches) survives from one call to the next; starting threads per call cost
+// more than the work at small sizes. The pool's threads inherit the scheduling
+// priority (nice value) of the thread that constructs the pool: a low-priority
+// training worker gets low-priority helpers by owning its own pool.
+//
+// Thread-safe: any number of threads may call ParallelFor at once, and a chunk
+// may itself call ParallelFor (the calling thread always works on its own job,
+// so nesting cannot deadlock).
+class ThreadPool {
+public:
+  // `threads` counts the calling thread: a pool of n runs up to n chunks at
+  // once, with n - 1 workers of its own. n <= 1 runs everything on the caller.
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool &) = delete;
+  ThreadPool &operator=(const ThreadPool &) = delete;
 
-}  // namespace srn
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-#endif  // SRN_MODEL_PARALLEL_H_
+  // Runs fn(begin, end, chunk) over [0, n) split into at most `threads`
+  // contiguous chunks and returns when all are done. Chunks, and each chunk's
+  // index, are fixed by n and threads alone (never by which thread runs them),
+  // so results that depend only on the chunking are deterministic; `chunk` is
+  // unique within the call, for per-chunk scratch space.
+  void
+  ParallelFor(int n, int threads,
+              const std::function<void(int begin, int end, int chunk)> &fn);
+
+  // The process-wide pool of DefaultThreads() threads, started on first use.
+  static ThreadPool &Default();
+
+private:
+  struct Job;
+
+  void WorkerLoop();
+  // Runs chunks of `job` until none is left to claim.
+  static void Drain(Job *job);
+
+  std::mutex mu_;
+  std::condition_variable work_; // a job was queued, or stop_
+  std::condition_variable done_; // a worker left a job
+  std::deque<Job *> queue_;      // jobs with chunks still unclaimed
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+// ThreadPool::Default().ParallelFor(n, threads, fn).
+void ParallelFor(int n, int threads,
+                 const std::function<void(int begin, int end, int chunk)> &fn);
+
+} // namespace srn
+
+#endif // SRN_MODEL_PARALLEL_H_

@@ -32,6 +32,7 @@ Trainer::Trainer(const Architecture& arch, const TrainOptions& options)
       layout_(arch),
       network_(arch_, layout_),
       threads_(options.threads > 0 ? options.threads : DefaultThreads()),
+      pool_(std::make_unique<ThreadPool>(threads_)),
       params_(InitParameters(arch, static_cast<float>(options.init_scale), options.seed)),
       mean_square_(Vector::Zero(layout_.total_size())),
       lr_(options.learning_rate) {
@@ -82,7 +83,7 @@ double Trainer::Step(const std::vector<const Series*>& series, absl::Span<const 
                                  &shard.d_emb, shard.grad.data());
     network_.Backward(params_.data(), shard.d_emb, &shard.ws, shard.grad.data());
   };
-  ParallelFor(num_shards, std::min(threads_, num_shards), [&](int begin, int end, int) {
+  pool_->ParallelFor(num_shards, std::min(threads_, num_shards), [&](int begin, int end, int) {
     for (int s = begin; s < end; ++s) run_shard(s);
   });
 
@@ -104,7 +105,7 @@ double Trainer::Step(const std::vector<const Series*>& series, absl::Span<const 
 
 RowMatrix Trainer::Embed(const std::vector<const Series*>& series) const {
   RowMatrix out;
-  EmbedParallel(network_, params_.data(), series, threads_, &out);
+  EmbedParallel(network_, params_.data(), series, threads_, &out, pool_.get());
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include "model/dataset.h"
 #include "model/network.h"
 #include "model/pair_loss.h"
+#include "model/parallel.h"
 #include "model/parameters.h"
 #include "model/preprocess.h"
 #include "model/similarity_model.h"
@@ -111,6 +112,9 @@ class Trainer {
   const ParameterLayout layout_;
   const Network<float> network_;
   const int threads_;
+  // Its own threads, created by the thread that creates the Trainer and so sharing its priority:
+  // a training worker that lowers its own priority lowers its helpers' too.
+  std::unique_ptr<ThreadPool> pool_;
   Vector params_;
   Vector mean_square_;  // RMSprop state
   double lr_;

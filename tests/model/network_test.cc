@@ -116,6 +116,14 @@ TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
     EXPECT_LT((emb.row(i).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
         << family << " series " << i;
   }
+  // Embedding in blocks of a few time steps (each carrying its state into the next) gives the
+  // same result as in one block.
+  for (int64_t block_rows : {1, 3, 7}) {
+    ws.block_rows = block_rows;
+    RowMatrixT<double> blocked;
+    net.Embed(params.data(), Pointers(series), &ws, &blocked);
+    EXPECT_LT((blocked - emb).cwiseAbs().maxCoeff(), 1e-12) << family << " block_rows " << block_rows;
+  }
   // The float network agrees with the double one to float precision.
   Network<float> fnet(arch, layout);
   Network<float>::Workspace fws;
