@@ -15,7 +15,8 @@ SimilarityModel::SimilarityModel(Architecture arch, Preprocessor preprocessor, V
       layout_(arch_),
       params_(std::move(params)),
       metadata_(std::move(metadata)),
-      network_(std::make_unique<Network<float>>(arch_, layout_)) {}
+      network_(std::make_unique<Network<float>>(arch_, layout_, /*inference_weights=*/true)),
+      inference_params_(network_->InferenceWeights(params_)) {}
 
 SimilarityModel::~SimilarityModel() = default;
 
@@ -60,7 +61,7 @@ absl::StatusOr<RowMatrix> SimilarityModel::Embed(const std::vector<const Series*
 
 RowMatrix SimilarityModel::EmbedPreprocessed(const std::vector<const Series*>& series) const {
   RowMatrix out;
-  EmbedParallel(*network_, params_.data(), series, DefaultThreads(), &out);
+  EmbedParallel(*network_, inference_params_.data(), series, DefaultThreads(), &out);
   return out;
 }
 

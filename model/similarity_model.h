@@ -67,7 +67,8 @@ class SimilarityModel {
   const ParameterLayout layout_;
   const Vector params_;
   const ModelMetadata metadata_;
-  const std::unique_ptr<const Network<float>> network_;
+  const std::unique_ptr<const Network<float>> network_;  // takes inference_params_
+  const Vector inference_params_;  // params_ rearranged by Network::InferenceWeights
 };
 
 }  // namespace srn

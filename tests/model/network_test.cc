@@ -4,32 +4,35 @@
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "model/pair_loss.h"
 #include "model/parameters.h"
+#include "gtest/gtest.h"
 
 namespace srn {
 namespace {
 
-std::vector<Series> RandomSeries(const std::vector<int>& lengths, int dims, uint64_t seed) {
+std::vector<Series> RandomSeries(const std::vector<int> &lengths, int dims,
+                                 uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<Series> out;
   for (int len : lengths) {
     Series s(len, dims);
-    for (int i = 0; i < s.mutable_frames().size(); ++i) s.mutable_frames().data()[i] = normal(rng);
+    for (int i = 0; i < s.mutable_frames().size(); ++i)
+      s.mutable_frames().data()[i] = normal(rng);
     out.push_back(std::move(s));
   }
   return out;
 }
 
-std::vector<const Series*> Pointers(const std::vector<Series>& v) {
-  std::vector<const Series*> p;
-  for (const Series& s : v) p.push_back(&s);
+std::vector<const Series *> Pointers(const std::vector<Series> &v) {
+  std::vector<const Series *> p;
+  for (const Series &s : v)
+    p.push_back(&s);
   return p;
 }
 
-Architecture Make(const std::string& family, int in, int hidden, int layers) {
+Architecture Make(const std::string &family, int in, int hidden, int layers) {
   Architecture arch = *ParseFamily(family);
   arch.input_dims = in;
   if (!arch.is_logistic()) {
@@ -39,34 +42,41 @@ Architecture Make(const std::string& family, int in, int hidden, int layers) {
   return arch;
 }
 
-// A naive per-series, per-frame implementation of the cell equations, written independently of
-// the packed batch code, to check the forward pass.
-VectorT<double> NaiveEmbed(const Architecture& arch, const VectorT<double>& p, const Series& s) {
+// A naive per-series, per-frame implementation of the cell equations, written
+// independently of the packed batch code, to check the forward pass.
+VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p,
+                           const Series &s) {
   ParameterLayout layout(arch);
   const int h = arch.hidden;
   const int g = arch.gates();
   std::vector<VectorT<double>> frames;
-  for (int t = 0; t < s.length(); ++t) frames.push_back(s.frames().row(t).cast<double>().transpose());
+  for (int t = 0; t < s.length(); ++t)
+    frames.push_back(s.frames().row(t).cast<double>().transpose());
   if (arch.is_logistic()) {
     VectorT<double> mean = VectorT<double>::Zero(arch.input_dims);
-    for (const auto& f : frames) mean += f;
+    for (const auto &f : frames)
+      mean += f;
     return mean / frames.size();
   }
   auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
   for (int l = 0; l < arch.layers; ++l) {
-    const auto& off = layout.layer(l);
+    const auto &off = layout.layer(l);
     Eigen::Map<const RowMatrixT<double>> w(p.data() + off.w, g * h, off.in);
     Eigen::Map<const VectorT<double>> b(p.data() + off.b, g * h);
     VectorT<double> z = VectorT<double>::Zero(h), c = VectorT<double>::Zero(h);
     std::vector<VectorT<double>> outs;
-    for (const auto& x : frames) {
+    for (const auto &x : frames) {
       VectorT<double> pre = w * x + b;
       if (arch.cell == CellType::kRelu) {
-        if (arch.recurrent) pre += Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, h, h) * z;
+        if (arch.recurrent)
+          pre +=
+              Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, h, h) * z;
         z = pre.cwiseMax(0.0);
       } else if (arch.cell == CellType::kGru) {
-        VectorT<double> rec = Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 3 * h, h) * z +
-                              Eigen::Map<const VectorT<double>>(p.data() + off.b_hh, 3 * h);
+        VectorT<double> rec =
+            Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 3 * h, h) *
+                z +
+            Eigen::Map<const VectorT<double>>(p.data() + off.b_hh, 3 * h);
         VectorT<double> znew(h);
         for (int i = 0; i < h; ++i) {
           const double r = sig(pre[i] + rec[i]);
@@ -76,10 +86,12 @@ VectorT<double> NaiveEmbed(const Architecture& arch, const VectorT<double>& p, c
         }
         z = znew;
       } else {
-        pre += Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 4 * h, h) * z;
+        pre +=
+            Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 4 * h, h) *
+            z;
         for (int i = 0; i < h; ++i) {
-          const double ig = sig(pre[i]), fg = sig(pre[h + i]), gg = std::tanh(pre[2 * h + i]),
-                       og = sig(pre[3 * h + i]);
+          const double ig = sig(pre[i]), fg = sig(pre[h + i]),
+                       gg = std::tanh(pre[2 * h + i]), og = sig(pre[3 * h + i]);
           c[i] = fg * c[i] + ig * gg;
           z[i] = og * std::tanh(c[i]);
         }
@@ -88,19 +100,23 @@ VectorT<double> NaiveEmbed(const Architecture& arch, const VectorT<double>& p, c
     }
     frames = outs;
   }
-  if (arch.pooling == Pooling::kLast) return frames.back();
+  if (arch.pooling == Pooling::kLast)
+    return frames.back();
   VectorT<double> mean = VectorT<double>::Zero(h);
-  for (const auto& f : frames) mean += f;
+  for (const auto &f : frames)
+    mean += f;
   return mean / frames.size();
 }
 
-const std::vector<std::string> kFamilies = {"srn-a", "srn-l", "sn-a",   "sn-l",    "gru-a",
-                                            "gru-l", "lstm-a", "lstm-l", "logistic"};
+const std::vector<std::string> kFamilies = {"srn-a",  "srn-l",  "sn-a",
+                                            "sn-l",   "gru-a",  "gru-l",
+                                            "lstm-a", "lstm-l", "logistic"};
 
-class NetworkFamilyTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+class NetworkFamilyTest
+    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
 
 TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
-  const auto& [family, layers] = GetParam();
+  const auto &[family, layers] = GetParam();
   const Architecture arch = Make(family, 3, 5, layers);
   ParameterLayout layout(arch);
   const VectorT<double> params = InitParameters(arch, 0.6f, 11).cast<double>();
@@ -113,16 +129,33 @@ TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
   ASSERT_EQ(emb.cols(), arch.embedding_dims());
   for (int i = 0; i < 5; ++i) {
     const VectorT<double> expected = NaiveEmbed(arch, params, series[i]);
-    EXPECT_LT((emb.row(i).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
+    EXPECT_LT((emb.row(i).transpose() - expected).norm(),
+              1e-12 * (1 + expected.norm()))
         << family << " series " << i;
   }
-  // Embedding in blocks of a few time steps (each carrying its state into the next) gives the
-  // same result as in one block.
+  // Embedding in blocks of a few time steps (each carrying its state into the
+  // next) gives the same result as in one block.
   for (int64_t block_rows : {1, 3, 7}) {
     ws.block_rows = block_rows;
     RowMatrixT<double> blocked;
     net.Embed(params.data(), Pointers(series), &ws, &blocked);
-    EXPECT_LT((blocked - emb).cwiseAbs().maxCoeff(), 1e-12) << family << " block_rows " << block_rows;
+    EXPECT_LT((blocked - emb).cwiseAbs().maxCoeff(), 1e-12)
+        << family << " block_rows " << block_rows;
+  }
+  // The inference network (recurrent weights rearranged, single-series steps
+  // skipping zero states) embeds the same, one series at a time and all
+  // together.
+  Network<double> inference(arch, layout, /*inference_weights=*/true);
+  const VectorT<double> inference_params = inference.InferenceWeights(params);
+  Network<double>::Workspace iws;
+  RowMatrixT<double> together;
+  inference.Embed(inference_params.data(), Pointers(series), &iws, &together);
+  EXPECT_LT((together - emb).cwiseAbs().maxCoeff(), 1e-12) << family;
+  for (int i = 0; i < 5; ++i) {
+    RowMatrixT<double> one;
+    inference.Embed(inference_params.data(), {&series[i]}, &iws, &one);
+    EXPECT_LT((one - emb.row(i)).cwiseAbs().maxCoeff(), 1e-12)
+        << family << " series " << i;
   }
   // The float network agrees with the double one to float precision.
   Network<float> fnet(arch, layout);
@@ -134,26 +167,30 @@ TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
 }
 
 TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
-  const auto& [family, layers] = GetParam();
+  const auto &[family, layers] = GetParam();
   const Architecture arch = Make(family, 3, 4, layers);
   ParameterLayout layout(arch);
   VectorT<double> params = InitParameters(arch, 0.6f, 3).cast<double>();
   // Non-zero biases and head so every path carries gradient.
   std::mt19937_64 rng(9);
   std::uniform_real_distribution<double> u(-0.3, 0.3);
-  for (Eigen::Index i = 0; i < params.size(); ++i) params[i] += u(rng);
+  for (Eigen::Index i = 0; i < params.size(); ++i)
+    params[i] += u(rng);
   const std::vector<Series> series = RandomSeries({5, 3, 6, 1}, 3, 17);
-  const std::vector<Pair> pairs = {{0, 1, 1}, {2, 3, 0}, {0, 2, 0}, {1, 3, 1}, {2, 2, 1}};
+  const std::vector<Pair> pairs = {
+      {0, 1, 1}, {2, 3, 0}, {0, 2, 0}, {1, 3, 1}, {2, 2, 1}};
   Network<double> net(arch, layout);
 
-  auto loss_at = [&](const VectorT<double>& p, VectorT<double>* grad) {
+  auto loss_at = [&](const VectorT<double> &p, VectorT<double> *grad) {
     Network<double>::Workspace ws;
     RowMatrixT<double> emb, d_emb;
     net.Forward(p.data(), Pointers(series), 0.0, nullptr, &ws, &emb);
     VectorT<double> g = VectorT<double>::Zero(p.size());
-    const double loss = PairLoss<double>(p.data(), layout, emb, pairs, 0.2, &d_emb, g.data());
+    const double loss =
+        PairLoss<double>(p.data(), layout, emb, pairs, 0.2, &d_emb, g.data());
     net.Backward(p.data(), d_emb, &ws, g.data());
-    if (grad) *grad = g;
+    if (grad)
+      *grad = g;
     return loss;
   };
   VectorT<double> analytic;
@@ -167,25 +204,55 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
     numeric[i] = (loss_at(plus, nullptr) - loss_at(minus, nullptr)) / (2 * eps);
   }
   ASSERT_GT(analytic.norm(), 1e-3) << "the check needs a non-trivial gradient";
-  const double rel = (analytic - numeric).norm() / (analytic.norm() + numeric.norm());
+  const double rel =
+      (analytic - numeric).norm() / (analytic.norm() + numeric.norm());
   EXPECT_LT(rel, 1e-4) << family << " layers=" << layers;
   for (Eigen::Index i = 0; i < params.size(); ++i) {
-    const double scale = std::max({std::abs(analytic[i]), std::abs(numeric[i]), 1e-3});
+    const double scale =
+        std::max({std::abs(analytic[i]), std::abs(numeric[i]), 1e-3});
     EXPECT_LT(std::abs(analytic[i] - numeric[i]) / scale, 1e-4)
         << family << " layers=" << layers << " parameter " << i;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllFamilies, NetworkFamilyTest,
-    ::testing::Combine(::testing::ValuesIn(kFamilies), ::testing::Values(1, 2)),
-    [](const auto& info) {
-      std::string name = std::get<0>(info.param) + "_" + std::to_string(std::get<1>(info.param));
-      for (char& c : name) {
-        if (c == '-') c = '_';
-      }
-      return name;
-    });
+// Widths that exercise the single-series relu step's 32-output blocks and its
+// remainder.
+TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
+  for (int hidden : {32, 40, 64, 97}) {
+    for (const std::string family : {"srn-a", "srn-l"}) {
+      const Architecture arch = Make(family, 6, hidden, 2);
+      ParameterLayout layout(arch);
+      const VectorT<double> params =
+          InitParameters(arch, 0.3f, 5).cast<double>();
+      Network<double> net(arch, layout, /*inference_weights=*/true);
+      const VectorT<double> inference_params = net.InferenceWeights(params);
+      ASSERT_EQ(inference_params.size(), params.size());
+      const std::vector<Series> series = RandomSeries({30}, 6, 8);
+      Network<double>::Workspace ws;
+      RowMatrixT<double> emb;
+      net.Embed(inference_params.data(), Pointers(series), &ws, &emb);
+      const VectorT<double> expected = NaiveEmbed(arch, params, series[0]);
+      EXPECT_LT((emb.row(0).transpose() - expected).norm(),
+                1e-12 * (1 + expected.norm()))
+          << family << " hidden " << hidden;
+      EXPECT_GT(expected.norm(), 0) << "a dead network would not test anything";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFamilies, NetworkFamilyTest,
+                         ::testing::Combine(::testing::ValuesIn(kFamilies),
+                                            ::testing::Values(1, 2)),
+                         [](const auto &info) {
+                           std::string name =
+                               std::get<0>(info.param) + "_" +
+                               std::to_string(std::get<1>(info.param));
+                           for (char &c : name) {
+                             if (c == '-')
+                               c = '_';
+                           }
+                           return name;
+                         });
 
 TEST(NetworkTest, DropoutIsInvertedAndTrainingOnly) {
   const Architecture arch = Make("srn-a", 3, 64, 2);
@@ -215,9 +282,10 @@ TEST(PackBatchTest, SortsByLengthAndGroupsFramesByStep) {
   EXPECT_EQ(packed.step_rows, (std::vector<int>{3, 2, 1, 1}));
   EXPECT_EQ(packed.step_offset, (std::vector<int64_t>{0, 3, 5, 6}));
   EXPECT_EQ(packed.rows(), 7);
-  EXPECT_EQ(packed.frames.row(4), series[0].frames().row(1));  // step 1, second longest
+  EXPECT_EQ(packed.frames.row(4),
+            series[0].frames().row(1)); // step 1, second longest
   EXPECT_EQ(packed.frames.row(6), series[1].frames().row(3));
 }
 
-}  // namespace
-}  // namespace srn
+} // namespace
+} // namespace srn
