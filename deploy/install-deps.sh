@@ -5,6 +5,9 @@
 #   deploy/install-deps.sh runtime    only the shared libraries the server and client need to run
 #   deploy/install-deps.sh python     Python packages for the reference scripts, plots and example client
 #   deploy/install-deps.sh sanitizers clang and its sanitizer runtimes (CI's ASan/UBSan/TSan builds)
+#   deploy/install-deps.sh deploy     the validators the deployment tests run: promtool (package
+#                                     prometheus) and kubectl (package kubernetes-client, skipped
+#                                     when some kubectl is already installed)
 #
 # Several groups may be given at once. This is the one list of packages: the README, .ci/run
 # and the Dockerfile all call it.
@@ -21,6 +24,10 @@ runtime_pkgs=(
   libabsl20220623 ca-certificates
 )
 sanitizer_pkgs=(clang libclang-rt-14-dev)
+deploy_pkgs=(prometheus)
+# Debian's kubectl; another kubectl (e.g. from Google's or Kubernetes' apt repository) owns the
+# same path, so keep that one when present.
+command -v kubectl >/dev/null 2>&1 || deploy_pkgs+=(kubernetes-client)
 python_pkgs=(python3 python3-numpy python3-torch python3-sklearn python3-matplotlib python3-grpcio python3-protobuf)
 
 groups=("$@")
@@ -33,7 +40,8 @@ for g in "${groups[@]}"; do
     runtime) want+=("${runtime_pkgs[@]}") ;;
     python) want+=("${python_pkgs[@]}") ;;
     sanitizers) want+=("${sanitizer_pkgs[@]}") ;;
-    *) echo "install-deps.sh: unknown group '$g' (build, runtime, python, sanitizers)" >&2; exit 2 ;;
+    deploy) want+=("${deploy_pkgs[@]}") ;;
+    *) echo "install-deps.sh: unknown group '$g' (build, runtime, python, sanitizers, deploy)" >&2; exit 2 ;;
   esac
 done
 
@@ -51,4 +59,13 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# The prometheus package only provides promtool here; its maintainer scripts would start a
+# Prometheus daemon on port 9090. Unless the machine already has a policy (Docker images do),
+# forbid service starts for the duration of this install.
+policy=/usr/sbin/policy-rc.d
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e "$policy" ]; then
+  trap '$SUDO rm -f "$policy"' EXIT
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
