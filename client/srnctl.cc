@@ -7,7 +7,10 @@
 // file that cannot be read; 3 verify rejected the query and --fail_on_reject was given.
 // Errors are printed to stderr as "srnctl: <CODE>: <message>".
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -25,6 +28,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "client/series_files.h"
 #include "google/protobuf/util/json_util.h"
@@ -35,6 +41,7 @@
 #include "model/csv_dataset.h"
 #include "model/status_macros.h"
 #include "srn/v1/similarity.grpc.pb.h"
+#include "srn/v1/training.grpc.pb.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "server address (host:port)");
 ABSL_FLAG(bool, json, false, "print responses as JSON (proto field names) instead of text");
@@ -56,9 +63,32 @@ ABSL_FLAG(std::string, fusion, "", "verify, identify: max, mean or top-k-mean (d
 ABSL_FLAG(int, top_k, 0, "identify: candidates to return (0: 5); verify: k of top-k-mean (0: 3)");
 ABSL_FLAG(int, page_size, 0, "list: subjects per page (0: the server's default of 100)");
 ABSL_FLAG(std::string, page_token, "", "list: continue from this page token");
-ABSL_FLAG(bool, all, false, "list: fetch every page");
+ABSL_FLAG(bool, all, false, "list: fetch every page; jobs: every recorded job, not only active ones");
 ABSL_FLAG(bool, fail_on_reject, false, "verify: exit with 3 when the query is rejected");
 ABSL_FLAG(std::string, service, "", "health: the service to ask about (default: the whole server)");
+// Training (admin). Zero or empty values leave the server's documented default.
+ABSL_FLAG(std::string, dataset, "", "train: dataset path under the server's --data_dir");
+ABSL_FLAG(std::string, dataset_format, "", "train: arabic-digit, arabic-voice, svc2004 or csv");
+ABSL_FLAG(std::vector<std::string>, svc2004_users, {}, "train: SVC2004 signers to load (e.g. 1,2,3)");
+ABSL_FLAG(std::string, upload, "",
+          "train: a local manifest (header 'path,label[,forgery]', series files relative to it) "
+          "whose series are uploaded instead of naming a server-side dataset");
+ABSL_FLAG(std::string, family, "", "train: srn-a (default), srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l, logistic");
+ABSL_FLAG(int, hidden, 0, "train: hidden units (default 64)");
+ABSL_FLAG(int, layers, 0, "train: recurrent layers (default 1)");
+ABSL_FLAG(int, window, 0, "train: frames per input window (default 1)");
+ABSL_FLAG(bool, center_series, false, "train: centre each series on its own mean");
+ABSL_FLAG(double, lr, 0, "train: learning rate (default 1e-3)");
+ABSL_FLAG(double, dropout, 0, "train: dropout (default 0)");
+ABSL_FLAG(int, batch_pairs, 0, "train: pairs per mini-batch (default 50)");
+ABSL_FLAG(int, pairs_per_epoch, 0, "train: pairs per epoch (default 10 x series, at least 5000)");
+ABSL_FLAG(int, epochs, 0, "train: maximum epochs (default 20)");
+ABSL_FLAG(int, patience, 0, "train: epochs without improvement before stopping (default 5)");
+ABSL_FLAG(uint64_t, seed, 0, "train: random seed (default 1)");
+ABSL_FLAG(std::string, validation, "", "train: auto (default), classes or examples");
+ABSL_FLAG(std::string, activate, "manual", "train: manual, if-better or always");
+ABSL_FLAG(std::string, description, "", "train: free text kept with the job");
+ABSL_FLAG(bool, watch, false, "train: watch the job until it ends");
 
 namespace srn {
 namespace {
@@ -83,6 +113,20 @@ Commands:
   get --subject=ID              one enrolled subject
   list [--page_size=N] [--page_token=TOKEN] [--all]
   delete --subject=ID
+
+Training and models (admin; the server needs --model_dir):
+  train --dataset=PATH --dataset_format=F [--svc2004_users=1,2] [hyperparameters] [--watch]
+  train --upload=MANIFEST [hyperparameters] [--watch]
+                                queue a training job; hyperparameters: --family --hidden --layers
+                                --window --center_series --lr --dropout --batch_pairs
+                                --pairs_per_epoch --epochs --patience --seed --validation
+                                --activate=manual|if-better|always --description
+  jobs [--all]                  active jobs (--all: every recorded job)
+  watch JOB                     live progress until the job ends (exit 0 iff it succeeded)
+  cancel JOB
+  models                        model versions (* marks the active one)
+  activate VERSION              switch the service to a version (re-embeds enrolled subjects)
+  rollback                      back to the version active before the current one
 
 Input files are CSV series (one frame per line, comma-separated values) or SVC2004 signature
 files (a sample count line, then "X Y T Button [Azimuth Altitude Pressure]" lines); --format
@@ -180,6 +224,8 @@ class Client {
     client.channel_ = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_server), credentials, args);
     client.stub_ = v1::SimilarityService::NewStub(client.channel_);
     client.health_ = grpc::health::v1::Health::NewStub(client.channel_);
+    client.training_ = v1::TrainingService::NewStub(client.channel_);
+    client.registry_ = v1::ModelRegistry::NewStub(client.channel_);
     return client;
   }
 
@@ -195,12 +241,16 @@ class Client {
 
   v1::SimilarityService::Stub& stub() const { return *stub_; }
   grpc::health::v1::Health::Stub& health() const { return *health_; }
+  v1::TrainingService::Stub& training() const { return *training_; }
+  v1::ModelRegistry::Stub& registry() const { return *registry_; }
 
  private:
   std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SimilarityService::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::unique_ptr<v1::TrainingService::Stub> training_;
+  std::unique_ptr<v1::ModelRegistry::Stub> registry_;
 };
 
 absl::StatusOr<std::vector<v1::SeriesInput>> ReadInputs(const std::vector<std::string>& files) {
@@ -492,6 +542,308 @@ int Delete(const Client& client, const std::vector<std::string>& files) {
   return kExitOk;
 }
 
+// --- Training and models ---
+
+std::string JobStateName(v1::JobState state) {
+  std::string name = v1::JobState_Name(state);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "JOB_STATE_"));
+}
+
+std::string JobLine(const v1::Job& job) {
+  std::string line = absl::StrFormat("%s\t%s\t%s\t%s", job.job_id(), JobStateName(job.state()),
+                                     job.spec().family(), job.dataset());
+  const v1::JobProgress& p = job.progress();
+  if (job.state() == v1::JOB_STATE_RUNNING) {
+    absl::StrAppend(&line, absl::StrFormat("\tepoch %d/%d, %.0f%%", p.epoch(), p.max_epochs(),
+                                           100 * p.fraction()));
+  }
+  if (p.best_val_auc() > 0) absl::StrAppend(&line, absl::StrFormat("\tbest val_auc %.4f", p.best_val_auc()));
+  if (job.model_version() > 0) {
+    absl::StrAppend(&line, "\tversion ", job.model_version(), job.activated() ? " (activated)" : "");
+  }
+  if (!job.reason().empty()) absl::StrAppend(&line, "\treason: ", job.reason());
+  if (!job.activation_error().empty()) absl::StrAppend(&line, "\tactivation failed: ", job.activation_error());
+  return line;
+}
+
+absl::StatusOr<v1::TrainingSpec> SpecFromFlags() {
+  v1::TrainingSpec spec;
+  spec.set_family(absl::GetFlag(FLAGS_family));
+  spec.set_hidden(absl::GetFlag(FLAGS_hidden));
+  spec.set_layers(absl::GetFlag(FLAGS_layers));
+  spec.set_window(absl::GetFlag(FLAGS_window));
+  spec.set_center_series(absl::GetFlag(FLAGS_center_series));
+  spec.set_learning_rate(absl::GetFlag(FLAGS_lr));
+  spec.set_dropout(absl::GetFlag(FLAGS_dropout));
+  spec.set_batch_pairs(absl::GetFlag(FLAGS_batch_pairs));
+  spec.set_pairs_per_epoch(absl::GetFlag(FLAGS_pairs_per_epoch));
+  spec.set_max_epochs(absl::GetFlag(FLAGS_epochs));
+  spec.set_patience(absl::GetFlag(FLAGS_patience));
+  spec.set_seed(absl::GetFlag(FLAGS_seed));
+  spec.set_validation(absl::GetFlag(FLAGS_validation));
+  spec.set_description(absl::GetFlag(FLAGS_description));
+  const std::string activate = absl::GetFlag(FLAGS_activate);
+  if (activate == "manual") {
+    spec.set_activation(v1::ACTIVATION_POLICY_MANUAL);
+  } else if (activate == "if-better") {
+    spec.set_activation(v1::ACTIVATION_POLICY_IF_BETTER);
+  } else if (activate == "always") {
+    spec.set_activation(v1::ACTIVATION_POLICY_ALWAYS);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--activate must be manual, if-better or always, not '", activate, "'"));
+  }
+  return spec;
+}
+
+// Reads a local manifest "path,label[,forgery]" and the series it names.
+absl::StatusOr<std::vector<v1::LabelledSeries>> ReadUploadManifest(const std::string& manifest) {
+  SRN_ASSIGN_OR_RETURN(const SeriesFormat format, ParseSeriesFormat(absl::GetFlag(FLAGS_format)));
+  SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(manifest));
+  const std::filesystem::path base = std::filesystem::path(manifest).parent_path();
+  std::vector<v1::LabelledSeries> out;
+  bool header = false;
+  int line_number = 0;
+  for (absl::string_view raw : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    const std::string line(absl::StripAsciiWhitespace(raw));
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> fields = absl::StrSplit(line, ',');
+    for (std::string& f : fields) f = std::string(absl::StripAsciiWhitespace(f));
+    const std::string where = absl::StrCat(manifest, ":", line_number, ": ");
+    if (!header) {
+      if (fields.size() < 2 || fields[0] != "path" || fields[1] != "label" ||
+          (fields.size() == 3 && fields[2] != "forgery") || fields.size() > 3) {
+        return absl::InvalidArgumentError(absl::StrCat(where, "expected the header 'path,label' or 'path,label,forgery'"));
+      }
+      header = true;
+      continue;
+    }
+    if (fields.size() < 2 || fields.size() > 3 || fields[0].empty() || fields[1].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "expected 'path,label[,forgery]'"));
+    }
+    std::filesystem::path path(fields[0]);
+    if (path.is_relative()) path = base / path;
+    absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(path.string(), format);
+    if (!input.ok()) {
+      return absl::Status(input.status().code(), absl::StrCat(where, input.status().message()));
+    }
+    v1::LabelledSeries series;
+    *series.mutable_series() = *std::move(input);
+    series.set_label(fields[1]);
+    if (fields.size() == 3) {
+      if (fields[2] != "0" && fields[2] != "1") {
+        return absl::InvalidArgumentError(absl::StrCat(where, "forgery must be 0 or 1"));
+      }
+      series.set_forgery(fields[2] == "1");
+    }
+    out.push_back(std::move(series));
+  }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(manifest, ": no series listed"));
+  return out;
+}
+
+int WatchJob(const Client& client, const std::string& job_id);
+
+int Train(const Client& client, const std::vector<std::string>& args) {
+  if (!args.empty()) return UsageError("train takes no positional arguments");
+  absl::StatusOr<v1::TrainingSpec> spec = SpecFromFlags();
+  if (!spec.ok()) return Fail(spec.status(), kExitUsage);
+  const std::string upload = absl::GetFlag(FLAGS_upload);
+  const std::string dataset = absl::GetFlag(FLAGS_dataset);
+  if (upload.empty() == dataset.empty()) return UsageError("train needs exactly one of --dataset and --upload");
+  v1::Job job;
+  if (!upload.empty()) {
+    absl::StatusOr<std::vector<v1::LabelledSeries>> series = ReadUploadManifest(upload);
+    if (!series.ok()) return Fail(series.status(), kExitUsage);
+    grpc::ClientContext context;
+    client.Prepare(&context);
+    std::unique_ptr<grpc::ClientWriter<v1::UploadAndTrainRequest>> writer =
+        client.training().UploadAndTrain(&context, &job);
+    v1::UploadAndTrainRequest message;
+    *message.mutable_spec() = *spec;
+    // Chunks of 64 series keep each message far below the size limit.
+    for (size_t i = 0; i < series->size(); ++i) {
+      *message.add_series() = std::move((*series)[i]);
+      if (message.series_size() == 64 || i + 1 == series->size()) {
+        if (!writer->Write(message)) break;
+        message.Clear();
+      }
+    }
+    writer->WritesDone();
+    if (grpc::Status s = writer->Finish(); !s.ok()) return RpcFailed(s);
+  } else {
+    v1::StartJobRequest request;
+    *request.mutable_spec() = *spec;
+    request.mutable_dataset()->set_path(dataset);
+    const std::string format = absl::GetFlag(FLAGS_dataset_format);
+    if (format == "arabic-digit" || format == "arabic-voice") {
+      request.mutable_dataset()->set_format(v1::DATASET_FORMAT_ARABIC_DIGIT);
+      request.mutable_dataset()->set_arabic_label_speaker(format == "arabic-voice");
+    } else if (format == "svc2004") {
+      request.mutable_dataset()->set_format(v1::DATASET_FORMAT_SVC2004);
+    } else if (format == "csv") {
+      request.mutable_dataset()->set_format(v1::DATASET_FORMAT_CSV);
+    } else {
+      return UsageError("--dataset_format must be arabic-digit, arabic-voice, svc2004 or csv");
+    }
+    for (const std::string& user : absl::GetFlag(FLAGS_svc2004_users)) {
+      int n = 0;
+      if (!absl::SimpleAtoi(user, &n)) return UsageError(absl::StrCat("--svc2004_users: '", user, "' is not a number"));
+      request.mutable_dataset()->add_svc2004_users(n);
+    }
+    grpc::ClientContext context;
+    client.Prepare(&context);
+    if (grpc::Status s = client.training().StartJob(&context, request, &job); !s.ok()) return RpcFailed(s);
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(job);
+  } else {
+    std::cout << "queued " << job.job_id() << " (" << job.dataset() << ")\n";
+  }
+  if (absl::GetFlag(FLAGS_watch)) return WatchJob(client, job.job_id());
+  return kExitOk;
+}
+
+int Jobs(const Client& client, const std::vector<std::string>& args) {
+  if (!args.empty()) return UsageError("jobs takes no positional arguments");
+  v1::ListJobsRequest request;
+  request.set_active_only(!absl::GetFlag(FLAGS_all));
+  v1::ListJobsResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.training().ListJobs(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+    return kExitOk;
+  }
+  if (response.jobs().empty()) std::cout << (request.active_only() ? "no active jobs\n" : "no jobs\n");
+  for (const v1::Job& job : response.jobs()) std::cout << JobLine(job) << "\n";
+  return kExitOk;
+}
+
+std::string ProgressLine(const v1::Job& job) {
+  const v1::JobProgress& p = job.progress();
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(kWidth * std::min(1.0, std::max(0.0, p.fraction())));
+  return absl::StrFormat(
+      "%s %s [%s%s] %3.0f%% epoch %d/%d step %d/%d loss %.4f val_auc %.4f lr %.2e elapsed %.0fs eta %.0fs",
+      job.job_id(), JobStateName(job.state()), std::string(filled, '='), std::string(kWidth - filled, ' '),
+      100 * p.fraction(), p.epoch(), p.max_epochs(), p.step(), p.steps_per_epoch(), p.loss(), p.val_auc(),
+      p.learning_rate(), p.elapsed_seconds(), p.estimated_remaining_seconds());
+}
+
+int WatchJob(const Client& client, const std::string& job_id) {
+  v1::WatchJobRequest request;
+  request.set_job_id(job_id);
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  context.set_deadline(std::chrono::system_clock::time_point::max());  // jobs take as long as they take
+  std::unique_ptr<grpc::ClientReader<v1::Job>> reader = client.training().WatchJob(&context, request);
+  const bool tty = isatty(STDOUT_FILENO) != 0 && !absl::GetFlag(FLAGS_json);
+  v1::Job job;
+  v1::Job last;
+  bool drawn = false;
+  while (reader->Read(&job)) {
+    if (absl::GetFlag(FLAGS_json)) {
+      Print(job);
+    } else if (tty) {
+      std::cout << "\r" << ProgressLine(job) << "\x1b[K" << std::flush;
+      drawn = true;
+    } else if (job.state() != last.state() || job.progress().epoch() != last.progress().epoch() ||
+               job.progress().val_auc() != last.progress().val_auc()) {
+      std::cout << ProgressLine(job) << "\n";  // logs get one line per epoch, not per update
+    }
+    last = job;
+  }
+  if (drawn) std::cout << "\n";
+  if (grpc::Status s = reader->Finish(); !s.ok()) return RpcFailed(s);
+  if (!absl::GetFlag(FLAGS_json)) std::cout << JobLine(last) << "\n";
+  return last.state() == v1::JOB_STATE_SUCCEEDED ? kExitOk : kExitFailed;
+}
+
+int Watch(const Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1) return UsageError("watch needs one job id");
+  return WatchJob(client, args[0]);
+}
+
+int Cancel(const Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1) return UsageError("cancel needs one job id");
+  v1::CancelJobRequest request;
+  request.set_job_id(args[0]);
+  v1::Job job;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.training().CancelJob(&context, request, &job); !s.ok()) return RpcFailed(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(job);
+  } else {
+    std::cout << (job.state() == v1::JOB_STATE_RUNNING ? "cancelling " : "") << JobLine(job) << "\n";
+  }
+  return kExitOk;
+}
+
+int Models(const Client& client, const std::vector<std::string>& args) {
+  if (!args.empty()) return UsageError("models takes no positional arguments");
+  v1::ListModelsResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.registry().ListModels(&context, v1::ListModelsRequest(), &response); !s.ok()) {
+    return RpcFailed(s);
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+    return kExitOk;
+  }
+  for (const v1::ModelVersion& m : response.models()) {
+    std::cout << absl::StrFormat("%s v%d\t%s\t%s\t%s %d\tval_auc %.4f\t%s\t%s\n", m.active() ? "*" : " ",
+                                 m.version(), m.model_id(), m.family(), m.signature() ? "signature" : "frames",
+                                 m.input_features(), m.val_auc(), m.origin(), m.created());
+    if (!m.error().empty()) std::cout << "    unusable: " << m.error() << "\n";
+  }
+  return kExitOk;
+}
+
+int PrintActivation(const v1::ActivateModelResponse& response) {
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << absl::StrFormat("active: v%d %s (%s); re-embedded %d subjects in %.3fs\n",
+                                 response.model().version(), response.model().model_id(),
+                                 response.model().family(), response.reembedded_subjects(),
+                                 response.reembed_seconds());
+  }
+  return kExitOk;
+}
+
+int Activate(const Client& client, const std::vector<std::string>& args) {
+  int64_t version = 0;
+  if (args.size() != 1 || !absl::SimpleAtoi(absl::StripPrefix(args[0], "v"), &version)) {
+    return UsageError("activate needs one version number");
+  }
+  v1::ActivateModelRequest request;
+  request.set_version(version);
+  v1::ActivateModelResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.registry().ActivateModel(&context, request, &response); !s.ok()) {
+    return RpcFailed(s);
+  }
+  return PrintActivation(response);
+}
+
+int Rollback(const Client& client, const std::vector<std::string>& args) {
+  if (!args.empty()) return UsageError("rollback takes no arguments");
+  v1::ActivateModelResponse response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.registry().RollbackModel(&context, v1::RollbackModelRequest(), &response);
+      !s.ok()) {
+    return RpcFailed(s);
+  }
+  return PrintActivation(response);
+}
+
 struct Command {
   const char* name;
   int (*run)(const Client&, const std::vector<std::string>&);
@@ -501,6 +853,8 @@ constexpr Command kCommands[] = {
     {"health", Health},     {"model-info", ModelInfo}, {"embed", Embed}, {"similarity", Similarity},
     {"enroll", Enroll},     {"verify", Verify},        {"identify", Identify}, {"get", Get},
     {"list", List},         {"delete", Delete},
+    {"train", Train},       {"jobs", Jobs},            {"watch", Watch},   {"cancel", Cancel},
+    {"models", Models},     {"activate", Activate},    {"rollback", Rollback},
 };
 
 int Main(int argc, char** argv) {

@@ -35,6 +35,20 @@ ABSL_FLAG(std::string, tokens_file, "",
           "$SRN_READER_TOKEN add more. Tokens are never taken from the command line");
 ABSL_FLAG(bool, allow_unauthenticated_remote, false,
           "allow a non-loopback listen address without tokens");
+ABSL_FLAG(std::string, model_dir, "",
+          "model registry directory (versions v<N>.srnw, MANIFEST): enables training and model "
+          "management (srn.v1.TrainingService, srn.v1.ModelRegistry); its active version is served "
+          "and --weights only seeds an empty registry");
+ABSL_FLAG(std::string, data_dir, "",
+          "datasets training jobs may read (job paths must resolve inside it); empty: uploads only");
+ABSL_FLAG(int, training_threads, 1, "compute threads of each running training job");
+ABSL_FLAG(int, max_training_jobs, 1, "training jobs that run at once; further jobs queue");
+ABSL_FLAG(bool, training_sched_idle, false,
+          "run training threads in Linux's SCHED_IDLE class too (on top of nice +10): they get only "
+          "cycles that serving and everything else leave idle");
+ABSL_FLAG(double, model_poll_seconds, 30,
+          "how often to look for weights files dropped into --model_dir (0: never)");
+ABSL_FLAG(int, max_upload_series, 20000, "series per uploaded training set");
 ABSL_FLAG(double, drain_seconds, 5, "on SIGTERM, seconds to report NOT_SERVING while still serving");
 ABSL_FLAG(double, grace_seconds, 10, "then, seconds for calls in flight to finish");
 
@@ -56,6 +70,19 @@ int main(int argc, char** argv) {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.allow_unauthenticated_remote = absl::GetFlag(FLAGS_allow_unauthenticated_remote);
+  options.model_dir = absl::GetFlag(FLAGS_model_dir);
+  options.model_poll_seconds = absl::GetFlag(FLAGS_model_poll_seconds);
+  options.training.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.training.threads = absl::GetFlag(FLAGS_training_threads);
+  options.training.max_jobs = absl::GetFlag(FLAGS_max_training_jobs);
+  options.training.max_upload_series = absl::GetFlag(FLAGS_max_upload_series);
+  options.training.sched_idle = absl::GetFlag(FLAGS_training_sched_idle);
+  if (options.training.threads < 1 || options.training.max_jobs < 1 ||
+      options.training.max_upload_series < 1 || !(options.model_poll_seconds >= 0)) {
+    std::cerr << "srn-server: need --training_threads >= 1, --max_training_jobs >= 1, "
+                 "--max_upload_series >= 1 and --model_poll_seconds >= 0\n";
+    return 2;
+  }
   srn::CoreOptions& core = options.core;
   core.default_threshold = static_cast<float>(absl::GetFlag(FLAGS_default_threshold));
   core.default_fusion_k = absl::GetFlag(FLAGS_fusion_k);
@@ -63,6 +90,7 @@ int main(int argc, char** argv) {
   core.limits.max_series_length = absl::GetFlag(FLAGS_max_series_length);
   core.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
   core.limits.max_references = absl::GetFlag(FLAGS_max_references);
+  options.training.limits = core.limits;
   const std::string fusion = absl::GetFlag(FLAGS_default_fusion);
   if (fusion == "max") {
     core.default_fusion = srn::FusionRule::kMax;

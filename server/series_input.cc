@@ -13,16 +13,17 @@ absl::Status Prefixed(const std::string& what, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(what, ": ", status.message()));
 }
 
-absl::StatusOr<Series> FromFrames(const v1::Series& frames, const SimilarityModel& model,
+// `model` null: any feature count (training uploads).
+absl::StatusOr<Series> FromFrames(const v1::Series& frames, const SimilarityModel* model,
                                   const RequestLimits& limits, const std::string& what) {
-  const Preprocessor& pre = model.preprocessor();
   if (frames.values_size() == 0) return absl::InvalidArgumentError(absl::StrCat(what, ": series is empty"));
   if (frames.num_features() <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": num_features must be positive, got ", frames.num_features()));
   }
-  if (frames.num_features() != pre.raw_dims) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": the model takes ", pre.raw_dims,
+  if (model != nullptr && frames.num_features() != model->preprocessor().raw_dims) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": the model takes ",
+                                                   model->preprocessor().raw_dims,
                                                    " features per frame, got num_features=",
                                                    frames.num_features()));
   }
@@ -45,12 +46,12 @@ absl::StatusOr<Series> FromFrames(const v1::Series& frames, const SimilarityMode
   return series;
 }
 
-absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityModel& model,
+absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityModel* model,
                                const RequestLimits& limits, const std::string& what) {
-  if (model.preprocessor().kind != FeatureKind::kSignature) {
+  if (model != nullptr && model->preprocessor().kind != FeatureKind::kSignature) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": pen samples are only accepted by signature models; this model takes frames of ",
-        model.preprocessor().raw_dims, " features"));
+        model->preprocessor().raw_dims, " features"));
   }
   const int n = pen.x_size();
   if (n == 0) return absl::InvalidArgumentError(absl::StrCat(what, ": pen trajectory is empty"));
@@ -94,9 +95,22 @@ absl::StatusOr<Series> ToRawSeries(const v1::SeriesInput& input, const Similarit
                                    const RequestLimits& limits, const std::string& what) {
   switch (input.kind_case()) {
     case v1::SeriesInput::kFrames:
-      return FromFrames(input.frames(), model, limits, what);
+      return FromFrames(input.frames(), &model, limits, what);
     case v1::SeriesInput::kPen:
-      return FromPen(input.pen(), model, limits, what);
+      return FromPen(input.pen(), &model, limits, what);
+    case v1::SeriesInput::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(what, ": no series given (set frames or pen)"));
+}
+
+absl::StatusOr<Series> ToTrainingSeries(const v1::SeriesInput& input, const RequestLimits& limits,
+                                        const std::string& what) {
+  switch (input.kind_case()) {
+    case v1::SeriesInput::kFrames:
+      return FromFrames(input.frames(), nullptr, limits, what);
+    case v1::SeriesInput::kPen:
+      return FromPen(input.pen(), nullptr, limits, what);
     case v1::SeriesInput::KIND_NOT_SET:
       break;
   }

@@ -28,6 +28,11 @@ struct RequestLimits {
 absl::StatusOr<Series> ToRawSeries(const v1::SeriesInput& input, const SimilarityModel& model,
                                    const RequestLimits& limits, const std::string& what);
 
+// Like ToRawSeries, without a model (uploaded training data): frames of any positive feature
+// count, pen samples become signature features. Errors as ToRawSeries.
+absl::StatusOr<Series> ToTrainingSeries(const v1::SeriesInput& input, const RequestLimits& limits,
+                                        const std::string& what);
+
 // InvalidArgument unless `id` is 1..limits.max_subject_id_length characters of [A-Za-z0-9._:@-].
 absl::Status ValidateSubjectId(const std::string& id, const RequestLimits& limits);
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <stdexcept>
 #include <thread>
 
@@ -91,38 +92,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
 
-  const std::string weights = options.weights_path.empty() ? DefaultModelPath() : options.weights_path;
-  if (weights.empty()) {
-    return absl::FailedPreconditionError(
-        "no weights file given (--weights) and no bundled default model found");
-  }
-  absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = LoadModel(weights);
-  if (!model.ok()) {
-    return absl::Status(model.status().code(),
-                        absl::StrCat("cannot load model: ", model.status().message()));
-  }
-  auto serving = std::make_shared<ServingModel>();
-  serving->model = *model;
-  serving->id = ModelFingerprint(**model);
-  serving->source = weights;
-
-  std::unique_ptr<SubjectStore> store;
-  if (options.store_path != ":memory:") {
-    SRN_ASSIGN_OR_RETURN(StoreLock lock, StoreLock::Acquire(options.store_path));
-    server->store_lock_ = std::make_unique<StoreLock>(std::move(lock));
-  }
-  if (options.store_path == ":memory:") {
-    store = NewInMemorySubjectStore();
-  } else {
-    absl::StatusOr<std::unique_ptr<SubjectStore>> opened = OpenSqliteSubjectStore(options.store_path);
-    if (!opened.ok()) {
-      return absl::Status(opened.status().code(), absl::StrCat("cannot use the store ",
-                                                               options.store_path, ": ",
-                                                               opened.status().message()));
-    }
-    store = *std::move(opened);
-  }
-
   server->registry_ = std::make_shared<prometheus::Registry>();
   server->metrics_ = std::make_unique<ServerMetrics>(server->registry_, SimilarityService::kServiceName,
                                                      SimilarityService::MethodNames());
@@ -138,8 +107,103 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     server->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
 
-  server->core_ = std::make_unique<SimilarityCore>(serving, std::move(store), options.core,
-                                                   server->metrics_.get());
+  // One server per store: the lock is taken before the model directory or the store is touched.
+  if (options.store_path != ":memory:") {
+    SRN_ASSIGN_OR_RETURN(StoreLock lock, StoreLock::Acquire(options.store_path));
+    server->store_lock_ = std::make_unique<StoreLock>(std::move(lock));
+  }
+  if (!options.model_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
+        ModelRegistry::Open(options.model_dir, server->metrics_.get());
+    if (!registry.ok()) {
+      return absl::Status(registry.status().code(), absl::StrCat("cannot open the model directory: ",
+                                                                 registry.status().message()));
+    }
+    server->model_registry_ = *std::move(registry);
+  }
+  std::shared_ptr<const ServingModel> serving_model;
+  std::string version;
+  if (server->model_registry_ != nullptr && server->model_registry_->active_version() > 0) {
+    const int64_t active = server->model_registry_->active_version();
+    absl::StatusOr<std::shared_ptr<const ServingModel>> loaded = server->model_registry_->LoadVersion(active);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("cannot load the active model version ", active, " of ",
+                                       options.model_dir, ": ", loaded.status().message()));
+    }
+    serving_model = *std::move(loaded);
+    version = absl::StrCat(active);
+    if (!options.weights_path.empty()) {
+      std::cerr << "srn-server: serving version " << active << " of the model registry "
+                << options.model_dir << " (--weights only seeds an empty registry)\n";
+    }
+  } else {
+    const std::string weights = options.weights_path.empty() ? DefaultModelPath() : options.weights_path;
+    if (weights.empty()) {
+      return absl::FailedPreconditionError(
+          "no weights file given (--weights) and no bundled default model found");
+    }
+    absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = LoadModel(weights);
+    if (!model.ok()) {
+      return absl::Status(model.status().code(),
+                          absl::StrCat("cannot load model: ", model.status().message()));
+    }
+    auto serving = std::make_shared<ServingModel>();
+    serving->model = *model;
+    serving->id = ModelFingerprint(**model);
+    serving->source = weights;
+    serving_model = serving;
+    if (server->model_registry_ != nullptr) {
+      absl::StatusOr<int64_t> imported = server->model_registry_->ImportInitial(weights);
+      if (!imported.ok()) {
+        return absl::Status(imported.status().code(),
+                            absl::StrCat("cannot import ", weights, " into the model directory: ",
+                                         imported.status().message()));
+      }
+      version = absl::StrCat(*imported);
+    }
+  }
+  // Weights files dropped while the server was down (after the import, so that a new registry's
+  // version 1 is the model it started with).
+  if (server->model_registry_ != nullptr) server->model_registry_->Poll();
+
+  std::unique_ptr<SubjectStore> store;
+  if (options.store_path == ":memory:") {
+    store = NewInMemorySubjectStore();
+  } else {
+    absl::StatusOr<std::unique_ptr<SubjectStore>> opened = OpenSqliteSubjectStore(options.store_path);
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(), absl::StrCat("cannot use the store ",
+                                                               options.store_path, ": ",
+                                                               opened.status().message()));
+    }
+    store = *std::move(opened);
+  }
+
+  if (server->model_registry_ != nullptr) {
+    absl::StatusOr<std::unique_ptr<JobStore>> jobs = JobStore::Open(options.store_path);
+    if (!jobs.ok()) {
+      return absl::Status(jobs.status().code(), absl::StrCat("cannot record training jobs in ",
+                                                             options.store_path, ": ",
+                                                             jobs.status().message()));
+    }
+    server->job_store_ = *std::move(jobs);
+  }
+  server->core_ = std::make_unique<SimilarityCore>(serving_model, std::move(store), options.core,
+                                                   server->metrics_.get(), version);
+  if (server->model_registry_ != nullptr) {
+    server->model_registry_->Attach(server->core_.get());
+    server->worker_ = std::make_unique<TrainingWorker>(server->job_store_.get(),
+                                                       server->model_registry_.get(),
+                                                       options.training, server->metrics_.get());
+    if (absl::Status s = server->worker_->Start(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("cannot start the training worker: ", s.message()));
+    }
+  }
+  server->training_service_ = std::make_unique<TrainingService>(server->worker_.get(), &server->auth_,
+                                                                options.training);
+  server->registry_service_ =
+      std::make_unique<ModelRegistryService>(server->model_registry_.get(), &server->auth_);
   server->service_ = std::make_unique<SimilarityService>(server->core_.get(), &server->auth_,
                                                          server->metrics_.get());
 
@@ -148,6 +212,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->training_service_.get());
+  builder.RegisterService(server->registry_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   server->grpc_server_ = builder.BuildAndStart();
@@ -166,6 +232,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     return absl::Status(s.code(), absl::StrCat("cannot recover the store: ", s.message()));
   }
   server->service_->SetReady(true);
+  server->training_service_->SetReady(true);
+  server->registry_service_->SetReady(true);
+  if (server->model_registry_ != nullptr) {
+    server->model_registry_->StartPolling(options.model_poll_seconds);
+  }
   health->SetServingStatus(true);
   health->SetServingStatus(SimilarityService::kServiceName, true);
   return server;
@@ -195,6 +266,10 @@ void Server::Shutdown(double drain_seconds, double grace_seconds) {
   // Then stop taking calls; those in flight get the grace period to finish. Wait() returns once
   // they have.
   service_->StartDraining();
+  training_service_->StartDraining();
+  registry_service_->StartDraining();
+  // Running jobs end as interrupted (they would be after a restart anyway).
+  if (worker_ != nullptr) worker_->Stop();
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   grpc_server_->Shutdown(deadline);

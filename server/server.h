@@ -14,7 +14,11 @@
 #include "server/server_metrics.h"
 #include "server/similarity_core.h"
 #include "server/similarity_service.h"
+#include "server/job_store.h"
+#include "server/model_registry.h"
 #include "server/store_lock.h"
+#include "server/training_service.h"
+#include "server/training_worker.h"
 
 namespace srn {
 
@@ -35,6 +39,13 @@ struct ServerOptions {
   std::string tokens_file;
   // Without tokens the server refuses non-loopback addresses unless this is set.
   bool allow_unauthenticated_remote = false;
+
+  // Training and the model registry (proto/srn/v1/training.proto). Without a model directory
+  // both services answer FAILED_PRECONDITION. With one, the registry's active version is served
+  // (weights_path only seeds an empty registry, as version 1).
+  std::string model_dir;
+  double model_poll_seconds = 30;  // look for dropped weights files this often; 0: never
+  TrainingOptions training;        // data_dir, threads, max_jobs, ...
 };
 
 // The path of the bundled default model, or "" when no copy is found next to the binary
@@ -61,6 +72,9 @@ class Server {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   SimilarityCore& core() { return *core_; }
+  // Null without a model directory.
+  ModelRegistry* model_registry() { return model_registry_.get(); }
+  TrainingWorker* training_worker() { return worker_.get(); }
 
  private:
   Server() = default;
@@ -72,6 +86,11 @@ class Server {
   TokenAuth auth_;
   std::unique_ptr<SimilarityCore> core_;
   std::unique_ptr<SimilarityService> service_;
+  std::unique_ptr<JobStore> job_store_;
+  std::unique_ptr<ModelRegistry> model_registry_;
+  std::unique_ptr<TrainingWorker> worker_;
+  std::unique_ptr<TrainingService> training_service_;
+  std::unique_ptr<ModelRegistryService> registry_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int metrics_port_ = 0;

@@ -67,9 +67,70 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
   enrolled_references_ = &enrolled.Add({{"kind", "references"}});
   model_info_ = &prometheus::BuildGauge()
                      .Name("srn_model_info")
-                     .Help("The active model (value 1), labelled by fingerprint and family.")
+                     .Help("The active model (value 1), labelled by fingerprint, family and registry version.")
                      .Register(*registry_);
+  auto& jobs = prometheus::BuildGauge()
+                   .Name("srn_training_jobs")
+                   .Help("Training jobs recorded in each state.")
+                   .Register(*registry_);
+  for (const std::string& state : JobStates()) training_jobs_[state] = &jobs.Add({{"state", state}});
+  auto& finished = prometheus::BuildCounter()
+                       .Name("srn_training_jobs_finished_total")
+                       .Help("Training jobs that ended, by outcome.")
+                       .Register(*registry_);
+  for (const std::string& outcome : JobOutcomes()) {
+    jobs_finished_[outcome] = &finished.Add({{"outcome", outcome}});
+  }
+  training_progress_ = &prometheus::BuildGauge()
+                            .Name("srn_training_progress_ratio")
+                            .Help("Progress (0..1) of the running training job(s); 0 when idle.")
+                            .Register(*registry_)
+                            .Add({});
+  auto& swaps = prometheus::BuildCounter()
+                    .Name("srn_model_swaps_total")
+                    .Help("Model activations (swaps of the served model), by outcome.")
+                    .Register(*registry_);
+  swaps_success_ = &swaps.Add({{"outcome", "success"}});
+  swaps_failure_ = &swaps.Add({{"outcome", "failure"}});
+  reembed_seconds_ = &prometheus::BuildHistogram()
+                          .Name("srn_model_reembed_seconds")
+                          .Help("Time to re-embed every enrolled reference with a new model.")
+                          .Register(*registry_)
+                          .Add({}, prometheus::Histogram::BucketBoundaries{
+                                       0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300});
 }
+
+const std::vector<std::string>& ServerMetrics::JobStates() {
+  static const auto* states = new std::vector<std::string>{
+      "queued", "running", "succeeded", "failed", "cancelled", "interrupted"};
+  return *states;
+}
+
+const std::vector<std::string>& ServerMetrics::JobOutcomes() {
+  static const auto* outcomes =
+      new std::vector<std::string>{"succeeded", "failed", "cancelled", "interrupted"};
+  return *outcomes;
+}
+
+void ServerMetrics::SetJobCount(const std::string& state, int64_t jobs) {
+  if (auto it = training_jobs_.find(state); it != training_jobs_.end()) {
+    it->second->Set(static_cast<double>(jobs));
+  }
+}
+
+void ServerMetrics::JobFinished(const std::string& outcome, int64_t jobs) {
+  if (auto it = jobs_finished_.find(outcome); it != jobs_finished_.end() && jobs > 0) {
+    it->second->Increment(static_cast<double>(jobs));
+  }
+}
+
+void ServerMetrics::SetTrainingProgress(double ratio) { training_progress_->Set(ratio); }
+
+void ServerMetrics::ModelSwap(bool success) {
+  (success ? swaps_success_ : swaps_failure_)->Increment();
+}
+
+void ServerMetrics::ReembedSeconds(double seconds) { reembed_seconds_->Observe(seconds); }
 
 int ServerMetrics::MethodIndex(const std::string& method) const {
   for (size_t i = 0; i < methods_.size(); ++i) {
@@ -102,9 +163,11 @@ void ServerMetrics::SetEnrolled(int64_t subjects, int64_t references) {
   enrolled_references_->Set(static_cast<double>(references));
 }
 
-void ServerMetrics::SetModel(const std::string& model_id, const std::string& family) {
+void ServerMetrics::SetModel(const std::string& model_id, const std::string& family,
+                             const std::string& version) {
   // A new child per model is created only at start-up and on a model swap: rare, by design.
-  prometheus::Gauge* gauge = &model_info_->Add({{"model_id", model_id}, {"family", family}});
+  prometheus::Gauge* gauge =
+      &model_info_->Add({{"model_id", model_id}, {"family", family}, {"version", version}});
   absl::MutexLock lock(&mu_);
   if (active_model_ != nullptr && active_model_ != gauge) active_model_->Set(0);
   gauge->Set(1);

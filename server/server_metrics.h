@@ -2,6 +2,7 @@
 #define SRN_SERVER_SERVER_METRICS_H_
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,8 +36,25 @@ class ServerMetrics {
   void SeriesLength(int frames);
   void StoreCommit(double seconds);
   void SetEnrolled(int64_t subjects, int64_t references);
-  // Sets srn_model_info{model_id, family} = 1 for the active model (and 0 for the previous).
-  void SetModel(const std::string& model_id, const std::string& family) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sets srn_model_info{model_id, family, version} = 1 for the active model (and 0 for the
+  // previous). `version` is the registry version ("" when the server runs without --model_dir).
+  void SetModel(const std::string& model_id, const std::string& family,
+                const std::string& version = "") ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Training and the model registry. States and outcomes are those of srn.v1.JobState in lower
+  // case; every label value exists from start-up.
+  static const std::vector<std::string>& JobStates();    // queued running succeeded failed cancelled interrupted
+  static const std::vector<std::string>& JobOutcomes();  // succeeded failed cancelled interrupted
+  // srn_training_jobs{state}: jobs recorded in each state.
+  void SetJobCount(const std::string& state, int64_t jobs);
+  // srn_training_jobs_finished_total{outcome}.
+  void JobFinished(const std::string& outcome, int64_t jobs = 1);
+  // srn_training_progress_ratio: 0..1 of the running job(s), 0 when idle.
+  void SetTrainingProgress(double ratio);
+  // srn_model_swaps_total{outcome} and, for a swap that got to re-embedding,
+  // srn_model_reembed_seconds.
+  void ModelSwap(bool success);
+  void ReembedSeconds(double seconds);
 
   prometheus::Registry& registry() { return *registry_; }
 
@@ -53,6 +71,12 @@ class ServerMetrics {
   prometheus::Gauge* enrolled_subjects_;
   prometheus::Gauge* enrolled_references_;
   prometheus::Family<prometheus::Gauge>* model_info_;
+  std::map<std::string, prometheus::Gauge*> training_jobs_;
+  std::map<std::string, prometheus::Counter*> jobs_finished_;
+  prometheus::Gauge* training_progress_;
+  prometheus::Counter* swaps_success_;
+  prometheus::Counter* swaps_failure_;
+  prometheus::Histogram* reembed_seconds_;
   absl::Mutex mu_;
   prometheus::Gauge* active_model_ ABSL_GUARDED_BY(mu_) = nullptr;
 };

@@ -89,9 +89,11 @@ v1::Subject ToProto(const SubjectEntry& entry) {
 
 SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
                                std::unique_ptr<SubjectStore> store, const CoreOptions& options,
-                               ServerMetrics* metrics)
+                               ServerMetrics* metrics, const std::string& model_version)
     : options_(options), metrics_(metrics), store_(std::move(store)), index_(model) {
-  if (metrics_ != nullptr) metrics_->SetModel(model->id, model->model->architecture().FamilyName());
+  if (metrics_ != nullptr) {
+    metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model_version);
+  }
 }
 
 FusionRule SimilarityCore::Fusion(v1::Fusion requested) const {
@@ -417,7 +419,8 @@ absl::Status SimilarityCore::Recover() {
   return absl::OkStatus();
 }
 
-absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model) {
+absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model,
+                                       const std::string& version, int64_t* reembedded) {
   absl::MutexLock write(&write_mu_);
   const std::vector<std::shared_ptr<const SubjectEntry>> current =
       index_.List("", std::numeric_limits<int>::max());
@@ -433,7 +436,8 @@ absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model
   const std::string family = model->model->architecture().FamilyName();
   const std::string id = model->id;
   index_.Reset(std::move(model), std::move(entries));
-  if (metrics_ != nullptr) metrics_->SetModel(id, family);
+  if (metrics_ != nullptr) metrics_->SetModel(id, family, version);
+  if (reembedded != nullptr) *reembedded = static_cast<int64_t>(records.size());
   UpdateEnrolledMetrics();
   return absl::OkStatus();
 }
