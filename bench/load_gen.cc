@@ -61,6 +61,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "model/tools/flags_help.h"
 #include "srn/v1/similarity.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
@@ -988,6 +989,7 @@ int Main() {
 }  // namespace srn
 
 int main(int argc, char** argv) {
+  srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "load generator for srn-server: closed-loop (--concurrency) or fixed-rate (--rate) unary "
       "calls;\n"

@@ -12,7 +12,7 @@
 #   RATE=200 DURATION=20 WARMUP=3   Verify calls per second, seconds measured, seconds warmed up
 #   TRAINING_THREADS=1              the server's --training_threads
 #   THREADS=0                       the server's --threads (0: all cores)
-#   SCHED_IDLE=false                the server's --training_sched_idle
+#   SCHED_IDLE=true                 the server's --training_sched_idle
 #   DATA_DIR=../shared/data         folder holding spoken_arabic_digit/
 #   PORT=50571                      gRPC port of the server under test
 set -euo pipefail
@@ -23,7 +23,7 @@ DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-3}
 TRAINING_THREADS=${TRAINING_THREADS:-1}
 THREADS=${THREADS:-0}
-SCHED_IDLE=${SCHED_IDLE:-false}
+SCHED_IDLE=${SCHED_IDLE:-true}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA_DIR=${DATA_DIR:-$HERE/../../shared/data}
 PORT=${PORT:-50571}

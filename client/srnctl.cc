@@ -40,6 +40,7 @@
 #include "grpcpp/support/channel_arguments.h"
 #include "model/csv_dataset.h"
 #include "model/status_macros.h"
+#include "model/tools/flags_help.h"
 #include "srn/v1/similarity.grpc.pb.h"
 #include "srn/v1/training.grpc.pb.h"
 
@@ -858,6 +859,7 @@ constexpr Command kCommands[] = {
 };
 
 int Main(int argc, char** argv) {
+  srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() < 2) {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "model/parallel.h"
+#include "model/tools/flags_help.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks one)");
@@ -43,9 +44,9 @@ ABSL_FLAG(std::string, data_dir, "",
           "datasets training jobs may read (job paths must resolve inside it); empty: uploads only");
 ABSL_FLAG(int, training_threads, 1, "compute threads of each running training job");
 ABSL_FLAG(int, max_training_jobs, 1, "training jobs that run at once; further jobs queue");
-ABSL_FLAG(bool, training_sched_idle, false,
+ABSL_FLAG(bool, training_sched_idle, true,
           "run training threads in Linux's SCHED_IDLE class too (on top of nice +10): they get only "
-          "cycles that serving and everything else leave idle");
+          "cycles that serving and everything else leave idle (false: nice +10 only)");
 ABSL_FLAG(double, model_poll_seconds, 30,
           "how often to look for weights files dropped into --model_dir (0: never)");
 ABSL_FLAG(int, max_upload_series, 20000, "series per uploaded training set");
@@ -53,6 +54,7 @@ ABSL_FLAG(double, drain_seconds, 5, "on SIGTERM, seconds to report NOT_SERVING w
 ABSL_FLAG(double, grace_seconds, 10, "then, seconds for calls in flight to finish");
 
 int main(int argc, char** argv) {
+  srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage("serves Siamese Recurrent Network similarity over gRPC");
   // Debian builds Abseil with deadlock detection on, which puts every lock through a global
   // graph; the thread-safety annotations and the TSan build in CI do that job instead.
