@@ -71,15 +71,13 @@
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "server address (loopback unless --allow_remote)");
-ABSL_FLAG(bool, allow_remote, false,
-          "allow a target that is not a loopback address");
+ABSL_FLAG(bool, allow_remote, false, "allow a target that is not a loopback address");
 ABSL_FLAG(std::string, rpc, "check",
           "what to call: check (grpc.health.v1 Check, the ceiling), embed, "
           "similarity, verify, "
           "identify or enroll");
 ABSL_FLAG(int, concurrency, 32, "closed loop: calls kept in flight");
-ABSL_FLAG(double, rate, 0,
-          "open loop: calls per second at fixed intervals (0: closed loop)");
+ABSL_FLAG(double, rate, 0, "open loop: calls per second at fixed intervals (0: closed loop)");
 ABSL_FLAG(int, send_quantum_us, 250,
           "open loop: the sender wakes on this time grid and sends every call "
           "then due, instead of "
@@ -88,28 +86,24 @@ ABSL_FLAG(int, send_quantum_us, 250,
 ABSL_FLAG(int, max_outstanding, 4096,
           "open loop: at most this many calls in flight; later calls wait, and "
           "the wait counts");
-ABSL_FLAG(int, channels, 4,
-          "gRPC channels (each its own connection); calls go round-robin");
+ABSL_FLAG(int, channels, 4, "gRPC channels (each its own connection); calls go round-robin");
 ABSL_FLAG(int, threads, 1, "client completion-queue threads");
 ABSL_FLAG(double, warmup, 2, "seconds of load before measuring");
 ABSL_FLAG(double, duration, 10, "seconds measured");
 ABSL_FLAG(int, deadline_ms, 10000, "deadline of each call");
 ABSL_FLAG(int, frames, 40, "frames per generated series");
 ABSL_FLAG(int, batch, 1, "series per Embed call");
-ABSL_FLAG(int, references, 5,
-          "references per enrolled subject (verify, identify, enroll)");
+ABSL_FLAG(int, references, 5, "references per enrolled subject (verify, identify, enroll)");
 ABSL_FLAG(int, enroll_subjects, 0,
           "identify: first enroll this many subjects (<prefix>-i<n>, replacing "
           "any of that id)");
 ABSL_FLAG(int, enroll_concurrency, 32, "enrollment calls in flight");
 ABSL_FLAG(int, top_k, 5, "identify: candidates asked for");
 ABSL_FLAG(int, payloads, 64, "distinct random requests, cycled through");
-ABSL_FLAG(std::string, subject_prefix, "loadgen",
-          "prefix of the subject ids this tool enrolls");
+ABSL_FLAG(std::string, subject_prefix, "loadgen", "prefix of the subject ids this tool enrolls");
 ABSL_FLAG(uint64_t, seed, 1, "random seed of the generated series");
-ABSL_FLAG(
-    int, server_pid, 0,
-    "also report the CPU this process (e.g. the server) used while measuring");
+ABSL_FLAG(int, server_pid, 0,
+          "also report the CPU this process (e.g. the server) used while measuring");
 
 namespace srn {
 namespace {
@@ -132,9 +126,7 @@ constexpr int kMaxEnrollSubjects = 2000000;
 constexpr int kMaxPayloads = 4096;
 
 int64_t NowNs(Clock::time_point origin) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() -
-                                                              origin)
-      .count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - origin).count();
 }
 
 // Latencies in nanoseconds, in log-linear buckets (HDR-histogram style): exact
@@ -142,12 +134,11 @@ int64_t NowNs(Clock::time_point origin) {
 // at most 1/128 (0.8%) above the true value. Fixed size (37 KB) whatever the
 // run's length; merging is adding counts.
 class LatencyHistogram {
-public:
+ public:
   LatencyHistogram() : counts_(kBuckets, 0) {}
 
   void Record(int64_t ns) {
-    if (ns < 0)
-      ns = 0;
+    if (ns < 0) ns = 0;
     ++counts_[Index(static_cast<uint64_t>(ns))];
     ++count_;
     sum_ += static_cast<double>(ns);
@@ -155,8 +146,7 @@ public:
   }
 
   void Merge(const LatencyHistogram &other) {
-    for (int i = 0; i < kBuckets; ++i)
-      counts_[i] += other.counts_[i];
+    for (int i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
     count_ += other.count_;
     sum_ += other.sum_;
     max_ = std::max(max_, other.max_);
@@ -169,40 +159,33 @@ public:
   // The smallest bucket bound at or above the value of rank ceil(q * count); 0
   // when empty.
   int64_t Percentile(double q) const {
-    if (count_ == 0)
-      return 0;
-    const int64_t rank =
-        std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * count_)));
+    if (count_ == 0) return 0;
+    const int64_t rank = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * count_)));
     int64_t seen = 0;
     for (int i = 0; i < kBuckets; ++i) {
       seen += counts_[i];
-      if (seen >= rank)
-        return std::min<int64_t>(UpperBound(i), max_);
+      if (seen >= rank) return std::min<int64_t>(UpperBound(i), max_);
     }
     return max_;
   }
 
-private:
-  static constexpr int kSubBits = 7; // 128 buckets per power of two
+ private:
+  static constexpr int kSubBits = 7;  // 128 buckets per power of two
   static constexpr int kSub = 1 << kSubBits;
-  static constexpr int kMaxExponent =
-      41; // values clamp at 2^42 ns (73 minutes)
-  static constexpr int kBuckets =
-      2 * kSub + (kMaxExponent - kSubBits - 1 + 1) * kSub;
+  static constexpr int kMaxExponent = 41;  // values clamp at 2^42 ns (73 minutes)
+  static constexpr int kBuckets = 2 * kSub + (kMaxExponent - kSubBits - 1 + 1) * kSub;
 
   static int Index(uint64_t v) {
-    if (v < 2 * kSub)
-      return static_cast<int>(v);
+    if (v < 2 * kSub) return static_cast<int>(v);
     v = std::min<uint64_t>(v, (uint64_t{1} << (kMaxExponent + 1)) - 1);
-    const int exponent = 63 - __builtin_clzll(v); // >= kSubBits + 1
+    const int exponent = 63 - __builtin_clzll(v);  // >= kSubBits + 1
     const int shift = exponent - kSubBits;
-    const int mantissa = static_cast<int>(v >> shift); // in [kSub, 2 kSub)
+    const int mantissa = static_cast<int>(v >> shift);  // in [kSub, 2 kSub)
     return 2 * kSub + (exponent - kSubBits - 1) * kSub + (mantissa - kSub);
   }
 
   static int64_t UpperBound(int index) {
-    if (index < 2 * kSub)
-      return index;
+    if (index < 2 * kSub) return index;
     const int exponent = (index - 2 * kSub) / kSub + kSubBits + 1;
     const int64_t mantissa = kSub + (index - 2 * kSub) % kSub;
     return ((mantissa + 1) << (exponent - kSubBits)) - 1;
@@ -216,31 +199,26 @@ private:
 
 // What one client thread saw.
 struct Stats {
-  LatencyHistogram latency; // successful calls only
+  LatencyHistogram latency;  // successful calls only
   int64_t ok = 0;
-  std::map<int, int64_t> errors;       // by grpc::StatusCode
-  std::map<int, std::string> examples; // the first message of each error code
-  int64_t completed_in_window =
-      0; // open loop: completions inside the window (throughput)
-  int64_t late_sends =
-      0; // open loop: calls sent more than 1 ms after their time
+  std::map<int, int64_t> errors;        // by grpc::StatusCode
+  std::map<int, std::string> examples;  // the first message of each error code
+  int64_t completed_in_window = 0;      // open loop: completions inside the window (throughput)
+  int64_t late_sends = 0;               // open loop: calls sent more than 1 ms after their time
   int64_t max_send_lag_ns = 0;
 
   void Merge(const Stats &o) {
     latency.Merge(o.latency);
     ok += o.ok;
-    for (const auto &[code, n] : o.errors)
-      errors[code] += n;
-    for (const auto &[code, m] : o.examples)
-      examples.emplace(code, m);
+    for (const auto &[code, n] : o.errors) errors[code] += n;
+    for (const auto &[code, m] : o.examples) examples.emplace(code, m);
     completed_in_window += o.completed_in_window;
     late_sends += o.late_sends;
     max_send_lag_ns = std::max(max_send_lag_ns, o.max_send_lag_ns);
   }
   int64_t error_count() const {
     int64_t n = 0;
-    for (const auto &[code, count] : errors)
-      n += count;
+    for (const auto &[code, count] : errors) n += count;
     return n;
   }
 };
@@ -259,18 +237,16 @@ grpc::ByteBuffer ToByteBuffer(const google::protobuf::MessageLite &message) {
 
 // The same requests over and over: `pool` cycled.
 Workload PoolWorkload(std::string method, std::vector<grpc::ByteBuffer> pool) {
-  auto shared =
-      std::make_shared<const std::vector<grpc::ByteBuffer>>(std::move(pool));
-  return Workload{std::move(method), [shared](uint64_t seq) {
-                    return (*shared)[seq % shared->size()];
-                  }};
+  auto shared = std::make_shared<const std::vector<grpc::ByteBuffer>>(std::move(pool));
+  return Workload{std::move(method),
+                  [shared](uint64_t seq) { return (*shared)[seq % shared->size()]; }};
 }
 
 enum class Mode {
-  kClosed, // `concurrency` in flight for warmup + duration
-  kOpen,   // fixed rate for warmup + duration
-  kCount,  // `count` calls with `concurrency` in flight, all measured
-           // (enrollment)
+  kClosed,  // `concurrency` in flight for warmup + duration
+  kOpen,    // fixed rate for warmup + duration
+  kCount,   // `count` calls with `concurrency` in flight, all measured
+            // (enrollment)
 };
 
 struct RunConfig {
@@ -278,38 +254,41 @@ struct RunConfig {
   int concurrency = 1;
   double rate = 0;
   int max_outstanding = 1;
-  int64_t send_quantum_ns =
-      0; // open loop: the sender's wake-up grid (0: one wake-up per call)
+  int64_t send_quantum_ns = 0;  // open loop: the sender's wake-up grid (0: one wake-up per call)
   int64_t warmup_ns = 0;
   int64_t duration_ns = 0;
   int64_t count = 0;
   std::chrono::milliseconds deadline{10000};
-  std::string authorization; // "Bearer <token>", or empty
+  std::string authorization;  // "Bearer <token>", or empty
 };
 
 // One client thread: its own completion queue, calls spread over the shared
 // channels.
 class Worker {
-public:
-  Worker(int index, int num_workers, const RunConfig &config,
-         const Workload &workload,
-         const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs,
-         Clock::time_point origin, std::atomic<int64_t> *progress)
-      : index_(index), num_workers_(num_workers), config_(config),
-        workload_(workload), stubs_(stubs), origin_(origin),
-        progress_(progress), next_stub_(index) {}
+ public:
+  Worker(int index, int num_workers, const RunConfig &config, const Workload &workload,
+         const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs, Clock::time_point origin,
+         std::atomic<int64_t> *progress)
+      : index_(index),
+        num_workers_(num_workers),
+        config_(config),
+        workload_(workload),
+        stubs_(stubs),
+        origin_(origin),
+        progress_(progress),
+        next_stub_(index) {}
 
   void Run() {
     switch (config_.mode) {
-    case Mode::kClosed:
-      RunClosed();
-      break;
-    case Mode::kOpen:
-      RunOpen();
-      break;
-    case Mode::kCount:
-      RunCount();
-      break;
+      case Mode::kClosed:
+        RunClosed();
+        break;
+      case Mode::kOpen:
+        RunOpen();
+        break;
+      case Mode::kCount:
+        RunCount();
+        break;
     }
     cq_.Shutdown();
     void *tag;
@@ -320,14 +299,13 @@ public:
 
   const Stats &stats() const { return stats_; }
 
-private:
+ private:
   struct Call {
     grpc::ClientContext context;
     grpc::ByteBuffer response;
     grpc::Status status;
     std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
-    int64_t start_ns =
-        0; // scheduled (open loop) or sent, from the run's origin
+    int64_t start_ns = 0;  // scheduled (open loop) or sent, from the run's origin
   };
 
   void Issue(int64_t start_ns, uint64_t seq) {
@@ -336,14 +314,13 @@ private:
     outstanding_.fetch_add(1, std::memory_order_acq_rel);
     auto *call = new Call;
     call->start_ns = start_ns;
-    call->context.set_deadline(std::chrono::system_clock::now() +
-                               config_.deadline);
+    call->context.set_deadline(std::chrono::system_clock::now() + config_.deadline);
     if (!config_.authorization.empty()) {
       call->context.AddMetadata("authorization", config_.authorization);
     }
     grpc::GenericStub &stub = *stubs_[next_stub_++ % stubs_.size()];
-    call->reader = stub.PrepareUnaryCall(&call->context, workload_.method,
-                                         workload_.request(seq), &cq_);
+    call->reader =
+        stub.PrepareUnaryCall(&call->context, workload_.method, workload_.request(seq), &cq_);
     call->reader->StartCall();
     call->reader->Finish(&call->response, &call->status, call);
   }
@@ -353,8 +330,7 @@ private:
   Call *Take() {
     void *tag = nullptr;
     bool ok = false;
-    if (!cq_.Next(&tag, &ok))
-      return nullptr;
+    if (!cq_.Next(&tag, &ok)) return nullptr;
     outstanding_.fetch_sub(1, std::memory_order_acq_rel);
     return static_cast<Call *>(tag);
   }
@@ -375,18 +351,15 @@ private:
   void RunClosed() {
     const int64_t window_begin = config_.warmup_ns;
     const int64_t window_end = config_.warmup_ns + config_.duration_ns;
-    const int slots = config_.concurrency / num_workers_ +
-                      (index_ < config_.concurrency % num_workers_);
-    for (int i = 0; i < slots; ++i)
-      Issue(NowNs(origin_), NextSeq());
+    const int slots =
+        config_.concurrency / num_workers_ + (index_ < config_.concurrency % num_workers_);
+    for (int i = 0; i < slots; ++i) Issue(NowNs(origin_), NextSeq());
     while (outstanding_ > 0) {
       Call *call = Take();
       const int64_t now = NowNs(origin_);
-      if (now >= window_begin && now < window_end)
-        Account(*call, now);
+      if (now >= window_begin && now < window_end) Account(*call, now);
       delete call;
-      if (now < window_end)
-        Issue(NowNs(origin_), NextSeq());
+      if (now < window_end) Issue(NowNs(origin_), NextSeq());
     }
   }
 
@@ -413,10 +386,8 @@ private:
           std::max(1, config_.max_outstanding / num_workers_ +
                           (index_ < config_.max_outstanding % num_workers_));
       for (int64_t k = 0;; ++k) {
-        const int64_t at =
-            static_cast<int64_t>(phase_ns + period_ns * static_cast<double>(k));
-        if (at >= window_end)
-          break;
+        const int64_t at = static_cast<int64_t>(phase_ns + period_ns * static_cast<double>(k));
+        if (at >= window_end) break;
         int64_t now = NowNs(origin_);
         if (at > now) {
           // One wake-up per grid step sends every call due by then: a wake-up
@@ -425,18 +396,15 @@ private:
           // its latency still counts from `at`.
           const int64_t q = config_.send_quantum_ns;
           const int64_t wake = q > 0 ? (at + q - 1) / q * q : at;
-          std::this_thread::sleep_until(origin_ +
-                                        std::chrono::nanoseconds(wake));
+          std::this_thread::sleep_until(origin_ + std::chrono::nanoseconds(wake));
           now = NowNs(origin_);
         }
-        while (outstanding_.load(std::memory_order_acquire) >=
-               max_outstanding) {
+        while (outstanding_.load(std::memory_order_acquire) >= max_outstanding) {
           std::this_thread::sleep_for(std::chrono::microseconds(20));
           now = NowNs(origin_);
         }
         if (at >= window_begin) {
-          if (now - at > 1000000)
-            ++late_sends;
+          if (now - at > 1000000) ++late_sends;
           max_lag = std::max(max_lag, now - at);
         }
         Issue(at, NextSeq());
@@ -446,17 +414,14 @@ private:
     while (true) {
       void *tag = nullptr;
       bool ok = false;
-      const auto status = cq_.AsyncNext(&tag, &ok,
-                                        std::chrono::system_clock::now() +
-                                            std::chrono::milliseconds(5));
+      const auto status =
+          cq_.AsyncNext(&tag, &ok, std::chrono::system_clock::now() + std::chrono::milliseconds(5));
       if (status == grpc::CompletionQueue::GOT_EVENT) {
         outstanding_.fetch_sub(1, std::memory_order_acq_rel);
         Call *call = static_cast<Call *>(tag);
         const int64_t end = NowNs(origin_);
-        if (call->start_ns >= window_begin && call->start_ns < window_end)
-          Account(*call, end);
-        if (end >= window_begin && end < window_end)
-          ++stats_.completed_in_window;
+        if (call->start_ns >= window_begin && call->start_ns < window_end) Account(*call, end);
+        if (end >= window_begin && end < window_end) ++stats_.completed_in_window;
         delete call;
       } else if (sent_all.load(std::memory_order_acquire) &&
                  outstanding_.load(std::memory_order_acquire) == 0) {
@@ -471,12 +436,10 @@ private:
   void RunCount() {
     // This thread makes calls index, index + num_workers, ...
     int64_t issued = 0;
-    const int64_t mine =
-        config_.count / num_workers_ + (index_ < config_.count % num_workers_);
+    const int64_t mine = config_.count / num_workers_ + (index_ < config_.count % num_workers_);
     const int slots = std::max(1, config_.concurrency / num_workers_);
     while (issued < mine && outstanding_ < slots) {
-      Issue(NowNs(origin_),
-            static_cast<uint64_t>(index_ + issued * num_workers_));
+      Issue(NowNs(origin_), static_cast<uint64_t>(index_ + issued * num_workers_));
       ++issued;
     }
     while (outstanding_ > 0) {
@@ -485,16 +448,13 @@ private:
       delete call;
       progress_->fetch_add(1, std::memory_order_relaxed);
       if (issued < mine) {
-        Issue(NowNs(origin_),
-              static_cast<uint64_t>(index_ + issued * num_workers_));
+        Issue(NowNs(origin_), static_cast<uint64_t>(index_ + issued * num_workers_));
         ++issued;
       }
     }
   }
 
-  uint64_t NextSeq() {
-    return static_cast<uint64_t>(index_) + num_workers_ * seq_++;
-  }
+  uint64_t NextSeq() { return static_cast<uint64_t>(index_) + num_workers_ * seq_++; }
 
   const int index_;
   const int num_workers_;
@@ -506,8 +466,7 @@ private:
   grpc::CompletionQueue cq_;
   size_t next_stub_;
   uint64_t seq_ = 0;
-  std::atomic<int> outstanding_{
-      0}; // the sender thread (open loop) adds, this thread takes
+  std::atomic<int> outstanding_{0};  // the sender thread (open loop) adds, this thread takes
   Stats stats_;
 };
 
@@ -515,7 +474,7 @@ private:
 // this process, and by the whole machine (busy time summed over cores, from
 // /proc/stat).
 struct CpuSample {
-  double process = -1; // -1 when unknown
+  double process = -1;  // -1 when unknown
   double self = 0;
   double machine = -1;
   Clock::time_point when;
@@ -524,15 +483,12 @@ struct CpuSample {
 double ProcessCpuSeconds(int pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string line;
-  if (!std::getline(in, line))
-    return -1;
+  if (!std::getline(in, line)) return -1;
   // The command name may hold spaces; the fields we want come after its closing
   // parenthesis.
   const size_t paren = line.rfind(')');
-  if (paren == std::string::npos)
-    return -1;
-  std::vector<std::string> fields =
-      absl::StrSplit(line.substr(paren + 2), ' ', absl::SkipEmpty());
+  if (paren == std::string::npos) return -1;
+  std::vector<std::string> fields = absl::StrSplit(line.substr(paren + 2), ' ', absl::SkipEmpty());
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
   int64_t utime = 0, stime = 0;
   if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
@@ -546,15 +502,12 @@ double MachineBusySeconds() {
   std::ifstream in("/proc/stat");
   std::string label;
   int64_t total = 0, idle = 0;
-  if (!(in >> label) || label != "cpu")
-    return -1;
+  if (!(in >> label) || label != "cpu") return -1;
   for (int i = 0; i < 8; ++i) {
     int64_t v = 0;
-    if (!(in >> v))
-      return -1;
+    if (!(in >> v)) return -1;
     total += v;
-    if (i == 3 || i == 4)
-      idle += v; // idle, iowait
+    if (i == 3 || i == 4) idle += v;  // idle, iowait
   }
   return static_cast<double>(total - idle) / sysconf(_SC_CLK_TCK);
 }
@@ -562,36 +515,34 @@ double MachineBusySeconds() {
 CpuSample SampleCpu(int pid) {
   CpuSample s;
   s.when = Clock::now();
-  if (pid > 0)
-    s.process = ProcessCpuSeconds(pid);
+  if (pid > 0) s.process = ProcessCpuSeconds(pid);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  s.self = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec * 1e-6 +
-           usage.ru_stime.tv_sec + usage.ru_stime.tv_usec * 1e-6;
+  s.self = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec * 1e-6 + usage.ru_stime.tv_sec +
+           usage.ru_stime.tv_usec * 1e-6;
   s.machine = MachineBusySeconds();
   return s;
 }
 
 struct RunResult {
   Stats stats;
-  double seconds = 0; // the measured window (or the whole count run)
+  double seconds = 0;  // the measured window (or the whole count run)
   double process_cores = -1, self_cores = 0, machine_cores = -1;
 };
 
 // Runs `workload` as `config` says over `threads` client threads.
 RunResult Run(const RunConfig &config, const Workload &workload,
-              const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs,
-              int threads, int server_pid, const std::string &progress_label) {
+              const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs, int threads,
+              int server_pid, const std::string &progress_label) {
   std::atomic<int64_t> progress{0};
   const Clock::time_point origin = Clock::now();
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < threads; ++i) {
-    workers.push_back(std::make_unique<Worker>(i, threads, config, workload,
-                                               stubs, origin, &progress));
+    workers.push_back(
+        std::make_unique<Worker>(i, threads, config, workload, stubs, origin, &progress));
   }
   std::vector<std::thread> running;
-  for (auto &w : workers)
-    running.emplace_back([&w] { w->Run(); });
+  for (auto &w : workers) running.emplace_back([&w] { w->Run(); });
 
   RunResult result;
   CpuSample begin, end;
@@ -604,32 +555,25 @@ RunResult Run(const RunConfig &config, const Workload &workload,
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (Clock::now() - last >= std::chrono::seconds(5)) {
           last = Clock::now();
-          std::cerr << absl::StrFormat("srn-loadgen: %s %d/%d\n",
-                                       progress_label, progress.load(),
+          std::cerr << absl::StrFormat("srn-loadgen: %s %d/%d\n", progress_label, progress.load(),
                                        config.count);
         }
       }
     });
-    for (auto &t : running)
-      t.join();
+    for (auto &t : running) t.join();
     done = true;
     reporter.join();
     end = SampleCpu(server_pid);
   } else {
-    std::this_thread::sleep_until(origin +
-                                  std::chrono::nanoseconds(config.warmup_ns));
+    std::this_thread::sleep_until(origin + std::chrono::nanoseconds(config.warmup_ns));
     begin = SampleCpu(server_pid);
-    std::this_thread::sleep_until(
-        origin +
-        std::chrono::nanoseconds(config.warmup_ns + config.duration_ns));
+    std::this_thread::sleep_until(origin +
+                                  std::chrono::nanoseconds(config.warmup_ns + config.duration_ns));
     end = SampleCpu(server_pid);
-    for (auto &t : running)
-      t.join();
+    for (auto &t : running) t.join();
   }
-  const double wall =
-      std::chrono::duration<double>(end.when - begin.when).count();
-  result.seconds =
-      config.mode == Mode::kCount ? wall : config.duration_ns * 1e-9;
+  const double wall = std::chrono::duration<double>(end.when - begin.when).count();
+  result.seconds = config.mode == Mode::kCount ? wall : config.duration_ns * 1e-9;
   if (wall > 0) {
     if (begin.process >= 0 && end.process >= 0) {
       result.process_cores = (end.process - begin.process) / wall;
@@ -639,8 +583,7 @@ RunResult Run(const RunConfig &config, const Workload &workload,
       result.machine_cores = (end.machine - begin.machine) / wall;
     }
   }
-  for (auto &w : workers)
-    result.stats.Merge(w->stats());
+  for (auto &w : workers) result.stats.Merge(w->stats());
   return result;
 }
 
@@ -649,20 +592,16 @@ RunResult Run(const RunConfig &config, const Workload &workload,
 
 // True for addresses only this machine can reach.
 bool IsLoopbackTarget(std::string target) {
-  if (absl::StartsWith(target, "unix:") ||
-      absl::StartsWith(target, "unix-abstract:"))
-    return true;
+  if (absl::StartsWith(target, "unix:") || absl::StartsWith(target, "unix-abstract:")) return true;
   for (const char *scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
     if (absl::StartsWith(target, scheme)) {
       target = target.substr(std::string(scheme).size());
       break;
     }
   }
-  if (target.find(',') != std::string::npos)
-    return false; // lists: keep it simple, refuse
+  if (target.find(',') != std::string::npos) return false;  // lists: keep it simple, refuse
   if (absl::StartsWith(target, "[")) {
-    return absl::StartsWith(target, "[::1]") ||
-           absl::StartsWith(target, "[0:0:0:0:0:0:0:1]");
+    return absl::StartsWith(target, "[::1]") || absl::StartsWith(target, "[0:0:0:0:0:0:0:1]");
   }
   const std::string host = target.substr(0, target.rfind(':'));
   return host == "localhost" || absl::StartsWith(host, "127.");
@@ -673,18 +612,15 @@ bool IsLoopbackTarget(std::string target) {
 std::string Authorization() {
   for (const char *name : {"SRN_LOADGEN_TOKEN", "SRN_ADMIN_TOKEN"}) {
     const char *value = std::getenv(name);
-    if (value == nullptr || *value == '\0')
-      continue;
-    std::vector<std::string> tokens =
-        absl::StrSplit(value, ',', absl::SkipWhitespace());
-    if (!tokens.empty())
-      return absl::StrCat("Bearer ", tokens.front());
+    if (value == nullptr || *value == '\0') continue;
+    std::vector<std::string> tokens = absl::StrSplit(value, ',', absl::SkipWhitespace());
+    if (!tokens.empty()) return absl::StrCat("Bearer ", tokens.front());
   }
   return "";
 }
 
 class Generator {
-public:
+ public:
   Generator(uint64_t seed, int features, int frames)
       : rng_(seed), features_(features), frames_(frames) {}
 
@@ -695,12 +631,11 @@ public:
     v1::Series *s = input.mutable_frames();
     s->set_num_features(features_);
     s->mutable_values()->Reserve(features_ * frames_);
-    for (int i = 0; i < features_ * frames_; ++i)
-      s->add_values(normal_(rng_));
+    for (int i = 0; i < features_ * frames_; ++i) s->add_values(normal_(rng_));
     return input;
   }
 
-private:
+ private:
   std::mt19937_64 rng_;
   std::normal_distribution<float> normal_;
   const int features_;
@@ -718,8 +653,7 @@ std::unique_ptr<grpc::ClientContext> Context(const Setup &setup) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::max(setup.deadline, std::chrono::milliseconds(30000)));
-  if (!setup.authorization.empty())
-    ctx->AddMetadata("authorization", setup.authorization);
+  if (!setup.authorization.empty()) ctx->AddMetadata("authorization", setup.authorization);
   return ctx;
 }
 
@@ -733,109 +667,91 @@ void Require(bool ok, const std::string &what) {
 }
 
 void RequireOk(const grpc::Status &status, const std::string &what) {
-  Require(status.ok(), absl::StrCat(what, " failed: code ", status.error_code(),
-                                    ": ", status.error_message()));
+  Require(status.ok(),
+          absl::StrCat(what, " failed: code ", status.error_code(), ": ", status.error_message()));
 }
 
 std::string FormatMs(int64_t ns) { return absl::StrFormat("%.3f", ns * 1e-6); }
 
 std::string CodeName(int code) {
-  static const char *const kNames[] = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED"}; // by grpc::StatusCode
-  if (code >= 0 && code < static_cast<int>(std::size(kNames)))
-    return kNames[code];
+  static const char *const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};  // by grpc::StatusCode
+  if (code >= 0 && code < static_cast<int>(std::size(kNames))) return kNames[code];
   return absl::StrCat("CODE_", code);
 }
 
 std::string ErrorSummary(const Stats &stats) {
-  if (stats.errors.empty())
-    return "-";
+  if (stats.errors.empty()) return "-";
   std::vector<std::string> parts;
-  for (const auto &[code, n] : stats.errors)
-    parts.push_back(absl::StrCat(CodeName(code), ":", n));
+  for (const auto &[code, n] : stats.errors) parts.push_back(absl::StrCat(CodeName(code), ":", n));
   return absl::StrJoin(parts, ",");
 }
 
-std::string Cores(double cores) {
-  return cores < 0 ? "na" : absl::StrFormat("%.2f", cores);
-}
+std::string Cores(double cores) { return cores < 0 ? "na" : absl::StrFormat("%.2f", cores); }
 
 // Enrolls `count` subjects <prefix>-i<n> with `references` random references
 // each, replacing any of the same id, `concurrency` at a time. Exits on any
 // failure.
-void EnrollMany(int count, int references, int concurrency, int threads,
-                int payloads, Generator &gen, const std::string &prefix,
-                const RunConfig &base,
-                const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs,
-                int server_pid) {
+void EnrollMany(int count, int references, int concurrency, int threads, int payloads,
+                Generator &gen, const std::string &prefix, const RunConfig &base,
+                const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs, int server_pid) {
   std::vector<v1::SeriesInput> pool;
-  for (int i = 0; i < payloads; ++i)
-    pool.push_back(gen.Series());
-  auto shared =
-      std::make_shared<const std::vector<v1::SeriesInput>>(std::move(pool));
-  Workload enroll{absl::StrCat(kServicePrefix, "Enroll"),
-                  [shared, references, prefix](uint64_t seq) {
-                    v1::EnrollRequest request;
-                    request.set_subject_id(
-                        absl::StrFormat("%s-i%07d", prefix, seq));
-                    request.set_mode(v1::ENROLL_MODE_REPLACE);
-                    for (int r = 0; r < references; ++r) {
-                      *request.add_references() =
-                          (*shared)[(seq * references + r) % shared->size()];
-                    }
-                    return ToByteBuffer(request);
-                  }};
+  for (int i = 0; i < payloads; ++i) pool.push_back(gen.Series());
+  auto shared = std::make_shared<const std::vector<v1::SeriesInput>>(std::move(pool));
+  Workload enroll{
+      absl::StrCat(kServicePrefix, "Enroll"), [shared, references, prefix](uint64_t seq) {
+        v1::EnrollRequest request;
+        request.set_subject_id(absl::StrFormat("%s-i%07d", prefix, seq));
+        request.set_mode(v1::ENROLL_MODE_REPLACE);
+        for (int r = 0; r < references; ++r) {
+          *request.add_references() = (*shared)[(seq * references + r) % shared->size()];
+        }
+        return ToByteBuffer(request);
+      }};
   RunConfig config = base;
   config.mode = Mode::kCount;
   config.count = count;
   config.concurrency = concurrency;
   config.deadline = std::max(base.deadline, std::chrono::milliseconds(60000));
-  const RunResult r =
-      Run(config, enroll, stubs, threads, server_pid, "enrolled");
+  const RunResult r = Run(config, enroll, stubs, threads, server_pid, "enrolled");
   std::cout << absl::StrFormat(
       "enrolled %d subjects x %d references in %.1f s (%.0f/s; p50 %s ms, p99 "
       "%s ms; server %s "
       "cores)\n",
       r.stats.ok, references, r.seconds, r.stats.ok / r.seconds,
-      FormatMs(r.stats.latency.Percentile(0.5)),
-      FormatMs(r.stats.latency.Percentile(0.99)), Cores(r.process_cores));
+      FormatMs(r.stats.latency.Percentile(0.5)), FormatMs(r.stats.latency.Percentile(0.99)),
+      Cores(r.process_cores));
   std::cout << absl::StrFormat(
-      "ENROLL subjects=%d references=%d seconds=%.2f per_s=%.1f errors=%d\n",
-      r.stats.ok, references, r.seconds, r.stats.ok / r.seconds,
-      r.stats.error_count());
+      "ENROLL subjects=%d references=%d seconds=%.2f per_s=%.1f errors=%d\n", r.stats.ok,
+      references, r.seconds, r.stats.ok / r.seconds, r.stats.error_count());
   if (r.stats.error_count() > 0) {
     for (const auto &[code, message] : r.stats.examples) {
-      std::cerr << "srn-loadgen: enroll error " << CodeName(code) << ": "
-                << message << "\n";
+      std::cerr << "srn-loadgen: enroll error " << CodeName(code) << ": " << message << "\n";
     }
-    Require(false, absl::StrCat("enrollment failed for ", r.stats.error_count(),
-                                " subjects"));
+    Require(false, absl::StrCat("enrollment failed for ", r.stats.error_count(), " subjects"));
   }
 }
 
 // Empty when lo <= value <= hi (false for NaN), else what is wrong with --flag.
 template <typename T>
 std::string OutOfRange(const std::string &flag, T value, T lo, T hi) {
-  if (value >= lo && value <= hi)
-    return "";
-  return absl::StrCat("--", flag, " must be in [", lo, ", ", hi, "], not ",
-                      value);
+  if (value >= lo && value <= hi) return "";
+  return absl::StrCat("--", flag, " must be in [", lo, ", ", hi, "], not ", value);
 }
 
 int Main() {
@@ -866,16 +782,15 @@ int Main() {
   const std::vector<std::string> rpcs = {"check",  "embed",    "similarity",
                                          "verify", "identify", "enroll"};
   if (std::find(rpcs.begin(), rpcs.end(), rpc) == rpcs.end()) {
-    return bad(absl::StrCat("--rpc must be one of ", absl::StrJoin(rpcs, ", "),
-                            ", not '", rpc, "'"));
+    return bad(
+        absl::StrCat("--rpc must be one of ", absl::StrJoin(rpcs, ", "), ", not '", rpc, "'"));
   }
   // Each flag's bounds, as "--flag must be in [lo, hi]" when violated.
   const std::vector<std::string> out_of_range = {
       OutOfRange("concurrency", concurrency, 1, kMaxConcurrency),
       OutOfRange("rate", rate, 0.0, kMaxRate),
       OutOfRange("max_outstanding", max_outstanding, 1, kMaxConcurrency),
-      OutOfRange("send_quantum_us", absl::GetFlag(FLAGS_send_quantum_us), 0,
-                 100000),
+      OutOfRange("send_quantum_us", absl::GetFlag(FLAGS_send_quantum_us), 0, 100000),
       OutOfRange("channels", num_channels, 1, kMaxChannels),
       OutOfRange("threads", threads, 1, kMaxThreads),
       OutOfRange("warmup", warmup, 0.0, kMaxSeconds),
@@ -888,22 +803,18 @@ int Main() {
       OutOfRange("enroll_concurrency", enroll_concurrency, 1, kMaxConcurrency),
       OutOfRange("top_k", top_k, 1, 1000),
       OutOfRange("payloads", payloads, 1, kMaxPayloads),
-      OutOfRange("subject_prefix length", static_cast<int>(prefix.size()), 1,
-                 100),
+      OutOfRange("subject_prefix length", static_cast<int>(prefix.size()), 1, 100),
   };
   for (const std::string &problem : out_of_range) {
-    if (!problem.empty())
-      return bad(problem);
+    if (!problem.empty()) return bad(problem);
   }
-  if (rate == 0 && concurrency < threads)
-    return bad("--concurrency must be at least --threads");
+  if (rate == 0 && concurrency < threads) return bad("--concurrency must be at least --threads");
   if (enroll_subjects > 0 && rpc != "identify") {
     return bad("--enroll_subjects applies to --rpc=identify only");
   }
   if (!IsLoopbackTarget(target) && !absl::GetFlag(FLAGS_allow_remote)) {
-    return bad(absl::StrCat(
-        "refusing to load ", target,
-        ": not a loopback address (pass --allow_remote if you mean it)"));
+    return bad(absl::StrCat("refusing to load ", target,
+                            ": not a loopback address (pass --allow_remote if you mean it)"));
   }
 
   // Distinct channel arguments and a local subchannel pool: every channel opens
@@ -916,12 +827,9 @@ int Main() {
     args.SetInt("srn.loadgen_channel", i);
     args.SetMaxReceiveMessageSize(64 << 20);
     args.SetMaxSendMessageSize(64 << 20);
-    auto channel = grpc::CreateCustomChannel(
-        target, grpc::InsecureChannelCredentials(), args);
-    Require(channel->WaitForConnected(std::chrono::system_clock::now() +
-                                      std::chrono::seconds(10)),
-            absl::StrCat("cannot connect to ", target, " within 10 s (channel ",
-                         i, ")"));
+    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    Require(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)),
+            absl::StrCat("cannot connect to ", target, " within 10 s (channel ", i, ")"));
     stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
     channels.push_back(std::move(channel));
   }
@@ -949,46 +857,38 @@ int Main() {
   {
     grpc::health::v1::HealthCheckRequest request;
     grpc::health::v1::HealthCheckResponse response;
-    RequireOk(health->Check(Context(setup).get(), request, &response),
-              "health Check");
+    RequireOk(health->Check(Context(setup).get(), request, &response), "health Check");
     Require(response.status() == grpc::health::v1::HealthCheckResponse::SERVING,
-            absl::StrCat("the server is not SERVING (health status ",
-                         response.status(), ")"));
+            absl::StrCat("the server is not SERVING (health status ", response.status(), ")"));
   }
 
   Workload workload;
   std::string shape;
   if (rpc == "check") {
-    workload = PoolWorkload(
-        kCheckMethod, {ToByteBuffer(grpc::health::v1::HealthCheckRequest())});
+    workload = PoolWorkload(kCheckMethod, {ToByteBuffer(grpc::health::v1::HealthCheckRequest())});
     shape = "empty request";
   } else {
     v1::ModelInfo info;
-    RequireOk(service->GetModelInfo(Context(setup).get(),
-                                    v1::GetModelInfoRequest(), &info),
+    RequireOk(service->GetModelInfo(Context(setup).get(), v1::GetModelInfoRequest(), &info),
               "GetModelInfo");
     const int features = info.input_features();
     Require(features > 0 && info.embedding_dims() > 0,
             "GetModelInfo gave no input features or embedding size");
-    shape = absl::StrFormat(
-        "model %s (%s, hidden %d, window %d): %d frames x %d features",
-        info.model_id(), info.family(), info.hidden(), info.window(), frames,
-        features);
+    shape = absl::StrFormat("model %s (%s, hidden %d, window %d): %d frames x %d features",
+                            info.model_id(), info.family(), info.hidden(), info.window(), frames,
+                            features);
     Generator gen(absl::GetFlag(FLAGS_seed), features, frames);
     std::vector<grpc::ByteBuffer> pool;
     if (rpc == "embed") {
       v1::EmbedRequest first;
       for (int p = 0; p < payloads; ++p) {
         v1::EmbedRequest request;
-        for (int b = 0; b < batch; ++b)
-          *request.add_series() = gen.Series();
+        for (int b = 0; b < batch; ++b) *request.add_series() = gen.Series();
         pool.push_back(ToByteBuffer(request));
-        if (p == 0)
-          first = request;
+        if (p == 0) first = request;
       }
       v1::EmbedResponse response;
-      RequireOk(service->Embed(Context(setup).get(), first, &response),
-                "Embed");
+      RequireOk(service->Embed(Context(setup).get(), first, &response), "Embed");
       Require(response.embeddings_size() == batch &&
                   response.embeddings(0).values_size() == info.embedding_dims(),
               "Embed answered the wrong number or size of embeddings");
@@ -1000,12 +900,10 @@ int Main() {
         *request.mutable_a() = gen.Series();
         *request.mutable_b() = gen.Series();
         pool.push_back(ToByteBuffer(request));
-        if (p == 0)
-          first = request;
+        if (p == 0) first = request;
       }
       v1::SimilarityResponse response;
-      RequireOk(service->Similarity(Context(setup).get(), first, &response),
-                "Similarity");
+      RequireOk(service->Similarity(Context(setup).get(), first, &response), "Similarity");
       Require(response.similarity() >= 0 && response.similarity() <= 1,
               "Similarity answered a value outside [0, 1]");
     } else if (rpc == "verify") {
@@ -1013,8 +911,7 @@ int Main() {
       v1::EnrollRequest enroll;
       enroll.set_subject_id(subject);
       enroll.set_mode(v1::ENROLL_MODE_REPLACE);
-      for (int r = 0; r < references; ++r)
-        *enroll.add_references() = gen.Series();
+      for (int r = 0; r < references; ++r) *enroll.add_references() = gen.Series();
       v1::EnrollResponse enrolled;
       RequireOk(service->Enroll(Context(setup).get(), enroll, &enrolled),
                 "Enroll of the verify subject");
@@ -1026,19 +923,17 @@ int Main() {
         request.set_subject_id(subject);
         *request.mutable_query() = gen.Series();
         pool.push_back(ToByteBuffer(request));
-        if (p == 0)
-          first = request;
+        if (p == 0) first = request;
       }
       v1::VerifyResponse response;
-      RequireOk(service->Verify(Context(setup).get(), first, &response),
-                "Verify");
+      RequireOk(service->Verify(Context(setup).get(), first, &response), "Verify");
       Require(response.reference_scores_size() == references,
               "Verify scored the wrong number of references");
       shape += absl::StrFormat(", subject of %d references", references);
     } else if (rpc == "identify") {
       if (enroll_subjects > 0) {
-        EnrollMany(enroll_subjects, references, enroll_concurrency, threads,
-                   payloads, gen, prefix, config, stubs, server_pid);
+        EnrollMany(enroll_subjects, references, enroll_concurrency, threads, payloads, gen, prefix,
+                   config, stubs, server_pid);
       }
       v1::IdentifyRequest first;
       for (int p = 0; p < payloads; ++p) {
@@ -1046,77 +941,63 @@ int Main() {
         request.set_top_k(top_k);
         *request.mutable_query() = gen.Series();
         pool.push_back(ToByteBuffer(request));
-        if (p == 0)
-          first = request;
+        if (p == 0) first = request;
       }
       v1::IdentifyResponse response;
-      RequireOk(service->Identify(Context(setup).get(), first, &response),
-                "Identify");
-      Require(
-          response.candidates_size() <= top_k &&
-              (enroll_subjects < top_k || response.candidates_size() == top_k),
-          absl::StrCat("Identify answered ", response.candidates_size(),
-                       " candidates for top_k ", top_k));
-      shape += absl::StrFormat(
-          ", top %d%s", top_k,
-          enroll_subjects > 0
-              ? absl::StrFormat(" over %d enrolled subjects x %d references",
-                                enroll_subjects, references)
-              : std::string(" over the subjects already enrolled"));
+      RequireOk(service->Identify(Context(setup).get(), first, &response), "Identify");
+      Require(response.candidates_size() <= top_k &&
+                  (enroll_subjects < top_k || response.candidates_size() == top_k),
+              absl::StrCat("Identify answered ", response.candidates_size(),
+                           " candidates for top_k ", top_k));
+      shape += absl::StrFormat(", top %d%s", top_k,
+                               enroll_subjects > 0
+                                   ? absl::StrFormat(" over %d enrolled subjects x %d references",
+                                                     enroll_subjects, references)
+                                   : std::string(" over the subjects already enrolled"));
     } else if (rpc == "enroll") {
       // Each call enrolls a new subject <prefix>-e<seq>: the write path, store
       // commit included.
       std::vector<v1::SeriesInput> series;
-      for (int p = 0; p < payloads; ++p)
-        series.push_back(gen.Series());
-      auto shared = std::make_shared<const std::vector<v1::SeriesInput>>(
-          std::move(series));
+      for (int p = 0; p < payloads; ++p) series.push_back(gen.Series());
+      auto shared = std::make_shared<const std::vector<v1::SeriesInput>>(std::move(series));
       auto make = [shared, references, prefix](uint64_t seq) {
         v1::EnrollRequest request;
         request.set_subject_id(absl::StrFormat("%s-e%09d", prefix, seq));
         request.set_mode(v1::ENROLL_MODE_REPLACE);
         for (int r = 0; r < references; ++r)
-          *request.add_references() =
-              (*shared)[(seq * references + r) % shared->size()];
+          *request.add_references() = (*shared)[(seq * references + r) % shared->size()];
         return request;
       };
       v1::EnrollResponse response;
-      RequireOk(
-          service->Enroll(Context(setup).get(), make(999999999), &response),
-          "Enroll");
+      RequireOk(service->Enroll(Context(setup).get(), make(999999999), &response), "Enroll");
       Require(response.subject().reference_count() == references,
               "Enroll stored the wrong number of references");
-      workload =
-          Workload{absl::StrCat(kServicePrefix, "Enroll"),
-                   [make](uint64_t seq) { return ToByteBuffer(make(seq)); }};
-      shape += absl::StrFormat(", a new subject of %d references per call",
-                               references);
+      workload = Workload{absl::StrCat(kServicePrefix, "Enroll"),
+                          [make](uint64_t seq) { return ToByteBuffer(make(seq)); }};
+      shape += absl::StrFormat(", a new subject of %d references per call", references);
     }
     if (rpc != "enroll") {
       const std::string method = rpc == "embed"        ? "Embed"
                                  : rpc == "similarity" ? "Similarity"
                                  : rpc == "verify"     ? "Verify"
                                                        : "Identify";
-      workload =
-          PoolWorkload(absl::StrCat(kServicePrefix, method), std::move(pool));
+      workload = PoolWorkload(absl::StrCat(kServicePrefix, method), std::move(pool));
     }
   }
 
   const RunResult r = Run(config, workload, stubs, threads, server_pid, "");
   const Stats &s = r.stats;
   const bool open = config.mode == Mode::kOpen;
-  const double qps =
-      (open ? s.completed_in_window : s.ok + s.error_count()) / r.seconds;
+  const double qps = (open ? s.completed_in_window : s.ok + s.error_count()) / r.seconds;
   const LatencyHistogram &h = s.latency;
 
-  std::cout << absl::StrFormat("srn-loadgen: %s on %s; %s\n", rpc, target,
-                               shape);
+  std::cout << absl::StrFormat("srn-loadgen: %s on %s; %s\n", rpc, target, shape);
   if (open) {
-    std::cout << absl::StrFormat("  open loop at %.1f/s (at most %d in flight) "
-                                 "over %d channels, %d client threads, %.1f s "
-                                 "warm-up + %.1f s\n",
-                                 rate, max_outstanding, num_channels, threads,
-                                 warmup, duration);
+    std::cout << absl::StrFormat(
+        "  open loop at %.1f/s (at most %d in flight) "
+        "over %d channels, %d client threads, %.1f s "
+        "warm-up + %.1f s\n",
+        rate, max_outstanding, num_channels, threads, warmup, duration);
   } else {
     std::cout << absl::StrFormat(
         "  closed loop, %d in flight over %d channels, %d client threads, %.1f "
@@ -1124,19 +1005,16 @@ int Main() {
         "s\n",
         concurrency, num_channels, threads, warmup, duration);
   }
-  std::cout << absl::StrFormat(
-      "  calls %d (ok %d, errors %d: %s)   throughput %.1f/s\n",
-      s.ok + s.error_count(), s.ok, s.error_count(), ErrorSummary(s), qps);
+  std::cout << absl::StrFormat("  calls %d (ok %d, errors %d: %s)   throughput %.1f/s\n",
+                               s.ok + s.error_count(), s.ok, s.error_count(), ErrorSummary(s), qps);
   std::cout << absl::StrFormat(
       "  latency ms: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s%s\n",
-      FormatMs(h.Percentile(0.5)), FormatMs(h.Percentile(0.9)),
-      FormatMs(h.Percentile(0.99)), FormatMs(h.Percentile(0.999)),
-      FormatMs(h.max()), FormatMs(static_cast<int64_t>(h.mean())),
+      FormatMs(h.Percentile(0.5)), FormatMs(h.Percentile(0.9)), FormatMs(h.Percentile(0.99)),
+      FormatMs(h.Percentile(0.999)), FormatMs(h.max()), FormatMs(static_cast<int64_t>(h.mean())),
       open ? " (from each call's scheduled time)" : "");
   if (open) {
-    std::cout << absl::StrFormat(
-        "  sends more than 1 ms behind schedule: %d (worst %s ms)\n",
-        s.late_sends, FormatMs(s.max_send_lag_ns));
+    std::cout << absl::StrFormat("  sends more than 1 ms behind schedule: %d (worst %s ms)\n",
+                                 s.late_sends, FormatMs(s.max_send_lag_ns));
   }
   std::cout << absl::StrFormat(
       "  CPU cores while measuring: server %s, load generator %s, whole "
@@ -1154,18 +1032,16 @@ int Main() {
       "errors=%d "
       "error_codes=%s "
       "late_sends=%d server_cores=%s loadgen_cores=%s machine_cores=%s\n",
-      rpc, open ? "open" : "closed", open ? 0 : concurrency, rate, num_channels,
-      threads, duration, s.ok + s.error_count(), qps,
-      FormatMs(h.Percentile(0.5)), FormatMs(h.Percentile(0.9)),
-      FormatMs(h.Percentile(0.99)), FormatMs(h.Percentile(0.999)),
-      FormatMs(h.max()), FormatMs(static_cast<int64_t>(h.mean())),
-      s.error_count(), ErrorSummary(s), s.late_sends, Cores(r.process_cores),
-      Cores(r.self_cores), Cores(r.machine_cores));
+      rpc, open ? "open" : "closed", open ? 0 : concurrency, rate, num_channels, threads, duration,
+      s.ok + s.error_count(), qps, FormatMs(h.Percentile(0.5)), FormatMs(h.Percentile(0.9)),
+      FormatMs(h.Percentile(0.99)), FormatMs(h.Percentile(0.999)), FormatMs(h.max()),
+      FormatMs(static_cast<int64_t>(h.mean())), s.error_count(), ErrorSummary(s), s.late_sends,
+      Cores(r.process_cores), Cores(r.self_cores), Cores(r.machine_cores));
   return s.error_count() == 0 ? 0 : 3;
 }
 
-} // namespace
-} // namespace srn
+}  // namespace
+}  // namespace srn
 
 int main(int argc, char **argv) {
   srn::ShowOwnFlagsInHelp();

@@ -13,15 +13,19 @@
 namespace srn {
 namespace {
 
-template <typename T> using Mat = RowMatrixT<T>;
-template <typename T> using ConstMap = Eigen::Map<const Mat<T>>;
-template <typename T> using MutMap = Eigen::Map<Mat<T>>;
+template <typename T>
+using Mat = RowMatrixT<T>;
+template <typename T>
+using ConstMap = Eigen::Map<const Mat<T>>;
+template <typename T>
+using MutMap = Eigen::Map<Mat<T>>;
 template <typename T>
 using ConstVecMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 template <typename T>
 using MutVecMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 
-template <typename Derived> auto Sigmoid(const Eigen::ArrayBase<Derived> &x) {
+template <typename Derived>
+auto Sigmoid(const Eigen::ArrayBase<Derived> &x) {
   using T = typename Derived::Scalar;
   return (T(1) + (-x).exp()).inverse();
 }
@@ -29,21 +33,18 @@ template <typename Derived> auto Sigmoid(const Eigen::ArrayBase<Derived> &x) {
 // Inverted-dropout mask: each entry is 1/(1-rate) with probability 1-rate, else
 // 0.
 template <typename T>
-void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate,
-                 std::mt19937_64 *rng, Mat<T> *mask) {
+void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64 *rng, Mat<T> *mask) {
   mask->resize(rows, cols);
   const T keep = T(1) - rate;
   const T scale = T(1) / keep;
   // 24 random bits per entry, from one 64-bit draw per two entries.
-  const uint64_t threshold =
-      static_cast<uint64_t>(static_cast<double>(keep) * (1 << 24));
+  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(keep) * (1 << 24));
   T *p = mask->data();
   const Eigen::Index n = mask->size();
   for (Eigen::Index i = 0; i < n; i += 2) {
     const uint64_t bits = (*rng)();
     p[i] = (bits & 0xffffff) < threshold ? scale : T(0);
-    if (i + 1 < n)
-      p[i + 1] = ((bits >> 32) & 0xffffff) < threshold ? scale : T(0);
+    if (i + 1 < n) p[i + 1] = ((bits >> 32) & 0xffffff) < threshold ? scale : T(0);
   }
 }
 
@@ -51,16 +52,14 @@ void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate,
 // states): rows of M whose x is 0 are skipped, and (float) outputs are
 // accumulated 32 at a time in registers.
 template <typename T>
-void AddSparseTimesMatrix(const T *x, const T *m, int h,
-                          std::vector<int> *index_buf,
+void AddSparseTimesMatrix(const T *x, const T *m, int h, std::vector<int> *index_buf,
                           std::vector<T> *value_buf, T *out) {
   index_buf->resize(h);
   value_buf->resize(h);
   int *const index = index_buf->data();
   T *const value = value_buf->data();
   int nonzeros = 0;
-  for (int j = 0; j < h;
-       ++j) { // branch-free: about half the states are zero, at random
+  for (int j = 0; j < h; ++j) {  // branch-free: about half the states are zero, at random
     index[nonzeros] = j;
     value[nonzeros] = x[j];
     nonzeros += x[j] != T(0);
@@ -72,49 +71,43 @@ void AddSparseTimesMatrix(const T *x, const T *m, int h,
     // non-zero rows stream by.
     for (; i0 + 64 <= h; i0 += 64) {
       __m256 acc[8];
-      for (int q = 0; q < 8; ++q)
-        acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
+      for (int q = 0; q < 8; ++q) acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
       for (int k = 0; k < nonzeros; ++k) {
         const float *row = m + static_cast<int64_t>(index[k]) * h + i0;
         const __m256 v = _mm256_set1_ps(value[k]);
         for (int q = 0; q < 8; ++q)
           acc[q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * q), acc[q]);
       }
-      for (int q = 0; q < 8; ++q)
-        _mm256_storeu_ps(out + i0 + 8 * q, acc[q]);
+      for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + i0 + 8 * q, acc[q]);
     }
     for (; i0 + 32 <= h; i0 += 32) {
       __m256 acc[4];
-      for (int q = 0; q < 4; ++q)
-        acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
+      for (int q = 0; q < 4; ++q) acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
       for (int k = 0; k < nonzeros; ++k) {
         const float *row = m + static_cast<int64_t>(index[k]) * h + i0;
         const __m256 v = _mm256_set1_ps(value[k]);
         for (int q = 0; q < 4; ++q)
           acc[q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * q), acc[q]);
       }
-      for (int q = 0; q < 4; ++q)
-        _mm256_storeu_ps(out + i0 + 8 * q, acc[q]);
+      for (int q = 0; q < 4; ++q) _mm256_storeu_ps(out + i0 + 8 * q, acc[q]);
     }
   }
 #endif
   for (int k = 0; k < nonzeros && i0 < h; ++k) {
     const T *row = m + static_cast<int64_t>(index[k]) * h;
-    for (int i = i0; i < h; ++i)
-      out[i] += value[k] * row[i];
+    for (int i = i0; i < h; ++i) out[i] += value[k] * row[i];
   }
 }
 
-} // namespace
+}  // namespace
 
 template <typename T>
 void PackBatch(const std::vector<const Series *> &batch, PackedBatch<T> *out) {
   const int n = static_cast<int>(batch.size());
   out->order.resize(n);
   std::iota(out->order.begin(), out->order.end(), 0);
-  std::stable_sort(out->order.begin(), out->order.end(), [&](int a, int b) {
-    return batch[a]->length() > batch[b]->length();
-  });
+  std::stable_sort(out->order.begin(), out->order.end(),
+                   [&](int a, int b) { return batch[a]->length() > batch[b]->length(); });
   out->lengths.resize(n);
   int64_t total = 0;
   for (int j = 0; j < n; ++j) {
@@ -127,8 +120,7 @@ void PackBatch(const std::vector<const Series *> &batch, PackedBatch<T> *out) {
   int running = n;
   int64_t offset = 0;
   for (int t = 0; t < steps; ++t) {
-    while (running > 0 && out->lengths[running - 1] <= t)
-      --running;
+    while (running > 0 && out->lengths[running - 1] <= t) --running;
     out->step_rows[t] = running;
     out->step_offset[t] = offset;
     offset += running;
@@ -138,34 +130,29 @@ void PackBatch(const std::vector<const Series *> &batch, PackedBatch<T> *out) {
   for (int t = 0; t < steps; ++t) {
     const int64_t base = out->step_offset[t];
     for (int j = 0; j < out->step_rows[t]; ++j) {
-      out->frames.row(base + j) =
-          batch[out->order[j]]->frames().row(t).template cast<T>();
+      out->frames.row(base + j) = batch[out->order[j]]->frames().row(t).template cast<T>();
     }
   }
 }
 
 template <typename T>
-Network<T>::Network(const Architecture &arch, const ParameterLayout &layout,
-                    bool inference_weights)
+Network<T>::Network(const Architecture &arch, const ParameterLayout &layout, bool inference_weights)
     : arch_(arch), layout_(layout), inference_weights_(inference_weights) {}
 
 template <typename T>
 VectorT<T> Network<T>::InferenceWeights(const VectorT<T> &params) const {
   VectorT<T> out = params;
-  if (arch_.cell != CellType::kRelu || !arch_.recurrent || arch_.is_logistic())
-    return out;
+  if (arch_.cell != CellType::kRelu || !arch_.recurrent || arch_.is_logistic()) return out;
   const int h = arch_.hidden;
   for (int l = 0; l < arch_.layers; ++l) {
     const int64_t a = layout_.layer(l).a;
-    MutMap<T>(out.data() + a, h, h) =
-        ConstMap<T>(params.data() + a, h, h).transpose();
+    MutMap<T>(out.data() + a, h, h) = ConstMap<T>(params.data() + a, h, h).transpose();
   }
   return out;
 }
 
 template <typename T>
-void Network<T>::Embed(const T *params,
-                       const std::vector<const Series *> &batch, Workspace *ws,
+void Network<T>::Embed(const T *params, const std::vector<const Series *> &batch, Workspace *ws,
                        RowMatrixT<T> *out) const {
   PackBatch(batch, &ws->packed);
   if (arch_.is_logistic()) {
@@ -176,8 +163,7 @@ void Network<T>::Embed(const T *params,
 }
 
 template <typename T>
-void Network<T>::RunBlocked(const T *params, Workspace *ws,
-                            RowMatrixT<T> *out) const {
+void Network<T>::RunBlocked(const T *params, Workspace *ws, RowMatrixT<T> *out) const {
   const PackedBatch<T> &packed = ws->packed;
   const int n = packed.batch();
   const int steps = packed.steps();
@@ -198,29 +184,23 @@ void Network<T>::RunBlocked(const T *params, Workspace *ws,
     while (t1 < steps && rows + packed.step_rows[t1] <= ws->block_rows)
       rows += packed.step_rows[t1++];
     const int64_t base = packed.step_offset[t0];
-    block.order.resize(
-        packed.step_rows[t0]); // sizes LayerForward's per-step scratch
-    block.step_rows.assign(packed.step_rows.begin() + t0,
-                           packed.step_rows.begin() + t1);
+    block.order.resize(packed.step_rows[t0]);  // sizes LayerForward's per-step scratch
+    block.step_rows.assign(packed.step_rows.begin() + t0, packed.step_rows.begin() + t1);
     block.step_offset.resize(t1 - t0);
-    for (int t = t0; t < t1; ++t)
-      block.step_offset[t - t0] = packed.step_offset[t] - base;
+    for (int t = t0; t < t1; ++t) block.step_offset[t - t0] = packed.step_offset[t] - base;
     block.frames = packed.frames.middleRows(base, rows);
 
     for (int l = 0; l < arch_.layers; ++l) {
       typename Workspace::Layer &layer = ws->layers[l];
-      if (l > 0)
-        std::swap(layer.input,
-                  ws->layers[l - 1].out); // the layer below is done with it
-      LayerForward(params, l, /*training=*/false, &layer, block,
-                   t0 > 0 ? &layer.carry_z : nullptr,
+      if (l > 0) std::swap(layer.input,
+                           ws->layers[l - 1].out);  // the layer below is done with it
+      LayerForward(params, l, /*training=*/false, &layer, block, t0 > 0 ? &layer.carry_z : nullptr,
                    t0 > 0 ? &layer.carry_c : nullptr);
       // Carry the block's last step into the next block.
       const int64_t last = block.step_offset.back();
       const int last_rows = block.step_rows.back();
       layer.carry_z = layer.out.middleRows(last, last_rows);
-      if (arch_.cell == CellType::kLstm)
-        layer.carry_c = layer.cell.middleRows(last, last_rows);
+      if (arch_.cell == CellType::kLstm) layer.carry_c = layer.cell.middleRows(last, last_rows);
     }
 
     const Mat<T> &top = ws->layers.back().out;
@@ -233,33 +213,28 @@ void Network<T>::RunBlocked(const T *params, Workspace *ws,
         // Series j ends at step t when it is among this step's rows but not the
         // next one's.
         const int next = t + 1 < steps ? packed.step_rows[t + 1] : 0;
-        for (int j = next; j < bt; ++j)
-          pooled.row(j) = top.row(o + j);
+        for (int j = next; j < bt; ++j) pooled.row(j) = top.row(o + j);
       }
     }
     t0 = t1;
   }
   if (arch_.pooling == Pooling::kMean) {
-    for (int j = 0; j < n; ++j)
-      pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+    for (int j = 0; j < n; ++j) pooled.row(j) /= static_cast<T>(packed.lengths[j]);
   }
   out->resize(n, e);
-  for (int j = 0; j < n; ++j)
-    out->row(packed.order[j]) = pooled.row(j);
+  for (int j = 0; j < n; ++j) out->row(packed.order[j]) = pooled.row(j);
 }
 
 template <typename T>
-void Network<T>::Forward(const T *params,
-                         const std::vector<const Series *> &batch, T dropout,
-                         std::mt19937_64 *rng, Workspace *ws,
-                         RowMatrixT<T> *out) const {
+void Network<T>::Forward(const T *params, const std::vector<const Series *> &batch, T dropout,
+                         std::mt19937_64 *rng, Workspace *ws, RowMatrixT<T> *out) const {
   PackBatch(batch, &ws->packed);
   Run(params, dropout, rng, /*training=*/true, ws, out);
 }
 
 template <typename T>
-void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng,
-                     bool training, Workspace *ws, RowMatrixT<T> *out) const {
+void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng, bool training, Workspace *ws,
+                     RowMatrixT<T> *out) const {
   const PackedBatch<T> &packed = ws->packed;
   const int n = packed.batch();
   const int steps = packed.steps();
@@ -274,10 +249,8 @@ void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng,
       if (l > 0) {
         const typename Workspace::Layer &below = ws->layers[l - 1];
         if (drop) {
-          DropoutMask<T>(below.out.rows(), below.out.cols(), dropout, rng,
-                         &ws->layers[l - 1].keep);
-          layer.input.noalias() =
-              (below.out.array() * below.keep.array()).matrix();
+          DropoutMask<T>(below.out.rows(), below.out.cols(), dropout, rng, &ws->layers[l - 1].keep);
+          layer.input.noalias() = (below.out.array() * below.keep.array()).matrix();
         } else {
           ws->layers[l - 1].keep.resize(0, 0);
           layer.input = below.out;
@@ -296,8 +269,7 @@ void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng,
       pooled.topRows(packed.step_rows[t]) +=
           top->middleRows(packed.step_offset[t], packed.step_rows[t]);
     }
-    for (int j = 0; j < n; ++j)
-      pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+    for (int j = 0; j < n; ++j) pooled.row(j) /= static_cast<T>(packed.lengths[j]);
   } else {
     pooled.resize(n, e);
     for (int j = 0; j < n; ++j)
@@ -308,22 +280,18 @@ void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng,
   if (drop) {
     DropoutMask<T>(n, e, dropout, rng, &ws->emb_keep);
     for (int j = 0; j < n; ++j) {
-      out->row(packed.order[j]) =
-          (pooled.row(j).array() * ws->emb_keep.row(j).array()).matrix();
+      out->row(packed.order[j]) = (pooled.row(j).array() * ws->emb_keep.row(j).array()).matrix();
     }
   } else {
     ws->emb_keep.resize(0, 0);
-    for (int j = 0; j < n; ++j)
-      out->row(packed.order[j]) = pooled.row(j);
+    for (int j = 0; j < n; ++j) out->row(packed.order[j]) = pooled.row(j);
   }
 }
 
 template <typename T>
 void Network<T>::LayerForward(const T *params, int l, bool training,
-                              typename Workspace::Layer *layer,
-                              const PackedBatch<T> &packed,
-                              const Mat<T> *init_z,
-                              const Mat<T> *init_c) const {
+                              typename Workspace::Layer *layer, const PackedBatch<T> &packed,
+                              const Mat<T> *init_z, const Mat<T> *init_c) const {
   const ParameterLayout::LayerOffsets &off = layout_.layer(l);
   const int h = arch_.hidden;
   const int g = arch_.gates();
@@ -341,18 +309,18 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
       z = z.cwiseMax(T(0));
       return;
     }
-    ConstMap<T> a(params + off.a, h, h); // or A^T, with inference weights
+    ConstMap<T> a(params + off.a, h, h);  // or A^T, with inference weights
     for (int t = 0; t < steps; ++t) {
       const int64_t o = packed.step_offset[t];
       const int bt = packed.step_rows[t];
-      const T *prev = t > 0 ? z.row(packed.step_offset[t - 1]).data()
+      const T *prev = t > 0               ? z.row(packed.step_offset[t - 1]).data()
                       : init_z != nullptr ? init_z->data()
                                           : nullptr;
       if (prev != nullptr) {
         auto prev_rows = ConstMap<T>(prev, bt, h);
         if (bt == 1 && inference_weights_) {
-          AddSparseTimesMatrix(prev, a.data(), h, &layer->nonzero_index,
-                               &layer->nonzero_value, z.row(o).data());
+          AddSparseTimesMatrix(prev, a.data(), h, &layer->nonzero_index, &layer->nonzero_value,
+                               z.row(o).data());
         } else if (inference_weights_) {
           z.middleRows(o, bt).noalias() += prev_rows * a;
         } else {
@@ -363,8 +331,7 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
     }
     if (training) {
       layer->prev.resize(rows, h);
-      if (steps > 0)
-        layer->prev.topRows(packed.step_rows[0]).setZero();
+      if (steps > 0) layer->prev.topRows(packed.step_rows[0]).setZero();
       for (int t = 1; t < steps; ++t) {
         layer->prev.middleRows(packed.step_offset[t], packed.step_rows[t]) =
             z.middleRows(packed.step_offset[t - 1], packed.step_rows[t]);
@@ -381,22 +348,19 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
   z.resize(rows, h);
   if (training) {
     layer->prev.resize(rows, h);
-    if (steps > 0)
-      layer->prev.topRows(packed.step_rows[0]).setZero();
+    if (steps > 0) layer->prev.topRows(packed.step_rows[0]).setZero();
   }
   Mat<T> rec(packed.batch(), g * h);
 
   if (arch_.cell == CellType::kGru) {
     ConstVecMap<T> b_hh(params + off.b_hh, g * h);
-    if (training)
-      layer->rn.resize(rows, h);
+    if (training) layer->rn.resize(rows, h);
     for (int t = 0; t < steps; ++t) {
       const int64_t o = packed.step_offset[t];
       const int bt = packed.step_rows[t];
       auto r_rec = rec.topRows(bt);
       if (t > 0) {
-        r_rec.noalias() =
-            z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+        r_rec.noalias() = z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
         r_rec.rowwise() += b_hh;
       } else if (init_z != nullptr) {
         r_rec.noalias() = init_z->topRows(bt) * a.transpose();
@@ -411,16 +375,13 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
       r = Sigmoid((r + r_rec.leftCols(h).array()).eval());
       u = Sigmoid((u + r_rec.middleCols(h, h).array()).eval());
       nn = (nn + r * r_rec.rightCols(h).array()).tanh();
-      if (training)
-        layer->rn.middleRows(o, bt) = r_rec.rightCols(h);
+      if (training) layer->rn.middleRows(o, bt) = r_rec.rightCols(h);
       if (t > 0) {
         auto hp = z.middleRows(packed.step_offset[t - 1], bt).array();
         z.middleRows(o, bt) = ((T(1) - u) * nn + u * hp).matrix();
-        if (training)
-          layer->prev.middleRows(o, bt) = hp.matrix();
+        if (training) layer->prev.middleRows(o, bt) = hp.matrix();
       } else if (init_z != nullptr) {
-        z.middleRows(o, bt) =
-            ((T(1) - u) * nn + u * init_z->topRows(bt).array()).matrix();
+        z.middleRows(o, bt) = ((T(1) - u) * nn + u * init_z->topRows(bt).array()).matrix();
       } else {
         z.middleRows(o, bt) = ((T(1) - u) * nn).matrix();
       }
@@ -433,16 +394,14 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
   c.resize(rows, h);
   if (training) {
     layer->cell_prev.resize(rows, h);
-    if (steps > 0)
-      layer->cell_prev.topRows(packed.step_rows[0]).setZero();
+    if (steps > 0) layer->cell_prev.topRows(packed.step_rows[0]).setZero();
   }
   for (int t = 0; t < steps; ++t) {
     const int64_t o = packed.step_offset[t];
     const int bt = packed.step_rows[t];
     auto gt = gates.middleRows(o, bt);
     if (t > 0) {
-      gt.noalias() +=
-          z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
+      gt.noalias() += z.middleRows(packed.step_offset[t - 1], bt) * a.transpose();
     } else if (init_z != nullptr) {
       gt.noalias() += init_z->topRows(bt) * a.transpose();
     }
@@ -456,8 +415,7 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
     og = Sigmoid(og.eval());
     if (t > 0) {
       const int64_t op = packed.step_offset[t - 1];
-      c.middleRows(o, bt) =
-          (f * c.middleRows(op, bt).array() + i * gg).matrix();
+      c.middleRows(o, bt) = (f * c.middleRows(op, bt).array() + i * gg).matrix();
       if (training) {
         layer->prev.middleRows(o, bt) = z.middleRows(op, bt);
         layer->cell_prev.middleRows(o, bt) = c.middleRows(op, bt);
@@ -472,10 +430,9 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
 }
 
 template <typename T>
-void Network<T>::Backward(const T *params, const RowMatrixT<T> &d_emb,
-                          Workspace *ws, T *grad) const {
-  if (arch_.is_logistic())
-    return; // only the head has parameters
+void Network<T>::Backward(const T *params, const RowMatrixT<T> &d_emb, Workspace *ws,
+                          T *grad) const {
+  if (arch_.is_logistic()) return;  // only the head has parameters
   const PackedBatch<T> &packed = ws->packed;
   const int n = packed.batch();
   const int steps = packed.steps();
@@ -484,24 +441,20 @@ void Network<T>::Backward(const T *params, const RowMatrixT<T> &d_emb,
   // d(loss)/d(pooled), in packed order.
   Mat<T> &d_pooled = ws->d_prev;
   d_pooled.resize(n, e);
-  for (int j = 0; j < n; ++j)
-    d_pooled.row(j) = d_emb.row(packed.order[j]);
-  if (ws->emb_keep.size() > 0)
-    d_pooled.array() *= ws->emb_keep.array();
+  for (int j = 0; j < n; ++j) d_pooled.row(j) = d_emb.row(packed.order[j]);
+  if (ws->emb_keep.size() > 0) d_pooled.array() *= ws->emb_keep.array();
 
   Mat<T> &d_out = ws->d_out;
   d_out.setZero(packed.rows(), e);
   if (arch_.pooling == Pooling::kMean) {
-    for (int j = 0; j < n; ++j)
-      d_pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+    for (int j = 0; j < n; ++j) d_pooled.row(j) /= static_cast<T>(packed.lengths[j]);
     for (int t = 0; t < steps; ++t) {
       d_out.middleRows(packed.step_offset[t], packed.step_rows[t]) =
           d_pooled.topRows(packed.step_rows[t]);
     }
   } else {
     for (int j = 0; j < n; ++j)
-      d_out.row(packed.step_offset[packed.lengths[j] - 1] + j) =
-          d_pooled.row(j);
+      d_out.row(packed.step_offset[packed.lengths[j] - 1] + j) = d_pooled.row(j);
   }
 
   Mat<T> d_input;
@@ -529,10 +482,9 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
   const int steps = packed.steps();
   const Mat<T> &input = l == 0 ? packed.frames : layer.input;
   const Eigen::Index rows = input.rows();
-  Mat<T> &d_out = ws->d_out; // gradient w.r.t. this layer's outputs; updated in
-                             // place through time
-  Mat<T> &d_pre =
-      ws->d_pre; // gradient w.r.t. the input-side pre-activations (rows x g*h)
+  Mat<T> &d_out = ws->d_out;  // gradient w.r.t. this layer's outputs; updated in
+                              // place through time
+  Mat<T> &d_pre = ws->d_pre;  // gradient w.r.t. the input-side pre-activations (rows x g*h)
   d_pre.resize(rows, g * h);
 
   ConstMap<T> w(params + off.w, g * h, off.in);
@@ -548,11 +500,10 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
       for (int t = steps - 1; t >= 0; --t) {
         const int64_t o = packed.step_offset[t];
         const int bt = packed.step_rows[t];
-        d_pre.middleRows(o, bt) = (z.middleRows(o, bt).array() > T(0))
-                                      .select(d_out.middleRows(o, bt), T(0));
+        d_pre.middleRows(o, bt) =
+            (z.middleRows(o, bt).array() > T(0)).select(d_out.middleRows(o, bt), T(0));
         if (t > 0)
-          d_out.middleRows(packed.step_offset[t - 1], bt).noalias() +=
-              d_pre.middleRows(o, bt) * a;
+          d_out.middleRows(packed.step_offset[t - 1], bt).noalias() += d_pre.middleRows(o, bt) * a;
       }
       MutMap<T> da(grad + off.a, h, h);
       da.noalias() += d_pre.transpose() * layer.prev;
@@ -574,9 +525,8 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
       auto dr = d_rec.middleRows(o, bt);
       // n = tanh(P_n + r * R_n); h = (1 - u) * n + u * h_prev.
       dp.rightCols(h) = (dh * (T(1) - u) * (T(1) - nn.square())).matrix();
-      dp.leftCols(h) = (dp.rightCols(h).array() *
-                        layer.rn.middleRows(o, bt).array() * r * (T(1) - r))
-                           .matrix();
+      dp.leftCols(h) =
+          (dp.rightCols(h).array() * layer.rn.middleRows(o, bt).array() * r * (T(1) - r)).matrix();
       dp.middleCols(h, h) = (dh * (hp - nn) * u * (T(1) - u)).matrix();
       dr.leftCols(2 * h) = dp.leftCols(2 * h);
       dr.rightCols(h) = (dp.rightCols(h).array() * r).matrix();
@@ -609,8 +559,7 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
       auto dp = d_pre.middleRows(o, bt);
       dp.leftCols(h) = (dc * gg * i * (T(1) - i)).matrix();
       dp.middleCols(h, h) =
-          (dc * layer.cell_prev.middleRows(o, bt).array() * f * (T(1) - f))
-              .matrix();
+          (dc * layer.cell_prev.middleRows(o, bt).array() * f * (T(1) - f)).matrix();
       dp.middleCols(2 * h, h) = (dc * i * (T(1) - gg.square())).matrix();
       dp.rightCols(h) = (dh * tc * og * (T(1) - og)).matrix();
       if (t > 0) {
@@ -625,55 +574,43 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
 
   dw.noalias() += d_pre.transpose() * input;
   db += d_pre.colwise().sum();
-  if (d_input != nullptr)
-    d_input->noalias() = d_pre * w;
+  if (d_input != nullptr) d_input->noalias() = d_pre * w;
 }
 
 void EmbedParallel(const Network<float> &network, const float *params,
-                   const std::vector<const Series *> &series, int threads,
-                   RowMatrix *out, ThreadPool *pool) {
+                   const std::vector<const Series *> &series, int threads, RowMatrix *out,
+                   ThreadPool *pool) {
   // Below this many frames, one thread is faster than starting another.
   constexpr int64_t kParallelFrames = 4096;
   // Chunks of this many series keep each chunk's packed frames in cache.
   constexpr int kChunk = 256;
   const int n = static_cast<int>(series.size());
   out->resize(n, network.architecture().embedding_dims());
-  if (n == 0)
-    return;
+  if (n == 0) return;
   int64_t frames = 0;
-  for (const Series *s : series)
-    frames += s->length();
-  if (frames < kParallelFrames)
-    threads = 1;
+  for (const Series *s : series) frames += s->length();
+  if (frames < kParallelFrames) threads = 1;
   const int chunks = (n + kChunk - 1) / kChunk;
-  if (pool == nullptr)
-    pool = &ThreadPool::Default();
-  pool->ParallelFor(
-      std::max(chunks, std::min(threads, n)), threads,
-      [&](int begin, int end, int) {
-        thread_local Network<float>::Workspace ws;
-        thread_local RowMatrix chunk_out;
-        thread_local std::vector<const Series *> chunk;
-        const int total = std::max(chunks, std::min(threads, n));
-        for (int c = begin; c < end; ++c) {
-          const int first =
-              static_cast<int>(static_cast<int64_t>(n) * c / total);
-          const int last =
-              static_cast<int>(static_cast<int64_t>(n) * (c + 1) / total);
-          if (first == last)
-            continue;
-          chunk.assign(series.begin() + first, series.begin() + last);
-          network.Embed(params, chunk, &ws, &chunk_out);
-          out->middleRows(first, last - first) = chunk_out;
-        }
-      });
+  if (pool == nullptr) pool = &ThreadPool::Default();
+  pool->ParallelFor(std::max(chunks, std::min(threads, n)), threads, [&](int begin, int end, int) {
+    thread_local Network<float>::Workspace ws;
+    thread_local RowMatrix chunk_out;
+    thread_local std::vector<const Series *> chunk;
+    const int total = std::max(chunks, std::min(threads, n));
+    for (int c = begin; c < end; ++c) {
+      const int first = static_cast<int>(static_cast<int64_t>(n) * c / total);
+      const int last = static_cast<int>(static_cast<int64_t>(n) * (c + 1) / total);
+      if (first == last) continue;
+      chunk.assign(series.begin() + first, series.begin() + last);
+      network.Embed(params, chunk, &ws, &chunk_out);
+      out->middleRows(first, last - first) = chunk_out;
+    }
+  });
 }
 
-template void PackBatch<float>(const std::vector<const Series *> &,
-                               PackedBatch<float> *);
-template void PackBatch<double>(const std::vector<const Series *> &,
-                                PackedBatch<double> *);
+template void PackBatch<float>(const std::vector<const Series *> &, PackedBatch<float> *);
+template void PackBatch<double>(const std::vector<const Series *> &, PackedBatch<double> *);
 template class Network<float>;
 template class Network<double>;
 
-} // namespace srn
+}  // namespace srn

@@ -17,13 +17,13 @@ namespace srn {
 // are a prefix, and every step's frames are one contiguous block of rows. Every
 // matrix product then covers the whole batch, and the input projection covers
 // every frame of every series at once.
-template <typename T> struct PackedBatch {
-  std::vector<int> order; // order[j]: batch index of the j-th longest series
-  std::vector<int>
-      lengths; // lengths[j] = frames of series order[j] (non-increasing)
-  std::vector<int> step_rows; // step_rows[t]: series with more than t frames
-  std::vector<int64_t> step_offset; // first row of step t
-  RowMatrixT<T> frames;             // (total frames x dims)
+template <typename T>
+struct PackedBatch {
+  std::vector<int> order;            // order[j]: batch index of the j-th longest series
+  std::vector<int> lengths;          // lengths[j] = frames of series order[j] (non-increasing)
+  std::vector<int> step_rows;        // step_rows[t]: series with more than t frames
+  std::vector<int64_t> step_offset;  // first row of step t
+  RowMatrixT<T> frames;              // (total frames x dims)
 
   int batch() const { return static_cast<int>(order.size()); }
   int steps() const { return static_cast<int>(step_rows.size()); }
@@ -41,35 +41,30 @@ void PackBatch(const std::vector<const Series *> &batch, PackedBatch<T> *out);
 // Network holds no mutable state, so one instance serves many threads; each
 // thread brings its own Workspace. T is float in production and double for
 // gradient checks.
-template <typename T> class Network {
-public:
+template <typename T>
+class Network {
+ public:
   // Scratch space and, for training, everything the backward pass needs from
   // the forward pass. Reused across calls to avoid allocation; not thread-safe.
   struct Workspace {
     PackedBatch<T> packed;
     struct Layer {
-      RowMatrixT<T>
-          input; // layer input, after dropout for layers above the first
-      RowMatrixT<T>
-          gates; // relu: unused; gru: r,u,n; lstm: i,f,g,o (rows x gates*H)
-      RowMatrixT<T> out; // z_t for every frame (rows x H)
-      RowMatrixT<T>
-          prev; // z_{t-1} aligned with each frame's row (zeros at t = 0)
-      RowMatrixT<T> rn;        // gru: A_n z_{t-1} + b_hh_n
-      RowMatrixT<T> cell;      // lstm: c_t
-      RowMatrixT<T> cell_prev; // lstm: c_{t-1}
-      RowMatrixT<T>
-          keep; // dropout mask applied to `out` before the next layer (scaled)
+      RowMatrixT<T> input;      // layer input, after dropout for layers above the first
+      RowMatrixT<T> gates;      // relu: unused; gru: r,u,n; lstm: i,f,g,o (rows x gates*H)
+      RowMatrixT<T> out;        // z_t for every frame (rows x H)
+      RowMatrixT<T> prev;       // z_{t-1} aligned with each frame's row (zeros at t = 0)
+      RowMatrixT<T> rn;         // gru: A_n z_{t-1} + b_hh_n
+      RowMatrixT<T> cell;       // lstm: c_t
+      RowMatrixT<T> cell_prev;  // lstm: c_{t-1}
+      RowMatrixT<T> keep;       // dropout mask applied to `out` before the next layer (scaled)
       RowMatrixT<T> carry_z,
-          carry_c; // Embed: z and (lstm) c at the last step of a block
-      std::vector<int>
-          nonzero_index; // single-series relu steps: the state's non-zeros
+          carry_c;                     // Embed: z and (lstm) c at the last step of a block
+      std::vector<int> nonzero_index;  // single-series relu steps: the state's non-zeros
       std::vector<T> nonzero_value;
     };
     std::vector<Layer> layers;
-    RowMatrixT<T> pooled; // (batch x E) in packed order, before dropout
-    RowMatrixT<T>
-        emb_keep; // dropout mask on the embedding (scaled), empty if none
+    RowMatrixT<T> pooled;    // (batch x E) in packed order, before dropout
+    RowMatrixT<T> emb_keep;  // dropout mask on the embedding (scaled), empty if none
     // Embed runs the layers over blocks of consecutive time steps of about this
     // many rows (frames of all series), so that each block's intermediate
     // values stay in cache; it keeps only the pooled result and the state
@@ -83,8 +78,7 @@ public:
   // With `inference_weights`, the network takes parameters as
   // InferenceWeights() returns them, and only embeds (Forward and Backward need
   // the training order).
-  Network(const Architecture &arch, const ParameterLayout &layout,
-          bool inference_weights = false);
+  Network(const Architecture &arch, const ParameterLayout &layout, bool inference_weights = false);
 
   // The parameters rearranged for fast embedding (each relu layer's recurrent
   // matrix A stored transposed, so that a single series' step reads contiguous
@@ -95,35 +89,31 @@ public:
 
   // Embeds `batch` (preprocessed series of architecture().input_dims features)
   // into `out` (batch.size() x embedding_dims), row i for batch[i]. No dropout.
-  void Embed(const T *params, const std::vector<const Series *> &batch,
-             Workspace *ws, RowMatrixT<T> *out) const;
+  void Embed(const T *params, const std::vector<const Series *> &batch, Workspace *ws,
+             RowMatrixT<T> *out) const;
 
   // Training forward pass: like Embed, but keeps what Backward needs in `ws`
   // and applies inverted dropout with rate `dropout` (0 = none) between layers
   // and on the embedding.
-  void Forward(const T *params, const std::vector<const Series *> &batch,
-               T dropout, std::mt19937_64 *rng, Workspace *ws,
-               RowMatrixT<T> *out) const;
+  void Forward(const T *params, const std::vector<const Series *> &batch, T dropout,
+               std::mt19937_64 *rng, Workspace *ws, RowMatrixT<T> *out) const;
 
   // Backpropagation through time for the last Forward: adds d(loss)/d(params)
   // to `grad` given d(loss)/d(embeddings) `d_emb` (batch x E, in batch order).
   // Head tensors are untouched.
-  void Backward(const T *params, const RowMatrixT<T> &d_emb, Workspace *ws,
-                T *grad) const;
+  void Backward(const T *params, const RowMatrixT<T> &d_emb, Workspace *ws, T *grad) const;
 
-private:
-  void Run(const T *params, T dropout, std::mt19937_64 *rng, bool training,
-           Workspace *ws, RowMatrixT<T> *out) const;
+ private:
+  void Run(const T *params, T dropout, std::mt19937_64 *rng, bool training, Workspace *ws,
+           RowMatrixT<T> *out) const;
   // Embed without keeping every frame: see Workspace::block_rows.
   void RunBlocked(const T *params, Workspace *ws, RowMatrixT<T> *out) const;
   // One layer over all steps of `packed`. init_z / init_c (nullptr: zeros) is
   // the state before the first step, one row per series of that step.
-  void LayerForward(const T *params, int l, bool training,
-                    typename Workspace::Layer *layer,
+  void LayerForward(const T *params, int l, bool training, typename Workspace::Layer *layer,
                     const PackedBatch<T> &packed, const RowMatrixT<T> *init_z,
                     const RowMatrixT<T> *init_c) const;
-  void LayerBackward(const T *params, int l, Workspace *ws, T *grad,
-                     RowMatrixT<T> *d_input) const;
+  void LayerBackward(const T *params, int l, Workspace *ws, T *grad, RowMatrixT<T> *d_input) const;
 
   const Architecture arch_;
   const ParameterLayout layout_;
@@ -134,12 +124,12 @@ private:
 // working through its share in chunks with its own thread-local workspace. out:
 // (series.size() x embedding_dims).
 void EmbedParallel(const Network<float> &network, const float *params,
-                   const std::vector<const Series *> &series, int threads,
-                   RowMatrix *out, ThreadPool *pool = nullptr);
+                   const std::vector<const Series *> &series, int threads, RowMatrix *out,
+                   ThreadPool *pool = nullptr);
 
 extern template class Network<float>;
 extern template class Network<double>;
 
-} // namespace srn
+}  // namespace srn
 
-#endif // SRN_MODEL_NETWORK_H_
+#endif  // SRN_MODEL_NETWORK_H_

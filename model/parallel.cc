@@ -10,11 +10,9 @@ int DefaultThreads() {
   // Computed once: hardware_concurrency() reads /sys on every call, and servers
   // ask per request.
   static const int threads = [] {
-    if (const char *env = std::getenv("SRN_THREADS");
-        env != nullptr && *env != '\0') {
+    if (const char *env = std::getenv("SRN_THREADS"); env != nullptr && *env != '\0') {
       const int n = std::atoi(env);
-      if (n > 0)
-        return n;
+      if (n > 0) return n;
     }
     return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }();
@@ -28,14 +26,13 @@ struct ThreadPool::Job {
   const std::function<void(int, int, int)> *fn;
   int n;
   int chunks;
-  std::atomic<int> next{0}; // the next chunk to claim
-  std::atomic<int> pending; // chunks not yet finished
-  int active = 0; // workers inside Drain(this); guarded by the pool's mu_
+  std::atomic<int> next{0};  // the next chunk to claim
+  std::atomic<int> pending;  // chunks not yet finished
+  int active = 0;            // workers inside Drain(this); guarded by the pool's mu_
 };
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i)
-    workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -44,8 +41,7 @@ ThreadPool::~ThreadPool() {
     stop_ = true;
   }
   work_.notify_all();
-  for (std::thread &t : workers_)
-    t.join();
+  for (std::thread &t : workers_) t.join();
 }
 
 ThreadPool &ThreadPool::Default() {
@@ -56,8 +52,7 @@ ThreadPool &ThreadPool::Default() {
 }
 
 void ThreadPool::Drain(Job *job) {
-  for (int c = job->next.fetch_add(1); c < job->chunks;
-       c = job->next.fetch_add(1)) {
+  for (int c = job->next.fetch_add(1); c < job->chunks; c = job->next.fetch_add(1)) {
     const int64_t n = job->n;
     const int begin = static_cast<int>(n * c / job->chunks);
     const int end = static_cast<int>(n * (c + 1) / job->chunks);
@@ -70,11 +65,10 @@ void ThreadPool::WorkerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     work_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (stop_)
-      return;
+    if (stop_) return;
     Job *job = queue_.front();
     if (job->next.load() >= job->chunks) {
-      queue_.pop_front(); // all claimed; its caller waits for the stragglers
+      queue_.pop_front();  // all claimed; its caller waits for the stragglers
       continue;
     }
     ++job->active;
@@ -86,10 +80,8 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
-void ThreadPool::ParallelFor(int n, int threads,
-                             const std::function<void(int, int, int)> &fn) {
-  if (n <= 0)
-    return;
+void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, int, int)> &fn) {
+  if (n <= 0) return;
   threads = std::max(1, std::min(threads, n));
   if (threads == 1 || workers_.empty()) {
     // Same chunks as the parallel path, run in order, so results do not depend
@@ -112,21 +104,16 @@ void ThreadPool::ParallelFor(int n, int threads,
   if (threads - 1 >= static_cast<int>(workers_.size())) {
     work_.notify_all();
   } else {
-    for (int i = 1; i < threads; ++i)
-      work_.notify_one();
+    for (int i = 1; i < threads; ++i) work_.notify_one();
   }
   Drain(&job);
   std::unique_lock<std::mutex> lock(mu_);
-  if (auto it = std::find(queue_.begin(), queue_.end(), &job);
-      it != queue_.end())
-    queue_.erase(it);
-  done_.wait(lock,
-             [&job] { return job.pending.load() == 0 && job.active == 0; });
+  if (auto it = std::find(queue_.begin(), queue_.end(), &job); it != queue_.end()) queue_.erase(it);
+  done_.wait(lock, [&job] { return job.pending.load() == 0 && job.active == 0; });
 }
 
-void ParallelFor(int n, int threads,
-                 const std::function<void(int, int, int)> &fn) {
+void ParallelFor(int n, int threads, const std::function<void(int, int, int)> &fn) {
   ThreadPool::Default().ParallelFor(n, threads, fn);
 }
 
-} // namespace srn
+}  // namespace srn

@@ -26,7 +26,7 @@ int DefaultThreads();
 // may itself call ParallelFor (the calling thread always works on its own job,
 // so nesting cannot deadlock).
 class ThreadPool {
-public:
+ public:
   // `threads` counts the calling thread: a pool of n runs up to n chunks at
   // once, with n - 1 workers of its own. n <= 1 runs everything on the caller.
   explicit ThreadPool(int threads);
@@ -41,14 +41,13 @@ public:
   // index, are fixed by n and threads alone (never by which thread runs them),
   // so results that depend only on the chunking are deterministic; `chunk` is
   // unique within the call, for per-chunk scratch space.
-  void
-  ParallelFor(int n, int threads,
-              const std::function<void(int begin, int end, int chunk)> &fn);
+  void ParallelFor(int n, int threads,
+                   const std::function<void(int begin, int end, int chunk)> &fn);
 
   // The process-wide pool of DefaultThreads() threads, started on first use.
   static ThreadPool &Default();
 
-private:
+ private:
   struct Job;
 
   void WorkerLoop();
@@ -56,17 +55,16 @@ private:
   static void Drain(Job *job);
 
   std::mutex mu_;
-  std::condition_variable work_; // a job was queued, or stop_
-  std::condition_variable done_; // a worker left a job
-  std::deque<Job *> queue_;      // jobs with chunks still unclaimed
+  std::condition_variable work_;  // a job was queued, or stop_
+  std::condition_variable done_;  // a worker left a job
+  std::deque<Job *> queue_;       // jobs with chunks still unclaimed
   bool stop_ = false;
   std::vector<std::thread> workers_;
 };
 
 // ThreadPool::Default().ParallelFor(n, threads, fn).
-void ParallelFor(int n, int threads,
-                 const std::function<void(int begin, int end, int chunk)> &fn);
+void ParallelFor(int n, int threads, const std::function<void(int begin, int end, int chunk)> &fn);
 
-} // namespace srn
+}  // namespace srn
 
-#endif // SRN_MODEL_PARALLEL_H_
+#endif  // SRN_MODEL_PARALLEL_H_

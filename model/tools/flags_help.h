@@ -12,7 +12,9 @@ namespace srn {
 // mains, so --help printed "No flags matched". Abseil's own flags stay under --helpfull.
 inline void ShowOwnFlagsInHelp() {
   absl::FlagsUsageConfig config;
-  config.contains_help_flags = [](absl::string_view file) { return !absl::StrContains(file, "absl/"); };
+  config.contains_help_flags = [](absl::string_view file) {
+    return !absl::StrContains(file, "absl/");
+  };
   config.contains_helpshort_flags = config.contains_help_flags;
   absl::SetFlagsUsageConfig(config);
 }

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "tests/testing/scratch_dir.h"
-#include "tests/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scratch_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace srn {
 namespace {
@@ -19,11 +19,11 @@ namespace {
 using ::testing::HasSubstr;
 
 class ArabicDigitTest : public testing::ScratchDirTest {
-protected:
+ protected:
   std::string MakeTempDir() const { return dir(); }
 };
 
-const char kSep[] = "            \n"; // the files' 12-space separator line
+const char kSep[] = "            \n";  // the files' 12-space separator line
 
 std::string Frame(float base) {
   std::string line;
@@ -37,11 +37,10 @@ std::string Frame(float base) {
 TEST_F(ArabicDigitTest, ReadsBlocksBetweenSeparators) {
   const std::string dir = MakeTempDir();
   const std::string path =
-      Write("a.txt", std::string(kSep) + Frame(0) + Frame(100) + kSep + "\n" +
-                         Frame(-5.5f));
+      Write("a.txt", std::string(kSep) + Frame(0) + Frame(100) + kSep + "\n" + Frame(-5.5f));
   absl::StatusOr<std::vector<ArabicBlock>> blocks = ReadArabicDigitBlocks(path);
   ASSERT_TRUE(blocks.ok()) << blocks.status();
-  ASSERT_EQ(blocks->size(), 2u); // consecutive separators make no empty block
+  ASSERT_EQ(blocks->size(), 2u);  // consecutive separators make no empty block
   EXPECT_EQ((*blocks)[0].first_line, 2);
   EXPECT_EQ((*blocks)[0].series.length(), 2);
   EXPECT_EQ((*blocks)[0].series.dims(), 13);
@@ -55,7 +54,7 @@ TEST_F(ArabicDigitTest, ReadsBlocksBetweenSeparators) {
 TEST_F(ArabicDigitTest, MalformedLinesNameFileAndLine) {
   const std::string dir = MakeTempDir();
   std::string twelve = Frame(0);
-  twelve.erase(twelve.rfind(' ')); // drop the last value
+  twelve.erase(twelve.rfind(' '));  // drop the last value
   twelve += "\n";
   std::string path = Write("short.txt", std::string(kSep) + Frame(0) + twelve);
   absl::Status status = ReadArabicDigitBlocks(path).status();
@@ -70,8 +69,7 @@ TEST_F(ArabicDigitTest, MalformedLinesNameFileAndLine) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("found 14"));
 
   for (const char *bad : {"abc", "1.5x", "nan", "inf", "--1"}) {
-    path = Write("bad.txt", std::string(kSep) + Frame(0) + kSep + Frame(0) +
-                                bad + " " + Frame(1));
+    path = Write("bad.txt", std::string(kSep) + Frame(0) + kSep + Frame(0) + bad + " " + Frame(1));
     status = ReadArabicDigitBlocks(path).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(status.message()), HasSubstr(path + ":5:")) << bad;
@@ -86,21 +84,17 @@ TEST_F(ArabicDigitTest, MissingFilesAreNotFound) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("nope.txt"));
   status = LoadArabicDigit(dir, ArabicLabel::kDigit).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("Train_Arabic_Digit.txt"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("Train_Arabic_Digit.txt"));
 }
 
 TEST_F(ArabicDigitTest, WrongBlockCountIsDataLoss) {
   const std::string dir = MakeTempDir();
-  Write("Train_Arabic_Digit.txt",
-        std::string(kSep) + Frame(0) + kSep + Frame(1));
+  Write("Train_Arabic_Digit.txt", std::string(kSep) + Frame(0) + kSep + Frame(1));
   Write("Test_Arabic_Digit.txt", std::string(kSep) + Frame(0));
   absl::Status status = LoadArabicDigit(dir, ArabicLabel::kSpeaker).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("Train_Arabic_Digit.txt"));
-  EXPECT_THAT(std::string(status.message()),
-              HasSubstr("expected 6600 blocks, found 2"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("Train_Arabic_Digit.txt"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("expected 6600 blocks, found 2"));
 }
 
 TEST(ArabicDigitRealDataTest, DigitLabels) {
@@ -110,8 +104,7 @@ TEST(ArabicDigitRealDataTest, DigitLabels) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Dataset> d = LoadArabicDigit(dir, ArabicLabel::kDigit);
   const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(d.ok()) << d.status();
   std::cout << "LoadArabicDigit: " << seconds << " s\n";
   EXPECT_EQ(d->name, "arabic-digit");
@@ -133,9 +126,8 @@ TEST(ArabicDigitRealDataTest, DigitLabels) {
     EXPECT_LE(e.series.length(), is_train ? 93 : 83) << i;
     EXPECT_EQ(e.series.dims(), 13);
   }
-  for (int digit = 0; digit < 10; ++digit)
-    EXPECT_EQ(per_digit[digit], 880) << digit;
-  EXPECT_EQ(train_frames, 263256); // SOURCE.md
+  for (int digit = 0; digit < 10; ++digit) EXPECT_EQ(per_digit[digit], 880) << digit;
+  EXPECT_EQ(train_frames, 263256);  // SOURCE.md
   EXPECT_EQ(test_frames, 87063);
 
   const Example &first = d->examples[0];
@@ -182,13 +174,11 @@ TEST(ArabicDigitRealDataTest, SpeakerLabels) {
     ASSERT_LT(e.group, 10);
     ++per_speaker[e.label];
     ++digits_per_speaker[e.label][e.group];
-    EXPECT_EQ(e.label < 66, i < 6600)
-        << i; // train speakers only in the train file
+    EXPECT_EQ(e.label < 66, i < 6600) << i;  // train speakers only in the train file
   }
   for (int s = 0; s < 88; ++s) {
     EXPECT_EQ(per_speaker[s], 100) << s;
-    for (int digit = 0; digit < 10; ++digit)
-      EXPECT_EQ(digits_per_speaker[s][digit], 10);
+    for (int digit = 0; digit < 10; ++digit) EXPECT_EQ(digits_per_speaker[s][digit], 10);
   }
   // Blocks 10-19 of the train file are the second speaker's first digit.
   EXPECT_EQ(d->examples[9].label, 0);
@@ -196,5 +186,5 @@ TEST(ArabicDigitRealDataTest, SpeakerLabels) {
   EXPECT_EQ(d->examples[10].group, 0);
 }
 
-} // namespace
-} // namespace srn
+}  // namespace
+}  // namespace srn

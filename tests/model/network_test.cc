@@ -4,22 +4,20 @@
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "model/pair_loss.h"
 #include "model/parameters.h"
-#include "gtest/gtest.h"
 
 namespace srn {
 namespace {
 
-std::vector<Series> RandomSeries(const std::vector<int> &lengths, int dims,
-                                 uint64_t seed) {
+std::vector<Series> RandomSeries(const std::vector<int> &lengths, int dims, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<Series> out;
   for (int len : lengths) {
     Series s(len, dims);
-    for (int i = 0; i < s.mutable_frames().size(); ++i)
-      s.mutable_frames().data()[i] = normal(rng);
+    for (int i = 0; i < s.mutable_frames().size(); ++i) s.mutable_frames().data()[i] = normal(rng);
     out.push_back(std::move(s));
   }
   return out;
@@ -27,8 +25,7 @@ std::vector<Series> RandomSeries(const std::vector<int> &lengths, int dims,
 
 std::vector<const Series *> Pointers(const std::vector<Series> &v) {
   std::vector<const Series *> p;
-  for (const Series &s : v)
-    p.push_back(&s);
+  for (const Series &s : v) p.push_back(&s);
   return p;
 }
 
@@ -44,8 +41,7 @@ Architecture Make(const std::string &family, int in, int hidden, int layers) {
 
 // A naive per-series, per-frame implementation of the cell equations, written
 // independently of the packed batch code, to check the forward pass.
-VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p,
-                           const Series &s) {
+VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p, const Series &s) {
   ParameterLayout layout(arch);
   const int h = arch.hidden;
   const int g = arch.gates();
@@ -54,8 +50,7 @@ VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p,
     frames.push_back(s.frames().row(t).cast<double>().transpose());
   if (arch.is_logistic()) {
     VectorT<double> mean = VectorT<double>::Zero(arch.input_dims);
-    for (const auto &f : frames)
-      mean += f;
+    for (const auto &f : frames) mean += f;
     return mean / frames.size();
   }
   auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
@@ -68,15 +63,11 @@ VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p,
     for (const auto &x : frames) {
       VectorT<double> pre = w * x + b;
       if (arch.cell == CellType::kRelu) {
-        if (arch.recurrent)
-          pre +=
-              Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, h, h) * z;
+        if (arch.recurrent) pre += Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, h, h) * z;
         z = pre.cwiseMax(0.0);
       } else if (arch.cell == CellType::kGru) {
-        VectorT<double> rec =
-            Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 3 * h, h) *
-                z +
-            Eigen::Map<const VectorT<double>>(p.data() + off.b_hh, 3 * h);
+        VectorT<double> rec = Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 3 * h, h) * z +
+                              Eigen::Map<const VectorT<double>>(p.data() + off.b_hh, 3 * h);
         VectorT<double> znew(h);
         for (int i = 0; i < h; ++i) {
           const double r = sig(pre[i] + rec[i]);
@@ -86,12 +77,10 @@ VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p,
         }
         z = znew;
       } else {
-        pre +=
-            Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 4 * h, h) *
-            z;
+        pre += Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, 4 * h, h) * z;
         for (int i = 0; i < h; ++i) {
-          const double ig = sig(pre[i]), fg = sig(pre[h + i]),
-                       gg = std::tanh(pre[2 * h + i]), og = sig(pre[3 * h + i]);
+          const double ig = sig(pre[i]), fg = sig(pre[h + i]), gg = std::tanh(pre[2 * h + i]),
+                       og = sig(pre[3 * h + i]);
           c[i] = fg * c[i] + ig * gg;
           z[i] = og * std::tanh(c[i]);
         }
@@ -100,20 +89,16 @@ VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p,
     }
     frames = outs;
   }
-  if (arch.pooling == Pooling::kLast)
-    return frames.back();
+  if (arch.pooling == Pooling::kLast) return frames.back();
   VectorT<double> mean = VectorT<double>::Zero(h);
-  for (const auto &f : frames)
-    mean += f;
+  for (const auto &f : frames) mean += f;
   return mean / frames.size();
 }
 
-const std::vector<std::string> kFamilies = {"srn-a",  "srn-l",  "sn-a",
-                                            "sn-l",   "gru-a",  "gru-l",
-                                            "lstm-a", "lstm-l", "logistic"};
+const std::vector<std::string> kFamilies = {"srn-a", "srn-l",  "sn-a",   "sn-l",    "gru-a",
+                                            "gru-l", "lstm-a", "lstm-l", "logistic"};
 
-class NetworkFamilyTest
-    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+class NetworkFamilyTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
 
 TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
   const auto &[family, layers] = GetParam();
@@ -129,8 +114,7 @@ TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
   ASSERT_EQ(emb.cols(), arch.embedding_dims());
   for (int i = 0; i < 5; ++i) {
     const VectorT<double> expected = NaiveEmbed(arch, params, series[i]);
-    EXPECT_LT((emb.row(i).transpose() - expected).norm(),
-              1e-12 * (1 + expected.norm()))
+    EXPECT_LT((emb.row(i).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
         << family << " series " << i;
   }
   // Embedding in blocks of a few time steps (each carrying its state into the
@@ -154,8 +138,7 @@ TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
   for (int i = 0; i < 5; ++i) {
     RowMatrixT<double> one;
     inference.Embed(inference_params.data(), {&series[i]}, &iws, &one);
-    EXPECT_LT((one - emb.row(i)).cwiseAbs().maxCoeff(), 1e-12)
-        << family << " series " << i;
+    EXPECT_LT((one - emb.row(i)).cwiseAbs().maxCoeff(), 1e-12) << family << " series " << i;
   }
   // The float network agrees with the double one to float precision.
   Network<float> fnet(arch, layout);
@@ -174,11 +157,9 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
   // Non-zero biases and head so every path carries gradient.
   std::mt19937_64 rng(9);
   std::uniform_real_distribution<double> u(-0.3, 0.3);
-  for (Eigen::Index i = 0; i < params.size(); ++i)
-    params[i] += u(rng);
+  for (Eigen::Index i = 0; i < params.size(); ++i) params[i] += u(rng);
   const std::vector<Series> series = RandomSeries({5, 3, 6, 1}, 3, 17);
-  const std::vector<Pair> pairs = {
-      {0, 1, 1}, {2, 3, 0}, {0, 2, 0}, {1, 3, 1}, {2, 2, 1}};
+  const std::vector<Pair> pairs = {{0, 1, 1}, {2, 3, 0}, {0, 2, 0}, {1, 3, 1}, {2, 2, 1}};
   Network<double> net(arch, layout);
 
   auto loss_at = [&](const VectorT<double> &p, VectorT<double> *grad) {
@@ -186,11 +167,9 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
     RowMatrixT<double> emb, d_emb;
     net.Forward(p.data(), Pointers(series), 0.0, nullptr, &ws, &emb);
     VectorT<double> g = VectorT<double>::Zero(p.size());
-    const double loss =
-        PairLoss<double>(p.data(), layout, emb, pairs, 0.2, &d_emb, g.data());
+    const double loss = PairLoss<double>(p.data(), layout, emb, pairs, 0.2, &d_emb, g.data());
     net.Backward(p.data(), d_emb, &ws, g.data());
-    if (grad)
-      *grad = g;
+    if (grad) *grad = g;
     return loss;
   };
   VectorT<double> analytic;
@@ -204,12 +183,10 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
     numeric[i] = (loss_at(plus, nullptr) - loss_at(minus, nullptr)) / (2 * eps);
   }
   ASSERT_GT(analytic.norm(), 1e-3) << "the check needs a non-trivial gradient";
-  const double rel =
-      (analytic - numeric).norm() / (analytic.norm() + numeric.norm());
+  const double rel = (analytic - numeric).norm() / (analytic.norm() + numeric.norm());
   EXPECT_LT(rel, 1e-4) << family << " layers=" << layers;
   for (Eigen::Index i = 0; i < params.size(); ++i) {
-    const double scale =
-        std::max({std::abs(analytic[i]), std::abs(numeric[i]), 1e-3});
+    const double scale = std::max({std::abs(analytic[i]), std::abs(numeric[i]), 1e-3});
     EXPECT_LT(std::abs(analytic[i] - numeric[i]) / scale, 1e-4)
         << family << " layers=" << layers << " parameter " << i;
   }
@@ -222,8 +199,7 @@ TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
     for (const std::string family : {"srn-a", "srn-l"}) {
       const Architecture arch = Make(family, 6, hidden, 2);
       ParameterLayout layout(arch);
-      const VectorT<double> params =
-          InitParameters(arch, 0.3f, 5).cast<double>();
+      const VectorT<double> params = InitParameters(arch, 0.3f, 5).cast<double>();
       Network<double> net(arch, layout, /*inference_weights=*/true);
       const VectorT<double> inference_params = net.InferenceWeights(params);
       ASSERT_EQ(inference_params.size(), params.size());
@@ -232,8 +208,7 @@ TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
       RowMatrixT<double> emb;
       net.Embed(inference_params.data(), Pointers(series), &ws, &emb);
       const VectorT<double> expected = NaiveEmbed(arch, params, series[0]);
-      EXPECT_LT((emb.row(0).transpose() - expected).norm(),
-                1e-12 * (1 + expected.norm()))
+      EXPECT_LT((emb.row(0).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
           << family << " hidden " << hidden;
       EXPECT_GT(expected.norm(), 0) << "a dead network would not test anything";
     }
@@ -244,12 +219,10 @@ INSTANTIATE_TEST_SUITE_P(AllFamilies, NetworkFamilyTest,
                          ::testing::Combine(::testing::ValuesIn(kFamilies),
                                             ::testing::Values(1, 2)),
                          [](const auto &info) {
-                           std::string name =
-                               std::get<0>(info.param) + "_" +
-                               std::to_string(std::get<1>(info.param));
+                           std::string name = std::get<0>(info.param) + "_" +
+                                              std::to_string(std::get<1>(info.param));
                            for (char &c : name) {
-                             if (c == '-')
-                               c = '_';
+                             if (c == '-') c = '_';
                            }
                            return name;
                          });
@@ -283,9 +256,9 @@ TEST(PackBatchTest, SortsByLengthAndGroupsFramesByStep) {
   EXPECT_EQ(packed.step_offset, (std::vector<int64_t>{0, 3, 5, 6}));
   EXPECT_EQ(packed.rows(), 7);
   EXPECT_EQ(packed.frames.row(4),
-            series[0].frames().row(1)); // step 1, second longest
+            series[0].frames().row(1));  // step 1, second longest
   EXPECT_EQ(packed.frames.row(6), series[1].frames().row(3));
 }
 
-} // namespace
-} // namespace srn
+}  // namespace
+}  // namespace srn

@@ -19,7 +19,7 @@
 namespace srn {
 namespace {
 
-using Chunk = std::tuple<int, int, int>; // begin, end, chunk index
+using Chunk = std::tuple<int, int, int>;  // begin, end, chunk index
 
 // Every (begin, end, chunk) a call produced, sorted by chunk.
 std::vector<Chunk> Chunks(ThreadPool &pool, int n, int threads) {
@@ -29,9 +29,8 @@ std::vector<Chunk> Chunks(ThreadPool &pool, int n, int threads) {
     std::lock_guard<std::mutex> lock(mu);
     out.emplace_back(begin, end, chunk);
   });
-  std::sort(out.begin(), out.end(), [](const Chunk &a, const Chunk &b) {
-    return std::get<2>(a) < std::get<2>(b);
-  });
+  std::sort(out.begin(), out.end(),
+            [](const Chunk &a, const Chunk &b) { return std::get<2>(a) < std::get<2>(b); });
   return out;
 }
 
@@ -41,14 +40,13 @@ TEST(ThreadPoolTest, CoversTheRangeOnceInContiguousChunks) {
   for (int n : {1, 2, 3, 7, 100, 1001}) {
     for (int threads : {1, 2, 3, 5, 16}) {
       const std::vector<Chunk> chunks = Chunks(pool, n, threads);
-      ASSERT_EQ(static_cast<int>(chunks.size()), std::min(n, threads))
-          << n << " " << threads;
+      ASSERT_EQ(static_cast<int>(chunks.size()), std::min(n, threads)) << n << " " << threads;
       int expected_begin = 0;
       for (int c = 0; c < static_cast<int>(chunks.size()); ++c) {
         const auto [begin, end, chunk] = chunks[c];
         EXPECT_EQ(chunk, c);
         EXPECT_EQ(begin, expected_begin);
-        EXPECT_LT(begin, end); // never an empty chunk
+        EXPECT_LT(begin, end);  // never an empty chunk
         expected_begin = end;
       }
       EXPECT_EQ(expected_begin, n);
@@ -57,12 +55,11 @@ TEST(ThreadPoolTest, CoversTheRangeOnceInContiguousChunks) {
 }
 
 TEST(ThreadPoolTest, ChunkingDependsOnlyOnNAndThreads) {
-  ThreadPool one(1); // no workers: runs everything on the caller
+  ThreadPool one(1);  // no workers: runs everything on the caller
   ThreadPool four(4);
   for (int n : {5, 64, 257}) {
     for (int threads : {2, 3, 4, 9}) {
-      EXPECT_EQ(Chunks(one, n, threads), Chunks(four, n, threads))
-          << n << " " << threads;
+      EXPECT_EQ(Chunks(one, n, threads), Chunks(four, n, threads)) << n << " " << threads;
     }
   }
 }
@@ -78,17 +75,14 @@ TEST(ThreadPoolTest, EmptyRangeRunsNothing) {
 // Runs two chunks that each wait (up to 2 s) for the other to start, and
 // returns the ids of the threads that ran them: two chunks that overlap in time
 // ran on two threads.
-std::vector<std::thread::id>
-RendezvousThreads(ThreadPool &pool, std::vector<int> *nice = nullptr) {
+std::vector<std::thread::id> RendezvousThreads(ThreadPool &pool, std::vector<int> *nice = nullptr) {
   std::vector<std::thread::id> ids(2);
-  if (nice != nullptr)
-    nice->assign(2, -100);
+  if (nice != nullptr) nice->assign(2, -100);
   std::atomic<int> started{0};
   pool.ParallelFor(2, 2, [&](int, int, int chunk) {
     ids[chunk] = std::this_thread::get_id();
     if (nice != nullptr)
-      (*nice)[chunk] =
-          getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+      (*nice)[chunk] = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
     started.fetch_add(1);
     for (int i = 0; i < 2000 && started.load() < 2; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -100,10 +94,8 @@ RendezvousThreads(ThreadPool &pool, std::vector<int> *nice = nullptr) {
 TEST(ThreadPoolTest, RunsChunksAtOnceOnTwoThreads) {
   ThreadPool pool(2);
   const std::vector<std::thread::id> ids = RendezvousThreads(pool);
-  EXPECT_NE(ids[0], ids[1])
-      << "both chunks ran on one thread although a worker was idle";
-  EXPECT_TRUE(ids[0] == std::this_thread::get_id() ||
-              ids[1] == std::this_thread::get_id())
+  EXPECT_NE(ids[0], ids[1]) << "both chunks ran on one thread although a worker was idle";
+  EXPECT_TRUE(ids[0] == std::this_thread::get_id() || ids[1] == std::this_thread::get_id())
       << "the caller did not take part";
 }
 
@@ -112,8 +104,7 @@ TEST(ThreadPoolTest, ConcurrentAndNestedCallsAllComplete) {
   constexpr int kCallers = 6;
   constexpr int kN = 300;
   std::vector<std::vector<std::atomic<int>>> hits(kCallers);
-  for (auto &h : hits)
-    h = std::vector<std::atomic<int>>(kN);
+  for (auto &h : hits) h = std::vector<std::atomic<int>>(kN);
   std::vector<std::thread> callers;
   for (int c = 0; c < kCallers; ++c) {
     callers.emplace_back([&, c] {
@@ -123,16 +114,14 @@ TEST(ThreadPoolTest, ConcurrentAndNestedCallsAllComplete) {
             // A nested call inside a chunk: the chunk's thread works on it
             // itself.
             pool.ParallelFor(10, 2, [&](int b, int e, int) {
-              for (int j = b; j < e; ++j)
-                hits[c][i * 10 + j].fetch_add(1);
+              for (int j = b; j < e; ++j) hits[c][i * 10 + j].fetch_add(1);
             });
           }
         });
       }
     });
   }
-  for (std::thread &t : callers)
-    t.join();
+  for (std::thread &t : callers) t.join();
   for (int c = 0; c < kCallers; ++c) {
     for (int i = 0; i < kN; ++i)
       ASSERT_EQ(hits[c][i].load(), 20) << "caller " << c << " item " << i;
@@ -141,34 +130,30 @@ TEST(ThreadPoolTest, ConcurrentAndNestedCallsAllComplete) {
 
 TEST(ThreadPoolTest, WorkersInheritTheCreatorsPriority) {
   const int caller_nice = getpriority(PRIO_PROCESS, 0);
-  if (caller_nice >= 19)
-    GTEST_SKIP() << "already at the lowest priority";
+  if (caller_nice >= 19) GTEST_SKIP() << "already at the lowest priority";
   std::vector<int> nice;
   std::thread creator([&] {
     // Lowering one's own priority needs no privilege; on Linux it applies to
     // this thread only.
-    ASSERT_EQ(setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
-                          caller_nice + 1),
+    ASSERT_EQ(setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), caller_nice + 1),
               0);
-    ThreadPool pool(2); // its worker starts here, after the change
+    ThreadPool pool(2);  // its worker starts here, after the change
     const std::vector<std::thread::id> ids = RendezvousThreads(pool, &nice);
     ASSERT_NE(ids[0], ids[1]);
   });
   creator.join();
   EXPECT_THAT(nice, ::testing::ElementsAre(caller_nice + 1, caller_nice + 1));
-  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), caller_nice)
-      << "the test thread's own priority changed";
+  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), caller_nice) << "the test thread's own priority changed";
 }
 
 TEST(ParallelForTest, UsesTheDefaultPool) {
   std::atomic<int> sum{0};
   ParallelFor(100, DefaultThreads(), [&](int begin, int end, int) {
-    for (int i = begin; i < end; ++i)
-      sum += i;
+    for (int i = begin; i < end; ++i) sum += i;
   });
   EXPECT_EQ(sum.load(), 4950);
   EXPECT_EQ(ThreadPool::Default().threads(), DefaultThreads());
 }
 
-} // namespace
-} // namespace srn
+}  // namespace
+}  // namespace srn

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "tests/testing/scratch_dir.h"
-#include "tests/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scratch_dir.h"
+#include "tests/testing/test_data.h"
 
 namespace srn {
 namespace {
@@ -17,21 +17,20 @@ namespace {
 using ::testing::HasSubstr;
 
 class Svc2004Test : public testing::ScratchDirTest {
-protected:
+ protected:
   std::string MakeTempDir() const { return dir(); }
 };
 
 TEST_F(Svc2004Test, ReadsSamplesRelativeToTheFirstTimestamp) {
   const std::string dir = MakeTempDir();
-  const std::string path =
-      Write("U1S1.TXT", "4\n"
-                        "2933 5678 31275775 0 1550 710 439\n"
-                        "2940 5690 31275785 1 1480 770 420\n"
-                        "3001 5851 31275825 2 1350 830 0\n"
-                        "3114 6139 31275835 3 1350 800 422\n");
+  const std::string path = Write("U1S1.TXT",
+                                 "4\n"
+                                 "2933 5678 31275775 0 1550 710 439\n"
+                                 "2940 5690 31275785 1 1480 770 420\n"
+                                 "3001 5851 31275825 2 1350 830 0\n"
+                                 "3114 6139 31275835 3 1350 800 422\n");
   bool has_pressure = false;
-  absl::StatusOr<std::vector<PenSample>> s =
-      ReadSvc2004File(path, &has_pressure);
+  absl::StatusOr<std::vector<PenSample>> s = ReadSvc2004File(path, &has_pressure);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(has_pressure);
   ASSERT_EQ(s->size(), 4u);
@@ -43,8 +42,8 @@ TEST_F(Svc2004Test, ReadsSamplesRelativeToTheFirstTimestamp) {
   EXPECT_EQ((*s)[1].t_ms, 10);
   EXPECT_FALSE((*s)[1].stroke_start);
   EXPECT_EQ((*s)[2].t_ms, 50);
-  EXPECT_TRUE((*s)[2].stroke_start);  // button 2: even, a new stroke
-  EXPECT_FALSE((*s)[3].stroke_start); // button 3: odd, pen down
+  EXPECT_TRUE((*s)[2].stroke_start);   // button 2: even, a new stroke
+  EXPECT_FALSE((*s)[3].stroke_start);  // button 3: odd, pen down
   EXPECT_EQ((*s)[3].x, 3114);
   EXPECT_EQ((*s)[3].pressure, 422);
 }
@@ -53,21 +52,20 @@ TEST_F(Svc2004Test, FourColumnFilesHaveNoPressure) {
   const std::string dir = MakeTempDir();
   const std::string path = Write("t1.txt", "2\n1 2 100 0\n3 4 110 1\n\n");
   bool has_pressure = true;
-  absl::StatusOr<std::vector<PenSample>> s =
-      ReadSvc2004File(path, &has_pressure);
+  absl::StatusOr<std::vector<PenSample>> s = ReadSvc2004File(path, &has_pressure);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_FALSE(has_pressure);
   ASSERT_EQ(s->size(), 2u);
   EXPECT_EQ((*s)[1].pressure, 0);
   EXPECT_EQ((*s)[1].t_ms, 10);
-  EXPECT_TRUE(ReadSvc2004File(path).ok()); // has_pressure is optional
+  EXPECT_TRUE(ReadSvc2004File(path).ok());  // has_pressure is optional
 }
 
 TEST_F(Svc2004Test, MalformedFilesNameFileAndLine) {
   const std::string dir = MakeTempDir();
   struct Case {
     const char *text;
-    const char *where; // expected "<path>:<line>:" suffix
+    const char *where;  // expected "<path>:<line>:" suffix
     const char *what;
   };
   const Case cases[] = {
@@ -79,15 +77,13 @@ TEST_F(Svc2004Test, MalformedFilesNameFileAndLine) {
       {"2\n1 2 3 0 0\n1 2 3 0 0\n", ":2:", "found 5"},
       {"2\n1 2 3 0 0 0 1\n1 2.5 3 0 0 0 1\n", ":3:", "'2.5' is not an integer"},
       {"1\n1 2 3 0 0 0 1\n1 2 3 0 0 0 1\n", ":3:", "more sample lines"},
-      {"3\n1 2 3 0 0 0 1\n1 2 3 0 0 0 1\n",
-       ":3:", "announces 3 samples but the file has 2"},
+      {"3\n1 2 3 0 0 0 1\n1 2 3 0 0 0 1\n", ":3:", "announces 3 samples but the file has 2"},
   };
   for (const Case &c : cases) {
     const std::string path = Write("bad.TXT", c.text);
     absl::Status status = ReadSvc2004File(path).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.text;
-    EXPECT_THAT(std::string(status.message()), HasSubstr(path + c.where))
-        << c.text;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(path + c.where)) << c.text;
     EXPECT_THAT(std::string(status.message()), HasSubstr(c.what)) << c.text;
   }
 }
@@ -115,8 +111,8 @@ TEST_F(Svc2004Test, FeatureErrorsNameTheFile) {
   const std::string dir = MakeTempDir();
   for (int s = 1; s <= 40; ++s) {
     Write("U2S" + std::to_string(s) + ".TXT",
-          s == 7 ? "2\n5 5 0 0 0 0 1\n5 5 10 1 0 0 1\n" // a single point: zero
-                                                        // radius
+          s == 7 ? "2\n5 5 0 0 0 0 1\n5 5 10 1 0 0 1\n"  // a single point: zero
+                                                         // radius
                  : "2\n5 5 0 0 0 0 1\n6 5 10 1 0 0 1\n");
   }
   const std::vector<int> users = {2};
@@ -147,8 +143,7 @@ TEST(Svc2004RealDataTest, LoadsAllUsers) {
     EXPECT_TRUE(ValidateSeries(e.series).ok()) << e.source;
   }
   EXPECT_EQ(forgeries, 800);
-  for (int u = 0; u < 40; ++u)
-    EXPECT_EQ(per_user[u], 40) << u;
+  for (int u = 0; u < 40; ++u) EXPECT_EQ(per_user[u], 40) << u;
 
   const Example &u1s1 = d->examples[0];
   EXPECT_EQ(u1s1.label, 0);
@@ -156,18 +151,17 @@ TEST(Svc2004RealDataTest, LoadsAllUsers) {
   EXPECT_FALSE(u1s1.forgery);
   EXPECT_THAT(u1s1.source, ::testing::EndsWith("U1S1.TXT"));
   EXPECT_EQ(u1s1.series.length(), 84);
-  EXPECT_EQ(u1s1.series.frames()(0, 11), 1.0f); // first sample starts a stroke
+  EXPECT_EQ(u1s1.series.frames()(0, 11), 1.0f);  // first sample starts a stroke
   EXPECT_GT(u1s1.series.frames()(0, 9),
-            0.0f);                      // pressure 439 of the signature's max
-  EXPECT_EQ(d->examples[20].group, 21); // U1S21: the first forgery
+            0.0f);                       // pressure 439 of the signature's max
+  EXPECT_EQ(d->examples[20].group, 21);  // U1S21: the first forgery
   EXPECT_TRUE(d->examples[20].forgery);
 }
 
 TEST(Svc2004RealDataTest, ReadsTheFirstFile) {
   SRN_REQUIRE_DATA(path, "svc2004/Task2/U1S1.TXT");
   bool has_pressure = false;
-  absl::StatusOr<std::vector<PenSample>> s =
-      ReadSvc2004File(path, &has_pressure);
+  absl::StatusOr<std::vector<PenSample>> s = ReadSvc2004File(path, &has_pressure);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(has_pressure);
   ASSERT_EQ(s->size(), 84u);
@@ -196,5 +190,5 @@ TEST(Svc2004RealDataTest, LoadsASubsetWithStableLabels) {
   EXPECT_THAT(d->examples[79].source, ::testing::EndsWith("U40S40.TXT"));
 }
 
-} // namespace
-} // namespace srn
+}  // namespace
+}  // namespace srn
