@@ -304,7 +304,13 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
   SRN_ASSIGN_OR_RETURN(Preprocessor preprocessor,
                        Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind,
                                          config.center_series));
-  SRN_ASSIGN_OR_RETURN(Dataset train_p, PreprocessDataset(preprocessor, train));
+  Dataset augmented;
+  if (config.augment.copies > 0) {
+    SRN_ASSIGN_OR_RETURN(augmented, AugmentSignatureDataset(train, config.augment));
+  }
+  SRN_ASSIGN_OR_RETURN(Dataset train_p, PreprocessDataset(preprocessor, config.augment.copies > 0
+                                                                            ? augmented
+                                                                            : train));
   SRN_ASSIGN_OR_RETURN(Dataset val_p, PreprocessDataset(preprocessor, validation));
   Architecture arch = config.arch;
   arch.input_dims = preprocessor.output_dims();
@@ -337,6 +343,11 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
       {"forgery_fraction", absl::StrCat(o.forgery_fraction)},
       {"hard_negative_fraction", absl::StrCat(o.hard_negative_fraction)},
       {"hard_negative_pool", absl::StrCat(o.hard_negative_pool)},
+      {"augment_copies", absl::StrCat(config.augment.copies)},
+      {"augment", absl::StrFormat("rotation %g scale %g shear %g time_warp %g length %g seed %d",
+                                  config.augment.max_rotation, config.augment.max_scale,
+                                  config.augment.max_shear, config.augment.time_warp,
+                                  config.augment.max_length_change, config.augment.seed)},
       {"train_examples", absl::StrCat(train.examples.size())},
       {"validation_examples", absl::StrCat(validation.examples.size())},
   };

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "model/architecture.h"
+#include "model/augment.h"
 #include "model/dataset.h"
 #include "model/network.h"
 #include "model/pair_loss.h"
@@ -129,6 +130,9 @@ struct TrainConfig {
   bool center_series = false;  // see Preprocessor::center_series
   FeatureKind kind = FeatureKind::kFrames;
   TrainOptions options;
+  // Signature data only: perturbed copies of the training examples (see augment.h); the
+  // standardization is still fitted on the original examples only.
+  AugmentOptions augment;
   std::string training_data;  // description stored in the weights file
   std::string command;        // command line stored in the weights file
 };

@@ -1,0 +1,274 @@
+#include "model/signature_protocol.h"
+
+#include <cmath>
+#include <limits>
+#include <set>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/svc2004.h"
+#include "tests/testing/test_data.h"
+
+namespace srn {
+namespace {
+
+// `signers` classes, each with `genuine` genuine and `forged` forged one-frame series whose value
+// encodes (signer, index), so scorers can be written by hand.
+Dataset MakeData(int signers, int genuine, int forged) {
+  Dataset d;
+  d.name = "synthetic";
+  for (int s = 0; s < signers; ++s) {
+    d.label_names.push_back("S" + std::to_string(s));
+    for (int k = 0; k < genuine + forged; ++k) {
+      Example e;
+      e.series = Series(1, 1);
+      e.series.mutable_frames()(0, 0) = static_cast<float>(100 * s + k);
+      e.label = s;
+      e.forgery = k >= genuine;
+      e.group = k;
+      d.examples.push_back(e);
+    }
+  }
+  return d;
+}
+
+TEST(SignatureCvFoldsTest, PartitionsSignersEvenly) {
+  absl::StatusOr<std::vector<std::vector<int>>> folds = SignatureCvFolds(40, 4, 7);
+  ASSERT_TRUE(folds.ok()) << folds.status();
+  ASSERT_EQ(folds->size(), 4u);
+  std::multiset<int> seen;
+  for (const auto& f : *folds) {
+    EXPECT_EQ(f.size(), 10u);
+    seen.insert(f.begin(), f.end());
+  }
+  EXPECT_EQ(seen.size(), 40u);
+  for (int s = 0; s < 40; ++s) EXPECT_EQ(seen.count(s), 1u) << s;
+  // Deterministic for a seed, and the seed matters.
+  EXPECT_EQ(*folds, *SignatureCvFolds(40, 4, 7));
+  EXPECT_NE(*folds, *SignatureCvFolds(40, 4, 8));
+  // Uneven sizes differ by at most one.
+  absl::StatusOr<std::vector<std::vector<int>>> uneven = SignatureCvFolds(10, 3, 1);
+  ASSERT_TRUE(uneven.ok());
+  EXPECT_EQ((*uneven)[0].size(), 4u);
+  EXPECT_EQ((*uneven)[2].size(), 3u);
+}
+
+TEST(SignatureCvFoldsTest, RejectsBadFoldCounts) {
+  EXPECT_EQ(SignatureCvFolds(40, 1, 1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SignatureCvFolds(3, 4, 1).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SignatureCvSplitTest, SignerDisjoint) {
+  const Dataset data = MakeData(40, 3, 2);
+  const std::vector<std::vector<int>> folds = *SignatureCvFolds(40, 4, 1);
+  std::set<int> tested;
+  for (int fold = 0; fold < 4; ++fold) {
+    absl::StatusOr<Split> split = MakeSignatureCvSplit(data, 4, fold, 1);
+    ASSERT_TRUE(split.ok()) << split.status();
+    std::set<int> test, train, validation;
+    for (const Example& e : split->test.examples) test.insert(e.label);
+    for (const Example& e : split->train.examples) train.insert(e.label);
+    for (const Example& e : split->validation.examples) validation.insert(e.label);
+    EXPECT_EQ(test, std::set<int>(folds[fold].begin(), folds[fold].end()));
+    EXPECT_EQ(validation.size(), 3u);
+    EXPECT_EQ(train.size(), 27u);
+    for (int s : test) {
+      EXPECT_FALSE(train.count(s) || validation.count(s)) << "signer " << s << " leaks";
+    }
+    for (int s : validation) EXPECT_FALSE(train.count(s));
+    // Every example of a test signer, forgeries included, is in the test set.
+    EXPECT_EQ(split->test.examples.size(), 10u * 5u);
+    tested.insert(test.begin(), test.end());
+  }
+  EXPECT_EQ(tested.size(), 40u);
+  EXPECT_EQ(MakeSignatureCvSplit(data, 4, 4, 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SignatureTrialsTest, CountsPerSigner) {
+  // 3 signers x (6 genuine + 4 forgeries); 2 references, 2 draws. Per signer and draw: 4 genuine
+  // trials, 4 skilled, 2 x 6 random.
+  const Dataset data = MakeData(3, 6, 4);
+  const TrialScorer score = [&](int i, int j) {
+    return -std::abs(data.examples[i].series.frames()(0, 0) - data.examples[j].series.frames()(0, 0));
+  };
+  const std::vector<double> sim = SimilarityMatrix(data, score, 2);
+  // Forgery-forgery cells are never scored.
+  EXPECT_TRUE(std::isnan(sim[6 * 30 + 7]));
+  EXPECT_EQ(sim[0 * 30 + 1], -1.0);
+  SignatureCvOptions options;
+  options.draws = 2;
+  absl::StatusOr<SignatureTrials> t = MakeSignatureTrials(data, sim, 2, options);
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->score.size(), 2u * 3u * (4 + 4 + 12));
+  for (int signer = 0; signer < 3; ++signer) {
+    for (int draw = 0; draw < 2; ++draw) {
+      int genuine = 0, skilled = 0, random = 0;
+      for (size_t k = 0; k < t->score.size(); ++k) {
+        if (t->signer[k] != signer || t->draw[k] != draw) continue;
+        if (t->label[k] == 1) {
+          ++genuine;
+        } else {
+          ++(t->skilled[k] ? skilled : random);
+        }
+      }
+      EXPECT_EQ(genuine, 4);
+      EXPECT_EQ(skilled, 4);
+      EXPECT_EQ(random, 12);
+    }
+  }
+  // The references are fixed by (seed, signer, draw), whatever the scorer.
+  absl::StatusOr<SignatureTrials> again = MakeSignatureTrials(data, sim, 2, options);
+  EXPECT_EQ(t->score, again->score);
+  EXPECT_EQ(MakeSignatureTrials(data, sim, 6, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeSignatureTrials(data, std::vector<double>(5), 1, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SignatureErrorsTest, GlobalThresholdPoolsSignersPerSignerDoesNot) {
+  // Signer 0 scores high and signer 1 low: each is perfectly separable on its own (per-signer
+  // EER 0), but pooled at one threshold the skilled EER is 0.5 (worked out on OperatingPoints:
+  // the FAR - FRR sign change is reached at score 8, far 0.5, frr 0.5).
+  SignatureTrials t;
+  t.refs = 1;
+  auto add = [&](int signer, double score, int label, bool skilled) {
+    t.score.push_back(score);
+    t.label.push_back(label);
+    t.skilled.push_back(skilled);
+    t.signer.push_back(signer);
+    t.draw.push_back(0);
+  };
+  for (double s : {10.0, 11.0}) add(0, s, 1, false);
+  for (double s : {8.0, 9.0}) add(0, s, 0, true);
+  for (double s : {2.0, 3.0}) add(1, s, 1, false);
+  for (double s : {0.0, 1.0}) add(1, s, 0, true);
+  add(0, -100, 0, false);
+  add(1, -100, 0, false);
+  absl::StatusOr<VerificationErrors> e = ComputeVerificationErrors(t, 0);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_DOUBLE_EQ(e->eer_skilled, 0.5);
+  EXPECT_DOUBLE_EQ(e->eer_skilled_per_signer, 0.0);
+  EXPECT_DOUBLE_EQ(e->eer_random, 0.0);
+  EXPECT_DOUBLE_EQ(e->eer_random_per_signer, 0.0);
+
+  absl::StatusOr<SignatureCvRow> row = SummarizeSignatureCv({t, t}, 50);
+  ASSERT_TRUE(row.ok()) << row.status();
+  EXPECT_DOUBLE_EQ(row->eer_skilled.mean, 0.5);
+  EXPECT_DOUBLE_EQ(row->eer_skilled.stddev, 0.0);
+  EXPECT_EQ(SignatureResultLine("m", *row),
+            "RESULT protocol=svc2004-cv dataset=svc2004 model=m refs=1 eer_skilled=0.5000 "
+            "eer_random=0.0000 eer_skilled_ps=0.0000 eer_random_ps=0.0000");
+  // A weight of 0 fuses to the first system; mismatched trials are refused.
+  absl::StatusOr<std::vector<SignatureTrials>> fused = FuseSystems({t, t}, {t, t}, {0.0});
+  ASSERT_TRUE(fused.ok());
+  EXPECT_EQ((*fused)[0].score, t.score);
+  SignatureTrials shorter = t;
+  shorter.score.pop_back();
+  shorter.label.pop_back();
+  EXPECT_EQ(FuseSystems({t, t}, {t, shorter}, {1.0}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ReferenceFusionTest, Rules) {
+  const std::vector<double> s = {1, 5, 3};
+  EXPECT_DOUBLE_EQ(FuseReferenceScores(s, ReferenceFusion::kMax, 0), 5);
+  EXPECT_DOUBLE_EQ(FuseReferenceScores(s, ReferenceFusion::kMean, 0), 3);
+  EXPECT_DOUBLE_EQ(FuseReferenceScores(s, ReferenceFusion::kTopKMean, 2), 4);
+  EXPECT_DOUBLE_EQ(FuseReferenceScores(s, ReferenceFusion::kTopKMean, 5), 3);
+  EXPECT_EQ(ParseReferenceFusion("topk").value(), ReferenceFusion::kTopKMean);
+  EXPECT_EQ(ParseReferenceFusion("median").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseScoreNormalization("ratio").value(), ScoreNormalization::kRatio);
+}
+
+TEST(ScoreNormalizationTest, RatioShiftAndOneReference) {
+  // DTW-like: mean mutual similarity -2 (distance 2); a query at distance 2 scores -1.
+  EXPECT_DOUBLE_EQ(NormalizeScore(-2, {-1, -3}, ScoreNormalization::kRatio), -1);
+  EXPECT_DOUBLE_EQ(NormalizeScore(0.5, {1, 2}, ScoreNormalization::kShift), -1);
+  EXPECT_DOUBLE_EQ(NormalizeScore(0.5, {1, 2}, ScoreNormalization::kNone), 0.5);
+  EXPECT_DOUBLE_EQ(NormalizeScore(0.5, {}, ScoreNormalization::kShift), 0.5);
+}
+
+TEST(SubjectThresholdTest, MatchesNormalizedDecision) {
+  const std::vector<double> mutual = {-4, -2, -3};  // mean -3
+  EXPECT_DOUBLE_EQ(SubjectThreshold(mutual, -1.2, ScoreNormalization::kRatio), -3.6);
+  EXPECT_DOUBLE_EQ(SubjectThreshold({0.5, 1.5}, 0.25, ScoreNormalization::kShift), 1.25);
+  EXPECT_DOUBLE_EQ(SubjectThreshold({}, 0.25, ScoreNormalization::kShift), 0.25);
+  for (ScoreNormalization n : {ScoreNormalization::kRatio, ScoreNormalization::kShift,
+                               ScoreNormalization::kNone}) {
+    for (double s = -6; s <= 2; s += 0.25) {
+      const double t = -1.1;
+      EXPECT_EQ(s >= SubjectThreshold(mutual, t, n), NormalizeScore(s, mutual, n) >= t)
+          << "score " << s << " normalization " << ScoreNormalizationName(n);
+    }
+  }
+}
+
+TEST(ThresholdForFarTest, HandComputed) {
+  const std::vector<double> imp = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  EXPECT_DOUBLE_EQ(*ThresholdForFar(imp, 0.2), 9);   // accepts 9 and 10
+  EXPECT_DOUBLE_EQ(*ThresholdForFar(imp, 0.25), 9);
+  EXPECT_DOUBLE_EQ(*ThresholdForFar(imp, 1.0), 1);
+  EXPECT_TRUE(std::isinf(*ThresholdForFar(imp, 0.05)));
+  // Ties: accepting 5 accepts both fives.
+  EXPECT_TRUE(std::isinf(*ThresholdForFar({5, 5, 1, 1}, 0.25)));
+  EXPECT_DOUBLE_EQ(*ThresholdForFar({5, 5, 1, 1}, 0.5), 5);
+  EXPECT_EQ(ThresholdForFar(imp, 1.5).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ThresholdForFar({}, 0.1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ThresholdForFar({std::nan("")}, 0.1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CalibrateFarTest, ThresholdFromOtherFolds) {
+  // Two folds with identical scores: the threshold chosen on one meets the target on the other.
+  SignatureTrials t;
+  t.refs = 1;
+  for (int k = 0; k < 10; ++k) {
+    t.score.push_back(k);  // skilled impostors 0..9
+    t.label.push_back(0);
+    t.skilled.push_back(true);
+    t.signer.push_back(0);
+    t.draw.push_back(0);
+  }
+  for (double s : {7.5, 20.0}) {  // the threshold is 8: 7.5 is rejected
+    t.score.push_back(s);
+    t.label.push_back(1);
+    t.skilled.push_back(false);
+    t.signer.push_back(0);
+    t.draw.push_back(0);
+  }
+  absl::StatusOr<FarCalibration> c = CalibrateFar({t, t}, 0.2);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_DOUBLE_EQ(c->far_skilled, 0.2);
+  EXPECT_DOUBLE_EQ(c->frr, 0.5);
+  EXPECT_DOUBLE_EQ(c->far_random, 0.0);  // there are none
+  EXPECT_DOUBLE_EQ(c->threshold, 8);
+}
+
+// Real data: DTW verification of 4 SVC2004 signers, standardized on 4 others.
+TEST(SignatureProtocolRealDataTest, DtwOnFourSigners) {
+  SRN_REQUIRE_DATA(dir, "svc2004/Task2");
+  absl::StatusOr<Dataset> data = LoadSvc2004Users(dir, {1, 2, 3, 4, 5, 6, 7, 8});
+  ASSERT_TRUE(data.ok()) << data.status();
+  Split split;
+  split.train = data->Filter([](const Example& e) { return e.label >= 4; });
+  split.test = data->Filter([](const Example& e) { return e.label < 4; });
+  absl::StatusOr<TrialScorer> scorer = DtwFoldScorer(DtwOptions::Fraction(0.1))(0, split);
+  ASSERT_TRUE(scorer.ok()) << scorer.status();
+  const std::vector<double> sim = SimilarityMatrix(split.test, *scorer, 0);
+  SignatureCvOptions options;
+  options.draws = 1;
+  options.normalization = ScoreNormalization::kRatio;
+  absl::StatusOr<SignatureTrials> t = MakeSignatureTrials(split.test, sim, 5, options);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->score.size(), 4u * (15 + 20 + 60));
+  absl::StatusOr<VerificationErrors> e = ComputeVerificationErrors(*t, 0);
+  ASSERT_TRUE(e.ok()) << e.status();
+  // Other signers' signatures are easy for DTW, skilled forgeries much less so.
+  EXPECT_LT(e->eer_random, 0.1);
+  EXPECT_LT(e->eer_skilled, 0.4);
+}
+
+}  // namespace
+}  // namespace srn
