@@ -3,6 +3,7 @@
 //
 //   srn-eval --model=voice.srnw --dataset=arabic-voice --protocol=out-of-domain
 //   srn-eval --model=dtw --dataset=arabic-voice --protocol=out-of-domain --dtw_band=0.1
+//   srn-eval --model=fisher-kernel --dataset=arabic-voice --protocol=out-of-domain  (or fisher-vector)
 
 #include <fstream>
 #include <iostream>
@@ -11,15 +12,22 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "model/dataset.h"
 #include "model/dtw.h"
+#include "model/fisher.h"
+#include "model/parallel.h"
+#include "model/tools/flags_help.h"
+#include "model/trainer.h"
 #include "model/protocols.h"
+#include "model/signature_protocol.h"
 #include "model/weights_file.h"
 #include "model/tools/tool_common.h"
 
-ABSL_FLAG(std::string, model, "", "a weights file written by srn-train, or 'dtw' for the DTW baseline");
+ABSL_FLAG(std::string, model, "", "a weights file written by srn-train, or dtw, fisher-kernel or fisher-vector (baselines)");
 ABSL_FLAG(std::string, dataset, "",
           "arabic-digit, arabic-voice, svc2004, or the path of a CSV manifest (docs/DATA_FORMATS.md)");
 ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
@@ -32,9 +40,63 @@ ABSL_FLAG(bool, center_series, false, "DTW only: centre each series on its own m
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, embeddings_csv, "", "write the test embeddings here (weights files only)");
 ABSL_FLAG(std::string, roc_csv, "", "write ROC/DET operating points (threshold,far,frr) here");
+ABSL_FLAG(std::string, hmm_states, "2,4,8,16,32", "fisher-kernel/-vector: HMM state counts to choose from on the validation split");
+ABSL_FLAG(int, hmm_restarts, 3, "fisher-kernel/-vector: Baum-Welch restarts per state count");
+ABSL_FLAG(int, hmm_iterations, 50, "fisher-kernel/-vector: Baum-Welch iterations at most");
+ABSL_FLAG(int, fisher_pairs, 2000, "fisher-vector: labelled training pairs for the 1-NN");
+ABSL_FLAG(bool, fisher_normalized, false, "fisher-kernel: cosine instead of the plain inner product");
+ABSL_FLAG(bool, drop_forgeries, false,
+          "leave skilled forgeries out of every split (SVC2004 'without forgeries'; RESULT dataset gets -noforg)");
+ABSL_FLAG(std::string, dtw_matrix, "", "dtw: also write the test set's DTW distance matrix (CSV) here");
 ABSL_FLAG(std::string, name, "", "model name in the RESULT line (default: the family, or dtw)");
+// --protocol=svc2004-cv (signature verification; model/signature_protocol.h).
+ABSL_FLAG(int, folds, 4, "svc2004-cv: signer-disjoint folds");
+ABSL_FLAG(std::string, refs, "1,5", "svc2004-cv: reference counts to enroll");
+ABSL_FLAG(std::string, fusion, "mean", "svc2004-cv: reference fusion: max, mean or topk");
+ABSL_FLAG(int, top_k, 3, "svc2004-cv: k of --fusion=topk");
+ABSL_FLAG(std::string, normalization, "", "svc2004-cv: none, ratio or shift (default: ratio for dtw, shift for a model)");
+ABSL_FLAG(std::string, fuse_dtw, "", "svc2004-cv: also report model + w * dtw, w chosen per fold among these (e.g. 0,0.5,1,2)");
+ABSL_FLAG(std::string, srn_score, "probability", "svc2004-cv: SRN pair score: probability (as served), logit or distance");
+ABSL_FLAG(std::string, det_csv, "", "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
 
 namespace {
+
+// The DTW baseline through a full test distance matrix (for t-SNE maps): the same scores as
+// EvaluateDtw, written as CSV rows "index,label,label_name,forgery,group,source,d0..d(n-1)".
+absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Split& split, const srn::DtwOptions& dtw,
+                                                  const srn::EvalOptions& eval, bool center,
+                                                  const std::string& path) {
+  absl::StatusOr<srn::Preprocessor> standardize =
+      srn::Preprocessor::Fit(split.train.SeriesPointers(), 1, srn::FeatureKind::kFrames, center);
+  if (!standardize.ok()) return standardize.status();
+  absl::StatusOr<srn::Dataset> test = srn::PreprocessDataset(*standardize, split.test);
+  if (!test.ok()) return test.status();
+  const int n = static_cast<int>(test->examples.size());
+  Eigen::MatrixXf d = Eigen::MatrixXf::Zero(n, n);
+  srn::ParallelFor(n, eval.threads > 0 ? eval.threads : srn::DefaultThreads(), [&](int b, int e, int) {
+    for (int i = b; i < e; ++i) {
+      for (int j = 0; j < i; ++j) {
+        d(i, j) = static_cast<float>(
+            srn::NormalizedDtwDistance(test->examples[i].series, test->examples[j].series, dtw));
+      }
+    }
+  });
+  d = d.selfadjointView<Eigen::Lower>();
+  std::ofstream f(path);
+  if (!f) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
+  f << "index,label,label_name,forgery,group,source";
+  for (int k = 0; k < n; ++k) f << ",d" << k;
+  f << "\n";
+  for (int i = 0; i < n; ++i) {
+    const srn::Example& ex = split.test.examples[i];
+    f << i << "," << ex.label << ",\"" << split.test.label_names[ex.label] << "\"," << (ex.forgery ? 1 : 0)
+      << "," << ex.group << ",\"" << ex.source << "\"";
+    for (int k = 0; k < n; ++k) f << "," << d(i, k);
+    f << "\n";
+  }
+  if (!f.good()) return absl::DataLossError(absl::StrCat("error writing ", path));
+  return srn::EvaluatePairs(*test, [&d](int i, int j) { return -static_cast<double>(d(i, j)); }, nullptr, eval);
+}
 
 absl::Status WriteEmbeddings(const srn::Dataset& test, const srn::RowMatrix& emb,
                              const std::string& path) {
@@ -57,6 +119,7 @@ absl::Status WriteEmbeddings(const srn::Dataset& test, const srn::RowMatrix& emb
 }  // namespace
 
 int main(int argc, char** argv) {
+  srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "evaluates a weights file or the DTW baseline on a protocol.\n"
       "Example: srn-eval --model=voice.srnw --dataset=arabic-voice --protocol=out-of-domain");
@@ -69,6 +132,47 @@ int main(int argc, char** argv) {
   if (dataset.empty()) return Fail(tool, absl::InvalidArgumentError("--dataset is required"));
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = srn::DataDir();
+  if (absl::GetFlag(FLAGS_protocol) == "svc2004-cv") {
+    srn::SignatureCvRequest request;
+    request.data_dir = data_dir;
+    request.model = model_arg;
+    request.name = absl::GetFlag(FLAGS_name);
+    request.det_csv = absl::GetFlag(FLAGS_det_csv);
+    absl::StatusOr<srn::SrnScore> srn_score = srn::ParseSrnScore(absl::GetFlag(FLAGS_srn_score));
+    if (!srn_score.ok()) return Fail(tool, srn_score.status());
+    request.srn_score = *srn_score;
+    srn::SignatureCvOptions& o = request.options;
+    o.folds = absl::GetFlag(FLAGS_folds);
+    o.draws = absl::GetFlag(FLAGS_draws);
+    o.seed = absl::GetFlag(FLAGS_seed) >= 0 ? static_cast<uint64_t>(absl::GetFlag(FLAGS_seed)) : 1;
+    o.threads = absl::GetFlag(FLAGS_threads);
+    o.top_k = absl::GetFlag(FLAGS_top_k);
+    const double band = absl::GetFlag(FLAGS_dtw_band);
+    request.dtw = band >= 0 ? srn::DtwOptions::Fraction(band) : srn::DtwOptions::NoBand();
+    absl::StatusOr<srn::ReferenceFusion> fusion = srn::ParseReferenceFusion(absl::GetFlag(FLAGS_fusion));
+    if (!fusion.ok()) return Fail(tool, fusion.status());
+    o.fusion = *fusion;
+    std::string norm = absl::GetFlag(FLAGS_normalization);
+    if (norm.empty()) norm = model_arg == "dtw" ? "ratio" : "shift";
+    absl::StatusOr<srn::ScoreNormalization> normalization = srn::ParseScoreNormalization(norm);
+    if (!normalization.ok()) return Fail(tool, normalization.status());
+    o.normalization = *normalization;
+    o.refs.clear();
+    for (absl::string_view r : absl::StrSplit(absl::GetFlag(FLAGS_refs), ',', absl::SkipEmpty())) {
+      int n = 0;
+      if (!absl::SimpleAtoi(r, &n)) return Fail(tool, absl::InvalidArgumentError("bad --refs"));
+      o.refs.push_back(n);
+    }
+    for (absl::string_view w : absl::StrSplit(absl::GetFlag(FLAGS_fuse_dtw), ',', absl::SkipEmpty())) {
+      double x = 0;
+      if (!absl::SimpleAtod(w, &x)) return Fail(tool, absl::InvalidArgumentError("bad --fuse_dtw"));
+      request.fuse_dtw_weights.push_back(x);
+    }
+    absl::StatusOr<std::vector<std::string>> lines = srn::RunSignatureCvReport(request, std::cerr);
+    if (!lines.ok()) return Fail(tool, lines.status());
+    for (const std::string& line : *lines) std::cout << line << std::endl;
+    return 0;
+  }
   absl::StatusOr<srn::Protocol> protocol = srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
   if (!protocol.ok()) return Fail(tool, protocol.status());
   if (*protocol == srn::Protocol::kAll) {
@@ -76,7 +180,8 @@ int main(int argc, char** argv) {
   }
 
   std::shared_ptr<const srn::SimilarityModel> model;
-  if (model_arg != "dtw") {
+  const bool fisher = model_arg == "fisher-kernel" || model_arg == "fisher-vector";
+  if (model_arg != "dtw" && !fisher) {
     absl::StatusOr<std::shared_ptr<const srn::SimilarityModel>> loaded = srn::LoadModel(model_arg);
     if (!loaded.ok()) return Fail(tool, loaded.status());
     model = *std::move(loaded);
@@ -89,6 +194,12 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<srn::Split> split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, seed);
   if (!split.ok()) return Fail(tool, split.status());
+  std::string result_dataset = dataset;
+  if (absl::GetFlag(FLAGS_drop_forgeries)) {
+    const auto genuine = [](const srn::Example& e) { return !e.forgery; };
+    for (srn::Dataset* d : {&split->train, &split->validation, &split->test}) *d = d->Filter(genuine);
+    result_dataset = dataset + "-noforg";
+  }
 
   srn::EvalOptions eval;
   eval.seed = seed;
@@ -100,10 +211,37 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<srn::EvalResult> result;
   std::string name = absl::GetFlag(FLAGS_name);
-  if (model == nullptr) {
+  if (fisher) {
+    srn::FisherBaselineOptions fo;
+    fo.candidate_states.clear();
+    for (absl::string_view k : absl::StrSplit(absl::GetFlag(FLAGS_hmm_states), ',', absl::SkipEmpty())) {
+      int v = 0;
+      if (!absl::SimpleAtoi(k, &v)) return Fail(tool, absl::InvalidArgumentError("bad --hmm_states"));
+      fo.candidate_states.push_back(v);
+    }
+    fo.hmm.restarts = absl::GetFlag(FLAGS_hmm_restarts);
+    fo.hmm.max_iterations = absl::GetFlag(FLAGS_hmm_iterations);
+    fo.hmm.seed = seed;
+    fo.hmm.threads = eval.threads;
+    fo.vector_pairs = absl::GetFlag(FLAGS_fisher_pairs);
+    fo.kernel_normalized = absl::GetFlag(FLAGS_fisher_normalized);
+    srn::FisherReport report;
+    result = srn::EvaluateFisher(model_arg == "fisher-kernel" ? srn::FisherMethod::kKernel : srn::FisherMethod::kVector,
+                                 *split, fo, eval, &report);
+    for (const auto& [k, ll] : report.selection.validation) {
+      std::cerr << absl::StrFormat("hmm states %d: validation log-likelihood per frame %.4f\n", k, ll);
+    }
+    std::cerr << absl::StrFormat("hmm: %d states chosen, Fisher score of %d entries\n", report.selection.states,
+                                 report.score_size);
+    if (name.empty()) name = model_arg;
+  } else if (model == nullptr) {
     const double band = absl::GetFlag(FLAGS_dtw_band);
     const srn::DtwOptions dtw = band >= 0 ? srn::DtwOptions::Fraction(band) : srn::DtwOptions::NoBand();
-    result = srn::EvaluateDtw(split->train, split->test, dtw, eval, absl::GetFlag(FLAGS_center_series));
+    if (!absl::GetFlag(FLAGS_dtw_matrix).empty()) {
+      result = EvaluateDtwMatrix(*split, dtw, eval, absl::GetFlag(FLAGS_center_series), absl::GetFlag(FLAGS_dtw_matrix));
+    } else {
+      result = srn::EvaluateDtw(split->train, split->test, dtw, eval, absl::GetFlag(FLAGS_center_series));
+    }
     if (name.empty()) name = "dtw";
   } else {
     if (model->preprocessor().raw_dims != split->test.dims()) {
@@ -135,6 +273,6 @@ int main(int argc, char** argv) {
       return Fail(tool, s);
     }
   }
-  std::cout << srn::ResultLine(*protocol, dataset, name, *result, dataset == "svc2004") << std::endl;
+  std::cout << srn::ResultLine(*protocol, result_dataset, name, *result, dataset == "svc2004") << std::endl;
   return 0;
 }

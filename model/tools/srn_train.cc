@@ -3,6 +3,7 @@
 //
 //   srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a --out=voice.srnw
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -16,6 +17,8 @@
 #include "model/dataset.h"
 #include "model/parallel.h"
 #include "model/protocols.h"
+#include "model/signature_protocol.h"
+#include "model/tools/flags_help.h"
 #include "model/trainer.h"
 #include "model/weights_file.h"
 #include "model/tools/tool_common.h"
@@ -53,6 +56,10 @@ ABSL_FLAG(std::string, out, "", "where to write the weights file");
 ABSL_FLAG(bool, eval, true, "evaluate on the test split after training and print a RESULT line");
 ABSL_FLAG(int, draws, 10, "one-shot draws in the evaluation");
 ABSL_FLAG(std::string, name, "", "model name in the RESULT line (default: the family)");
+ABSL_FLAG(int, folds, 4, "--protocol=svc2004-cv: signer-disjoint folds");
+ABSL_FLAG(int, augment_copies, 0, "signature data: perturbed copies (affine + time warp) added per training example");
+ABSL_FLAG(double, augment_strength, 1.0, "signature data: multiplies every augmentation amplitude");
+ABSL_FLAG(int, fold, 0, "--protocol=svc2004-cv: the fold whose signers are held out (0-based)");
 
 namespace {
 
@@ -63,6 +70,7 @@ void OnSignal(int) { g_cancel.store(true); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "trains a siamese similarity model and writes its weights file.\n"
       "Example: srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a "
@@ -77,7 +85,11 @@ int main(int argc, char** argv) {
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = srn::DataDir();
 
-  absl::StatusOr<srn::Protocol> protocol = srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
+  // svc2004-cv trains one fold of the signature cross-validation (model/signature_protocol.h);
+  // srn-eval --protocol=svc2004-cv evaluates the fold models, so no evaluation here.
+  const bool signature_cv = absl::GetFlag(FLAGS_protocol) == "svc2004-cv";
+  absl::StatusOr<srn::Protocol> protocol =
+      signature_cv ? srn::Protocol::kAll : srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
   if (!protocol.ok()) return Fail(tool, protocol.status());
   absl::StatusOr<srn::Architecture> arch = srn::ParseFamily(absl::GetFlag(FLAGS_model));
   if (!arch.ok()) return Fail(tool, arch.status());
@@ -91,6 +103,14 @@ int main(int argc, char** argv) {
   config.arch = *arch;
   config.window = absl::GetFlag(FLAGS_window);
   config.center_series = absl::GetFlag(FLAGS_center_series);
+  config.augment.copies = absl::GetFlag(FLAGS_augment_copies);
+  if (const double k = absl::GetFlag(FLAGS_augment_strength); k != 1.0) {
+    config.augment.max_rotation *= k;
+    config.augment.max_scale *= k;
+    config.augment.max_shear *= k;
+    config.augment.time_warp = std::min(0.9, config.augment.time_warp * k);
+    config.augment.max_length_change = std::min(0.9, config.augment.max_length_change * k);
+  }
   srn::TrainOptions& o = config.options;
   o.learning_rate = absl::GetFlag(FLAGS_lr);
   o.dropout = absl::GetFlag(FLAGS_dropout);
@@ -105,6 +125,7 @@ int main(int argc, char** argv) {
   o.hard_negative_fraction = absl::GetFlag(FLAGS_hard_negatives);
   o.hard_negative_pool = absl::GetFlag(FLAGS_hard_negative_pool);
   o.seed = absl::GetFlag(FLAGS_seed);
+  config.augment.seed = o.seed;
   o.threads = absl::GetFlag(FLAGS_threads);
   if (!(o.learning_rate > 0) || !(o.dropout >= 0 && o.dropout < 1) || o.batch_pairs < 1 ||
       o.max_epochs < 1 || config.window < 1 || !(o.hard_negative_fraction >= 0 && o.hard_negative_fraction <= 1)) {
@@ -116,12 +137,21 @@ int main(int argc, char** argv) {
   absl::StatusOr<srn::ValidationSplit> validation =
       srn::ParseValidationSplit(absl::GetFlag(FLAGS_validation));
   if (!validation.ok()) return Fail(tool, validation.status());
-  absl::StatusOr<srn::Split> split =
-      srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, *validation);
+  absl::StatusOr<srn::Split> split;
+  if (signature_cv) {
+    absl::StatusOr<srn::Dataset> data = srn::LoadNamedDataset(dataset, data_dir);
+    if (!data.ok()) return Fail(tool, data.status());
+    split = srn::MakeSignatureCvSplit(*data, absl::GetFlag(FLAGS_folds), absl::GetFlag(FLAGS_fold),
+                                      srn::SignatureCvOptions().fold_seed);
+    if (split.ok()) split->test.examples.clear();  // evaluated by srn-eval --protocol=svc2004-cv
+  } else {
+    split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, *validation);
+  }
   if (!split.ok()) return Fail(tool, split.status());
   config.kind = dataset == "svc2004" ? srn::FeatureKind::kSignature : srn::FeatureKind::kFrames;
-  config.training_data = absl::StrCat(dataset, " (", srn::ProtocolName(*protocol), "): ",
-                                      split->description);
+  config.training_data =
+      signature_cv ? absl::StrCat(dataset, ": ", split->description)
+                   : absl::StrCat(dataset, " (", srn::ProtocolName(*protocol), "): ", split->description);
   config.command = srn::tools::CommandLine(argc, argv);
 
   std::signal(SIGINT, OnSignal);
