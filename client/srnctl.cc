@@ -60,6 +60,9 @@ ABSL_FLAG(std::string, subject, "", "subject id (enroll, verify, get, delete)");
 ABSL_FLAG(std::string, mode, "add", "enroll: add to the subject's references, or replace them");
 ABSL_FLAG(std::optional<double>, threshold, std::nullopt,
           "enroll: the subject's own threshold; verify, identify: the threshold of this call");
+ABSL_FLAG(std::optional<double>, threshold_shift, std::nullopt,
+          "enroll: derive the subject's threshold as its references' mean mutual similarity plus "
+          "this shift (see docs/DEFAULT_MODEL.md)");
 ABSL_FLAG(std::string, fusion, "", "verify, identify: max, mean or top-k-mean (default: the server's)");
 ABSL_FLAG(int, top_k, 0, "identify: candidates to return (0: 5); verify: k of top-k-mean (0: 3)");
 ABSL_FLAG(int, page_size, 0, "list: subjects per page (0: the server's default of 100)");
@@ -108,7 +111,7 @@ Commands:
   model-info                    the served model
   embed FILE...                 embeddings of each series
   similarity FILE_A FILE_B      similarity of two series
-  enroll --subject=ID [--mode=add|replace] [--threshold=T] FILE...
+  enroll --subject=ID [--mode=add|replace] [--threshold=T | --threshold_shift=S] FILE...
   verify --subject=ID [--threshold=T] [--fusion=F] [--fail_on_reject] FILE
   identify [--top_k=K] [--threshold=T] [--fusion=F] FILE
   get --subject=ID              one enrolled subject
@@ -402,6 +405,9 @@ int Enroll(const Client& client, const std::vector<std::string>& files) {
     return UsageError(absl::StrCat("--mode must be add or replace, not '", mode, "'"));
   }
   if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold)) request.set_threshold(static_cast<float>(*t));
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold_shift)) {
+    request.set_threshold_shift(static_cast<float>(*t));
+  }
   absl::StatusOr<std::vector<v1::SeriesInput>> inputs = ReadInputs(files);
   if (!inputs.ok()) return Fail(inputs.status(), kExitUsage);
   for (auto& input : *inputs) *request.add_references() = std::move(input);

@@ -20,7 +20,8 @@
 namespace srn {
 
 bool operator==(const SubjectRecord& a, const SubjectRecord& b) {
-  if (a.id != b.id || a.threshold != b.threshold || a.created_unix_ms != b.created_unix_ms ||
+  if (a.id != b.id || a.threshold != b.threshold || a.threshold_shift != b.threshold_shift ||
+      a.created_unix_ms != b.created_unix_ms ||
       a.updated_unix_ms != b.updated_unix_ms || a.model_id != b.model_id ||
       a.references.size() != b.references.size()) {
     return false;
@@ -48,6 +49,10 @@ absl::Status ValidateSubjectRecord(const SubjectRecord& record) {
   if (record.threshold.has_value() && !std::isfinite(*record.threshold)) {
     return absl::InvalidArgumentError(
         absl::StrCat("subject '", record.id, "': threshold ", *record.threshold, " is not finite"));
+  }
+  if (record.threshold_shift.has_value() && !std::isfinite(*record.threshold_shift)) {
+    return absl::InvalidArgumentError(absl::StrCat("subject '", record.id, "': threshold shift ",
+                                                   *record.threshold_shift, " is not finite"));
   }
   for (size_t i = 0; i < record.references.size(); ++i) {
     const std::vector<float>& embedding = record.references[i].embedding;

@@ -1,11 +1,13 @@
 #include "server/similarity_core.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "model/parallel.h"
+#include "model/signature_protocol.h"
 #include "model/status_macros.h"
 
 namespace srn {
@@ -34,12 +36,32 @@ v1::Fusion ToProto(FusionRule rule) {
   return v1::FUSION_UNSPECIFIED;
 }
 
+// The threshold EnrollRequest.threshold_shift derives from a subject's references: their mean
+// mutual similarity plus the shift, clamped to [0, 1] (srn::SubjectThreshold, shift form).
+absl::StatusOr<float> DerivedThreshold(const SimilarityModel& model, const SubjectEntry& entry) {
+  const int n = entry.references();
+  if (n < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "subject '", entry.id, "' would have ", n, " reference; a threshold derived from the "
+        "references (threshold_shift) needs at least 2 (or set threshold instead)"));
+  }
+  std::vector<double> mutual;
+  for (int i = 0; i < n; ++i) {
+    for (int j = i + 1; j < n; ++j) {
+      mutual.push_back(model.Score(entry.embeddings.row(i).data(), entry.embeddings.row(j).data()));
+    }
+  }
+  const double t = SubjectThreshold(mutual, *entry.threshold_shift, ScoreNormalization::kShift);
+  return static_cast<float>(std::clamp(t, 0.0, 1.0));
+}
+
 }  // namespace
 
 SubjectRecord ToRecord(const SubjectEntry& entry) {
   SubjectRecord record;
   record.id = entry.id;
   record.threshold = entry.threshold;
+  record.threshold_shift = entry.threshold_shift;
   record.created_unix_ms = entry.created_unix_ms;
   record.updated_unix_ms = entry.updated_unix_ms;
   record.model_id = entry.model_id;
@@ -57,6 +79,7 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> FromRecord(SubjectRecord rec
   auto entry = std::make_shared<SubjectEntry>();
   entry->id = std::move(record.id);
   entry->threshold = record.threshold;
+  entry->threshold_shift = record.threshold_shift;
   entry->created_unix_ms = record.created_unix_ms;
   entry->updated_unix_ms = record.updated_unix_ms;
   entry->model_id = std::move(record.model_id);
@@ -81,6 +104,7 @@ v1::Subject ToProto(const SubjectEntry& entry) {
   s.set_subject_id(entry.id);
   s.set_reference_count(entry.references());
   if (entry.threshold.has_value()) s.set_threshold(*entry.threshold);
+  if (entry.threshold_shift.has_value()) s.set_threshold_shift(*entry.threshold_shift);
   s.set_created_unix_ms(entry.created_unix_ms);
   s.set_updated_unix_ms(entry.updated_unix_ms);
   s.set_model_id(entry.model_id);
@@ -178,6 +202,16 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
                                                      options_.limits.max_references));
   }
   if (request.has_threshold()) SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  if (request.has_threshold_shift()) {
+    if (request.has_threshold()) {
+      return absl::InvalidArgumentError(
+          "set threshold or threshold_shift (a threshold derived from the references), not both");
+    }
+    if (!(request.threshold_shift() >= -1.0f && request.threshold_shift() <= 1.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "threshold_shift must be in [-1, 1], got ", request.threshold_shift()));
+    }
+  }
   const bool replace = request.mode() == v1::ENROLL_MODE_REPLACE;
   if (request.mode() != v1::ENROLL_MODE_UNSPECIFIED && request.mode() != v1::ENROLL_MODE_ADD && !replace) {
     return absl::InvalidArgumentError(absl::StrCat("unknown enroll mode ", request.mode()));
@@ -202,6 +236,12 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     entry->threshold = request.has_threshold()
                            ? std::optional<float>(request.threshold())
                            : (view.subject ? view.subject->threshold : std::nullopt);
+    // A shift is kept until a fixed threshold replaces it.
+    entry->threshold_shift = request.has_threshold_shift()
+                                 ? std::optional<float>(request.threshold_shift())
+                                 : request.has_threshold() || !view.subject
+                                       ? std::nullopt
+                                       : view.subject->threshold_shift;
     const bool append = view.subject != nullptr && !replace;
     const int old_rows = append ? view.subject->references() : 0;
     if (old_rows + emb.rows() > options_.limits.max_references) {
@@ -217,6 +257,9 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
     entry->embeddings.bottomRows(emb.rows()) = emb;
     entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
+    if (entry->threshold_shift.has_value()) {
+      SRN_ASSIGN_OR_RETURN(entry->threshold, DerivedThreshold(*model->model, *entry));
+    }
 
     const auto start = std::chrono::steady_clock::now();
     SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
@@ -396,6 +439,10 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   auto fresh = std::make_shared<SubjectEntry>(entry);
   fresh->embeddings = std::move(emb);
   fresh->model_id = model.id;
+  // A derived threshold follows the new model's similarities.
+  if (fresh->threshold_shift.has_value()) {
+    SRN_ASSIGN_OR_RETURN(fresh->threshold, DerivedThreshold(*model.model, *fresh));
+  }
   return std::shared_ptr<const SubjectEntry>(std::move(fresh));
 }
 

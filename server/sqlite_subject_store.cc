@@ -1,10 +1,10 @@
 // The SQLite SubjectStore: one file in WAL mode with synchronous=FULL, so that a commit is in the
 // fsynced WAL before Put/PutAll/Delete return, and WAL checksums make recovery ignore a torn tail.
 //
-// Schema (version 1; PRAGMA application_id marks the file as ours, PRAGMA user_version is the
-// schema version):
+// Schema (version 2; PRAGMA application_id marks the file as ours, PRAGMA user_version is the
+// schema version; a version 1 file is upgraded in place when opened):
 //   subjects(id TEXT PRIMARY KEY, threshold REAL NULL, created_ms INTEGER, updated_ms INTEGER,
-//            model_id TEXT)
+//            model_id TEXT, threshold_shift REAL NULL)   -- threshold_shift: since version 2
 //   subject_references(subject_id TEXT REFERENCES subjects(id) ON DELETE CASCADE,
 //                      position INTEGER, input BLOB, embedding BLOB,
 //                      PRIMARY KEY(subject_id, position))
@@ -39,7 +39,7 @@ namespace srn {
 namespace {
 
 constexpr int32_t kApplicationId = 0x73726E73;  // "srns"
-constexpr int64_t kSchemaVersion = 1;
+constexpr int64_t kSchemaVersion = 2;
 // How long a write waits for another process holding the write lock before giving up.
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -49,7 +49,8 @@ constexpr char kCreateSchemaSql[] =
     "  threshold REAL NULL,"
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL,"
-    "  model_id TEXT NOT NULL"
+    "  model_id TEXT NOT NULL,"
+    "  threshold_shift REAL NULL"
     ") WITHOUT ROWID;"
     "CREATE TABLE subject_references("
     "  subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,"
@@ -60,11 +61,11 @@ constexpr char kCreateSchemaSql[] =
     ") WITHOUT ROWID;";
 
 constexpr char kUpsertSubjectSql[] =
-    "INSERT INTO subjects(id, threshold, created_ms, updated_ms, model_id) "
-    "VALUES(?1, ?2, ?3, ?4, ?5) "
+    "INSERT INTO subjects(id, threshold, created_ms, updated_ms, model_id, threshold_shift) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
     "ON CONFLICT(id) DO UPDATE SET threshold = excluded.threshold, "
     "created_ms = excluded.created_ms, updated_ms = excluded.updated_ms, "
-    "model_id = excluded.model_id";
+    "model_id = excluded.model_id, threshold_shift = excluded.threshold_shift";
 constexpr char kDeleteReferencesSql[] = "DELETE FROM subject_references WHERE subject_id = ?1";
 constexpr char kInsertReferenceSql[] =
     "INSERT INTO subject_references(subject_id, position, input, embedding) "
@@ -72,7 +73,8 @@ constexpr char kInsertReferenceSql[] =
 constexpr char kDeleteSubjectSql[] = "DELETE FROM subjects WHERE id = ?1";
 constexpr char kCountSql[] = "SELECT count(*) FROM subjects";
 constexpr char kScanSubjectsSql[] =
-    "SELECT id, threshold, created_ms, updated_ms, model_id FROM subjects ORDER BY id";
+    "SELECT id, threshold, created_ms, updated_ms, model_id, threshold_shift FROM subjects "
+    "ORDER BY id";
 constexpr char kScanReferencesSql[] =
     "SELECT subject_id, position, input, embedding FROM subject_references "
     "ORDER BY subject_id, position";
@@ -257,6 +259,24 @@ absl::Status InitializeSchema(sqlite3* db, absl::string_view path) {
   return status;
 }
 
+// Brings a version 1 store to version 2 (adds subjects.threshold_shift), unless another process
+// did so first; existing rows keep no shift.
+absl::Status UpgradeSchema(sqlite3* db, absl::string_view path) {
+  SRN_RETURN_IF_ERROR(ExecSql(db, "BEGIN IMMEDIATE", path));
+  absl::Status status = [&]() -> absl::Status {
+    SRN_ASSIGN_OR_RETURN(const int64_t version, QueryInt(db, "PRAGMA user_version", path));
+    if (version >= 2) return absl::OkStatus();
+    SRN_RETURN_IF_ERROR(
+        ExecSql(db, "ALTER TABLE subjects ADD COLUMN threshold_shift REAL NULL", path));
+    return ExecSql(db, "PRAGMA user_version = 2", path);
+  }();
+  if (status.ok()) status = ExecSql(db, "COMMIT", path);
+  if (!status.ok() && !sqlite3_get_autocommit(db)) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  return status;
+}
+
 // Refuses foreign and future files before changing anything in them (switching to WAL writes the
 // header), then configures the connection and creates the schema in a new file.
 absl::Status PrepareDatabase(sqlite3* db, absl::string_view path) {
@@ -309,6 +329,7 @@ absl::Status PrepareDatabase(sqlite3* db, absl::string_view path) {
   }
 
   if (is_new) SRN_RETURN_IF_ERROR(InitializeSchema(db, path));
+  if (!is_new && version < kSchemaVersion) SRN_RETURN_IF_ERROR(UpgradeSchema(db, path));
   SRN_ASSIGN_OR_RETURN(const int64_t tables,
                        QueryInt(db,
                                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
@@ -398,6 +419,17 @@ absl::Status ReadSubjectRow(sqlite3_stmt* stmt, absl::string_view path, SubjectR
     return CorruptRow(path, id, "the model id is not TEXT");
   }
   record->model_id = std::string(ColumnBytes(stmt, 4));
+  switch (sqlite3_column_type(stmt, 5)) {
+    case SQLITE_NULL:
+      record->threshold_shift.reset();
+      break;
+    case SQLITE_FLOAT:
+    case SQLITE_INTEGER:
+      record->threshold_shift = static_cast<float>(sqlite3_column_double(stmt, 5));
+      break;
+    default:
+      return CorruptRow(path, id, "the threshold shift is not a number");
+  }
   return absl::OkStatus();
 }
 
@@ -574,6 +606,10 @@ class SqliteSubjectStore : public SubjectStore {
       SRN_RETURN_IF_ERROR(Bound(sqlite3_bind_int64(stmt, 3, record.created_unix_ms), "bind time"));
       SRN_RETURN_IF_ERROR(Bound(sqlite3_bind_int64(stmt, 4, record.updated_unix_ms), "bind time"));
       SRN_RETURN_IF_ERROR(Bound(BindText(stmt, 5, record.model_id), "bind model id"));
+      SRN_RETURN_IF_ERROR(Bound(record.threshold_shift.has_value()
+                                    ? sqlite3_bind_double(stmt, 6, *record.threshold_shift)
+                                    : sqlite3_bind_null(stmt, 6),
+                                "bind threshold shift"));
       SRN_RETURN_IF_ERROR(StepDone(stmt, absl::StrCat("store subject '", record.id, "'")));
     }
     {

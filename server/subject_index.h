@@ -33,6 +33,7 @@ float FuseScores(const float* scores, int n, FusionRule rule, int top_k);
 struct SubjectEntry {
   std::string id;
   std::optional<float> threshold;
+  std::optional<float> threshold_shift;  // threshold = mutual similarity + shift (see Enroll)
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
   std::string model_id;             // the model that made `embeddings`

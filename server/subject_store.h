@@ -25,6 +25,8 @@ struct StoredReference {
 struct SubjectRecord {
   std::string id;
   std::optional<float> threshold;  // the subject's own acceptance threshold, if set
+  // When set, `threshold` was derived from the references' mutual similarities plus this shift.
+  std::optional<float> threshold_shift;
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
   std::string model_id;            // fingerprint of the model that made the embeddings

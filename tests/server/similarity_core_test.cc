@@ -120,6 +120,73 @@ TEST_F(SimilarityCoreTest, ThresholdPrecedenceRequestThenSubjectThenServer) {
   EXPECT_EQ(core->Verify(v)->threshold(), 0.25f);
 }
 
+// The mean similarity among the embeddings of `inputs` under `model`, computed independently.
+double MeanMutual(const ServingModel& model, const std::vector<v1::SeriesInput>& inputs) {
+  std::vector<Series> series;
+  for (const auto& in : inputs) series.push_back(*Series::FromValues(in.frames().values(), kDims));
+  std::vector<const Series*> pointers;
+  for (const Series& s : series) pointers.push_back(&s);
+  const RowMatrix e = *model.model->Embed(pointers);
+  double sum = 0;
+  int pairs = 0;
+  for (int i = 0; i < e.rows(); ++i) {
+    for (int j = i + 1; j < e.rows(); ++j, ++pairs) sum += model.model->Score(e.row(i).data(), e.row(j).data());
+  }
+  return sum / pairs;
+}
+
+TEST_F(SimilarityCoreTest, ThresholdShiftDerivesTheThresholdFromTheReferences) {
+  auto model = Serving(4);
+  auto core = MakeCore(model);
+  const std::vector<v1::SeriesInput> refs = {RandomInput(6, &rng_), RandomInput(7, &rng_),
+                                             RandomInput(5, &rng_)};
+  v1::EnrollRequest request = Enroll("s", {refs[0], refs[1]});
+  request.set_threshold_shift(-0.05f);
+  absl::StatusOr<v1::EnrollResponse> enrolled = core->Enroll(request);
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status();
+  const double expected2 = MeanMutual(*model, {refs[0], refs[1]}) - 0.05;
+  EXPECT_NEAR(enrolled->subject().threshold(), expected2, 1e-6);
+  EXPECT_EQ(enrolled->subject().threshold_shift(), -0.05f);
+  v1::VerifyRequest v;
+  v.set_subject_id("s");
+  *v.mutable_query() = RandomInput(6, &rng_);
+  EXPECT_NEAR(core->Verify(v)->threshold(), expected2, 1e-6);
+
+  // ADD keeps the shift and re-derives over all references.
+  enrolled = core->Enroll(Enroll("s", {refs[2]}));
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status();
+  EXPECT_NEAR(enrolled->subject().threshold(), MeanMutual(*model, refs) - 0.05, 1e-6);
+
+  // A new model re-derives it from its own similarities.
+  auto next = Serving(5, "gru-a");
+  ASSERT_TRUE(core->SwapModel(next).ok());
+  EXPECT_NEAR(core->Verify(v)->threshold(), MeanMutual(*next, refs) - 0.05, 1e-6);
+
+  // A fixed threshold replaces the shift; the derived one cannot come from a single reference.
+  v1::EnrollRequest fixed = Enroll("s", {refs[0]}, v1::ENROLL_MODE_REPLACE);
+  fixed.set_threshold(0.9f);
+  enrolled = core->Enroll(fixed);
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status();
+  EXPECT_FALSE(enrolled->subject().has_threshold_shift());
+  EXPECT_EQ(core->Verify(v)->threshold(), 0.9f);
+  v1::EnrollRequest one = Enroll("t", {refs[0]});
+  one.set_threshold_shift(0.0f);
+  EXPECT_EQ(core->Enroll(one).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::EnrollRequest both = Enroll("t", {refs[0], refs[1]});
+  both.set_threshold_shift(0.0f);
+  both.set_threshold(0.5f);
+  EXPECT_EQ(core->Enroll(both).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::EnrollRequest far = Enroll("t", {refs[0], refs[1]});
+  far.set_threshold_shift(1.5f);
+  EXPECT_EQ(core->Enroll(far).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core->GetSubject([] {
+                  v1::GetSubjectRequest g;
+                  g.set_subject_id("t");
+                  return g;
+                }()).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(SimilarityCoreTest, IdentifyRanksTheEnrolledCopyFirst) {
   auto core = MakeCore(Serving(4));
   std::vector<v1::SeriesInput> refs;

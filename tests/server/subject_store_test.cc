@@ -75,6 +75,7 @@ SubjectRecord MakeRecord(const std::string& id, int version, int num_references 
   SubjectRecord record;
   record.id = id;
   if (version % 2 == 1) record.threshold = 0.5f + static_cast<float>(version);
+  if (version % 4 == 1) record.threshold_shift = -0.125f * static_cast<float>(version);
   record.created_unix_ms = 1700000000000 + version;
   record.updated_unix_ms = 1700000001000 + version;
   record.model_id = absl::StrCat("model-", version);
@@ -538,6 +539,7 @@ TEST_F(SqliteSubjectStoreTest, FileHasTheDocumentedSchemaAndEncoding) {
     SubjectRecord record;
     record.id = "alice";
     record.threshold = 0.75f;
+    record.threshold_shift = -0.25f;
     record.created_unix_ms = 11;
     record.updated_unix_ms = 22;
     record.model_id = "fingerprint-123";
@@ -547,9 +549,10 @@ TEST_F(SqliteSubjectStoreTest, FileHasTheDocumentedSchemaAndEncoding) {
   }
   RawDb raw(path);
   EXPECT_EQ(raw.Query("PRAGMA application_id"), "1936879219");  // 0x73726E73, "srns"
-  EXPECT_EQ(raw.Query("PRAGMA user_version"), "1");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");  // persistent in the file
   EXPECT_EQ(raw.Query("SELECT threshold FROM subjects WHERE id = 'alice'"), "0.75");
+  EXPECT_EQ(raw.Query("SELECT threshold_shift FROM subjects WHERE id = 'alice'"), "-0.25");
   EXPECT_EQ(raw.Query("SELECT created_ms || ',' || updated_ms || ',' || model_id FROM subjects"),
             "11,22,fingerprint-123");
   EXPECT_EQ(raw.Query("SELECT input FROM subject_references WHERE position = 0"),
@@ -657,11 +660,50 @@ TEST_F(SqliteSubjectStoreTest, AnotherProgramsDatabaseIsRefusedAndLeftAlone) {
 TEST_F(SqliteSubjectStoreTest, AStoreOfANewerSchemaVersionIsRefused) {
   const std::string path = dir_.File("subjects.db");
   MakeStore(path);
-  RawDb(path).Exec("PRAGMA user_version = 2");
+  RawDb(path).Exec("PRAGMA user_version = 3");
   absl::StatusOr<std::unique_ptr<SubjectStore>> store = OpenSqliteSubjectStore(path);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
   EXPECT_THAT(std::string(store.status().message()),
-              HasSubstr("schema version 2, which is newer than the version 1"));
+              HasSubstr("schema version 3, which is newer than the version 2"));
+}
+
+// A store written before threshold shifts existed (schema version 1, built here exactly as that
+// version created it) opens, keeps its subjects without a shift, and stores shifts from then on.
+TEST_F(SqliteSubjectStoreTest, AVersion1StoreIsUpgradedInPlace) {
+  const std::string path = dir_.File("v1.db");
+  {
+    RawDb raw(path);
+    raw.Exec(
+        "PRAGMA journal_mode = WAL;"
+        "CREATE TABLE subjects(id TEXT PRIMARY KEY NOT NULL, threshold REAL NULL,"
+        "  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, model_id TEXT NOT NULL)"
+        "  WITHOUT ROWID;"
+        "CREATE TABLE subject_references(subject_id TEXT NOT NULL REFERENCES subjects(id)"
+        "  ON DELETE CASCADE, position INTEGER NOT NULL, input BLOB NOT NULL,"
+        "  embedding BLOB NOT NULL, PRIMARY KEY(subject_id, position)) WITHOUT ROWID;"
+        "INSERT INTO subjects VALUES('old', 0.5, 1, 2, 'm');"
+        "INSERT INTO subject_references VALUES('old', 0, x'01', x'0000803F');"
+        "PRAGMA application_id = 1936879219; PRAGMA user_version = 1;");
+  }
+  {
+    std::unique_ptr<SubjectStore> store = OpenOrDie(path);
+    absl::StatusOr<std::vector<SubjectRecord>> records = ReadAll(*store);
+    ASSERT_OK(records.status());
+    ASSERT_EQ(records->size(), 1u);
+    EXPECT_EQ((*records)[0].id, "old");
+    EXPECT_EQ((*records)[0].threshold, 0.5f);
+    EXPECT_FALSE((*records)[0].threshold_shift.has_value());
+    EXPECT_EQ((*records)[0].references[0].embedding, std::vector<float>{1.0f});
+    SubjectRecord shifted = MakeRecord("new", 1);
+    ASSERT_TRUE(shifted.threshold_shift.has_value());
+    ASSERT_OK(store->Put(shifted));
+  }
+  EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), "2");
+  std::unique_ptr<SubjectStore> store = OpenOrDie(path);
+  absl::StatusOr<std::vector<SubjectRecord>> records = ReadAll(*store);
+  ASSERT_OK(records.status());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0], MakeRecord("new", 1));
 }
 
 TEST_F(SqliteSubjectStoreTest, ATruncatedDatabaseFileIsDataLoss) {
