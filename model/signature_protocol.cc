@@ -242,7 +242,8 @@ absl::StatusOr<SignatureTrials> MakeSignatureTrials(const Dataset& test,
   std::vector<double> to_refs(refs);
   std::vector<double> mutual;
   for (int d = 0; d < options.draws; ++d) {
-    for (const auto& [signer, members] : genuine) {
+    for (const auto& [signer_key, members] : genuine) {
+      const int signer = signer_key;  // a lambda below captures it (C++17 cannot capture bindings)
       std::mt19937_64 rng(options.seed * 0x9E3779B97F4A7C15ull +
                           static_cast<uint64_t>(signer) * 1000003ull + static_cast<uint64_t>(d));
       std::vector<int> order = members;
