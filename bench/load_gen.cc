@@ -145,7 +145,7 @@ class LatencyHistogram {
     max_ = std::max(max_, ns);
   }
 
-  void Merge(const LatencyHistogram &other) {
+  void Merge(const LatencyHistogram& other) {
     for (int i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
     count_ += other.count_;
     sum_ += other.sum_;
@@ -207,18 +207,18 @@ struct Stats {
   int64_t late_sends = 0;               // open loop: calls sent more than 1 ms after their time
   int64_t max_send_lag_ns = 0;
 
-  void Merge(const Stats &o) {
+  void Merge(const Stats& o) {
     latency.Merge(o.latency);
     ok += o.ok;
-    for (const auto &[code, n] : o.errors) errors[code] += n;
-    for (const auto &[code, m] : o.examples) examples.emplace(code, m);
+    for (const auto& [code, n] : o.errors) errors[code] += n;
+    for (const auto& [code, m] : o.examples) examples.emplace(code, m);
     completed_in_window += o.completed_in_window;
     late_sends += o.late_sends;
     max_send_lag_ns = std::max(max_send_lag_ns, o.max_send_lag_ns);
   }
   int64_t error_count() const {
     int64_t n = 0;
-    for (const auto &[code, count] : errors) n += count;
+    for (const auto& [code, count] : errors) n += count;
     return n;
   }
 };
@@ -230,7 +230,7 @@ struct Workload {
   std::function<grpc::ByteBuffer(uint64_t seq)> request;
 };
 
-grpc::ByteBuffer ToByteBuffer(const google::protobuf::MessageLite &message) {
+grpc::ByteBuffer ToByteBuffer(const google::protobuf::MessageLite& message) {
   grpc::Slice slice(message.SerializeAsString());
   return grpc::ByteBuffer(&slice, 1);
 }
@@ -266,9 +266,9 @@ struct RunConfig {
 // channels.
 class Worker {
  public:
-  Worker(int index, int num_workers, const RunConfig &config, const Workload &workload,
-         const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs, Clock::time_point origin,
-         std::atomic<int64_t> *progress)
+  Worker(int index, int num_workers, const RunConfig& config, const Workload& workload,
+         const std::vector<std::unique_ptr<grpc::GenericStub>>& stubs, Clock::time_point origin,
+         std::atomic<int64_t>* progress)
       : index_(index),
         num_workers_(num_workers),
         config_(config),
@@ -291,13 +291,13 @@ class Worker {
         break;
     }
     cq_.Shutdown();
-    void *tag;
+    void* tag;
     bool ok;
     while (cq_.Next(&tag, &ok)) {
     }
   }
 
-  const Stats &stats() const { return stats_; }
+  const Stats& stats() const { return stats_; }
 
  private:
   struct Call {
@@ -312,13 +312,13 @@ class Worker {
     // Counted before it can complete, so the count never dips below the calls
     // in flight.
     outstanding_.fetch_add(1, std::memory_order_acq_rel);
-    auto *call = new Call;
+    auto* call = new Call;
     call->start_ns = start_ns;
     call->context.set_deadline(std::chrono::system_clock::now() + config_.deadline);
     if (!config_.authorization.empty()) {
       call->context.AddMetadata("authorization", config_.authorization);
     }
-    grpc::GenericStub &stub = *stubs_[next_stub_++ % stubs_.size()];
+    grpc::GenericStub& stub = *stubs_[next_stub_++ % stubs_.size()];
     call->reader =
         stub.PrepareUnaryCall(&call->context, workload_.method, workload_.request(seq), &cq_);
     call->reader->StartCall();
@@ -327,15 +327,15 @@ class Worker {
 
   // Takes one completion; null when the queue is shut down (never while calls
   // are in flight).
-  Call *Take() {
-    void *tag = nullptr;
+  Call* Take() {
+    void* tag = nullptr;
     bool ok = false;
     if (!cq_.Next(&tag, &ok)) return nullptr;
     outstanding_.fetch_sub(1, std::memory_order_acq_rel);
-    return static_cast<Call *>(tag);
+    return static_cast<Call*>(tag);
   }
 
-  void Account(const Call &call, int64_t end_ns) {
+  void Account(const Call& call, int64_t end_ns) {
     if (call.status.ok()) {
       ++stats_.ok;
       stats_.latency.Record(end_ns - call.start_ns);
@@ -355,7 +355,7 @@ class Worker {
         config_.concurrency / num_workers_ + (index_ < config_.concurrency % num_workers_);
     for (int i = 0; i < slots; ++i) Issue(NowNs(origin_), NextSeq());
     while (outstanding_ > 0) {
-      Call *call = Take();
+      Call* call = Take();
       const int64_t now = NowNs(origin_);
       if (now >= window_begin && now < window_end) Account(*call, now);
       delete call;
@@ -412,13 +412,13 @@ class Worker {
       sent_all.store(true, std::memory_order_release);
     });
     while (true) {
-      void *tag = nullptr;
+      void* tag = nullptr;
       bool ok = false;
       const auto status =
           cq_.AsyncNext(&tag, &ok, std::chrono::system_clock::now() + std::chrono::milliseconds(5));
       if (status == grpc::CompletionQueue::GOT_EVENT) {
         outstanding_.fetch_sub(1, std::memory_order_acq_rel);
-        Call *call = static_cast<Call *>(tag);
+        Call* call = static_cast<Call*>(tag);
         const int64_t end = NowNs(origin_);
         if (call->start_ns >= window_begin && call->start_ns < window_end) Account(*call, end);
         if (end >= window_begin && end < window_end) ++stats_.completed_in_window;
@@ -443,7 +443,7 @@ class Worker {
       ++issued;
     }
     while (outstanding_ > 0) {
-      Call *call = Take();
+      Call* call = Take();
       Account(*call, NowNs(origin_));
       delete call;
       progress_->fetch_add(1, std::memory_order_relaxed);
@@ -458,11 +458,11 @@ class Worker {
 
   const int index_;
   const int num_workers_;
-  const RunConfig &config_;
-  const Workload &workload_;
-  const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs_;
+  const RunConfig& config_;
+  const Workload& workload_;
+  const std::vector<std::unique_ptr<grpc::GenericStub>>& stubs_;
   const Clock::time_point origin_;
-  std::atomic<int64_t> *const progress_;
+  std::atomic<int64_t>* const progress_;
   grpc::CompletionQueue cq_;
   size_t next_stub_;
   uint64_t seq_ = 0;
@@ -531,9 +531,9 @@ struct RunResult {
 };
 
 // Runs `workload` as `config` says over `threads` client threads.
-RunResult Run(const RunConfig &config, const Workload &workload,
-              const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs, int threads,
-              int server_pid, const std::string &progress_label) {
+RunResult Run(const RunConfig& config, const Workload& workload,
+              const std::vector<std::unique_ptr<grpc::GenericStub>>& stubs, int threads,
+              int server_pid, const std::string& progress_label) {
   std::atomic<int64_t> progress{0};
   const Clock::time_point origin = Clock::now();
   std::vector<std::unique_ptr<Worker>> workers;
@@ -542,7 +542,7 @@ RunResult Run(const RunConfig &config, const Workload &workload,
         std::make_unique<Worker>(i, threads, config, workload, stubs, origin, &progress));
   }
   std::vector<std::thread> running;
-  for (auto &w : workers) running.emplace_back([&w] { w->Run(); });
+  for (auto& w : workers) running.emplace_back([&w] { w->Run(); });
 
   RunResult result;
   CpuSample begin, end;
@@ -560,7 +560,7 @@ RunResult Run(const RunConfig &config, const Workload &workload,
         }
       }
     });
-    for (auto &t : running) t.join();
+    for (auto& t : running) t.join();
     done = true;
     reporter.join();
     end = SampleCpu(server_pid);
@@ -570,7 +570,7 @@ RunResult Run(const RunConfig &config, const Workload &workload,
     std::this_thread::sleep_until(origin +
                                   std::chrono::nanoseconds(config.warmup_ns + config.duration_ns));
     end = SampleCpu(server_pid);
-    for (auto &t : running) t.join();
+    for (auto& t : running) t.join();
   }
   const double wall = std::chrono::duration<double>(end.when - begin.when).count();
   result.seconds = config.mode == Mode::kCount ? wall : config.duration_ns * 1e-9;
@@ -583,7 +583,7 @@ RunResult Run(const RunConfig &config, const Workload &workload,
       result.machine_cores = (end.machine - begin.machine) / wall;
     }
   }
-  for (auto &w : workers) result.stats.Merge(w->stats());
+  for (auto& w : workers) result.stats.Merge(w->stats());
   return result;
 }
 
@@ -593,7 +593,7 @@ RunResult Run(const RunConfig &config, const Workload &workload,
 // True for addresses only this machine can reach.
 bool IsLoopbackTarget(std::string target) {
   if (absl::StartsWith(target, "unix:") || absl::StartsWith(target, "unix-abstract:")) return true;
-  for (const char *scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
+  for (const char* scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
     if (absl::StartsWith(target, scheme)) {
       target = target.substr(std::string(scheme).size());
       break;
@@ -610,8 +610,8 @@ bool IsLoopbackTarget(std::string target) {
 // "Bearer <token>" from $SRN_LOADGEN_TOKEN, else the first of $SRN_ADMIN_TOKEN
 // (enrolling needs admin), else empty (a server without tokens).
 std::string Authorization() {
-  for (const char *name : {"SRN_LOADGEN_TOKEN", "SRN_ADMIN_TOKEN"}) {
-    const char *value = std::getenv(name);
+  for (const char* name : {"SRN_LOADGEN_TOKEN", "SRN_ADMIN_TOKEN"}) {
+    const char* value = std::getenv(name);
     if (value == nullptr || *value == '\0') continue;
     std::vector<std::string> tokens = absl::StrSplit(value, ',', absl::SkipWhitespace());
     if (!tokens.empty()) return absl::StrCat("Bearer ", tokens.front());
@@ -628,7 +628,7 @@ class Generator {
   // costs, not content.
   v1::SeriesInput Series() {
     v1::SeriesInput input;
-    v1::Series *s = input.mutable_frames();
+    v1::Series* s = input.mutable_frames();
     s->set_num_features(features_);
     s->mutable_values()->Reserve(features_ * frames_);
     for (int i = 0; i < features_ * frames_; ++i) s->add_values(normal_(rng_));
@@ -645,11 +645,11 @@ class Generator {
 struct Setup {
   std::string authorization;
   std::chrono::milliseconds deadline{10000};
-  v1::SimilarityService::Stub *service = nullptr;
-  grpc::health::v1::Health::Stub *health = nullptr;
+  v1::SimilarityService::Stub* service = nullptr;
+  grpc::health::v1::Health::Stub* health = nullptr;
 };
 
-std::unique_ptr<grpc::ClientContext> Context(const Setup &setup) {
+std::unique_ptr<grpc::ClientContext> Context(const Setup& setup) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::max(setup.deadline, std::chrono::milliseconds(30000)));
@@ -659,14 +659,14 @@ std::unique_ptr<grpc::ClientContext> Context(const Setup &setup) {
 
 // Exits the process with a message when a setup call failed or answered
 // nonsense.
-void Require(bool ok, const std::string &what) {
+void Require(bool ok, const std::string& what) {
   if (!ok) {
     std::cerr << "srn-loadgen: " << what << "\n";
     std::exit(1);
   }
 }
 
-void RequireOk(const grpc::Status &status, const std::string &what) {
+void RequireOk(const grpc::Status& status, const std::string& what) {
   Require(status.ok(),
           absl::StrCat(what, " failed: code ", status.error_code(), ": ", status.error_message()));
 }
@@ -674,7 +674,7 @@ void RequireOk(const grpc::Status &status, const std::string &what) {
 std::string FormatMs(int64_t ns) { return absl::StrFormat("%.3f", ns * 1e-6); }
 
 std::string CodeName(int code) {
-  static const char *const kNames[] = {"OK",
+  static const char* const kNames[] = {"OK",
                                        "CANCELLED",
                                        "UNKNOWN",
                                        "INVALID_ARGUMENT",
@@ -695,10 +695,10 @@ std::string CodeName(int code) {
   return absl::StrCat("CODE_", code);
 }
 
-std::string ErrorSummary(const Stats &stats) {
+std::string ErrorSummary(const Stats& stats) {
   if (stats.errors.empty()) return "-";
   std::vector<std::string> parts;
-  for (const auto &[code, n] : stats.errors) parts.push_back(absl::StrCat(CodeName(code), ":", n));
+  for (const auto& [code, n] : stats.errors) parts.push_back(absl::StrCat(CodeName(code), ":", n));
   return absl::StrJoin(parts, ",");
 }
 
@@ -708,8 +708,8 @@ std::string Cores(double cores) { return cores < 0 ? "na" : absl::StrFormat("%.2
 // each, replacing any of the same id, `concurrency` at a time. Exits on any
 // failure.
 void EnrollMany(int count, int references, int concurrency, int threads, int payloads,
-                Generator &gen, const std::string &prefix, const RunConfig &base,
-                const std::vector<std::unique_ptr<grpc::GenericStub>> &stubs, int server_pid) {
+                Generator& gen, const std::string& prefix, const RunConfig& base,
+                const std::vector<std::unique_ptr<grpc::GenericStub>>& stubs, int server_pid) {
   std::vector<v1::SeriesInput> pool;
   for (int i = 0; i < payloads; ++i) pool.push_back(gen.Series());
   auto shared = std::make_shared<const std::vector<v1::SeriesInput>>(std::move(pool));
@@ -740,7 +740,7 @@ void EnrollMany(int count, int references, int concurrency, int threads, int pay
       "ENROLL subjects=%d references=%d seconds=%.2f per_s=%.1f errors=%d\n", r.stats.ok,
       references, r.seconds, r.stats.ok / r.seconds, r.stats.error_count());
   if (r.stats.error_count() > 0) {
-    for (const auto &[code, message] : r.stats.examples) {
+    for (const auto& [code, message] : r.stats.examples) {
       std::cerr << "srn-loadgen: enroll error " << CodeName(code) << ": " << message << "\n";
     }
     Require(false, absl::StrCat("enrollment failed for ", r.stats.error_count(), " subjects"));
@@ -749,7 +749,7 @@ void EnrollMany(int count, int references, int concurrency, int threads, int pay
 
 // Empty when lo <= value <= hi (false for NaN), else what is wrong with --flag.
 template <typename T>
-std::string OutOfRange(const std::string &flag, T value, T lo, T hi) {
+std::string OutOfRange(const std::string& flag, T value, T lo, T hi) {
   if (value >= lo && value <= hi) return "";
   return absl::StrCat("--", flag, " must be in [", lo, ", ", hi, "], not ", value);
 }
@@ -775,7 +775,7 @@ int Main() {
   const std::string prefix = absl::GetFlag(FLAGS_subject_prefix);
   const int server_pid = absl::GetFlag(FLAGS_server_pid);
 
-  auto bad = [](const std::string &message) {
+  auto bad = [](const std::string& message) {
     std::cerr << "srn-loadgen: " << message << "\n";
     return 2;
   };
@@ -805,7 +805,7 @@ int Main() {
       OutOfRange("payloads", payloads, 1, kMaxPayloads),
       OutOfRange("subject_prefix length", static_cast<int>(prefix.size()), 1, 100),
   };
-  for (const std::string &problem : out_of_range) {
+  for (const std::string& problem : out_of_range) {
     if (!problem.empty()) return bad(problem);
   }
   if (rate == 0 && concurrency < threads) return bad("--concurrency must be at least --threads");
@@ -986,10 +986,10 @@ int Main() {
   }
 
   const RunResult r = Run(config, workload, stubs, threads, server_pid, "");
-  const Stats &s = r.stats;
+  const Stats& s = r.stats;
   const bool open = config.mode == Mode::kOpen;
   const double qps = (open ? s.completed_in_window : s.ok + s.error_count()) / r.seconds;
-  const LatencyHistogram &h = s.latency;
+  const LatencyHistogram& h = s.latency;
 
   std::cout << absl::StrFormat("srn-loadgen: %s on %s; %s\n", rpc, target, shape);
   if (open) {
@@ -1021,7 +1021,7 @@ int Main() {
       "machine %s of %d\n",
       Cores(r.process_cores), Cores(r.self_cores), Cores(r.machine_cores),
       static_cast<int>(std::thread::hardware_concurrency()));
-  for (const auto &[code, message] : s.examples) {
+  for (const auto& [code, message] : s.examples) {
     std::cout << "  first " << CodeName(code) << " error: " << message << "\n";
   }
   std::cout << absl::StrFormat(
@@ -1043,7 +1043,7 @@ int Main() {
 }  // namespace
 }  // namespace srn
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "load generator for srn-server: closed-loop (--concurrency) or "
@@ -1052,7 +1052,7 @@ int main(int argc, char **argv) {
       "prints QPS and latency percentiles, and a final machine-readable "
       "LOADGEN line.\n"
       "Exit status: 0 ok, 1 setup failed, 2 bad flags, 3 some calls failed.");
-  std::vector<char *> rest = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex deadlock
   // detection on: every gRPC-internal lock then updates a global lock graph
   // under a global lock. A load generator must not spend its CPU there.

@@ -25,7 +25,7 @@ template <typename T>
 using MutVecMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 
 template <typename Derived>
-auto Sigmoid(const Eigen::ArrayBase<Derived> &x) {
+auto Sigmoid(const Eigen::ArrayBase<Derived>& x) {
   using T = typename Derived::Scalar;
   return (T(1) + (-x).exp()).inverse();
 }
@@ -33,13 +33,13 @@ auto Sigmoid(const Eigen::ArrayBase<Derived> &x) {
 // Inverted-dropout mask: each entry is 1/(1-rate) with probability 1-rate, else
 // 0.
 template <typename T>
-void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64 *rng, Mat<T> *mask) {
+void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64* rng, Mat<T>* mask) {
   mask->resize(rows, cols);
   const T keep = T(1) - rate;
   const T scale = T(1) / keep;
   // 24 random bits per entry, from one 64-bit draw per two entries.
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(keep) * (1 << 24));
-  T *p = mask->data();
+  T* p = mask->data();
   const Eigen::Index n = mask->size();
   for (Eigen::Index i = 0; i < n; i += 2) {
     const uint64_t bits = (*rng)();
@@ -52,12 +52,12 @@ void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64 *
 // states): rows of M whose x is 0 are skipped, and (float) outputs are
 // accumulated 32 at a time in registers.
 template <typename T>
-void AddSparseTimesMatrix(const T *x, const T *m, int h, std::vector<int> *index_buf,
-                          std::vector<T> *value_buf, T *out) {
+void AddSparseTimesMatrix(const T* x, const T* m, int h, std::vector<int>* index_buf,
+                          std::vector<T>* value_buf, T* out) {
   index_buf->resize(h);
   value_buf->resize(h);
-  int *const index = index_buf->data();
-  T *const value = value_buf->data();
+  int* const index = index_buf->data();
+  T* const value = value_buf->data();
   int nonzeros = 0;
   for (int j = 0; j < h; ++j) {  // branch-free: about half the states are zero, at random
     index[nonzeros] = j;
@@ -73,7 +73,7 @@ void AddSparseTimesMatrix(const T *x, const T *m, int h, std::vector<int> *index
       __m256 acc[8];
       for (int q = 0; q < 8; ++q) acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
       for (int k = 0; k < nonzeros; ++k) {
-        const float *row = m + static_cast<int64_t>(index[k]) * h + i0;
+        const float* row = m + static_cast<int64_t>(index[k]) * h + i0;
         const __m256 v = _mm256_set1_ps(value[k]);
         for (int q = 0; q < 8; ++q)
           acc[q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * q), acc[q]);
@@ -84,7 +84,7 @@ void AddSparseTimesMatrix(const T *x, const T *m, int h, std::vector<int> *index
       __m256 acc[4];
       for (int q = 0; q < 4; ++q) acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
       for (int k = 0; k < nonzeros; ++k) {
-        const float *row = m + static_cast<int64_t>(index[k]) * h + i0;
+        const float* row = m + static_cast<int64_t>(index[k]) * h + i0;
         const __m256 v = _mm256_set1_ps(value[k]);
         for (int q = 0; q < 4; ++q)
           acc[q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * q), acc[q]);
@@ -94,7 +94,7 @@ void AddSparseTimesMatrix(const T *x, const T *m, int h, std::vector<int> *index
   }
 #endif
   for (int k = 0; k < nonzeros && i0 < h; ++k) {
-    const T *row = m + static_cast<int64_t>(index[k]) * h;
+    const T* row = m + static_cast<int64_t>(index[k]) * h;
     for (int i = i0; i < h; ++i) out[i] += value[k] * row[i];
   }
 }
@@ -102,7 +102,7 @@ void AddSparseTimesMatrix(const T *x, const T *m, int h, std::vector<int> *index
 }  // namespace
 
 template <typename T>
-void PackBatch(const std::vector<const Series *> &batch, PackedBatch<T> *out) {
+void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out) {
   const int n = static_cast<int>(batch.size());
   out->order.resize(n);
   std::iota(out->order.begin(), out->order.end(), 0);
@@ -136,11 +136,11 @@ void PackBatch(const std::vector<const Series *> &batch, PackedBatch<T> *out) {
 }
 
 template <typename T>
-Network<T>::Network(const Architecture &arch, const ParameterLayout &layout, bool inference_weights)
+Network<T>::Network(const Architecture& arch, const ParameterLayout& layout, bool inference_weights)
     : arch_(arch), layout_(layout), inference_weights_(inference_weights) {}
 
 template <typename T>
-VectorT<T> Network<T>::InferenceWeights(const VectorT<T> &params) const {
+VectorT<T> Network<T>::InferenceWeights(const VectorT<T>& params) const {
   VectorT<T> out = params;
   if (arch_.cell != CellType::kRelu || !arch_.recurrent || arch_.is_logistic()) return out;
   const int h = arch_.hidden;
@@ -152,8 +152,8 @@ VectorT<T> Network<T>::InferenceWeights(const VectorT<T> &params) const {
 }
 
 template <typename T>
-void Network<T>::Embed(const T *params, const std::vector<const Series *> &batch, Workspace *ws,
-                       RowMatrixT<T> *out) const {
+void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch, Workspace* ws,
+                       RowMatrixT<T>* out) const {
   PackBatch(batch, &ws->packed);
   if (arch_.is_logistic()) {
     Run(params, T(0), nullptr, /*training=*/false, ws, out);
@@ -163,19 +163,19 @@ void Network<T>::Embed(const T *params, const std::vector<const Series *> &batch
 }
 
 template <typename T>
-void Network<T>::RunBlocked(const T *params, Workspace *ws, RowMatrixT<T> *out) const {
-  const PackedBatch<T> &packed = ws->packed;
+void Network<T>::RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) const {
+  const PackedBatch<T>& packed = ws->packed;
   const int n = packed.batch();
   const int steps = packed.steps();
   const int e = arch_.embedding_dims();
   ws->layers.resize(arch_.layers);
-  Mat<T> &pooled = ws->pooled;
+  Mat<T>& pooled = ws->pooled;
   if (arch_.pooling == Pooling::kMean) {
     pooled.setZero(n, e);
   } else {
     pooled.resize(n, e);
   }
-  PackedBatch<T> &block = ws->block;
+  PackedBatch<T>& block = ws->block;
   for (int t0 = 0; t0 < steps;) {
     // The block: steps [t0, t1), at least one, at most block_rows rows when
     // there is a choice.
@@ -183,29 +183,37 @@ void Network<T>::RunBlocked(const T *params, Workspace *ws, RowMatrixT<T> *out) 
     int64_t rows = packed.step_rows[t0];
     while (t1 < steps && rows + packed.step_rows[t1] <= ws->block_rows)
       rows += packed.step_rows[t1++];
-    const int64_t base = packed.step_offset[t0];
-    block.order.resize(packed.step_rows[t0]);  // sizes LayerForward's per-step scratch
-    block.step_rows.assign(packed.step_rows.begin() + t0, packed.step_rows.begin() + t1);
-    block.step_offset.resize(t1 - t0);
-    for (int t = t0; t < t1; ++t) block.step_offset[t - t0] = packed.step_offset[t] - base;
-    block.frames = packed.frames.middleRows(base, rows);
+    // A batch that fits one block (every single series of a server's requests) is used as it
+    // is; otherwise the block's steps are copied out, offsets relative to its first row.
+    const bool whole = t0 == 0 && t1 == steps;
+    if (!whole) {
+      const int64_t base = packed.step_offset[t0];
+      block.order.resize(packed.step_rows[t0]);  // sizes LayerForward's per-step scratch
+      block.step_rows.assign(packed.step_rows.begin() + t0, packed.step_rows.begin() + t1);
+      block.step_offset.resize(t1 - t0);
+      for (int t = t0; t < t1; ++t) block.step_offset[t - t0] = packed.step_offset[t] - base;
+      block.frames = packed.frames.middleRows(base, rows);
+    }
+    const PackedBatch<T>& view = whole ? packed : block;
 
     for (int l = 0; l < arch_.layers; ++l) {
-      typename Workspace::Layer &layer = ws->layers[l];
+      typename Workspace::Layer& layer = ws->layers[l];
       if (l > 0) std::swap(layer.input,
                            ws->layers[l - 1].out);  // the layer below is done with it
-      LayerForward(params, l, /*training=*/false, &layer, block, t0 > 0 ? &layer.carry_z : nullptr,
+      LayerForward(params, l, /*training=*/false, &layer, view, t0 > 0 ? &layer.carry_z : nullptr,
                    t0 > 0 ? &layer.carry_c : nullptr);
       // Carry the block's last step into the next block.
-      const int64_t last = block.step_offset.back();
-      const int last_rows = block.step_rows.back();
-      layer.carry_z = layer.out.middleRows(last, last_rows);
-      if (arch_.cell == CellType::kLstm) layer.carry_c = layer.cell.middleRows(last, last_rows);
+      if (t1 < steps) {
+        const int64_t last = view.step_offset.back();
+        const int last_rows = view.step_rows.back();
+        layer.carry_z = layer.out.middleRows(last, last_rows);
+        if (arch_.cell == CellType::kLstm) layer.carry_c = layer.cell.middleRows(last, last_rows);
+      }
     }
 
-    const Mat<T> &top = ws->layers.back().out;
+    const Mat<T>& top = ws->layers.back().out;
     for (int t = t0; t < t1; ++t) {
-      const int64_t o = block.step_offset[t - t0];
+      const int64_t o = view.step_offset[t - t0];
       const int bt = packed.step_rows[t];
       if (arch_.pooling == Pooling::kMean) {
         pooled.topRows(bt) += top.middleRows(o, bt);
@@ -226,28 +234,28 @@ void Network<T>::RunBlocked(const T *params, Workspace *ws, RowMatrixT<T> *out) 
 }
 
 template <typename T>
-void Network<T>::Forward(const T *params, const std::vector<const Series *> &batch, T dropout,
-                         std::mt19937_64 *rng, Workspace *ws, RowMatrixT<T> *out) const {
+void Network<T>::Forward(const T* params, const std::vector<const Series*>& batch, T dropout,
+                         std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const {
   PackBatch(batch, &ws->packed);
   Run(params, dropout, rng, /*training=*/true, ws, out);
 }
 
 template <typename T>
-void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng, bool training, Workspace *ws,
-                     RowMatrixT<T> *out) const {
-  const PackedBatch<T> &packed = ws->packed;
+void Network<T>::Run(const T* params, T dropout, std::mt19937_64* rng, bool training, Workspace* ws,
+                     RowMatrixT<T>* out) const {
+  const PackedBatch<T>& packed = ws->packed;
   const int n = packed.batch();
   const int steps = packed.steps();
   const bool drop = training && dropout > T(0);
 
   // The top layer's frames (the input itself for the logistic model).
-  const Mat<T> *top = &packed.frames;
+  const Mat<T>* top = &packed.frames;
   if (!arch_.is_logistic()) {
     ws->layers.resize(arch_.layers);
     for (int l = 0; l < arch_.layers; ++l) {
-      typename Workspace::Layer &layer = ws->layers[l];
+      typename Workspace::Layer& layer = ws->layers[l];
       if (l > 0) {
-        const typename Workspace::Layer &below = ws->layers[l - 1];
+        const typename Workspace::Layer& below = ws->layers[l - 1];
         if (drop) {
           DropoutMask<T>(below.out.rows(), below.out.cols(), dropout, rng, &ws->layers[l - 1].keep);
           layer.input.noalias() = (below.out.array() * below.keep.array()).matrix();
@@ -262,7 +270,7 @@ void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng, bool trai
   }
 
   const int e = static_cast<int>(top->cols());
-  Mat<T> &pooled = ws->pooled;
+  Mat<T>& pooled = ws->pooled;
   if (arch_.pooling == Pooling::kMean) {
     pooled.setZero(n, e);
     for (int t = 0; t < steps; ++t) {
@@ -289,20 +297,20 @@ void Network<T>::Run(const T *params, T dropout, std::mt19937_64 *rng, bool trai
 }
 
 template <typename T>
-void Network<T>::LayerForward(const T *params, int l, bool training,
-                              typename Workspace::Layer *layer, const PackedBatch<T> &packed,
-                              const Mat<T> *init_z, const Mat<T> *init_c) const {
-  const ParameterLayout::LayerOffsets &off = layout_.layer(l);
+void Network<T>::LayerForward(const T* params, int l, bool training,
+                              typename Workspace::Layer* layer, const PackedBatch<T>& packed,
+                              const Mat<T>* init_z, const Mat<T>* init_c) const {
+  const ParameterLayout::LayerOffsets& off = layout_.layer(l);
   const int h = arch_.hidden;
   const int g = arch_.gates();
-  const Mat<T> &input = l == 0 ? packed.frames : layer->input;
+  const Mat<T>& input = l == 0 ? packed.frames : layer->input;
   const Eigen::Index rows = input.rows();
   const int steps = packed.steps();
   ConstMap<T> w(params + off.w, g * h, off.in);
   ConstVecMap<T> b(params + off.b, g * h);
 
   if (arch_.cell == CellType::kRelu) {
-    Mat<T> &z = layer->out;
+    Mat<T>& z = layer->out;
     z.noalias() = input * w.transpose();
     z.rowwise() += b;
     if (!arch_.recurrent) {
@@ -313,7 +321,7 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
     for (int t = 0; t < steps; ++t) {
       const int64_t o = packed.step_offset[t];
       const int bt = packed.step_rows[t];
-      const T *prev = t > 0               ? z.row(packed.step_offset[t - 1]).data()
+      const T* prev = t > 0               ? z.row(packed.step_offset[t - 1]).data()
                       : init_z != nullptr ? init_z->data()
                                           : nullptr;
       if (prev != nullptr) {
@@ -341,10 +349,10 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
   }
 
   ConstMap<T> a(params + off.a, g * h, h);
-  Mat<T> &gates = layer->gates;
+  Mat<T>& gates = layer->gates;
   gates.noalias() = input * w.transpose();
   gates.rowwise() += b;
-  Mat<T> &z = layer->out;
+  Mat<T>& z = layer->out;
   z.resize(rows, h);
   if (training) {
     layer->prev.resize(rows, h);
@@ -390,7 +398,7 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
   }
 
   // LSTM (gate order i, f, g, o as in PyTorch).
-  Mat<T> &c = layer->cell;
+  Mat<T>& c = layer->cell;
   c.resize(rows, h);
   if (training) {
     layer->cell_prev.resize(rows, h);
@@ -430,21 +438,21 @@ void Network<T>::LayerForward(const T *params, int l, bool training,
 }
 
 template <typename T>
-void Network<T>::Backward(const T *params, const RowMatrixT<T> &d_emb, Workspace *ws,
-                          T *grad) const {
+void Network<T>::Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace* ws,
+                          T* grad) const {
   if (arch_.is_logistic()) return;  // only the head has parameters
-  const PackedBatch<T> &packed = ws->packed;
+  const PackedBatch<T>& packed = ws->packed;
   const int n = packed.batch();
   const int steps = packed.steps();
   const int e = arch_.hidden;
 
   // d(loss)/d(pooled), in packed order.
-  Mat<T> &d_pooled = ws->d_prev;
+  Mat<T>& d_pooled = ws->d_prev;
   d_pooled.resize(n, e);
   for (int j = 0; j < n; ++j) d_pooled.row(j) = d_emb.row(packed.order[j]);
   if (ws->emb_keep.size() > 0) d_pooled.array() *= ws->emb_keep.array();
 
-  Mat<T> &d_out = ws->d_out;
+  Mat<T>& d_out = ws->d_out;
   d_out.setZero(packed.rows(), e);
   if (arch_.pooling == Pooling::kMean) {
     for (int j = 0; j < n; ++j) d_pooled.row(j) /= static_cast<T>(packed.lengths[j]);
@@ -461,7 +469,7 @@ void Network<T>::Backward(const T *params, const RowMatrixT<T> &d_emb, Workspace
   for (int l = arch_.layers - 1; l >= 0; --l) {
     LayerBackward(params, l, ws, grad, l > 0 ? &d_input : nullptr);
     if (l > 0) {
-      const Mat<T> &keep = ws->layers[l - 1].keep;
+      const Mat<T>& keep = ws->layers[l - 1].keep;
       if (keep.size() > 0) {
         d_out.noalias() = (d_input.array() * keep.array()).matrix();
       } else {
@@ -472,19 +480,19 @@ void Network<T>::Backward(const T *params, const RowMatrixT<T> &d_emb, Workspace
 }
 
 template <typename T>
-void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
-                               RowMatrixT<T> *d_input) const {
-  const typename Workspace::Layer &layer = ws->layers[l];
-  const PackedBatch<T> &packed = ws->packed;
-  const ParameterLayout::LayerOffsets &off = layout_.layer(l);
+void Network<T>::LayerBackward(const T* params, int l, Workspace* ws, T* grad,
+                               RowMatrixT<T>* d_input) const {
+  const typename Workspace::Layer& layer = ws->layers[l];
+  const PackedBatch<T>& packed = ws->packed;
+  const ParameterLayout::LayerOffsets& off = layout_.layer(l);
   const int h = arch_.hidden;
   const int g = arch_.gates();
   const int steps = packed.steps();
-  const Mat<T> &input = l == 0 ? packed.frames : layer.input;
+  const Mat<T>& input = l == 0 ? packed.frames : layer.input;
   const Eigen::Index rows = input.rows();
-  Mat<T> &d_out = ws->d_out;  // gradient w.r.t. this layer's outputs; updated in
+  Mat<T>& d_out = ws->d_out;  // gradient w.r.t. this layer's outputs; updated in
                               // place through time
-  Mat<T> &d_pre = ws->d_pre;  // gradient w.r.t. the input-side pre-activations (rows x g*h)
+  Mat<T>& d_pre = ws->d_pre;  // gradient w.r.t. the input-side pre-activations (rows x g*h)
   d_pre.resize(rows, g * h);
 
   ConstMap<T> w(params + off.w, g * h, off.in);
@@ -492,7 +500,7 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
   MutVecMap<T> db(grad + off.b, g * h);
 
   if (arch_.cell == CellType::kRelu) {
-    const Mat<T> &z = layer.out;
+    const Mat<T>& z = layer.out;
     if (!arch_.recurrent) {
       d_pre = (z.array() > T(0)).select(d_out, T(0));
     } else {
@@ -510,7 +518,7 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
     }
   } else if (arch_.cell == CellType::kGru) {
     ConstMap<T> a(params + off.a, g * h, h);
-    Mat<T> &d_rec = ws->d_rec;
+    Mat<T>& d_rec = ws->d_rec;
     d_rec.resize(rows, g * h);
     for (int t = steps - 1; t >= 0; --t) {
       const int64_t o = packed.step_offset[t];
@@ -542,7 +550,7 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
     db_hh += d_rec.colwise().sum();
   } else {
     ConstMap<T> a(params + off.a, g * h, h);
-    Mat<T> &d_cell = ws->d_cell;
+    Mat<T>& d_cell = ws->d_cell;
     d_cell.setZero(rows, h);
     for (int t = steps - 1; t >= 0; --t) {
       const int64_t o = packed.step_offset[t];
@@ -577,9 +585,9 @@ void Network<T>::LayerBackward(const T *params, int l, Workspace *ws, T *grad,
   if (d_input != nullptr) d_input->noalias() = d_pre * w;
 }
 
-void EmbedParallel(const Network<float> &network, const float *params,
-                   const std::vector<const Series *> &series, int threads, RowMatrix *out,
-                   ThreadPool *pool) {
+void EmbedParallel(const Network<float>& network, const float* params,
+                   const std::vector<const Series*>& series, int threads, RowMatrix* out,
+                   ThreadPool* pool) {
   // Below this many frames, one thread is faster than starting another.
   constexpr int64_t kParallelFrames = 4096;
   // Chunks of this many series keep each chunk's packed frames in cache.
@@ -588,14 +596,14 @@ void EmbedParallel(const Network<float> &network, const float *params,
   out->resize(n, network.architecture().embedding_dims());
   if (n == 0) return;
   int64_t frames = 0;
-  for (const Series *s : series) frames += s->length();
+  for (const Series* s : series) frames += s->length();
   if (frames < kParallelFrames) threads = 1;
   const int chunks = (n + kChunk - 1) / kChunk;
   if (pool == nullptr) pool = &ThreadPool::Default();
   pool->ParallelFor(std::max(chunks, std::min(threads, n)), threads, [&](int begin, int end, int) {
     thread_local Network<float>::Workspace ws;
     thread_local RowMatrix chunk_out;
-    thread_local std::vector<const Series *> chunk;
+    thread_local std::vector<const Series*> chunk;
     const int total = std::max(chunks, std::min(threads, n));
     for (int c = begin; c < end; ++c) {
       const int first = static_cast<int>(static_cast<int64_t>(n) * c / total);
@@ -608,8 +616,8 @@ void EmbedParallel(const Network<float> &network, const float *params,
   });
 }
 
-template void PackBatch<float>(const std::vector<const Series *> &, PackedBatch<float> *);
-template void PackBatch<double>(const std::vector<const Series *> &, PackedBatch<double> *);
+template void PackBatch<float>(const std::vector<const Series*>&, PackedBatch<float>*);
+template void PackBatch<double>(const std::vector<const Series*>&, PackedBatch<double>*);
 template class Network<float>;
 template class Network<double>;
 

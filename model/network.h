@@ -33,7 +33,7 @@ struct PackedBatch {
 // Packs series (all with the same dims, none empty) into `out`, reusing its
 // storage.
 template <typename T>
-void PackBatch(const std::vector<const Series *> &batch, PackedBatch<T> *out);
+void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out);
 
 // The siamese encoder of an architecture: series -> embeddings, plus the
 // backward pass through time for training. Parameters are not owned: every call
@@ -78,42 +78,42 @@ class Network {
   // With `inference_weights`, the network takes parameters as
   // InferenceWeights() returns them, and only embeds (Forward and Backward need
   // the training order).
-  Network(const Architecture &arch, const ParameterLayout &layout, bool inference_weights = false);
+  Network(const Architecture& arch, const ParameterLayout& layout, bool inference_weights = false);
 
   // The parameters rearranged for fast embedding (each relu layer's recurrent
   // matrix A stored transposed, so that a single series' step reads contiguous
   // rows of A^T and skips the rows whose state is zero). Same size as `params`.
-  VectorT<T> InferenceWeights(const VectorT<T> &params) const;
+  VectorT<T> InferenceWeights(const VectorT<T>& params) const;
 
-  const Architecture &architecture() const { return arch_; }
+  const Architecture& architecture() const { return arch_; }
 
   // Embeds `batch` (preprocessed series of architecture().input_dims features)
   // into `out` (batch.size() x embedding_dims), row i for batch[i]. No dropout.
-  void Embed(const T *params, const std::vector<const Series *> &batch, Workspace *ws,
-             RowMatrixT<T> *out) const;
+  void Embed(const T* params, const std::vector<const Series*>& batch, Workspace* ws,
+             RowMatrixT<T>* out) const;
 
   // Training forward pass: like Embed, but keeps what Backward needs in `ws`
   // and applies inverted dropout with rate `dropout` (0 = none) between layers
   // and on the embedding.
-  void Forward(const T *params, const std::vector<const Series *> &batch, T dropout,
-               std::mt19937_64 *rng, Workspace *ws, RowMatrixT<T> *out) const;
+  void Forward(const T* params, const std::vector<const Series*>& batch, T dropout,
+               std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const;
 
   // Backpropagation through time for the last Forward: adds d(loss)/d(params)
   // to `grad` given d(loss)/d(embeddings) `d_emb` (batch x E, in batch order).
   // Head tensors are untouched.
-  void Backward(const T *params, const RowMatrixT<T> &d_emb, Workspace *ws, T *grad) const;
+  void Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace* ws, T* grad) const;
 
  private:
-  void Run(const T *params, T dropout, std::mt19937_64 *rng, bool training, Workspace *ws,
-           RowMatrixT<T> *out) const;
+  void Run(const T* params, T dropout, std::mt19937_64* rng, bool training, Workspace* ws,
+           RowMatrixT<T>* out) const;
   // Embed without keeping every frame: see Workspace::block_rows.
-  void RunBlocked(const T *params, Workspace *ws, RowMatrixT<T> *out) const;
+  void RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) const;
   // One layer over all steps of `packed`. init_z / init_c (nullptr: zeros) is
   // the state before the first step, one row per series of that step.
-  void LayerForward(const T *params, int l, bool training, typename Workspace::Layer *layer,
-                    const PackedBatch<T> &packed, const RowMatrixT<T> *init_z,
-                    const RowMatrixT<T> *init_c) const;
-  void LayerBackward(const T *params, int l, Workspace *ws, T *grad, RowMatrixT<T> *d_input) const;
+  void LayerForward(const T* params, int l, bool training, typename Workspace::Layer* layer,
+                    const PackedBatch<T>& packed, const RowMatrixT<T>* init_z,
+                    const RowMatrixT<T>* init_c) const;
+  void LayerBackward(const T* params, int l, Workspace* ws, T* grad, RowMatrixT<T>* d_input) const;
 
   const Architecture arch_;
   const ParameterLayout layout_;
@@ -123,9 +123,9 @@ class Network {
 // Embeds many series with `threads` threads (fewer for small batches), each
 // working through its share in chunks with its own thread-local workspace. out:
 // (series.size() x embedding_dims).
-void EmbedParallel(const Network<float> &network, const float *params,
-                   const std::vector<const Series *> &series, int threads, RowMatrix *out,
-                   ThreadPool *pool = nullptr);
+void EmbedParallel(const Network<float>& network, const float* params,
+                   const std::vector<const Series*>& series, int threads, RowMatrix* out,
+                   ThreadPool* pool = nullptr);
 
 extern template class Network<float>;
 extern template class Network<double>;

@@ -10,7 +10,7 @@ int DefaultThreads() {
   // Computed once: hardware_concurrency() reads /sys on every call, and servers
   // ask per request.
   static const int threads = [] {
-    if (const char *env = std::getenv("SRN_THREADS"); env != nullptr && *env != '\0') {
+    if (const char* env = std::getenv("SRN_THREADS"); env != nullptr && *env != '\0') {
       const int n = std::atoi(env);
       if (n > 0) return n;
     }
@@ -23,7 +23,7 @@ int DefaultThreads() {
 // once it is off the queue, every chunk has run and no worker still holds a
 // pointer to it (`active`).
 struct ThreadPool::Job {
-  const std::function<void(int, int, int)> *fn;
+  const std::function<void(int, int, int)>* fn;
   int n;
   int chunks;
   std::atomic<int> next{0};  // the next chunk to claim
@@ -41,17 +41,17 @@ ThreadPool::~ThreadPool() {
     stop_ = true;
   }
   work_.notify_all();
-  for (std::thread &t : workers_) t.join();
+  for (std::thread& t : workers_) t.join();
 }
 
-ThreadPool &ThreadPool::Default() {
+ThreadPool& ThreadPool::Default() {
   // Never destroyed: threads still running chunks at exit must not find the
   // pool gone.
-  static ThreadPool *const pool = new ThreadPool(DefaultThreads());
+  static ThreadPool* const pool = new ThreadPool(DefaultThreads());
   return *pool;
 }
 
-void ThreadPool::Drain(Job *job) {
+void ThreadPool::Drain(Job* job) {
   for (int c = job->next.fetch_add(1); c < job->chunks; c = job->next.fetch_add(1)) {
     const int64_t n = job->n;
     const int begin = static_cast<int>(n * c / job->chunks);
@@ -66,7 +66,7 @@ void ThreadPool::WorkerLoop() {
   while (true) {
     work_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (stop_) return;
-    Job *job = queue_.front();
+    Job* job = queue_.front();
     if (job->next.load() >= job->chunks) {
       queue_.pop_front();  // all claimed; its caller waits for the stragglers
       continue;
@@ -80,7 +80,7 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
-void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, int, int)> &fn) {
+void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, int, int)>& fn) {
   if (n <= 0) return;
   threads = std::max(1, std::min(threads, n));
   if (threads == 1 || workers_.empty()) {
@@ -112,7 +112,7 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
   done_.wait(lock, [&job] { return job.pending.load() == 0 && job.active == 0; });
 }
 
-void ParallelFor(int n, int threads, const std::function<void(int, int, int)> &fn) {
+void ParallelFor(int n, int threads, const std::function<void(int, int, int)>& fn) {
   ThreadPool::Default().ParallelFor(n, threads, fn);
 }
 

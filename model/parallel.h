@@ -31,8 +31,8 @@ class ThreadPool {
   // once, with n - 1 workers of its own. n <= 1 runs everything on the caller.
   explicit ThreadPool(int threads);
   ~ThreadPool();
-  ThreadPool(const ThreadPool &) = delete;
-  ThreadPool &operator=(const ThreadPool &) = delete;
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
@@ -42,28 +42,28 @@ class ThreadPool {
   // so results that depend only on the chunking are deterministic; `chunk` is
   // unique within the call, for per-chunk scratch space.
   void ParallelFor(int n, int threads,
-                   const std::function<void(int begin, int end, int chunk)> &fn);
+                   const std::function<void(int begin, int end, int chunk)>& fn);
 
   // The process-wide pool of DefaultThreads() threads, started on first use.
-  static ThreadPool &Default();
+  static ThreadPool& Default();
 
  private:
   struct Job;
 
   void WorkerLoop();
   // Runs chunks of `job` until none is left to claim.
-  static void Drain(Job *job);
+  static void Drain(Job* job);
 
   std::mutex mu_;
   std::condition_variable work_;  // a job was queued, or stop_
   std::condition_variable done_;  // a worker left a job
-  std::deque<Job *> queue_;       // jobs with chunks still unclaimed
+  std::deque<Job*> queue_;        // jobs with chunks still unclaimed
   bool stop_ = false;
   std::vector<std::thread> workers_;
 };
 
 // ThreadPool::Default().ParallelFor(n, threads, fn).
-void ParallelFor(int n, int threads, const std::function<void(int begin, int end, int chunk)> &fn);
+void ParallelFor(int n, int threads, const std::function<void(int begin, int end, int chunk)>& fn);
 
 }  // namespace srn
 

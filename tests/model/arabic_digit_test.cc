@@ -68,7 +68,7 @@ TEST_F(ArabicDigitTest, MalformedLinesNameFileAndLine) {
   EXPECT_THAT(std::string(status.message()), HasSubstr(path + ":2:"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("found 14"));
 
-  for (const char *bad : {"abc", "1.5x", "nan", "inf", "--1"}) {
+  for (const char* bad : {"abc", "1.5x", "nan", "inf", "--1"}) {
     path = Write("bad.txt", std::string(kSep) + Frame(0) + kSep + Frame(0) + bad + " " + Frame(1));
     status = ReadArabicDigitBlocks(path).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
@@ -116,7 +116,7 @@ TEST(ArabicDigitRealDataTest, DigitLabels) {
   std::vector<int> per_digit(10, 0);
   int64_t train_frames = 0, test_frames = 0;
   for (size_t i = 0; i < d->examples.size(); ++i) {
-    const Example &e = d->examples[i];
+    const Example& e = d->examples[i];
     ASSERT_GE(e.label, 0);
     ASSERT_LT(e.label, 10);
     ++per_digit[e.label];
@@ -130,7 +130,7 @@ TEST(ArabicDigitRealDataTest, DigitLabels) {
   EXPECT_EQ(train_frames, 263256);  // SOURCE.md
   EXPECT_EQ(test_frames, 87063);
 
-  const Example &first = d->examples[0];
+  const Example& first = d->examples[0];
   EXPECT_EQ(first.source, "Train_Arabic_Digit.txt:2");
   EXPECT_EQ(first.label, 0);
   EXPECT_EQ(first.group, 0);
@@ -167,7 +167,7 @@ TEST(ArabicDigitRealDataTest, SpeakerLabels) {
   std::vector<int> per_speaker(88, 0);
   std::vector<std::vector<int>> digits_per_speaker(88, std::vector<int>(10, 0));
   for (size_t i = 0; i < d->examples.size(); ++i) {
-    const Example &e = d->examples[i];
+    const Example& e = d->examples[i];
     ASSERT_GE(e.label, 0);
     ASSERT_LT(e.label, 88);
     ASSERT_GE(e.group, 0);

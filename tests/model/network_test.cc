@@ -11,7 +11,7 @@
 namespace srn {
 namespace {
 
-std::vector<Series> RandomSeries(const std::vector<int> &lengths, int dims, uint64_t seed) {
+std::vector<Series> RandomSeries(const std::vector<int>& lengths, int dims, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<Series> out;
@@ -23,13 +23,13 @@ std::vector<Series> RandomSeries(const std::vector<int> &lengths, int dims, uint
   return out;
 }
 
-std::vector<const Series *> Pointers(const std::vector<Series> &v) {
-  std::vector<const Series *> p;
-  for (const Series &s : v) p.push_back(&s);
+std::vector<const Series*> Pointers(const std::vector<Series>& v) {
+  std::vector<const Series*> p;
+  for (const Series& s : v) p.push_back(&s);
   return p;
 }
 
-Architecture Make(const std::string &family, int in, int hidden, int layers) {
+Architecture Make(const std::string& family, int in, int hidden, int layers) {
   Architecture arch = *ParseFamily(family);
   arch.input_dims = in;
   if (!arch.is_logistic()) {
@@ -41,7 +41,7 @@ Architecture Make(const std::string &family, int in, int hidden, int layers) {
 
 // A naive per-series, per-frame implementation of the cell equations, written
 // independently of the packed batch code, to check the forward pass.
-VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p, const Series &s) {
+VectorT<double> NaiveEmbed(const Architecture& arch, const VectorT<double>& p, const Series& s) {
   ParameterLayout layout(arch);
   const int h = arch.hidden;
   const int g = arch.gates();
@@ -50,17 +50,17 @@ VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p, c
     frames.push_back(s.frames().row(t).cast<double>().transpose());
   if (arch.is_logistic()) {
     VectorT<double> mean = VectorT<double>::Zero(arch.input_dims);
-    for (const auto &f : frames) mean += f;
+    for (const auto& f : frames) mean += f;
     return mean / frames.size();
   }
   auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
   for (int l = 0; l < arch.layers; ++l) {
-    const auto &off = layout.layer(l);
+    const auto& off = layout.layer(l);
     Eigen::Map<const RowMatrixT<double>> w(p.data() + off.w, g * h, off.in);
     Eigen::Map<const VectorT<double>> b(p.data() + off.b, g * h);
     VectorT<double> z = VectorT<double>::Zero(h), c = VectorT<double>::Zero(h);
     std::vector<VectorT<double>> outs;
-    for (const auto &x : frames) {
+    for (const auto& x : frames) {
       VectorT<double> pre = w * x + b;
       if (arch.cell == CellType::kRelu) {
         if (arch.recurrent) pre += Eigen::Map<const RowMatrixT<double>>(p.data() + off.a, h, h) * z;
@@ -91,7 +91,7 @@ VectorT<double> NaiveEmbed(const Architecture &arch, const VectorT<double> &p, c
   }
   if (arch.pooling == Pooling::kLast) return frames.back();
   VectorT<double> mean = VectorT<double>::Zero(h);
-  for (const auto &f : frames) mean += f;
+  for (const auto& f : frames) mean += f;
   return mean / frames.size();
 }
 
@@ -101,7 +101,7 @@ const std::vector<std::string> kFamilies = {"srn-a", "srn-l",  "sn-a",   "sn-l",
 class NetworkFamilyTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
 
 TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
-  const auto &[family, layers] = GetParam();
+  const auto& [family, layers] = GetParam();
   const Architecture arch = Make(family, 3, 5, layers);
   ParameterLayout layout(arch);
   const VectorT<double> params = InitParameters(arch, 0.6f, 11).cast<double>();
@@ -150,7 +150,7 @@ TEST_P(NetworkFamilyTest, PackedForwardMatchesNaiveCellEquations) {
 }
 
 TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
-  const auto &[family, layers] = GetParam();
+  const auto& [family, layers] = GetParam();
   const Architecture arch = Make(family, 3, 4, layers);
   ParameterLayout layout(arch);
   VectorT<double> params = InitParameters(arch, 0.6f, 3).cast<double>();
@@ -162,7 +162,7 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
   const std::vector<Pair> pairs = {{0, 1, 1}, {2, 3, 0}, {0, 2, 0}, {1, 3, 1}, {2, 2, 1}};
   Network<double> net(arch, layout);
 
-  auto loss_at = [&](const VectorT<double> &p, VectorT<double> *grad) {
+  auto loss_at = [&](const VectorT<double>& p, VectorT<double>* grad) {
     Network<double>::Workspace ws;
     RowMatrixT<double> emb, d_emb;
     net.Forward(p.data(), Pointers(series), 0.0, nullptr, &ws, &emb);
@@ -218,10 +218,10 @@ TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
 INSTANTIATE_TEST_SUITE_P(AllFamilies, NetworkFamilyTest,
                          ::testing::Combine(::testing::ValuesIn(kFamilies),
                                             ::testing::Values(1, 2)),
-                         [](const auto &info) {
+                         [](const auto& info) {
                            std::string name = std::get<0>(info.param) + "_" +
                                               std::to_string(std::get<1>(info.param));
-                           for (char &c : name) {
+                           for (char& c : name) {
                              if (c == '-') c = '_';
                            }
                            return name;

@@ -22,7 +22,7 @@ namespace {
 using Chunk = std::tuple<int, int, int>;  // begin, end, chunk index
 
 // Every (begin, end, chunk) a call produced, sorted by chunk.
-std::vector<Chunk> Chunks(ThreadPool &pool, int n, int threads) {
+std::vector<Chunk> Chunks(ThreadPool& pool, int n, int threads) {
   std::mutex mu;
   std::vector<Chunk> out;
   pool.ParallelFor(n, threads, [&](int begin, int end, int chunk) {
@@ -30,7 +30,7 @@ std::vector<Chunk> Chunks(ThreadPool &pool, int n, int threads) {
     out.emplace_back(begin, end, chunk);
   });
   std::sort(out.begin(), out.end(),
-            [](const Chunk &a, const Chunk &b) { return std::get<2>(a) < std::get<2>(b); });
+            [](const Chunk& a, const Chunk& b) { return std::get<2>(a) < std::get<2>(b); });
   return out;
 }
 
@@ -75,7 +75,7 @@ TEST(ThreadPoolTest, EmptyRangeRunsNothing) {
 // Runs two chunks that each wait (up to 2 s) for the other to start, and
 // returns the ids of the threads that ran them: two chunks that overlap in time
 // ran on two threads.
-std::vector<std::thread::id> RendezvousThreads(ThreadPool &pool, std::vector<int> *nice = nullptr) {
+std::vector<std::thread::id> RendezvousThreads(ThreadPool& pool, std::vector<int>* nice = nullptr) {
   std::vector<std::thread::id> ids(2);
   if (nice != nullptr) nice->assign(2, -100);
   std::atomic<int> started{0};
@@ -104,7 +104,7 @@ TEST(ThreadPoolTest, ConcurrentAndNestedCallsAllComplete) {
   constexpr int kCallers = 6;
   constexpr int kN = 300;
   std::vector<std::vector<std::atomic<int>>> hits(kCallers);
-  for (auto &h : hits) h = std::vector<std::atomic<int>>(kN);
+  for (auto& h : hits) h = std::vector<std::atomic<int>>(kN);
   std::vector<std::thread> callers;
   for (int c = 0; c < kCallers; ++c) {
     callers.emplace_back([&, c] {
@@ -121,7 +121,7 @@ TEST(ThreadPoolTest, ConcurrentAndNestedCallsAllComplete) {
       }
     });
   }
-  for (std::thread &t : callers) t.join();
+  for (std::thread& t : callers) t.join();
   for (int c = 0; c < kCallers; ++c) {
     for (int i = 0; i < kN; ++i)
       ASSERT_EQ(hits[c][i].load(), 20) << "caller " << c << " item " << i;

@@ -64,9 +64,9 @@ TEST_F(Svc2004Test, FourColumnFilesHaveNoPressure) {
 TEST_F(Svc2004Test, MalformedFilesNameFileAndLine) {
   const std::string dir = MakeTempDir();
   struct Case {
-    const char *text;
-    const char *where;  // expected "<path>:<line>:" suffix
-    const char *what;
+    const char* text;
+    const char* where;  // expected "<path>:<line>:" suffix
+    const char* what;
   };
   const Case cases[] = {
       {"", ":1:", "empty"},
@@ -79,7 +79,7 @@ TEST_F(Svc2004Test, MalformedFilesNameFileAndLine) {
       {"1\n1 2 3 0 0 0 1\n1 2 3 0 0 0 1\n", ":3:", "more sample lines"},
       {"3\n1 2 3 0 0 0 1\n1 2 3 0 0 0 1\n", ":3:", "announces 3 samples but the file has 2"},
   };
-  for (const Case &c : cases) {
+  for (const Case& c : cases) {
     const std::string path = Write("bad.TXT", c.text);
     absl::Status status = ReadSvc2004File(path).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.text;
@@ -133,7 +133,7 @@ TEST(Svc2004RealDataTest, LoadsAllUsers) {
   EXPECT_EQ(d->dims(), kSignatureFeatureDims);
   int forgeries = 0;
   std::vector<int> per_user(40, 0);
-  for (const Example &e : d->examples) {
+  for (const Example& e : d->examples) {
     ASSERT_GE(e.label, 0);
     ASSERT_LT(e.label, 40);
     ++per_user[e.label];
@@ -145,7 +145,7 @@ TEST(Svc2004RealDataTest, LoadsAllUsers) {
   EXPECT_EQ(forgeries, 800);
   for (int u = 0; u < 40; ++u) EXPECT_EQ(per_user[u], 40) << u;
 
-  const Example &u1s1 = d->examples[0];
+  const Example& u1s1 = d->examples[0];
   EXPECT_EQ(u1s1.label, 0);
   EXPECT_EQ(u1s1.group, 1);
   EXPECT_FALSE(u1s1.forgery);
