@@ -12,36 +12,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "model/status_macros.h"
+#include "server/sqlite_status.h"
 
 namespace srn {
 namespace {
 
 constexpr int kBusyTimeoutMs = 5000;
 
-absl::StatusCode CodeFor(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::StatusCode::kDataLoss;
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-      return absl::StatusCode::kResourceExhausted;
-    case SQLITE_IOERR:
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::StatusCode::kUnavailable;
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-      return absl::StatusCode::kFailedPrecondition;
-    default:
-      return absl::StatusCode::kInternal;
-  }
-}
-
 absl::Status Error(sqlite3* db, int rc, const std::string& what, const std::string& path) {
-  return absl::Status(CodeFor(rc), absl::StrCat("job store ", path, ": ", what, ": ",
-                                                db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
-                                                " (SQLite code ", rc, ")"));
+  return SqliteError(db, rc, what, absl::StrCat("job store ", path));
 }
 
 struct StmtFinalizer {

@@ -9,15 +9,10 @@
 #include "model/parallel.h"
 #include "model/signature_protocol.h"
 #include "model/status_macros.h"
+#include "server/clock.h"
 
 namespace srn {
 namespace {
-
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 absl::Status CheckThreshold(float threshold, const std::string& what) {
   if (!(threshold >= 0.0f && threshold <= 1.0f)) {

@@ -33,6 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "model/status_macros.h"
+#include "server/sqlite_status.h"
 #include "server/subject_store.h"
 
 namespace srn {
@@ -106,44 +107,9 @@ class StmtUse {
   sqlite3_stmt* stmt_;
 };
 
-absl::StatusCode CodeForSqlite(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::StatusCode::kDataLoss;
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-      return absl::StatusCode::kResourceExhausted;
-    case SQLITE_IOERR:
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_PROTOCOL:
-      return absl::StatusCode::kUnavailable;
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-      return absl::StatusCode::kFailedPrecondition;
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-      return absl::StatusCode::kPermissionDenied;
-    case SQLITE_TOOBIG:
-      return absl::StatusCode::kInvalidArgument;
-    default:
-      return absl::StatusCode::kInternal;
-  }
-}
-
-// The status for SQLite result code `rc` from `what` on the store at `path`. `db`, when given,
-// supplies SQLite's own message for the most recent failure on that connection.
-absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what, absl::string_view path) {
-  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string message =
-      absl::StrCat("subject store ", path, ": ", what, ": ", detail, " (SQLite code ", rc, ")");
-  if ((rc & 0xff) == SQLITE_NOTADB) {
-    absl::StrAppend(&message, "; the file is not an SQLite database or its header is damaged");
-  } else if ((rc & 0xff) == SQLITE_CORRUPT) {
-    absl::StrAppend(&message, "; the database file is corrupt");
-  }
-  return absl::Status(CodeForSqlite(rc), message);
+// The status for SQLite result code `rc` from `what` on the store at `path`.
+absl::Status StoreError(sqlite3* db, int rc, absl::string_view what, absl::string_view path) {
+  return SqliteError(db, rc, what, absl::StrCat("subject store ", path));
 }
 
 std::string Errno(int error) { return std::strerror(error); }
@@ -184,10 +150,10 @@ absl::StatusOr<Db> OpenConnection(const std::string& path, int flags) {
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_FULLMUTEX, nullptr);
   Db db(raw);  // SQLite allocates a handle even when the open fails; it must still be closed.
-  if (rc != SQLITE_OK) return SqliteError(db.get(), rc, "open", path);
+  if (rc != SQLITE_OK) return StoreError(db.get(), rc, "open", path);
   sqlite3_extended_result_codes(db.get(), 1);
   const int busy_rc = sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
-  if (busy_rc != SQLITE_OK) return SqliteError(db.get(), busy_rc, "set busy timeout", path);
+  if (busy_rc != SQLITE_OK) return StoreError(db.get(), busy_rc, "set busy timeout", path);
   return db;
 }
 
@@ -195,13 +161,13 @@ absl::StatusOr<Stmt> Prepare(sqlite3* db, const char* sql, unsigned flags, absl:
   sqlite3_stmt* raw = nullptr;
   const int rc = sqlite3_prepare_v3(db, sql, -1, flags, &raw, nullptr);
   Stmt stmt(raw);
-  if (rc != SQLITE_OK) return SqliteError(db, rc, absl::StrCat("prepare \"", sql, "\""), path);
+  if (rc != SQLITE_OK) return StoreError(db, rc, absl::StrCat("prepare \"", sql, "\""), path);
   return stmt;
 }
 
 absl::Status ExecSql(sqlite3* db, const char* sql, absl::string_view path) {
   const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqliteError(db, rc, absl::StrCat("execute \"", sql, "\""), path);
+  if (rc != SQLITE_OK) return StoreError(db, rc, absl::StrCat("execute \"", sql, "\""), path);
   return absl::OkStatus();
 }
 
@@ -214,7 +180,7 @@ absl::StatusOr<sqlite3_value*> QueryValue(sqlite3* db, sqlite3_stmt* stmt, const
       return absl::InternalError(
           absl::StrCat("subject store ", path, ": \"", sql, "\" returned no row"));
     }
-    return SqliteError(db, rc, absl::StrCat("query \"", sql, "\""), path);
+    return StoreError(db, rc, absl::StrCat("query \"", sql, "\""), path);
   }
   return sqlite3_column_value(stmt, 0);
 }
@@ -535,11 +501,11 @@ class SqliteSubjectStore : public SubjectStore {
         SRN_RETURN_IF_ERROR(ReadReferenceRow(references.get(), path_, &record));
       }
       if (ref_rc != SQLITE_ROW && ref_rc != SQLITE_DONE) {
-        return SqliteError(db.get(), ref_rc, "read references", path_);
+        return StoreError(db.get(), ref_rc, "read references", path_);
       }
       SRN_RETURN_IF_ERROR(fn(std::move(record)));
     }
-    if (rc != SQLITE_DONE) return SqliteError(db.get(), rc, "read subjects", path_);
+    if (rc != SQLITE_DONE) return StoreError(db.get(), rc, "read subjects", path_);
     if (ref_rc == SQLITE_ROW) {
       return CorruptRow(path_, ColumnBytes(references.get(), 0),
                         "has references but no subject row");
@@ -551,20 +517,20 @@ class SqliteSubjectStore : public SubjectStore {
     absl::MutexLock lock(&mu_);
     StmtUse use(count_.get());
     const int rc = sqlite3_step(count_.get());
-    if (rc != SQLITE_ROW) return SqliteError(db_.get(), rc, "count subjects", path_);
+    if (rc != SQLITE_ROW) return StoreError(db_.get(), rc, "count subjects", path_);
     return sqlite3_column_int64(count_.get(), 0);
   }
 
  private:
   absl::Status Bound(int rc, absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (rc != SQLITE_OK) return SqliteError(db_.get(), rc, what, path_);
+    if (rc != SQLITE_OK) return StoreError(db_.get(), rc, what, path_);
     return absl::OkStatus();
   }
 
   absl::Status StepDone(sqlite3_stmt* stmt, absl::string_view what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) return SqliteError(db_.get(), rc, what, path_);
+    if (rc != SQLITE_DONE) return StoreError(db_.get(), rc, what, path_);
     return absl::OkStatus();
   }
 

@@ -24,15 +24,10 @@
 #include "model/status_macros.h"
 #include "model/svc2004.h"
 #include "model/weights_file.h"
+#include "server/clock.h"
 
 namespace srn {
 namespace {
-
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 const char* StateName(v1::JobState state) {
   switch (state) {

@@ -13,25 +13,7 @@ namespace srn {
 namespace {
 
 GaussianHmm RandomHmm(int K, int D, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> unit(0.1, 1.0);
-  std::normal_distribution<double> normal(0, 1);
-  GaussianHmm h;
-  h.initial.resize(K);
-  h.transition.resize(K, K);
-  h.means.resize(K, D);
-  h.variances.resize(K, D);
-  for (int i = 0; i < K; ++i) {
-    h.initial[i] = unit(rng);
-    for (int j = 0; j < K; ++j) h.transition(i, j) = unit(rng);
-    h.transition.row(i) /= h.transition.row(i).sum();
-    for (int d = 0; d < D; ++d) {
-      h.means(i, d) = normal(rng);
-      h.variances(i, d) = 0.5 + unit(rng);
-    }
-  }
-  h.initial /= h.initial.sum();
-  return h;
+  return testing::RandomHmm(K, D, seed, /*mean_scale=*/1.0, /*min_variance=*/0.5);
 }
 
 Series RandomSeries(int T, int D, uint64_t seed) {

@@ -44,4 +44,27 @@ Dataset MakeSineDataset(int classes, int per_class, int dims, int min_len, int m
   return data;
 }
 
+GaussianHmm RandomHmm(int states, int dims, uint64_t seed, double mean_scale,
+                      double min_variance) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.1, 1.0);
+  std::normal_distribution<double> normal(0, 1);
+  GaussianHmm h;
+  h.initial.resize(states);
+  h.transition.resize(states, states);
+  h.means.resize(states, dims);
+  h.variances.resize(states, dims);
+  for (int i = 0; i < states; ++i) {
+    h.initial[i] = unit(rng);
+    for (int j = 0; j < states; ++j) h.transition(i, j) = unit(rng);
+    h.transition.row(i) /= h.transition.row(i).sum();
+    for (int d = 0; d < dims; ++d) {
+      h.means(i, d) = mean_scale * normal(rng);
+      h.variances(i, d) = min_variance + unit(rng);
+    }
+  }
+  h.initial /= h.initial.sum();
+  return h;
+}
+
 }  // namespace srn::testing

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "model/dataset.h"
+#include "model/hmm.h"
 
 namespace srn::testing {
 
@@ -13,6 +14,12 @@ namespace srn::testing {
 // at a slightly shifted frequency and offset, marked as forgeries of the class.
 Dataset MakeSineDataset(int classes, int per_class, int dims, int min_len, int max_len,
                         uint64_t seed, int forgeries = 0);
+
+// A random valid HMM with `states` states over `dims` features: initial and transition
+// probabilities bounded away from 0, means normal with standard deviation `mean_scale`, variances
+// uniform in [min_variance + 0.1, min_variance + 1).
+GaussianHmm RandomHmm(int states, int dims, uint64_t seed, double mean_scale = 1.0,
+                      double min_variance = 0.5);
 
 }  // namespace srn::testing
 
