@@ -9,6 +9,7 @@
 #endif
 
 #include "model/parallel.h"
+#include "model/relu_kernels.h"
 
 namespace srn {
 namespace {
@@ -59,10 +60,14 @@ void AddSparseTimesMatrix(const T* x, const T* m, int h, std::vector<int>* index
   int* const index = index_buf->data();
   T* const value = value_buf->data();
   int nonzeros = 0;
-  for (int j = 0; j < h; ++j) {  // branch-free: about half the states are zero, at random
-    index[nonzeros] = j;
-    value[nonzeros] = x[j];
-    nonzeros += x[j] != T(0);
+  if constexpr (std::is_same_v<T, float>) {
+    nonzeros = relu_kernels::NonZeros(relu_kernels::BestIsa(), x, h, index, value);
+  } else {
+    for (int j = 0; j < h; ++j) {  // branch-free: about half the states are zero, at random
+      index[nonzeros] = j;
+      value[nonzeros] = x[j];
+      nonzeros += x[j] != T(0);
+    }
   }
   int i0 = 0;
 #if defined(__AVX2__) && defined(__FMA__)
@@ -145,8 +150,9 @@ VectorT<T> Network<T>::InferenceWeights(const VectorT<T>& params) const {
   if (arch_.cell != CellType::kRelu || !arch_.recurrent || arch_.is_logistic()) return out;
   const int h = arch_.hidden;
   for (int l = 0; l < arch_.layers; ++l) {
-    const int64_t a = layout_.layer(l).a;
-    MutMap<T>(out.data() + a, h, h) = ConstMap<T>(params.data() + a, h, h).transpose();
+    const ParameterLayout::LayerOffsets& off = layout_.layer(l);
+    MutMap<T>(out.data() + off.a, h, h) = ConstMap<T>(params.data() + off.a, h, h).transpose();
+    MutMap<T>(out.data() + off.w, off.in, h) = ConstMap<T>(params.data() + off.w, h, off.in).transpose();
   }
   return out;
 }
@@ -311,7 +317,24 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
 
   if (arch_.cell == CellType::kRelu) {
     Mat<T>& z = layer->out;
-    z.noalias() = input * w.transpose();
+    // Inference weights of a recurrent layer hold W^T and A^T.
+    const bool transposed = inference_weights_ && arch_.recurrent;
+    if constexpr (std::is_same_v<T, float>) {
+      // One series (a server's request): straight through registers, no GEMM.
+      const relu_kernels::Isa isa = relu_kernels::BestIsa();
+      if (transposed && !training && packed.batch() == 1 && relu_kernels::Supported(isa, h)) {
+        z.resize(rows, h);
+        relu_kernels::ReluRecurrence(isa, input.data(), rows, off.in, params + off.w,
+                                     params + off.b, params + off.a, h,
+                                     init_z != nullptr ? init_z->data() : nullptr, z.data());
+        return;
+      }
+    }
+    if (transposed) {
+      z.noalias() = input * ConstMap<T>(params + off.w, off.in, h);
+    } else {
+      z.noalias() = input * w.transpose();
+    }
     z.rowwise() += b;
     if (!arch_.recurrent) {
       z = z.cwiseMax(T(0));
@@ -599,12 +622,11 @@ void EmbedParallel(const Network<float>& network, const float* params,
   for (const Series* s : series) frames += s->length();
   if (frames < kParallelFrames) threads = 1;
   const int chunks = (n + kChunk - 1) / kChunk;
-  if (pool == nullptr) pool = &ThreadPool::Default();
-  pool->ParallelFor(std::max(chunks, std::min(threads, n)), threads, [&](int begin, int end, int) {
+  const int total = std::max(chunks, std::min(threads, n));
+  auto embed_chunks = [&](int begin, int end, int) {
     thread_local Network<float>::Workspace ws;
     thread_local RowMatrix chunk_out;
     thread_local std::vector<const Series*> chunk;
-    const int total = std::max(chunks, std::min(threads, n));
     for (int c = begin; c < end; ++c) {
       const int first = static_cast<int>(static_cast<int64_t>(n) * c / total);
       const int last = static_cast<int>(static_cast<int64_t>(n) * (c + 1) / total);
@@ -613,7 +635,14 @@ void EmbedParallel(const Network<float>& network, const float* params,
       network.Embed(params, chunk, &ws, &chunk_out);
       out->middleRows(first, last - first) = chunk_out;
     }
-  });
+  };
+  // A server's small requests stay on the calling thread without building a std::function.
+  if (threads == 1) {
+    embed_chunks(0, total, 0);
+    return;
+  }
+  if (pool == nullptr) pool = &ThreadPool::Default();
+  pool->ParallelFor(total, threads, embed_chunks);
 }
 
 template void PackBatch<float>(const std::vector<const Series*>&, PackedBatch<float>*);

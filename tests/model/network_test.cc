@@ -211,6 +211,16 @@ TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
       EXPECT_LT((emb.row(0).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
           << family << " hidden " << hidden;
       EXPECT_GT(expected.norm(), 0) << "a dead network would not test anything";
+      // The float network is the one that serves (with the vectorised step, when built for
+      // AVX2); it agrees to float precision.
+      Network<float> fnet(arch, layout, /*inference_weights=*/true);
+      const Vector finference = fnet.InferenceWeights(params.cast<float>());
+      Network<float>::Workspace fws;
+      RowMatrix femb;
+      fnet.Embed(finference.data(), Pointers(series), &fws, &femb);
+      EXPECT_LT((femb.row(0).transpose().cast<double>() - expected).norm(),
+                1e-5 * (1 + expected.norm()))
+          << family << " hidden " << hidden << " (float)";
     }
   }
 }

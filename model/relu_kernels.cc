@@ -1,0 +1,272 @@
+#include "model/relu_kernels.h"
+
+#include <algorithm>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SRN_X86_KERNELS 1
+#include <immintrin.h>
+// The variants are compiled for their instruction set whatever the library's flags, and only
+// called when the CPU has it.
+#define SRN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define SRN_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#endif
+
+namespace srn {
+namespace relu_kernels {
+namespace {
+
+// Scalar: any width; the reference the vector variants agree with.
+int NonZerosScalar(const float* z, int begin, int h, int n, int* index, float* value) {
+  for (int j = begin; j < h; ++j) {  // branch-free: about half the states are zero, at random
+    index[n] = j;
+    value[n] = z[j];
+    n += z[j] != 0.0f;
+  }
+  return n;
+}
+
+#ifdef SRN_X86_KERNELS
+
+// For each 8-bit mask, the positions of its set bits in increasing order (the rest 0), and
+// their number: a permutation that packs the selected lanes of a vector to the front.
+struct LeftPackTable {
+  alignas(32) int32_t lanes[256][8];
+  uint8_t count[256];
+};
+
+const LeftPackTable& LeftPack() {
+  static const LeftPackTable* const table = [] {
+    auto* t = new LeftPackTable();
+    for (int mask = 0; mask < 256; ++mask) {
+      int n = 0;
+      for (int lane = 0; lane < 8; ++lane) {
+        if (mask & (1 << lane)) t->lanes[mask][n++] = lane;
+      }
+      t->count[mask] = static_cast<uint8_t>(n);
+    }
+    return t;
+  }();
+  return *table;
+}
+
+// Eight states at a time: their non-zero mask picks the permutation that moves the non-zeros
+// (and their indices) to the front, stored over the free end of the lists; never writes past
+// h, as n <= j.
+SRN_TARGET_AVX2 int NonZerosAvx2(const float* z, int h, int* index, float* value) {
+  const LeftPackTable& table = LeftPack();
+  int n = 0;
+  int j = 0;
+  for (; j + 8 <= h; j += 8) {
+    const __m256 v = _mm256_loadu_ps(z + j);
+    const int mask = _mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(table.lanes[mask]));
+    _mm256_storeu_ps(value + n, _mm256_permutevar8x32_ps(v, perm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(index + n),
+                        _mm256_add_epi32(perm, _mm256_set1_epi32(j)));
+    n += table.count[mask];
+  }
+  return NonZerosScalar(z, j, h, n, index, value);
+}
+
+// One step's outputs [i0, i0 + kVecs * 8): bias, plus the input rows, plus the non-zero state
+// rows, then relu. kSets independent sets of accumulators (rows alternate between them) keep
+// enough FMAs in flight when the block is narrow.
+// acc += weight[k] * row k, for k < count: row k of `base` (h floats apart), or row index[k].
+template <int kVecs, int kSets, bool kIndexed>
+SRN_TARGET_AVX2 inline void RowsAvx2(__m256 (&acc)[kSets][kVecs], int count, const float* weight,
+                                     const float* base, const int* index, int h, int i0) {
+  int k = 0;
+  for (; k + kSets <= count; k += kSets) {
+    for (int s = 0; s < kSets; ++s) {
+      const __m256 v = _mm256_set1_ps(weight[k + s]);
+      const float* r = base + (kIndexed ? int64_t{index[k + s]} : int64_t{k + s}) * h + i0;
+      for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 8 * q), acc[s][q]);
+    }
+  }
+  for (; k < count; ++k) {
+    const __m256 v = _mm256_set1_ps(weight[k]);
+    const float* r = base + (kIndexed ? int64_t{index[k]} : int64_t{k}) * h + i0;
+    for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 8 * q), acc[0][q]);
+  }
+}
+
+template <int kVecs, int kSets>
+SRN_TARGET_AVX2 inline void BlockAvx2(const float* xt, int in, const float* wt, const float* b,
+                                      const float* at, const int* index, const float* value,
+                                      int nonzeros, int h, int i0, float* zt) {
+  __m256 acc[kSets][kVecs];
+  for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm256_loadu_ps(b + i0 + 8 * q);
+  for (int s = 1; s < kSets; ++s) {
+    for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm256_setzero_ps();
+  }
+  RowsAvx2<kVecs, kSets, false>(acc, in, xt, wt, nullptr, h, i0);
+  RowsAvx2<kVecs, kSets, true>(acc, nonzeros, value, at, index, h, i0);
+  for (int q = 0; q < kVecs; ++q) {
+    __m256 sum = acc[0][q];
+    for (int s = 1; s < kSets; ++s) sum = _mm256_add_ps(sum, acc[s][q]);
+    _mm256_storeu_ps(zt + i0 + 8 * q, _mm256_max_ps(sum, _mm256_setzero_ps()));
+  }
+}
+
+// acc += weight[k] * row k, for k < count: row k of `base` (h floats apart), or row index[k].
+template <int kVecs, int kSets, bool kIndexed>
+SRN_TARGET_AVX512 inline void RowsAvx512(__m512 (&acc)[kSets][kVecs], int count, const float* weight,
+                                     const float* base, const int* index, int h, int i0) {
+  int k = 0;
+  for (; k + kSets <= count; k += kSets) {
+    for (int s = 0; s < kSets; ++s) {
+      const __m512 v = _mm512_set1_ps(weight[k + s]);
+      const float* r = base + (kIndexed ? int64_t{index[k + s]} : int64_t{k + s}) * h + i0;
+      for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 16 * q), acc[s][q]);
+    }
+  }
+  for (; k < count; ++k) {
+    const __m512 v = _mm512_set1_ps(weight[k]);
+    const float* r = base + (kIndexed ? int64_t{index[k]} : int64_t{k}) * h + i0;
+    for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 16 * q), acc[0][q]);
+  }
+}
+
+template <int kVecs, int kSets>
+SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* wt, const float* b,
+                                          const float* at, const int* index, const float* value,
+                                          int nonzeros, int h, int i0, float* zt) {
+  __m512 acc[kSets][kVecs];
+  for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm512_loadu_ps(b + i0 + 16 * q);
+  for (int s = 1; s < kSets; ++s) {
+    for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm512_setzero_ps();
+  }
+  RowsAvx512<kVecs, kSets, false>(acc, in, xt, wt, nullptr, h, i0);
+  RowsAvx512<kVecs, kSets, true>(acc, nonzeros, value, at, index, h, i0);
+  for (int q = 0; q < kVecs; ++q) {
+    __m512 sum = acc[0][q];
+    for (int s = 1; s < kSets; ++s) sum = _mm512_add_ps(sum, acc[s][q]);
+    // (The masked form: GCC 12 warns about the undefined source of the plain one.)
+    _mm512_storeu_ps(zt + i0 + 16 * q, _mm512_maskz_max_ps(0xFFFF, sum, _mm512_setzero_ps()));
+  }
+}
+
+// Blocks of outputs per pass over the rows: 8 vectors (64 floats) with AVX2, then 4, 2, 1 with
+// a second set of accumulators so that narrow blocks do not wait on FMA latency; AVX-512 passes
+// 4 vectors x 2 sets (64 floats) at a time. Wider AVX-512 blocks and AVX-512's compress for the
+// non-zero lists both measured slower on the signature shape (bench/model_bench.cc).
+SRN_TARGET_AVX2 void RunAvx2(const float* x, int64_t steps, int in, const float* wt,
+                             const float* b, const float* at, int h, const float* init, float* z,
+                             int* index, float* value) {
+  int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
+  for (int64_t t = 0; t < steps; ++t) {
+    const float* xt = x + t * in;
+    float* zt = z + t * h;
+    int i0 = 0;
+    for (; i0 + 64 <= h; i0 += 64) BlockAvx2<8, 1>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    if (i0 + 32 <= h) {
+      BlockAvx2<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+      i0 += 32;
+    }
+    if (i0 + 16 <= h) {
+      BlockAvx2<2, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+      i0 += 16;
+    }
+    if (i0 + 8 <= h) BlockAvx2<1, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    nonzeros = NonZerosAvx2(zt, h, index, value);
+  }
+}
+
+SRN_TARGET_AVX512 void RunAvx512(const float* x, int64_t steps, int in, const float* wt,
+                                 const float* b, const float* at, int h, const float* init,
+                                 float* z, int* index, float* value) {
+  int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
+  for (int64_t t = 0; t < steps; ++t) {
+    const float* xt = x + t * in;
+    float* zt = z + t * h;
+    int i0 = 0;
+    for (; i0 + 64 <= h; i0 += 64) BlockAvx512<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    if (i0 + 32 <= h) {
+      BlockAvx512<2, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+      i0 += 32;
+    }
+    if (i0 + 16 <= h) BlockAvx512<1, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    nonzeros = NonZerosAvx2(zt, h, index, value);
+  }
+}
+
+#endif  // SRN_X86_KERNELS
+
+bool CpuHas(Isa isa) {
+#ifdef SRN_X86_KERNELS
+  // libgcc's and compiler-rt's checks include the OS's support for the wider registers.
+  switch (isa) {
+    case Isa::kNone:
+      return true;
+    case Isa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("fma");
+  }
+#endif
+  return isa == Isa::kNone;
+}
+
+}  // namespace
+
+Isa BestIsa() {
+  static const Isa best = CpuHas(Isa::kAvx512) ? Isa::kAvx512
+                          : CpuHas(Isa::kAvx2) ? Isa::kAvx2
+                                               : Isa::kNone;
+  return best;
+}
+
+bool Supported(Isa isa, int hidden) {
+  switch (isa) {
+    case Isa::kNone:
+      return false;
+    case Isa::kAvx2:
+      return hidden > 0 && hidden % 8 == 0 && CpuHas(isa);
+    case Isa::kAvx512:
+      return hidden > 0 && hidden % 16 == 0 && CpuHas(isa);
+  }
+  return false;
+}
+
+int NonZeros(Isa isa, const float* z, int h, int* index, float* value) {
+#ifdef SRN_X86_KERNELS
+  // AVX-512's compress instructions measured slower here than the AVX2 table.
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) return NonZerosAvx2(z, h, index, value);
+#else
+  (void)isa;
+#endif
+  return NonZerosScalar(z, 0, h, 0, index, value);
+}
+
+void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt,
+                    const float* b, const float* at, int h, const float* init, float* z) {
+#ifdef SRN_X86_KERNELS
+  // The step's non-zero states: on the stack for the widths that serve.
+  constexpr int kStackHidden = 512;
+  int stack_index[kStackHidden];
+  float stack_value[kStackHidden];
+  std::vector<int> heap_index;
+  std::vector<float> heap_value;
+  int* index = stack_index;
+  float* value = stack_value;
+  if (h > kStackHidden) {
+    heap_index.resize(h);
+    heap_value.resize(h);
+    index = heap_index.data();
+    value = heap_value.data();
+  }
+  if (isa == Isa::kAvx512) {
+    RunAvx512(x, steps, in, wt, b, at, h, init, z, index, value);
+  } else {
+    RunAvx2(x, steps, in, wt, b, at, h, init, z, index, value);
+  }
+#else
+  (void)isa, (void)x, (void)steps, (void)in, (void)wt, (void)b, (void)at, (void)h, (void)init,
+      (void)z;
+#endif
+}
+
+}  // namespace relu_kernels
+}  // namespace srn

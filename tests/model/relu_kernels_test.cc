@@ -1,0 +1,135 @@
+#include "model/relu_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace srn {
+namespace relu_kernels {
+namespace {
+
+std::string Name(Isa isa) {
+  switch (isa) {
+    case Isa::kNone:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+std::vector<float> Uniform(size_t n, float lo, float hi, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+// z_t = relu(b + x_t W^T + z_{t-1} A^T), in double, from W^T and A^T as the kernel takes them.
+std::vector<double> Reference(const std::vector<float>& x, int steps, int in,
+                              const std::vector<float>& wt, const std::vector<float>& b,
+                              const std::vector<float>& at, int h, const float* init) {
+  std::vector<double> z(static_cast<size_t>(steps) * h);
+  std::vector<double> prev(h, 0.0);
+  if (init != nullptr) prev.assign(init, init + h);
+  for (int t = 0; t < steps; ++t) {
+    for (int i = 0; i < h; ++i) {
+      double s = b[i];
+      for (int k = 0; k < in; ++k) s += double{x[t * in + k]} * wt[k * h + i];
+      for (int j = 0; j < h; ++j) s += prev[j] * at[j * h + i];
+      z[static_cast<size_t>(t) * h + i] = std::max(s, 0.0);
+    }
+    std::copy(z.begin() + static_cast<size_t>(t) * h, z.begin() + static_cast<size_t>(t + 1) * h,
+              prev.begin());
+  }
+  return z;
+}
+
+std::vector<Isa> Variants() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (Supported(isa, 64)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+TEST(ReluKernelsTest, BestIsaIsSupported) {
+  const Isa best = BestIsa();
+  if (best == Isa::kNone) GTEST_SKIP() << "this CPU has no AVX2: the kernels are never used";
+  EXPECT_TRUE(Supported(best, 64));
+  EXPECT_FALSE(Supported(best, 0));
+  EXPECT_FALSE(Supported(best, 12)) << "not a multiple of the vector width";
+  EXPECT_FALSE(Supported(Isa::kNone, 64));
+}
+
+TEST(ReluKernelsTest, NonZerosListsEveryNonZeroInOrder) {
+  std::vector<Isa> isas = Variants();
+  isas.push_back(Isa::kNone);
+  for (Isa isa : isas) {
+    for (int h : {1, 7, 8, 9, 16, 63, 64, 97, 128}) {
+      std::vector<float> z = Uniform(h, -1, 1, 100 + h);
+      for (float& v : z) v = std::max(v, 0.0f);  // about half zero, as a ReLU state
+      z[0] = 0.0f;
+      z[h - 1] = 0.25f;  // the last entry, which tails handle
+      std::vector<int> index(h, -1);
+      std::vector<float> value(h, -1.0f);
+      const int n = NonZeros(isa, z.data(), h, index.data(), value.data());
+      std::vector<int> expected;
+      for (int j = 0; j < h; ++j) {
+        if (z[j] != 0.0f) expected.push_back(j);
+      }
+      ASSERT_EQ(n, static_cast<int>(expected.size())) << Name(isa) << " h=" << h;
+      for (int k = 0; k < n; ++k) {
+        EXPECT_EQ(index[k], expected[k]) << Name(isa) << " h=" << h << " k=" << k;
+        EXPECT_EQ(value[k], z[expected[k]]) << Name(isa) << " h=" << h << " k=" << k;
+      }
+    }
+  }
+}
+
+TEST(ReluKernelsTest, EveryVariantMatchesTheCellEquations) {
+  const std::vector<Isa> isas = Variants();
+  if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2: the kernels are never used";
+  // Widths exercising every block size (64, then 32, 16, 8) and their combinations.
+  for (Isa isa : isas) {
+    for (int h : {16, 32, 48, 64, 80, 128, 144, 200}) {
+      if (!Supported(isa, h)) continue;
+      for (bool with_init : {false, true}) {
+        const int in = 7, steps = 25;
+        const std::vector<float> x = Uniform(static_cast<size_t>(steps) * in, -1, 1, 1);
+        const std::vector<float> wt = Uniform(static_cast<size_t>(in) * h, -0.5, 0.5, 2);
+        const std::vector<float> b = Uniform(h, -0.2, 0.2, 3);
+        // Recurrent weights small enough to keep the state bounded, so the tolerance is fair.
+        const std::vector<float> at = Uniform(static_cast<size_t>(h) * h, -1.5f / h, 1.5f / h, 4);
+        std::vector<float> init = Uniform(h, -1, 1, 5);
+        for (float& v : init) v = std::max(v, 0.0f);
+        const float* init_ptr = with_init ? init.data() : nullptr;
+
+        std::vector<float> z(static_cast<size_t>(steps) * h, -1.0f);
+        ReluRecurrence(isa, x.data(), steps, in, wt.data(), b.data(), at.data(), h, init_ptr,
+                       z.data());
+        const std::vector<double> expected = Reference(x, steps, in, wt, b, at, h, init_ptr);
+        int zeros = 0;
+        for (size_t i = 0; i < z.size(); ++i) {
+          ASSERT_NEAR(z[i], expected[i], 1e-5 * (1 + std::abs(expected[i])))
+              << Name(isa) << " h=" << h << " init=" << with_init << " at " << i;
+          zeros += expected[i] == 0.0;
+        }
+        // Both zero and non-zero states occur, so skipping zeros is exercised.
+        EXPECT_GT(zeros, 0);
+        EXPECT_LT(zeros, static_cast<int>(z.size()));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace relu_kernels
+}  // namespace srn
