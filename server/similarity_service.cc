@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "server/grpc_auth.h"
 #include "server/grpc_status.h"
 
 namespace srn {
@@ -35,11 +36,7 @@ grpc::ServerUnaryReactor* SimilarityService::Handle(grpc::CallbackServerContext*
     if (ctx->deadline() < std::chrono::system_clock::now()) {
       return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed before the call was handled");
     }
-    const auto& metadata = ctx->client_metadata();
-    const auto it = metadata.find("authorization");
-    const std::string authorization =
-        it == metadata.end() ? std::string() : std::string(it->second.data(), it->second.size());
-    absl::StatusOr<Role> role = auth_->Authenticate(&authorization);
+    absl::StatusOr<Role> role = CallerRole(*ctx, *auth_);
     if (!role.ok()) return ToGrpcStatus(role.status());
     if (absl::Status s = TokenAuth::Authorize(*role, required, MethodNames()[method]); !s.ok()) {
       return ToGrpcStatus(s);

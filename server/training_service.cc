@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "server/grpc_auth.h"
 #include "server/grpc_status.h"
 
 namespace srn {
@@ -14,11 +15,7 @@ grpc::Status CheckCall(grpc::ServerContext* ctx, const TokenAuth& auth, bool rea
                        bool configured, const char* method) {
   if (draining) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
   if (!ready) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is starting");
-  const auto& metadata = ctx->client_metadata();
-  const auto it = metadata.find("authorization");
-  const std::string authorization =
-      it == metadata.end() ? std::string() : std::string(it->second.data(), it->second.size());
-  absl::StatusOr<Role> role = auth.Authenticate(&authorization);
+  absl::StatusOr<Role> role = CallerRole(*ctx, auth);
   if (!role.ok()) return ToGrpcStatus(role.status());
   if (absl::Status s = TokenAuth::Authorize(*role, Role::kAdmin, method); !s.ok()) return ToGrpcStatus(s);
   if (!configured) {
