@@ -160,6 +160,22 @@ VectorT<T> Network<T>::InferenceWeights(const VectorT<T>& params) const {
 template <typename T>
 void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch, Workspace* ws,
                        RowMatrixT<T>* out) const {
+  if constexpr (std::is_same_v<T, float>) {
+    // One series through one ReLU layer (a server's Embed): read in place, pooled on the fly,
+    // no packed copy and no stored states.
+    const relu_kernels::Isa isa = relu_kernels::BestIsa();
+    if (batch.size() == 1 && inference_weights_ && arch_.cell == CellType::kRelu &&
+        arch_.recurrent && arch_.layers == 1 && relu_kernels::Supported(isa, arch_.hidden)) {
+      const Series& series = *batch[0];
+      const ParameterLayout::LayerOffsets& off = layout_.layer(0);
+      out->resize(1, arch_.hidden);
+      relu_kernels::ReluRecurrencePooled(isa, series.data(), series.length(), off.in,
+                                         params + off.w, params + off.b, params + off.a,
+                                         arch_.hidden, arch_.pooling == Pooling::kMean,
+                                         out->data());
+      return;
+    }
+  }
   PackBatch(batch, &ws->packed);
   if (arch_.is_logistic()) {
     Run(params, T(0), nullptr, /*training=*/false, ws, out);

@@ -153,11 +153,11 @@ SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* 
 // non-zero lists both measured slower on the signature shape (bench/model_bench.cc).
 SRN_TARGET_AVX2 void RunAvx2(const float* x, int64_t steps, int in, const float* wt,
                              const float* b, const float* at, int h, const float* init, float* z,
-                             int* index, float* value) {
+                             int64_t z_stride, float* sum, int* index, float* value) {
   int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
   for (int64_t t = 0; t < steps; ++t) {
     const float* xt = x + t * in;
-    float* zt = z + t * h;
+    float* zt = z + t * z_stride;
     int i0 = 0;
     for (; i0 + 64 <= h; i0 += 64) BlockAvx2<8, 1>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
     if (i0 + 32 <= h) {
@@ -170,16 +170,19 @@ SRN_TARGET_AVX2 void RunAvx2(const float* x, int64_t steps, int in, const float*
     }
     if (i0 + 8 <= h) BlockAvx2<1, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
     nonzeros = NonZerosAvx2(zt, h, index, value);
+    if (sum != nullptr) {
+      for (int i = 0; i < h; ++i) sum[i] += zt[i];
+    }
   }
 }
 
 SRN_TARGET_AVX512 void RunAvx512(const float* x, int64_t steps, int in, const float* wt,
                                  const float* b, const float* at, int h, const float* init,
-                                 float* z, int* index, float* value) {
+                                 float* z, int64_t z_stride, float* sum, int* index, float* value) {
   int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
   for (int64_t t = 0; t < steps; ++t) {
     const float* xt = x + t * in;
-    float* zt = z + t * h;
+    float* zt = z + t * z_stride;
     int i0 = 0;
     for (; i0 + 64 <= h; i0 += 64) BlockAvx512<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
     if (i0 + 32 <= h) {
@@ -188,6 +191,9 @@ SRN_TARGET_AVX512 void RunAvx512(const float* x, int64_t steps, int in, const fl
     }
     if (i0 + 16 <= h) BlockAvx512<1, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
     nonzeros = NonZerosAvx2(zt, h, index, value);
+    if (sum != nullptr) {
+      for (int i = 0; i < h; ++i) sum[i] += zt[i];
+    }
   }
 }
 
@@ -240,8 +246,12 @@ int NonZeros(Isa isa, const float* z, int h, int* index, float* value) {
   return NonZerosScalar(z, 0, h, 0, index, value);
 }
 
-void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt,
-                    const float* b, const float* at, int h, const float* init, float* z) {
+namespace {
+
+// z_t goes to z + t * z_stride (stride 0: one row, overwritten); with `sum`, each z_t is also
+// added into it.
+void Run(Isa isa, const float* x, int64_t steps, int in, const float* wt, const float* b,
+         const float* at, int h, const float* init, float* z, int64_t z_stride, float* sum) {
 #ifdef SRN_X86_KERNELS
   // The step's non-zero states: on the stack for the widths that serve.
   constexpr int kStackHidden = 512;
@@ -258,14 +268,45 @@ void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float*
     value = heap_value.data();
   }
   if (isa == Isa::kAvx512) {
-    RunAvx512(x, steps, in, wt, b, at, h, init, z, index, value);
+    RunAvx512(x, steps, in, wt, b, at, h, init, z, z_stride, sum, index, value);
   } else {
-    RunAvx2(x, steps, in, wt, b, at, h, init, z, index, value);
+    RunAvx2(x, steps, in, wt, b, at, h, init, z, z_stride, sum, index, value);
   }
 #else
   (void)isa, (void)x, (void)steps, (void)in, (void)wt, (void)b, (void)at, (void)h, (void)init,
-      (void)z;
+      (void)z, (void)z_stride, (void)sum;
 #endif
+}
+
+}  // namespace
+
+void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt,
+                    const float* b, const float* at, int h, const float* init, float* z) {
+  Run(isa, x, steps, in, wt, b, at, h, init, z, h, nullptr);
+}
+
+void ReluRecurrencePooled(Isa isa, const float* x, int64_t steps, int in, const float* wt,
+                          const float* b, const float* at, int h, bool mean, float* out) {
+  std::fill(out, out + h, 0.0f);
+  if (!mean) {
+    // Every step overwrites the previous one (which the step has already read into its list
+    // of non-zeros): the last is left.
+    Run(isa, x, steps, in, wt, b, at, h, nullptr, out, 0, nullptr);
+    return;
+  }
+  constexpr int kStackHidden = 512;
+  float stack_state[kStackHidden];
+  std::vector<float> heap_state;
+  float* state = stack_state;
+  if (h > kStackHidden) {
+    heap_state.resize(h);
+    state = heap_state.data();
+  }
+  Run(isa, x, steps, in, wt, b, at, h, nullptr, state, 0, out);
+  if (steps > 0) {
+    const float inv = 1.0f / static_cast<float>(steps);
+    for (int i = 0; i < h; ++i) out[i] *= inv;
+  }
 }
 
 }  // namespace relu_kernels

@@ -37,6 +37,11 @@ int NonZeros(Isa isa, const float* z, int h, int* index, float* value);
 void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt,
                     const float* b, const float* at, int h, const float* init, float* z);
 
+// The same layer keeping only what pooling needs: `out` (h values) is the mean of z_t over the
+// steps (`mean`) or the last z_t, from z_{-1} = 0. `out` must not alias the inputs.
+void ReluRecurrencePooled(Isa isa, const float* x, int64_t steps, int in, const float* wt,
+                          const float* b, const float* at, int h, bool mean, float* out);
+
 }  // namespace relu_kernels
 }  // namespace srn
 

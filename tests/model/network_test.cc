@@ -197,7 +197,8 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
 TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
   for (int hidden : {32, 40, 64, 97}) {
     for (const std::string family : {"srn-a", "srn-l"}) {
-      const Architecture arch = Make(family, 6, hidden, 2);
+     for (int layers : {1, 2}) {
+      const Architecture arch = Make(family, 6, hidden, layers);
       ParameterLayout layout(arch);
       const VectorT<double> params = InitParameters(arch, 0.3f, 5).cast<double>();
       Network<double> net(arch, layout, /*inference_weights=*/true);
@@ -209,7 +210,7 @@ TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
       net.Embed(inference_params.data(), Pointers(series), &ws, &emb);
       const VectorT<double> expected = NaiveEmbed(arch, params, series[0]);
       EXPECT_LT((emb.row(0).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
-          << family << " hidden " << hidden;
+          << family << " hidden " << hidden << " layers " << layers;
       EXPECT_GT(expected.norm(), 0) << "a dead network would not test anything";
       // The float network is the one that serves (with the vectorised step, when built for
       // AVX2); it agrees to float precision.
@@ -220,7 +221,8 @@ TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
       fnet.Embed(finference.data(), Pointers(series), &fws, &femb);
       EXPECT_LT((femb.row(0).transpose().cast<double>() - expected).norm(),
                 1e-5 * (1 + expected.norm()))
-          << family << " hidden " << hidden << " (float)";
+          << family << " hidden " << hidden << " layers " << layers << " (float)";
+     }
     }
   }
 }

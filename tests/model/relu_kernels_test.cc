@@ -130,6 +130,40 @@ TEST(ReluKernelsTest, EveryVariantMatchesTheCellEquations) {
   }
 }
 
+TEST(ReluKernelsTest, PooledVariantKeepsTheMeanOrTheLastState) {
+  const std::vector<Isa> isas = Variants();
+  if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2: the kernels are never used";
+  for (Isa isa : isas) {
+    for (int h : {16, 64, 80, 128}) {
+      if (!Supported(isa, h)) continue;
+      for (int steps : {1, 2, 31}) {
+        const int in = 5;
+        const std::vector<float> x = Uniform(static_cast<size_t>(steps) * in, -1, 1, 11);
+        const std::vector<float> wt = Uniform(static_cast<size_t>(in) * h, -0.5, 0.5, 12);
+        const std::vector<float> b = Uniform(h, -0.2, 0.2, 13);
+        const std::vector<float> at = Uniform(static_cast<size_t>(h) * h, -1.5f / h, 1.5f / h, 14);
+        const std::vector<double> z = Reference(x, steps, in, wt, b, at, h, nullptr);
+        for (bool mean : {true, false}) {
+          std::vector<float> out(h, -1.0f);
+          ReluRecurrencePooled(isa, x.data(), steps, in, wt.data(), b.data(), at.data(), h, mean,
+                               out.data());
+          for (int i = 0; i < h; ++i) {
+            double expected = 0;
+            if (mean) {
+              for (int t = 0; t < steps; ++t) expected += z[static_cast<size_t>(t) * h + i];
+              expected /= steps;
+            } else {
+              expected = z[static_cast<size_t>(steps - 1) * h + i];
+            }
+            ASSERT_NEAR(out[i], expected, 1e-5 * (1 + std::abs(expected)))
+                << Name(isa) << " h=" << h << " steps=" << steps << " mean=" << mean << " i=" << i;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace relu_kernels
 }  // namespace srn
