@@ -625,7 +625,7 @@ void Network<T>::LayerBackward(const T* params, int l, Workspace* ws, T* grad,
 }
 
 void EmbedParallel(const Network<float>& network, const float* params,
-                   const std::vector<const Series*>& series, int threads, RowMatrix* out,
+                   absl::Span<const Series* const> series, int threads, RowMatrix* out,
                    ThreadPool* pool) {
   // Below this many frames, one thread is faster than starting another.
   constexpr int64_t kParallelFrames = 4096;

@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "model/architecture.h"
 #include "model/parallel.h"
 #include "model/parameters.h"
@@ -124,7 +125,7 @@ class Network {
 // working through its share in chunks with its own thread-local workspace. out:
 // (series.size() x embedding_dims).
 void EmbedParallel(const Network<float>& network, const float* params,
-                   const std::vector<const Series*>& series, int threads, RowMatrix* out,
+                   absl::Span<const Series* const> series, int threads, RowMatrix* out,
                    ThreadPool* pool = nullptr);
 
 extern template class Network<float>;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "model/network.h"
 #include "model/parallel.h"
@@ -45,9 +46,10 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> SimilarityModel::Create(
       std::move(arch), std::move(preprocessor), std::move(params), std::move(metadata)));
 }
 
-absl::StatusOr<RowMatrix> SimilarityModel::Embed(const std::vector<const Series*>& raw) const {
-  std::vector<Series> processed(raw.size());
-  std::vector<const Series*> pointers(raw.size());
+absl::StatusOr<RowMatrix> SimilarityModel::Embed(absl::Span<const Series* const> raw) const {
+  // Inline room for a server's usual one series: no allocation besides the series itself.
+  absl::InlinedVector<Series, 1> processed(raw.size());
+  absl::InlinedVector<const Series*, 1> pointers(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
     absl::StatusOr<Series> s = preprocessor_.Apply(*raw[i]);
     if (!s.ok()) {
@@ -59,7 +61,7 @@ absl::StatusOr<RowMatrix> SimilarityModel::Embed(const std::vector<const Series*
   return EmbedPreprocessed(pointers);
 }
 
-RowMatrix SimilarityModel::EmbedPreprocessed(const std::vector<const Series*>& series) const {
+RowMatrix SimilarityModel::EmbedPreprocessed(absl::Span<const Series* const> series) const {
   RowMatrix out;
   EmbedParallel(*network_, inference_params_.data(), series, DefaultThreads(), &out);
   return out;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "model/architecture.h"
 #include "model/parameters.h"
 #include "model/preprocess.h"
@@ -49,9 +50,9 @@ class SimilarityModel {
 
   // Embeds raw series (preprocessing applied): row i of the result (n x embedding_dims) is the
   // embedding of raw[i]. Series may have different lengths. InvalidArgument names the bad series.
-  absl::StatusOr<RowMatrix> Embed(const std::vector<const Series*>& raw) const;
+  absl::StatusOr<RowMatrix> Embed(absl::Span<const Series* const> raw) const;
   // Embeds already-preprocessed series (as the trainer and evaluations hold them).
-  RowMatrix EmbedPreprocessed(const std::vector<const Series*>& series) const;
+  RowMatrix EmbedPreprocessed(absl::Span<const Series* const> series) const;
 
   // s = sigmoid(v . (a * b) + c) for embeddings a and b (embedding_dims each).
   float Score(const float* a, const float* b) const;

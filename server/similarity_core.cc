@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "model/parallel.h"
 #include "model/signature_protocol.h"
@@ -131,7 +132,7 @@ void SimilarityCore::UpdateEnrolledMetrics() const {
 absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
     const ServingModel& model, const google::protobuf::RepeatedPtrField<v1::SeriesInput>& inputs,
     const std::string& what) const {
-  std::vector<Series> raw;
+  absl::InlinedVector<Series, 1> raw;
   raw.reserve(inputs.size());
   for (int i = 0; i < inputs.size(); ++i) {
     SRN_ASSIGN_OR_RETURN(Series s, ToRawSeries(inputs[i], *model.model, options_.limits,
@@ -139,7 +140,7 @@ absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
     if (metrics_ != nullptr) metrics_->SeriesLength(s.length());
     raw.push_back(std::move(s));
   }
-  std::vector<const Series*> pointers;
+  absl::InlinedVector<const Series*, 1> pointers;
   for (const Series& s : raw) pointers.push_back(&s);
   return model.model->Embed(pointers);
 }
