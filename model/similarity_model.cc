@@ -1,6 +1,8 @@
 #include "model/similarity_model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -17,7 +19,16 @@ SimilarityModel::SimilarityModel(Architecture arch, Preprocessor preprocessor, V
       params_(std::move(params)),
       metadata_(std::move(metadata)),
       network_(std::make_unique<Network<float>>(arch_, layout_, /*inference_weights=*/true)),
-      inference_params_(network_->InferenceWeights(params_)) {}
+      inference_params_(static_cast<float*>(::operator new[](
+          static_cast<size_t>(std::max<Eigen::Index>(params_.size(), 1)) * sizeof(float),
+          std::align_val_t{kInferenceAlignment}))) {
+  const Vector rearranged = network_->InferenceWeights(params_);
+  std::copy(rearranged.data(), rearranged.data() + rearranged.size(), inference_params_.get());
+}
+
+void SimilarityModel::AlignedDelete::operator()(float* p) const {
+  ::operator delete[](p, std::align_val_t{kInferenceAlignment});
+}
 
 SimilarityModel::~SimilarityModel() = default;
 
@@ -63,7 +74,7 @@ absl::StatusOr<RowMatrix> SimilarityModel::Embed(absl::Span<const Series* const>
 
 RowMatrix SimilarityModel::EmbedPreprocessed(absl::Span<const Series* const> series) const {
   RowMatrix out;
-  EmbedParallel(*network_, inference_params_.data(), series, DefaultThreads(), &out);
+  EmbedParallel(*network_, inference_params_.get(), series, DefaultThreads(), &out);
   return out;
 }
 
