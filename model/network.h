@@ -88,6 +88,12 @@ class Network {
 
   const Architecture& architecture() const { return arch_; }
 
+  // Whether Embed runs a batch of one through the single-series register kernel
+  // (model/relu_kernels.h: one ReLU layer, inference weights, a width the CPU's
+  // kernel takes). Such a network embeds series faster one at a time than
+  // batched, and a series' embedding then does not depend on its batch.
+  bool EmbedsSeriesAlone() const;
+
   // Embeds `batch` (preprocessed series of architecture().input_dims features)
   // into `out` (batch.size() x embedding_dims), row i for batch[i]. No dropout.
   void Embed(const T* params, const std::vector<const Series*>& batch, Workspace* ws,
