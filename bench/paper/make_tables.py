@@ -24,8 +24,12 @@ DATASETS = ["arabic-digit", "arabic-voice", "svc2004-noforg", "svc2004"]
 DATASET_NAMES = {"arabic-digit": "Arabic (digit)", "arabic-voice": "Arabic (voice)",
                  "svc2004-noforg": "SVC2004 without forgeries (paper: MCYT)",
                  "svc2004": "SVC2004 with forgeries (paper: MCYT)"}
-# The paper's per-model numbers were not recovered for this repository (see docs/RESULTS.md);
-# put them here as {(table, dataset, model): value} once they are sourced from the paper itself.
+# The paper's per-model numbers were not recovered for this repository (see docs/RESULTS.md).
+# Searched 2026-11-25: the stored copies of arXiv 1603.04713v1 that we could reach
+# (arxiv-vanity.com/papers/1603.04713, documents.pub) held only the title, abstract and the
+# start of the introduction, not Tables 2/3 or the text of Figure 3. Put them here as
+# {(table, dataset, model): "value"} with table in "table2" / "table3" / "figure3", only when
+# they come from the paper itself, never from memory.
 PAPER = {}
 NOT_RECOVERED = "n/a"
 
