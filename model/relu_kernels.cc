@@ -81,13 +81,15 @@ SRN_TARGET_AVX2 inline void RowsAvx2(__m256 (&acc)[kSets][kVecs], int count, con
     for (int s = 0; s < kSets; ++s) {
       const __m256 v = _mm256_set1_ps(weight[k + s]);
       const float* r = base + (kIndexed ? int64_t{index[k + s]} : int64_t{k + s}) * h + i0;
-      for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 8 * q), acc[s][q]);
+      for (int q = 0; q < kVecs; ++q)
+        acc[s][q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 8 * q), acc[s][q]);
     }
   }
   for (; k < count; ++k) {
     const __m256 v = _mm256_set1_ps(weight[k]);
     const float* r = base + (kIndexed ? int64_t{index[k]} : int64_t{k}) * h + i0;
-    for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 8 * q), acc[0][q]);
+    for (int q = 0; q < kVecs; ++q)
+      acc[0][q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(r + 8 * q), acc[0][q]);
   }
 }
 
@@ -111,20 +113,23 @@ SRN_TARGET_AVX2 inline void BlockAvx2(const float* xt, int in, const float* wt, 
 
 // acc += weight[k] * row k, for k < count: row k of `base` (h floats apart), or row index[k].
 template <int kVecs, int kSets, bool kIndexed>
-SRN_TARGET_AVX512 inline void RowsAvx512(__m512 (&acc)[kSets][kVecs], int count, const float* weight,
-                                     const float* base, const int* index, int h, int i0) {
+SRN_TARGET_AVX512 inline void RowsAvx512(__m512 (&acc)[kSets][kVecs], int count,
+                                         const float* weight, const float* base, const int* index,
+                                         int h, int i0) {
   int k = 0;
   for (; k + kSets <= count; k += kSets) {
     for (int s = 0; s < kSets; ++s) {
       const __m512 v = _mm512_set1_ps(weight[k + s]);
       const float* r = base + (kIndexed ? int64_t{index[k + s]} : int64_t{k + s}) * h + i0;
-      for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 16 * q), acc[s][q]);
+      for (int q = 0; q < kVecs; ++q)
+        acc[s][q] = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 16 * q), acc[s][q]);
     }
   }
   for (; k < count; ++k) {
     const __m512 v = _mm512_set1_ps(weight[k]);
     const float* r = base + (kIndexed ? int64_t{index[k]} : int64_t{k}) * h + i0;
-    for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 16 * q), acc[0][q]);
+    for (int q = 0; q < kVecs; ++q)
+      acc[0][q] = _mm512_fmadd_ps(v, _mm512_loadu_ps(r + 16 * q), acc[0][q]);
   }
 }
 
@@ -151,15 +156,16 @@ SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* 
 // a second set of accumulators so that narrow blocks do not wait on FMA latency; AVX-512 passes
 // 4 vectors x 2 sets (64 floats) at a time. Wider AVX-512 blocks and AVX-512's compress for the
 // non-zero lists both measured slower on the signature shape (bench/model_bench.cc).
-SRN_TARGET_AVX2 void RunAvx2(const float* x, int64_t steps, int in, const float* wt,
-                             const float* b, const float* at, int h, const float* init, float* z,
-                             int64_t z_stride, float* sum, int* index, float* value) {
+SRN_TARGET_AVX2 void RunAvx2(const float* x, int64_t steps, int in, const float* wt, const float* b,
+                             const float* at, int h, const float* init, float* z, int64_t z_stride,
+                             float* sum, int* index, float* value) {
   int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
   for (int64_t t = 0; t < steps; ++t) {
     const float* xt = x + t * in;
     float* zt = z + t * z_stride;
     int i0 = 0;
-    for (; i0 + 64 <= h; i0 += 64) BlockAvx2<8, 1>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    for (; i0 + 64 <= h; i0 += 64)
+      BlockAvx2<8, 1>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
     if (i0 + 32 <= h) {
       BlockAvx2<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
       i0 += 32;
@@ -184,7 +190,8 @@ SRN_TARGET_AVX512 void RunAvx512(const float* x, int64_t steps, int in, const fl
     const float* xt = x + t * in;
     float* zt = z + t * z_stride;
     int i0 = 0;
-    for (; i0 + 64 <= h; i0 += 64) BlockAvx512<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    for (; i0 + 64 <= h; i0 += 64)
+      BlockAvx512<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
     if (i0 + 32 <= h) {
       BlockAvx512<2, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
       i0 += 32;
@@ -280,8 +287,8 @@ void Run(Isa isa, const float* x, int64_t steps, int in, const float* wt, const 
 
 }  // namespace
 
-void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt,
-                    const float* b, const float* at, int h, const float* init, float* z) {
+void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt, const float* b,
+                    const float* at, int h, const float* init, float* z) {
   Run(isa, x, steps, in, wt, b, at, h, init, z, h, nullptr);
 }
 
