@@ -152,7 +152,8 @@ VectorT<T> Network<T>::InferenceWeights(const VectorT<T>& params) const {
   for (int l = 0; l < arch_.layers; ++l) {
     const ParameterLayout::LayerOffsets& off = layout_.layer(l);
     MutMap<T>(out.data() + off.a, h, h) = ConstMap<T>(params.data() + off.a, h, h).transpose();
-    MutMap<T>(out.data() + off.w, off.in, h) = ConstMap<T>(params.data() + off.w, h, off.in).transpose();
+    MutMap<T>(out.data() + off.w, off.in, h) =
+        ConstMap<T>(params.data() + off.w, h, off.in).transpose();
   }
   return out;
 }
@@ -175,10 +176,9 @@ void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch,
       const Series& series = *batch[0];
       const ParameterLayout::LayerOffsets& off = layout_.layer(0);
       out->resize(1, arch_.hidden);
-      relu_kernels::ReluRecurrencePooled(isa, series.data(), series.length(), off.in,
-                                         params + off.w, params + off.b, params + off.a,
-                                         arch_.hidden, arch_.pooling == Pooling::kMean,
-                                         out->data());
+      relu_kernels::ReluRecurrencePooled(
+          isa, series.data(), series.length(), off.in, params + off.w, params + off.b,
+          params + off.a, arch_.hidden, arch_.pooling == Pooling::kMean, out->data());
       return;
     }
   }

@@ -197,32 +197,32 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
 TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
   for (int hidden : {32, 40, 64, 97}) {
     for (const std::string family : {"srn-a", "srn-l"}) {
-     for (int layers : {1, 2}) {
-      const Architecture arch = Make(family, 6, hidden, layers);
-      ParameterLayout layout(arch);
-      const VectorT<double> params = InitParameters(arch, 0.3f, 5).cast<double>();
-      Network<double> net(arch, layout, /*inference_weights=*/true);
-      const VectorT<double> inference_params = net.InferenceWeights(params);
-      ASSERT_EQ(inference_params.size(), params.size());
-      const std::vector<Series> series = RandomSeries({30}, 6, 8);
-      Network<double>::Workspace ws;
-      RowMatrixT<double> emb;
-      net.Embed(inference_params.data(), Pointers(series), &ws, &emb);
-      const VectorT<double> expected = NaiveEmbed(arch, params, series[0]);
-      EXPECT_LT((emb.row(0).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
-          << family << " hidden " << hidden << " layers " << layers;
-      EXPECT_GT(expected.norm(), 0) << "a dead network would not test anything";
-      // The float network is the one that serves (with the vectorised step, when built for
-      // AVX2); it agrees to float precision.
-      Network<float> fnet(arch, layout, /*inference_weights=*/true);
-      const Vector finference = fnet.InferenceWeights(params.cast<float>());
-      Network<float>::Workspace fws;
-      RowMatrix femb;
-      fnet.Embed(finference.data(), Pointers(series), &fws, &femb);
-      EXPECT_LT((femb.row(0).transpose().cast<double>() - expected).norm(),
-                1e-5 * (1 + expected.norm()))
-          << family << " hidden " << hidden << " layers " << layers << " (float)";
-     }
+      for (int layers : {1, 2}) {
+        const Architecture arch = Make(family, 6, hidden, layers);
+        ParameterLayout layout(arch);
+        const VectorT<double> params = InitParameters(arch, 0.3f, 5).cast<double>();
+        Network<double> net(arch, layout, /*inference_weights=*/true);
+        const VectorT<double> inference_params = net.InferenceWeights(params);
+        ASSERT_EQ(inference_params.size(), params.size());
+        const std::vector<Series> series = RandomSeries({30}, 6, 8);
+        Network<double>::Workspace ws;
+        RowMatrixT<double> emb;
+        net.Embed(inference_params.data(), Pointers(series), &ws, &emb);
+        const VectorT<double> expected = NaiveEmbed(arch, params, series[0]);
+        EXPECT_LT((emb.row(0).transpose() - expected).norm(), 1e-12 * (1 + expected.norm()))
+            << family << " hidden " << hidden << " layers " << layers;
+        EXPECT_GT(expected.norm(), 0) << "a dead network would not test anything";
+        // The float network is the one that serves (with the vectorised step, when built for
+        // AVX2); it agrees to float precision.
+        Network<float> fnet(arch, layout, /*inference_weights=*/true);
+        const Vector finference = fnet.InferenceWeights(params.cast<float>());
+        Network<float>::Workspace fws;
+        RowMatrix femb;
+        fnet.Embed(finference.data(), Pointers(series), &fws, &femb);
+        EXPECT_LT((femb.row(0).transpose().cast<double>() - expected).norm(),
+                  1e-5 * (1 + expected.norm()))
+            << family << " hidden " << hidden << " layers " << layers << " (float)";
+      }
     }
   }
 }
