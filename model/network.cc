@@ -4,10 +4,6 @@
 #include <numeric>
 #include <type_traits>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include "model/parallel.h"
 #include "model/relu_kernels.h"
 
@@ -46,61 +42,6 @@ void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64* 
     const uint64_t bits = (*rng)();
     p[i] = (bits & 0xffffff) < threshold ? scale : T(0);
     if (i + 1 < n) p[i + 1] = ((bits >> 32) & 0xffffff) < threshold ? scale : T(0);
-  }
-}
-
-// out[0..h) += x^T M for M (h x h, row-major) and x >= 0 with many zeros (relu
-// states): rows of M whose x is 0 are skipped, and (float) outputs are
-// accumulated 32 at a time in registers.
-template <typename T>
-void AddSparseTimesMatrix(const T* x, const T* m, int h, std::vector<int>* index_buf,
-                          std::vector<T>* value_buf, T* out) {
-  index_buf->resize(h);
-  value_buf->resize(h);
-  int* const index = index_buf->data();
-  T* const value = value_buf->data();
-  int nonzeros = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    nonzeros = relu_kernels::NonZeros(relu_kernels::BestIsa(), x, h, index, value);
-  } else {
-    for (int j = 0; j < h; ++j) {  // branch-free: about half the states are zero, at random
-      index[nonzeros] = j;
-      value[nonzeros] = x[j];
-      nonzeros += x[j] != T(0);
-    }
-  }
-  int i0 = 0;
-#if defined(__AVX2__) && defined(__FMA__)
-  if constexpr (std::is_same_v<T, float>) {
-    // Eight (then four) 8-float vectors of outputs stay in registers while the
-    // non-zero rows stream by.
-    for (; i0 + 64 <= h; i0 += 64) {
-      __m256 acc[8];
-      for (int q = 0; q < 8; ++q) acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
-      for (int k = 0; k < nonzeros; ++k) {
-        const float* row = m + static_cast<int64_t>(index[k]) * h + i0;
-        const __m256 v = _mm256_set1_ps(value[k]);
-        for (int q = 0; q < 8; ++q)
-          acc[q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * q), acc[q]);
-      }
-      for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + i0 + 8 * q, acc[q]);
-    }
-    for (; i0 + 32 <= h; i0 += 32) {
-      __m256 acc[4];
-      for (int q = 0; q < 4; ++q) acc[q] = _mm256_loadu_ps(out + i0 + 8 * q);
-      for (int k = 0; k < nonzeros; ++k) {
-        const float* row = m + static_cast<int64_t>(index[k]) * h + i0;
-        const __m256 v = _mm256_set1_ps(value[k]);
-        for (int q = 0; q < 4; ++q)
-          acc[q] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * q), acc[q]);
-      }
-      for (int q = 0; q < 4; ++q) _mm256_storeu_ps(out + i0 + 8 * q, acc[q]);
-    }
-  }
-#endif
-  for (int k = 0; k < nonzeros && i0 < h; ++k) {
-    const T* row = m + static_cast<int64_t>(index[k]) * h;
-    for (int i = i0; i < h; ++i) out[i] += value[k] * row[i];
   }
 }
 
@@ -161,8 +102,7 @@ VectorT<T> Network<T>::InferenceWeights(const VectorT<T>& params) const {
 template <typename T>
 bool Network<T>::EmbedsSeriesAlone() const {
   return std::is_same_v<T, float> && inference_weights_ && arch_.cell == CellType::kRelu &&
-         arch_.recurrent && arch_.layers == 1 &&
-         relu_kernels::Supported(relu_kernels::BestIsa(), arch_.hidden);
+         arch_.recurrent && relu_kernels::Supported(relu_kernels::BestIsa(), arch_.hidden);
 }
 
 template <typename T>
@@ -171,7 +111,7 @@ void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch,
   if constexpr (std::is_same_v<T, float>) {
     // One series through one ReLU layer (a server's Embed): read in place, pooled on the fly,
     // no packed copy and no stored states.
-    if (batch.size() == 1 && EmbedsSeriesAlone()) {
+    if (batch.size() == 1 && arch_.layers == 1 && EmbedsSeriesAlone()) {
       const relu_kernels::Isa isa = relu_kernels::BestIsa();
       const Series& series = *batch[0];
       const ParameterLayout::LayerOffsets& off = layout_.layer(0);
@@ -371,10 +311,7 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
                                           : nullptr;
       if (prev != nullptr) {
         auto prev_rows = ConstMap<T>(prev, bt, h);
-        if (bt == 1 && inference_weights_) {
-          AddSparseTimesMatrix(prev, a.data(), h, &layer->nonzero_index, &layer->nonzero_value,
-                               z.row(o).data());
-        } else if (inference_weights_) {
+        if (inference_weights_) {
           z.middleRows(o, bt).noalias() += prev_rows * a;
         } else {
           z.middleRows(o, bt).noalias() += prev_rows * a.transpose();

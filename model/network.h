@@ -59,9 +59,7 @@ class Network {
       RowMatrixT<T> cell_prev;  // lstm: c_{t-1}
       RowMatrixT<T> keep;       // dropout mask applied to `out` before the next layer (scaled)
       RowMatrixT<T> carry_z,
-          carry_c;                     // Embed: z and (lstm) c at the last step of a block
-      std::vector<int> nonzero_index;  // single-series relu steps: the state's non-zeros
-      std::vector<T> nonzero_value;
+          carry_c;  // Embed: z and (lstm) c at the last step of a block
     };
     std::vector<Layer> layers;
     RowMatrixT<T> pooled;    // (batch x E) in packed order, before dropout
@@ -89,7 +87,7 @@ class Network {
   const Architecture& architecture() const { return arch_; }
 
   // Whether Embed runs a batch of one through the single-series register kernel
-  // (model/relu_kernels.h: one ReLU layer, inference weights, a width the CPU's
+  // (model/relu_kernels.h: ReLU layers, inference weights, a width the CPU's
   // kernel takes). Such a network embeds series faster one at a time than
   // batched, and a series' embedding then does not depend on its batch.
   bool EmbedsSeriesAlone() const;

@@ -232,15 +232,9 @@ Isa BestIsa() {
 }
 
 bool Supported(Isa isa, int hidden) {
-  switch (isa) {
-    case Isa::kNone:
-      return false;
-    case Isa::kAvx2:
-      return hidden > 0 && hidden % 8 == 0 && CpuHas(isa);
-    case Isa::kAvx512:
-      return hidden > 0 && hidden % 16 == 0 && CpuHas(isa);
-  }
-  return false;
+  // Isa is ordered: a CPU that runs one variant runs those before it.
+  if (isa == Isa::kNone || static_cast<int>(isa) > static_cast<int>(BestIsa())) return false;
+  return hidden > 0 && hidden % (isa == Isa::kAvx512 ? 16 : 8) == 0;
 }
 
 int NonZeros(Isa isa, const float* z, int h, int* index, float* value) {

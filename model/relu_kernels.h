@@ -18,6 +18,7 @@ namespace relu_kernels {
 
 // Instruction sets a kernel can use. The library is built for AVX2 (no -march=native); the
 // AVX-512 variant is compiled for it with a function attribute and chosen at run time.
+// Ordered: a CPU with one of them has those before it.
 enum class Isa { kNone, kAvx2, kAvx512 };
 
 // The best variant this CPU (and OS) runs.

@@ -232,29 +232,33 @@ TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
 // and agrees with the batched layers of the training-order network.
 TEST(NetworkTest, SeriesAloneNetworksEmbedBatchesSeriesBySeries) {
   for (const std::string family : {"srn-a", "srn-l"}) {
-    const Architecture arch = Make(family, 5, 64, 1);
-    ParameterLayout layout(arch);
-    const Vector params = InitParameters(arch, 0.3f, 3);
-    Network<float> inference(arch, layout, /*inference_weights=*/true);
-    if (!inference.EmbedsSeriesAlone()) GTEST_SKIP() << "this CPU has no AVX2 kernel";
-    Network<float> batched(arch, layout);
-    EXPECT_FALSE(batched.EmbedsSeriesAlone()) << "training-order weights never take the kernel";
-    const Vector iparams = inference.InferenceWeights(params);
-    std::vector<int> lengths;
-    for (int i = 0; i < 150; ++i) lengths.push_back(20 + (i * 7) % 41);  // 6000+ frames: 2 threads
-    const std::vector<Series> series = RandomSeries(lengths, 5, 12);
+    for (int layers : {1, 2}) {
+      const Architecture arch = Make(family, 5, 64, layers);
+      ParameterLayout layout(arch);
+      const Vector params = InitParameters(arch, 0.3f, 3);
+      Network<float> inference(arch, layout, /*inference_weights=*/true);
+      if (!inference.EmbedsSeriesAlone()) GTEST_SKIP() << "this CPU has no AVX2 kernel";
+      Network<float> batched(arch, layout);
+      EXPECT_FALSE(batched.EmbedsSeriesAlone()) << "training-order weights never take the kernel";
+      const Vector iparams = inference.InferenceWeights(params);
+      std::vector<int> lengths;
+      for (int i = 0; i < 150; ++i)
+        lengths.push_back(20 + (i * 7) % 41);  // 6000+ frames: 2 threads
+      const std::vector<Series> series = RandomSeries(lengths, 5, 12);
 
-    RowMatrix together;
-    EmbedParallel(inference, iparams.data(), Pointers(series), 2, &together);
-    ASSERT_EQ(together.rows(), 150);
-    Network<float>::Workspace ws;
-    RowMatrix expected;
-    batched.Embed(params.data(), Pointers(series), &ws, &expected);
-    EXPECT_LT((together - expected).cwiseAbs().maxCoeff(), 1e-5) << family;
-    for (int i : {0, 1, 77, 149}) {
-      RowMatrix one;
-      inference.Embed(iparams.data(), {&series[i]}, &ws, &one);
-      EXPECT_EQ(one.row(0), together.row(i)) << family << " series " << i;
+      RowMatrix together;
+      EmbedParallel(inference, iparams.data(), Pointers(series), 2, &together);
+      ASSERT_EQ(together.rows(), 150);
+      Network<float>::Workspace ws;
+      RowMatrix expected;
+      batched.Embed(params.data(), Pointers(series), &ws, &expected);
+      EXPECT_LT((together - expected).cwiseAbs().maxCoeff(), 1e-5)
+          << family << " layers " << layers;
+      for (int i : {0, 1, 77, 149}) {
+        RowMatrix one;
+        inference.Embed(iparams.data(), {&series[i]}, &ws, &one);
+        EXPECT_EQ(one.row(0), together.row(i)) << family << " layers " << layers << " series " << i;
+      }
     }
   }
 }

@@ -48,6 +48,14 @@ class ModelRegistryTest : public testing::ScratchDirTest {
     registry->Attach(core_.get());
   }
 
+  // Enrolls `subject` with one random reference of the seeded model's shape.
+  void EnrollOne(const std::string& subject) {
+    v1::EnrollRequest enroll;
+    enroll.set_subject_id(subject);
+    *enroll.add_references() = RandomInput(6, &rng_);
+    ASSERT_TRUE(core_->Enroll(enroll).ok()) << subject;
+  }
+
   std::unique_ptr<SimilarityCore> core_;
   std::mt19937_64 rng_{7};
 };
@@ -55,10 +63,7 @@ class ModelRegistryTest : public testing::ScratchDirTest {
 TEST_F(ModelRegistryTest, AddActivateRollbackAndReopen) {
   std::unique_ptr<ModelRegistry> registry = OpenSeeded();
   ASSERT_NE(registry, nullptr);
-  v1::EnrollRequest enroll;
-  enroll.set_subject_id("alice");
-  *enroll.add_references() = RandomInput(6, &rng_);
-  ASSERT_TRUE(core_->Enroll(enroll).ok());
+  ASSERT_NO_FATAL_FAILURE(EnrollOne("alice"));
   const std::string id1 = core_->model()->id;
 
   auto m2 = testing::RandomModel("srn-a", kDims, 8, 2);
@@ -107,10 +112,7 @@ TEST_F(ModelRegistryTest, AddActivateRollbackAndReopen) {
 TEST_F(ModelRegistryTest, FailedActivationKeepsTheActiveModel) {
   std::unique_ptr<ModelRegistry> registry = OpenSeeded();
   ASSERT_NE(registry, nullptr);
-  v1::EnrollRequest enroll;
-  enroll.set_subject_id("bob");
-  *enroll.add_references() = RandomInput(6, &rng_);
-  ASSERT_TRUE(core_->Enroll(enroll).ok());
+  ASSERT_NO_FATAL_FAILURE(EnrollOne("bob"));
   const std::string before = core_->model()->id;
   // A model of another feature count cannot embed bob's references.
   absl::StatusOr<int64_t> v = registry->AddModel(*testing::RandomModel("srn-a", kDims + 2, 8, 3), "job-2");
