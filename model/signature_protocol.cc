@@ -407,7 +407,8 @@ absl::StatusOr<double> MeanSkilledEer(const SignatureTrials& t) {
 absl::StatusOr<std::vector<SignatureTrials>> FuseSystems(const std::vector<SignatureTrials>& a,
                                                          const std::vector<SignatureTrials>& b,
                                                          absl::Span<const double> weights,
-                                                         std::vector<double>* chosen) {
+                                                         std::vector<double>* chosen,
+                                                         double* all_folds_weight) {
   if (a.size() != b.size() || a.empty() || weights.empty()) {
     return absl::InvalidArgumentError("fusion needs the same folds for both systems and a weight");
   }
@@ -419,6 +420,16 @@ absl::StatusOr<std::vector<SignatureTrials>> FuseSystems(const std::vector<Signa
       SRN_ASSIGN_OR_RETURN(const SignatureTrials fused, Combine(a[f], b[f], weights[w]));
       SRN_ASSIGN_OR_RETURN(eer[w][f], MeanSkilledEer(fused));
     }
+  }
+  if (all_folds_weight != nullptr) {
+    size_t best = 0;
+    for (size_t w = 1; w < weights.size(); ++w) {
+      if (std::accumulate(eer[w].begin(), eer[w].end(), 0.0) <
+          std::accumulate(eer[best].begin(), eer[best].end(), 0.0)) {
+        best = w;
+      }
+    }
+    *all_folds_weight = weights[best];
   }
   std::vector<SignatureTrials> out;
   if (chosen != nullptr) chosen->clear();
@@ -453,6 +464,42 @@ std::vector<double> Impostors(const SignatureTrials& t, bool skilled) {
 }
 
 }  // namespace
+
+absl::StatusOr<double> EqualErrorThreshold(const std::vector<SignatureTrials>& folds) {
+  std::vector<double> genuine, skilled;
+  for (const SignatureTrials& t : folds) {
+    for (size_t k = 0; k < t.score.size(); ++k) {
+      if (t.label[k] == 1) genuine.push_back(t.score[k]);
+      if (t.label[k] == 0 && t.skilled[k]) skilled.push_back(t.score[k]);
+    }
+  }
+  if (genuine.empty() || skilled.empty()) {
+    return absl::InvalidArgumentError("the equal-error threshold needs genuine and skilled trials");
+  }
+  std::sort(genuine.begin(), genuine.end());
+  std::sort(skilled.begin(), skilled.end());
+  // Accept iff score >= threshold: FRR = share of genuine below it, FAR = share of skilled at or
+  // above it. Every score is a candidate; the best balances the two.
+  double best = genuine.front();
+  double best_gap = std::numeric_limits<double>::infinity();
+  for (const std::vector<double>* candidates : {&genuine, &skilled}) {
+    for (double threshold : *candidates) {
+      const double frr =
+          static_cast<double>(std::lower_bound(genuine.begin(), genuine.end(), threshold) -
+                              genuine.begin()) /
+          static_cast<double>(genuine.size());
+      const double far =
+          static_cast<double>(skilled.end() -
+                              std::lower_bound(skilled.begin(), skilled.end(), threshold)) /
+          static_cast<double>(skilled.size());
+      if (std::abs(far - frr) < best_gap) {
+        best_gap = std::abs(far - frr);
+        best = threshold;
+      }
+    }
+  }
+  return best;
+}
 
 absl::StatusOr<FarCalibration> CalibrateFar(const std::vector<SignatureTrials>& folds,
                                             double target_far) {
@@ -522,15 +569,23 @@ absl::Status WriteDetCsv(const std::vector<SignatureCvRow>& rows, const std::str
   return absl::OkStatus();
 }
 
-FoldScorerFactory DtwFoldScorer(const DtwOptions& options) {
+FoldScorerFactory DtwFoldScorer(const SignatureDtwOptions& options) {
   return [options](int, const Split& split) -> absl::StatusOr<TrialScorer> {
-    SRN_ASSIGN_OR_RETURN(const Preprocessor standardize,
-                         Preprocessor::Fit(split.train.SeriesPointers(), 1, FeatureKind::kFrames));
-    SRN_ASSIGN_OR_RETURN(Dataset processed, PreprocessDataset(standardize, split.test));
+    Dataset processed = split.test;
+    if (!options.per_series) {
+      SRN_ASSIGN_OR_RETURN(
+          const Preprocessor standardize,
+          Preprocessor::Fit(split.train.SeriesPointers(), 1, FeatureKind::kFrames));
+      SRN_ASSIGN_OR_RETURN(processed, PreprocessDataset(standardize, split.test));
+    }
+    for (Example& e : processed.examples) {
+      SRN_ASSIGN_OR_RETURN(e.series,
+                           SelectAndNormalize(e.series, options.features, options.per_series));
+    }
     auto shared = std::make_shared<const Dataset>(std::move(processed));
-    return TrialScorer([shared, options](int i, int j) {
-      return -NormalizedDtwDistance(shared->examples[i].series, shared->examples[j].series,
-                                    options);
+    const DtwOptions dtw = options.dtw;
+    return TrialScorer([shared, dtw](int i, int j) {
+      return -NormalizedDtwDistance(shared->examples[i].series, shared->examples[j].series, dtw);
     });
   };
 }
@@ -655,7 +710,10 @@ absl::StatusOr<std::vector<std::string>> RunSignatureCvReport(const SignatureCvR
       log << "fold " << fold << ": " << path << " (" << model->metadata().training_data << ")\n";
       return model;
     };
-    SRN_ASSIGN_OR_RETURN(srn_folds, ScoreSignatureFolds(data, SrnFoldScorer(load, request.srn_score, request.dtw), request.options));
+    SRN_ASSIGN_OR_RETURN(
+        srn_folds,
+        ScoreSignatureFolds(data, SrnFoldScorer(load, request.srn_score, request.states_dtw),
+                            request.options));
     if (name.empty()) name = family;
   } else if (name.empty()) {
     name = "dtw";
@@ -688,20 +746,35 @@ absl::StatusOr<std::vector<std::string>> RunSignatureCvReport(const SignatureCvR
       SRN_ASSIGN_OR_RETURN(const std::vector<SignatureTrials> dtw_trials,
                            FoldTrials(dtw_folds, refs, dtw_options));
       std::vector<double> chosen;
-      SRN_ASSIGN_OR_RETURN(const std::vector<SignatureTrials> fused,
-                           FuseSystems(trials, dtw_trials, request.fuse_dtw_weights, &chosen));
+      double ship_weight = 0;
+      SRN_ASSIGN_OR_RETURN(
+          const std::vector<SignatureTrials> fused,
+          FuseSystems(trials, dtw_trials, request.fuse_dtw_weights, &chosen, &ship_weight));
       SRN_ASSIGN_OR_RETURN(SignatureCvRow fused_row,
                            SummarizeSignatureCv(fused, request.options.curve_points));
       std::string weights;
       for (double w : chosen) absl::StrAppend(&weights, weights.empty() ? "" : ",", w);
       LogRow(absl::StrCat(name, "+dtw"), fused_row, log);
       log << "  fusion weights per fold (chosen on the other folds): " << weights << "\n";
+      // A deployment uses one weight (the best on all folds) and thresholds for it: a fold's
+      // threshold is calibrated on the other folds at that fixed weight, so that the scores of
+      // all folds are on one scale (per-fold weights would not be).
+      std::vector<SignatureTrials> shipped;
+      for (size_t f = 0; f < trials.size(); ++f) {
+        SRN_ASSIGN_OR_RETURN(std::vector<SignatureTrials> t,
+                             FuseSystems({trials[f]}, {dtw_trials[f]}, {ship_weight}));
+        shipped.push_back(std::move(t[0]));
+      }
+      SRN_ASSIGN_OR_RETURN(const double eer_threshold, EqualErrorThreshold(shipped));
+      log << absl::StrFormat(
+          "  to deploy: weight %g (best on all folds), equal-error threshold %.6g\n", ship_weight,
+          eer_threshold);
       for (double far : request.calibrate_fars) {
-        SRN_ASSIGN_OR_RETURN(const FarCalibration c, CalibrateFar(fused, far));
+        SRN_ASSIGN_OR_RETURN(const FarCalibration c, CalibrateFar(shipped, far));
         log << absl::StrFormat(
-            "  target FAR %.3f (threshold from the other folds): FAR skilled %.4f random %.4f, "
-            "FRR %.4f; threshold on all folds %.6g\n",
-            far, c.far_skilled, c.far_random, c.frr, c.threshold);
+            "  target FAR %.3f at weight %g (threshold from the other folds): FAR skilled %.4f "
+            "random %.4f, FRR %.4f; threshold on all folds %.6g\n",
+            far, ship_weight, c.far_skilled, c.far_random, c.frr, c.threshold);
       }
       lines.push_back(SignatureResultLine(absl::StrCat(name, "+dtw"), fused_row));
       fused_row.model = absl::StrCat(name, "+dtw");

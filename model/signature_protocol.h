@@ -14,6 +14,7 @@
 #include "model/dtw.h"
 #include "model/metrics.h"
 #include "model/protocols.h"
+#include "model/signature_dtw.h"
 #include "model/similarity_model.h"
 
 namespace srn {
@@ -164,10 +165,18 @@ absl::StatusOr<SignatureCvRow> SummarizeSignatureCv(const std::vector<SignatureT
 
 // Fusion of two systems' trials (same folds, refs, draws and trial order): score = a + w * b,
 // where w is chosen for each fold among `weights` by the lowest mean skilled EER on the other
-// folds (no test data of a fold decides its own weight). `chosen`, if given, receives them.
-absl::StatusOr<std::vector<SignatureTrials>> FuseSystems(
-    const std::vector<SignatureTrials>& a, const std::vector<SignatureTrials>& b,
-    absl::Span<const double> weights, std::vector<double>* chosen = nullptr);
+// folds (no test data of a fold decides its own weight). `chosen`, if given, receives them;
+// `all_folds_weight`, if given, the weight with the lowest mean over all folds (the one to
+// deploy). With one fold, that fold chooses its own weight.
+absl::StatusOr<std::vector<SignatureTrials>> FuseSystems(const std::vector<SignatureTrials>& a,
+                                                         const std::vector<SignatureTrials>& b,
+                                                         absl::Span<const double> weights,
+                                                         std::vector<double>* chosen = nullptr,
+                                                         double* all_folds_weight = nullptr);
+
+// The threshold on the pooled scores of all folds where the skilled-forgery FAR and the FRR
+// are closest (accept iff score >= threshold). InvalidArgument without genuine or skilled trials.
+absl::StatusOr<double> EqualErrorThreshold(const std::vector<SignatureTrials>& folds);
 
 // Calibration of per-subject thresholds: for each fold, the normalized threshold for
 // `target_far` is chosen on the other folds' skilled-forgery scores and applied to this fold.
@@ -193,9 +202,10 @@ absl::Status WriteDetCsv(const std::vector<SignatureCvRow>& rows, const std::str
 // indices of split.test (which it may keep borrowed: the split outlives the scorer).
 using FoldScorerFactory = std::function<absl::StatusOr<TrialScorer>(int fold, const Split& split)>;
 
-// The DTW scorer: series standardized with statistics of split.train (as the SRN's inputs are),
-// similarity = -normalized DTW distance.
-FoldScorerFactory DtwFoldScorer(const DtwOptions& options);
+// The DTW scorer: similarity = -normalized DTW distance of the prepared series. Without
+// per-series normalization, the series are first standardized with statistics of split.train
+// (as the SRN's inputs are).
+FoldScorerFactory DtwFoldScorer(const SignatureDtwOptions& options);
 
 // How the SRN scores a pair of embeddings a, b.
 enum class SrnScore {
@@ -243,7 +253,10 @@ struct SignatureCvRequest {
   std::string name;  // model name in RESULT lines (default: dtw or the model family)
   SrnScore srn_score = SrnScore::kProbability;
   SignatureCvOptions options;
-  DtwOptions dtw = DtwOptions::Fraction(0.1);
+  // The DTW baseline (also the DTW half of the fusion below).
+  SignatureDtwOptions dtw;
+  // The band of --srn_score=states-dtw.
+  DtwOptions states_dtw = DtwOptions::Fraction(0.1);
   // SRN only: also report the fusion srn + w * dtw (w chosen per fold from these on the other
   // folds) as model "<name>+dtw"; empty: no fusion.
   std::vector<double> fuse_dtw_weights;

@@ -5,8 +5,10 @@
 //   srn-eval --model=dtw --dataset=arabic-voice --protocol=out-of-domain --dtw_band=0.1
 //   srn-eval --model=fisher-kernel --dataset=arabic-voice --protocol=out-of-domain  (or fisher-vector)
 
+#include <cmath>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -14,18 +16,18 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "model/dataset.h"
 #include "model/dtw.h"
 #include "model/fisher.h"
 #include "model/parallel.h"
-#include "model/tools/flags_help.h"
-#include "model/trainer.h"
 #include "model/protocols.h"
 #include "model/signature_protocol.h"
-#include "model/weights_file.h"
+#include "model/tools/flags_help.h"
 #include "model/tools/tool_common.h"
+#include "model/trainer.h"
+#include "model/weights_file.h"
 
 ABSL_FLAG(std::string, model, "", "a weights file written by srn-train, or dtw, fisher-kernel or fisher-vector (baselines)");
 ABSL_FLAG(std::string, dataset, "",
@@ -35,7 +37,10 @@ ABSL_FLAG(std::string, protocol, "out-of-domain", "within-domain, out-of-domain 
 ABSL_FLAG(int64_t, seed, -1, "split and draw seed (default: the weights file's training seed, else 1)");
 ABSL_FLAG(int, draws, 10, "one-shot draws (one random reference per class each)");
 ABSL_FLAG(int64_t, max_pairs, 0, "score a uniform sample of about this many trial pairs (0: all)");
-ABSL_FLAG(double, dtw_band, 0.1, "DTW Sakoe-Chiba band as a fraction of the longer series (<0: none)");
+// NaN stands for "the protocol's default" (see BandOr).
+ABSL_FLAG(double, dtw_band, std::numeric_limits<double>::quiet_NaN(),
+          "DTW Sakoe-Chiba band as a fraction of the longer series, <0 for none (default 0.1; 0.3 "
+          "for the signature verifier of --protocol=svc2004-cv)");
 ABSL_FLAG(bool, center_series, false, "DTW only: centre each series on its own mean first");
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, embeddings_csv, "", "write the test embeddings here (weights files only)");
@@ -57,6 +62,12 @@ ABSL_FLAG(int, top_k, 3, "svc2004-cv: k of --fusion=topk");
 ABSL_FLAG(std::string, normalization, "", "svc2004-cv: none, ratio or shift (default: ratio for dtw, shift for a model)");
 ABSL_FLAG(std::string, fuse_dtw, "", "svc2004-cv: also report model + w * dtw, w chosen per fold among these (e.g. 0,0.5,1,2)");
 ABSL_FLAG(std::string, srn_score, "probability", "svc2004-cv: SRN pair score: probability (as served), logit or distance");
+ABSL_FLAG(std::string, dtw_features, "",
+          "svc2004-cv: the DTW verifier's feature columns, e.g. 0,1,2,3,9, or all (default: "
+          "0,1,2,3,5,6,9, see model/signature_dtw.h)");
+ABSL_FLAG(std::string, dtw_normalize, "series",
+          "svc2004-cv: the DTW verifier's normalization: series (each signature z-normalized on "
+          "its own) or train (standardized with the training signers' statistics)");
 ABSL_FLAG(std::string, det_csv, "", "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
 
 namespace {
@@ -116,6 +127,13 @@ absl::Status WriteEmbeddings(const srn::Dataset& test, const srn::RowMatrix& emb
   return absl::OkStatus();
 }
 
+// The band --dtw_band asks for, or `fallback` when it was not given.
+srn::DtwOptions BandOr(const srn::DtwOptions& fallback) {
+  const double band = absl::GetFlag(FLAGS_dtw_band);
+  if (std::isnan(band)) return fallback;
+  return band >= 0 ? srn::DtwOptions::Fraction(band) : srn::DtwOptions::NoBand();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,8 +165,29 @@ int main(int argc, char** argv) {
     o.seed = absl::GetFlag(FLAGS_seed) >= 0 ? static_cast<uint64_t>(absl::GetFlag(FLAGS_seed)) : 1;
     o.threads = absl::GetFlag(FLAGS_threads);
     o.top_k = absl::GetFlag(FLAGS_top_k);
-    const double band = absl::GetFlag(FLAGS_dtw_band);
-    request.dtw = band >= 0 ? srn::DtwOptions::Fraction(band) : srn::DtwOptions::NoBand();
+    // The signature DTW keeps its measured defaults (srn::SignatureDtwOptions) unless told.
+    if (!std::isnan(absl::GetFlag(FLAGS_dtw_band))) {
+      request.dtw.dtw = BandOr(request.dtw.dtw);
+      request.states_dtw = request.dtw.dtw;
+    }
+    const std::string dtw_features = absl::GetFlag(FLAGS_dtw_features);
+    if (!dtw_features.empty()) request.dtw.features.clear();
+    if (!dtw_features.empty() && dtw_features != "all") {
+      for (absl::string_view f : absl::StrSplit(dtw_features, ',')) {
+        int column = 0;
+        if (!absl::SimpleAtoi(f, &column)) {
+          return Fail(
+              tool, absl::InvalidArgumentError(absl::StrCat("bad --dtw_features entry '", f, "'")));
+        }
+        request.dtw.features.push_back(column);
+      }
+    }
+    const std::string dtw_normalize = absl::GetFlag(FLAGS_dtw_normalize);
+    if (dtw_normalize != "train" && dtw_normalize != "series") {
+      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                            "--dtw_normalize must be train or series, got '", dtw_normalize, "'")));
+    }
+    request.dtw.per_series = dtw_normalize == "series";
     absl::StatusOr<srn::ReferenceFusion> fusion = srn::ParseReferenceFusion(absl::GetFlag(FLAGS_fusion));
     if (!fusion.ok()) return Fail(tool, fusion.status());
     o.fusion = *fusion;
@@ -235,8 +274,7 @@ int main(int argc, char** argv) {
                                  report.score_size);
     if (name.empty()) name = model_arg;
   } else if (model == nullptr) {
-    const double band = absl::GetFlag(FLAGS_dtw_band);
-    const srn::DtwOptions dtw = band >= 0 ? srn::DtwOptions::Fraction(band) : srn::DtwOptions::NoBand();
+    const srn::DtwOptions dtw = BandOr(srn::DtwOptions::Fraction(0.1));
     if (!absl::GetFlag(FLAGS_dtw_matrix).empty()) {
       result = EvaluateDtwMatrix(*split, dtw, eval, absl::GetFlag(FLAGS_center_series), absl::GetFlag(FLAGS_dtw_matrix));
     } else {

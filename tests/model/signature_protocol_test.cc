@@ -171,6 +171,56 @@ TEST(SignatureErrorsTest, GlobalThresholdPoolsSignersPerSignerDoesNot) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// One signer's trials with the given genuine and skilled-forgery scores, and one random forgery
+// scoring -100.
+SignatureTrials Trials(const std::vector<double>& genuine, const std::vector<double>& skilled) {
+  SignatureTrials t;
+  t.refs = 1;
+  t.score.push_back(-100);
+  t.label.push_back(0);
+  t.skilled.push_back(false);
+  for (double g : genuine) {
+    t.score.push_back(g);
+    t.label.push_back(1);
+    t.skilled.push_back(false);
+  }
+  for (double f : skilled) {
+    t.score.push_back(f);
+    t.label.push_back(0);
+    t.skilled.push_back(true);
+  }
+  t.signer.assign(t.score.size(), 0);
+  t.draw.assign(t.score.size(), 0);
+  return t;
+}
+
+TEST(FuseSystemsTest, ChoosesWeightsOnOtherFoldsAndReportsTheOverallBest) {
+  // System a cannot tell genuine from forged; b can, so any positive weight separates the
+  // trials of every fold and weight 0 does not.
+  const SignatureTrials a = Trials({1, 1}, {1, 1});
+  const SignatureTrials b = Trials({2, 3}, {0, 1});
+  std::vector<double> chosen;
+  double overall = -1;
+  absl::StatusOr<std::vector<SignatureTrials>> fused =
+      FuseSystems({a, a, a}, {b, b, b}, {0.0, 0.5, 4.0}, &chosen, &overall);
+  ASSERT_TRUE(fused.ok()) << fused.status();
+  EXPECT_EQ(chosen, std::vector<double>({0.5, 0.5, 0.5}));  // first of the tied best
+  EXPECT_EQ(overall, 0.5);
+  EXPECT_EQ((*fused)[1].score, std::vector<double>({-150, 2, 2.5, 1, 1.5}));
+}
+
+TEST(EqualErrorThresholdTest, BalancesFarAndFrrOverAllFolds) {
+  // At 3.5 one genuine score of three is below (FRR 1/3) and one forgery of three at or above
+  // (FAR 1/3); no other candidate balances them.
+  absl::StatusOr<double> t = EqualErrorThreshold({Trials({3, 4}, {1, 3.5}), Trials({5}, {2})});
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_DOUBLE_EQ(*t, 3.5);
+  // Separable scores: the lowest genuine score has FAR = FRR = 0.
+  EXPECT_DOUBLE_EQ(*EqualErrorThreshold({Trials({5, 6}, {1, 2})}), 5);
+  EXPECT_EQ(EqualErrorThreshold({Trials({5}, {})}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ReferenceFusionTest, Rules) {
   const std::vector<double> s = {1, 5, 3};
   EXPECT_DOUBLE_EQ(FuseReferenceScores(s, ReferenceFusion::kMax, 0), 5);
@@ -246,7 +296,8 @@ TEST(CalibrateFarTest, ThresholdFromOtherFolds) {
   EXPECT_DOUBLE_EQ(c->threshold, 8);
 }
 
-// Real data: DTW verification of 4 SVC2004 signers, standardized on 4 others.
+// Real data: DTW verification of 4 SVC2004 signers, with the verifier's default features and
+// per-signature normalization, and with all features standardized on 4 other signers.
 TEST(SignatureProtocolRealDataTest, DtwOnFourSigners) {
   SRN_REQUIRE_DATA(dir, "svc2004/Task2");
   absl::StatusOr<Dataset> data = LoadSvc2004Users(dir, {1, 2, 3, 4, 5, 6, 7, 8});
@@ -254,20 +305,30 @@ TEST(SignatureProtocolRealDataTest, DtwOnFourSigners) {
   Split split;
   split.train = data->Filter([](const Example& e) { return e.label >= 4; });
   split.test = data->Filter([](const Example& e) { return e.label < 4; });
-  absl::StatusOr<TrialScorer> scorer = DtwFoldScorer(DtwOptions::Fraction(0.1))(0, split);
-  ASSERT_TRUE(scorer.ok()) << scorer.status();
-  const std::vector<double> sim = SimilarityMatrix(split.test, *scorer, 0);
-  SignatureCvOptions options;
-  options.draws = 1;
-  options.normalization = ScoreNormalization::kRatio;
-  absl::StatusOr<SignatureTrials> t = MakeSignatureTrials(split.test, sim, 5, options);
-  ASSERT_TRUE(t.ok()) << t.status();
-  EXPECT_EQ(t->score.size(), 4u * (15 + 20 + 60));
-  absl::StatusOr<VerificationErrors> e = ComputeVerificationErrors(*t, 0);
-  ASSERT_TRUE(e.ok()) << e.status();
-  // Other signers' signatures are easy for DTW, skilled forgeries much less so.
-  EXPECT_LT(e->eer_random, 0.1);
-  EXPECT_LT(e->eer_skilled, 0.4);
+  SignatureDtwOptions standardized;
+  standardized.features.clear();
+  standardized.per_series = false;
+  standardized.dtw = DtwOptions::Fraction(0.1);
+  for (const SignatureDtwOptions& dtw : {SignatureDtwOptions{}, standardized}) {
+    absl::StatusOr<TrialScorer> scorer = DtwFoldScorer(dtw)(0, split);
+    ASSERT_TRUE(scorer.ok()) << scorer.status();
+    const std::vector<double> sim = SimilarityMatrix(split.test, *scorer, 0);
+    SignatureCvOptions options;
+    options.draws = 1;
+    options.normalization = ScoreNormalization::kRatio;
+    absl::StatusOr<SignatureTrials> t = MakeSignatureTrials(split.test, sim, 5, options);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ(t->score.size(), 4u * (15 + 20 + 60));
+    absl::StatusOr<VerificationErrors> e = ComputeVerificationErrors(*t, 0);
+    ASSERT_TRUE(e.ok()) << e.status();
+    // Other signers' signatures are easy for DTW, skilled forgeries much less so.
+    EXPECT_LT(e->eer_random, 0.1);
+    EXPECT_LT(e->eer_skilled, 0.4);
+  }
+  // A feature the data does not have is an error, not a crash.
+  SignatureDtwOptions bad;
+  bad.features = {0, 12};
+  EXPECT_EQ(DtwFoldScorer(bad)(0, split).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
