@@ -766,6 +766,13 @@ absl::StatusOr<std::vector<std::string>> RunSignatureCvReport(const SignatureCvR
         shipped.push_back(std::move(t[0]));
       }
       SRN_ASSIGN_OR_RETURN(const double eer_threshold, EqualErrorThreshold(shipped));
+      // The DET curves pool all folds, so they too need one scale: they are drawn at that weight.
+      {
+        SRN_ASSIGN_OR_RETURN(SignatureCvRow pooled,
+                             SummarizeSignatureCv(shipped, request.options.curve_points));
+        fused_row.det_skilled = std::move(pooled.det_skilled);
+        fused_row.det_random = std::move(pooled.det_random);
+      }
       log << absl::StrFormat(
           "  to deploy: weight %g (best on all folds), equal-error threshold %.6g\n", ship_weight,
           eer_threshold);

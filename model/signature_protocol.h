@@ -155,7 +155,8 @@ struct SignatureCvRow {
   int refs = 0;
   MeanSpread eer_skilled, eer_random, eer_skilled_per_signer, eer_random_per_signer;
   double fold_stddev_skilled = 0;  // spread of the per-fold means (draws averaged)
-  std::vector<OperatingPoint> det_skilled;  // pooled over folds and draws, thinned
+  std::vector<OperatingPoint>
+      det_skilled;  // pooled over folds and draws, thinned (fusions: at the deployed weight)
   std::vector<OperatingPoint> det_random;
 };
 
