@@ -452,6 +452,10 @@ int Verify(const Client& client, const std::vector<std::string>& files) {
               << Floats(response.reference_scores().data(),
                         response.reference_scores().data() + response.reference_scores_size())
               << "\n";
+    if (response.has_srn_score()) {
+      std::cout << absl::StrFormat("fused with DTW: srn score %.6f, dtw distance ratio %.4f\n",
+                                   response.srn_score(), response.dtw_distance_ratio());
+    }
   }
   return !response.accepted() && absl::GetFlag(FLAGS_fail_on_reject) ? kExitRejected : kExitOk;
 }

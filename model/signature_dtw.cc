@@ -62,4 +62,13 @@ double MeanMutualDtwDistance(absl::Span<const Series> references,
   return sum / static_cast<double>(n * (n - 1) / 2);
 }
 
+double FusedVerificationScore(double srn_mean, double srn_mutual, double dtw_ratio, int references,
+                              const DtwFusionCalibration& calibration) {
+  const bool several = references >= 2;
+  const double fused =
+      (several ? srn_mean - srn_mutual : srn_mean) - calibration.weight * dtw_ratio;
+  const double offset = several ? calibration.offset_many : calibration.offset_one;
+  return 1.0 / (1.0 + std::exp(-(fused - offset)));
+}
+
 }  // namespace srn

@@ -43,6 +43,27 @@ double SignatureDtwDistance(const Series& a, const Series& b, const SignatureDtw
 double MeanMutualDtwDistance(absl::Span<const Series> references,
                              const SignatureDtwOptions& options);
 
+// How a service fuses an SRN's verification score with the DTW verifier, as measured by
+// `srn-eval --protocol=svc2004-cv --fuse_dtw=...` ("to deploy" lines): the fused score
+//   f = s - m - w * d / D        (s: mean similarity of the query to the references, m: the
+//                                  references' mean mutual similarity, d: the query's mean DTW
+//                                  distance to them, D: MeanMutualDtwDistance; m = 0 and D = 1
+//                                  with one reference)
+// is the cross-validated fusion (SRN shift-normalized, DTW ratio-normalized), and the served score
+// is sigmoid(f - offset), in (0, 1) and 0.5 at the cross-validated equal-error point, where
+// offset depends on whether there is one reference or several. Not a probability.
+struct DtwFusionCalibration {
+  double weight = 0;       // w; 0 disables the fusion
+  double offset_one = 0;   // equal-error threshold of f with one reference
+  double offset_many = 0;  // equal-error threshold of f with several (measured with 5)
+
+  bool enabled() const { return weight > 0; }
+};
+
+// The served score above. `dtw_ratio` is d / D.
+double FusedVerificationScore(double srn_mean, double srn_mutual, double dtw_ratio, int references,
+                              const DtwFusionCalibration& calibration);
+
 }  // namespace srn
 
 #endif  // SRN_MODEL_SIGNATURE_DTW_H_

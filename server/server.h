@@ -52,6 +52,14 @@ struct ServerOptions {
 // (share/srn/models) or in the source tree it was built from.
 std::string DefaultModelPath();
 
+// The DTW fusion calibration of the bundled model's recipe (a1), cross-validated on SVC2004:
+// `srn-eval --protocol=svc2004-cv --fuse_dtw=...` on its fold models, "to deploy" lines
+// (docs/RESULTS.md, docs/DEFAULT_MODEL.md). srn-server applies it whenever it serves the model
+// with this fingerprint, unless told otherwise (--dtw_weight). Retraining the bundled model
+// means measuring these again (a test checks that the fingerprint is still the bundled one's).
+inline constexpr DtwFusionCalibration kBundledModelDtwFusion = {2.0, -1.17399, -2.80866};
+inline constexpr char kBundledModelId[] = "977f9a8c377c410b";
+
 // A running srn server: the similarity service, health, reflection and the metrics endpoint.
 // Start-up refuses (with the reason) a missing or corrupt weights file, an unusable store, bad
 // TLS files or an unsafe address; health is NOT_SERVING until the store is recovered.

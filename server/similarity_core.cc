@@ -32,22 +32,29 @@ v1::Fusion ToProto(FusionRule rule) {
   return v1::FUSION_UNSPECIFIED;
 }
 
-// The threshold EnrollRequest.threshold_shift derives from a subject's references: their mean
-// mutual similarity plus the shift, clamped to [0, 1] (srn::SubjectThreshold, shift form).
-absl::StatusOr<float> DerivedThreshold(const SimilarityModel& model, const SubjectEntry& entry) {
+// The mean similarity among a subject's references (0 with fewer than 2).
+double MutualSimilarity(const SimilarityModel& model, const SubjectEntry& entry) {
+  const int n = entry.references();
+  double sum = 0;
+  for (int i = 0; i < n; ++i) {
+    for (int j = i + 1; j < n; ++j) {
+      sum += model.Score(entry.embeddings.row(i).data(), entry.embeddings.row(j).data());
+    }
+  }
+  return n < 2 ? 0.0 : sum / (n * (n - 1) / 2);
+}
+
+// The threshold EnrollRequest.threshold_shift derives from a subject's references, clamped to
+// [0, 1]: their mean mutual similarity plus the shift (srn::SubjectThreshold, shift form), or,
+// when Verify's score is DTW-fused and so already normalized by the references, 0.5 plus it.
+absl::StatusOr<float> DerivedThreshold(const SubjectEntry& entry, bool fused) {
   const int n = entry.references();
   if (n < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "subject '", entry.id, "' would have ", n, " reference; a threshold derived from the "
         "references (threshold_shift) needs at least 2 (or set threshold instead)"));
   }
-  std::vector<double> mutual;
-  for (int i = 0; i < n; ++i) {
-    for (int j = i + 1; j < n; ++j) {
-      mutual.push_back(model.Score(entry.embeddings.row(i).data(), entry.embeddings.row(j).data()));
-    }
-  }
-  const double t = SubjectThreshold(mutual, *entry.threshold_shift, ScoreNormalization::kShift);
+  const double t = (fused ? 0.5 : entry.mutual_similarity) + *entry.threshold_shift;
   return static_cast<float>(std::clamp(t, 0.0, 1.0));
 }
 
@@ -253,9 +260,7 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
     entry->embeddings.bottomRows(emb.rows()) = emb;
     entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
-    if (entry->threshold_shift.has_value()) {
-      SRN_ASSIGN_OR_RETURN(entry->threshold, DerivedThreshold(*model->model, *entry));
-    }
+    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get()));
 
     const auto start = std::chrono::steady_clock::now();
     SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
@@ -280,7 +285,10 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
   const ServingModel& model = *view.model;
-  SRN_ASSIGN_OR_RETURN(RowMatrix query, EmbedOne(model, request.query(), "query"));
+  SRN_ASSIGN_OR_RETURN(const Series raw,
+                       ToRawSeries(request.query(), *model.model, options_.limits, "query"));
+  if (metrics_ != nullptr) metrics_->SeriesLength(raw.length());
+  SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
   const SubjectEntry& subject = *view.subject;
   std::vector<float> scores(subject.references());
   for (int r = 0; r < subject.references(); ++r) {
@@ -288,11 +296,26 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   }
   const FusionRule rule = Fusion(request.fusion());
   const int k = request.top_k() > 0 ? request.top_k() : options_.default_fusion_k;
-  const float score = FuseScores(scores.data(), static_cast<int>(scores.size()), rule, k);
+  float score = FuseScores(scores.data(), static_cast<int>(scores.size()), rule, k);
   const float threshold = request.has_threshold() ? request.threshold()
                           : subject.threshold.has_value() ? *subject.threshold
                                                           : options_.default_threshold;
   v1::VerifyResponse response;
+  // The entry's DTW references match the model it was built with, which is `model` (they are
+  // read together); they are empty only when the fusion is off.
+  if (FusesDtw(model) && !subject.dtw_references.empty()) {
+    SRN_ASSIGN_OR_RETURN(const Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
+    double distance = 0;
+    for (const Series& ref : subject.dtw_references) {
+      distance += SignatureDtwDistance(prepared, ref, options_.dtw);
+    }
+    const double ratio =
+        distance / static_cast<double>(subject.dtw_references.size()) / subject.dtw_spread;
+    response.set_srn_score(score);
+    response.set_dtw_distance_ratio(static_cast<float>(ratio));
+    score = static_cast<float>(FusedVerificationScore(score, subject.mutual_similarity, ratio,
+                                                      subject.references(), options_.dtw_fusion));
+  }
   response.set_score(score);
   response.set_accepted(score >= threshold);
   response.set_threshold(threshold);
@@ -436,10 +459,42 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   fresh->embeddings = std::move(emb);
   fresh->model_id = model.id;
   // A derived threshold follows the new model's similarities.
-  if (fresh->threshold_shift.has_value()) {
-    SRN_ASSIGN_OR_RETURN(fresh->threshold, DerivedThreshold(*model.model, *fresh));
-  }
+  SRN_RETURN_IF_ERROR(PrepareVerification(model, fresh.get()));
   return std::shared_ptr<const SubjectEntry>(std::move(fresh));
+}
+
+bool SimilarityCore::FusesDtw(const ServingModel& model) const {
+  return options_.dtw_fusion.enabled() &&
+         model.model->preprocessor().kind == FeatureKind::kSignature &&
+         (options_.dtw_fusion_model_id.empty() || options_.dtw_fusion_model_id == model.id);
+}
+
+absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving,
+                                                 SubjectEntry* entry) const {
+  const SimilarityModel& model = *serving.model;
+  entry->mutual_similarity = MutualSimilarity(model, *entry);
+  entry->dtw_references.clear();
+  entry->dtw_spread = 1;
+  const bool fused = FusesDtw(serving);
+  if (fused) {
+    RequestLimits unlimited = options_.limits;
+    unlimited.max_series_length = std::numeric_limits<int>::max();
+    for (int r = 0; r < static_cast<int>(entry->inputs.size()); ++r) {
+      v1::SeriesInput input;
+      if (!input.ParseFromString(entry->inputs[r])) {
+        return absl::DataLossError(absl::StrCat("subject '", entry->id, "': stored reference ", r,
+                                                " is not a readable series"));
+      }
+      SRN_ASSIGN_OR_RETURN(const Series raw, ToRawSeries(input, model, unlimited, "reference"));
+      SRN_ASSIGN_OR_RETURN(Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
+      entry->dtw_references.push_back(std::move(prepared));
+    }
+    entry->dtw_spread = MeanMutualDtwDistance(entry->dtw_references, options_.dtw);
+  }
+  if (entry->threshold_shift.has_value()) {
+    SRN_ASSIGN_OR_RETURN(entry->threshold, DerivedThreshold(*entry, fused));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SimilarityCore::Recover() {
@@ -452,6 +507,11 @@ absl::Status SimilarityCore::Recover() {
     if (entry->model_id != model->id) {
       SRN_ASSIGN_OR_RETURN(entry, Reembed(*entry, *model));
       rewritten.push_back(ToRecord(*entry));
+    } else {
+      // Derived state is never stored: the server may now run with other options.
+      auto prepared = std::make_shared<SubjectEntry>(*entry);
+      SRN_RETURN_IF_ERROR(PrepareVerification(*model, prepared.get()));
+      entry = std::move(prepared);
     }
     entries.push_back(std::move(entry));
     return absl::OkStatus();

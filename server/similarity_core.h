@@ -7,6 +7,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "model/signature_dtw.h"
 #include "server/series_input.h"
 #include "server/server_metrics.h"
 #include "server/subject_index.h"
@@ -21,6 +22,16 @@ struct CoreOptions {
   FusionRule default_fusion = FusionRule::kMean;
   int default_fusion_k = 3;        // for top-k mean
   int threads = 0;                 // for batch embedding and Identify scans; 0: all cores
+  // Verify of signature models fuses the SRN with the DTW signature verifier when enabled (see
+  // DtwFusionCalibration; its numbers belong to one SRN recipe, measured by srn-eval). Verify's
+  // score is then the calibrated fused score, 0.5 at the equal-error point, and a threshold
+  // derived from the references (threshold_shift) is 0.5 + shift, since the fused score is
+  // already normalized by the references.
+  DtwFusionCalibration dtw_fusion;
+  // When set, the fusion applies only while the model with this id (fingerprint) is served: a
+  // calibration belongs to one model.
+  std::string dtw_fusion_model_id;
+  SignatureDtwOptions dtw;
 };
 
 // The logic of the similarity service, independent of gRPC: validates each request, embeds with
@@ -74,6 +85,11 @@ class SimilarityCore {
   // Re-embeds a subject's stored inputs with `model`.
   absl::StatusOr<std::shared_ptr<const SubjectEntry>> Reembed(const SubjectEntry& entry,
                                                               const ServingModel& model) const;
+  // Whether Verify fuses DTW with `model` (enabled for it, and it takes signatures).
+  bool FusesDtw(const ServingModel& model) const;
+  // Fills what Verify needs beyond the embeddings (mutual similarity, DTW references) and the
+  // derived threshold, from the entry's inputs and embeddings by `model`.
+  absl::Status PrepareVerification(const ServingModel& model, SubjectEntry* entry) const;
   FusionRule Fusion(v1::Fusion requested) const;
   void UpdateEnrolledMetrics() const;
 

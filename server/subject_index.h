@@ -39,6 +39,10 @@ struct SubjectEntry {
   std::string model_id;             // the model that made `embeddings`
   RowMatrix embeddings;             // one row per reference
   std::vector<std::string> inputs;  // each reference's serialized srn.v1.SeriesInput
+  // Derived from the above when the entry is built; never stored.
+  double mutual_similarity = 0;        // mean similarity among the references (0 for one)
+  std::vector<Series> dtw_references;  // prepared for the DTW verifier (only with DTW fusion)
+  double dtw_spread = 1;               // MeanMutualDtwDistance of dtw_references
 
   int references() const { return static_cast<int>(embeddings.rows()); }
 };

@@ -70,5 +70,21 @@ TEST(SignatureDtwTest, MeanMutualDistanceAveragesThePairs) {
   EXPECT_DOUBLE_EQ(MeanMutualDtwDistance({}, raw), 1.0);
 }
 
+TEST(FusedVerificationScoreTest, MatchesTheCrossValidatedFusion) {
+  DtwFusionCalibration c;
+  c.weight = 2;
+  c.offset_one = -1;
+  c.offset_many = -3;
+  // Several references: f = 0.7 - 0.6 - 2 * 1.5 = -2.9; sigmoid(-2.9 + 3) = sigmoid(0.1).
+  EXPECT_NEAR(FusedVerificationScore(0.7, 0.6, 1.5, 5, c), 1 / (1 + std::exp(-0.1)), 1e-12);
+  // One reference: no mutual similarity; f = 0.7 - 2 * 0.8 = -0.9; sigmoid(0.1) again.
+  EXPECT_NEAR(FusedVerificationScore(0.7, 0.6, 0.8, 1, c), 1 / (1 + std::exp(-0.1)), 1e-12);
+  // At the equal-error point the score is one half, and it falls as the DTW distance grows.
+  EXPECT_DOUBLE_EQ(FusedVerificationScore(0.5, 0.5, 1.5, 2, c), 0.5);
+  EXPECT_LT(FusedVerificationScore(0.5, 0.5, 2.0, 2, c), 0.5);
+  EXPECT_FALSE(DtwFusionCalibration{}.enabled());
+  EXPECT_TRUE(c.enabled());
+}
+
 }  // namespace
 }  // namespace srn

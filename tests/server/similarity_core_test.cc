@@ -1,9 +1,14 @@
 #include "server/similarity_core.h"
 
+#include <cmath>
 #include <random>
 
 #include "gtest/gtest.h"
+#include "model/signature_dtw.h"
+#include "model/signature_features.h"
 #include "model/weights_file.h"
+#include "server/series_input.h"
+#include "server/server.h"
 #include "tests/testing/test_models.h"
 
 namespace srn {
@@ -286,6 +291,131 @@ TEST_F(SimilarityCoreTest, RecoverReembedsReferencesOfAnotherModel) {
     return absl::OkStatus();
   }).ok());
   EXPECT_TRUE(found);
+}
+
+// A pen trajectory of one of two shapes, slightly perturbed by `rng` (a "signer's" signature).
+v1::SeriesInput Signature(int shape, std::mt19937_64* rng) {
+  std::normal_distribution<double> noise(0.0, 0.02);
+  std::uniform_real_distribution<double> speed(0.9, 1.1);
+  const double rate = speed(*rng);
+  const int samples = static_cast<int>(60 / rate);
+  v1::SeriesInput in;
+  v1::PenTrajectory* pen = in.mutable_pen();
+  for (int i = 0; i < samples; ++i) {
+    const double t = 6.283 * i / samples;
+    const double x = shape == 0 ? std::cos(t) + 0.3 * std::cos(3 * t) : t;
+    const double y = shape == 0 ? std::sin(2 * t) : std::sin(t) * std::sin(4 * t);
+    pen->add_x(100 * (x + noise(*rng)));
+    pen->add_y(100 * (y + noise(*rng)));
+    pen->add_t_ms(10.0 * i);
+    pen->add_pressure(500 + 200 * std::sin(t + shape) + 10 * noise(*rng));
+  }
+  return in;
+}
+
+TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
+  auto model = std::make_shared<ServingModel>();
+  model->model = testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 11, /*signature=*/true);
+  model->id = ModelFingerprint(*model->model);
+  options_.dtw_fusion = {2.0, -1.0, -3.0};
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
+                                             Signature(0, &rng_)};
+  v1::EnrollRequest enroll = Enroll("a", refs);
+  enroll.set_threshold_shift(0.1f);
+  absl::StatusOr<v1::EnrollResponse> enrolled = core->Enroll(enroll);
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status();
+  // The fused score is already normalized by the references: the derived threshold is 0.5 + t.
+  EXPECT_NEAR(enrolled->subject().threshold(), 0.6, 1e-6);
+
+  // Everything the server computes, recomputed independently.
+  const RequestLimits limits;
+  std::vector<Series> raw, prepared;
+  for (const auto& in : refs) {
+    raw.push_back(*ToRawSeries(in, *model->model, limits, "ref"));
+    prepared.push_back(*PrepareForSignatureDtw(raw.back(), SignatureDtwOptions{}));
+  }
+  std::vector<const Series*> pointers;
+  for (const Series& r : raw) pointers.push_back(&r);
+  const RowMatrix emb = *model->model->Embed(pointers);
+  double mutual = 0;
+  for (int i = 0; i < 3; ++i) {
+    for (int j = i + 1; j < 3; ++j)
+      mutual += model->model->Score(emb.row(i).data(), emb.row(j).data()) / 3;
+  }
+  const double spread = MeanMutualDtwDistance(prepared, SignatureDtwOptions{});
+  auto verify = [&](const v1::SeriesInput& query) {
+    v1::VerifyRequest v;
+    v.set_subject_id("a");
+    *v.mutable_query() = query;
+    absl::StatusOr<v1::VerifyResponse> r = core->Verify(v);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::VerifyResponse();
+  };
+  double genuine_ratio = 0, genuine_score = 0;
+  for (int shape : {0, 1}) {
+    const v1::SeriesInput query = Signature(shape, &rng_);
+    const v1::VerifyResponse r = verify(query);
+    ASSERT_TRUE(r.has_srn_score() && r.has_dtw_distance_ratio());
+    const Series q = *ToRawSeries(query, *model->model, limits, "q");
+    const Series qp = *PrepareForSignatureDtw(q, SignatureDtwOptions{});
+    double distance = 0, srn = 0;
+    const RowMatrix qe = *model->model->Embed({&q});
+    for (int k = 0; k < 3; ++k) {
+      distance += SignatureDtwDistance(qp, prepared[k], SignatureDtwOptions{}) / 3;
+      srn += model->model->Score(qe.row(0).data(), emb.row(k).data()) / 3;
+    }
+    EXPECT_NEAR(r.srn_score(), srn, 1e-5);
+    EXPECT_NEAR(r.dtw_distance_ratio(), distance / spread, 1e-4);
+    EXPECT_NEAR(r.score(),
+                FusedVerificationScore(srn, mutual, distance / spread, 3, options_.dtw_fusion),
+                1e-5);
+    EXPECT_EQ(r.accepted(), r.score() >= 0.6f);
+    if (shape == 0) {
+      genuine_ratio = r.dtw_distance_ratio();
+      genuine_score = r.score();
+    } else {
+      // The other shape is far from the references, so its fused score is lower.
+      EXPECT_GT(r.dtw_distance_ratio(), 2 * genuine_ratio);
+      EXPECT_LT(r.score(), genuine_score);
+    }
+  }
+
+  // Without the fusion (the same store recovered by a server with other options) the score is
+  // the SRN's, and the derived threshold follows the references' mutual similarity again.
+  options_.dtw_fusion = {};
+  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  const v1::VerifyResponse plain = verify(refs[0]);
+  EXPECT_FALSE(plain.has_srn_score());
+  EXPECT_NEAR(plain.threshold(), mutual + 0.1, 1e-5);
+  // Nor when the calibration belongs to another model.
+  options_.dtw_fusion = {2.0, -1.0, -3.0};
+  options_.dtw_fusion_model_id = "0123456789abcdef";
+  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  EXPECT_FALSE(verify(refs[0]).has_srn_score());
+  options_.dtw_fusion_model_id = model->id;
+  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  EXPECT_TRUE(verify(refs[0]).has_srn_score());
+  // Nor is DTW fused for a model that does not take signatures.
+  auto frames = MakeCore(Serving(12));
+  ASSERT_TRUE(frames->Enroll(Enroll("f", {RandomInput(6, &rng_), RandomInput(5, &rng_)})).ok());
+  v1::VerifyRequest v;
+  v.set_subject_id("f");
+  *v.mutable_query() = RandomInput(6, &rng_);
+  EXPECT_FALSE(frames->Verify(v)->has_srn_score());
+}
+
+// srn-server applies kBundledModelDtwFusion only to the model it was measured on; retraining the
+// bundled model without measuring it again must not go unnoticed.
+TEST(BundledCalibrationTest, BelongsToTheBundledModel) {
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> bundled =
+      LoadModel(SRN_DEFAULT_MODEL_PATH);
+  ASSERT_TRUE(bundled.ok()) << bundled.status();
+  EXPECT_EQ(ModelFingerprint(**bundled), kBundledModelId)
+      << "deploy/models/default.srnw changed: measure its DTW fusion again (docs/DEFAULT_MODEL.md) "
+         "and update kBundledModelDtwFusion and kBundledModelId";
+  EXPECT_TRUE(kBundledModelDtwFusion.enabled());
 }
 
 TEST_F(SimilarityCoreTest, SwapModelReembedsAndSwitchesTogether) {
