@@ -7,6 +7,7 @@
 //                   unless set). Items are series.
 //   train_batch50   Trainer::Step on 50 pairs over 100 distinct series (the paper's mini-batch),
 //                   TrainOptions::threads = $SRN_THREADS. Items are pairs.
+// dtw/signature/verify5: the DTW verifier's work in one fused signature Verify (see below);
 // and peak/fma: the machine's measured AVX2 FMA rate (items are floating-point operations), on
 // one thread and on two, to turn FLOP counts into fractions of peak.
 //
@@ -20,6 +21,7 @@
 
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +37,8 @@
 #include "model/parameters.h"
 #include "model/preprocess.h"
 #include "model/series.h"
+#include "model/signature_dtw.h"
+#include "model/signature_features.h"
 #include "model/similarity_model.h"
 #include "model/trainer.h"
 
@@ -254,7 +258,38 @@ void BM_PeakFma(benchmark::State& state) {
       benchmark::Counter(state.threads(), benchmark::Counter::kAvgThreads);
 }
 
+// What srn-server adds to a signature Verify when it fuses the DTW verifier: preparing the query
+// (SVC2004's mean length, 208 pen samples of kSignatureFeatureDims features) and its DTW distance
+// to 5 prepared references of 180-240 samples, one thread. Items are verifications.
+void BM_SignatureDtwVerify(benchmark::State& state) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  auto random_series = [&](int frames) {
+    Series s(frames, kSignatureFeatureDims);
+    for (int t = 0; t < frames; ++t) {
+      for (int d = 0; d < kSignatureFeatureDims; ++d) {
+        s.mutable_frames()(t, d) = std::sin(0.05f * t * (d + 1)) + 0.1f * noise(rng);
+      }
+    }
+    return s;
+  };
+  const SignatureDtwOptions options;
+  std::vector<Series> refs;
+  for (int frames : {180, 195, 210, 225, 240}) {
+    refs.push_back(*PrepareForSignatureDtw(random_series(frames), options));
+  }
+  const Series query = random_series(208);
+  for (auto _ : state) {
+    const Series prepared = *PrepareForSignatureDtw(query, options);
+    double sum = 0;
+    for (const Series& ref : refs) sum += SignatureDtwDistance(prepared, ref, options);
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void RegisterAll() {
+  benchmark::RegisterBenchmark("dtw/signature/verify5", BM_SignatureDtwVerify)->UseRealTime();
   benchmark::RegisterBenchmark("peak/fma", BM_PeakFma)->Threads(1)->Threads(2)->UseRealTime();
   struct Family {
     const char* name;
