@@ -21,7 +21,7 @@ constexpr double kPruneMargin = 1 + 1e-9;
 
 // Squared Euclidean distance between two frames. Symmetric bit for bit, which makes DTW symmetric.
 // Four partial sums break the add latency chain (the compiler may not reorder a double sum).
-inline double FrameCost(const float* a, const float* b, int dims) {
+inline double SquaredFrameCost(const float* a, const float* b, int dims) {
   double sum[4] = {0, 0, 0, 0};
   int d = 0;
   for (; d + 4 <= dims; d += 4) {
@@ -37,6 +37,16 @@ inline double FrameCost(const float* a, const float* b, int dims) {
   return (sum[0] + sum[1]) + (sum[2] + sum[3]);
 }
 
+inline double FrameCost(const float* a, const float* b, int dims) {
+  return SquaredFrameCost(a, b, dims);
+}
+
+template <DtwLocalCost kCost>
+inline double LocalCost(const float* a, const float* b, int dims) {
+  const double squared = SquaredFrameCost(a, b, dims);
+  return kCost == DtwLocalCost::kEuclidean ? std::sqrt(squared) : squared;
+}
+
 bool Comparable(const Series& a, const Series& b) {
   return !a.empty() && !b.empty() && a.dims() == b.dims();
 }
@@ -44,6 +54,7 @@ bool Comparable(const Series& a, const Series& b) {
 // Banded DTW over two rows. Row i of the DP lives at offsets 1..tb of its buffer; offset 0 stands
 // for column -1, so the recurrence needs no bounds checks. Cells outside the band are never
 // written; the two neighbours of the band that the next row reads are set to +infinity.
+template <DtwLocalCost kCost = DtwLocalCost::kSquaredEuclidean>
 double DtwCore(const Series& a, const Series& b, int radius, double abandon_above) {
   const int ta = a.length();
   const int tb = b.length();
@@ -64,7 +75,7 @@ double DtwCore(const Series& a, const Series& b, int radius, double abandon_abov
     double row_min = kInf;
     for (int j = lo; j <= hi; ++j) {
       const double best = std::min(left, std::min(prev[j], prev[j + 1]));
-      left = FrameCost(a_frame, b_data + static_cast<size_t>(j) * dims, dims) + best;
+      left = LocalCost<kCost>(a_frame, b_data + static_cast<size_t>(j) * dims, dims) + best;
       cur[j + 1] = left;
       row_min = std::min(row_min, left);
     }
@@ -207,6 +218,10 @@ absl::Status CheckSearch(const Series& query, absl::Span<const Series* const> re
                          const DtwOptions& options) {
   absl::Status status = ValidateOptions(options);
   if (!status.ok()) return status;
+  if (options.local_cost != DtwLocalCost::kSquaredEuclidean) {
+    return absl::InvalidArgumentError(
+        "DTW 1-NN search supports the squared Euclidean local cost only (its lower bounds do)");
+  }
   status = CheckSeries(&query, -1, "query");
   if (!status.ok()) return status;
   if (references.empty()) return absl::InvalidArgumentError("no reference series");
@@ -313,7 +328,11 @@ absl::StatusOr<DtwResult> Dtw(const Series& a, const Series& b, const DtwOptions
 double DtwDistance(const Series& a, const Series& b, const DtwOptions& options,
                    double abandon_above) {
   if (!Comparable(a, b)) return kNaN;
-  return DtwCore(a, b, DtwBandRadius(options, a.length(), b.length()), abandon_above);
+  const int radius = DtwBandRadius(options, a.length(), b.length());
+  if (options.local_cost == DtwLocalCost::kEuclidean) {
+    return DtwCore<DtwLocalCost::kEuclidean>(a, b, radius, abandon_above);
+  }
+  return DtwCore(a, b, radius, abandon_above);
 }
 
 double NormalizedDtwDistance(const Series& a, const Series& b, const DtwOptions& options) {

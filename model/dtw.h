@@ -27,20 +27,31 @@ namespace srn {
 //   else                  no band.
 // The radius is always widened to at least |Ta - Tb| (otherwise no path reaches the end cell), so a
 // band never makes two series incomparable. A radius >= max(Ta, Tb) - 1 is the same as no band.
+// The cost of matching two frames: squared Euclidean distance (the default, and the only cost
+// the lower bounds and the 1-NN search support), or Euclidean distance, which weighs large
+// local differences less (the classic signature verifier's choice).
+enum class DtwLocalCost { kSquaredEuclidean, kEuclidean };
+
 struct DtwOptions {
   int band_frames = -1;
   double band_fraction = -1.0;
+  DtwLocalCost local_cost = DtwLocalCost::kSquaredEuclidean;
 
   static DtwOptions NoBand() { return {}; }
   static DtwOptions Frames(int radius) { return {radius, -1.0}; }
   static DtwOptions Fraction(double fraction) { return {-1, fraction}; }
+  DtwOptions WithCost(DtwLocalCost cost) const {
+    DtwOptions o = *this;
+    o.local_cost = cost;
+    return o;
+  }
 };
 
 // The band radius used for series of lengths ta and tb (both >= 1); see DtwOptions.
 int DtwBandRadius(const DtwOptions& options, int ta, int tb);
 
 struct DtwResult {
-  double cost;        // accumulated squared-Euclidean cost of the best path
+  double cost;        // accumulated cost of the best path (DtwOptions::local_cost per cell)
   double normalized;  // cost / (Ta + Tb)
 };
 
@@ -57,7 +68,8 @@ double DtwDistance(const Series& a, const Series& b, const DtwOptions& options =
 // DtwDistance(a, b, options) / (Ta + Tb).
 double NormalizedDtwDistance(const Series& a, const Series& b, const DtwOptions& options = {});
 
-// Lower bounds on DtwDistance(query, candidate, options) (unnormalized, unchecked like it).
+// Lower bounds on DtwDistance(query, candidate, options) (unnormalized, unchecked like it) with
+// the squared Euclidean local cost.
 // LB_Kim: every path starts at (0, 0) and ends at the last cell, so the cost of those frame pairs.
 double LbKim(const Series& query, const Series& candidate);
 // LB_Keogh: every path visits each candidate frame j at least once, paired with a query frame

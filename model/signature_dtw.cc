@@ -4,7 +4,10 @@
 #include <numeric>
 #include <utility>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "model/status_macros.h"
 
 namespace srn {
@@ -62,11 +65,35 @@ double MeanMutualDtwDistance(absl::Span<const Series> references,
   return sum / static_cast<double>(n * (n - 1) / 2);
 }
 
+absl::StatusOr<DtwFusionCalibration> ParseDtwFusionCalibration(absl::string_view text) {
+  const auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DTW fusion '", text, "' ", why,
+                     " (expected W1:O1,WN:ON: weight and offset with one "
+                     "reference, then with several)"));
+  };
+  const std::vector<absl::string_view> parts = absl::StrSplit(text, ',');
+  if (parts.size() != 2) return bad("does not have two parts");
+  double values[4];
+  for (int k = 0; k < 2; ++k) {
+    const std::vector<absl::string_view> pair = absl::StrSplit(parts[k], ':');
+    if (pair.size() != 2 || !absl::SimpleAtod(pair[0], &values[2 * k]) ||
+        !absl::SimpleAtod(pair[1], &values[2 * k + 1])) {
+      return bad(absl::StrCat("has a malformed part '", parts[k], "'"));
+    }
+    if (!(values[2 * k] >= 0) || !std::isfinite(values[2 * k]) ||
+        !std::isfinite(values[2 * k + 1])) {
+      return bad("needs finite offsets and finite weights of at least 0");
+    }
+  }
+  return DtwFusionCalibration{values[0], values[1], values[2], values[3]};
+}
+
 double FusedVerificationScore(double srn_mean, double srn_mutual, double dtw_ratio, int references,
                               const DtwFusionCalibration& calibration) {
   const bool several = references >= 2;
-  const double fused =
-      (several ? srn_mean - srn_mutual : srn_mean) - calibration.weight * dtw_ratio;
+  const double weight = several ? calibration.weight_many : calibration.weight_one;
+  const double fused = (several ? srn_mean - srn_mutual : srn_mean) - weight * dtw_ratio;
   const double offset = several ? calibration.offset_many : calibration.offset_one;
   return 1.0 / (1.0 + std::exp(-(fused - offset)));
 }

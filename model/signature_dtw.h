@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "model/dtw.h"
 #include "model/series.h"
@@ -16,9 +17,10 @@ namespace srn {
 // Its defaults are the configuration measured best on SVC2004 (docs/RESULTS.md, "Signature
 // verification"): of the 12 features of ComputeSignatureFeatures, the normalized coordinates,
 // velocities, path-tangent cosine and sine and pressure, each z-normalized within its own
-// signature, and a 30% Sakoe-Chiba band. All functions are pure and thread-safe.
+// signature, a 30% Sakoe-Chiba band, and the Euclidean (not squared) distance between frames.
+// All functions are pure and thread-safe.
 struct SignatureDtwOptions {
-  DtwOptions dtw = DtwOptions::Fraction(0.3);
+  DtwOptions dtw = DtwOptions::Fraction(0.3).WithCost(DtwLocalCost::kEuclidean);
   std::vector<int> features = {0, 1, 2, 3, 5, 6, 9};  // column indices, in order; empty: all
   // z-normalize each series on its own; false leaves the columns as given (e.g. standardized
   // with training statistics by the caller).
@@ -50,15 +52,23 @@ double MeanMutualDtwDistance(absl::Span<const Series> references,
 //                                  distance to them, D: MeanMutualDtwDistance; m = 0 and D = 1
 //                                  with one reference)
 // is the cross-validated fusion (SRN shift-normalized, DTW ratio-normalized), and the served score
-// is sigmoid(f - offset), in (0, 1) and 0.5 at the cross-validated equal-error point, where
-// offset depends on whether there is one reference or several. Not a probability.
+// is sigmoid(f - offset), in (0, 1) and 0.5 at the cross-validated equal-error point. The weight w
+// and the offset are measured separately for one reference and for several (with 5). Not a
+// probability.
 struct DtwFusionCalibration {
-  double weight = 0;       // w; 0 disables the fusion
+  double weight_one = 0;   // w with one reference
   double offset_one = 0;   // equal-error threshold of f with one reference
-  double offset_many = 0;  // equal-error threshold of f with several (measured with 5)
+  double weight_many = 0;  // w with several references
+  double offset_many = 0;  // equal-error threshold of f with several
 
-  bool enabled() const { return weight > 0; }
+  // The fusion is off when both weights are 0.
+  bool enabled() const { return weight_one > 0 || weight_many > 0; }
 };
+
+// Parses "W1:O1,WN:ON" (weight and offset with one reference, then with several), as srn-eval
+// prints them. InvalidArgument on anything else, a negative or non-finite weight or a non-finite
+// offset.
+absl::StatusOr<DtwFusionCalibration> ParseDtwFusionCalibration(absl::string_view text);
 
 // The served score above. `dtw_ratio` is d / D.
 double FusedVerificationScore(double srn_mean, double srn_mutual, double dtw_ratio, int references,

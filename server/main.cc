@@ -2,10 +2,8 @@
 // With no arguments it serves the bundled default signature model on 127.0.0.1:50051, with
 // Prometheus metrics on 127.0.0.1:9464/metrics and enrolled subjects in ./srn-store.db.
 
-#include <cmath>
 #include <csignal>
 #include <iostream>
-#include <limits>
 #include <string>
 #include <thread>
 
@@ -25,14 +23,11 @@ ABSL_FLAG(std::string, store, "srn-store.db", "SQLite file of enrolled subjects 
 ABSL_FLAG(double, default_threshold, 0.5,
           "accept a verification when the fused similarity reaches this (the bundled model's "
           "measured equal-error point is 0.506: docs/DEFAULT_MODEL.md)");
-// NaN: "not given" (the bundled model's calibration applies when serving it, else off).
-ABSL_FLAG(double, dtw_weight, std::numeric_limits<double>::quiet_NaN(),
-          "signature models: fuse Verify's SRN score with the DTW signature verifier at this "
-          "weight (0: off; default: the bundled model's calibration while serving it, else off)");
-ABSL_FLAG(double, dtw_offset_one, std::numeric_limits<double>::quiet_NaN(),
-          "with --dtw_weight: the fused score's equal-error point with one reference");
-ABSL_FLAG(double, dtw_offset_many, std::numeric_limits<double>::quiet_NaN(),
-          "with --dtw_weight: the fused score's equal-error point with several references");
+ABSL_FLAG(std::string, dtw_fusion, "",
+          "signature models: fuse Verify's SRN score with the DTW signature verifier, calibrated "
+          "as W1:O1,WN:ON (weight and offset with one reference, then with several; srn-eval "
+          "--protocol=svc2004-cv --fuse_dtw prints them), or off (default: the bundled model's "
+          "calibration while serving it)");
 ABSL_FLAG(std::string, default_fusion, "mean", "how reference scores fuse by default: max, mean or top-k-mean");
 ABSL_FLAG(int, fusion_k, 3, "k of top-k-mean fusion when a request does not say");
 ABSL_FLAG(int, max_series_length, 20000, "frames (or pen samples) per series");
@@ -98,26 +93,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   srn::CoreOptions& core = options.core;
-  const double dtw_weight = absl::GetFlag(FLAGS_dtw_weight);
-  const double dtw_offset_one = absl::GetFlag(FLAGS_dtw_offset_one);
-  const double dtw_offset_many = absl::GetFlag(FLAGS_dtw_offset_many);
-  if (std::isnan(dtw_weight)) {
-    if (!std::isnan(dtw_offset_one) || !std::isnan(dtw_offset_many)) {
-      std::cerr << "srn-server: --dtw_offset_one and --dtw_offset_many need --dtw_weight\n";
-      return 2;
-    }
+  const std::string dtw_fusion = absl::GetFlag(FLAGS_dtw_fusion);
+  if (dtw_fusion.empty()) {
     core.dtw_fusion = srn::kBundledModelDtwFusion;
     core.dtw_fusion_model_id = srn::kBundledModelId;
-  } else if (dtw_weight > 0) {
-    if (!(dtw_weight < 1e6) || !std::isfinite(dtw_offset_one) || !std::isfinite(dtw_offset_many)) {
-      std::cerr << "srn-server: --dtw_weight needs a finite weight and both --dtw_offset_one and "
-                   "--dtw_offset_many (srn-eval --protocol=svc2004-cv --fuse_dtw prints them)\n";
+  } else if (dtw_fusion != "off") {
+    absl::StatusOr<srn::DtwFusionCalibration> calibration =
+        srn::ParseDtwFusionCalibration(dtw_fusion);
+    if (!calibration.ok()) {
+      std::cerr << "srn-server: --dtw_fusion: " << calibration.status().message() << "\n";
       return 2;
     }
-    core.dtw_fusion = {dtw_weight, dtw_offset_one, dtw_offset_many};
-  } else if (dtw_weight < 0) {
-    std::cerr << "srn-server: --dtw_weight must not be negative\n";
-    return 2;
+    core.dtw_fusion = *calibration;
   }
   core.default_threshold = static_cast<float>(absl::GetFlag(FLAGS_default_threshold));
   core.default_fusion_k = absl::GetFlag(FLAGS_fusion_k);

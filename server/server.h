@@ -55,9 +55,9 @@ std::string DefaultModelPath();
 // The DTW fusion calibration of the bundled model's recipe (a1), cross-validated on SVC2004:
 // `srn-eval --protocol=svc2004-cv --fuse_dtw=...` on its fold models, "to deploy" lines
 // (docs/RESULTS.md, docs/DEFAULT_MODEL.md). srn-server applies it whenever it serves the model
-// with this fingerprint, unless told otherwise (--dtw_weight). Retraining the bundled model
+// with this fingerprint, unless told otherwise (--dtw_fusion). Retraining the bundled model
 // means measuring these again (a test checks that the fingerprint is still the bundled one's).
-inline constexpr DtwFusionCalibration kBundledModelDtwFusion = {2.0, -1.17399, -2.80866};
+inline constexpr DtwFusionCalibration kBundledModelDtwFusion = {8.0, -4.04653, 4.0, -4.96438};
 inline constexpr char kBundledModelId[] = "977f9a8c377c410b";
 
 // A running srn server: the similarity service, health, reflection and the metrics endpoint.

@@ -68,6 +68,9 @@ ABSL_FLAG(std::string, dtw_features, "",
 ABSL_FLAG(std::string, dtw_normalize, "series",
           "svc2004-cv: the DTW verifier's normalization: series (each signature z-normalized on "
           "its own) or train (standardized with the training signers' statistics)");
+ABSL_FLAG(std::string, dtw_cost, "euclidean",
+          "svc2004-cv: the DTW verifier's cost between two frames: euclidean or squared (Euclidean "
+          "distance)");
 ABSL_FLAG(std::string, det_csv, "", "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
 
 namespace {
@@ -167,9 +170,16 @@ int main(int argc, char** argv) {
     o.top_k = absl::GetFlag(FLAGS_top_k);
     // The signature DTW keeps its measured defaults (srn::SignatureDtwOptions) unless told.
     if (!std::isnan(absl::GetFlag(FLAGS_dtw_band))) {
-      request.dtw.dtw = BandOr(request.dtw.dtw);
-      request.states_dtw = request.dtw.dtw;
+      request.dtw.dtw = BandOr(request.dtw.dtw).WithCost(request.dtw.dtw.local_cost);
+      request.states_dtw = BandOr(request.states_dtw);
     }
+    const std::string dtw_cost = absl::GetFlag(FLAGS_dtw_cost);
+    if (dtw_cost != "euclidean" && dtw_cost != "squared") {
+      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                            "--dtw_cost must be euclidean or squared, got '", dtw_cost, "'")));
+    }
+    request.dtw.dtw.local_cost = dtw_cost == "squared" ? srn::DtwLocalCost::kSquaredEuclidean
+                                                       : srn::DtwLocalCost::kEuclidean;
     const std::string dtw_features = absl::GetFlag(FLAGS_dtw_features);
     if (!dtw_features.empty()) request.dtw.features.clear();
     if (!dtw_features.empty() && dtw_features != "all") {

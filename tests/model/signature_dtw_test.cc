@@ -71,19 +71,31 @@ TEST(SignatureDtwTest, MeanMutualDistanceAveragesThePairs) {
 }
 
 TEST(FusedVerificationScoreTest, MatchesTheCrossValidatedFusion) {
-  DtwFusionCalibration c;
-  c.weight = 2;
-  c.offset_one = -1;
-  c.offset_many = -3;
+  const DtwFusionCalibration c{4.0, -1.0, 2.0, -3.0};
   // Several references: f = 0.7 - 0.6 - 2 * 1.5 = -2.9; sigmoid(-2.9 + 3) = sigmoid(0.1).
   EXPECT_NEAR(FusedVerificationScore(0.7, 0.6, 1.5, 5, c), 1 / (1 + std::exp(-0.1)), 1e-12);
-  // One reference: no mutual similarity; f = 0.7 - 2 * 0.8 = -0.9; sigmoid(0.1) again.
-  EXPECT_NEAR(FusedVerificationScore(0.7, 0.6, 0.8, 1, c), 1 / (1 + std::exp(-0.1)), 1e-12);
+  // One reference: no mutual similarity; f = 0.7 - 4 * 0.4 = -0.9; sigmoid(0.1) again.
+  EXPECT_NEAR(FusedVerificationScore(0.7, 0.6, 0.4, 1, c), 1 / (1 + std::exp(-0.1)), 1e-12);
   // At the equal-error point the score is one half, and it falls as the DTW distance grows.
   EXPECT_DOUBLE_EQ(FusedVerificationScore(0.5, 0.5, 1.5, 2, c), 0.5);
   EXPECT_LT(FusedVerificationScore(0.5, 0.5, 2.0, 2, c), 0.5);
   EXPECT_FALSE(DtwFusionCalibration{}.enabled());
   EXPECT_TRUE(c.enabled());
+}
+
+TEST(ParseDtwFusionCalibrationTest, ReadsWhatSrnEvalPrints) {
+  absl::StatusOr<DtwFusionCalibration> c = ParseDtwFusionCalibration("8:-4.04653,4:-4.96438");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->weight_one, 8);
+  EXPECT_EQ(c->offset_one, -4.04653);
+  EXPECT_EQ(c->weight_many, 4);
+  EXPECT_EQ(c->offset_many, -4.96438);
+  for (const char* bad :
+       {"", "8:-4", "8:-4,4", "8:-4,4:x", "-1:0,1:0", "inf:0,1:0", "1:nan,1:0", "1:0,1:0,1:0"}) {
+    const absl::Status status = ParseDtwFusionCalibration(bad).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("W1:O1,WN:ON")) << bad;
+  }
 }
 
 }  // namespace

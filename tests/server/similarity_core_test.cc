@@ -317,7 +317,7 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
   auto model = std::make_shared<ServingModel>();
   model->model = testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 11, /*signature=*/true);
   model->id = ModelFingerprint(*model->model);
-  options_.dtw_fusion = {2.0, -1.0, -3.0};
+  options_.dtw_fusion = {2.0, -1.0, 2.0, -3.0};
   std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
   auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
   const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
@@ -390,7 +390,7 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
   EXPECT_FALSE(plain.has_srn_score());
   EXPECT_NEAR(plain.threshold(), mutual + 0.1, 1e-5);
   // Nor when the calibration belongs to another model.
-  options_.dtw_fusion = {2.0, -1.0, -3.0};
+  options_.dtw_fusion = {2.0, -1.0, 2.0, -3.0};
   options_.dtw_fusion_model_id = "0123456789abcdef";
   core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
   EXPECT_FALSE(verify(refs[0]).has_srn_score());
