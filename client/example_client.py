@@ -82,6 +82,9 @@ def main():
                 print(f"{label}: score {r.score:.4f} -> {'ACCEPTED' if r.accepted else 'REJECTED'} "
                       f"(threshold {r.threshold:.3f}; per reference "
                       f"{' '.join(f'{x:.3f}' for x in r.reference_scores)})")
+                if r.HasField("srn_score"):  # the server fuses the DTW signature verifier
+                    print(f"  fused with DTW: srn score {r.srn_score:.4f}, "
+                          f"dtw distance ratio {r.dtw_distance_ratio:.3f}")
         except grpc.RpcError as e:
             print(f"example_client: {e.code().name}: {e.details()}", file=sys.stderr)
             return 1
