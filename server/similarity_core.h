@@ -103,7 +103,8 @@ class SimilarityCore {
 
 // Conversions between the index's entries and the store's records.
 SubjectRecord ToRecord(const SubjectEntry& entry);
-absl::StatusOr<std::shared_ptr<const SubjectEntry>> FromRecord(SubjectRecord record);
+// The entry of a stored record, without the derived state (SimilarityCore fills that in).
+absl::StatusOr<std::shared_ptr<SubjectEntry>> FromRecord(SubjectRecord record);
 v1::Subject ToProto(const SubjectEntry& entry);
 
 }  // namespace srn
