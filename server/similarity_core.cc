@@ -429,6 +429,13 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
   info.set_source(serving->source);
   info.set_default_threshold(options_.default_threshold);
   info.set_default_fusion(ToProto(options_.default_fusion));
+  if (FusesDtw(*serving)) {
+    v1::DtwFusion* f = info.mutable_dtw_fusion();
+    f->set_weight_one(options_.dtw_fusion.weight_one);
+    f->set_offset_one(options_.dtw_fusion.offset_one);
+    f->set_weight_many(options_.dtw_fusion.weight_many);
+    f->set_offset_many(options_.dtw_fusion.offset_many);
+  }
   return info;
 }
 

@@ -382,12 +382,20 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
     }
   }
 
+  // GetModelInfo says so.
+  absl::StatusOr<v1::ModelInfo> info = core->GetModelInfo();
+  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(info->has_dtw_fusion());
+  EXPECT_EQ(info->dtw_fusion().weight_many(), 2.0);
+  EXPECT_EQ(info->dtw_fusion().offset_one(), -1.0);
+
   // Without the fusion (the same store recovered by a server with other options) the score is
   // the SRN's, and the derived threshold follows the references' mutual similarity again.
   options_.dtw_fusion = {};
   core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
   const v1::VerifyResponse plain = verify(refs[0]);
   EXPECT_FALSE(plain.has_srn_score());
+  EXPECT_FALSE(core->GetModelInfo()->has_dtw_fusion());
   EXPECT_NEAR(plain.threshold(), mutual + 0.1, 1e-5);
   // Nor when the calibration belongs to another model.
   options_.dtw_fusion = {2.0, -1.0, 2.0, -3.0};
