@@ -134,18 +134,23 @@ def sweep(runs_list, dataset):
     return out
 
 
-def sweep_plot(data, dataset, path):
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m in ["srn-a", "srn-l", "sn-a", "sn-l"]:
-        if m in data:
-            hs = sorted(data[m])
-            ax.plot(hs, [data[m][h] for h in hs], marker="o", label=NAMES[m])
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("hidden units")
-    ax.set_ylabel(f"out-of-domain AUC ({dataset}, seed 1)")
-    ax.set_title("AUC against hidden units (paper Figure 2)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+def sweep_plot(per_dataset, path):
+    """One panel per dataset with sweep data: AUC against hidden units per model."""
+    datasets = [d for d, data in per_dataset.items() if data] or ["arabic-voice"]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        data = per_dataset.get(dataset, {})
+        for m in ["srn-a", "srn-l", "sn-a", "sn-l"]:
+            if m in data:
+                hs = sorted(data[m])
+                ax.plot(hs, [data[m][h] for h in hs], marker="o", label=NAMES[m])
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("hidden units")
+        ax.set_ylabel("out-of-domain AUC (seed 1)")
+        ax.set_title(dataset)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle("AUC against hidden units (paper Figure 2)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -156,7 +161,8 @@ def main():
     ap.add_argument("--runs", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--sweep_dataset", default="arabic-voice")
+    ap.add_argument("--sweep_datasets", default="arabic-voice arabic-digit svc2004 svc2004-noforg",
+                    help="space-separated datasets of Figure 2")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     runs_list = list(parse(a.runs))
@@ -176,16 +182,17 @@ def main():
     md.append("## Figure 3: within-domain AUC\n\n![within-domain AUC](../figures/within_domain_auc.png)\n\n" +
               markdown_table(within, "figure3") + "\n")
     within_plot(within, os.path.join(a.out, "figures", "within_domain_auc.png"))
-    sw = sweep(runs_list, a.sweep_dataset)
-    hs = sorted({h for m in sw.values() for h in m})
-    lines = [f"## Figure 2: AUC against hidden units ({a.sweep_dataset}, out of domain, seed 1)\n",
+    per_dataset = {d: sweep(runs_list, d) for d in a.sweep_datasets.split()}
+    hs = sorted({h for sw in per_dataset.values() for m in sw.values() for h in m})
+    lines = ["## Figure 2: AUC against hidden units (out of domain, seed 1)\n",
              "![hidden-unit sweep](../figures/hidden_sweep.png)\n",
-             "| model | " + " | ".join(f"h={h}" for h in hs) + " |", "|---|" + "---|" * len(hs)]
-    for m in ["srn-a", "srn-l", "sn-a", "sn-l"]:
-        lines.append(f"| {NAMES[m]} | " + " | ".join(
-            f"{sw[m][h]:.3f}" if h in sw.get(m, {}) else "not measured" for h in hs) + " |")
+             "| dataset | model | " + " | ".join(f"h={h}" for h in hs) + " |", "|---|---|" + "---|" * len(hs)]
+    for dataset, sw in per_dataset.items():
+        for m in ["srn-a", "srn-l", "sn-a", "sn-l"]:
+            lines.append(f"| {dataset} | {NAMES[m]} | " + " | ".join(
+                f"{sw[m][h]:.3f}" if h in sw.get(m, {}) else "not measured" for h in hs) + " |")
     md.append("\n".join(lines) + "\n")
-    sweep_plot(sw, a.sweep_dataset, os.path.join(a.out, "figures", "hidden_sweep.png"))
+    sweep_plot(per_dataset, os.path.join(a.out, "figures", "hidden_sweep.png"))
     with open(os.path.join(a.out, "paper", "tables.md"), "w") as f:
         f.write("\n".join(md))
     with open(os.path.join(a.out, "paper", "runs.md"), "w") as f:

@@ -2,13 +2,14 @@
 # Regenerates the paper's tables and figures (Pei, Tax & van der Maaten 2016) into docs/:
 #   Table 2 (out-of-domain AUC) and Table 3 (one-shot accuracy)  -> docs/paper/tables.md
 #   Figure 3 (within-domain AUC)                                  -> docs/figures/within_domain_auc.png
-#   Figure 2 (AUC against hidden units)                           -> docs/figures/hidden_sweep.png
+#   Figure 2 (AUC against hidden units, one panel per dataset)    -> docs/figures/hidden_sweep.png
 #   Figures 4 and 5 (t-SNE maps of signatures and of voices)      -> docs/figures/tsne_*.png
 #   every command with its RESULT line                            -> docs/paper/runs.md
 #
 # Usage: bench/paper/reproduce_paper.sh [--quick] [--only=STEPS] [--seeds="1 2 3 4 5"]
 #            [--datasets="arabic-digit arabic-voice svc2004 svc2004-noforg"] [--models="..."]
 #            [--sweep_hidden="8 16 32 64 128"] [--sweep_models="srn-a srn-l sn-a sn-l"]
+#            [--sweep_datasets="arabic-voice arabic-digit svc2004 svc2004-noforg"]
 #            [--build=build] [--runs=DIR] [--out=docs]
 #   STEPS: comma list of table (Tables 2 and 3), within (Figure 3), sweep (Figure 2), tsne
 #          (Figures 4 and 5), render (tables and plots from the logs only); default: all.
@@ -36,7 +37,7 @@ SEEDS="1 2 3 4 5"
 DATASETS="arabic-digit arabic-voice svc2004 svc2004-noforg"
 SRN_MODELS="srn-a srn-l sn-a sn-l logistic"
 BASELINES="dtw fisher-kernel fisher-vector"
-SWEEP_DATASET="arabic-voice"
+SWEEP_DATASETS="arabic-voice arabic-digit svc2004 svc2004-noforg"
 SWEEP_HIDDEN="8 16 32 64 128"
 SWEEP_MODELS="srn-a srn-l sn-a sn-l"
 HIDDEN=64
@@ -55,10 +56,11 @@ for arg in "$@"; do
       done ;;
     --sweep_hidden=*) SWEEP_HIDDEN="${arg#*=}" ;;
     --sweep_models=*) SWEEP_MODELS="${arg#*=}" ;;
+    --sweep_datasets=*) SWEEP_DATASETS="${arg#*=}" ;;
     --build=*) BUILD="${arg#*=}" ;;
     --runs=*) RUNS="${arg#*=}" ;;
     --out=*) OUT="${arg#*=}" ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -155,8 +157,10 @@ protocol_runs() {
 if want table; then protocol_runs out-of-domain; fi   # Tables 2 and 3 (one run gives both)
 if want within; then protocol_runs within-domain; fi  # Figure 3
 if want sweep; then                                   # Figure 2 (seed 1)
-  for hidden in $SWEEP_HIDDEN; do
-    for model in $SWEEP_MODELS; do srn_run out-of-domain "$SWEEP_DATASET" "$model" "$hidden" 1; done
+  for dataset in $SWEEP_DATASETS; do
+    for hidden in $SWEEP_HIDDEN; do
+      for model in $SWEEP_MODELS; do srn_run out-of-domain "$dataset" "$model" "$hidden" 1; done
+    done
   done
 fi
 if want tsne; then                                    # Figures 4 and 5 (seed 1, SRN-A)
@@ -182,5 +186,5 @@ if want tsne; then                                    # Figures 4 and 5 (seed 1,
 fi
 # Tables and plots are always re-rendered from whatever logs exist.
 "$PY" "$ROOT/bench/paper/make_tables.py" --runs="$RUNS" --out="$OUT" --hidden="$HIDDEN" \
-  --sweep_dataset="$SWEEP_DATASET" $([[ $QUICK == 1 ]] && echo --quick)
+  --sweep_datasets="$SWEEP_DATASETS" $([[ $QUICK == 1 ]] && echo --quick)
 echo "wrote $OUT/paper/tables.md, $OUT/paper/runs.md and $OUT/figures/*.png" >&2
