@@ -8,7 +8,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "model/parallel.h"
-#include "model/signature_protocol.h"
+#include "model/signature_dtw.h"
 #include "model/status_macros.h"
 #include "server/clock.h"
 
@@ -524,10 +524,10 @@ absl::Status SimilarityCore::Recover() {
   // Derived state is never stored (the server may now run with other options), and with DTW
   // fusion it costs about a millisecond per subject: prepare on every core.
   std::vector<absl::Status> prepared(current.size());
-  ParallelFor(static_cast<int>(current.size()), options_.threads > 0 ? options_.threads : DefaultThreads(),
-              [&](int begin, int end, int) {
-                for (int i = begin; i < end; ++i) prepared[i] = PrepareVerification(*model, current[i].get());
-              });
+  const int threads = options_.threads > 0 ? options_.threads : DefaultThreads();
+  ParallelFor(static_cast<int>(current.size()), threads, [&](int begin, int end, int) {
+    for (int i = begin; i < end; ++i) prepared[i] = PrepareVerification(*model, current[i].get());
+  });
   for (size_t i = 0; i < current.size(); ++i) {
     SRN_RETURN_IF_ERROR(prepared[i]);
     entries.push_back(std::move(current[i]));
