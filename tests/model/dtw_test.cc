@@ -3,8 +3,10 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace srn {
@@ -100,6 +102,22 @@ TEST(DtwTest, MultiDimensionalByHand) {
   const Series b = Make({{0, 0}, {0, 1}, {1, 1}});
   EXPECT_EQ(DtwDistance(a, b), 1.0);
   EXPECT_EQ(DtwDistance(b, a), 1.0);
+}
+
+TEST(DtwTest, EuclideanLocalCostByHand) {
+  // a = [0, 4], b = [0, 2, 4]. Squared costs [[0, 4, 16], [16, 4, 0]] give D row 1 = 16, 4, 4;
+  // Euclidean costs [[0, 2, 4], [4, 2, 0]] give 4, 2, 2, along the same path.
+  const Series a = Make1D({0, 4});
+  const Series b = Make1D({0, 2, 4});
+  const DtwOptions euclidean = DtwOptions::NoBand().WithCost(DtwLocalCost::kEuclidean);
+  EXPECT_EQ(DtwDistance(a, b), 4.0);
+  EXPECT_EQ(DtwDistance(a, b, euclidean), 2.0);
+  EXPECT_EQ(DtwDistance(b, a, euclidean), 2.0);
+  EXPECT_DOUBLE_EQ(NormalizedDtwDistance(a, b, euclidean), 2.0 / 5);
+  // Across dimensions the frame cost is the Euclidean norm: (0, 0) to (3, 4) costs 5, not 25.
+  EXPECT_EQ(DtwDistance(Make({{0, 0}}), Make({{3, 4}}), euclidean), 5.0);
+  EXPECT_EQ(Dtw(Make({{0, 0}}), Make({{3, 4}}), euclidean)->cost, 5.0);
+  EXPECT_EQ(DtwDistance(Make({{0, 0}}), Make({{3, 4}})), 25.0);
 }
 
 TEST(DtwTest, SymmetricAndNoBandEqualsWideBand) {
@@ -324,6 +342,11 @@ TEST(DtwNearestTest, RejectsBadInput) {
   EXPECT_EQ(DtwNearest(Series(), ok).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(DtwNearest(a, ok, DtwOptions::Fraction(std::nan(""))).status().code(),
             absl::StatusCode::kInvalidArgument);
+  // The lower bounds that prune the search hold for the squared cost only.
+  const absl::Status euclidean =
+      DtwNearest(a, ok, DtwOptions::NoBand().WithCost(DtwLocalCost::kEuclidean)).status();
+  EXPECT_EQ(euclidean.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(euclidean.message()), ::testing::HasSubstr("squared Euclidean"));
 }
 
 TEST(DtwReferenceScorerTest, OneShotMatchesPairwiseDtwAndPrunes) {
