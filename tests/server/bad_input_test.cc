@@ -1,5 +1,7 @@
 // Every kind of bad request, sent to a real in-process server over gRPC: each gets its specific
 // status code and a message saying what was wrong, and the server keeps answering afterwards.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -24,9 +26,10 @@ constexpr int kDims = 4;
 class BadInputTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const std::string dir = ::testing::TempDir();
-    frames_model_ = dir + "/bad_input_frames.srnw";
-    signature_model_ = dir + "/bad_input_signature.srnw";
+    // ctest runs each test in its own process, several at once: one set of files per process.
+    const std::string dir = absl::StrCat(::testing::TempDir(), "/bad_input_", getpid());
+    frames_model_ = dir + "_frames.srnw";
+    signature_model_ = dir + "_signature.srnw";
     ASSERT_TRUE(SaveModel(*testing::RandomModel("srn-a", kDims, 8, 1), frames_model_).ok());
     ASSERT_TRUE(SaveModel(*testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 2, true),
                           signature_model_).ok());

@@ -1,6 +1,9 @@
 #include "server/store_lock.h"
 
+#include <unistd.h>
+
 #include <optional>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -8,7 +11,8 @@ namespace srn {
 namespace {
 
 TEST(StoreLockTest, OneHolderAtATime) {
-  const std::string store = ::testing::TempDir() + "/store_lock_test.db";
+  // Per process: other test runs (other build directories) may share the temporary directory.
+  const std::string store = ::testing::TempDir() + "/store_lock_test_" + std::to_string(getpid()) + ".db";
   std::optional<StoreLock> first;
   {
     absl::StatusOr<StoreLock> lock = StoreLock::Acquire(store);
