@@ -339,8 +339,9 @@ int ModelInfo(const Client& client, const std::vector<std::string>&) {
             << "source: " << info.source() << "\n";
   if (info.has_dtw_fusion()) {
     const v1::DtwFusion& f = info.dtw_fusion();
-    std::cout << absl::StrFormat("verify fused with DTW: %g:%g,%g:%g (weight:offset, one reference, several)\n",
-                                 f.weight_one(), f.offset_one(), f.weight_many(), f.offset_many());
+    std::cout << absl::StrFormat(
+        "verify fused with DTW: %g:%g,%g:%g (weight:offset, one reference, several)\n",
+        f.weight_one(), f.offset_one(), f.weight_many(), f.offset_many());
   }
   if (!info.training_data().empty()) std::cout << "training_data: " << info.training_data() << "\n";
   if (!info.command().empty()) std::cout << "command: " << info.command() << "\n";

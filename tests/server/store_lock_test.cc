@@ -12,7 +12,8 @@ namespace {
 
 TEST(StoreLockTest, OneHolderAtATime) {
   // Per process: other test runs (other build directories) may share the temporary directory.
-  const std::string store = ::testing::TempDir() + "/store_lock_test_" + std::to_string(getpid()) + ".db";
+  const std::string store =
+      ::testing::TempDir() + "/store_lock_test_" + std::to_string(getpid()) + ".db";
   std::optional<StoreLock> first;
   {
     absl::StatusOr<StoreLock> lock = StoreLock::Acquire(store);
