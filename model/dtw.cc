@@ -21,7 +21,7 @@ constexpr double kPruneMargin = 1 + 1e-9;
 
 // Squared Euclidean distance between two frames. Symmetric bit for bit, which makes DTW symmetric.
 // Four partial sums break the add latency chain (the compiler may not reorder a double sum).
-inline double SquaredFrameCost(const float* a, const float* b, int dims) {
+inline double FrameCost(const float* a, const float* b, int dims) {
   double sum[4] = {0, 0, 0, 0};
   int d = 0;
   for (; d + 4 <= dims; d += 4) {
@@ -37,13 +37,9 @@ inline double SquaredFrameCost(const float* a, const float* b, int dims) {
   return (sum[0] + sum[1]) + (sum[2] + sum[3]);
 }
 
-inline double FrameCost(const float* a, const float* b, int dims) {
-  return SquaredFrameCost(a, b, dims);
-}
-
 template <DtwLocalCost kCost>
 inline double LocalCost(const float* a, const float* b, int dims) {
-  const double squared = SquaredFrameCost(a, b, dims);
+  const double squared = FrameCost(a, b, dims);
   return kCost == DtwLocalCost::kEuclidean ? std::sqrt(squared) : squared;
 }
 

@@ -466,39 +466,18 @@ std::vector<double> Impostors(const SignatureTrials& t, bool skilled) {
 }  // namespace
 
 absl::StatusOr<double> EqualErrorThreshold(const std::vector<SignatureTrials>& folds) {
-  std::vector<double> genuine, skilled;
+  std::vector<double> scores;
+  std::vector<int> labels;
   for (const SignatureTrials& t : folds) {
     for (size_t k = 0; k < t.score.size(); ++k) {
-      if (t.label[k] == 1) genuine.push_back(t.score[k]);
-      if (t.label[k] == 0 && t.skilled[k]) skilled.push_back(t.score[k]);
-    }
-  }
-  if (genuine.empty() || skilled.empty()) {
-    return absl::InvalidArgumentError("the equal-error threshold needs genuine and skilled trials");
-  }
-  std::sort(genuine.begin(), genuine.end());
-  std::sort(skilled.begin(), skilled.end());
-  // Accept iff score >= threshold: FRR = share of genuine below it, FAR = share of skilled at or
-  // above it. Every score is a candidate; the best balances the two.
-  double best = genuine.front();
-  double best_gap = std::numeric_limits<double>::infinity();
-  for (const std::vector<double>* candidates : {&genuine, &skilled}) {
-    for (double threshold : *candidates) {
-      const double frr =
-          static_cast<double>(std::lower_bound(genuine.begin(), genuine.end(), threshold) -
-                              genuine.begin()) /
-          static_cast<double>(genuine.size());
-      const double far =
-          static_cast<double>(skilled.end() -
-                              std::lower_bound(skilled.begin(), skilled.end(), threshold)) /
-          static_cast<double>(skilled.size());
-      if (std::abs(far - frr) < best_gap) {
-        best_gap = std::abs(far - frr);
-        best = threshold;
+      if (t.label[k] == 1 || t.skilled[k]) {
+        scores.push_back(t.score[k]);
+        labels.push_back(t.label[k]);
       }
     }
   }
-  return best;
+  SRN_ASSIGN_OR_RETURN(const EerResult eer, Eer(scores, labels));
+  return eer.threshold;
 }
 
 absl::StatusOr<FarCalibration> CalibrateFar(const std::vector<SignatureTrials>& folds,

@@ -175,8 +175,8 @@ absl::StatusOr<std::vector<SignatureTrials>> FuseSystems(const std::vector<Signa
                                                          std::vector<double>* chosen = nullptr,
                                                          double* all_folds_weight = nullptr);
 
-// The threshold on the pooled scores of all folds where the skilled-forgery FAR and the FRR
-// are closest (accept iff score >= threshold). InvalidArgument without genuine or skilled trials.
+// The equal-error threshold (srn::Eer) of genuine against skilled-forgery trials pooled over
+// all folds (accept iff score >= threshold). InvalidArgument without genuine or skilled trials.
 absl::StatusOr<double> EqualErrorThreshold(const std::vector<SignatureTrials>& folds);
 
 // Calibration of per-subject thresholds: for each fold, the normalized threshold for

@@ -466,7 +466,7 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   fresh->embeddings = std::move(emb);
   fresh->model_id = model.id;
   // A derived threshold follows the new model's similarities.
-  SRN_RETURN_IF_ERROR(PrepareVerification(model, fresh.get()));
+  SRN_RETURN_IF_ERROR(PrepareVerification(model, fresh.get(), &raw));
   return std::shared_ptr<const SubjectEntry>(std::move(fresh));
 }
 
@@ -476,24 +476,30 @@ bool SimilarityCore::FusesDtw(const ServingModel& model) const {
          (options_.dtw_fusion_model_id.empty() || options_.dtw_fusion_model_id == model.id);
 }
 
-absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving,
-                                                 SubjectEntry* entry) const {
+absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, SubjectEntry* entry,
+                                                 const std::vector<Series>* raw) const {
   const SimilarityModel& model = *serving.model;
-  entry->mutual_similarity = MutualSimilarity(model, *entry);
+  const bool fused = FusesDtw(serving);
+  // Only the fused score and a derived threshold use the mutual similarity.
+  entry->mutual_similarity =
+      fused || entry->threshold_shift.has_value() ? MutualSimilarity(model, *entry) : 0.0;
   entry->dtw_references.clear();
   entry->dtw_spread = 1;
-  const bool fused = FusesDtw(serving);
   if (fused) {
     RequestLimits unlimited = options_.limits;
     unlimited.max_series_length = std::numeric_limits<int>::max();
     for (int r = 0; r < static_cast<int>(entry->inputs.size()); ++r) {
-      v1::SeriesInput input;
-      if (!input.ParseFromString(entry->inputs[r])) {
-        return absl::DataLossError(absl::StrCat("subject '", entry->id, "': stored reference ", r,
-                                                " is not a readable series"));
+      Series parsed;
+      if (raw == nullptr) {
+        v1::SeriesInput input;
+        if (!input.ParseFromString(entry->inputs[r])) {
+          return absl::DataLossError(absl::StrCat("subject '", entry->id, "': stored reference ", r,
+                                                  " is not a readable series"));
+        }
+        SRN_ASSIGN_OR_RETURN(parsed, ToRawSeries(input, model, unlimited, "reference"));
       }
-      SRN_ASSIGN_OR_RETURN(const Series raw, ToRawSeries(input, model, unlimited, "reference"));
-      SRN_ASSIGN_OR_RETURN(Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
+      SRN_ASSIGN_OR_RETURN(Series prepared, PrepareForSignatureDtw(
+                                                raw != nullptr ? (*raw)[r] : parsed, options_.dtw));
       entry->dtw_references.push_back(std::move(prepared));
     }
     entry->dtw_spread = MeanMutualDtwDistance(entry->dtw_references, options_.dtw);

@@ -88,8 +88,10 @@ class SimilarityCore {
   // Whether Verify fuses DTW with `model` (enabled for it, and it takes signatures).
   bool FusesDtw(const ServingModel& model) const;
   // Fills what Verify needs beyond the embeddings (mutual similarity, DTW references) and the
-  // derived threshold, from the entry's inputs and embeddings by `model`.
-  absl::Status PrepareVerification(const ServingModel& model, SubjectEntry* entry) const;
+  // derived threshold, from the entry's inputs and embeddings by `model`. `raw`, when given, is
+  // the entry's inputs already converted (one series per reference), saving their parsing.
+  absl::Status PrepareVerification(const ServingModel& model, SubjectEntry* entry,
+                                   const std::vector<Series>* raw = nullptr) const;
   FusionRule Fusion(v1::Fusion requested) const;
   void UpdateEnrolledMetrics() const;
 

@@ -40,7 +40,9 @@ struct SubjectEntry {
   RowMatrix embeddings;             // one row per reference
   std::vector<std::string> inputs;  // each reference's serialized srn.v1.SeriesInput
   // Derived from the above when the entry is built; never stored.
-  double mutual_similarity = 0;        // mean similarity among the references (0 for one)
+  // Mean similarity among the references (0 for one; only set when the fused score or a
+  // derived threshold needs it).
+  double mutual_similarity = 0;
   std::vector<Series> dtw_references;  // prepared for the DTW verifier (only with DTW fusion)
   double dtw_spread = 1;               // MeanMutualDtwDistance of dtw_references
 
