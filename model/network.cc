@@ -47,19 +47,18 @@ void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64* 
 
 }  // namespace
 
+namespace {
+
+// Everything PackBatch fills but the frames.
 template <typename T>
-void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out) {
+void SortByLength(const std::vector<const Series*>& batch, PackedBatch<T>* out) {
   const int n = static_cast<int>(batch.size());
   out->order.resize(n);
   std::iota(out->order.begin(), out->order.end(), 0);
   std::stable_sort(out->order.begin(), out->order.end(),
                    [&](int a, int b) { return batch[a]->length() > batch[b]->length(); });
   out->lengths.resize(n);
-  int64_t total = 0;
-  for (int j = 0; j < n; ++j) {
-    out->lengths[j] = batch[out->order[j]]->length();
-    total += out->lengths[j];
-  }
+  for (int j = 0; j < n; ++j) out->lengths[j] = batch[out->order[j]]->length();
   const int steps = n == 0 ? 0 : out->lengths[0];
   out->step_rows.resize(steps);
   out->step_offset.resize(steps);
@@ -71,6 +70,16 @@ void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out) {
     out->step_offset[t] = offset;
     offset += running;
   }
+}
+
+}  // namespace
+
+template <typename T>
+void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out) {
+  SortByLength(batch, out);
+  const int n = out->batch();
+  const int steps = out->steps();
+  const int64_t total = steps == 0 ? 0 : out->step_offset.back() + out->step_rows.back();
   const int dims = n == 0 ? 0 : batch[0]->dims();
   out->frames.resize(total, dims);
   for (int t = 0; t < steps; ++t) {
@@ -102,7 +111,14 @@ VectorT<T> Network<T>::InferenceWeights(const VectorT<T>& params) const {
 template <typename T>
 bool Network<T>::EmbedsSeriesAlone() const {
   return std::is_same_v<T, float> && inference_weights_ && arch_.cell == CellType::kRelu &&
-         arch_.recurrent && relu_kernels::Supported(relu_kernels::BestIsa(), arch_.hidden);
+         arch_.recurrent && relu_kernels::BestIsaFor(arch_.hidden) != relu_kernels::Isa::kNone;
+}
+
+template <typename T>
+bool Network<T>::TrainsSeriesAlone() const {
+  return std::is_same_v<T, float> && series_training_ && !inference_weights_ &&
+         arch_.cell == CellType::kRelu && arch_.recurrent && arch_.layers == 1 &&
+         relu_kernels::BestIsaFor(arch_.hidden) != relu_kernels::Isa::kNone;
 }
 
 template <typename T>
@@ -112,7 +128,7 @@ void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch,
     // One series through one ReLU layer (a server's Embed): read in place, pooled on the fly,
     // no packed copy and no stored states.
     if (batch.size() == 1 && arch_.layers == 1 && EmbedsSeriesAlone()) {
-      const relu_kernels::Isa isa = relu_kernels::BestIsa();
+      const relu_kernels::Isa isa = relu_kernels::BestIsaFor(arch_.hidden);
       const Series& series = *batch[0];
       const ParameterLayout::LayerOffsets& off = layout_.layer(0);
       out->resize(1, arch_.hidden);
@@ -204,8 +220,59 @@ void Network<T>::RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) 
 template <typename T>
 void Network<T>::Forward(const T* params, const std::vector<const Series*>& batch, T dropout,
                          std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const {
+  if (TrainsSeriesAlone()) {
+    SeriesForward(params, batch, dropout, rng, ws, out);
+    return;
+  }
   PackBatch(batch, &ws->packed);
   Run(params, dropout, rng, /*training=*/true, ws, out);
+}
+
+template <typename T>
+void Network<T>::SeriesForward(const T* params, const std::vector<const Series*>& batch, T dropout,
+                               std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const {
+  if constexpr (std::is_same_v<T, float>) {
+    PackedBatch<T>& packed = ws->packed;
+    SortByLength(batch, &packed);  // the order only: the kernel reads each series in place
+    const int n = packed.batch();
+    const int h = arch_.hidden;
+    const ParameterLayout::LayerOffsets& off = layout_.layer(0);
+    ws->wt = ConstMap<T>(params + off.w, h, off.in).transpose();
+    ws->at = ConstMap<T>(params + off.a, h, h).transpose();
+    ws->series_row.resize(n + 1);
+    int64_t rows = 0;
+    for (int j = 0; j < n; ++j) {
+      ws->series_row[j] = rows;
+      rows += packed.lengths[j] + 1;
+    }
+    ws->series_row[n] = rows;
+    // The buffers only grow: a mini-batch's frame count changes on every step, and a fresh
+    // allocation of this size comes straight from mmap, page faults and all.
+    Mat<T>& states = ws->series_states;
+    Mat<T>& inputs = ws->series_inputs;
+    if (states.rows() < rows || states.cols() != h) states.resize(rows + rows / 4, h);
+    if (inputs.rows() < rows || inputs.cols() != off.in) inputs.resize(rows + rows / 4, off.in);
+    ws->pooled.resize(n, h);
+    const relu_kernels::Isa isa = relu_kernels::BestIsaFor(arch_.hidden);
+    for (int j = 0; j < n; ++j) {
+      const Series& series = *batch[packed.order[j]];
+      const int64_t r = ws->series_row[j];
+      const int len = packed.lengths[j];
+      states.row(r).setZero();
+      relu_kernels::ReluRecurrence(isa, series.data(), len, off.in, ws->wt.data(), params + off.b,
+                                   ws->at.data(), h, nullptr, states.row(r + 1).data());
+      if (arch_.pooling == Pooling::kMean) {
+        ws->pooled.row(j) = states.middleRows(r + 1, len).colwise().sum() / static_cast<T>(len);
+      } else {
+        ws->pooled.row(j) = states.row(r + len);
+      }
+      inputs.middleRows(r, len) = series.frames();
+      inputs.row(r + len).setZero();
+    }
+    EmitPooled(dropout, rng, ws, out);
+  } else {
+    (void)params, (void)batch, (void)dropout, (void)rng, (void)ws, (void)out;
+  }
 }
 
 template <typename T>
@@ -252,15 +319,25 @@ void Network<T>::Run(const T* params, T dropout, std::mt19937_64* rng, bool trai
       pooled.row(j) = top->row(packed.step_offset[packed.lengths[j] - 1] + j);
   }
 
+  EmitPooled(drop ? dropout : T(0), rng, ws, out);
+}
+
+template <typename T>
+void Network<T>::EmitPooled(T dropout, std::mt19937_64* rng, Workspace* ws,
+                            RowMatrixT<T>* out) const {
+  const Mat<T>& pooled = ws->pooled;
+  const std::vector<int>& order = ws->packed.order;
+  const Eigen::Index n = pooled.rows();
+  const Eigen::Index e = pooled.cols();
   out->resize(n, e);
-  if (drop) {
+  if (dropout > T(0)) {
     DropoutMask<T>(n, e, dropout, rng, &ws->emb_keep);
-    for (int j = 0; j < n; ++j) {
-      out->row(packed.order[j]) = (pooled.row(j).array() * ws->emb_keep.row(j).array()).matrix();
+    for (Eigen::Index j = 0; j < n; ++j) {
+      out->row(order[j]) = (pooled.row(j).array() * ws->emb_keep.row(j).array()).matrix();
     }
   } else {
     ws->emb_keep.resize(0, 0);
-    for (int j = 0; j < n; ++j) out->row(packed.order[j]) = pooled.row(j);
+    for (Eigen::Index j = 0; j < n; ++j) out->row(order[j]) = pooled.row(j);
   }
 }
 
@@ -283,8 +360,8 @@ void Network<T>::LayerForward(const T* params, int l, bool training,
     const bool transposed = inference_weights_ && arch_.recurrent;
     if constexpr (std::is_same_v<T, float>) {
       // One series (a server's request): straight through registers, no GEMM.
-      const relu_kernels::Isa isa = relu_kernels::BestIsa();
-      if (transposed && !training && packed.batch() == 1 && relu_kernels::Supported(isa, h)) {
+      const relu_kernels::Isa isa = relu_kernels::BestIsaFor(h);
+      if (transposed && !training && packed.batch() == 1 && isa != relu_kernels::Isa::kNone) {
         z.resize(rows, h);
         relu_kernels::ReluRecurrence(isa, input.data(), rows, off.in, params + off.w,
                                      params + off.b, params + off.a, h,
@@ -433,6 +510,10 @@ void Network<T>::Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace
   d_pooled.resize(n, e);
   for (int j = 0; j < n; ++j) d_pooled.row(j) = d_emb.row(packed.order[j]);
   if (ws->emb_keep.size() > 0) d_pooled.array() *= ws->emb_keep.array();
+  if (TrainsSeriesAlone()) {
+    SeriesBackward(params, d_pooled, ws, grad);
+    return;
+  }
 
   Mat<T>& d_out = ws->d_out;
   d_out.setZero(packed.rows(), e);
@@ -458,6 +539,40 @@ void Network<T>::Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace
         d_out.swap(d_input);
       }
     }
+  }
+}
+
+template <typename T>
+void Network<T>::SeriesBackward(const T* params, const RowMatrixT<T>& d_pooled, Workspace* ws,
+                                T* grad) const {
+  if constexpr (std::is_same_v<T, float>) {
+    const PackedBatch<T>& packed = ws->packed;
+    const int n = packed.batch();
+    const int h = arch_.hidden;
+    const ParameterLayout::LayerOffsets& off = layout_.layer(0);
+    const int64_t rows = ws->series_row[n];
+    const Mat<T>& states = ws->series_states;
+    Mat<T>& d_pre = ws->d_pre;
+    if (d_pre.rows() < rows || d_pre.cols() != h) d_pre.resize(states.rows(), h);
+    const bool mean = arch_.pooling == Pooling::kMean;
+    const relu_kernels::Isa isa = relu_kernels::BestIsaFor(h);
+    VectorT<T>& d_z = ws->series_d_z;
+    for (int j = 0; j < n; ++j) {
+      const int64_t r = ws->series_row[j];
+      const int len = packed.lengths[j];
+      d_z = d_pooled.row(j).transpose();
+      if (mean) d_z /= static_cast<T>(len);
+      relu_kernels::ReluRecurrenceBackward(isa, states.row(r + 1).data(), len, h, params + off.a,
+                                           d_z.data(), mean, d_pre.row(r).data(), grad + off.b);
+      d_pre.row(r + len).setZero();
+    }
+    // Each series' block pairs d_pre_t with z_(t-1) in `states` and x_t in `inputs` (see
+    // Workspace::series_row): two products over the whole batch.
+    relu_kernels::AddTransposedProduct(isa, d_pre.data(), rows, h, states.data(), h, grad + off.a);
+    relu_kernels::AddTransposedProduct(isa, d_pre.data(), rows, h, ws->series_inputs.data(), off.in,
+                                       grad + off.w);
+  } else {
+    (void)params, (void)d_pooled, (void)ws, (void)grad;
   }
 }
 

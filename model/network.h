@@ -72,6 +72,14 @@ class Network {
     PackedBatch<T> block;
     // Backward scratch.
     RowMatrixT<T> d_out, d_pre, d_rec, d_prev, d_cell;
+    // Training series by series (TrainsSeriesAlone): the weights transposed as the register
+    // kernel reads them, and for the j-th series in packed order a block of length + 1 rows
+    // from series_row[j]: states [0, z_0 .. z_(L-1)], inputs [x_0 .. x_(L-1), 0] and d_pre
+    // [d_0 .. d_(L-1), 0], so that one product over all blocks pairs every d_pre_t with
+    // z_(t-1) and with x_t.
+    RowMatrixT<T> wt, at, series_states, series_inputs;
+    std::vector<int64_t> series_row;
+    VectorT<T> series_d_z;
   };
 
   // With `inference_weights`, the network takes parameters as
@@ -91,6 +99,16 @@ class Network {
   // kernel takes). Such a network embeds series faster one at a time than
   // batched, and a series' embedding then does not depend on its batch.
   bool EmbedsSeriesAlone() const;
+
+  // Whether Forward and Backward run each series of a training batch through the register
+  // kernels (one ReLU layer, training weights, float, a width the CPU's kernel takes) instead
+  // of batching every step's matrix products across series: the kernels skip the zero states
+  // (about half) going forward and the zero pre-activation gradients going back, and the weight
+  // gradients become two products over the whole batch. Both paths compute the same
+  // gradients up to rounding.
+  bool TrainsSeriesAlone() const;
+  // Turns the series-by-series training path off (on by default), to compare the two paths.
+  void set_series_training(bool on) { series_training_ = on; }
 
   // Embeds `batch` (preprocessed series of architecture().input_dims features)
   // into `out` (batch.size() x embedding_dims), row i for batch[i]. No dropout.
@@ -119,10 +137,19 @@ class Network {
                     const PackedBatch<T>& packed, const RowMatrixT<T>* init_z,
                     const RowMatrixT<T>* init_c) const;
   void LayerBackward(const T* params, int l, Workspace* ws, T* grad, RowMatrixT<T>* d_input) const;
+  // The TrainsSeriesAlone path of Forward and Backward (d_pooled in packed order, after
+  // the embedding's dropout).
+  void SeriesForward(const T* params, const std::vector<const Series*>& batch, T dropout,
+                     std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const;
+  void SeriesBackward(const T* params, const RowMatrixT<T>& d_pooled, Workspace* ws, T* grad) const;
+  // ws->pooled (packed order) -> out (batch order), with inverted dropout at rate `dropout`
+  // (0: none) on the embedding.
+  void EmitPooled(T dropout, std::mt19937_64* rng, Workspace* ws, RowMatrixT<T>* out) const;
 
   const Architecture arch_;
   const ParameterLayout layout_;
   const bool inference_weights_;
+  bool series_training_ = true;
 };
 
 // Embeds many series with `threads` threads (fewer for small batches), each

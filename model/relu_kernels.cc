@@ -1,6 +1,7 @@
 #include "model/relu_kernels.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -93,21 +94,26 @@ SRN_TARGET_AVX2 inline void RowsAvx2(__m256 (&acc)[kSets][kVecs], int count, con
   }
 }
 
-template <int kVecs, int kSets>
+// kForward: z_t's outputs: bias, input rows, the rows of A^T for z_(t-1)'s non-zeros, relu.
+// Otherwise the gradient carried into z_(t-1): the rows of A for d_pre_t's non-zeros, no bias,
+// no input, no relu (`xt`, `wt` and `b` unused).
+template <int kVecs, int kSets, bool kForward>
 SRN_TARGET_AVX2 inline void BlockAvx2(const float* xt, int in, const float* wt, const float* b,
                                       const float* at, const int* index, const float* value,
                                       int nonzeros, int h, int i0, float* zt) {
   __m256 acc[kSets][kVecs];
-  for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm256_loadu_ps(b + i0 + 8 * q);
+  for (int q = 0; q < kVecs; ++q)
+    acc[0][q] = kForward ? _mm256_loadu_ps(b + i0 + 8 * q) : _mm256_setzero_ps();
   for (int s = 1; s < kSets; ++s) {
     for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm256_setzero_ps();
   }
-  RowsAvx2<kVecs, kSets, false>(acc, in, xt, wt, nullptr, h, i0);
+  if (kForward) RowsAvx2<kVecs, kSets, false>(acc, in, xt, wt, nullptr, h, i0);
   RowsAvx2<kVecs, kSets, true>(acc, nonzeros, value, at, index, h, i0);
   for (int q = 0; q < kVecs; ++q) {
     __m256 sum = acc[0][q];
     for (int s = 1; s < kSets; ++s) sum = _mm256_add_ps(sum, acc[s][q]);
-    _mm256_storeu_ps(zt + i0 + 8 * q, _mm256_max_ps(sum, _mm256_setzero_ps()));
+    if (kForward) sum = _mm256_max_ps(sum, _mm256_setzero_ps());
+    _mm256_storeu_ps(zt + i0 + 8 * q, sum);
   }
 }
 
@@ -133,22 +139,24 @@ SRN_TARGET_AVX512 inline void RowsAvx512(__m512 (&acc)[kSets][kVecs], int count,
   }
 }
 
-template <int kVecs, int kSets>
+template <int kVecs, int kSets, bool kForward>
 SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* wt, const float* b,
                                           const float* at, const int* index, const float* value,
                                           int nonzeros, int h, int i0, float* zt) {
   __m512 acc[kSets][kVecs];
-  for (int q = 0; q < kVecs; ++q) acc[0][q] = _mm512_loadu_ps(b + i0 + 16 * q);
+  for (int q = 0; q < kVecs; ++q)
+    acc[0][q] = kForward ? _mm512_loadu_ps(b + i0 + 16 * q) : _mm512_setzero_ps();
   for (int s = 1; s < kSets; ++s) {
     for (int q = 0; q < kVecs; ++q) acc[s][q] = _mm512_setzero_ps();
   }
-  RowsAvx512<kVecs, kSets, false>(acc, in, xt, wt, nullptr, h, i0);
+  if (kForward) RowsAvx512<kVecs, kSets, false>(acc, in, xt, wt, nullptr, h, i0);
   RowsAvx512<kVecs, kSets, true>(acc, nonzeros, value, at, index, h, i0);
   for (int q = 0; q < kVecs; ++q) {
     __m512 sum = acc[0][q];
     for (int s = 1; s < kSets; ++s) sum = _mm512_add_ps(sum, acc[s][q]);
     // (The masked form: GCC 12 warns about the undefined source of the plain one.)
-    _mm512_storeu_ps(zt + i0 + 16 * q, _mm512_maskz_max_ps(0xFFFF, sum, _mm512_setzero_ps()));
+    if (kForward) sum = _mm512_maskz_max_ps(0xFFFF, sum, _mm512_setzero_ps());
+    _mm512_storeu_ps(zt + i0 + 16 * q, sum);
   }
 }
 
@@ -156,25 +164,69 @@ SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* 
 // a second set of accumulators so that narrow blocks do not wait on FMA latency; AVX-512 passes
 // 4 vectors x 2 sets (64 floats) at a time. Wider AVX-512 blocks and AVX-512's compress for the
 // non-zero lists both measured slower on the signature shape (bench/model_bench.cc).
-SRN_TARGET_AVX2 void RunAvx2(const float* x, int64_t steps, int in, const float* wt, const float* b,
-                             const float* at, int h, const float* init, float* z, int64_t z_stride,
-                             float* sum, int* index, float* value) {
+// One step: all h outputs of BlockAvx2 / BlockAvx512 (see there for kForward).
+template <bool kForward>
+SRN_TARGET_AVX2 void StepAvx2(const float* xt, int in, const float* wt, const float* b,
+                              const float* at, const int* index, const float* value, int nonzeros,
+                              int h, float* zt) {
+  int i0 = 0;
+  for (; i0 + 64 <= h; i0 += 64)
+    BlockAvx2<8, 1, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+  if (i0 + 32 <= h) {
+    BlockAvx2<4, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    i0 += 32;
+  }
+  if (i0 + 16 <= h) {
+    BlockAvx2<2, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    i0 += 16;
+  }
+  if (i0 + 8 <= h) BlockAvx2<1, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+}
+
+template <bool kForward>
+SRN_TARGET_AVX512 void StepAvx512(const float* xt, int in, const float* wt, const float* b,
+                                  const float* at, const int* index, const float* value,
+                                  int nonzeros, int h, float* zt) {
+  int i0 = 0;
+  for (; i0 + 64 <= h; i0 += 64)
+    BlockAvx512<4, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+  if (i0 + 32 <= h) {
+    BlockAvx512<2, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    i0 += 32;
+  }
+  if (i0 + 16 <= h)
+    BlockAvx512<1, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+}
+
+template <Isa kIsa>
+SRN_TARGET_AVX2 inline void Step(const float* xt, int in, const float* wt, const float* b,
+                                 const float* at, const int* index, const float* value,
+                                 int nonzeros, int h, float* zt, std::true_type /*forward*/) {
+  if (kIsa == Isa::kAvx512) {
+    StepAvx512<true>(xt, in, wt, b, at, index, value, nonzeros, h, zt);
+  } else {
+    StepAvx2<true>(xt, in, wt, b, at, index, value, nonzeros, h, zt);
+  }
+}
+
+template <Isa kIsa>
+SRN_TARGET_AVX2 inline void Step(const float* at, const int* index, const float* value,
+                                 int nonzeros, int h, float* carry, std::false_type /*forward*/) {
+  if (kIsa == Isa::kAvx512) {
+    StepAvx512<false>(nullptr, 0, nullptr, nullptr, at, index, value, nonzeros, h, carry);
+  } else {
+    StepAvx2<false>(nullptr, 0, nullptr, nullptr, at, index, value, nonzeros, h, carry);
+  }
+}
+
+template <Isa kIsa>
+SRN_TARGET_AVX2 void RunSteps(const float* x, int64_t steps, int in, const float* wt,
+                              const float* b, const float* at, int h, const float* init, float* z,
+                              int64_t z_stride, float* sum, int* index, float* value) {
   int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
   for (int64_t t = 0; t < steps; ++t) {
-    const float* xt = x + t * in;
     float* zt = z + t * z_stride;
-    int i0 = 0;
-    for (; i0 + 64 <= h; i0 += 64)
-      BlockAvx2<8, 1>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
-    if (i0 + 32 <= h) {
-      BlockAvx2<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
-      i0 += 32;
-    }
-    if (i0 + 16 <= h) {
-      BlockAvx2<2, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
-      i0 += 16;
-    }
-    if (i0 + 8 <= h) BlockAvx2<1, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    Step<kIsa>(x + t * in, in, wt, b, at, index, value, nonzeros, h, zt, std::true_type());
     nonzeros = NonZerosAvx2(zt, h, index, value);
     if (sum != nullptr) {
       for (int i = 0; i < h; ++i) sum[i] += zt[i];
@@ -182,24 +234,136 @@ SRN_TARGET_AVX2 void RunAvx2(const float* x, int64_t steps, int in, const float*
   }
 }
 
-SRN_TARGET_AVX512 void RunAvx512(const float* x, int64_t steps, int in, const float* wt,
-                                 const float* b, const float* at, int h, const float* init,
-                                 float* z, int64_t z_stride, float* sum, int* index, float* value) {
-  int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
-  for (int64_t t = 0; t < steps; ++t) {
-    const float* xt = x + t * in;
-    float* zt = z + t * z_stride;
-    int i0 = 0;
-    for (; i0 + 64 <= h; i0 += 64)
-      BlockAvx512<4, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
-    if (i0 + 32 <= h) {
-      BlockAvx512<2, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
-      i0 += 32;
+// Backward through the steps, last to first: d_pre_t = (z_t > 0) * (carry + d_z_t), where the
+// carry from step t+1 is d_pre_(t+1) A, accumulated over the rows of A for d_pre_(t+1)'s
+// non-zeros (a subset of z_(t+1)'s: about half).
+template <Isa kIsa>
+SRN_TARGET_AVX2 void BackSteps(const float* z, int64_t steps, int h, const float* a,
+                               const float* d_z, bool every_step, float* d_pre, float* d_bias,
+                               float* carry, int* index, float* value) {
+  std::fill(carry, carry + h, 0.0f);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const float* zt = z + t * h;
+    float* dt = d_pre + t * h;
+    // Branch-free (h is a multiple of 8): which states are zero is random.
+    const bool add = every_step || t == steps - 1;
+    for (int i = 0; i < h; i += 8) {
+      __m256 g = _mm256_loadu_ps(carry + i);
+      if (add) g = _mm256_add_ps(g, _mm256_loadu_ps(d_z + i));
+      const __m256 on = _mm256_cmp_ps(_mm256_loadu_ps(zt + i), _mm256_setzero_ps(), _CMP_GT_OQ);
+      g = _mm256_and_ps(g, on);
+      _mm256_storeu_ps(dt + i, g);
+      _mm256_storeu_ps(d_bias + i, _mm256_add_ps(_mm256_loadu_ps(d_bias + i), g));
     }
-    if (i0 + 16 <= h) BlockAvx512<1, 2>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
-    nonzeros = NonZerosAvx2(zt, h, index, value);
-    if (sum != nullptr) {
-      for (int i = 0; i < h; ++i) sum[i] += zt[i];
+    if (t == 0) break;
+    const int nonzeros = NonZerosAvx2(dt, h, index, value);
+    Step<kIsa>(a, index, value, nonzeros, h, carry, std::false_type());
+  }
+}
+
+// c (m x n) += d^T s for d (rows x m) and s (rows x n), all row-major, m a multiple of 8: the
+// weight gradients. Rows are taken in chunks that stay in cache while every tile of c passes
+// over them; a tile is a few rows of c by kVecs vectors of columns, held in registers, and each
+// row of d and s adds the outer product of that many of d's values (broadcast) and s's vectors
+// to it. No packing: d's values are read in place and s's rows are contiguous.
+constexpr int64_t kProductChunk = 256;
+
+// Every loop over the tile's vectors is unrolled explicitly: at -O3, GCC 12 otherwise stores
+// the whole accumulator array to the stack on every row.
+template <int kVecs>
+SRN_TARGET_AVX512 void ProductTileAvx512(const float* d, int64_t r0, int64_t r1, int m,
+                                         const float* s, int n, int i0, int c0, float* c) {
+  __mmask16 mask[kVecs];
+#pragma GCC unroll 2
+  for (int q = 0; q < kVecs; ++q) {
+    const int left = std::min(std::max(n - c0 - 16 * q, 0), 16);
+    mask[q] = static_cast<__mmask16>((1u << left) - 1u);
+  }
+  __m512 acc[8][kVecs];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+#pragma GCC unroll 2
+    for (int q = 0; q < kVecs; ++q)
+      acc[k][q] = _mm512_maskz_loadu_ps(mask[q], c + int64_t{i0 + k} * n + c0 + 16 * q);
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    __m512 sv[kVecs];
+#pragma GCC unroll 2
+    for (int q = 0; q < kVecs; ++q) sv[q] = _mm512_maskz_loadu_ps(mask[q], s + r * n + c0 + 16 * q);
+    const float* dr = d + r * m + i0;
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m512 v = _mm512_set1_ps(dr[k]);
+#pragma GCC unroll 2
+      for (int q = 0; q < kVecs; ++q) acc[k][q] = _mm512_fmadd_ps(v, sv[q], acc[k][q]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+#pragma GCC unroll 2
+    for (int q = 0; q < kVecs; ++q)
+      _mm512_mask_storeu_ps(c + int64_t{i0 + k} * n + c0 + 16 * q, mask[q], acc[k][q]);
+  }
+}
+
+SRN_TARGET_AVX512 void ProductAvx512(const float* d, int64_t rows, int m, const float* s, int n,
+                                     float* c) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kProductChunk) {
+    const int64_t r1 = std::min(rows, r0 + kProductChunk);
+    for (int i0 = 0; i0 < m; i0 += 8) {
+      int c0 = 0;
+      for (; c0 + 16 < n; c0 += 32) ProductTileAvx512<2>(d, r0, r1, m, s, n, i0, c0, c);
+      if (c0 < n) ProductTileAvx512<1>(d, r0, r1, m, s, n, i0, c0, c);
+    }
+  }
+}
+
+// AVX2 has 16 vector registers: tiles of 4 rows by 2 vectors (8 accumulators).
+template <int kVecs>
+SRN_TARGET_AVX2 void ProductTileAvx2(const float* d, int64_t r0, int64_t r1, int m, const float* s,
+                                     int n, int i0, int c0, float* c) {
+  __m256i mask[kVecs];
+#pragma GCC unroll 2
+  for (int q = 0; q < kVecs; ++q) {
+    const int left = std::min(std::max(n - c0 - 8 * q, 0), 8);
+    mask[q] =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  __m256 acc[4][kVecs];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+#pragma GCC unroll 2
+    for (int q = 0; q < kVecs; ++q)
+      acc[k][q] = _mm256_maskload_ps(c + int64_t{i0 + k} * n + c0 + 8 * q, mask[q]);
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    __m256 sv[kVecs];
+#pragma GCC unroll 2
+    for (int q = 0; q < kVecs; ++q) sv[q] = _mm256_maskload_ps(s + r * n + c0 + 8 * q, mask[q]);
+    const float* dr = d + r * m + i0;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const __m256 v = _mm256_broadcast_ss(dr + k);
+#pragma GCC unroll 2
+      for (int q = 0; q < kVecs; ++q) acc[k][q] = _mm256_fmadd_ps(v, sv[q], acc[k][q]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+#pragma GCC unroll 2
+    for (int q = 0; q < kVecs; ++q)
+      _mm256_maskstore_ps(c + int64_t{i0 + k} * n + c0 + 8 * q, mask[q], acc[k][q]);
+  }
+}
+
+SRN_TARGET_AVX2 void ProductAvx2(const float* d, int64_t rows, int m, const float* s, int n,
+                                 float* c) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kProductChunk) {
+    const int64_t r1 = std::min(rows, r0 + kProductChunk);
+    for (int i0 = 0; i0 < m; i0 += 4) {
+      int c0 = 0;
+      for (; c0 + 8 < n; c0 += 16) ProductTileAvx2<2>(d, r0, r1, m, s, n, i0, c0, c);
+      if (c0 < n) ProductTileAvx2<1>(d, r0, r1, m, s, n, i0, c0, c);
     }
   }
 }
@@ -237,6 +401,13 @@ bool Supported(Isa isa, int hidden) {
   return hidden > 0 && hidden % (isa == Isa::kAvx512 ? 16 : 8) == 0;
 }
 
+Isa BestIsaFor(int hidden) {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+    if (Supported(isa, hidden)) return isa;
+  }
+  return Isa::kNone;
+}
+
 int NonZeros(Isa isa, const float* z, int h, int* index, float* value) {
 #ifdef SRN_X86_KERNELS
   // AVX-512's compress instructions measured slower here than the AVX2 table.
@@ -269,9 +440,9 @@ void Run(Isa isa, const float* x, int64_t steps, int in, const float* wt, const 
     value = heap_value.data();
   }
   if (isa == Isa::kAvx512) {
-    RunAvx512(x, steps, in, wt, b, at, h, init, z, z_stride, sum, index, value);
+    RunSteps<Isa::kAvx512>(x, steps, in, wt, b, at, h, init, z, z_stride, sum, index, value);
   } else {
-    RunAvx2(x, steps, in, wt, b, at, h, init, z, z_stride, sum, index, value);
+    RunSteps<Isa::kAvx2>(x, steps, in, wt, b, at, h, init, z, z_stride, sum, index, value);
   }
 #else
   (void)isa, (void)x, (void)steps, (void)in, (void)wt, (void)b, (void)at, (void)h, (void)init,
@@ -280,6 +451,50 @@ void Run(Isa isa, const float* x, int64_t steps, int in, const float* wt, const 
 }
 
 }  // namespace
+
+void ReluRecurrenceBackward(Isa isa, const float* z, int64_t steps, int h, const float* a,
+                            const float* d_z, bool every_step, float* d_pre, float* d_bias) {
+#ifdef SRN_X86_KERNELS
+  constexpr int kStackHidden = 512;
+  int stack_index[kStackHidden];
+  float stack_value[kStackHidden];
+  float stack_carry[kStackHidden];
+  std::vector<int> heap_index;
+  std::vector<float> heap_value, heap_carry;
+  int* index = stack_index;
+  float* value = stack_value;
+  float* carry = stack_carry;
+  if (h > kStackHidden) {
+    heap_index.resize(h);
+    heap_value.resize(h);
+    heap_carry.resize(h);
+    index = heap_index.data();
+    value = heap_value.data();
+    carry = heap_carry.data();
+  }
+  if (isa == Isa::kAvx512) {
+    BackSteps<Isa::kAvx512>(z, steps, h, a, d_z, every_step, d_pre, d_bias, carry, index, value);
+  } else {
+    BackSteps<Isa::kAvx2>(z, steps, h, a, d_z, every_step, d_pre, d_bias, carry, index, value);
+  }
+#else
+  (void)isa, (void)z, (void)steps, (void)h, (void)a, (void)d_z, (void)every_step, (void)d_pre,
+      (void)d_bias;
+#endif
+}
+
+void AddTransposedProduct(Isa isa, const float* d, int64_t rows, int m, const float* s, int n,
+                          float* c) {
+#ifdef SRN_X86_KERNELS
+  if (isa == Isa::kAvx512) {
+    ProductAvx512(d, rows, m, s, n, c);
+  } else {
+    ProductAvx2(d, rows, m, s, n, c);
+  }
+#else
+  (void)isa, (void)d, (void)rows, (void)m, (void)s, (void)n, (void)c;
+#endif
+}
 
 void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt, const float* b,
                     const float* at, int h, const float* init, float* z) {

@@ -1,9 +1,9 @@
 #ifndef SRN_MODEL_RELU_KERNELS_H_
 #define SRN_MODEL_RELU_KERNELS_H_
 
-// Inference kernels for one series through one recurrent ReLU layer, the shape of a server's
-// Embed and Verify calls. Internal to the model library (Network uses them; tests call each
-// instruction-set variant directly).
+// Kernels for one series through one recurrent ReLU layer: inference, the shape of a server's
+// Embed and Verify calls, and training's forward and backward passes, series by series. Internal to
+// the model library (Network uses them; tests call each instruction-set variant directly).
 //
 // Weights are in the layout of Network::InferenceWeights: W^T (in x h) and A^T (h x h), both
 // row-major, so that the contribution of input feature k (or of state j) is one contiguous row.
@@ -28,6 +28,10 @@ Isa BestIsa();
 // CPU runs it.
 bool Supported(Isa isa, int hidden);
 
+// The best variant this CPU runs for `hidden` units (AVX2 where the width is not a multiple of
+// 16), kNone if there is none.
+Isa BestIsaFor(int hidden);
+
 // The non-zero entries of z[0..h), in order: their indices and values (each list has room for
 // h entries); returns their number. Any h; `isa` must run on this CPU (kNone: scalar).
 int NonZeros(Isa isa, const float* z, int h, int* index, float* value);
@@ -42,6 +46,24 @@ void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float*
 // steps (`mean`) or the last z_t, from z_{-1} = 0. `out` must not alias the inputs.
 void ReluRecurrencePooled(Isa isa, const float* x, int64_t steps, int in, const float* wt,
                           const float* b, const float* at, int h, bool mean, float* out);
+
+// Backpropagation through ReluRecurrence's steps from z_{-1} = 0, for training. `z` (steps x h)
+// is what ReluRecurrence wrote; `a` is A itself (h x h, row-major: the transpose of the
+// forward's A^T). The loss reaches z_t through pooling: d(loss)/d(z_t) is `d_z` (h values) at
+// every step (`every_step`, mean pooling, already divided by the length) or at the last step
+// only. Writes d_pre (steps x h, not aliasing the inputs): d(loss)/d(pre-activation) of every
+// step, from which the caller forms the weight gradients (dA = sum_t d_pre_t^T z_(t-1),
+// dW = sum_t d_pre_t^T x_t, db = sum_t d_pre_t). The gradient carried into z_(t-1) is
+// d_pre_t A, accumulated over the rows of A for d_pre_t's non-zeros. Requires
+// Supported(isa, h). d_pre's sum over the steps (the bias gradient) is added to `d_bias`.
+void ReluRecurrenceBackward(Isa isa, const float* z, int64_t steps, int h, const float* a,
+                            const float* d_z, bool every_step, float* d_pre, float* d_bias);
+
+// c (m x n) += d^T s, for d (rows x m) and s (rows x n); all row-major and contiguous, c not
+// aliasing d or s. The weight gradients dA and dW from every step's d_pre and the states or
+// inputs paired with it. Any n; requires Supported(isa, m).
+void AddTransposedProduct(Isa isa, const float* d, int64_t rows, int m, const float* s, int n,
+                          float* c);
 
 }  // namespace relu_kernels
 }  // namespace srn

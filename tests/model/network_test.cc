@@ -263,6 +263,68 @@ TEST(NetworkTest, SeriesAloneNetworksEmbedBatchesSeriesBySeries) {
   }
 }
 
+// One ReLU layer in float trains series by series through the register kernels; its
+// embeddings, loss gradients and dropout must be those of the batched path, here run in double
+// (whose gradients the finite-difference test above checks), at widths taking every block size
+// of both instruction sets.
+TEST(NetworkTest, SeriesTrainingMatchesTheBatchedPath) {
+  for (const std::string family : {"srn-a", "srn-l"}) {
+    for (int hidden : {8, 24, 64, 128}) {
+      for (float dropout : {0.0f, 0.3f}) {
+        const Architecture arch = Make(family, 7, hidden, 1);
+        ParameterLayout layout(arch);
+        Vector params = InitParameters(arch, 0.3f, 21);
+        // A non-zero bias and head, so that every parameter gets gradient.
+        std::mt19937_64 noise(22);
+        std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+        for (Eigen::Index i = 0; i < params.size(); ++i) params[i] += u(noise);
+        Network<float> net(arch, layout);
+        if (!net.TrainsSeriesAlone()) GTEST_SKIP() << "this CPU has no AVX2 kernel";
+        Network<double> reference(arch, layout);
+        const std::vector<Series> series = RandomSeries({40, 1, 17, 40, 3, 26}, 7, 23);
+        const std::vector<Pair> pairs = {{0, 1, 1}, {2, 3, 0}, {4, 5, 0}, {0, 3, 1}, {5, 2, 1}};
+        const std::string where =
+            family + " hidden " + std::to_string(hidden) + " dropout " + std::to_string(dropout);
+
+        std::mt19937_64 rng(5);
+        Network<float>::Workspace ws;
+        RowMatrix emb, d_emb;
+        net.Forward(params.data(), Pointers(series), dropout, &rng, &ws, &emb);
+        Vector grad = Vector::Zero(params.size());
+        PairLoss<float>(params.data(), layout, emb, pairs, 0.2f, &d_emb, grad.data());
+        net.Backward(params.data(), d_emb, &ws, grad.data());
+
+        // The same dropout draws: the reference consumes the generator in the same order.
+        std::mt19937_64 reference_rng(5);
+        const VectorT<double> dparams = params.cast<double>();
+        Network<double>::Workspace dws;
+        RowMatrixT<double> demb, dd_emb;
+        reference.Forward(dparams.data(), Pointers(series), dropout, &reference_rng, &dws, &demb);
+        VectorT<double> dgrad = VectorT<double>::Zero(params.size());
+        PairLoss<double>(dparams.data(), layout, demb, pairs, 0.2, &dd_emb, dgrad.data());
+        reference.Backward(dparams.data(), dd_emb, &dws, dgrad.data());
+
+        EXPECT_LT((emb.cast<double>() - demb).cwiseAbs().maxCoeff(),
+                  1e-5 * (1 + demb.cwiseAbs().maxCoeff()))
+            << where;
+        ASSERT_GT(dgrad.norm(), 1e-3) << "the check needs a non-trivial gradient";
+        EXPECT_LT((grad.cast<double>() - dgrad).norm() / dgrad.norm(), 1e-4) << where;
+        // Every tensor of the encoder gets its own gradient right, not just the total.
+        const ParameterLayout::LayerOffsets& off = layout.layer(0);
+        for (const auto& [name, begin, size] :
+             {std::tuple<const char*, int64_t, int64_t>{"W", off.w, int64_t{hidden} * 7},
+              {"A", off.a, int64_t{hidden} * hidden},
+              {"b", off.b, hidden}}) {
+          const VectorT<double> expected = dgrad.segment(begin, size);
+          const VectorT<double> got = grad.segment(begin, size).cast<double>();
+          EXPECT_LT((got - expected).norm(), 1e-4 * (expected.norm() + 1e-6))
+              << where << " " << name;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllFamilies, NetworkFamilyTest,
                          ::testing::Combine(::testing::ValuesIn(kFamilies),
                                             ::testing::Values(1, 2)),

@@ -164,6 +164,107 @@ TEST(ReluKernelsTest, PooledVariantKeepsTheMeanOrTheLastState) {
   }
 }
 
+// d_pre_t = (z_t > 0) * (d_z_t + d_pre_(t+1) A), from the last step to the first, in double:
+// the cell's chain rule written out, with A = (A^T)^T as the forward kernel takes it.
+std::vector<double> ReferenceBackward(const std::vector<float>& z, int steps,
+                                      const std::vector<float>& at, int h,
+                                      const std::vector<float>& d_z, bool every_step) {
+  std::vector<double> d_pre(static_cast<size_t>(steps) * h, 0.0);
+  for (int t = steps - 1; t >= 0; --t) {
+    for (int i = 0; i < h; ++i) {
+      double g = every_step || t == steps - 1 ? d_z[i] : 0.0;
+      if (t + 1 < steps) {
+        // d(pre_(t+1), j) / d(z_t, i) = A[j][i] = A^T[i][j].
+        for (int j = 0; j < h; ++j) g += d_pre[static_cast<size_t>(t + 1) * h + j] * at[i * h + j];
+      }
+      d_pre[static_cast<size_t>(t) * h + i] = z[static_cast<size_t>(t) * h + i] > 0 ? g : 0.0;
+    }
+  }
+  return d_pre;
+}
+
+TEST(ReluKernelsTest, BackwardMatchesTheChainRule) {
+  const std::vector<Isa> isas = Variants();
+  if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2: the kernels are never used";
+  for (Isa isa : isas) {
+    for (int h : {16, 32, 48, 64, 80, 128, 144, 200}) {
+      if (!Supported(isa, h)) continue;
+      for (int steps : {1, 2, 30}) {
+        for (bool every_step : {true, false}) {
+          const int in = 6;
+          const std::vector<float> x = Uniform(static_cast<size_t>(steps) * in, -1, 1, 21);
+          const std::vector<float> wt = Uniform(static_cast<size_t>(in) * h, -0.5, 0.5, 22);
+          const std::vector<float> b = Uniform(h, -0.2, 0.2, 23);
+          const std::vector<float> at =
+              Uniform(static_cast<size_t>(h) * h, -1.5f / h, 1.5f / h, 24);
+          std::vector<float> z(static_cast<size_t>(steps) * h);
+          ReluRecurrence(isa, x.data(), steps, in, wt.data(), b.data(), at.data(), h, nullptr,
+                         z.data());
+          // The backward kernel takes A itself.
+          std::vector<float> a(static_cast<size_t>(h) * h);
+          for (int i = 0; i < h; ++i) {
+            for (int j = 0; j < h; ++j) a[i * h + j] = at[j * h + i];
+          }
+          const std::vector<float> d_z = Uniform(h, -1, 1, 25);
+          std::vector<float> d_pre(static_cast<size_t>(steps) * h, 7.0f);
+          std::vector<float> d_bias(h, 0.5f);  // added to, not overwritten
+          ReluRecurrenceBackward(isa, z.data(), steps, h, a.data(), d_z.data(), every_step,
+                                 d_pre.data(), d_bias.data());
+          const std::vector<double> expected = ReferenceBackward(z, steps, at, h, d_z, every_step);
+          int zeros = 0;
+          for (size_t i = 0; i < d_pre.size(); ++i) {
+            ASSERT_NEAR(d_pre[i], expected[i], 1e-5 * (1 + std::abs(expected[i])))
+                << Name(isa) << " h=" << h << " steps=" << steps << " every_step=" << every_step
+                << " at " << i;
+            zeros += expected[i] == 0.0;
+          }
+          for (int i = 0; i < h; ++i) {
+            double sum = 0.5;
+            for (int t = 0; t < steps; ++t) sum += expected[static_cast<size_t>(t) * h + i];
+            ASSERT_NEAR(d_bias[i], sum, 1e-5 * (1 + std::abs(sum)))
+                << Name(isa) << " h=" << h << " steps=" << steps << " bias " << i;
+          }
+          // Some gradients are blocked by zero states and some pass, at every length.
+          EXPECT_GT(zeros, 0);
+          EXPECT_LT(zeros, static_cast<int>(d_pre.size()));
+        }
+      }
+    }
+  }
+}
+
+TEST(ReluKernelsTest, TransposedProductAddsDTransposeTimesS) {
+  const std::vector<Isa> isas = Variants();
+  if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2: the kernels are never used";
+  for (Isa isa : isas) {
+    for (int m : {8, 16, 24, 64, 128}) {
+      if (!Supported(isa, m)) continue;
+      // Column counts around every vector and tile edge; row counts across the cache chunks.
+      for (int n : {1, 7, 8, 9, 15, 16, 17, 26, 33, 64, 128}) {
+        for (int rows : {1, 255, 257, 600}) {
+          const std::vector<float> d = Uniform(static_cast<size_t>(rows) * m, -1, 1, 31);
+          const std::vector<float> sm = Uniform(static_cast<size_t>(rows) * n, -1, 1, 32);
+          std::vector<float> c = Uniform(static_cast<size_t>(m) * n, -1, 1, 33);
+          const std::vector<float> before = c;
+          AddTransposedProduct(isa, d.data(), rows, m, sm.data(), n, c.data());
+          for (int i = 0; i < m; ++i) {
+            for (int j = 0; j < n; ++j) {
+              double expected = before[static_cast<size_t>(i) * n + j];
+              for (int r = 0; r < rows; ++r) {
+                expected +=
+                    double{d[static_cast<size_t>(r) * m + i]} * sm[static_cast<size_t>(r) * n + j];
+              }
+              ASSERT_NEAR(c[static_cast<size_t>(i) * n + j], expected, 1e-4 * (1 + std::sqrt(rows)))
+                  << Name(isa) << " m=" << m << " n=" << n << " rows=" << rows << " at " << i << ","
+                  << j;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace relu_kernels
 }  // namespace srn
