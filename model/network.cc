@@ -1,6 +1,7 @@
 #include "model/network.h"
 
 #include <algorithm>
+#include <memory>
 #include <numeric>
 #include <type_traits>
 
@@ -70,6 +71,19 @@ void SortByLength(const std::vector<const Series*>& batch, PackedBatch<T>* out) 
     out->step_offset[t] = offset;
     offset += running;
   }
+}
+
+// A pointer to `size` values in `buffer` that starts on a cache line; the same pointer for the
+// same buffer until it must grow. It only grows, by a quarter more than asked: a mini-batch's
+// frame count changes on every training step, and a fresh allocation of this size comes
+// straight from mmap, page faults and all.
+template <typename T>
+T* CacheLineAligned(VectorT<T>* buffer, Eigen::Index size) {
+  constexpr Eigen::Index kSlack = 64 / sizeof(T);
+  if (buffer->size() < size + kSlack) buffer->resize(size + size / 4 + kSlack);
+  void* p = buffer->data();
+  size_t space = static_cast<size_t>(buffer->size()) * sizeof(T);
+  return static_cast<T*>(std::align(64, static_cast<size_t>(size) * sizeof(T), p, space));
 }
 
 }  // namespace
@@ -237,8 +251,17 @@ void Network<T>::SeriesForward(const T* params, const std::vector<const Series*>
     const int n = packed.batch();
     const int h = arch_.hidden;
     const ParameterLayout::LayerOffsets& off = layout_.layer(0);
-    ws->wt = ConstMap<T>(params + off.w, h, off.in).transpose();
-    ws->at = ConstMap<T>(params + off.a, h, h).transpose();
+    // W^T and A^T for the forward kernel, A for the backward one, each on a cache line: the
+    // AVX-512 kernels' 64-byte row loads then never straddle two lines.
+    const int64_t wt_size = (int64_t{off.in} * h + 15) / 16 * 16;
+    const int64_t a_size = int64_t{h} * h;
+    T* weights = CacheLineAligned(&ws->kernel_weights, wt_size + 2 * a_size);
+    ws->kernel_wt = weights;
+    ws->kernel_at = weights + wt_size;
+    ws->kernel_a = weights + wt_size + a_size;
+    MutMap<T>(ws->kernel_wt, off.in, h) = ConstMap<T>(params + off.w, h, off.in).transpose();
+    MutMap<T>(ws->kernel_at, h, h) = ConstMap<T>(params + off.a, h, h).transpose();
+    MutMap<T>(ws->kernel_a, h, h) = ConstMap<T>(params + off.a, h, h);
     ws->series_row.resize(n + 1);
     int64_t rows = 0;
     for (int j = 0; j < n; ++j) {
@@ -246,12 +269,8 @@ void Network<T>::SeriesForward(const T* params, const std::vector<const Series*>
       rows += packed.lengths[j] + 1;
     }
     ws->series_row[n] = rows;
-    // The buffers only grow: a mini-batch's frame count changes on every step, and a fresh
-    // allocation of this size comes straight from mmap, page faults and all.
-    Mat<T>& states = ws->series_states;
-    Mat<T>& inputs = ws->series_inputs;
-    if (states.rows() < rows || states.cols() != h) states.resize(rows + rows / 4, h);
-    if (inputs.rows() < rows || inputs.cols() != off.in) inputs.resize(rows + rows / 4, off.in);
+    MutMap<T> states(CacheLineAligned(&ws->series_states, rows * h), rows, h);
+    MutMap<T> inputs(CacheLineAligned(&ws->series_inputs, rows * off.in), rows, off.in);
     ws->pooled.resize(n, h);
     const relu_kernels::Isa isa = relu_kernels::BestIsaFor(arch_.hidden);
     for (int j = 0; j < n; ++j) {
@@ -259,8 +278,8 @@ void Network<T>::SeriesForward(const T* params, const std::vector<const Series*>
       const int64_t r = ws->series_row[j];
       const int len = packed.lengths[j];
       states.row(r).setZero();
-      relu_kernels::ReluRecurrence(isa, series.data(), len, off.in, ws->wt.data(), params + off.b,
-                                   ws->at.data(), h, nullptr, states.row(r + 1).data());
+      relu_kernels::ReluRecurrence(isa, series.data(), len, off.in, ws->kernel_wt, params + off.b,
+                                   ws->kernel_at, h, nullptr, states.row(r + 1).data());
       if (arch_.pooling == Pooling::kMean) {
         ws->pooled.row(j) = states.middleRows(r + 1, len).colwise().sum() / static_cast<T>(len);
       } else {
@@ -551,9 +570,9 @@ void Network<T>::SeriesBackward(const T* params, const RowMatrixT<T>& d_pooled, 
     const int h = arch_.hidden;
     const ParameterLayout::LayerOffsets& off = layout_.layer(0);
     const int64_t rows = ws->series_row[n];
-    const Mat<T>& states = ws->series_states;
-    Mat<T>& d_pre = ws->d_pre;
-    if (d_pre.rows() < rows || d_pre.cols() != h) d_pre.resize(states.rows(), h);
+    ConstMap<T> states(CacheLineAligned(&ws->series_states, rows * h), rows, h);
+    ConstMap<T> inputs(CacheLineAligned(&ws->series_inputs, rows * off.in), rows, off.in);
+    MutMap<T> d_pre(CacheLineAligned(&ws->series_d_pre, rows * h), rows, h);
     const bool mean = arch_.pooling == Pooling::kMean;
     const relu_kernels::Isa isa = relu_kernels::BestIsaFor(h);
     VectorT<T>& d_z = ws->series_d_z;
@@ -562,14 +581,14 @@ void Network<T>::SeriesBackward(const T* params, const RowMatrixT<T>& d_pooled, 
       const int len = packed.lengths[j];
       d_z = d_pooled.row(j).transpose();
       if (mean) d_z /= static_cast<T>(len);
-      relu_kernels::ReluRecurrenceBackward(isa, states.row(r + 1).data(), len, h, params + off.a,
+      relu_kernels::ReluRecurrenceBackward(isa, states.row(r + 1).data(), len, h, ws->kernel_a,
                                            d_z.data(), mean, d_pre.row(r).data(), grad + off.b);
       d_pre.row(r + len).setZero();
     }
     // Each series' block pairs d_pre_t with z_(t-1) in `states` and x_t in `inputs` (see
     // Workspace::series_row): two products over the whole batch.
     relu_kernels::AddTransposedProduct(isa, d_pre.data(), rows, h, states.data(), h, grad + off.a);
-    relu_kernels::AddTransposedProduct(isa, d_pre.data(), rows, h, ws->series_inputs.data(), off.in,
+    relu_kernels::AddTransposedProduct(isa, d_pre.data(), rows, h, inputs.data(), off.in,
                                        grad + off.w);
   } else {
     (void)params, (void)d_pooled, (void)ws, (void)grad;

@@ -72,12 +72,17 @@ class Network {
     PackedBatch<T> block;
     // Backward scratch.
     RowMatrixT<T> d_out, d_pre, d_rec, d_prev, d_cell;
-    // Training series by series (TrainsSeriesAlone): the weights transposed as the register
-    // kernel reads them, and for the j-th series in packed order a block of length + 1 rows
+    // Training series by series (TrainsSeriesAlone): the weights as the register kernels read
+    // them, and for the j-th series in packed order a block of length + 1 rows
     // from series_row[j]: states [0, z_0 .. z_(L-1)], inputs [x_0 .. x_(L-1), 0] and d_pre
     // [d_0 .. d_(L-1), 0], so that one product over all blocks pairs every d_pre_t with
     // z_(t-1) and with x_t.
-    RowMatrixT<T> wt, at, series_states, series_inputs;
+    // Each buffer holds its rows (row-major) from its first cache line on.
+    VectorT<T> kernel_weights;
+    T* kernel_wt = nullptr;  // in x h, in kernel_weights
+    T* kernel_at = nullptr;  // h x h
+    T* kernel_a = nullptr;   // h x h
+    VectorT<T> series_states, series_inputs, series_d_pre;
     std::vector<int64_t> series_row;
     VectorT<T> series_d_z;
   };
