@@ -9,7 +9,8 @@
 //                   TrainOptions::threads = $SRN_THREADS. Items are pairs.
 // dtw/signature/verify5: the DTW verifier's work in one fused signature Verify (see below);
 // and peak/fma: the machine's measured AVX2 FMA rate (items are floating-point operations), on
-// one thread and on two, to turn FLOP counts into fractions of peak.
+// one thread and on two, to turn FLOP counts into fractions of peak; peak/fma512 the same with
+// AVX-512, where the CPU has it.
 //
 // Every benchmark reports its analytic floating-point work per item (flops_per_item; formulas in
 // FlopsPerSeries below and in docs/BENCHMARKS.md), the resulting rate (FLOPS) and the number of
@@ -258,6 +259,33 @@ void BM_PeakFma(benchmark::State& state) {
       benchmark::Counter(state.threads(), benchmark::Counter::kAvgThreads);
 }
 
+// The same with 16-wide AVX-512 FMAs, where the CPU has them: the register kernels choose
+// AVX-512 at run time, and a core with two 512-bit FMA units doubles the AVX2 peak.
+__attribute__((noinline, target("avx512f"))) float FmaKernel512(int64_t iterations, float seed) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 acc[kFmaChains];
+  for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_set1_ps(seed + static_cast<float>(k));
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm512_fmadd_ps(acc[k], half, one);
+  }
+  __m512 sum = acc[0];
+  for (int k = 1; k < kFmaChains; ++k) sum = _mm512_add_ps(sum, acc[k]);
+  return _mm512_reduce_add_ps(sum);
+}
+
+void BM_PeakFma512(benchmark::State& state) {
+  float seed = static_cast<float>(state.thread_index());
+  for (auto _ : state) {
+    seed = FmaKernel512(kFmaIterations, seed) * 1e-3f;
+    benchmark::DoNotOptimize(seed);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(2 * kFmaFlopsPerCall) * state.iterations());
+  state.counters["flops_per_item"] = benchmark::Counter(1, benchmark::Counter::kAvgThreads);
+  state.counters["threads_used"] =
+      benchmark::Counter(state.threads(), benchmark::Counter::kAvgThreads);
+}
+
 // What srn-server adds to a signature Verify when it fuses the DTW verifier: preparing the query
 // (SVC2004's mean length, 208 pen samples of kSignatureFeatureDims features) and its DTW distance
 // to 5 prepared references of 180-240 samples, one thread. Items are verifications.
@@ -291,6 +319,9 @@ void BM_SignatureDtwVerify(benchmark::State& state) {
 void RegisterAll() {
   benchmark::RegisterBenchmark("dtw/signature/verify5", BM_SignatureDtwVerify)->UseRealTime();
   benchmark::RegisterBenchmark("peak/fma", BM_PeakFma)->Threads(1)->Threads(2)->UseRealTime();
+  if (__builtin_cpu_supports("avx512f")) {
+    benchmark::RegisterBenchmark("peak/fma512", BM_PeakFma512)->Threads(1)->Threads(2)->UseRealTime();
+  }
   struct Family {
     const char* name;
     CellType cell;
