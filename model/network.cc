@@ -46,10 +46,6 @@ void DropoutMask(Eigen::Index rows, Eigen::Index cols, T rate, std::mt19937_64* 
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Everything PackBatch fills but the frames.
 template <typename T>
 void SortByLength(const std::vector<const Series*>& batch, PackedBatch<T>* out) {
@@ -130,8 +126,8 @@ bool Network<T>::EmbedsSeriesAlone() const {
 
 template <typename T>
 bool Network<T>::TrainsSeriesAlone() const {
-  return std::is_same_v<T, float> && series_training_ && !inference_weights_ &&
-         arch_.cell == CellType::kRelu && arch_.recurrent && arch_.layers == 1 &&
+  return std::is_same_v<T, float> && !inference_weights_ && arch_.cell == CellType::kRelu &&
+         arch_.recurrent && arch_.layers == 1 &&
          relu_kernels::BestIsaFor(arch_.hidden) != relu_kernels::Isa::kNone;
 }
 

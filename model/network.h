@@ -73,11 +73,10 @@ class Network {
     // Backward scratch.
     RowMatrixT<T> d_out, d_pre, d_rec, d_prev, d_cell;
     // Training series by series (TrainsSeriesAlone): the weights as the register kernels read
-    // them, and for the j-th series in packed order a block of length + 1 rows
-    // from series_row[j]: states [0, z_0 .. z_(L-1)], inputs [x_0 .. x_(L-1), 0] and d_pre
+    // them, and for the j-th series in packed order a block of length + 1 rows from
+    // series_row[j]: states [0, z_0 .. z_(L-1)], inputs [x_0 .. x_(L-1), 0] and d_pre
     // [d_0 .. d_(L-1), 0], so that one product over all blocks pairs every d_pre_t with
-    // z_(t-1) and with x_t.
-    // Each buffer holds its rows (row-major) from its first cache line on.
+    // z_(t-1) and with x_t. Each buffer's rows (row-major) start on a cache line inside it.
     VectorT<T> kernel_weights;
     T* kernel_wt = nullptr;  // in x h, in kernel_weights
     T* kernel_at = nullptr;  // h x h
@@ -112,8 +111,6 @@ class Network {
   // gradients become two products over the whole batch. Both paths compute the same
   // gradients up to rounding.
   bool TrainsSeriesAlone() const;
-  // Turns the series-by-series training path off (on by default), to compare the two paths.
-  void set_series_training(bool on) { series_training_ = on; }
 
   // Embeds `batch` (preprocessed series of architecture().input_dims features)
   // into `out` (batch.size() x embedding_dims), row i for batch[i]. No dropout.
@@ -154,7 +151,6 @@ class Network {
   const Architecture arch_;
   const ParameterLayout layout_;
   const bool inference_weights_;
-  bool series_training_ = true;
 };
 
 // Embeds many series with `threads` threads (fewer for small batches), each

@@ -1,9 +1,10 @@
 #ifndef SRN_MODEL_RELU_KERNELS_H_
 #define SRN_MODEL_RELU_KERNELS_H_
 
-// Kernels for one series through one recurrent ReLU layer: inference, the shape of a server's
-// Embed and Verify calls, and training's forward and backward passes, series by series. Internal to
-// the model library (Network uses them; tests call each instruction-set variant directly).
+// Kernels for one series through one recurrent ReLU layer: inference (the shape of a server's
+// Embed and Verify calls) and training's forward and backward passes, series by series.
+// Internal to the model library (Network uses them; tests call each instruction-set variant
+// directly).
 //
 // Weights are in the layout of Network::InferenceWeights: W^T (in x h) and A^T (h x h), both
 // row-major, so that the contribution of input feature k (or of state j) is one contiguous row.
@@ -52,10 +53,10 @@ void ReluRecurrencePooled(Isa isa, const float* x, int64_t steps, int in, const 
 // forward's A^T). The loss reaches z_t through pooling: d(loss)/d(z_t) is `d_z` (h values) at
 // every step (`every_step`, mean pooling, already divided by the length) or at the last step
 // only. Writes d_pre (steps x h, not aliasing the inputs): d(loss)/d(pre-activation) of every
-// step, from which the caller forms the weight gradients (dA = sum_t d_pre_t^T z_(t-1),
-// dW = sum_t d_pre_t^T x_t, db = sum_t d_pre_t). The gradient carried into z_(t-1) is
-// d_pre_t A, accumulated over the rows of A for d_pre_t's non-zeros. Requires
-// Supported(isa, h). d_pre's sum over the steps (the bias gradient) is added to `d_bias`.
+// step, from which the caller forms the weight gradients dA = sum_t d_pre_t^T z_(t-1) and
+// dW = sum_t d_pre_t^T x_t (AddTransposedProduct); the bias gradient sum_t d_pre_t is added to
+// `d_bias` on the way. The gradient carried into z_(t-1) is d_pre_t A, accumulated over the
+// rows of A for d_pre_t's non-zeros. Requires Supported(isa, h).
 void ReluRecurrenceBackward(Isa isa, const float* z, int64_t steps, int h, const float* a,
                             const float* d_z, bool every_step, float* d_pre, float* d_bias);
 
