@@ -230,13 +230,14 @@ SRN_TARGET_AVX2 inline void Step(const float* xt, int in, const float* wt, const
   }
 }
 
+// Backward: carry = sum over the list of value[k] * row index[k] of `a` (A itself).
 template <Isa kIsa>
-SRN_TARGET_AVX2 inline void Step(const float* at, const int* index, const float* value,
+SRN_TARGET_AVX2 inline void Step(const float* a, const int* index, const float* value,
                                  int nonzeros, int h, float* carry, std::false_type /*forward*/) {
   if (kIsa == Isa::kAvx512) {
-    StepAvx512<false>(nullptr, 0, nullptr, nullptr, at, index, value, nonzeros, h, carry);
+    StepAvx512<false>(nullptr, 0, nullptr, nullptr, a, index, value, nonzeros, h, carry);
   } else {
-    StepAvx2<false>(nullptr, 0, nullptr, nullptr, at, index, value, nonzeros, h, carry);
+    StepAvx2<false>(nullptr, 0, nullptr, nullptr, a, index, value, nonzeros, h, carry);
   }
 }
 
