@@ -274,10 +274,14 @@ void Network<T>::SeriesForward(const T* params, const std::vector<const Series*>
       const int64_t r = ws->series_row[j];
       const int len = packed.lengths[j];
       states.row(r).setZero();
+      // Mean pooling sums the states as the kernel writes them.
+      const bool mean = arch_.pooling == Pooling::kMean;
+      if (mean) ws->pooled.row(j).setZero();
       relu_kernels::ReluRecurrence(isa, series.data(), len, off.in, ws->kernel_wt, params + off.b,
-                                   ws->kernel_at, h, nullptr, states.row(r + 1).data());
-      if (arch_.pooling == Pooling::kMean) {
-        ws->pooled.row(j) = states.middleRows(r + 1, len).colwise().sum() / static_cast<T>(len);
+                                   ws->kernel_at, h, nullptr, states.row(r + 1).data(),
+                                   mean ? ws->pooled.row(j).data() : nullptr);
+      if (mean) {
+        ws->pooled.row(j) /= static_cast<T>(len);
       } else {
         ws->pooled.row(j) = states.row(r + len);
       }

@@ -531,8 +531,8 @@ void AddTransposedProduct(Isa isa, const float* d, int64_t rows, int m, const fl
 }
 
 void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt, const float* b,
-                    const float* at, int h, const float* init, float* z) {
-  Run(isa, x, steps, in, wt, b, at, h, init, z, h, nullptr);
+                    const float* at, int h, const float* init, float* z, float* sum) {
+  Run(isa, x, steps, in, wt, b, at, h, init, z, h, sum);
 }
 
 void ReluRecurrencePooled(Isa isa, const float* x, int64_t steps, int in, const float* wt,

@@ -38,10 +38,11 @@ Isa BestIsaFor(int hidden);
 int NonZeros(Isa isa, const float* z, int h, int* index, float* value);
 
 // Runs the layer over `steps` frames of `x` (steps x in, row-major) into `z` (steps x h,
-// row-major, not aliasing x). `init` is z_{-1} (h values; null for zeros). Requires
+// row-major, not aliasing x). `init` is z_{-1} (h values; null for zeros). With `sum` (h values,
+// not aliasing the others), every z_t is also added to it, for mean pooling. Requires
 // Supported(isa, h).
 void ReluRecurrence(Isa isa, const float* x, int64_t steps, int in, const float* wt, const float* b,
-                    const float* at, int h, const float* init, float* z);
+                    const float* at, int h, const float* init, float* z, float* sum = nullptr);
 
 // The same layer keeping only what pooling needs: `out` (h values) is the mean of z_t over the
 // steps (`mean`) or the last z_t, from z_{-1} = 0. `out` must not alias the inputs.

@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
     o.top_k = absl::GetFlag(FLAGS_top_k);
     // The signature DTW keeps its measured defaults (srn::SignatureDtwOptions) unless told.
     if (!std::isnan(absl::GetFlag(FLAGS_dtw_band))) {
-      request.dtw.dtw = BandOr(request.dtw.dtw).WithCost(request.dtw.dtw.local_cost);
+      request.dtw.dtw = BandOr(request.dtw.dtw);  // --dtw_cost sets the cost below
       request.states_dtw = BandOr(request.states_dtw);
     }
     const std::string dtw_cost = absl::GetFlag(FLAGS_dtw_cost);

@@ -32,6 +32,18 @@ std::vector<float> Uniform(size_t n, float lo, float hi, uint64_t seed) {
   return v;
 }
 
+// A layer's inputs and weights as the kernels take them (x: steps x in, W^T: in x h, b, A^T:
+// h x h), drawn from seeds seed .. seed + 3. The recurrent weights are small enough to keep the
+// state bounded, so the tolerances are fair, and the bias lets about half of the states be zero.
+struct RandomLayer {
+  RandomLayer(int steps, int in, int h, uint64_t seed)
+      : x(Uniform(static_cast<size_t>(steps) * in, -1, 1, seed)),
+        wt(Uniform(static_cast<size_t>(in) * h, -0.5, 0.5, seed + 1)),
+        b(Uniform(h, -0.2, 0.2, seed + 2)),
+        at(Uniform(static_cast<size_t>(h) * h, -1.5f / h, 1.5f / h, seed + 3)) {}
+  std::vector<float> x, wt, b, at;
+};
+
 // z_t = relu(b + x_t W^T + z_{t-1} A^T), in double, from W^T and A^T as the kernel takes them.
 std::vector<double> Reference(const std::vector<float>& x, int steps, int in,
                               const std::vector<float>& wt, const std::vector<float>& b,
@@ -103,24 +115,28 @@ TEST(ReluKernelsTest, EveryVariantMatchesTheCellEquations) {
       if (!Supported(isa, h)) continue;
       for (bool with_init : {false, true}) {
         const int in = 7, steps = 25;
-        const std::vector<float> x = Uniform(static_cast<size_t>(steps) * in, -1, 1, 1);
-        const std::vector<float> wt = Uniform(static_cast<size_t>(in) * h, -0.5, 0.5, 2);
-        const std::vector<float> b = Uniform(h, -0.2, 0.2, 3);
-        // Recurrent weights small enough to keep the state bounded, so the tolerance is fair.
-        const std::vector<float> at = Uniform(static_cast<size_t>(h) * h, -1.5f / h, 1.5f / h, 4);
+        const RandomLayer l(steps, in, h, 1);
         std::vector<float> init = Uniform(h, -1, 1, 5);
         for (float& v : init) v = std::max(v, 0.0f);
         const float* init_ptr = with_init ? init.data() : nullptr;
 
         std::vector<float> z(static_cast<size_t>(steps) * h, -1.0f);
-        ReluRecurrence(isa, x.data(), steps, in, wt.data(), b.data(), at.data(), h, init_ptr,
-                       z.data());
-        const std::vector<double> expected = Reference(x, steps, in, wt, b, at, h, init_ptr);
+        std::vector<float> sum(h, 0.25f);  // added to, not overwritten
+        ReluRecurrence(isa, l.x.data(), steps, in, l.wt.data(), l.b.data(), l.at.data(), h,
+                       init_ptr, z.data(), sum.data());
+        const std::vector<double> expected =
+            Reference(l.x, steps, in, l.wt, l.b, l.at, h, init_ptr);
         int zeros = 0;
         for (size_t i = 0; i < z.size(); ++i) {
           ASSERT_NEAR(z[i], expected[i], 1e-5 * (1 + std::abs(expected[i])))
               << Name(isa) << " h=" << h << " init=" << with_init << " at " << i;
           zeros += expected[i] == 0.0;
+        }
+        for (int i = 0; i < h; ++i) {
+          double total = 0.25;
+          for (int t = 0; t < steps; ++t) total += expected[static_cast<size_t>(t) * h + i];
+          ASSERT_NEAR(sum[i], total, 1e-5 * (1 + std::abs(total)))
+              << Name(isa) << " h=" << h << " init=" << with_init << " sum " << i;
         }
         // Both zero and non-zero states occur, so skipping zeros is exercised.
         EXPECT_GT(zeros, 0);
@@ -138,15 +154,12 @@ TEST(ReluKernelsTest, PooledVariantKeepsTheMeanOrTheLastState) {
       if (!Supported(isa, h)) continue;
       for (int steps : {1, 2, 31}) {
         const int in = 5;
-        const std::vector<float> x = Uniform(static_cast<size_t>(steps) * in, -1, 1, 11);
-        const std::vector<float> wt = Uniform(static_cast<size_t>(in) * h, -0.5, 0.5, 12);
-        const std::vector<float> b = Uniform(h, -0.2, 0.2, 13);
-        const std::vector<float> at = Uniform(static_cast<size_t>(h) * h, -1.5f / h, 1.5f / h, 14);
-        const std::vector<double> z = Reference(x, steps, in, wt, b, at, h, nullptr);
+        const RandomLayer l(steps, in, h, 11);
+        const std::vector<double> z = Reference(l.x, steps, in, l.wt, l.b, l.at, h, nullptr);
         for (bool mean : {true, false}) {
           std::vector<float> out(h, -1.0f);
-          ReluRecurrencePooled(isa, x.data(), steps, in, wt.data(), b.data(), at.data(), h, mean,
-                               out.data());
+          ReluRecurrencePooled(isa, l.x.data(), steps, in, l.wt.data(), l.b.data(), l.at.data(), h,
+                               mean, out.data());
           for (int i = 0; i < h; ++i) {
             double expected = 0;
             if (mean) {
@@ -192,13 +205,10 @@ TEST(ReluKernelsTest, BackwardMatchesTheChainRule) {
       for (int steps : {1, 2, 30}) {
         for (bool every_step : {true, false}) {
           const int in = 6;
-          const std::vector<float> x = Uniform(static_cast<size_t>(steps) * in, -1, 1, 21);
-          const std::vector<float> wt = Uniform(static_cast<size_t>(in) * h, -0.5, 0.5, 22);
-          const std::vector<float> b = Uniform(h, -0.2, 0.2, 23);
-          const std::vector<float> at =
-              Uniform(static_cast<size_t>(h) * h, -1.5f / h, 1.5f / h, 24);
+          const RandomLayer l(steps, in, h, 21);
+          const std::vector<float>& at = l.at;
           std::vector<float> z(static_cast<size_t>(steps) * h);
-          ReluRecurrence(isa, x.data(), steps, in, wt.data(), b.data(), at.data(), h, nullptr,
+          ReluRecurrence(isa, l.x.data(), steps, in, l.wt.data(), l.b.data(), at.data(), h, nullptr,
                          z.data());
           // The backward kernel takes A itself.
           std::vector<float> a(static_cast<size_t>(h) * h);
