@@ -1,13 +1,18 @@
 #include "model/signature_dtw.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <utility>
 
+#include "Eigen/QR"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "model/parallel.h"
+#include "model/signature_features.h"
 #include "model/status_macros.h"
 
 namespace srn {
@@ -63,6 +68,140 @@ double MeanMutualDtwDistance(absl::Span<const Series> references,
       sum += SignatureDtwDistance(references[i], references[j], options);
   }
   return sum / static_cast<double>(n * (n - 1) / 2);
+}
+
+absl::StatusOr<std::array<double, kSpreadDescriptors>> SignatureShapeDescriptors(
+    const Series& features) {
+  if (features.length() < 2 || features.dims() < kSignatureFeatureDims) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "shape descriptors need at least 2 frames of %d signature features (got %d x %d)",
+        kSignatureFeatureDims, features.length(), features.dims()));
+  }
+  const auto x = features.frames().col(0).cast<double>();
+  const auto y = features.frames().col(1).cast<double>();
+  // The coordinates are in units of the signature's RMS radius, so these floors only keep a
+  // degenerate (straight-line) signature finite.
+  constexpr double kFloor = 1e-3;
+  const double width = std::max(kFloor, x.maxCoeff() - x.minCoeff());
+  const double height = std::max(kFloor, y.maxCoeff() - y.minCoeff());
+  double path = 0;
+  for (int t = 1; t < features.length(); ++t) path += std::hypot(x(t) - x(t - 1), y(t) - y(t - 1));
+  return std::array<double, kSpreadDescriptors>{std::log(width / height),
+                                                features.frames().col(9).cast<double>().mean(),
+                                                std::log(std::max(kFloor, path))};
+}
+
+absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(const Dataset& data,
+                                                 const SignatureDtwOptions& options, int threads) {
+  std::map<int, std::vector<int>> genuine;
+  for (int i = 0; i < static_cast<int>(data.examples.size()); ++i) {
+    if (!data.examples[i].forgery) genuine[data.examples[i].label].push_back(i);
+  }
+  std::vector<std::vector<int>> signers;
+  for (auto& [label, members] : genuine) {
+    if (members.size() >= 2) signers.push_back(std::move(members));
+  }
+  std::vector<int> rows;
+  for (const auto& members : signers) rows.insert(rows.end(), members.begin(), members.end());
+  constexpr int kMinExamples = 10;
+  if (static_cast<int>(rows.size()) < kMinExamples) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the spread model needs at least ", kMinExamples,
+        " genuine signatures of signers with at least 2 of them; the data has ", rows.size()));
+  }
+  // One design row and one target per signature, in `rows` order.
+  Eigen::MatrixXd design(static_cast<Eigen::Index>(rows.size()), kSpreadDescriptors + 1);
+  Eigen::VectorXd target(static_cast<Eigen::Index>(rows.size()));
+  std::vector<int> first_row(signers.size());
+  for (size_t s = 1; s < signers.size(); ++s) {
+    first_row[s] = first_row[s - 1] + static_cast<int>(signers[s - 1].size());
+  }
+  std::vector<absl::Status> errors(signers.size());
+  ParallelFor(
+      static_cast<int>(signers.size()), std::max(1, threads > 0 ? threads : DefaultThreads()),
+      [&](int begin, int end, int) {
+        for (int s = begin; s < end; ++s) {
+          errors[s] = [&]() -> absl::Status {
+            const std::vector<int>& members = signers[s];
+            const size_t k = members.size();
+            std::vector<Series> prepared;
+            for (size_t a = 0; a < k; ++a) {
+              const Series& features = data.examples[members[a]].series;
+              SRN_ASSIGN_OR_RETURN(const auto descriptors, SignatureShapeDescriptors(features));
+              const Eigen::Index row = first_row[s] + static_cast<Eigen::Index>(a);
+              design(row, 0) = 1;
+              for (int d = 0; d < kSpreadDescriptors; ++d) {
+                design(row, d + 1) = descriptors[d];
+              }
+              SRN_ASSIGN_OR_RETURN(Series p, PrepareForSignatureDtw(features, options));
+              prepared.push_back(std::move(p));
+            }
+            std::vector<double> sum(k, 0.0);
+            for (size_t a = 0; a < k; ++a) {
+              for (size_t b = a + 1; b < k; ++b) {
+                const double d = SignatureDtwDistance(prepared[a], prepared[b], options);
+                sum[a] += d;
+                sum[b] += d;
+              }
+            }
+            for (size_t a = 0; a < k; ++a) {
+              const double mean = sum[a] / static_cast<double>(k - 1);
+              if (!(mean > 0) || !std::isfinite(mean)) {
+                return absl::InvalidArgumentError(absl::StrCat(
+                    "signature ", data.examples[members[a]].source, " has a mean DTW distance of ",
+                    mean, " to its signer's others (duplicates?)"));
+              }
+              target(first_row[s] + static_cast<Eigen::Index>(a)) = std::log(mean);
+            }
+            return absl::OkStatus();
+          }();
+        }
+      });
+  for (const absl::Status& e : errors) SRN_RETURN_IF_ERROR(e);
+  const Eigen::VectorXd c = design.colPivHouseholderQr().solve(target);
+  DtwSpreadModel model;
+  for (int d = 0; d <= kSpreadDescriptors; ++d) model.coefficients[d] = c(d);
+  model.log_min = target.minCoeff();
+  model.log_max = target.maxCoeff();
+  return model;
+}
+
+absl::StatusOr<double> PredictDtwSpread(const DtwSpreadModel& model, const Series& features) {
+  SRN_ASSIGN_OR_RETURN(const auto descriptors, SignatureShapeDescriptors(features));
+  double log_spread = model.coefficients[0];
+  for (int d = 0; d < kSpreadDescriptors; ++d) {
+    log_spread += model.coefficients[d + 1] * descriptors[d];
+  }
+  return std::exp(std::clamp(log_spread, model.log_min, model.log_max));
+}
+
+std::string FormatDtwSpreadModel(const DtwSpreadModel& model) {
+  std::string out;
+  for (double c : model.coefficients) absl::StrAppend(&out, absl::StrFormat("%.6g,", c));
+  absl::StrAppend(&out, absl::StrFormat("%.6g,%.6g", model.log_min, model.log_max));
+  return out;
+}
+
+absl::StatusOr<DtwSpreadModel> ParseDtwSpreadModel(absl::string_view text) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(text, ',');
+  double values[kSpreadDescriptors + 3];
+  const auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DTW spread model '", text, "' ", why,
+                     " (expected c0,c1,c2,c3,log_min,log_max as srn-eval prints it)"));
+  };
+  if (parts.size() != std::size(values)) return bad("does not have six numbers");
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (!absl::SimpleAtod(parts[k], &values[k]) || !std::isfinite(values[k])) {
+      return bad(absl::StrCat("has a malformed number '", parts[k], "'"));
+    }
+  }
+  DtwSpreadModel model;
+  for (int d = 0; d <= kSpreadDescriptors; ++d) model.coefficients[d] = values[d];
+  model.log_min = values[kSpreadDescriptors + 1];
+  model.log_max = values[kSpreadDescriptors + 2];
+  if (model.log_min > model.log_max) return bad("has log_min above log_max");
+  return model;
 }
 
 absl::StatusOr<DtwFusionCalibration> ParseDtwFusionCalibration(absl::string_view text) {

@@ -1,11 +1,14 @@
 #ifndef SRN_MODEL_SIGNATURE_DTW_H_
 #define SRN_MODEL_SIGNATURE_DTW_H_
 
+#include <array>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "model/dataset.h"
 #include "model/dtw.h"
 #include "model/series.h"
 
@@ -45,12 +48,47 @@ double SignatureDtwDistance(const Series& a, const Series& b, const SignatureDtw
 double MeanMutualDtwDistance(absl::Span<const Series> references,
                              const SignatureDtwOptions& options);
 
+// With one reference there are no mutual distances to divide a query's distance by, yet how much a
+// signer's own signatures differ (the spread) varies by tens of percent between signers, and it is
+// what makes one global threshold worse than each signer's own. The verifier then divides by a
+// spread predicted from the reference's shape (docs/RESULTS.md, "One reference"):
+//   log D = c0 + c1 log(width / height) + c2 mean pressure + c3 log(path length),
+// width, height and path length of the translation- and scale-normalized trajectory (features 0
+// and 1 of ComputeSignatureFeatures), mean pressure of feature 9 (pressure over the signature's
+// maximum). The prediction is clamped to the range of the spreads it was fitted on.
+inline constexpr int kSpreadDescriptors = 3;
+
+struct DtwSpreadModel {
+  std::array<double, kSpreadDescriptors + 1> coefficients = {};  // c0 (intercept), c1..c3
+  double log_min = 0, log_max = 0;                               // the clamp on log D
+};
+
+// The three descriptors above of one signature's features (12 per frame, as
+// ComputeSignatureFeatures makes them). InvalidArgument on fewer than 2 frames or 12 features.
+absl::StatusOr<std::array<double, kSpreadDescriptors>> SignatureShapeDescriptors(
+    const Series& features);
+
+// Fits the model by least squares on the genuine signatures (forgery == false) of every label
+// with at least 2 of them: each signature's target is the log of its mean DTW distance to its
+// signer's other genuine signatures. InvalidArgument when fewer than 10 signatures qualify or a
+// series is unusable.
+absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(const Dataset& data,
+                                                 const SignatureDtwOptions& options, int threads);
+
+// The predicted spread D of one reference (see above), from its features.
+absl::StatusOr<double> PredictDtwSpread(const DtwSpreadModel& model, const Series& features);
+
+// "c0,c1,c2,c3,log_min,log_max", as srn-eval prints it and srn-server --dtw_spread reads it.
+std::string FormatDtwSpreadModel(const DtwSpreadModel& model);
+// InvalidArgument on anything but six finite numbers with log_min <= log_max.
+absl::StatusOr<DtwSpreadModel> ParseDtwSpreadModel(absl::string_view text);
+
 // How a service fuses an SRN's verification score with the DTW verifier, as measured by
 // `srn-eval --protocol=svc2004-cv --fuse_dtw=...` ("to deploy" lines): the fused score
 //   f = s - m - w * d / D        (s: mean similarity of the query to the references, m: the
 //                                  references' mean mutual similarity, d: the query's mean DTW
-//                                  distance to them, D: MeanMutualDtwDistance; m = 0 and D = 1
-//                                  with one reference)
+//                                  distance to them, D: MeanMutualDtwDistance, or with one
+//                                  reference PredictDtwSpread; m = 0 with one reference)
 // is the cross-validated fusion (SRN shift-normalized, DTW ratio-normalized), and the served score
 // is sigmoid(f - offset), in (0, 1) and 0.5 at the cross-validated equal-error point. The weight w
 // and the offset are measured separately for one reference and for several (with 5). Not a

@@ -216,14 +216,22 @@ std::vector<double> SimilarityMatrix(const Dataset& test, const TrialScorer& sco
   return sim;
 }
 
-absl::StatusOr<SignatureTrials> MakeSignatureTrials(const Dataset& test,
-                                                    absl::Span<const double> similarity,
-                                                    int refs, const SignatureCvOptions& options) {
+absl::StatusOr<SignatureTrials> MakeSignatureTrials(
+    const Dataset& test, absl::Span<const double> similarity, int refs,
+    const SignatureCvOptions& options, absl::Span<const double> single_reference_spread) {
   const int n = static_cast<int>(test.examples.size());
   if (similarity.size() != static_cast<size_t>(n) * n) {
     return absl::InvalidArgumentError(absl::StrCat("the similarity matrix has ", similarity.size(),
                                                    " cells for ", n, " examples"));
   }
+  if (!single_reference_spread.empty() &&
+      single_reference_spread.size() != static_cast<size_t>(n)) {
+    return absl::InvalidArgumentError(absl::StrCat("there are ", single_reference_spread.size(),
+                                                   " single-reference spreads for ", n,
+                                                   " examples"));
+  }
+  const bool divide_by_spread = refs == 1 && !single_reference_spread.empty() &&
+                                options.normalization == ScoreNormalization::kRatio;
   if (refs < 1) return absl::InvalidArgumentError("need at least 1 reference");
   std::map<int, std::vector<int>> genuine, forged;
   for (int i = 0; i < n; ++i) {
@@ -256,7 +264,8 @@ absl::StatusOr<SignatureTrials> MakeSignatureTrials(const Dataset& test,
       auto add = [&](int query, int label, bool skilled) {
         for (int r = 0; r < refs; ++r) to_refs[r] = sim(query, chosen[r]);
         const double fused = FuseReferenceScores(to_refs, options.fusion, options.top_k);
-        t.score.push_back(NormalizeScore(fused, mutual, options.normalization));
+        t.score.push_back(divide_by_spread ? fused / single_reference_spread[chosen[0]]
+                                           : NormalizeScore(fused, mutual, options.normalization));
         t.label.push_back(label);
         t.skilled.push_back(skilled);
         t.signer.push_back(signer);
@@ -642,12 +651,41 @@ absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
   return out;
 }
 
+absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(const Dataset& data,
+                                                               const SignatureDtwOptions& dtw,
+                                                               const SignatureCvOptions& options,
+                                                               std::vector<FoldMatrix>* folds) {
+  if (static_cast<int>(folds->size()) != options.folds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("got ", folds->size(), " fold matrices for ", options.folds, " folds"));
+  }
+  std::vector<DtwSpreadModel> models;
+  for (int fold = 0; fold < options.folds; ++fold) {
+    SRN_ASSIGN_OR_RETURN(const Split split,
+                         MakeSignatureCvSplit(data, options.folds, fold, options.fold_seed));
+    Dataset others = split.train;
+    others.examples.insert(others.examples.end(), split.validation.examples.begin(),
+                           split.validation.examples.end());
+    SRN_ASSIGN_OR_RETURN(const DtwSpreadModel model,
+                         FitDtwSpreadModel(others, dtw, options.threads));
+    FoldMatrix& m = (*folds)[fold];
+    m.single_reference_spread.clear();
+    for (const Example& e : m.test.examples) {
+      SRN_ASSIGN_OR_RETURN(const double spread, PredictDtwSpread(model, e.series));
+      m.single_reference_spread.push_back(spread);
+    }
+    models.push_back(model);
+  }
+  return models;
+}
+
 absl::StatusOr<std::vector<SignatureTrials>> FoldTrials(const std::vector<FoldMatrix>& folds,
                                                         int refs,
                                                         const SignatureCvOptions& options) {
   std::vector<SignatureTrials> out;
   for (const FoldMatrix& m : folds) {
-    SRN_ASSIGN_OR_RETURN(SignatureTrials t, MakeSignatureTrials(m.test, m.similarity, refs, options));
+    SRN_ASSIGN_OR_RETURN(SignatureTrials t, MakeSignatureTrials(m.test, m.similarity, refs, options,
+                                                                m.single_reference_spread));
     out.push_back(std::move(t));
   }
   return out;
@@ -676,6 +714,18 @@ absl::StatusOr<std::vector<std::string>> RunSignatureCvReport(const SignatureCvR
   if (is_dtw || !request.fuse_dtw_weights.empty()) {
     SRN_ASSIGN_OR_RETURN(dtw_folds,
                          ScoreSignatureFolds(data, DtwFoldScorer(request.dtw), request.options));
+    if (request.dtw_spread) {
+      SRN_ASSIGN_OR_RETURN(const std::vector<DtwSpreadModel> fold_spreads,
+                           PredictFoldSpreads(data, request.dtw, request.options, &dtw_folds));
+      for (size_t f = 0; f < fold_spreads.size(); ++f) {
+        log << "fold " << f << ": single-reference DTW spread model "
+            << FormatDtwSpreadModel(fold_spreads[f]) << " (fitted on the other signers)\n";
+      }
+      SRN_ASSIGN_OR_RETURN(const DtwSpreadModel all,
+                           FitDtwSpreadModel(data, request.dtw, request.options.threads));
+      log << "to deploy: --dtw_spread=" << FormatDtwSpreadModel(all) << " (fitted on all "
+          << data.num_labels() << " signers)\n";
+    }
   }
   if (!is_dtw) {
     std::string family;

@@ -126,11 +126,13 @@ struct SignatureTrials {
 
 // Builds the trials of one fold from its similarity matrix (see SimilarityMatrix; `test` holds
 // only the fold's signers). Draw d of signer s uses a generator seeded by (seed, s, d), so the
-// same references are enrolled whatever the scorer. InvalidArgument when a signer has no more
-// than `refs` genuine examples, refs < 1, or the matrix has the wrong size.
-absl::StatusOr<SignatureTrials> MakeSignatureTrials(const Dataset& test,
-                                                    absl::Span<const double> similarity,
-                                                    int refs, const SignatureCvOptions& options);
+// same references are enrolled whatever the scorer. With one reference and ratio normalization,
+// a non-empty `single_reference_spread` (one per test example, see PredictDtwSpread) divides the
+// score in place of the mutual scores there are none of. InvalidArgument when a signer has no
+// more than `refs` genuine examples, refs < 1, or the matrix or the spreads have the wrong size.
+absl::StatusOr<SignatureTrials> MakeSignatureTrials(
+    const Dataset& test, absl::Span<const double> similarity, int refs,
+    const SignatureCvOptions& options, absl::Span<const double> single_reference_spread = {});
 
 // Error rates of one set of trials (one fold, one draw).
 struct VerificationErrors {
@@ -234,12 +236,22 @@ Series HiddenStates(const SimilarityModel& model, const Series& preprocessed);
 struct FoldMatrix {
   Dataset test;
   std::vector<double> similarity;
+  // Optional: each test example's spread as a single reference (see MakeSignatureTrials).
+  std::vector<double> single_reference_spread;
 };
 
 // Scores every fold with one scorer (the expensive part; trials are cheap afterwards).
 absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
                                                             const FoldScorerFactory& factory,
                                                             const SignatureCvOptions& options);
+
+// Sets each fold's single_reference_spread: a DtwSpreadModel fitted on the fold's training and
+// validation signers (never its test signers) predicts each test example's spread. `folds` must
+// come from ScoreSignatureFolds on the same data and options. Returns the fold models.
+absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(const Dataset& data,
+                                                               const SignatureDtwOptions& dtw,
+                                                               const SignatureCvOptions& options,
+                                                               std::vector<FoldMatrix>* folds);
 
 // The trials of every fold for one reference count: trials[fold].
 absl::StatusOr<std::vector<SignatureTrials>> FoldTrials(const std::vector<FoldMatrix>& folds,
@@ -263,6 +275,9 @@ struct SignatureCvRequest {
   std::vector<double> fuse_dtw_weights;
   // Normalization of the DTW scores in fusion (the SRN's is options.normalization).
   ScoreNormalization dtw_normalization = ScoreNormalization::kRatio;
+  // With one reference, divide DTW distances by the spread predicted from the reference's shape
+  // (PredictFoldSpreads; DTW with ratio normalization only).
+  bool dtw_spread = true;
   std::vector<double> calibrate_fars = {0.01, 0.05, 0.1};
   std::string det_csv;  // write the DET curves here ("" : don't)
 };

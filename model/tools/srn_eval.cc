@@ -71,6 +71,9 @@ ABSL_FLAG(std::string, dtw_normalize, "series",
 ABSL_FLAG(std::string, dtw_cost, "euclidean",
           "svc2004-cv: the DTW verifier's cost between two frames: euclidean or squared (Euclidean "
           "distance)");
+ABSL_FLAG(bool, dtw_spread, true,
+          "svc2004-cv: with one reference, divide DTW distances by the spread predicted from the "
+          "reference's shape (needs --dtw_normalize=series)");
 ABSL_FLAG(std::string, det_csv, "", "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
 
 namespace {
@@ -198,6 +201,7 @@ int main(int argc, char** argv) {
                             "--dtw_normalize must be train or series, got '", dtw_normalize, "'")));
     }
     request.dtw.per_series = dtw_normalize == "series";
+    request.dtw_spread = absl::GetFlag(FLAGS_dtw_spread) && request.dtw.per_series;
     absl::StatusOr<srn::ReferenceFusion> fusion = srn::ParseReferenceFusion(absl::GetFlag(FLAGS_fusion));
     if (!fusion.ok()) return Fail(tool, fusion.status());
     o.fusion = *fusion;

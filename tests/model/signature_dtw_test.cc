@@ -1,6 +1,7 @@
 #include "model/signature_dtw.h"
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -95,6 +96,156 @@ TEST(ParseDtwFusionCalibrationTest, ReadsWhatSrnEvalPrints) {
     const absl::Status status = ParseDtwFusionCalibration(bad).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("W1:O1,WN:ON")) << bad;
+  }
+}
+
+// A 12-feature signature whose trajectory (features 0 and 1) and pressure (feature 9) are given;
+// the other features are left at zero.
+Series Signature(const std::vector<double>& x, const std::vector<double>& y,
+                 const std::vector<double>& p) {
+  Series s(static_cast<int>(x.size()), 12);
+  s.mutable_frames().setZero();
+  for (size_t t = 0; t < x.size(); ++t) {
+    s.mutable_frames()(t, 0) = static_cast<float>(x[t]);
+    s.mutable_frames()(t, 1) = static_cast<float>(y[t]);
+    s.mutable_frames()(t, 9) = static_cast<float>(p[t]);
+  }
+  return s;
+}
+
+TEST(SignatureShapeDescriptorsTest, HandComputed) {
+  // Width 2, height 1, path 2 + 1 = 3, mean pressure 0.5.
+  absl::StatusOr<std::array<double, kSpreadDescriptors>> d =
+      SignatureShapeDescriptors(Signature({0, 2, 2}, {0, 0, 1}, {0.5, 1, 0}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_NEAR((*d)[0], std::log(2.0), 1e-6);
+  EXPECT_NEAR((*d)[1], 0.5, 1e-6);
+  EXPECT_NEAR((*d)[2], std::log(3.0), 1e-6);
+  // A flat stroke stays finite.
+  d = SignatureShapeDescriptors(Signature({0, 1}, {0, 0}, {1, 1}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(std::isfinite((*d)[0]));
+  EXPECT_EQ(SignatureShapeDescriptors(Signature({0}, {0}, {1})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SignatureShapeDescriptors(Series(5, 7)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Signers whose genuine signatures are one random trajectory plus noise of a per-signer size,
+// with one skilled forgery each.
+Dataset SpreadData(int signers, int genuine) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  Dataset d;
+  d.name = "synthetic";
+  for (int s = 0; s < signers; ++s) {
+    d.label_names.push_back("S" + std::to_string(s));
+    const int length = 20 + 5 * s;
+    std::vector<double> bx(length), by(length), bp(length);
+    for (int t = 0; t < length; ++t) {
+      bx[t] = std::sin(0.3 * t * (1 + s)) * (1 + 0.2 * s);
+      by[t] = std::cos(0.2 * t);
+      bp[t] = 0.3 + 0.05 * s + 0.1 * std::sin(0.1 * t);
+    }
+    const double noise = 0.05 * (1 + s);
+    for (int k = 0; k <= genuine; ++k) {
+      std::vector<double> x = bx, y = by, p = bp;
+      for (int t = 0; t < length; ++t) {
+        x[t] += noise * normal(rng) + (k == genuine ? 0.5 : 0.0);
+        y[t] += noise * normal(rng);
+      }
+      Example e;
+      e.series = Signature(x, y, p);
+      e.label = s;
+      e.forgery = k == genuine;
+      d.examples.push_back(std::move(e));
+    }
+  }
+  return d;
+}
+
+TEST(DtwSpreadModelTest, FitIsTheLeastSquaresSolutionOnGenuineSignatures) {
+  const Dataset data = SpreadData(5, 4);
+  const SignatureDtwOptions options;
+  absl::StatusOr<DtwSpreadModel> model = FitDtwSpreadModel(data, options, 2);
+  ASSERT_TRUE(model.ok()) << model.status();
+  // Recompute each genuine signature's target and residual by hand: least squares leaves
+  // residuals orthogonal to the intercept and to every descriptor.
+  std::array<double, kSpreadDescriptors + 1> normal_equations = {};
+  double lo = 1e300, hi = -1e300;
+  for (int s = 0; s < 5; ++s) {
+    std::vector<Series> prepared;
+    std::vector<const Series*> raw;
+    for (const Example& e : data.examples) {
+      if (e.label != s || e.forgery) continue;
+      prepared.push_back(*PrepareForSignatureDtw(e.series, options));
+      raw.push_back(&e.series);
+    }
+    for (size_t a = 0; a < prepared.size(); ++a) {
+      double sum = 0;
+      for (size_t b = 0; b < prepared.size(); ++b) {
+        if (b != a) sum += SignatureDtwDistance(prepared[a], prepared[b], options);
+      }
+      const double target = std::log(sum / static_cast<double>(prepared.size() - 1));
+      lo = std::min(lo, target);
+      hi = std::max(hi, target);
+      const std::array<double, kSpreadDescriptors> d = *SignatureShapeDescriptors(*raw[a]);
+      double predicted = model->coefficients[0];
+      for (int k = 0; k < kSpreadDescriptors; ++k) predicted += model->coefficients[k + 1] * d[k];
+      const double residual = target - predicted;
+      normal_equations[0] += residual;
+      for (int k = 0; k < kSpreadDescriptors; ++k) normal_equations[k + 1] += residual * d[k];
+    }
+  }
+  for (double n : normal_equations) EXPECT_NEAR(n, 0.0, 1e-6);
+  EXPECT_NEAR(model->log_min, lo, 1e-9);
+  EXPECT_NEAR(model->log_max, hi, 1e-9);
+  EXPECT_LT(model->log_min, model->log_max);
+  // Forgeries take no part.
+  Dataset genuine_only = data.Filter([](const Example& e) { return !e.forgery; });
+  absl::StatusOr<DtwSpreadModel> again = FitDtwSpreadModel(genuine_only, options, 1);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->coefficients, model->coefficients);
+  // Too few signatures to fit four coefficients.
+  const absl::Status few = FitDtwSpreadModel(SpreadData(2, 4), options, 1).status();
+  EXPECT_EQ(few.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(few.message()), ::testing::HasSubstr("at least 10"));
+}
+
+TEST(DtwSpreadModelTest, PredictsWithinTheFittedRange) {
+  DtwSpreadModel model;
+  model.coefficients = {0.1, 0.2, -0.3, 0.4};
+  model.log_min = -2;
+  model.log_max = 1;
+  const Series s = Signature({0, 2, 2}, {0, 0, 1}, {0.5, 1, 0});
+  absl::StatusOr<double> spread = PredictDtwSpread(model, s);
+  ASSERT_TRUE(spread.ok()) << spread.status();
+  EXPECT_NEAR(*spread, std::exp(0.1 + 0.2 * std::log(2.0) - 0.3 * 0.5 + 0.4 * std::log(3.0)), 1e-9);
+  model.coefficients[0] = 10;  // far outside what it was fitted on: clamped
+  EXPECT_NEAR(*PredictDtwSpread(model, s), std::exp(1.0), 1e-9);
+  model.coefficients[0] = -10;
+  EXPECT_NEAR(*PredictDtwSpread(model, s), std::exp(-2.0), 1e-9);
+  EXPECT_EQ(PredictDtwSpread(model, Series(3, 2)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DtwSpreadModelTest, FormatAndParseRoundTrip) {
+  DtwSpreadModel model;
+  model.coefficients = {-0.423193, -0.255644, -0.693426, 0.0868051};
+  model.log_min = -1.27963;
+  model.log_max = -0.0237914;
+  const std::string text = FormatDtwSpreadModel(model);
+  EXPECT_EQ(text, "-0.423193,-0.255644,-0.693426,0.0868051,-1.27963,-0.0237914");
+  absl::StatusOr<DtwSpreadModel> parsed = ParseDtwSpreadModel(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->coefficients, model.coefficients);
+  EXPECT_EQ(parsed->log_min, model.log_min);
+  EXPECT_EQ(parsed->log_max, model.log_max);
+  for (const char* bad :
+       {"", "1,2,3,4,5", "1,2,3,4,5,6,7", "1,2,x,4,5,6", "1,2,3,4,nan,6", "1,2,3,4,1,0"}) {
+    const absl::Status status = ParseDtwSpreadModel(bad).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("c0,c1,c2,c3")) << bad;
   }
 }
 

@@ -127,6 +127,38 @@ TEST(SignatureTrialsTest, CountsPerSigner) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(SignatureTrialsTest, OneReferenceDividesByItsPredictedSpread) {
+  const Dataset data = MakeData(3, 6, 4);
+  const TrialScorer score = [&](int i, int j) {
+    return -1.0 - std::abs(data.examples[i].series.frames()(0, 0) -
+                           data.examples[j].series.frames()(0, 0));
+  };
+  const std::vector<double> sim = SimilarityMatrix(data, score, 2);
+  // Spread 1 + signer, so every trial of a claimed signer is divided by the same number.
+  std::vector<double> spread;
+  for (const Example& e : data.examples) spread.push_back(1.0 + e.label);
+  SignatureCvOptions options;
+  options.draws = 2;
+  options.normalization = ScoreNormalization::kRatio;
+  const SignatureTrials plain = *MakeSignatureTrials(data, sim, 1, options);
+  absl::StatusOr<SignatureTrials> divided = MakeSignatureTrials(data, sim, 1, options, spread);
+  ASSERT_TRUE(divided.ok()) << divided.status();
+  ASSERT_EQ(divided->score.size(), plain.score.size());
+  for (size_t k = 0; k < plain.score.size(); ++k) {
+    EXPECT_DOUBLE_EQ(divided->score[k], plain.score[k] / (1.0 + plain.signer[k])) << k;
+  }
+  // With several references the mutual distances normalize instead, and the shift normalization
+  // (SRN scores) never divides.
+  EXPECT_EQ(MakeSignatureTrials(data, sim, 2, options, spread)->score,
+            MakeSignatureTrials(data, sim, 2, options)->score);
+  options.normalization = ScoreNormalization::kShift;
+  EXPECT_EQ(MakeSignatureTrials(data, sim, 1, options, spread)->score,
+            MakeSignatureTrials(data, sim, 1, options)->score);
+  spread.pop_back();
+  EXPECT_EQ(MakeSignatureTrials(data, sim, 1, options, spread).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(SignatureErrorsTest, GlobalThresholdPoolsSignersPerSignerDoesNot) {
   // Signer 0 scores high and signer 1 low: each is perfectly separable on its own (per-signer
   // EER 0), but pooled at one threshold the skilled EER is 0.5 (worked out on OperatingPoints:
@@ -329,6 +361,23 @@ TEST(SignatureProtocolRealDataTest, DtwOnFourSigners) {
   SignatureDtwOptions bad;
   bad.features = {0, 12};
   EXPECT_EQ(DtwFoldScorer(bad)(0, split).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Real data: the single-reference spread model fitted on 4 signers, predicting for 4 others.
+TEST(SignatureProtocolRealDataTest, SpreadModelOnFourSigners) {
+  SRN_REQUIRE_DATA(dir, "svc2004/Task2");
+  absl::StatusOr<Dataset> data = LoadSvc2004Users(dir, {1, 2, 3, 4, 5, 6, 7, 8});
+  ASSERT_TRUE(data.ok()) << data.status();
+  const Dataset train = data->Filter([](const Example& e) { return e.label >= 4; });
+  absl::StatusOr<DtwSpreadModel> model = FitDtwSpreadModel(train, SignatureDtwOptions{}, 0);
+  ASSERT_TRUE(model.ok()) << model.status();
+  for (const Example& e : data->examples) {
+    if (e.label >= 4) continue;
+    absl::StatusOr<double> spread = PredictDtwSpread(*model, e.series);
+    ASSERT_TRUE(spread.ok()) << spread.status();
+    EXPECT_GE(*spread, std::exp(model->log_min) * (1 - 1e-12));
+    EXPECT_LE(*spread, std::exp(model->log_max) * (1 + 1e-12));
+  }
 }
 
 }  // namespace
