@@ -342,6 +342,10 @@ int ModelInfo(const Client& client, const std::vector<std::string>&) {
     std::cout << absl::StrFormat(
         "verify fused with DTW: %g:%g,%g:%g (weight:offset, one reference, several)\n",
         f.weight_one(), f.offset_one(), f.weight_many(), f.offset_many());
+    if (!f.single_reference_spread().empty()) {
+      std::cout << "one reference: DTW distance divided by the predicted spread "
+                << f.single_reference_spread() << "\n";
+    }
   }
   if (!info.training_data().empty()) std::cout << "training_data: " << info.training_data() << "\n";
   if (!info.command().empty()) std::cout << "command: " << info.command() << "\n";

@@ -28,6 +28,11 @@ ABSL_FLAG(std::string, dtw_fusion, "",
           "as W1:O1,WN:ON (weight and offset with one reference, then with several; srn-eval "
           "--protocol=svc2004-cv --fuse_dtw prints them), or off (default: the bundled model's "
           "calibration while serving it)");
+ABSL_FLAG(std::string, dtw_spread, "",
+          "signature models with the DTW fusion: with one reference, divide the DTW distance by "
+          "the spread predicted from the reference's shape, by the model c0,c1,c2,c3,lo,hi that "
+          "srn-eval --protocol=svc2004-cv prints; off: do not (default: the model fitted on "
+          "SVC2004, which the bundled calibration was measured with)");
 ABSL_FLAG(std::string, default_fusion, "mean", "how reference scores fuse by default: max, mean or top-k-mean");
 ABSL_FLAG(int, fusion_k, 3, "k of top-k-mean fusion when a request does not say");
 ABSL_FLAG(int, max_series_length, 20000, "frames (or pen samples) per series");
@@ -105,6 +110,17 @@ int main(int argc, char** argv) {
       return 2;
     }
     core.dtw_fusion = *calibration;
+  }
+  const std::string dtw_spread = absl::GetFlag(FLAGS_dtw_spread);
+  if (dtw_spread.empty()) {
+    core.dtw_spread = srn::kBundledDtwSpread;
+  } else if (dtw_spread != "off") {
+    absl::StatusOr<srn::DtwSpreadModel> spread = srn::ParseDtwSpreadModel(dtw_spread);
+    if (!spread.ok()) {
+      std::cerr << "srn-server: --dtw_spread: " << spread.status().message() << "\n";
+      return 2;
+    }
+    core.dtw_spread = *spread;
   }
   core.default_threshold = static_cast<float>(absl::GetFlag(FLAGS_default_threshold));
   core.default_fusion_k = absl::GetFlag(FLAGS_fusion_k);

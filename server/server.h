@@ -57,7 +57,13 @@ std::string DefaultModelPath();
 // (docs/RESULTS.md, docs/DEFAULT_MODEL.md). srn-server applies it whenever it serves the model
 // with this fingerprint, unless told otherwise (--dtw_fusion). Retraining the bundled model
 // means measuring these again (a test checks that the fingerprint is still the bundled one's).
-inline constexpr DtwFusionCalibration kBundledModelDtwFusion = {8.0, -4.04667, 4.0, -4.96421};
+inline constexpr DtwFusionCalibration kBundledModelDtwFusion = {2.0, -2.00308, 4.0, -4.95391};
+// The DTW verifier's single-reference spread model fitted on all 40 SVC2004 signers (srn-eval
+// --protocol=svc2004-cv, "to deploy: --dtw_spread="), which kBundledModelDtwFusion's one-reference
+// weight and offset were measured with. It belongs to the DTW verifier and the pen features, not
+// to one SRN, so srn-server uses it with any fusion calibration unless told otherwise.
+inline constexpr DtwSpreadModel kBundledDtwSpread = {
+    {-0.423193, -0.255644, -0.693426, 0.0868051}, -1.27963, -0.0237914};
 inline constexpr char kBundledModelId[] = "977f9a8c377c410b";
 
 // A running srn server: the similarity service, health, reflection and the metrics endpoint.

@@ -435,6 +435,9 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
     f->set_offset_one(options_.dtw_fusion.offset_one);
     f->set_weight_many(options_.dtw_fusion.weight_many);
     f->set_offset_many(options_.dtw_fusion.offset_many);
+    if (options_.dtw_spread.has_value()) {
+      f->set_single_reference_spread(FormatDtwSpreadModel(*options_.dtw_spread));
+    }
   }
   return info;
 }
@@ -488,7 +491,8 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
   if (fused) {
     RequestLimits unlimited = options_.limits;
     unlimited.max_series_length = std::numeric_limits<int>::max();
-    for (int r = 0; r < static_cast<int>(entry->inputs.size()); ++r) {
+    const int references = static_cast<int>(entry->inputs.size());
+    for (int r = 0; r < references; ++r) {
       Series parsed;
       if (raw == nullptr) {
         v1::SeriesInput input;
@@ -498,11 +502,16 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
         }
         SRN_ASSIGN_OR_RETURN(parsed, ToRawSeries(input, model, unlimited, "reference"));
       }
-      SRN_ASSIGN_OR_RETURN(Series prepared, PrepareForSignatureDtw(
-                                                raw != nullptr ? (*raw)[r] : parsed, options_.dtw));
+      const Series& features = raw != nullptr ? (*raw)[r] : parsed;
+      SRN_ASSIGN_OR_RETURN(Series prepared, PrepareForSignatureDtw(features, options_.dtw));
       entry->dtw_references.push_back(std::move(prepared));
+      if (references == 1 && options_.dtw_spread.has_value()) {
+        SRN_ASSIGN_OR_RETURN(entry->dtw_spread, PredictDtwSpread(*options_.dtw_spread, features));
+      }
     }
-    entry->dtw_spread = MeanMutualDtwDistance(entry->dtw_references, options_.dtw);
+    if (references >= 2) {
+      entry->dtw_spread = MeanMutualDtwDistance(entry->dtw_references, options_.dtw);
+    }
   }
   if (entry->threshold_shift.has_value()) {
     SRN_ASSIGN_OR_RETURN(entry->threshold, DerivedThreshold(*entry, fused));

@@ -2,6 +2,7 @@
 #define SRN_SERVER_SIMILARITY_CORE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -32,6 +33,10 @@ struct CoreOptions {
   // calibration belongs to one model.
   std::string dtw_fusion_model_id;
   SignatureDtwOptions dtw;
+  // With one reference and the fusion on, the DTW distance is divided by the spread this predicts
+  // from the reference's shape (PredictDtwSpread), as srn-eval measured the calibration; unset:
+  // not divided.
+  std::optional<DtwSpreadModel> dtw_spread;
 };
 
 // The logic of the similarity service, independent of gRPC: validates each request, embeds with

@@ -44,7 +44,7 @@ struct SubjectEntry {
   // derived threshold needs it).
   double mutual_similarity = 0;
   std::vector<Series> dtw_references;  // prepared for the DTW verifier (only with DTW fusion)
-  double dtw_spread = 1;               // MeanMutualDtwDistance of dtw_references
+  double dtw_spread = 1;  // MeanMutualDtwDistance of dtw_references, or PredictDtwSpread of one
 
   int references() const { return static_cast<int>(embeddings.rows()); }
 };

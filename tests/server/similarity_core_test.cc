@@ -414,6 +414,55 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
   EXPECT_FALSE(frames->Verify(v)->has_srn_score());
 }
 
+TEST_F(SimilarityCoreTest, OneReferenceDividesTheDtwDistanceByThePredictedSpread) {
+  auto model = std::make_shared<ServingModel>();
+  model->model = testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 11, /*signature=*/true);
+  model->id = ModelFingerprint(*model->model);
+  options_.dtw_fusion = {2.0, -1.0, 2.0, -3.0};
+  DtwSpreadModel spread_model;
+  spread_model.coefficients = {0.2, -0.3, 0.5, 0.1};
+  spread_model.log_min = -3;
+  spread_model.log_max = 3;
+  options_.dtw_spread = spread_model;
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  const v1::SeriesInput ref = Signature(0, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("one", {ref})).ok());
+  const v1::SeriesInput query = Signature(0, &rng_);
+
+  const RequestLimits limits;
+  const Series ref_features = *ToRawSeries(ref, *model->model, limits, "ref");
+  const Series query_features = *ToRawSeries(query, *model->model, limits, "q");
+  const double distance = SignatureDtwDistance(
+      *PrepareForSignatureDtw(query_features, SignatureDtwOptions{}),
+      *PrepareForSignatureDtw(ref_features, SignatureDtwOptions{}), SignatureDtwOptions{});
+  const double spread = *PredictDtwSpread(spread_model, ref_features);
+  ASSERT_GT(std::abs(spread - 1), 0.05);  // the division is visible
+  auto verify = [&]() {
+    v1::VerifyRequest v;
+    v.set_subject_id("one");
+    *v.mutable_query() = query;
+    absl::StatusOr<v1::VerifyResponse> r = core->Verify(v);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::VerifyResponse();
+  };
+  v1::VerifyResponse r = verify();
+  EXPECT_NEAR(r.dtw_distance_ratio(), distance / spread, 1e-4 * distance);
+  EXPECT_NEAR(r.score(),
+              FusedVerificationScore(r.srn_score(), 0, distance / spread, 1, options_.dtw_fusion),
+              1e-5);
+  EXPECT_EQ(core->GetModelInfo()->dtw_fusion().single_reference_spread(),
+            FormatDtwSpreadModel(spread_model));
+
+  // Without a spread model (the same store, recovered by a server with other options) the
+  // distance is used as it is.
+  options_.dtw_spread.reset();
+  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  r = verify();
+  EXPECT_NEAR(r.dtw_distance_ratio(), distance, 1e-4 * distance);
+  EXPECT_EQ(core->GetModelInfo()->dtw_fusion().single_reference_spread(), "");
+}
+
 // srn-server applies kBundledModelDtwFusion only to the model it was measured on; retraining the
 // bundled model without measuring it again must not go unnoticed.
 TEST(BundledCalibrationTest, BelongsToTheBundledModel) {
