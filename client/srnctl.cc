@@ -77,7 +77,8 @@ ABSL_FLAG(std::vector<std::string>, svc2004_users, {}, "train: SVC2004 signers t
 ABSL_FLAG(std::string, upload, "",
           "train: a local manifest (header 'path,label[,forgery]', series files relative to it) "
           "whose series are uploaded instead of naming a server-side dataset");
-ABSL_FLAG(std::string, family, "", "train: srn-a (default), srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l, logistic");
+ABSL_FLAG(std::string, family, "",
+          "train: srn-a (default); srn, sn, gru or lstm with -a, -l or -s; or logistic");
 ABSL_FLAG(int, hidden, 0, "train: hidden units (default 64)");
 ABSL_FLAG(int, layers, 0, "train: recurrent layers (default 1)");
 ABSL_FLAG(int, window, 0, "train: frames per input window (default 1)");

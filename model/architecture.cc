@@ -21,7 +21,15 @@ std::string Architecture::FamilyName() const {
     case CellType::kGru: name = "gru"; break;
     case CellType::kLstm: name = "lstm"; break;
   }
-  return absl::StrCat(name, pooling == Pooling::kMean ? "-a" : "-l");
+  switch (pooling) {
+    case Pooling::kLast:
+      return absl::StrCat(name, "-l");
+    case Pooling::kMean:
+      return absl::StrCat(name, "-a");
+    case Pooling::kStats:
+      return absl::StrCat(name, "-s");
+  }
+  return name;
 }
 
 std::string Architecture::ToString() const {
@@ -70,7 +78,7 @@ absl::StatusOr<Architecture> ParseFamily(absl::string_view name) {
   if (dash == absl::string_view::npos || dash + 2 != name.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown model family '", name,
-        "' (expected srn-a, srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l or logistic)"));
+        "' (expected srn, sn, gru or lstm with -a, -l or -s, e.g. gru-a, or logistic)"));
   }
   const absl::string_view cell = name.substr(0, dash);
   const char pool = name[dash + 1];
@@ -78,8 +86,11 @@ absl::StatusOr<Architecture> ParseFamily(absl::string_view name) {
     arch.pooling = Pooling::kMean;
   } else if (pool == 'l') {
     arch.pooling = Pooling::kLast;
+  } else if (pool == 's') {
+    arch.pooling = Pooling::kStats;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown pooling in '", name, "' (-a or -l)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown pooling in '", name, "' (-a, -l or -s)"));
   }
   if (cell == "srn") {
     arch.cell = CellType::kRelu;
@@ -93,7 +104,7 @@ absl::StatusOr<Architecture> ParseFamily(absl::string_view name) {
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown model family '", name,
-        "' (expected srn-a, srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l or logistic)"));
+        "' (expected srn, sn, gru or lstm with -a, -l or -s, e.g. gru-a, or logistic)"));
   }
   return arch;
 }
@@ -108,7 +119,15 @@ absl::string_view CellTypeName(CellType cell) {
 }
 
 absl::string_view PoolingName(Pooling pooling) {
-  return pooling == Pooling::kMean ? "mean" : "last";
+  switch (pooling) {
+    case Pooling::kLast:
+      return "last";
+    case Pooling::kMean:
+      return "mean";
+    case Pooling::kStats:
+      return "stats";
+  }
+  return "unknown";
 }
 
 }  // namespace srn

@@ -20,7 +20,14 @@ enum class CellType {
 enum class Pooling {
   kLast,  // h = z_T        ("-L" models)
   kMean,  // h = mean_t z_t ("-A" models)
+  // h = (mean_t z_t, sd_t z_t), 2 x hidden values ("-S" models): statistics pooling as speaker
+  // embeddings use it; sd = sqrt(mean_t z_t^2 - mean^2 + kStatsPoolingEpsilon).
+  kStats,
 };
+
+// Keeps the standard deviation of statistics pooling (and its gradient) finite for constant
+// states.
+inline constexpr double kStatsPoolingEpsilon = 1e-6;
 
 // The shape of a siamese encoder plus its similarity head s = sigmoid(v . (h1 * h2) + c).
 // A value type. `hidden == 0` is the logistic model: no hidden units, h = mean_t x_t.
@@ -33,11 +40,14 @@ struct Architecture {
   int layers = 1;         // stacked layers (each layer's frames feed the next)
 
   bool is_logistic() const { return hidden == 0; }
-  int embedding_dims() const { return is_logistic() ? input_dims : hidden; }
+  int embedding_dims() const {
+    return is_logistic() ? input_dims : pooling == Pooling::kStats ? 2 * hidden : hidden;
+  }
   // Gate blocks per layer: 1 (relu), 3 (gru), 4 (lstm).
   int gates() const;
 
-  // The family name: srn-a, srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l or logistic.
+  // The family name: srn-a, srn-l, srn-s, sn-a, sn-l, sn-s, gru-a, gru-l, gru-s, lstm-a,
+  // lstm-l, lstm-s or logistic.
   std::string FamilyName() const;
   // FamilyName plus shape, e.g. "srn-a h=64 layers=2 in=26".
   std::string ToString() const;

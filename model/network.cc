@@ -82,6 +82,38 @@ T* CacheLineAligned(VectorT<T>* buffer, Eigen::Index size) {
   return static_cast<T*>(std::align(64, static_cast<size_t>(size) * sizeof(T), p, space));
 }
 
+// Adds one step's states (the first rows of the batch, one per series still running) to the
+// pooling sums: sum z_t in the first `hidden` columns of `pooled`, and with `stats` (statistics
+// pooling, 2 x hidden columns) sum z_t^2 in the others.
+template <typename T, typename Rows>
+void AccumulatePooled(const Rows& states, bool stats, Mat<T>* pooled) {
+  const Eigen::Index bt = states.rows();
+  const Eigen::Index h = states.cols();
+  pooled->topLeftCorner(bt, h) += states;
+  if (stats) pooled->topRightCorner(bt, h) += states.array().square().matrix();
+}
+
+// Turns the sums into the embedding: the mean, and for statistics pooling the standard deviation
+// sqrt(mean z^2 - mean^2 + eps) (a difference that rounding may push below zero: clamped).
+template <typename T>
+void FinishPooled(const std::vector<int>& lengths, bool stats, Mat<T>* pooled) {
+  for (size_t j = 0; j < lengths.size(); ++j) {
+    const T inv = T(1) / static_cast<T>(lengths[j]);
+    if (!stats) {
+      pooled->row(j) *= inv;
+      continue;
+    }
+    const Eigen::Index h = pooled->cols() / 2;
+    pooled->row(j).head(h) *= inv;
+    pooled->row(j).tail(h) =
+        ((pooled->row(j).tail(h).array() * inv - pooled->row(j).head(h).array().square())
+             .cwiseMax(T(0)) +
+         T(kStatsPoolingEpsilon))
+            .sqrt()
+            .matrix();
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -127,7 +159,7 @@ bool Network<T>::EmbedsSeriesAlone() const {
 template <typename T>
 bool Network<T>::TrainsSeriesAlone() const {
   return std::is_same_v<T, float> && !inference_weights_ && arch_.cell == CellType::kRelu &&
-         arch_.recurrent && arch_.layers == 1 &&
+         arch_.recurrent && arch_.layers == 1 && arch_.pooling != Pooling::kStats &&
          relu_kernels::BestIsaFor(arch_.hidden) != relu_kernels::Isa::kNone;
 }
 
@@ -137,7 +169,8 @@ void Network<T>::Embed(const T* params, const std::vector<const Series*>& batch,
   if constexpr (std::is_same_v<T, float>) {
     // One series through one ReLU layer (a server's Embed): read in place, pooled on the fly,
     // no packed copy and no stored states.
-    if (batch.size() == 1 && arch_.layers == 1 && EmbedsSeriesAlone()) {
+    if (batch.size() == 1 && arch_.layers == 1 && arch_.pooling != Pooling::kStats &&
+        EmbedsSeriesAlone()) {
       const relu_kernels::Isa isa = relu_kernels::BestIsaFor(arch_.hidden);
       const Series& series = *batch[0];
       const ParameterLayout::LayerOffsets& off = layout_.layer(0);
@@ -164,10 +197,10 @@ void Network<T>::RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) 
   const int e = arch_.embedding_dims();
   ws->layers.resize(arch_.layers);
   Mat<T>& pooled = ws->pooled;
-  if (arch_.pooling == Pooling::kMean) {
-    pooled.setZero(n, e);
-  } else {
+  if (arch_.pooling == Pooling::kLast) {
     pooled.resize(n, e);
+  } else {
+    pooled.setZero(n, e);
   }
   PackedBatch<T>& block = ws->block;
   for (int t0 = 0; t0 < steps;) {
@@ -209,8 +242,8 @@ void Network<T>::RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) 
     for (int t = t0; t < t1; ++t) {
       const int64_t o = view.step_offset[t - t0];
       const int bt = packed.step_rows[t];
-      if (arch_.pooling == Pooling::kMean) {
-        pooled.topRows(bt) += top.middleRows(o, bt);
+      if (arch_.pooling != Pooling::kLast) {
+        AccumulatePooled(top.middleRows(o, bt), arch_.pooling == Pooling::kStats, &pooled);
       } else {
         // Series j ends at step t when it is among this step's rows but not the
         // next one's.
@@ -220,8 +253,8 @@ void Network<T>::RunBlocked(const T* params, Workspace* ws, RowMatrixT<T>* out) 
     }
     t0 = t1;
   }
-  if (arch_.pooling == Pooling::kMean) {
-    for (int j = 0; j < n; ++j) pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+  if (arch_.pooling != Pooling::kLast) {
+    FinishPooled(packed.lengths, arch_.pooling == Pooling::kStats, &pooled);
   }
   out->resize(n, e);
   for (int j = 0; j < n; ++j) out->row(packed.order[j]) = pooled.row(j);
@@ -323,15 +356,15 @@ void Network<T>::Run(const T* params, T dropout, std::mt19937_64* rng, bool trai
     top = &ws->layers.back().out;
   }
 
-  const int e = static_cast<int>(top->cols());
+  const int e = arch_.embedding_dims();
   Mat<T>& pooled = ws->pooled;
-  if (arch_.pooling == Pooling::kMean) {
+  if (arch_.pooling != Pooling::kLast) {
     pooled.setZero(n, e);
     for (int t = 0; t < steps; ++t) {
-      pooled.topRows(packed.step_rows[t]) +=
-          top->middleRows(packed.step_offset[t], packed.step_rows[t]);
+      AccumulatePooled(top->middleRows(packed.step_offset[t], packed.step_rows[t]),
+                       arch_.pooling == Pooling::kStats, &pooled);
     }
-    for (int j = 0; j < n; ++j) pooled.row(j) /= static_cast<T>(packed.lengths[j]);
+    FinishPooled(packed.lengths, arch_.pooling == Pooling::kStats, &pooled);
   } else {
     pooled.resize(n, e);
     for (int j = 0; j < n; ++j)
@@ -522,7 +555,8 @@ void Network<T>::Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace
   const PackedBatch<T>& packed = ws->packed;
   const int n = packed.batch();
   const int steps = packed.steps();
-  const int e = arch_.hidden;
+  const int e = arch_.embedding_dims();
+  const int h = arch_.hidden;
 
   // d(loss)/d(pooled), in packed order.
   Mat<T>& d_pooled = ws->d_prev;
@@ -535,8 +569,26 @@ void Network<T>::Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace
   }
 
   Mat<T>& d_out = ws->d_out;
-  d_out.setZero(packed.rows(), e);
-  if (arch_.pooling == Pooling::kMean) {
+  d_out.setZero(packed.rows(), h);
+  if (arch_.pooling == Pooling::kStats) {
+    // mean = sum_t z_t / L and sd = sqrt(sum_t z_t^2 / L - mean^2 + eps), so
+    // d(loss)/d(z_t) = d_mean / L + d_sd (z_t - mean) / (L sd).
+    const Mat<T>& pooled = ws->pooled;
+    for (int j = 0; j < n; ++j) {
+      const T length = static_cast<T>(packed.lengths[j]);
+      d_pooled.row(j).head(h) /= length;
+      d_pooled.row(j).tail(h).array() /= length * pooled.row(j).tail(h).array();
+    }
+    const Mat<T>& top = ws->layers.back().out;
+    for (int t = 0; t < steps; ++t) {
+      const int64_t o = packed.step_offset[t];
+      const int bt = packed.step_rows[t];
+      d_out.middleRows(o, bt) = d_pooled.topLeftCorner(bt, h) +
+                                ((top.middleRows(o, bt) - pooled.topLeftCorner(bt, h)).array() *
+                                 d_pooled.topRightCorner(bt, h).array())
+                                    .matrix();
+    }
+  } else if (arch_.pooling == Pooling::kMean) {
     for (int j = 0; j < n; ++j) d_pooled.row(j) /= static_cast<T>(packed.lengths[j]);
     for (int t = 0; t < steps; ++t) {
       d_out.middleRows(packed.step_offset[t], packed.step_rows[t]) =

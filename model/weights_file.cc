@@ -158,7 +158,17 @@ pb::WeightsFile ToProto(const SimilarityModel& model) {
   pb::Architecture* a = file.mutable_architecture();
   a->set_cell(CellToProto(arch.cell));
   a->set_recurrent(arch.recurrent);
-  a->set_pooling(arch.pooling == Pooling::kMean ? pb::POOLING_MEAN : pb::POOLING_LAST);
+  switch (arch.pooling) {
+    case Pooling::kLast:
+      a->set_pooling(pb::POOLING_LAST);
+      break;
+    case Pooling::kMean:
+      a->set_pooling(pb::POOLING_MEAN);
+      break;
+    case Pooling::kStats:
+      a->set_pooling(pb::POOLING_STATS);
+      break;
+  }
   a->set_input_dims(arch.input_dims);
   a->set_hidden(arch.hidden);
   a->set_layers(arch.layers);
@@ -242,6 +252,9 @@ absl::StatusOr<Architecture> ArchitectureFromProto(const pb::Architecture& a,
   switch (a.pooling()) {
     case pb::POOLING_LAST: arch.pooling = Pooling::kLast; break;
     case pb::POOLING_MEAN: arch.pooling = Pooling::kMean; break;
+    case pb::POOLING_STATS:
+      arch.pooling = Pooling::kStats;
+      break;
     default:
       return Error(absl::StatusCode::kInvalidArgument, name,
                    "architecture.pooling is unset or unknown (", static_cast<int>(a.pooling()), ")");

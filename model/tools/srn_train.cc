@@ -31,7 +31,9 @@ ABSL_FLAG(std::string, protocol, "out-of-domain",
 ABSL_FLAG(std::string, validation, "auto",
           "how validation data is held out of training: classes (10% of them), examples (10% of "
           "each class), or auto (classes when there are 20 or more)");
-ABSL_FLAG(std::string, model, "srn-a", "srn-a, srn-l, sn-a, sn-l, gru-a, gru-l, lstm-a, lstm-l or logistic");
+ABSL_FLAG(std::string, model, "srn-a",
+          "srn, sn, gru or lstm with -a (mean pooling), -l (last state) or -s (mean and spread), "
+          "e.g. srn-a; or logistic");
 ABSL_FLAG(int, hidden, 64, "hidden units per layer");
 ABSL_FLAG(int, layers, 1, "stacked recurrent layers");
 ABSL_FLAG(int, window, 1, "frames concatenated per input (sliding window, stride 1)");

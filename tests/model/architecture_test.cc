@@ -7,12 +7,25 @@ namespace srn {
 namespace {
 
 TEST(ArchitectureTest, ParsesEveryFamilyAndNamesItBack) {
-  for (const char* name :
-       {"srn-a", "srn-l", "sn-a", "sn-l", "gru-a", "gru-l", "lstm-a", "lstm-l", "logistic"}) {
+  for (const char* name : {"srn-a", "srn-l", "srn-s", "sn-a", "sn-l", "sn-s", "gru-a", "gru-l",
+                           "gru-s", "lstm-a", "lstm-l", "lstm-s", "logistic"}) {
     absl::StatusOr<Architecture> arch = ParseFamily(name);
     ASSERT_TRUE(arch.ok()) << name << ": " << arch.status();
     EXPECT_EQ(arch->FamilyName(), name);
   }
+}
+
+TEST(ArchitectureTest, StatisticsPoolingDoublesTheEmbedding) {
+  Architecture arch = *ParseFamily("gru-s");
+  arch.input_dims = 5;
+  arch.hidden = 6;
+  EXPECT_EQ(arch.pooling, Pooling::kStats);
+  EXPECT_EQ(arch.embedding_dims(), 12);
+  EXPECT_EQ(PoolingName(arch.pooling), "stats");
+  // The head weighs each of the 12 values: v has 12 entries.
+  EXPECT_EQ(ParameterLayout(arch).Find("v")->size(), 12);
+  arch.hidden = 0;  // the logistic model only averages
+  EXPECT_FALSE(arch.Validate().ok());
 }
 
 TEST(ArchitectureTest, RejectsUnknownFamilies) {

@@ -92,11 +92,20 @@ VectorT<double> NaiveEmbed(const Architecture& arch, const VectorT<double>& p, c
   if (arch.pooling == Pooling::kLast) return frames.back();
   VectorT<double> mean = VectorT<double>::Zero(h);
   for (const auto& f : frames) mean += f;
-  return mean / frames.size();
+  mean /= static_cast<double>(frames.size());
+  if (arch.pooling == Pooling::kMean) return mean;
+  // Statistics pooling: the mean, then the standard deviation around it (two passes here).
+  VectorT<double> var = VectorT<double>::Zero(h);
+  for (const auto& f : frames) var += (f - mean).cwiseAbs2();
+  var /= static_cast<double>(frames.size());
+  VectorT<double> out(2 * h);
+  out << mean, (var.array() + kStatsPoolingEpsilon).sqrt().matrix();
+  return out;
 }
 
-const std::vector<std::string> kFamilies = {"srn-a", "srn-l",  "sn-a",   "sn-l",    "gru-a",
-                                            "gru-l", "lstm-a", "lstm-l", "logistic"};
+const std::vector<std::string> kFamilies = {"srn-a",  "srn-l",  "srn-s",   "sn-a",  "sn-l",
+                                            "sn-s",   "gru-a",  "gru-l",   "gru-s", "lstm-a",
+                                            "lstm-l", "lstm-s", "logistic"};
 
 class NetworkFamilyTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
 

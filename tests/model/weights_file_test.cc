@@ -224,6 +224,7 @@ INSTANTIATE_TEST_SUITE_P(
     Families, RoundTripTest,
     ::testing::Values(ModelSpec{"srn-a", 8, 1, 3, 2}, ModelSpec{"sn-l", 6, 1, 4, 1},
                       ModelSpec{"gru-a", 5, 1, 2, 3}, ModelSpec{"lstm-l", 7, 2, 3, 2},
+                      ModelSpec{"gru-s", 4, 2, 3, 2},
                       ModelSpec{"logistic", 0, 0, 5, 2, FeatureKind::kSignature}),
     [](const ::testing::TestParamInfo<ModelSpec>& info) {
       std::string name = info.param.family;
