@@ -5,12 +5,15 @@
 
 #include "absl/status/statusor.h"
 #include "model/dataset.h"
+#include "model/preprocess.h"
 #include "model/series.h"
 
 namespace srn {
 
-// Data augmentation of online signatures, applied to the 12 features of
-// ComputeSignatureFeatures (not to raw pen samples, so that datasets keep holding features).
+// Data augmentation of training series: perturbed copies that keep their label.
+//
+// Online signatures are augmented on the 12 features of ComputeSignatureFeatures (not on raw pen
+// samples, so that datasets keep holding features).
 //
 // A perturbed copy is what the same signer might have written with the tablet slightly turned or
 // stretched and the pen a little faster or slower in places:
@@ -26,6 +29,10 @@ namespace srn {
 //              from the nearest original frame. The pen moves faster where g' > 1: first
 //              derivatives are multiplied by the local rate r = (T - 1) g' / (T' - 1) and second
 //              derivatives by r^2.
+//
+// Frames (e.g. MFCCs of speech) get the same time warp, every feature interpolated alike (a
+// speaker talking a little faster or slower in places), then Gaussian noise of `noise` times
+// each feature's own standard deviation over the series.
 // Pure given the generator; thread-compatible.
 
 struct AugmentOptions {
@@ -35,6 +42,7 @@ struct AugmentOptions {
   double max_shear = 0.08;
   double time_warp = 0.3;
   double max_length_change = 0.1;
+  double noise = 0.0;  // frames only (see above)
   uint64_t seed = 1;
 };
 
@@ -44,10 +52,16 @@ struct AugmentOptions {
 absl::StatusOr<Series> AugmentSignature(const Series& features, const AugmentOptions& options,
                                         std::mt19937_64* rng);
 
+// One perturbed copy of a series of frames (time warp and noise). InvalidArgument on fewer than 2
+// frames or options out of range (as AugmentSignature, and a negative noise).
+absl::StatusOr<Series> AugmentFrames(const Series& frames, const AugmentOptions& options,
+                                     std::mt19937_64* rng);
+
 // `data` followed by options.copies perturbed copies of every example (same label, forgery flag
-// and group; source suffixed "#aug<k>"), drawn from a generator seeded by options.seed. The
-// error names the failing example.
-absl::StatusOr<Dataset> AugmentSignatureDataset(const Dataset& data, const AugmentOptions& options);
+// and group; source suffixed "#aug<k>"): AugmentSignature for kSignature data, AugmentFrames for
+// kFrames, drawn from a generator seeded by options.seed. The error names the failing example.
+absl::StatusOr<Dataset> AugmentDataset(const Dataset& data, const AugmentOptions& options,
+                                       FeatureKind kind);
 
 }  // namespace srn
 

@@ -306,7 +306,7 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
                                          config.center_series));
   Dataset augmented;
   if (config.augment.copies > 0) {
-    SRN_ASSIGN_OR_RETURN(augmented, AugmentSignatureDataset(train, config.augment));
+    SRN_ASSIGN_OR_RETURN(augmented, AugmentDataset(train, config.augment, config.kind));
   }
   SRN_ASSIGN_OR_RETURN(Dataset train_p, PreprocessDataset(preprocessor, config.augment.copies > 0
                                                                             ? augmented
@@ -344,10 +344,11 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
       {"hard_negative_fraction", absl::StrCat(o.hard_negative_fraction)},
       {"hard_negative_pool", absl::StrCat(o.hard_negative_pool)},
       {"augment_copies", absl::StrCat(config.augment.copies)},
-      {"augment", absl::StrFormat("rotation %g scale %g shear %g time_warp %g length %g seed %d",
-                                  config.augment.max_rotation, config.augment.max_scale,
-                                  config.augment.max_shear, config.augment.time_warp,
-                                  config.augment.max_length_change, config.augment.seed)},
+      {"augment", absl::StrFormat(
+                      "rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",
+                      config.augment.max_rotation, config.augment.max_scale,
+                      config.augment.max_shear, config.augment.time_warp,
+                      config.augment.max_length_change, config.augment.noise, config.augment.seed)},
       {"train_examples", absl::StrCat(train.examples.size())},
       {"validation_examples", absl::StrCat(validation.examples.size())},
   };

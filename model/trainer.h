@@ -130,8 +130,8 @@ struct TrainConfig {
   bool center_series = false;  // see Preprocessor::center_series
   FeatureKind kind = FeatureKind::kFrames;
   TrainOptions options;
-  // Signature data only: perturbed copies of the training examples (see augment.h); the
-  // standardization is still fitted on the original examples only.
+  // Perturbed copies of the training examples (see augment.h: signatures or frames, by `kind`);
+  // the standardization is still fitted on the original examples only.
   AugmentOptions augment;
   std::string training_data;  // description stored in the weights file
   std::string command;        // command line stored in the weights file

@@ -59,7 +59,11 @@ ABSL_FLAG(bool, eval, true, "evaluate on the test split after training and print
 ABSL_FLAG(int, draws, 10, "one-shot draws in the evaluation");
 ABSL_FLAG(std::string, name, "", "model name in the RESULT line (default: the family)");
 ABSL_FLAG(int, folds, 4, "--protocol=svc2004-cv: signer-disjoint folds");
-ABSL_FLAG(int, augment_copies, 0, "signature data: perturbed copies (affine + time warp) added per training example");
+ABSL_FLAG(int, augment_copies, 0,
+          "perturbed copies added per training example (signatures: affine + time warp; frames: "
+          "time warp + --augment_noise)");
+ABSL_FLAG(double, augment_noise, 0.0,
+          "frames: Gaussian noise added to each copy, in units of each feature's spread");
 ABSL_FLAG(double, augment_strength, 1.0, "signature data: multiplies every augmentation amplitude");
 ABSL_FLAG(int, fold, 0, "--protocol=svc2004-cv: the fold whose signers are held out (0-based)");
 
@@ -106,6 +110,7 @@ int main(int argc, char** argv) {
   config.window = absl::GetFlag(FLAGS_window);
   config.center_series = absl::GetFlag(FLAGS_center_series);
   config.augment.copies = absl::GetFlag(FLAGS_augment_copies);
+  config.augment.noise = absl::GetFlag(FLAGS_augment_noise);
   if (const double k = absl::GetFlag(FLAGS_augment_strength); k != 1.0) {
     config.augment.max_rotation *= k;
     config.augment.max_scale *= k;

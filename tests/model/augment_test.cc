@@ -4,6 +4,7 @@
 #include <random>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/signature_features.h"
 
@@ -133,7 +134,7 @@ TEST(AugmentDatasetTest, AddsLabelledCopiesDeterministically) {
   AugmentOptions o;
   o.copies = 2;
   o.seed = 9;
-  absl::StatusOr<Dataset> a = AugmentSignatureDataset(d, o);
+  absl::StatusOr<Dataset> a = AugmentDataset(d, o, FeatureKind::kSignature);
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_EQ(a->examples.size(), 9u);
   for (int i = 0; i < 9; ++i) {
@@ -144,12 +145,95 @@ TEST(AugmentDatasetTest, AddsLabelledCopiesDeterministically) {
   }
   EXPECT_EQ(a->examples[4].source, "f1#aug1");
   EXPECT_EQ(a->examples[8].source, "f2#aug2");
-  absl::StatusOr<Dataset> again = AugmentSignatureDataset(d, o);
+  absl::StatusOr<Dataset> again = AugmentDataset(d, o, FeatureKind::kSignature);
   EXPECT_EQ(a->examples[5].series.frames(), again->examples[5].series.frames());
   // The two copies of one example differ.
   const RowMatrix& c1 = a->examples[3].series.frames();
   const RowMatrix& c2 = a->examples[6].series.frames();
   EXPECT_FALSE(c1.rows() == c2.rows() && c1 == c2);
+}
+
+// A series of `length` frames whose feature c is a sine of its own frequency and amplitude.
+Series Waves(int length, int dims) {
+  Series s(length, dims);
+  for (int t = 0; t < length; ++t) {
+    for (int c = 0; c < dims; ++c) {
+      s.mutable_frames()(t, c) = static_cast<float>((c + 1) * std::sin(0.05 * (c + 1) * t) + c);
+    }
+  }
+  return s;
+}
+
+TEST(AugmentFramesTest, WithoutWarpOrNoiseTheCopyIsTheOriginal) {
+  const Series s = Waves(50, 3);
+  AugmentOptions o;
+  o.time_warp = 0;
+  o.max_length_change = 0;
+  std::mt19937_64 rng(1);
+  absl::StatusOr<Series> copy = AugmentFrames(s, o, &rng);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  ASSERT_EQ(copy->length(), 50);
+  EXPECT_LT((copy->frames() - s.frames()).cwiseAbs().maxCoeff(), 1e-5f);
+}
+
+TEST(AugmentFramesTest, WarpsTimeWithinTheBoundsAndAddsNoiseScaledPerFeature) {
+  const Series s = Waves(2000, 3);
+  AugmentOptions o;
+  o.max_length_change = 0.1;
+  std::mt19937_64 rng(4);
+  for (int k = 0; k < 20; ++k) {
+    absl::StatusOr<Series> copy = AugmentFrames(s, o, &rng);
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    EXPECT_GE(copy->length(), 1800);
+    EXPECT_LE(copy->length(), 2200);
+    // Ends stay ends: the warp maps [0, 1] onto itself.
+    EXPECT_LT((copy->frames().row(0) - s.frames().row(0)).cwiseAbs().maxCoeff(), 1e-5f);
+    EXPECT_LT((copy->frames().bottomRows(1) - s.frames().bottomRows(1)).cwiseAbs().maxCoeff(),
+              1e-5f);
+  }
+  // Noise only: the difference has each feature's spread times `noise`.
+  o.time_warp = 0;
+  o.max_length_change = 0;
+  o.noise = 0.2;
+  absl::StatusOr<Series> noisy = AugmentFrames(s, o, &rng);
+  ASSERT_TRUE(noisy.ok()) << noisy.status();
+  for (int c = 0; c < 3; ++c) {
+    const auto orig = s.frames().col(c).cast<double>();
+    const double sd = std::sqrt((orig.array() - orig.mean()).square().mean());
+    const auto diff = (noisy->frames().col(c).cast<double>() - orig).eval();
+    const double diff_sd = std::sqrt((diff.array() - diff.mean()).square().mean());
+    EXPECT_NEAR(diff_sd, 0.2 * sd, 0.02 * sd) << "feature " << c;
+    EXPECT_NEAR(diff.mean(), 0.0, 0.02 * sd) << "feature " << c;
+  }
+}
+
+TEST(AugmentFramesTest, RejectsTooShortSeriesAndBadOptions) {
+  AugmentOptions o;
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(AugmentFrames(Waves(1, 2), o, &rng).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.noise = -0.1;
+  EXPECT_EQ(AugmentFrames(Waves(10, 2), o, &rng).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(AugmentDatasetTest, FramesGetFrameCopiesAndErrorsNameTheExample) {
+  Dataset d{"voice", {"A"}, {}};
+  Example e;
+  e.series = Waves(30, 13);  // 13 features: not a signature
+  e.source = "utterance 7";
+  d.examples.push_back(e);
+  AugmentOptions o;
+  o.copies = 2;
+  absl::StatusOr<Dataset> a = AugmentDataset(d, o, FeatureKind::kFrames);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->examples.size(), 3u);
+  EXPECT_EQ(a->examples[2].series.dims(), 13);
+  EXPECT_EQ(a->examples[2].source, "utterance 7#aug2");
+  // As signatures, 13 features are an error that names the example.
+  const absl::Status bad = AugmentDataset(d, o, FeatureKind::kSignature).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("utterance 7"));
 }
 
 }  // namespace
