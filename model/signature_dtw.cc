@@ -91,73 +91,97 @@ absl::StatusOr<std::array<double, kSpreadDescriptors>> SignatureShapeDescriptors
                                                 std::log(std::max(kFloor, path))};
 }
 
-absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(const Dataset& data,
-                                                 const SignatureDtwOptions& options, int threads) {
+absl::StatusOr<SpreadSample> MakeSpreadSample(const Series& features,
+                                              absl::Span<const double> distances) {
+  SpreadSample sample;
+  SRN_ASSIGN_OR_RETURN(sample.descriptors, SignatureShapeDescriptors(features));
+  double sum = 0;
+  for (double d : distances) sum += d;
+  const double mean = distances.empty() ? 0 : sum / static_cast<double>(distances.size());
+  if (!(mean > 0) || !std::isfinite(mean)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a mean DTW distance of ", mean,
+                     " to the signer's other genuine signatures (duplicates?)"));
+  }
+  sample.log_spread = std::log(mean);
+  return sample;
+}
+
+std::vector<std::vector<int>> GenuineGroups(const Dataset& data) {
   std::map<int, std::vector<int>> genuine;
   for (int i = 0; i < static_cast<int>(data.examples.size()); ++i) {
     if (!data.examples[i].forgery) genuine[data.examples[i].label].push_back(i);
   }
-  std::vector<std::vector<int>> signers;
+  std::vector<std::vector<int>> groups;
   for (auto& [label, members] : genuine) {
-    if (members.size() >= 2) signers.push_back(std::move(members));
+    if (members.size() >= 2) groups.push_back(std::move(members));
   }
-  std::vector<int> rows;
-  for (const auto& members : signers) rows.insert(rows.end(), members.begin(), members.end());
-  constexpr int kMinExamples = 10;
-  if (static_cast<int>(rows.size()) < kMinExamples) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the spread model needs at least ", kMinExamples,
-        " genuine signatures of signers with at least 2 of them; the data has ", rows.size()));
-  }
-  // One design row and one target per signature, in `rows` order.
-  Eigen::MatrixXd design(static_cast<Eigen::Index>(rows.size()), kSpreadDescriptors + 1);
-  Eigen::VectorXd target(static_cast<Eigen::Index>(rows.size()));
-  std::vector<int> first_row(signers.size());
-  for (size_t s = 1; s < signers.size(); ++s) {
-    first_row[s] = first_row[s - 1] + static_cast<int>(signers[s - 1].size());
-  }
-  std::vector<absl::Status> errors(signers.size());
+  return groups;
+}
+
+absl::StatusOr<std::vector<SpreadSample>> DtwSpreadSamples(const Dataset& data,
+                                                           const SignatureDtwOptions& options,
+                                                           int threads) {
+  const std::vector<std::vector<int>> groups = GenuineGroups(data);
+  std::vector<std::vector<SpreadSample>> per_group(groups.size());
+  std::vector<absl::Status> errors(groups.size());
   ParallelFor(
-      static_cast<int>(signers.size()), std::max(1, threads > 0 ? threads : DefaultThreads()),
+      static_cast<int>(groups.size()), threads > 0 ? threads : DefaultThreads(),
       [&](int begin, int end, int) {
-        for (int s = begin; s < end; ++s) {
-          errors[s] = [&]() -> absl::Status {
-            const std::vector<int>& members = signers[s];
+        for (int g = begin; g < end; ++g) {
+          errors[g] = [&]() -> absl::Status {
+            const std::vector<int>& members = groups[g];
             const size_t k = members.size();
             std::vector<Series> prepared;
-            for (size_t a = 0; a < k; ++a) {
-              const Series& features = data.examples[members[a]].series;
-              SRN_ASSIGN_OR_RETURN(const auto descriptors, SignatureShapeDescriptors(features));
-              const Eigen::Index row = first_row[s] + static_cast<Eigen::Index>(a);
-              design(row, 0) = 1;
-              for (int d = 0; d < kSpreadDescriptors; ++d) {
-                design(row, d + 1) = descriptors[d];
-              }
-              SRN_ASSIGN_OR_RETURN(Series p, PrepareForSignatureDtw(features, options));
+            for (int i : members) {
+              SRN_ASSIGN_OR_RETURN(Series p,
+                                   PrepareForSignatureDtw(data.examples[i].series, options));
               prepared.push_back(std::move(p));
             }
-            std::vector<double> sum(k, 0.0);
+            std::vector<std::vector<double>> distances(k);
             for (size_t a = 0; a < k; ++a) {
               for (size_t b = a + 1; b < k; ++b) {
                 const double d = SignatureDtwDistance(prepared[a], prepared[b], options);
-                sum[a] += d;
-                sum[b] += d;
+                distances[a].push_back(d);
+                distances[b].push_back(d);
               }
             }
             for (size_t a = 0; a < k; ++a) {
-              const double mean = sum[a] / static_cast<double>(k - 1);
-              if (!(mean > 0) || !std::isfinite(mean)) {
-                return absl::InvalidArgumentError(absl::StrCat(
-                    "signature ", data.examples[members[a]].source, " has a mean DTW distance of ",
-                    mean, " to its signer's others (duplicates?)"));
+              const Example& e = data.examples[members[a]];
+              absl::StatusOr<SpreadSample> sample = MakeSpreadSample(e.series, distances[a]);
+              if (!sample.ok()) {
+                return absl::Status(sample.status().code(),
+                                    absl::StrCat(e.source, ": ", sample.status().message()));
               }
-              target(first_row[s] + static_cast<Eigen::Index>(a)) = std::log(mean);
+              per_group[g].push_back(*sample);
             }
             return absl::OkStatus();
           }();
         }
       });
-  for (const absl::Status& e : errors) SRN_RETURN_IF_ERROR(e);
+  std::vector<SpreadSample> samples;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    SRN_RETURN_IF_ERROR(errors[g]);
+    samples.insert(samples.end(), per_group[g].begin(), per_group[g].end());
+  }
+  return samples;
+}
+
+absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(absl::Span<const SpreadSample> samples) {
+  constexpr size_t kMinSamples = 10;
+  if (samples.size() < kMinSamples) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the spread model needs at least ", kMinSamples,
+        " genuine signatures of signers with at least 2 of them; got ", samples.size()));
+  }
+  const Eigen::Index n = static_cast<Eigen::Index>(samples.size());
+  Eigen::MatrixXd design(n, kSpreadDescriptors + 1);
+  Eigen::VectorXd target(n);
+  for (Eigen::Index r = 0; r < n; ++r) {
+    design(r, 0) = 1;
+    for (int d = 0; d < kSpreadDescriptors; ++d) design(r, d + 1) = samples[r].descriptors[d];
+    target(r) = samples[r].log_spread;
+  }
   const Eigen::VectorXd c = design.colPivHouseholderQr().solve(target);
   DtwSpreadModel model;
   for (int d = 0; d <= kSpreadDescriptors; ++d) model.coefficients[d] = c(d);

@@ -68,12 +68,32 @@ struct DtwSpreadModel {
 absl::StatusOr<std::array<double, kSpreadDescriptors>> SignatureShapeDescriptors(
     const Series& features);
 
-// Fits the model by least squares on the genuine signatures (forgery == false) of every label
-// with at least 2 of them: each signature's target is the log of its mean DTW distance to its
-// signer's other genuine signatures. InvalidArgument when fewer than 10 signatures qualify or a
-// series is unusable.
-absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(const Dataset& data,
-                                                 const SignatureDtwOptions& options, int threads);
+// What the model is fitted on, one genuine signature each: its descriptors, and the log of its
+// mean DTW distance to its signer's other genuine signatures (the spread it should predict).
+struct SpreadSample {
+  std::array<double, kSpreadDescriptors> descriptors = {};
+  double log_spread = 0;
+};
+
+// The sample of one signature from its features and its DTW distances to its signer's other
+// genuine signatures. InvalidArgument on unusable features, no distances, or a mean distance
+// that is not positive and finite (duplicate signatures).
+absl::StatusOr<SpreadSample> MakeSpreadSample(const Series& features,
+                                              absl::Span<const double> distances);
+
+// The genuine examples (forgery == false) of each label that has at least 2 of them, as indices
+// into data.examples: the signatures a spread can be measured on.
+std::vector<std::vector<int>> GenuineGroups(const Dataset& data);
+
+// The samples of every signature of GenuineGroups(data), its distances computed here (with
+// `threads` threads; 0: all cores). Errors name the signature.
+absl::StatusOr<std::vector<SpreadSample>> DtwSpreadSamples(const Dataset& data,
+                                                           const SignatureDtwOptions& options,
+                                                           int threads);
+
+// Fits the model by least squares; the clamp is the samples' range of log_spread.
+// InvalidArgument on fewer than 10 samples.
+absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(absl::Span<const SpreadSample> samples);
 
 // The predicted spread D of one reference (see above), from its features.
 absl::StatusOr<double> PredictDtwSpread(const DtwSpreadModel& model, const Series& features);

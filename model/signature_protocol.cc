@@ -651,30 +651,59 @@ absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
   return out;
 }
 
-absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(const Dataset& data,
-                                                               const SignatureDtwOptions& dtw,
-                                                               const SignatureCvOptions& options,
-                                                               std::vector<FoldMatrix>* folds) {
-  if (static_cast<int>(folds->size()) != options.folds) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("got ", folds->size(), " fold matrices for ", options.folds, " folds"));
+namespace {
+
+// The spread samples of one fold's signers, from the within-signer distances of its DTW matrix.
+absl::StatusOr<std::vector<SpreadSample>> MatrixSpreadSamples(const FoldMatrix& m) {
+  const size_t n = m.test.examples.size();
+  std::vector<SpreadSample> out;
+  std::vector<double> distances;
+  for (const std::vector<int>& members : GenuineGroups(m.test)) {
+    for (int i : members) {
+      distances.clear();
+      for (int j : members) {
+        if (j != i) distances.push_back(-m.similarity[i * n + j]);
+      }
+      const Example& e = m.test.examples[i];
+      absl::StatusOr<SpreadSample> sample = MakeSpreadSample(e.series, distances);
+      if (!sample.ok()) {
+        return absl::Status(sample.status().code(),
+                            absl::StrCat(e.source, ": ", sample.status().message()));
+      }
+      out.push_back(*sample);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(std::vector<FoldMatrix>* folds,
+                                                               DtwSpreadModel* all_signers) {
+  std::vector<std::vector<SpreadSample>> samples;
+  for (const FoldMatrix& m : *folds) {
+    SRN_ASSIGN_OR_RETURN(std::vector<SpreadSample> s, MatrixSpreadSamples(m));
+    samples.push_back(std::move(s));
   }
   std::vector<DtwSpreadModel> models;
-  for (int fold = 0; fold < options.folds; ++fold) {
-    SRN_ASSIGN_OR_RETURN(const Split split,
-                         MakeSignatureCvSplit(data, options.folds, fold, options.fold_seed));
-    Dataset others = split.train;
-    others.examples.insert(others.examples.end(), split.validation.examples.begin(),
-                           split.validation.examples.end());
-    SRN_ASSIGN_OR_RETURN(const DtwSpreadModel model,
-                         FitDtwSpreadModel(others, dtw, options.threads));
-    FoldMatrix& m = (*folds)[fold];
+  for (size_t f = 0; f < folds->size(); ++f) {
+    std::vector<SpreadSample> others;
+    for (size_t g = 0; g < samples.size(); ++g) {
+      if (g != f) others.insert(others.end(), samples[g].begin(), samples[g].end());
+    }
+    SRN_ASSIGN_OR_RETURN(const DtwSpreadModel model, FitDtwSpreadModel(others));
+    FoldMatrix& m = (*folds)[f];
     m.single_reference_spread.clear();
     for (const Example& e : m.test.examples) {
       SRN_ASSIGN_OR_RETURN(const double spread, PredictDtwSpread(model, e.series));
       m.single_reference_spread.push_back(spread);
     }
     models.push_back(model);
+  }
+  if (all_signers != nullptr) {
+    std::vector<SpreadSample> all;
+    for (const auto& s : samples) all.insert(all.end(), s.begin(), s.end());
+    SRN_ASSIGN_OR_RETURN(*all_signers, FitDtwSpreadModel(all));
   }
   return models;
 }
@@ -715,14 +744,13 @@ absl::StatusOr<std::vector<std::string>> RunSignatureCvReport(const SignatureCvR
     SRN_ASSIGN_OR_RETURN(dtw_folds,
                          ScoreSignatureFolds(data, DtwFoldScorer(request.dtw), request.options));
     if (request.dtw_spread) {
+      DtwSpreadModel all;
       SRN_ASSIGN_OR_RETURN(const std::vector<DtwSpreadModel> fold_spreads,
-                           PredictFoldSpreads(data, request.dtw, request.options, &dtw_folds));
+                           PredictFoldSpreads(&dtw_folds, &all));
       for (size_t f = 0; f < fold_spreads.size(); ++f) {
         log << "fold " << f << ": single-reference DTW spread model "
             << FormatDtwSpreadModel(fold_spreads[f]) << " (fitted on the other signers)\n";
       }
-      SRN_ASSIGN_OR_RETURN(const DtwSpreadModel all,
-                           FitDtwSpreadModel(data, request.dtw, request.options.threads));
       log << "to deploy: --dtw_spread=" << FormatDtwSpreadModel(all) << " (fitted on all "
           << data.num_labels() << " signers)\n";
     }

@@ -245,13 +245,14 @@ absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
                                                             const FoldScorerFactory& factory,
                                                             const SignatureCvOptions& options);
 
-// Sets each fold's single_reference_spread: a DtwSpreadModel fitted on the fold's training and
-// validation signers (never its test signers) predicts each test example's spread. `folds` must
-// come from ScoreSignatureFolds on the same data and options. Returns the fold models.
-absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(const Dataset& data,
-                                                               const SignatureDtwOptions& dtw,
-                                                               const SignatureCvOptions& options,
-                                                               std::vector<FoldMatrix>* folds);
+// Sets each fold's single_reference_spread: a DtwSpreadModel fitted on the other folds' signers
+// (never the fold's own) predicts each test example's spread. The models are fitted on the
+// within-signer distances the matrices already hold, so `folds` must be DtwFoldScorer's
+// (similarity = -SignatureDtwDistance, per-series normalization) from ScoreSignatureFolds, whose
+// folds together hold every signer. Returns the fold models; `all_signers`, if given, receives
+// the model fitted on every fold's signers (the one to deploy).
+absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(std::vector<FoldMatrix>* folds,
+                                                               DtwSpreadModel* all_signers);
 
 // The trials of every fold for one reference count: trials[fold].
 absl::StatusOr<std::vector<SignatureTrials>> FoldTrials(const std::vector<FoldMatrix>& folds,

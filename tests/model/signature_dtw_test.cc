@@ -167,7 +167,10 @@ Dataset SpreadData(int signers, int genuine) {
 TEST(DtwSpreadModelTest, FitIsTheLeastSquaresSolutionOnGenuineSignatures) {
   const Dataset data = SpreadData(5, 4);
   const SignatureDtwOptions options;
-  absl::StatusOr<DtwSpreadModel> model = FitDtwSpreadModel(data, options, 2);
+  absl::StatusOr<std::vector<SpreadSample>> samples = DtwSpreadSamples(data, options, 2);
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  ASSERT_EQ(samples->size(), 20u);  // the 4 genuine signatures of each of 5 signers
+  absl::StatusOr<DtwSpreadModel> model = FitDtwSpreadModel(*samples);
   ASSERT_TRUE(model.ok()) << model.status();
   // Recompute each genuine signature's target and residual by hand: least squares leaves
   // residuals orthogonal to the intercept and to every descriptor.
@@ -203,13 +206,29 @@ TEST(DtwSpreadModelTest, FitIsTheLeastSquaresSolutionOnGenuineSignatures) {
   EXPECT_LT(model->log_min, model->log_max);
   // Forgeries take no part.
   Dataset genuine_only = data.Filter([](const Example& e) { return !e.forgery; });
-  absl::StatusOr<DtwSpreadModel> again = FitDtwSpreadModel(genuine_only, options, 1);
+  absl::StatusOr<DtwSpreadModel> again =
+      FitDtwSpreadModel(*DtwSpreadSamples(genuine_only, options, 1));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->coefficients, model->coefficients);
   // Too few signatures to fit four coefficients.
-  const absl::Status few = FitDtwSpreadModel(SpreadData(2, 4), options, 1).status();
+  const absl::Status few =
+      FitDtwSpreadModel(*DtwSpreadSamples(SpreadData(2, 4), options, 1)).status();
   EXPECT_EQ(few.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(few.message()), ::testing::HasSubstr("at least 10"));
+}
+
+TEST(DtwSpreadModelTest, SamplesRejectDuplicatesAndNameTheSignature) {
+  Dataset data = SpreadData(1, 2);
+  data.examples[1].series = data.examples[0].series;  // distance 0: no spread to learn
+  data.examples[1].source = "U1S2.TXT";
+  const absl::Status status = DtwSpreadSamples(data, SignatureDtwOptions{}, 1).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("duplicates"));
+  EXPECT_EQ(MakeSpreadSample(data.examples[0].series, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<SpreadSample> one = MakeSpreadSample(data.examples[0].series, {1.0, 3.0});
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_DOUBLE_EQ(one->log_spread, std::log(2.0));
 }
 
 TEST(DtwSpreadModelTest, PredictsWithinTheFittedRange) {

@@ -363,21 +363,45 @@ TEST(SignatureProtocolRealDataTest, DtwOnFourSigners) {
   EXPECT_EQ(DtwFoldScorer(bad)(0, split).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-// Real data: the single-reference spread model fitted on 4 signers, predicting for 4 others.
-TEST(SignatureProtocolRealDataTest, SpreadModelOnFourSigners) {
+// Real data, 8 signers in 4 folds: the spread models fitted on the DTW matrices' within-signer
+// distances are the ones fitted on those signers' signatures directly, and fold f's never sees
+// fold f's signers.
+TEST(SignatureProtocolRealDataTest, FoldSpreadModelsFitTheOtherFoldsSigners) {
   SRN_REQUIRE_DATA(dir, "svc2004/Task2");
   absl::StatusOr<Dataset> data = LoadSvc2004Users(dir, {1, 2, 3, 4, 5, 6, 7, 8});
   ASSERT_TRUE(data.ok()) << data.status();
-  const Dataset train = data->Filter([](const Example& e) { return e.label >= 4; });
-  absl::StatusOr<DtwSpreadModel> model = FitDtwSpreadModel(train, SignatureDtwOptions{}, 0);
-  ASSERT_TRUE(model.ok()) << model.status();
-  for (const Example& e : data->examples) {
-    if (e.label >= 4) continue;
-    absl::StatusOr<double> spread = PredictDtwSpread(*model, e.series);
-    ASSERT_TRUE(spread.ok()) << spread.status();
-    EXPECT_GE(*spread, std::exp(model->log_min) * (1 - 1e-12));
-    EXPECT_LE(*spread, std::exp(model->log_max) * (1 + 1e-12));
+  SignatureCvOptions options;
+  options.folds = 4;
+  absl::StatusOr<std::vector<FoldMatrix>> folds =
+      ScoreSignatureFolds(*data, DtwFoldScorer(SignatureDtwOptions{}), options);
+  ASSERT_TRUE(folds.ok()) << folds.status();
+  DtwSpreadModel all;
+  absl::StatusOr<std::vector<DtwSpreadModel>> models = PredictFoldSpreads(&*folds, &all);
+  ASSERT_TRUE(models.ok()) << models.status();
+  ASSERT_EQ(models->size(), 4u);
+  const auto expect_same = [](const DtwSpreadModel& got, const DtwSpreadModel& want) {
+    for (int d = 0; d <= kSpreadDescriptors; ++d) {
+      EXPECT_NEAR(got.coefficients[d], want.coefficients[d], 1e-6);
+    }
+    EXPECT_NEAR(got.log_min, want.log_min, 1e-9);
+    EXPECT_NEAR(got.log_max, want.log_max, 1e-9);
+  };
+  for (int f = 0; f < 4; ++f) {
+    std::set<int> own;
+    for (const Example& e : (*folds)[f].test.examples) own.insert(e.label);
+    const Dataset others = data->Filter([&](const Example& e) { return !own.count(e.label); });
+    absl::StatusOr<std::vector<SpreadSample>> samples =
+        DtwSpreadSamples(others, SignatureDtwOptions{}, 0);
+    ASSERT_TRUE(samples.ok()) << samples.status();
+    expect_same((*models)[f], *FitDtwSpreadModel(*samples));
+    const FoldMatrix& m = (*folds)[f];
+    ASSERT_EQ(m.single_reference_spread.size(), m.test.examples.size());
+    for (double spread : m.single_reference_spread) {
+      EXPECT_GE(spread, std::exp((*models)[f].log_min) * (1 - 1e-12));
+      EXPECT_LE(spread, std::exp((*models)[f].log_max) * (1 + 1e-12));
+    }
   }
+  expect_same(all, *FitDtwSpreadModel(*DtwSpreadSamples(*data, SignatureDtwOptions{}, 0)));
 }
 
 }  // namespace
