@@ -44,6 +44,13 @@ Trainer::~Trainer() = default;
 void Trainer::set_params(Vector params) {
   params_ = std::move(params);
   mean_square_.setZero(layout_.total_size());
+  average_.resize(0);
+  average_weight_ = 0;
+}
+
+Vector Trainer::EvaluatedParams() const {
+  if (average_weight_ <= 0) return params_;
+  return average_ / static_cast<float>(average_weight_);
 }
 
 double Trainer::Step(const std::vector<const Series*>& series, absl::Span<const Pair> pairs) {
@@ -100,12 +107,22 @@ double Trainer::Step(const std::vector<const Series*>& series, absl::Span<const 
   auto g = grad.array().min(clip).max(-clip);
   mean_square_.array() = decay * mean_square_.array() + (1.0f - decay) * g.square();
   params_.array() -= lr * g / (mean_square_.array().sqrt() + eps);
+  const double avg = options_.weight_average;
+  if (avg > 0 && avg < 1) {
+    if (average_.size() != params_.size()) average_.setZero(params_.size());
+    average_ = static_cast<float>(avg) * average_ + static_cast<float>(1 - avg) * params_;
+    average_weight_ = avg * average_weight_ + (1 - avg);
+  }
   return loss;
 }
 
 RowMatrix Trainer::Embed(const std::vector<const Series*>& series) const {
+  return EmbedWith(params_, series);
+}
+
+RowMatrix Trainer::EmbedWith(const Vector& params, const std::vector<const Series*>& series) const {
   RowMatrix out;
-  EmbedParallel(network_, params_.data(), series, threads_, &out, pool_.get());
+  EmbedParallel(network_, params.data(), series, threads_, &out, pool_.get());
   return out;
 }
 
@@ -241,8 +258,13 @@ absl::StatusOr<TrainResult> Trainer::Fit(const Dataset& train, const Dataset& va
           "lower the learning rate",
           epoch, lr_));
     }
-    SRN_ASSIGN_OR_RETURN(const double val_auc,
-                         PairAuc(Embed(val_series), val_pairs, params_.data(), layout_));
+    Vector evaluated = EvaluatedParams();
+    if (!evaluated.allFinite()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "training diverged: the averaged parameters are no longer finite after epoch %d", epoch));
+    }
+    SRN_ASSIGN_OR_RETURN(const double val_auc, PairAuc(EmbedWith(evaluated, val_series), val_pairs,
+                                                       evaluated.data(), layout_));
     EpochReport report;
     report.epoch = epoch;
     report.train_loss = loss_sum / std::max(1, loss_count);
@@ -255,7 +277,7 @@ absl::StatusOr<TrainResult> Trainer::Fit(const Dataset& train, const Dataset& va
       report.improved = true;
       result.best_val_auc = val_auc;
       result.best_epoch = epoch;
-      result.params = params_;
+      result.params = std::move(evaluated);
       epochs_without_best = 0;
     } else {
       lr_ *= options_.lr_decay;  // the paper: x0.4 whenever validation AUC stops increasing
@@ -343,6 +365,7 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
       {"forgery_fraction", absl::StrCat(o.forgery_fraction)},
       {"hard_negative_fraction", absl::StrCat(o.hard_negative_fraction)},
       {"hard_negative_pool", absl::StrCat(o.hard_negative_pool)},
+      {"weight_average", absl::StrCat(o.weight_average)},
       {"augment_copies", absl::StrCat(config.augment.copies)},
       {"augment", absl::StrFormat(
                       "rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",

@@ -42,6 +42,10 @@ struct TrainOptions {
   // of `hard_negative_pool` candidates each, scored with embeddings refreshed every epoch.
   double hard_negative_fraction = 0.0;
   int hard_negative_pool = 16;
+  // Parameter averaging: when in (0, 1), an exponential moving average of the parameters with this
+  // decay per step (bias-corrected, so it averages only the steps taken) is what validation
+  // scores and what Fit returns; training itself steps the raw parameters as before.
+  double weight_average = 0.0;
   uint64_t seed = 1;
   int threads = 0;               // 0: DefaultThreads()
   // Gradient shards per mini-batch. Fixed independently of `threads`, so that a seed gives the
@@ -98,6 +102,9 @@ class Trainer {
   RowMatrix Embed(const std::vector<const Series*>& series) const;
 
   const Vector& params() const { return params_; }
+  // The parameters validation sees: the bias-corrected moving average with weight_average on
+  // (the raw parameters before the first step), else the raw parameters.
+  Vector EvaluatedParams() const;
   void set_params(Vector params);
   double learning_rate() const { return lr_; }
   const Architecture& architecture() const { return arch_; }
@@ -105,6 +112,7 @@ class Trainer {
  private:
   struct Shard;
 
+  RowMatrix EmbedWith(const Vector& params, const std::vector<const Series*>& series) const;
   std::vector<Pair> MineHardNegatives(const std::vector<Pair>& batch, const RowMatrix& embeddings,
                                       const class PairSampler& sampler, std::mt19937_64* rng) const;
 
@@ -118,6 +126,8 @@ class Trainer {
   std::unique_ptr<ThreadPool> pool_;
   Vector params_;
   Vector mean_square_;  // RMSprop state
+  Vector average_;      // weight_average: the moving average, not yet bias-corrected
+  double average_weight_ = 0;  // the weight the average has accumulated: 1 - decay^steps
   double lr_;
   uint64_t steps_ = 0;
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -52,6 +52,9 @@ ABSL_FLAG(double, init_scale, 0.1, "uniform initialisation range [-s, s]");
 ABSL_FLAG(double, forgery_fraction, 0.5, "share of negatives that are skilled forgeries (signature data)");
 ABSL_FLAG(double, hard_negatives, 0.0, "fraction of negatives chosen by hard-negative mining");
 ABSL_FLAG(int, hard_negative_pool, 16, "candidates scored per mined negative");
+ABSL_FLAG(double, weight_average, 0.0,
+          "0: off; else validate and keep a moving average of the parameters with this decay per "
+          "step (e.g. 0.998: about the last 500 steps)");
 ABSL_FLAG(uint64_t, seed, 1, "random seed (splits, initialisation, pairs, dropout)");
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, out, "", "where to write the weights file");
@@ -131,14 +134,18 @@ int main(int argc, char** argv) {
   o.forgery_fraction = absl::GetFlag(FLAGS_forgery_fraction);
   o.hard_negative_fraction = absl::GetFlag(FLAGS_hard_negatives);
   o.hard_negative_pool = absl::GetFlag(FLAGS_hard_negative_pool);
+  o.weight_average = absl::GetFlag(FLAGS_weight_average);
   o.seed = absl::GetFlag(FLAGS_seed);
   config.augment.seed = o.seed;
   o.threads = absl::GetFlag(FLAGS_threads);
   if (!(o.learning_rate > 0) || !(o.dropout >= 0 && o.dropout < 1) || o.batch_pairs < 1 ||
-      o.max_epochs < 1 || config.window < 1 || !(o.hard_negative_fraction >= 0 && o.hard_negative_fraction <= 1)) {
-    return Fail(tool, absl::InvalidArgumentError(
-                          "need --lr > 0, 0 <= --dropout < 1, --batch >= 1, --epochs >= 1, "
-                          "--window >= 1 and 0 <= --hard_negatives <= 1"));
+      o.max_epochs < 1 || config.window < 1 ||
+      !(o.hard_negative_fraction >= 0 && o.hard_negative_fraction <= 1) ||
+      !(o.weight_average >= 0 && o.weight_average < 1)) {
+    return Fail(tool,
+                absl::InvalidArgumentError(
+                    "need --lr > 0, 0 <= --dropout < 1, --batch >= 1, --epochs >= 1, "
+                    "--window >= 1, 0 <= --hard_negatives <= 1 and 0 <= --weight_average < 1"));
   }
 
   absl::StatusOr<srn::ValidationSplit> validation =

@@ -1,6 +1,7 @@
 #include "model/trainer.h"
 
 #include <atomic>
+#include <cmath>
 
 #include "gtest/gtest.h"
 #include "model/protocols.h"
@@ -70,6 +71,59 @@ TEST(TrainerTest, StepReducesLossOnAFixedBatch) {
   double last = first;
   for (int i = 0; i < 60; ++i) last = trainer.Step(series, pairs);
   EXPECT_LT(last, 0.6 * first);
+}
+
+TEST(TrainerTest, WeightAverageIsTheBiasCorrectedMeanOfTheSteps) {
+  const Dataset data = MakeSineDataset(3, 4, 2, 10, 10, 5);
+  Architecture arch = *ParseFamily("srn-a");
+  arch.input_dims = 2;
+  arch.hidden = 8;
+  TrainOptions options;
+  options.learning_rate = 1e-2;
+  options.weight_average = 0.7;
+  Trainer trainer(arch, options);
+  EXPECT_EQ(trainer.EvaluatedParams(), trainer.params());  // nothing averaged yet
+  const std::vector<const Series*> series = data.SeriesPointers();
+  const std::vector<Pair> pairs = {{0, 1, 1}, {0, 4, 0}, {5, 6, 1}, {2, 9, 0}};
+  std::vector<Vector> after_step;
+  for (int i = 0; i < 6; ++i) {
+    trainer.Step(series, pairs);
+    after_step.push_back(trainer.params());
+  }
+  // sum_i d^(k-i) (1 - d) p_i / (1 - d^k): every step's parameters, none of the initial ones.
+  const double d = options.weight_average;
+  const int k = static_cast<int>(after_step.size());
+  Eigen::VectorXd expected = Eigen::VectorXd::Zero(after_step[0].size());
+  for (int i = 1; i <= k; ++i) {
+    expected += std::pow(d, k - i) * (1 - d) * after_step[i - 1].cast<double>();
+  }
+  expected /= 1 - std::pow(d, k);
+  const Vector averaged = trainer.EvaluatedParams();
+  EXPECT_LT((averaged.cast<double>() - expected).norm(), 1e-5 * expected.norm());
+  EXPECT_GT((averaged - trainer.params()).norm(), 1e-3 * trainer.params().norm());
+
+  // Without averaging, and after set_params, validation sees the raw parameters.
+  trainer.set_params(after_step[2]);
+  EXPECT_EQ(trainer.EvaluatedParams(), after_step[2]);
+  options.weight_average = 0;
+  Trainer plain(arch, options);
+  plain.Step(series, pairs);
+  EXPECT_EQ(plain.EvaluatedParams(), plain.params());
+}
+
+TEST(TrainerTest, FitReturnsTheAveragedParameters) {
+  const Dataset train = MakeSineDataset(4, 8, 2, 10, 20, 3);
+  const Dataset val = MakeSineDataset(4, 4, 2, 10, 20, 4);
+  TrainConfig config = SmallConfig("srn-a");
+  config.arch.input_dims = 2;
+  config.options.max_epochs = 1;  // the only epoch is the best one
+  config.options.weight_average = 0.9;
+  Trainer trainer(config.arch, config.options);
+  absl::StatusOr<TrainResult> result = trainer.Fit(train, val);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->params, trainer.EvaluatedParams());
+  EXPECT_NE(result->params, trainer.params());
+  EXPECT_GT(result->best_val_auc, 0.6);
 }
 
 TEST(TrainerTest, DivergenceIsAClearFailure) {
