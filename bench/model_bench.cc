@@ -10,7 +10,8 @@
 // dtw/signature/verify5: the DTW verifier's work in one fused signature Verify (see below);
 // and peak/fma: the machine's measured AVX2 FMA rate (items are floating-point operations), on
 // one thread and on two, to turn FLOP counts into fractions of peak; peak/fma512 the same with
-// AVX-512, where the CPU has it.
+// AVX-512, where the CPU has it; kernel/indexed_rows and kernel/relu_forward/<units>: what the
+// register kernels' loads cost (see there).
 //
 // Every benchmark reports its analytic floating-point work per item (flops_per_item; formulas in
 // FlopsPerSeries below and in docs/BENCHMARKS.md), the resulting rate (FLOPS) and the number of
@@ -37,6 +38,7 @@
 #include "model/parallel.h"
 #include "model/parameters.h"
 #include "model/preprocess.h"
+#include "model/relu_kernels.h"
 #include "model/series.h"
 #include "model/signature_dtw.h"
 #include "model/signature_features.h"
@@ -279,6 +281,108 @@ __attribute__((noinline, target("avx512f"))) float FmaKernel512(int64_t iteratio
   return lanes[0] + lanes[15];
 }
 
+// Floats on a cache-line boundary, as the library keeps the kernels' weights.
+class AlignedFloats {
+ public:
+  explicit AlignedFloats(int64_t n)
+      : data_(static_cast<float*>(
+                  std::aligned_alloc(64, static_cast<size_t>((n * 4 + 63) / 64 * 64))),
+              &std::free) {}
+  float* data() { return data_.get(); }
+  float& operator[](int64_t i) { return data_[i]; }
+
+ private:
+  std::unique_ptr<float[], decltype(&std::free)> data_;
+};
+
+// The register kernels' inner loop alone, from L1: for each listed row, broadcast its weight,
+// load its index, and add weight x row into 8 accumulators (4 vectors x 2 sets, as
+// BlockAvx512<4, 2>). One vector load per FMA plus a broadcast and an index per row: next to
+// peak/fma512 (no loads) this shows what the loads cost. Items are flops (a row-vector FMA = 32).
+constexpr int kIndexedRows = 64;
+constexpr int kIndexedWidth = 64;
+
+__attribute__((noinline, target("avx512f"))) float IndexedRowsKernel(const float* rows,
+                                                                     const int* index,
+                                                                     const float* weight,
+                                                                     int64_t passes) {
+  __m512 acc[2][4];
+  for (auto& set : acc) {
+    for (__m512& a : set) a = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < passes; ++p) {
+    for (int k = 0; k < kIndexedRows; k += 2) {
+#pragma GCC unroll 2
+      for (int s = 0; s < 2; ++s) {
+        const __m512 v = _mm512_set1_ps(weight[k + s]);
+        const float* r = rows + int64_t{index[k + s]} * kIndexedWidth;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q)
+          acc[s][q] = _mm512_fmadd_ps(v, _mm512_load_ps(r + 16 * q), acc[s][q]);
+      }
+    }
+  }
+  __m512 sum = _mm512_setzero_ps();
+  for (auto& set : acc) {
+    for (__m512& a : set) sum = _mm512_add_ps(sum, a);
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, sum);
+  return lanes[0] + lanes[15];
+}
+
+void BM_IndexedRows(benchmark::State& state) {
+  constexpr int64_t kPasses = 4096;
+  AlignedFloats rows(kIndexedRows * kIndexedWidth);
+  std::vector<int> index(kIndexedRows);
+  std::vector<float> weight(kIndexedRows);
+  for (int i = 0; i < kIndexedRows * kIndexedWidth; ++i)
+    rows[i] = 1e-6f * static_cast<float>(i % 7);
+  for (int k = 0; k < kIndexedRows; ++k) {
+    index[k] = (k * 37) % kIndexedRows;  // a permutation: every row once, out of order
+    weight[k] = 1e-3f * static_cast<float>(k);
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(IndexedRowsKernel(rows.data(), index.data(), weight.data(), kPasses));
+  }
+  const double flops = 2.0 * kIndexedWidth * kIndexedRows * kPasses;
+  state.SetItemsProcessed(static_cast<int64_t>(flops) * state.iterations());
+}
+
+// The forward register kernel (ReluRecurrencePooled, one thread, the AVX-512 variant) over 350
+// frames of 15 inputs at widths from 64 to 256 units: A^T grows from 16 KiB (in L1) to 256 KiB
+// (in L2). Items are the flops of the rows the kernel actually adds (the 15 input rows and the
+// non-zero states of each step, counted once before timing), so the rate compares directly with
+// peak/fma512 and kernel/indexed_rows.
+void BM_ReluForwardWidth(benchmark::State& state) {
+  const int h = static_cast<int>(state.range(0));
+  constexpr int kIn = 15;
+  constexpr int kSteps = 350;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> init(-0.1f, 0.1f);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  AlignedFloats wt(kIn * h), at(int64_t{h} * h), b(h), z(int64_t{kSteps} * h), out(h);
+  std::vector<float> x(kSteps * kIn);
+  for (int i = 0; i < kIn * h; ++i) wt[i] = init(rng);
+  for (int64_t i = 0; i < int64_t{h} * h; ++i) at[i] = init(rng);
+  for (int i = 0; i < h; ++i) b[i] = 0.0f;
+  for (float& v : x) v = noise(rng);
+  const relu_kernels::Isa isa = relu_kernels::Isa::kAvx512;
+  relu_kernels::ReluRecurrence(isa, x.data(), kSteps, kIn, wt.data(), b.data(), at.data(), h,
+                               nullptr, z.data(), nullptr);
+  int64_t rows = int64_t{kIn} * kSteps;  // the input rows of every step, and the states' non-zeros
+  for (int64_t t = 0; t + 1 < kSteps; ++t) {
+    for (int i = 0; i < h; ++i) rows += z[t * h + i] != 0.0f;
+  }
+  for (auto _ : state) {
+    relu_kernels::ReluRecurrencePooled(isa, x.data(), kSteps, kIn, wt.data(), b.data(), at.data(),
+                                       h, true, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(2 * rows * h * state.iterations());
+  state.counters["rows_per_step"] = static_cast<double>(rows) / kSteps;
+}
+
 // What srn-server adds to a signature Verify when it fuses the DTW verifier: preparing the query
 // (SVC2004's mean length, 208 pen samples of kSignatureFeatureDims features) and its DTW distance
 // to 5 prepared references of 180-240 samples, one thread. Items are verifications.
@@ -319,6 +423,14 @@ void RegisterAll() {
     benchmark::RegisterBenchmark("peak/fma512", BM_PeakFma<FmaKernel512, 16>)
         ->Threads(1)
         ->Threads(2)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("kernel/indexed_rows", BM_IndexedRows)->UseRealTime();
+    benchmark::RegisterBenchmark("kernel/relu_forward", BM_ReluForwardWidth)
+        ->Arg(64)
+        ->Arg(96)
+        ->Arg(128)
+        ->Arg(192)
+        ->Arg(256)
         ->UseRealTime();
   }
   struct Family {
