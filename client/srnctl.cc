@@ -89,6 +89,11 @@ ABSL_FLAG(int, batch_pairs, 0, "train: pairs per mini-batch (default 50)");
 ABSL_FLAG(int, pairs_per_epoch, 0, "train: pairs per epoch (default 10 x series, at least 5000)");
 ABSL_FLAG(int, epochs, 0, "train: maximum epochs (default 20)");
 ABSL_FLAG(int, patience, 0, "train: epochs without improvement before stopping (default 5)");
+ABSL_FLAG(double, hard_negatives, 0,
+          "train: share of negatives chosen by hard-negative mining (default 0)");
+ABSL_FLAG(
+    double, weight_average, 0,
+    "train: keep a moving average of the parameters with this decay per step (default 0: off)");
 ABSL_FLAG(uint64_t, seed, 0, "train: random seed (default 1)");
 ABSL_FLAG(std::string, validation, "", "train: auto (default), classes or examples");
 ABSL_FLAG(std::string, activate, "manual", "train: manual, if-better or always");
@@ -124,7 +129,8 @@ Training and models (admin; the server needs --model_dir):
   train --upload=MANIFEST [hyperparameters] [--watch]
                                 queue a training job; hyperparameters: --family --hidden --layers
                                 --window --center_series --lr --dropout --batch_pairs
-                                --pairs_per_epoch --epochs --patience --seed --validation
+                                --pairs_per_epoch --epochs --patience --hard_negatives
+                                --weight_average --seed --validation
                                 --activate=manual|if-better|always --description
   jobs [--all]                  active jobs (--all: every recorded job)
   watch JOB                     live progress until the job ends (exit 0 iff it succeeded)
@@ -601,6 +607,8 @@ absl::StatusOr<v1::TrainingSpec> SpecFromFlags() {
   spec.set_pairs_per_epoch(absl::GetFlag(FLAGS_pairs_per_epoch));
   spec.set_max_epochs(absl::GetFlag(FLAGS_epochs));
   spec.set_patience(absl::GetFlag(FLAGS_patience));
+  spec.set_hard_negatives(absl::GetFlag(FLAGS_hard_negatives));
+  spec.set_weight_average(absl::GetFlag(FLAGS_weight_average));
   spec.set_seed(absl::GetFlag(FLAGS_seed));
   spec.set_validation(absl::GetFlag(FLAGS_validation));
   spec.set_description(absl::GetFlag(FLAGS_description));

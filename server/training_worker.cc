@@ -108,6 +108,13 @@ absl::StatusOr<v1::TrainingSpec> CompleteTrainingSpec(const v1::TrainingSpec& in
   if (spec.max_epochs() < 1 || spec.max_epochs() > 1000) return bad(absl::StrCat("max_epochs must be in [1, 1000], got ", spec.max_epochs()));
   if (spec.patience() < 1) return bad(absl::StrCat("patience must be positive, got ", spec.patience()));
   if (!(spec.lr_decay() > 0 && spec.lr_decay() <= 1)) return bad(absl::StrCat("lr_decay must be in (0, 1], got ", spec.lr_decay()));
+  if (!(spec.hard_negatives() >= 0 && spec.hard_negatives() <= 1)) {
+    return bad(absl::StrCat("hard_negatives must be in [0, 1], got ", spec.hard_negatives()));
+  }
+  if (!(spec.weight_average() >= 0 && spec.weight_average() < 1)) {
+    return bad(
+        absl::StrCat("weight_average must be 0 (off) or in (0, 1), got ", spec.weight_average()));
+  }
   if (!ParseValidationSplit(spec.validation()).ok()) {
     return bad(absl::StrCat("validation must be auto, classes or examples, got '", spec.validation(), "'"));
   }
@@ -517,6 +524,8 @@ void TrainingWorker::Run(Entry* entry) {
   o.max_epochs = spec.max_epochs();
   o.patience = spec.patience();
   o.lr_decay = spec.lr_decay();
+  o.hard_negative_fraction = spec.hard_negatives();
+  o.weight_average = spec.weight_average();
   o.seed = spec.seed();
   o.threads = std::max(1, options_.threads);
   {

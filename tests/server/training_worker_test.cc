@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -139,6 +140,23 @@ TEST_F(TrainingWorkerTest, TrainsAVersionAndActivatesItWhenAsked) {
   EXPECT_NEAR(models.models(1).val_auc(), job.progress().best_val_auc(), 1e-9);
 }
 
+TEST_F(TrainingWorkerTest, MiningAndAveragingReachTheTrainer) {
+  StartWorker();
+  v1::StartJobRequest request = SmallJob(1);
+  request.mutable_spec()->set_activation(v1::ACTIVATION_POLICY_ALWAYS);
+  request.mutable_spec()->set_hard_negatives(0.5);
+  request.mutable_spec()->set_weight_average(0.9);
+  absl::StatusOr<v1::Job> queued = worker_->StartJob(request);
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  const v1::Job job = WaitEnded(queued->job_id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.reason();
+  // The trained model records the options it was trained with.
+  const std::map<std::string, std::string>& hyper =
+      core_->model()->model->metadata().hyperparameters;
+  EXPECT_EQ(hyper.at("hard_negative_fraction"), "0.5");
+  EXPECT_EQ(hyper.at("weight_average"), "0.9");
+}
+
 TEST_F(TrainingWorkerTest, TrainsOnUploadedSeriesWithoutActivating) {
   StartWorker();
   UploadedDataset upload(options_);
@@ -255,6 +273,12 @@ TEST_F(TrainingWorkerTest, RequestsAreChecked) {
   StartWorker();
   v1::StartJobRequest r = SmallJob();
   r.mutable_spec()->set_learning_rate(-1);
+  EXPECT_EQ(worker_->StartJob(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r = SmallJob();
+  r.mutable_spec()->set_weight_average(1);
+  EXPECT_EQ(worker_->StartJob(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r = SmallJob();
+  r.mutable_spec()->set_hard_negatives(1.5);
   EXPECT_EQ(worker_->StartJob(r).status().code(), absl::StatusCode::kInvalidArgument);
   r = SmallJob();
   r.mutable_spec()->set_family("transformer");
