@@ -57,11 +57,17 @@ TEST(TrainerTest, SameSeedSameModelOnAnyThreadCount) {
   EXPECT_NE(a->model->params(), c->model->params());
 }
 
-TEST(TrainerTest, StepReducesLossOnAFixedBatch) {
-  const Dataset data = MakeSineDataset(3, 4, 2, 10, 10, 5);
-  Architecture arch = *ParseFamily("gru-a");
+// A family at 8 hidden units over the 2 features of MakeSineDataset, for driving Trainer::Step.
+Architecture TinyArchitecture(const std::string& family) {
+  Architecture arch = *ParseFamily(family);
   arch.input_dims = 2;
   arch.hidden = 8;
+  return arch;
+}
+
+TEST(TrainerTest, StepReducesLossOnAFixedBatch) {
+  const Dataset data = MakeSineDataset(3, 4, 2, 10, 10, 5);
+  const Architecture arch = TinyArchitecture("gru-a");
   TrainOptions options;
   options.learning_rate = 1e-2;
   Trainer trainer(arch, options);
@@ -75,9 +81,7 @@ TEST(TrainerTest, StepReducesLossOnAFixedBatch) {
 
 TEST(TrainerTest, WeightAverageIsTheBiasCorrectedMeanOfTheSteps) {
   const Dataset data = MakeSineDataset(3, 4, 2, 10, 10, 5);
-  Architecture arch = *ParseFamily("srn-a");
-  arch.input_dims = 2;
-  arch.hidden = 8;
+  const Architecture arch = TinyArchitecture("srn-a");
   TrainOptions options;
   options.learning_rate = 1e-2;
   options.weight_average = 0.7;
