@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace srn {
 
@@ -19,6 +24,28 @@ int DefaultThreads() {
   return threads;
 }
 
+namespace {
+
+// Polls `done` for up to ThreadPool::kSpinNanoseconds; returns whether it became true.
+template <typename Done>
+bool SpinUntil(Done done) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(ThreadPool::kSpinNanoseconds);
+  while (true) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      _mm_pause();
+#else
+      std::this_thread::yield();
+#endif
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+  }
+}
+
+}  // namespace
+
 // One ParallelFor call. It lives on the caller's stack; the caller returns only
 // once it is off the queue, every chunk has run and no worker still holds a
 // pointer to it (`active`).
@@ -28,7 +55,9 @@ struct ThreadPool::Job {
   int chunks;
   std::atomic<int> next{0};  // the next chunk to claim
   std::atomic<int> pending;  // chunks not yet finished
-  int active = 0;            // workers inside Drain(this); guarded by the pool's mu_
+  // Workers inside Drain(this); changed under the pool's mu_, read without it
+  // by a spinning caller.
+  std::atomic<int> active{0};
 };
 
 ThreadPool::ThreadPool(int threads) {
@@ -38,7 +67,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   work_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -64,11 +93,17 @@ void ThreadPool::Drain(Job* job) {
 void ThreadPool::WorkerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    work_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (stop_) return;
+    if (queue_.empty() && !stop_.load()) {
+      lock.unlock();
+      SpinUntil([this] { return queued_.load(std::memory_order_relaxed) > 0 || stop_.load(); });
+      lock.lock();
+    }
+    work_.wait(lock, [this] { return stop_.load() || !queue_.empty(); });
+    if (stop_.load()) return;
     Job* job = queue_.front();
     if (job->next.load() >= job->chunks) {
       queue_.pop_front();  // all claimed; its caller waits for the stragglers
+      queued_.store(static_cast<int>(queue_.size()));
       continue;
     }
     ++job->active;
@@ -100,6 +135,7 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(&job);
+    queued_.store(static_cast<int>(queue_.size()));
   }
   if (threads - 1 >= static_cast<int>(workers_.size())) {
     work_.notify_all();
@@ -108,8 +144,18 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
   }
   Drain(&job);
   std::unique_lock<std::mutex> lock(mu_);
-  if (auto it = std::find(queue_.begin(), queue_.end(), &job); it != queue_.end()) queue_.erase(it);
-  done_.wait(lock, [&job] { return job.pending.load() == 0 && job.active == 0; });
+  if (auto it = std::find(queue_.begin(), queue_.end(), &job); it != queue_.end()) {
+    queue_.erase(it);
+    queued_.store(static_cast<int>(queue_.size()));
+  }
+  // Off the queue, no worker can join the job any more: once those inside have
+  // left it, it is done.
+  auto finished = [&job] { return job.pending.load() == 0 && job.active.load() == 0; };
+  if (finished()) return;
+  lock.unlock();
+  if (SpinUntil(finished)) return;
+  lock.lock();
+  done_.wait(lock, finished);
 }
 
 void ParallelFor(int n, int threads, const std::function<void(int, int, int)>& fn) {

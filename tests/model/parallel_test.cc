@@ -128,6 +128,32 @@ TEST(ThreadPoolTest, ConcurrentAndNestedCallsAllComplete) {
   }
 }
 
+// Back-to-back calls whose chunks finish at once: a caller often sees its job
+// done while spinning and returns, and the next call's job takes the same stack
+// slot. A worker that still touches the old job then races with the new one's
+// construction (ThreadSanitizer reports it: CI runs this test under TSan) and
+// can corrupt its counters, which shows as a chunk run twice or never.
+TEST(ThreadPoolTest, BackToBackCallsEachRunEveryChunkOnce) {
+  ThreadPool pool(3);
+  for (int call = 0; call < 20000; ++call) {
+    std::atomic<int> runs[3] = {0, 0, 0};
+    pool.ParallelFor(3, 3, [&](int, int, int chunk) { runs[chunk].fetch_add(1); });
+    for (int c = 0; c < 3; ++c) ASSERT_EQ(runs[c].load(), 1) << "call " << call << " chunk " << c;
+  }
+}
+
+// A pool destroyed while its workers spin for the next job stops them and
+// returns (a worker spinning without looking at `stop` would hang the
+// destructor).
+TEST(ThreadPoolTest, DestroyingAPoolRightAfterACallStopsItsWorkers) {
+  for (int i = 0; i < 200; ++i) {
+    ThreadPool pool(3);
+    std::atomic<int> runs{0};
+    pool.ParallelFor(3, 3, [&](int, int, int) { runs.fetch_add(1); });
+    EXPECT_EQ(runs.load(), 3);
+  }
+}
+
 TEST(ThreadPoolTest, WorkersInheritTheCreatorsPriority) {
   const int caller_nice = getpriority(PRIO_PROCESS, 0);
   if (caller_nice >= 19) GTEST_SKIP() << "already at the lowest priority";
