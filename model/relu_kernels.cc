@@ -160,10 +160,21 @@ SRN_TARGET_AVX512 inline void RowsAvx512(__m512 (&acc)[kSets][kVecs], int count,
   }
 }
 
+// Where the AVX-512 forward step also puts z_t as it leaves the registers: the list of its
+// non-zeros for the next step (as NonZeros makes it; the blocks go in order of outputs), and,
+// for mean pooling, the running sum.
+struct StepOutputs {
+  int* index;
+  float* value;
+  int count;
+  float* sum;  // null: none
+};
+
 template <int kVecs, int kSets, bool kForward>
 SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* wt, const float* b,
                                           const float* at, const int* index, const float* value,
-                                          int nonzeros, int h, int i0, float* zt) {
+                                          int nonzeros, int h, int i0, float* zt,
+                                          StepOutputs* outputs) {
   __m512 acc[kSets][kVecs];
   for (int q = 0; q < kVecs; ++q)
     acc[0][q] = kForward ? _mm512_loadu_ps(b + i0 + 16 * q) : _mm512_setzero_ps();
@@ -172,12 +183,24 @@ SRN_TARGET_AVX512 inline void BlockAvx512(const float* xt, int in, const float* 
   }
   if (kForward) RowsAvx512<kVecs, kSets, false>(acc, in, xt, wt, nullptr, h, i0);
   RowsAvx512<kVecs, kSets, true>(acc, nonzeros, value, at, index, h, i0);
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int q = 0; q < kVecs; ++q) {
     __m512 sum = acc[0][q];
     for (int s = 1; s < kSets; ++s) sum = _mm512_add_ps(sum, acc[s][q]);
     // (The masked form: GCC 12 warns about the undefined source of the plain one.)
     if (kForward) sum = _mm512_maskz_max_ps(0xFFFF, sum, _mm512_setzero_ps());
-    _mm512_storeu_ps(zt + i0 + 16 * q, sum);
+    const int i = i0 + 16 * q;
+    _mm512_storeu_ps(zt + i, sum);
+    if (kForward && outputs != nullptr) {
+      if (outputs->sum != nullptr)
+        _mm512_storeu_ps(outputs->sum + i, _mm512_add_ps(_mm512_loadu_ps(outputs->sum + i), sum));
+      const __mmask16 nz = _mm512_cmp_ps_mask(sum, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+      _mm512_storeu_ps(outputs->value + outputs->count, _mm512_maskz_compress_ps(nz, sum));
+      _mm512_storeu_si512(
+          outputs->index + outputs->count,
+          _mm512_maskz_compress_epi32(nz, _mm512_add_epi32(lanes, _mm512_set1_epi32(i))));
+      outputs->count += __builtin_popcount(nz);
+    }
   }
 }
 
@@ -207,16 +230,16 @@ SRN_TARGET_AVX2 void StepAvx2(const float* xt, int in, const float* wt, const fl
 template <bool kForward>
 SRN_TARGET_AVX512 void StepAvx512(const float* xt, int in, const float* wt, const float* b,
                                   const float* at, const int* index, const float* value,
-                                  int nonzeros, int h, float* zt) {
+                                  int nonzeros, int h, float* zt, StepOutputs* outputs = nullptr) {
   int i0 = 0;
   for (; i0 + 64 <= h; i0 += 64)
-    BlockAvx512<4, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    BlockAvx512<4, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt, outputs);
   if (i0 + 32 <= h) {
-    BlockAvx512<2, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    BlockAvx512<2, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt, outputs);
     i0 += 32;
   }
   if (i0 + 16 <= h)
-    BlockAvx512<1, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt);
+    BlockAvx512<1, 2, kForward>(xt, in, wt, b, at, index, value, nonzeros, h, i0, zt, outputs);
 }
 
 template <Isa kIsa>
@@ -247,11 +270,25 @@ SRN_TARGET_AVX2 inline int ListNonZeros(const float* z, int h, int* index, float
                               : NonZerosAvx2(z, h, index, value);
 }
 
+// `index` and `value` have room for 2h entries: AVX-512 steps list z_t's non-zeros in one half
+// while they read z_(t-1)'s from the other.
 template <Isa kIsa>
 SRN_TARGET_AVX2 void RunSteps(const float* x, int64_t steps, int in, const float* wt,
                               const float* b, const float* at, int h, const float* init, float* z,
                               int64_t z_stride, float* sum, int* index, float* value) {
   int nonzeros = init == nullptr ? 0 : ListNonZeros<kIsa>(init, h, index, value);
+  if constexpr (kIsa == Isa::kAvx512) {
+    StepOutputs next{index + h, value + h, 0, sum};
+    for (int64_t t = 0; t < steps; ++t) {
+      next.count = 0;
+      StepAvx512<true>(x + t * in, in, wt, b, at, index, value, nonzeros, h, z + t * z_stride,
+                       &next);
+      nonzeros = next.count;
+      std::swap(index, next.index);
+      std::swap(value, next.value);
+    }
+    return;
+  }
   for (int64_t t = 0; t < steps; ++t) {
     float* zt = z + t * z_stride;
     Step<kIsa>(x + t * in, in, wt, b, at, index, value, nonzeros, h, zt, std::true_type());
@@ -260,6 +297,48 @@ SRN_TARGET_AVX2 void RunSteps(const float* x, int64_t steps, int in, const float
       for (int i = 0; i < h; ++i) sum[i] += zt[i];
     }
   }
+}
+
+// One backward step's elementwise part for outputs [0, h): d_pre_t = (z_t > 0) * (carry +
+// d_z_t) (d_z added when `add`), written to `dt` and added to `d_bias`; returns the number of
+// d_pre_t's non-zeros, listed in `index` and `value` as NonZeros does. Branch-free (h is a
+// multiple of the vector width): which states are zero is random.
+SRN_TARGET_AVX2 int BackElementsAvx2(const float* zt, const float* carry, const float* d_z,
+                                     bool add, int h, float* dt, float* d_bias, int* index,
+                                     float* value) {
+  for (int i = 0; i < h; i += 8) {
+    __m256 g = _mm256_loadu_ps(carry + i);
+    if (add) g = _mm256_add_ps(g, _mm256_loadu_ps(d_z + i));
+    const __m256 on = _mm256_cmp_ps(_mm256_loadu_ps(zt + i), _mm256_setzero_ps(), _CMP_GT_OQ);
+    g = _mm256_and_ps(g, on);
+    _mm256_storeu_ps(dt + i, g);
+    _mm256_storeu_ps(d_bias + i, _mm256_add_ps(_mm256_loadu_ps(d_bias + i), g));
+  }
+  return NonZerosAvx2(dt, h, index, value);
+}
+
+// The same sixteen at a time, listing the non-zeros from the registers as it goes (the same
+// lanes and values: masking with zeros is the AVX2 variant's `and`).
+SRN_TARGET_AVX512 int BackElementsAvx512(const float* zt, const float* carry, const float* d_z,
+                                         bool add, int h, float* dt, float* d_bias, int* index,
+                                         float* value) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int n = 0;
+  for (int i = 0; i < h; i += 16) {
+    __m512 g = _mm512_loadu_ps(carry + i);
+    if (add) g = _mm512_add_ps(g, _mm512_loadu_ps(d_z + i));
+    const __mmask16 on =
+        _mm512_cmp_ps_mask(_mm512_loadu_ps(zt + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+    g = _mm512_maskz_mov_ps(on, g);
+    _mm512_storeu_ps(dt + i, g);
+    _mm512_storeu_ps(d_bias + i, _mm512_add_ps(_mm512_loadu_ps(d_bias + i), g));
+    const __mmask16 nz = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    _mm512_storeu_ps(value + n, _mm512_maskz_compress_ps(nz, g));
+    _mm512_storeu_si512(
+        index + n, _mm512_maskz_compress_epi32(nz, _mm512_add_epi32(lanes, _mm512_set1_epi32(i))));
+    n += __builtin_popcount(nz);
+  }
+  return n;
 }
 
 // Backward through the steps, last to first: d_pre_t = (z_t > 0) * (carry + d_z_t), where the
@@ -271,20 +350,12 @@ SRN_TARGET_AVX2 void BackSteps(const float* z, int64_t steps, int h, const float
                                float* carry, int* index, float* value) {
   std::fill(carry, carry + h, 0.0f);
   for (int64_t t = steps - 1; t >= 0; --t) {
-    const float* zt = z + t * h;
-    float* dt = d_pre + t * h;
-    // Branch-free (h is a multiple of 8): which states are zero is random.
     const bool add = every_step || t == steps - 1;
-    for (int i = 0; i < h; i += 8) {
-      __m256 g = _mm256_loadu_ps(carry + i);
-      if (add) g = _mm256_add_ps(g, _mm256_loadu_ps(d_z + i));
-      const __m256 on = _mm256_cmp_ps(_mm256_loadu_ps(zt + i), _mm256_setzero_ps(), _CMP_GT_OQ);
-      g = _mm256_and_ps(g, on);
-      _mm256_storeu_ps(dt + i, g);
-      _mm256_storeu_ps(d_bias + i, _mm256_add_ps(_mm256_loadu_ps(d_bias + i), g));
-    }
+    const int nonzeros =
+        kIsa == Isa::kAvx512
+            ? BackElementsAvx512(z + t * h, carry, d_z, add, h, d_pre + t * h, d_bias, index, value)
+            : BackElementsAvx2(z + t * h, carry, d_z, add, h, d_pre + t * h, d_bias, index, value);
     if (t == 0) break;
-    const int nonzeros = ListNonZeros<kIsa>(dt, h, index, value);
     Step<kIsa>(a, index, value, nonzeros, h, carry, std::false_type());
   }
 }
@@ -459,17 +530,18 @@ namespace {
 void Run(Isa isa, const float* x, int64_t steps, int in, const float* wt, const float* b,
          const float* at, int h, const float* init, float* z, int64_t z_stride, float* sum) {
 #ifdef SRN_X86_KERNELS
-  // The step's non-zero states: on the stack for the widths that serve.
+  // Two lists of a step's non-zero states (see RunSteps): on the stack for the widths that
+  // serve.
   constexpr int kStackHidden = 512;
-  int stack_index[kStackHidden];
-  float stack_value[kStackHidden];
+  int stack_index[2 * kStackHidden];
+  float stack_value[2 * kStackHidden];
   std::vector<int> heap_index;
   std::vector<float> heap_value;
   int* index = stack_index;
   float* value = stack_value;
   if (h > kStackHidden) {
-    heap_index.resize(h);
-    heap_value.resize(h);
+    heap_index.resize(2 * h);
+    heap_value.resize(2 * h);
     index = heap_index.data();
     value = heap_value.data();
   }
