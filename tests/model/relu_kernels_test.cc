@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -247,7 +248,7 @@ TEST(ReluKernelsTest, TransposedProductAddsDTransposeTimesS) {
   const std::vector<Isa> isas = Variants();
   if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2: the kernels are never used";
   for (Isa isa : isas) {
-    for (int m : {8, 16, 24, 64, 128}) {
+    for (int m : {8, 16, 24, 32, 48, 64, 80, 128}) {
       if (!Supported(isa, m)) continue;
       // Column counts around every vector and tile edge; row counts across the cache chunks.
       for (int n : {1, 7, 8, 9, 15, 16, 17, 26, 33, 64, 128}) {
@@ -270,6 +271,29 @@ TEST(ReluKernelsTest, TransposedProductAddsDTransposeTimesS) {
             }
           }
         }
+      }
+    }
+  }
+}
+
+// Every element of the product is one chain of FMAs over the rows in order, in both variants
+// and whatever their tiles and chunks: the two agree bit for bit, so the trainer's results do
+// not depend on the instruction set or on how the kernel is blocked.
+TEST(ReluKernelsTest, TransposedProductVariantsAgreeBitForBit) {
+  if (!Supported(Isa::kAvx512, 16)) GTEST_SKIP() << "this CPU has no AVX-512";
+  for (int m : {16, 32, 48, 64, 80, 128}) {
+    for (int n : {7, 15, 26, 64, 128}) {
+      const int rows = 301;
+      std::vector<float> d = Uniform(static_cast<size_t>(rows) * m, -1, 1, 41);
+      for (size_t i = 0; i < d.size(); i += 3) d[i] = 0.0f;  // as d_pre: many zeros
+      const std::vector<float> sm = Uniform(static_cast<size_t>(rows) * n, -1, 1, 42);
+      std::vector<float> avx2 = Uniform(static_cast<size_t>(m) * n, -1, 1, 43);
+      std::vector<float> avx512 = avx2;
+      AddTransposedProduct(Isa::kAvx2, d.data(), rows, m, sm.data(), n, avx2.data());
+      AddTransposedProduct(Isa::kAvx512, d.data(), rows, m, sm.data(), n, avx512.data());
+      for (size_t i = 0; i < avx2.size(); ++i) {
+        ASSERT_EQ(std::memcmp(&avx2[i], &avx512[i], sizeof(float)), 0)
+            << "m=" << m << " n=" << n << " at " << i << ": " << avx2[i] << " vs " << avx512[i];
       }
     }
   }
