@@ -32,7 +32,7 @@ int DefaultThreads();
 // polls for the next job, and a caller whose own chunks are done polls for the
 // others. A training step on short series takes a few hundred microseconds and
 // would otherwise wait for two wake-ups, the worker's before its chunk and the
-// caller's after it; polling made the Arabic-shape training benchmark 5-13%
+// caller's after it; polling made the Arabic-shape training benchmark 4-13%
 // faster on 2 threads (docs/BENCHMARKS.md). Idle threads stop polling after
 // that time, so an idle pool costs nothing.
 class ThreadPool {
