@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -25,13 +25,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/numbers.h"
 #include "absl/time/time.h"
+#include "client/durations.h"
 #include "client/series_files.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -757,10 +758,14 @@ std::string ProgressLine(const v1::Job& job) {
   constexpr int kWidth = 30;
   const int filled = static_cast<int>(kWidth * std::min(1.0, std::max(0.0, p.fraction())));
   return absl::StrFormat(
-      "%s %s [%s%s] %3.0f%% epoch %d/%d step %d/%d loss %.4f val_auc %.4f lr %.2e elapsed %.0fs eta %.0fs",
-      job.job_id(), JobStateName(job.state()), std::string(filled, '='), std::string(kWidth - filled, ' '),
-      100 * p.fraction(), p.epoch(), p.max_epochs(), p.step(), p.steps_per_epoch(), p.loss(), p.val_auc(),
-      p.learning_rate(), p.elapsed_seconds(), p.estimated_remaining_seconds());
+      "%s %s [%s%s] %3.0f%% epoch %d/%d step %d/%d loss %.4f val_auc %.4f lr %.2e elapsed %s eta "
+      "%s",
+      job.job_id(), JobStateName(job.state()), std::string(filled, '='),
+      std::string(kWidth - filled, ' '), 100 * p.fraction(), p.epoch(), p.max_epochs(), p.step(),
+      p.steps_per_epoch(), p.loss(), p.val_auc(), p.learning_rate(),
+      FormatSeconds(p.elapsed_seconds()),
+      // No step done yet: no estimate (the server reports 0).
+      p.fraction() > 0 ? FormatSeconds(p.estimated_remaining_seconds()) : "-");
 }
 
 int WatchJob(const Client& client, const std::string& job_id) {
