@@ -4,7 +4,11 @@
 Reads RUNS/<protocol>/<dataset>/<model>/[h<hidden>-]s<seed>.log (first line "+ command", a
 "RESULT key=value ..." line at the end) and writes OUT/paper/tables.md, OUT/paper/runs.md,
 OUT/figures/within_domain_auc.png and OUT/figures/hidden_sweep.png. Cells with no log say
-"not measured". Statistics: mean ± population standard deviation over the seeds found.
+"not measured". Statistics: mean ± population standard deviation over the seeds found. Beside
+each measured cell: the paper's value (PAPER below), or n/a where the paper gives none.
+
+reproduce_paper.sh runs it last (`--only=render` runs nothing else); by hand:
+  /usr/bin/python3 bench/paper/make_tables.py --runs=build/paper-runs --out=docs
 """
 import argparse
 import collections
@@ -24,14 +28,54 @@ DATASETS = ["arabic-digit", "arabic-voice", "svc2004-noforg", "svc2004"]
 DATASET_NAMES = {"arabic-digit": "Arabic (digit)", "arabic-voice": "Arabic (voice)",
                  "svc2004-noforg": "SVC2004 without forgeries (paper: MCYT)",
                  "svc2004": "SVC2004 with forgeries (paper: MCYT)"}
-# The paper's per-model numbers were not recovered for this repository (see docs/RESULTS.md).
-# Searched 2026-11-25: the stored copies of arXiv 1603.04713v1 that we could reach
-# (arxiv-vanity.com/papers/1603.04713, documents.pub) held only the title, abstract and the
-# start of the introduction, not Tables 2/3 or the text of Figure 3. Put them here as
-# {(table, dataset, model): "value"} with table in "table2" / "table3" / "figure3", only when
-# they come from the paper itself, never from memory.
-PAPER = {}
-NOT_RECOVERED = "n/a"
+# The paper's values, transcribed from ../shared/paper/TABLES.md (Pei, Tax & van der Maaten
+# 2016, Tables 1-3, set out there row by row and checked against the paper's text). Nothing here
+# is from memory. Our SVC2004 columns take the paper's MCYT rows (MCYT is not public). Not here:
+# the Sign data set's values (no counterpart in this repository), Table 3 for SN-A, SN-L,
+# logistic and the Fisher models and for MCYT with forgery (the paper ran one-shot only with
+# SRN-A, SRN-L and DTW, without forgeries), and Figure 3 (a plot, no numbers).
+# Table 2, out-of-domain AUC: one row per data set, columns in the paper's order (that of MODELS).
+PAPER_TABLE2 = {
+    "arabic-digit": "0.681 0.714 0.768 0.539 0.761 0.725 0.600 0.561",
+    "arabic-voice": "0.849 0.788 0.802 0.684 0.730 0.640 0.698 0.630",
+    "svc2004-noforg": "0.914 0.920 0.816 0.760 0.824 0.952 0.752 0.844",  # MCYT (without forgery)
+    "svc2004": "0.888 0.876 0.828 0.668 0.782 0.894 0.805 0.813",  # MCYT (with forgery)
+}
+# Table 3, one-shot 1-NN accuracy: SRN-A, SRN-L, DTW.
+PAPER_TABLE3 = {
+    "arabic-digit": "0.618 0.613 0.801",
+    "arabic-voice": "0.273 0.228 0.151",
+    "svc2004-noforg": "0.418 0.548 0.913",  # MCYT (without forgery)
+}
+# {(table, dataset, model): "value"}, table in "table2" / "table3".
+PAPER = {("table2", d, m): v for d, row in PAPER_TABLE2.items() for m, v in zip(MODELS, row.split())}
+PAPER.update({("table3", d, m): v for d, row in PAPER_TABLE3.items()
+              for m, v in zip(["srn-a", "srn-l", "dtw"], row.split())})
+# Table 1 (the data sets) and Table 2's class splits, with the data set standing in here.
+# Dimensions "13 x 2": 13 features under a window of 2 frames (the paper's section 4.1).
+PAPER_TABLE1 = [  # data set, dimensions, classes, samples, length min / mean / max, split, here
+    ("Arabic (digit)", "13 x 2", "10", "8800", "3 / 39 / 92", "1-7 / 8-10", "arabic-digit"),
+    ("Arabic (voice)", "13 x 2", "88", "8800", "3 / 39 / 92", "1-60 / 61-88", "arabic-voice"),
+    ("MCYT (without forgery)", "5 x 3", "100", "2500", "34 / 349 / 1161", "1-70 / 71-100",
+     "svc2004-noforg"),
+    ("MCYT (with forgery)", "5 x 3", "100", "5000", "34 / 438 / 2687", "1-70 / 71-100", "svc2004"),
+    ("Sign", "77 x 2", "19", "760", "40 / 112 / 198", "1-14 / 15-19", None),
+]
+# What stands in here: the data sets of ../shared/data and the classes their protocols split.
+HERE = {"arabic-digit": "Arabic (digit): the same data, digits 1-7 / 8-10",
+        "arabic-voice": "Arabic (voice): the same data, speakers 1-60 / 61-88",
+        "svc2004-noforg": "SVC2004 Task 2 without forgeries: 40 signers x 20 genuine, "
+                          "signers 1-30 / 31-40",
+        "svc2004": "SVC2004 Task 2 with forgeries: 40 signers x (20 genuine + 20 forgeries), "
+                   "signers 1-30 / 31-40"}
+NO_PAPER_VALUE = "n/a"
+PROTOCOL_NOTE = (
+    "The paper's protocol differs from ours in places: it windows the input frames (2 on Arabic, 3 on "
+    "MCYT; the SRN-family models here use 1), tunes hidden units and dropout on validation (here 64 units "
+    "and no dropout), takes MCYT's negatives with forgery only from skilled forgeries of the same "
+    "signature (here half of the training negatives, and every trial pair in testing), and measures "
+    "one-shot accuracy by leave-one-per-class-out validation (here a mean over 10 random draws of one "
+    "reference per class).")
 
 LOG = re.compile(r"^(?:h(?P<hidden>\d+)-)?s(?P<seed>\d+)\.log$")
 VALIDATION = re.compile(r"best validation AUC (?P<auc>[0-9.]+)")
@@ -94,16 +138,31 @@ def collect(runs_list, protocol, metric, hidden):
     return table
 
 
-def markdown_table(table, key):
-    head = "| model | " + " | ".join(f"{DATASET_NAMES[d]} srn | paper" for d in DATASETS) + " |"
-    sep = "|---|" + "---|---|" * len(DATASETS)
+def markdown_table(table, key=None):
+    """Models by data sets; with key ("table2" / "table3"), a paper column beside each data set."""
+    if key:
+        head = "| model | " + " | ".join(f"{DATASET_NAMES[d]} srn | paper" for d in DATASETS) + " |"
+        sep = "|---|" + "---|---|" * len(DATASETS)
+    else:
+        head = "| model | " + " | ".join(DATASET_NAMES[d] for d in DATASETS) + " |"
+        sep = "|---|" + "---|" * len(DATASETS)
     rows = [head, sep]
     for m in MODELS:
         cells = []
         for d in DATASETS:
             cells.append(cell(table.get((d, m), [])))
-            cells.append(PAPER.get((key, d, m), NOT_RECOVERED))
+            if key:
+                cells.append(PAPER.get((key, d, m), NO_PAPER_VALUE))
         rows.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def table1():
+    rows = ["| data set (paper) | dimensions | classes | samples | length min / mean / max | "
+            "training / test classes | used here |", "|---|---|---|---|---|---|---|"]
+    for name, dims, classes, samples, lengths, split, here in PAPER_TABLE1:
+        rows.append(f"| {name} | {dims} | {classes} | {samples} | {lengths} | {split} | "
+                    f"{HERE[here] if here else 'nothing (not public)'} |")
     return "\n".join(rows)
 
 
@@ -194,15 +253,19 @@ def main():
               if a.quick else "")
     md = [f"# Paper tables (generated by bench/paper/reproduce_paper.sh; do not edit)\n\n{banner}"
           f"Mean ± population standard deviation over the seeds measured (their number in brackets). "
-          f"SRN-family models: {a.hidden} hidden units. \"paper\": the paper's value; n/a = not recovered "
-          f"for this repository (never filled from memory). Every command and RESULT line: runs.md.\n"]
+          f"SRN-family models: {a.hidden} hidden units. \"paper\": the paper's value, from "
+          f"../shared/paper/TABLES.md (its MCYT rows beside SVC2004); n/a = the paper gives none. "
+          f"Every command and RESULT line: runs.md.\n"]
+    md.append("## Table 1: the data sets (the paper's values) and what stands in for them here\n\n" +
+              table1() + "\n\n" + PROTOCOL_NOTE + "\n")
     md.append("## Table 2: out-of-domain AUC\n\n" +
               markdown_table(collect(runs_list, "out-of-domain", "auc", a.hidden), "table2") + "\n")
     md.append("## Table 3: one-shot accuracy (out-of-domain test classes)\n\n" +
               markdown_table(collect(runs_list, "out-of-domain", "oneshot", a.hidden), "table3") + "\n")
     within = collect(runs_list, "within-domain", "auc", a.hidden)
-    md.append("## Figure 3: within-domain AUC\n\n![within-domain AUC](../figures/within_domain_auc.png)\n\n" +
-              markdown_table(within, "figure3") + "\n")
+    md.append("## Figure 3: within-domain AUC\n\n![within-domain AUC](../figures/within_domain_auc.png)\n\n"
+              "The paper gives Figure 3 as a plot only, so this table has no paper column.\n\n" +
+              markdown_table(within) + "\n")
     within_plot(within, os.path.join(a.out, "figures", "within_domain_auc.png"))
     per_dataset = {d: sweep(runs_list, d) for d in a.sweep_datasets.split()}
     hs = sorted({h for sw in per_dataset.values() for m in sw.values() for h in m})
@@ -219,16 +282,21 @@ def main():
     lines = ["## Hidden units chosen on validation (seed 1)\n",
              "For each dataset and model, the sweep run (Figure 2) with the best validation AUC (held-out "
              "training classes, never test classes), as the paper tunes them, and that run's test figures. "
-             "One seed: the five-seed tables above use 64 units throughout.\n",
-             "| dataset | model | hidden units | validation AUC | out-of-domain AUC | one-shot |",
-             "|---|---|---|---|---|---|"]
+             "One seed: the five-seed tables above use 64 units throughout. \"paper\": Tables 2 and 3 "
+             "(means over five repetitions, widths tuned on validation).\n",
+             "| dataset | model | hidden units | validation AUC | out-of-domain AUC | paper | one-shot "
+             "| paper |",
+             "|---|---|---|---|---|---|---|---|"]
     for dataset in a.sweep_datasets.split():
         for m in ["srn-a", "srn-l", "sn-a", "sn-l"]:
+            p2 = PAPER.get(("table2", dataset, m), NO_PAPER_VALUE)
+            p3 = PAPER.get(("table3", dataset, m), NO_PAPER_VALUE)
             if (dataset, m) in chosen:
                 h, v, auc, one = chosen[(dataset, m)]
-                lines.append(f"| {dataset} | {NAMES[m]} | {h} | {v:.3f} | {auc:.3f} | {one:.3f} |")
+                lines.append(f"| {dataset} | {NAMES[m]} | {h} | {v:.3f} | {auc:.3f} | {p2} | {one:.3f} "
+                             f"| {p3} |")
             else:
-                lines.append(f"| {dataset} | {NAMES[m]} | not measured | | | |")
+                lines.append(f"| {dataset} | {NAMES[m]} | not measured | | | {p2} | | {p3} |")
     md.append("\n".join(lines) + "\n")
     with open(os.path.join(a.out, "paper", "tables.md"), "w") as f:
         f.write("\n".join(md))
