@@ -66,7 +66,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "model/tools/flags_help.h"
+#include "base/flags_help.h"
 #include "srn/v1/similarity.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",

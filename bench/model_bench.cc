@@ -33,17 +33,17 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "model/architecture.h"
-#include "model/pair_loss.h"
-#include "model/parallel.h"
-#include "model/parameters.h"
-#include "model/preprocess.h"
-#include "model/relu_kernels.h"
-#include "model/series.h"
-#include "model/signature_dtw.h"
-#include "model/signature_features.h"
-#include "model/similarity_model.h"
-#include "model/trainer.h"
+#include "model/nn/architecture.h"
+#include "model/nn/pair_loss.h"
+#include "model/nn/parallel.h"
+#include "model/nn/parameters.h"
+#include "model/data/preprocess.h"
+#include "model/nn/relu_kernels.h"
+#include "model/data/series.h"
+#include "model/signature/signature_dtw.h"
+#include "model/data/signature_features.h"
+#include "model/nn/similarity_model.h"
+#include "model/train/trainer.h"
 
 namespace srn {
 namespace {

@@ -15,7 +15,7 @@ C++ benchmarks, <family>/<shape>/<metric>:
   train_batch50   one optimisation step on 50 pairs over 100 distinct series: encoder, head
                   sigmoid(v . (h1 * h2) + c), BCE with logits (mean over pairs), backward,
                   elementwise gradient clipping at 5, RMSprop (lr 1e-3, alpha 0.9, eps 1e-6),
-                  as model/trainer.cc does. Items: pairs.
+                  as model/train/trainer.cc does. Items: pairs.
 
 The peer is meant to be as fast as idiomatic PyTorch gets, not a straw man:
   * the encoder is torch.nn.RNN(nonlinearity='relu') / torch.nn.GRU (PyTorch's own fused loop),

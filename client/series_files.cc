@@ -7,11 +7,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "model/csv_dataset.h"
-#include "model/series.h"
-#include "model/signature_features.h"
-#include "model/status_macros.h"
-#include "model/svc2004.h"
+#include "model/data/csv_dataset.h"
+#include "model/data/series.h"
+#include "model/data/signature_features.h"
+#include "base/file.h"
+#include "base/status_macros.h"
+#include "model/data/svc2004.h"
 
 namespace srn {
 namespace {

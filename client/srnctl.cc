@@ -39,9 +39,10 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "model/csv_dataset.h"
-#include "model/status_macros.h"
-#include "model/tools/flags_help.h"
+#include "model/data/csv_dataset.h"
+#include "base/file.h"
+#include "base/status_macros.h"
+#include "base/flags_help.h"
 #include "srn/v1/similarity.grpc.pb.h"
 #include "srn/v1/training.grpc.pb.h"
 

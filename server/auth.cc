@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "model/csv_dataset.h"
+#include "base/file.h"
 
 namespace srn {
 namespace {

@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 #include "server/sqlite_status.h"
 
 namespace srn {

@@ -12,8 +12,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "model/parallel.h"
-#include "model/tools/flags_help.h"
+#include "model/nn/parallel.h"
+#include "base/flags_help.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks one)");
@@ -26,13 +26,13 @@ ABSL_FLAG(double, default_threshold, 0.5,
 ABSL_FLAG(std::string, dtw_fusion, "",
           "signature models: fuse Verify's SRN score with the DTW signature verifier, calibrated "
           "as W1:O1,WN:ON (weight and offset with one reference, then with several; srn-eval "
-          "--protocol=svc2004-cv --fuse_dtw prints them), or off (default: the bundled model's "
-          "calibration while serving it)");
+          "--protocol=svc2004-cv --fuse_dtw prints them), or off (default: the calibration "
+          "recorded in the served model's weights file)");
 ABSL_FLAG(std::string, dtw_spread, "",
           "signature models with the DTW fusion: with one reference, divide the DTW distance by "
           "the spread predicted from the reference's shape, by the model c0,c1,c2,c3,lo,hi that "
-          "srn-eval --protocol=svc2004-cv prints; off: do not (default: the model fitted on "
-          "SVC2004, which the bundled calibration was measured with)");
+          "srn-eval --protocol=svc2004-cv prints; off: do not (default: the spread model "
+          "recorded in the served model's weights file)");
 ABSL_FLAG(std::string, default_fusion, "mean", "how reference scores fuse by default: max, mean or top-k-mean");
 ABSL_FLAG(int, fusion_k, 3, "k of top-k-mean fusion when a request does not say");
 ABSL_FLAG(int, max_series_length, 20000, "frames (or pen samples) per series");
@@ -98,29 +98,29 @@ int main(int argc, char** argv) {
     return 2;
   }
   srn::CoreOptions& core = options.core;
+  srn::CalibrationOverride& calibration = options.calibration;
   const std::string dtw_fusion = absl::GetFlag(FLAGS_dtw_fusion);
-  if (dtw_fusion.empty()) {
-    core.dtw_fusion = srn::kBundledModelDtwFusion;
-    core.dtw_fusion_model_id = srn::kBundledModelId;
-  } else if (dtw_fusion != "off") {
-    absl::StatusOr<srn::DtwFusionCalibration> calibration =
-        srn::ParseDtwFusionCalibration(dtw_fusion);
-    if (!calibration.ok()) {
-      std::cerr << "srn-server: --dtw_fusion: " << calibration.status().message() << "\n";
+  if (dtw_fusion == "off") {
+    calibration.dtw_fusion = srn::DtwFusionCalibration{};
+  } else if (!dtw_fusion.empty()) {
+    absl::StatusOr<srn::DtwFusionCalibration> parsed = srn::ParseDtwFusionCalibration(dtw_fusion);
+    if (!parsed.ok()) {
+      std::cerr << "srn-server: --dtw_fusion: " << parsed.status().message() << "\n";
       return 2;
     }
-    core.dtw_fusion = *calibration;
+    calibration.dtw_fusion = *parsed;
   }
   const std::string dtw_spread = absl::GetFlag(FLAGS_dtw_spread);
-  if (dtw_spread.empty()) {
-    core.dtw_spread = srn::kBundledDtwSpread;
-  } else if (dtw_spread != "off") {
-    absl::StatusOr<srn::DtwSpreadModel> spread = srn::ParseDtwSpreadModel(dtw_spread);
-    if (!spread.ok()) {
-      std::cerr << "srn-server: --dtw_spread: " << spread.status().message() << "\n";
-      return 2;
+  if (!dtw_spread.empty()) {
+    calibration.dtw_spread_set = true;
+    if (dtw_spread != "off") {
+      absl::StatusOr<srn::DtwSpreadModel> spread = srn::ParseDtwSpreadModel(dtw_spread);
+      if (!spread.ok()) {
+        std::cerr << "srn-server: --dtw_spread: " << spread.status().message() << "\n";
+        return 2;
+      }
+      calibration.dtw_spread = *spread;
     }
-    core.dtw_spread = *spread;
   }
   core.default_threshold = static_cast<float>(absl::GetFlag(FLAGS_default_threshold));
   core.default_fusion_k = absl::GetFlag(FLAGS_fusion_k);
@@ -131,11 +131,11 @@ int main(int argc, char** argv) {
   options.training.limits = core.limits;
   const std::string fusion = absl::GetFlag(FLAGS_default_fusion);
   if (fusion == "max") {
-    core.default_fusion = srn::FusionRule::kMax;
+    core.default_fusion = srn::ReferenceFusion::kMax;
   } else if (fusion == "mean") {
-    core.default_fusion = srn::FusionRule::kMean;
+    core.default_fusion = srn::ReferenceFusion::kMean;
   } else if (fusion == "top-k-mean") {
-    core.default_fusion = srn::FusionRule::kTopKMean;
+    core.default_fusion = srn::ReferenceFusion::kTopKMean;
   } else {
     std::cerr << "srn-server: --default_fusion must be max, mean or top-k-mean\n";
     return 2;

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 #include "server/subject_store.h"
 
 namespace srn {

@@ -16,9 +16,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "model/csv_dataset.h"
-#include "model/status_macros.h"
-#include "model/weights_file.h"
+#include "base/file.h"
+#include "base/status_macros.h"
+#include "model/weights/weights_file.h"
 
 namespace srn {
 namespace {
@@ -35,42 +35,6 @@ absl::Status ErrnoStatus(const std::string& what, int err) {
                       absl::StrCat(what, ": ", std::strerror(err)));
 }
 
-// Writes `text` to `path` atomically and durably.
-absl::Status WriteFileAtomically(const std::string& dir, const std::string& path,
-                                 const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("cannot create ", tmp), errno);
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(absl::StrCat("cannot write ", tmp), err);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(absl::StrCat("cannot flush ", tmp), err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(absl::StrCat("cannot rename ", tmp, " to ", path), err);
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return absl::OkStatus();
-}
-
 // The version of a registry file name "v<N>.srnw", or 0.
 int64_t VersionOfName(const std::string& name) {
   if (!absl::StartsWith(name, "v") || !absl::EndsWith(name, ".srnw")) return 0;
@@ -82,8 +46,8 @@ int64_t VersionOfName(const std::string& name) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(const std::string& dir,
-                                                                   ServerMetrics* metrics) {
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(
+    const std::string& dir, ServerMetrics* metrics, const CalibrationOverride& calibration) {
   if (dir.empty()) return absl::InvalidArgumentError("the model directory is empty");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -92,7 +56,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(const std::st
         absl::StrCat("cannot use model directory ", dir, ": ", ec ? ec.message() : "not a directory"));
   }
   const std::string absolute = std::filesystem::canonical(dir, ec).string();
-  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(ec ? dir : absolute, metrics));
+  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(ec ? dir : absolute, metrics, calibration));
   absl::MutexLock lock(&registry->mu_);
   SRN_RETURN_IF_ERROR(registry->LoadManifest());
   return registry;
@@ -163,7 +127,7 @@ absl::Status ModelRegistry::SaveManifest() {
   for (const auto& [version, v] : versions_) {
     absl::StrAppend(&text, "origin ", version, " ", v.info.origin(), "\n");
   }
-  return WriteFileAtomically(dir_, absl::StrCat(dir_, "/", kManifestName), text);
+  return WriteFileAtomically(absl::StrCat(dir_, "/", kManifestName), text);
 }
 
 ModelRegistry::Version ModelRegistry::Describe(int64_t version, const std::string& origin) const {
@@ -201,12 +165,7 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelRegistry::LoadVersion(i
       return absl::NotFoundError(absl::StrCat("no model version ", version));
     }
   }
-  SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SimilarityModel> model, LoadModel(PathOf(version)));
-  auto serving = std::make_shared<ServingModel>();
-  serving->id = ModelFingerprint(*model);
-  serving->model = std::move(model);
-  serving->source = PathOf(version);
-  return std::shared_ptr<const ServingModel>(std::move(serving));
+  return LoadServingModel(PathOf(version), absl::StrCat(version), calibration_);
 }
 
 absl::StatusOr<int64_t> ModelRegistry::Register(const std::string& from, const std::string& origin,

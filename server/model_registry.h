@@ -13,8 +13,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "model/similarity_model.h"
+#include "model/nn/similarity_model.h"
 #include "server/server_metrics.h"
+#include "server/serving_model.h"
 #include "server/similarity_core.h"
 #include "srn/v1/training.pb.h"
 
@@ -38,8 +39,9 @@ class ModelRegistry {
   // Opens (creating) `dir`, reads the manifest and checks every v<N>.srnw file (a version whose
   // file no longer loads is listed with its error and cannot be activated). DataLoss for a
   // damaged manifest. `metrics` may be null.
-  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Open(const std::string& dir,
-                                                             ServerMetrics* metrics);
+  // `calibration` applies to every version it loads (see ServingModel).
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Open(
+      const std::string& dir, ServerMetrics* metrics, const CalibrationOverride& calibration = {});
   ~ModelRegistry();
 
   // The active version (0 when none) and its model, loaded, for start-up.
@@ -85,7 +87,8 @@ class ModelRegistry {
     std::string error;      // why the file does not load ("" when it does)
   };
 
-  ModelRegistry(std::string dir, ServerMetrics* metrics) : dir_(std::move(dir)), metrics_(metrics) {}
+  ModelRegistry(std::string dir, ServerMetrics* metrics, CalibrationOverride calibration)
+      : dir_(std::move(dir)), metrics_(metrics), calibration_(std::move(calibration)) {}
 
   std::string PathOf(int64_t version) const;
   absl::Status SaveManifest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -100,6 +103,7 @@ class ModelRegistry {
 
   const std::string dir_;
   ServerMetrics* const metrics_;
+  const CalibrationOverride calibration_;
   SimilarityCore* core_ = nullptr;
 
   absl::Mutex activate_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // held for a whole activation

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "model/signature_features.h"
+#include "model/data/signature_features.h"
 
 namespace srn {
 namespace {

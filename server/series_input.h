@@ -4,8 +4,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "model/series.h"
-#include "model/similarity_model.h"
+#include "model/data/series.h"
+#include "model/nn/similarity_model.h"
 #include "srn/v1/similarity.pb.h"
 
 namespace srn {

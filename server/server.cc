@@ -14,9 +14,9 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "model/csv_dataset.h"
-#include "model/status_macros.h"
-#include "model/weights_file.h"
+#include "base/file.h"
+#include "base/status_macros.h"
+#include "model/weights/weights_file.h"
 
 namespace srn {
 namespace {
@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   if (!options.model_dir.empty()) {
     absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
-        ModelRegistry::Open(options.model_dir, server->metrics_.get());
+        ModelRegistry::Open(options.model_dir, server->metrics_.get(), options.calibration);
     if (!registry.ok()) {
       return absl::Status(registry.status().code(), absl::StrCat("cannot open the model directory: ",
                                                                  registry.status().message()));
@@ -143,16 +143,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
       return absl::FailedPreconditionError(
           "no weights file given (--weights) and no bundled default model found");
     }
-    absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = LoadModel(weights);
-    if (!model.ok()) {
-      return absl::Status(model.status().code(),
-                          absl::StrCat("cannot load model: ", model.status().message()));
+    absl::StatusOr<std::shared_ptr<const ServingModel>> loaded =
+        LoadServingModel(weights, "", options.calibration);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("cannot load model: ", loaded.status().message()));
     }
-    auto serving = std::make_shared<ServingModel>();
-    serving->model = *model;
-    serving->id = ModelFingerprint(**model);
-    serving->source = weights;
-    serving_model = serving;
+    serving_model = *std::move(loaded);
     if (server->model_registry_ != nullptr) {
       absl::StatusOr<int64_t> imported = server->model_registry_->ImportInitial(weights);
       if (!imported.ok()) {

@@ -18,6 +18,7 @@
 #include "server/model_registry.h"
 #include "server/store_lock.h"
 #include "server/training_service.h"
+#include "server/serving_model.h"
 #include "server/training_worker.h"
 
 namespace srn {
@@ -29,6 +30,9 @@ struct ServerOptions {
   std::string weights_path;                        // empty: the bundled default model
   std::string store_path = "srn-store.db";         // SQLite file, or ":memory:" (not durable)
   CoreOptions core;
+  // Replaces parts of the served models' recorded verification calibration (--dtw_fusion,
+  // --dtw_spread).
+  CalibrationOverride calibration;
   int max_message_bytes = 16 << 20;
 
   // TLS: server certificate chain and key (PEM files); optional client-certificate verification.
@@ -51,20 +55,6 @@ struct ServerOptions {
 // The path of the bundled default model, or "" when no copy is found next to the binary
 // (share/srn/models) or in the source tree it was built from.
 std::string DefaultModelPath();
-
-// The DTW fusion calibration of the bundled model's recipe (a1), cross-validated on SVC2004:
-// `srn-eval --protocol=svc2004-cv --fuse_dtw=...` on its fold models, "to deploy" lines
-// (docs/RESULTS.md, docs/DEFAULT_MODEL.md). srn-server applies it whenever it serves the model
-// with this fingerprint, unless told otherwise (--dtw_fusion). Retraining the bundled model
-// means measuring these again (a test checks that the fingerprint is still the bundled one's).
-inline constexpr DtwFusionCalibration kBundledModelDtwFusion = {2.0, -2.00308, 4.0, -4.95391};
-// The DTW verifier's single-reference spread model fitted on all 40 SVC2004 signers (srn-eval
-// --protocol=svc2004-cv, "to deploy: --dtw_spread="), which kBundledModelDtwFusion's one-reference
-// weight and offset were measured with. It belongs to the DTW verifier and the pen features, not
-// to one SRN, so srn-server uses it with any fusion calibration unless told otherwise.
-inline constexpr DtwSpreadModel kBundledDtwSpread = {
-    {-0.423193, -0.255644, -0.693426, 0.0868051}, -1.27963, -0.0237914};
-inline constexpr char kBundledModelId[] = "977f9a8c377c410b";
 
 // A running srn server: the similarity service, health, reflection and the metrics endpoint.
 // Start-up refuses (with the reason) a missing or corrupt weights file, an unusable store, bad

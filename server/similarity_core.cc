@@ -7,10 +7,11 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
-#include "model/parallel.h"
-#include "model/signature_dtw.h"
-#include "model/status_macros.h"
-#include "server/clock.h"
+#include "model/nn/parallel.h"
+#include "model/signature/signature_dtw.h"
+#include "model/signature/verification.h"
+#include "base/status_macros.h"
+#include "base/clock.h"
 
 namespace srn {
 namespace {
@@ -23,39 +24,13 @@ absl::Status CheckThreshold(float threshold, const std::string& what) {
   return absl::OkStatus();
 }
 
-v1::Fusion ToProto(FusionRule rule) {
+v1::Fusion ToProto(ReferenceFusion rule) {
   switch (rule) {
-    case FusionRule::kMax: return v1::FUSION_MAX;
-    case FusionRule::kMean: return v1::FUSION_MEAN;
-    case FusionRule::kTopKMean: return v1::FUSION_TOP_K_MEAN;
+    case ReferenceFusion::kMax: return v1::FUSION_MAX;
+    case ReferenceFusion::kMean: return v1::FUSION_MEAN;
+    case ReferenceFusion::kTopKMean: return v1::FUSION_TOP_K_MEAN;
   }
   return v1::FUSION_UNSPECIFIED;
-}
-
-// The mean similarity among a subject's references (0 with fewer than 2).
-double MutualSimilarity(const SimilarityModel& model, const SubjectEntry& entry) {
-  const int n = entry.references();
-  double sum = 0;
-  for (int i = 0; i < n; ++i) {
-    for (int j = i + 1; j < n; ++j) {
-      sum += model.Score(entry.embeddings.row(i).data(), entry.embeddings.row(j).data());
-    }
-  }
-  return n < 2 ? 0.0 : sum / (n * (n - 1) / 2);
-}
-
-// The threshold EnrollRequest.threshold_shift derives from a subject's references, clamped to
-// [0, 1]: their mean mutual similarity plus the shift (srn::SubjectThreshold, shift form), or,
-// when Verify's score is DTW-fused and so already normalized by the references, 0.5 plus it.
-absl::StatusOr<float> DerivedThreshold(const SubjectEntry& entry, bool fused) {
-  const int n = entry.references();
-  if (n < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "subject '", entry.id, "' would have ", n, " reference; a threshold derived from the "
-        "references (threshold_shift) needs at least 2 (or set threshold instead)"));
-  }
-  const double t = (fused ? 0.5 : entry.mutual_similarity) + *entry.threshold_shift;
-  return static_cast<float>(std::clamp(t, 0.0, 1.0));
 }
 
 }  // namespace
@@ -123,11 +98,11 @@ SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
   }
 }
 
-FusionRule SimilarityCore::Fusion(v1::Fusion requested) const {
+ReferenceFusion SimilarityCore::Fusion(v1::Fusion requested) const {
   switch (requested) {
-    case v1::FUSION_MAX: return FusionRule::kMax;
-    case v1::FUSION_MEAN: return FusionRule::kMean;
-    case v1::FUSION_TOP_K_MEAN: return FusionRule::kTopKMean;
+    case v1::FUSION_MAX: return ReferenceFusion::kMax;
+    case v1::FUSION_MEAN: return ReferenceFusion::kMean;
+    case v1::FUSION_TOP_K_MEAN: return ReferenceFusion::kTopKMean;
     default: return options_.default_fusion;
   }
 }
@@ -138,18 +113,21 @@ void SimilarityCore::UpdateEnrolledMetrics() const {
 
 absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
     const ServingModel& model, const google::protobuf::RepeatedPtrField<v1::SeriesInput>& inputs,
-    const std::string& what) const {
-  absl::InlinedVector<Series, 1> raw;
-  raw.reserve(inputs.size());
+    const std::string& what, std::vector<Series>* raw) const {
+  absl::InlinedVector<Series, 1> series;
+  series.reserve(inputs.size());
   for (int i = 0; i < inputs.size(); ++i) {
     SRN_ASSIGN_OR_RETURN(Series s, ToRawSeries(inputs[i], *model.model, options_.limits,
                                                 absl::StrCat(what, "[", i, "]")));
     if (metrics_ != nullptr) metrics_->SeriesLength(s.length());
-    raw.push_back(std::move(s));
+    series.push_back(std::move(s));
   }
   absl::InlinedVector<const Series*, 1> pointers;
-  for (const Series& s : raw) pointers.push_back(&s);
-  return model.model->Embed(pointers);
+  for (const Series& s : series) pointers.push_back(&s);
+  SRN_ASSIGN_OR_RETURN(RowMatrix embeddings, model.model->Embed(pointers, options_.threads));
+  if (raw != nullptr) raw->assign(std::make_move_iterator(series.begin()),
+                                  std::make_move_iterator(series.end()));
+  return embeddings;
 }
 
 absl::StatusOr<RowMatrix> SimilarityCore::EmbedOne(const ServingModel& model,
@@ -187,7 +165,7 @@ absl::StatusOr<v1::SimilarityResponse> SimilarityCore::Similarity(
     metrics_->SeriesLength(a.length());
     metrics_->SeriesLength(b.length());
   }
-  SRN_ASSIGN_OR_RETURN(RowMatrix emb, model->model->Embed({&a, &b}));
+  SRN_ASSIGN_OR_RETURN(RowMatrix emb, model->model->Embed({&a, &b}, options_.threads));
   v1::SimilarityResponse response;
   response.set_similarity(model->model->Score(emb.row(0).data(), emb.row(1).data()));
   response.set_model_id(model->id);
@@ -226,7 +204,9 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
   // meantime, embed again with the new one.
   for (int attempt = 0; attempt < 3; ++attempt) {
     const std::shared_ptr<const ServingModel> model = index_.model();
-    SRN_ASSIGN_OR_RETURN(RowMatrix emb, EmbedInputs(*model, request.references(), "references"));
+    std::vector<Series> raw;
+    SRN_ASSIGN_OR_RETURN(RowMatrix emb,
+                         EmbedInputs(*model, request.references(), "references", &raw));
 
     absl::MutexLock write(&write_mu_);
     const SubjectIndex::View view = index_.Lookup(request.subject_id());
@@ -257,10 +237,13 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     if (append) {
       entry->embeddings.topRows(old_rows) = view.subject->embeddings;
       entry->inputs = view.subject->inputs;
+      // The stored references' DTW preparation is by the same model and options: keep it.
+      entry->dtw_references = view.subject->dtw_references;
     }
     entry->embeddings.bottomRows(emb.rows()) = emb;
     entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
-    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get()));
+    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get(), &raw,
+                                            static_cast<int>(entry->dtw_references.size())));
 
     const auto start = std::chrono::steady_clock::now();
     SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
@@ -290,37 +273,42 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   if (metrics_ != nullptr) metrics_->SeriesLength(raw.length());
   SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
   const SubjectEntry& subject = *view.subject;
-  std::vector<float> scores(subject.references());
-  for (int r = 0; r < subject.references(); ++r) {
-    scores[r] = model.model->Score(query.row(0).data(), subject.embeddings.row(r).data());
+  std::vector<double> similarities(subject.references());
+  model.model->Score(query.row(0).data(), subject.embeddings.data(), subject.references(),
+                     similarities.data());
+  VerificationPolicy policy;
+  policy.fusion = Fusion(request.fusion());
+  policy.top_k = request.top_k() > 0 ? request.top_k() : options_.default_fusion_k;
+  VerificationEvidence evidence;
+  evidence.similarities = similarities;
+  evidence.mutual_similarity = subject.mutual_similarity;
+  std::vector<double> distances;
+  // The entry's DTW references match the model it was built with, which is `model` (they are
+  // read together); they are empty only when the fusion is off.
+  if (model.FusesDtw() && !subject.dtw_references.empty()) {
+    policy.dtw_fusion = model.calibration.dtw_fusion;
+    SRN_ASSIGN_OR_RETURN(const Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
+    for (const Series& ref : subject.dtw_references) {
+      distances.push_back(SignatureDtwDistance(prepared, ref, options_.dtw));
+    }
+    evidence.dtw_distances = distances;
+    evidence.dtw_spread = subject.dtw_spread;
   }
-  const FusionRule rule = Fusion(request.fusion());
-  const int k = request.top_k() > 0 ? request.top_k() : options_.default_fusion_k;
-  float score = FuseScores(scores.data(), static_cast<int>(scores.size()), rule, k);
+  const VerificationScore verification = ScoreVerification(evidence, policy);
+  const float score = static_cast<float>(verification.score);
   const float threshold = request.has_threshold() ? request.threshold()
                           : subject.threshold.has_value() ? *subject.threshold
                                                           : options_.default_threshold;
   v1::VerifyResponse response;
-  // The entry's DTW references match the model it was built with, which is `model` (they are
-  // read together); they are empty only when the fusion is off.
-  if (FusesDtw(model) && !subject.dtw_references.empty()) {
-    SRN_ASSIGN_OR_RETURN(const Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
-    double distance = 0;
-    for (const Series& ref : subject.dtw_references) {
-      distance += SignatureDtwDistance(prepared, ref, options_.dtw);
-    }
-    const double ratio =
-        distance / static_cast<double>(subject.dtw_references.size()) / subject.dtw_spread;
-    response.set_srn_score(score);
-    response.set_dtw_distance_ratio(static_cast<float>(ratio));
-    score = static_cast<float>(FusedVerificationScore(score, subject.mutual_similarity, ratio,
-                                                      subject.references(), options_.dtw_fusion));
+  if (verification.dtw_ratio.has_value()) {
+    response.set_srn_score(static_cast<float>(verification.srn));
+    response.set_dtw_distance_ratio(static_cast<float>(*verification.dtw_ratio));
   }
   response.set_score(score);
   response.set_accepted(score >= threshold);
   response.set_threshold(threshold);
-  response.mutable_reference_scores()->Add(scores.begin(), scores.end());
-  response.set_fusion(ToProto(rule));
+  for (double s : similarities) response.add_reference_scores(static_cast<float>(s));
+  response.set_fusion(ToProto(policy.fusion));
   response.set_model_id(model.id);
   if (metrics_ != nullptr) metrics_->VerifyDecision(response.accepted());
   return response;
@@ -335,7 +323,7 @@ absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::Identify
   const int top_k = request.top_k() > 0 ? request.top_k() : 5;
   const float threshold = request.has_threshold() ? request.threshold()
                                                   : -std::numeric_limits<float>::infinity();
-  const FusionRule rule = Fusion(request.fusion());
+  const ReferenceFusion rule = Fusion(request.fusion());
   const int threads = options_.threads > 0 ? options_.threads : DefaultThreads();
   for (int attempt = 0; attempt < 3; ++attempt) {
     const std::shared_ptr<const ServingModel> model = index_.model();
@@ -429,14 +417,15 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
   info.set_source(serving->source);
   info.set_default_threshold(options_.default_threshold);
   info.set_default_fusion(ToProto(options_.default_fusion));
-  if (FusesDtw(*serving)) {
+  if (serving->FusesDtw()) {
+    const VerificationCalibration& c = serving->calibration;
     v1::DtwFusion* f = info.mutable_dtw_fusion();
-    f->set_weight_one(options_.dtw_fusion.weight_one);
-    f->set_offset_one(options_.dtw_fusion.offset_one);
-    f->set_weight_many(options_.dtw_fusion.weight_many);
-    f->set_offset_many(options_.dtw_fusion.offset_many);
-    if (options_.dtw_spread.has_value()) {
-      f->set_single_reference_spread(FormatDtwSpreadModel(*options_.dtw_spread));
+    f->set_weight_one(c.dtw_fusion.weight_one);
+    f->set_offset_one(c.dtw_fusion.offset_one);
+    f->set_weight_many(c.dtw_fusion.weight_many);
+    f->set_offset_many(c.dtw_fusion.offset_many);
+    if (c.dtw_spread.has_value()) {
+      f->set_single_reference_spread(FormatDtwSpreadModel(*c.dtw_spread));
     }
   }
   return info;
@@ -464,7 +453,7 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   }
   std::vector<const Series*> pointers;
   for (const Series& s : raw) pointers.push_back(&s);
-  SRN_ASSIGN_OR_RETURN(RowMatrix emb, model.model->Embed(pointers));
+  SRN_ASSIGN_OR_RETURN(RowMatrix emb, model.model->Embed(pointers, options_.threads));
   auto fresh = std::make_shared<SubjectEntry>(entry);
   fresh->embeddings = std::move(emb);
   fresh->model_id = model.id;
@@ -473,26 +462,22 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   return std::shared_ptr<const SubjectEntry>(std::move(fresh));
 }
 
-bool SimilarityCore::FusesDtw(const ServingModel& model) const {
-  return options_.dtw_fusion.enabled() &&
-         model.model->preprocessor().kind == FeatureKind::kSignature &&
-         (options_.dtw_fusion_model_id.empty() || options_.dtw_fusion_model_id == model.id);
-}
-
 absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, SubjectEntry* entry,
-                                                 const std::vector<Series>* raw) const {
+                                                 const std::vector<Series>* raw,
+                                                 int prepared) const {
   const SimilarityModel& model = *serving.model;
-  const bool fused = FusesDtw(serving);
+  const bool fused = serving.FusesDtw();
   // Only the fused score and a derived threshold use the mutual similarity.
-  entry->mutual_similarity =
-      fused || entry->threshold_shift.has_value() ? MutualSimilarity(model, *entry) : 0.0;
-  entry->dtw_references.clear();
+  entry->mutual_similarity = fused || entry->threshold_shift.has_value()
+                                 ? MeanMutualScore(MutualSimilarities(model, entry->embeddings))
+                                 : 0.0;
+  entry->dtw_references.resize(fused ? prepared : 0);
   entry->dtw_spread = 1;
   if (fused) {
     RequestLimits unlimited = options_.limits;
     unlimited.max_series_length = std::numeric_limits<int>::max();
     const int references = static_cast<int>(entry->inputs.size());
-    for (int r = 0; r < references; ++r) {
+    for (int r = prepared; r < references; ++r) {
       Series parsed;
       if (raw == nullptr) {
         v1::SeriesInput input;
@@ -502,11 +487,12 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
         }
         SRN_ASSIGN_OR_RETURN(parsed, ToRawSeries(input, model, unlimited, "reference"));
       }
-      const Series& features = raw != nullptr ? (*raw)[r] : parsed;
-      SRN_ASSIGN_OR_RETURN(Series prepared, PrepareForSignatureDtw(features, options_.dtw));
-      entry->dtw_references.push_back(std::move(prepared));
-      if (references == 1 && options_.dtw_spread.has_value()) {
-        SRN_ASSIGN_OR_RETURN(entry->dtw_spread, PredictDtwSpread(*options_.dtw_spread, features));
+      const Series& features = raw != nullptr ? (*raw)[r - prepared] : parsed;
+      SRN_ASSIGN_OR_RETURN(Series dtw_ready, PrepareForSignatureDtw(features, options_.dtw));
+      entry->dtw_references.push_back(std::move(dtw_ready));
+      if (references == 1 && serving.calibration.dtw_spread.has_value()) {
+        SRN_ASSIGN_OR_RETURN(entry->dtw_spread,
+                             PredictDtwSpread(*serving.calibration.dtw_spread, features));
       }
     }
     if (references >= 2) {
@@ -514,7 +500,13 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
     }
   }
   if (entry->threshold_shift.has_value()) {
-    SRN_ASSIGN_OR_RETURN(entry->threshold, DerivedThreshold(*entry, fused));
+    absl::StatusOr<double> threshold = DerivedThreshold(
+        entry->references(), entry->mutual_similarity, *entry->threshold_shift, fused);
+    if (!threshold.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("subject '", entry->id, "': ", threshold.status().message()));
+    }
+    entry->threshold = static_cast<float>(*threshold);
   }
   return absl::OkStatus();
 }

@@ -8,7 +8,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "model/signature_dtw.h"
+#include "model/signature/signature_dtw.h"
+#include "model/signature/verification.h"
 #include "server/series_input.h"
 #include "server/server_metrics.h"
 #include "server/subject_index.h"
@@ -20,23 +21,15 @@ namespace srn {
 struct CoreOptions {
   RequestLimits limits;
   float default_threshold = 0.5f;  // accept when the fused similarity reaches it
-  FusionRule default_fusion = FusionRule::kMean;
+  ReferenceFusion default_fusion = ReferenceFusion::kMean;
   int default_fusion_k = 3;        // for top-k mean
   int threads = 0;                 // for batch embedding and Identify scans; 0: all cores
-  // Verify of signature models fuses the SRN with the DTW signature verifier when enabled (see
-  // DtwFusionCalibration; its numbers belong to one SRN recipe, measured by srn-eval). Verify's
-  // score is then the calibrated fused score, 0.5 at the equal-error point, and a threshold
-  // derived from the references (threshold_shift) is 0.5 + shift, since the fused score is
-  // already normalized by the references.
-  DtwFusionCalibration dtw_fusion;
-  // When set, the fusion applies only while the model with this id (fingerprint) is served: a
-  // calibration belongs to one model.
-  std::string dtw_fusion_model_id;
+  // The DTW signature verifier that Verify fuses with signature models whose calibration enables
+  // it (ServingModel::calibration, see model/signature/verification.h). Verify's score is then
+  // the calibrated fused score, 0.5 at the equal-error point, and a threshold derived from the
+  // references (threshold_shift) is 0.5 + shift, since the fused score is already normalized by
+  // the references.
   SignatureDtwOptions dtw;
-  // With one reference and the fusion on, the DTW distance is divided by the spread this predicts
-  // from the reference's shape (PredictDtwSpread), as srn-eval measured the calibration; unset:
-  // not divided.
-  std::optional<DtwSpreadModel> dtw_spread;
 };
 
 // The logic of the similarity service, independent of gRPC: validates each request, embeds with
@@ -81,23 +74,25 @@ class SimilarityCore {
   absl::StatusOr<v1::ModelInfo> GetModelInfo() const;
 
  private:
-  // Converts and embeds inputs with `model`; `what` names them in errors ("series", "references").
-  absl::StatusOr<RowMatrix> EmbedInputs(const ServingModel& model,
-                                        const google::protobuf::RepeatedPtrField<v1::SeriesInput>& inputs,
-                                        const std::string& what) const;
+  // Converts and embeds inputs with `model`; `what` names them in errors ("series",
+  // "references"). `raw`, when given, receives the converted series.
+  absl::StatusOr<RowMatrix> EmbedInputs(
+      const ServingModel& model, const google::protobuf::RepeatedPtrField<v1::SeriesInput>& inputs,
+      const std::string& what, std::vector<Series>* raw = nullptr) const;
   absl::StatusOr<RowMatrix> EmbedOne(const ServingModel& model, const v1::SeriesInput& input,
                                      const std::string& what) const;
   // Re-embeds a subject's stored inputs with `model`.
   absl::StatusOr<std::shared_ptr<const SubjectEntry>> Reembed(const SubjectEntry& entry,
                                                               const ServingModel& model) const;
-  // Whether Verify fuses DTW with `model` (enabled for it, and it takes signatures).
-  bool FusesDtw(const ServingModel& model) const;
   // Fills what Verify needs beyond the embeddings (mutual similarity, DTW references) and the
-  // derived threshold, from the entry's inputs and embeddings by `model`. `raw`, when given, is
-  // the entry's inputs already converted (one series per reference), saving their parsing.
+  // derived threshold, from the entry's inputs and embeddings by `model`. The first `prepared`
+  // DTW references already in the entry are kept (an enrollment that adds references); `raw`,
+  // when given, holds the others' inputs already converted (one series per reference from
+  // `prepared` on), saving their parsing.
   absl::Status PrepareVerification(const ServingModel& model, SubjectEntry* entry,
-                                   const std::vector<Series>* raw = nullptr) const;
-  FusionRule Fusion(v1::Fusion requested) const;
+                                   const std::vector<Series>* raw = nullptr,
+                                   int prepared = 0) const;
+  ReferenceFusion Fusion(v1::Fusion requested) const;
   void UpdateEnrolledMetrics() const;
 
   const CoreOptions options_;

@@ -32,7 +32,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "model/status_macros.h"
+#include "base/status_macros.h"
 #include "server/sqlite_status.h"
 #include "server/subject_store.h"
 

@@ -5,7 +5,7 @@
 #include <functional>
 #include <queue>
 
-#include "model/parallel.h"
+#include "model/nn/parallel.h"
 
 namespace srn {
 namespace {
@@ -17,36 +17,6 @@ constexpr int kBlockRows = 1024;
 constexpr int64_t kParallelRows = 32768;
 
 }  // namespace
-
-float FuseScores(const float* scores, int n, FusionRule rule, int top_k) {
-  if (n <= 0) return 0.0f;
-  switch (rule) {
-    case FusionRule::kMax:
-      return *std::max_element(scores, scores + n);
-    case FusionRule::kMean: {
-      double sum = 0;
-      for (int i = 0; i < n; ++i) sum += scores[i];
-      return static_cast<float>(sum / n);
-    }
-    case FusionRule::kTopKMean: {
-      const int k = std::max(1, std::min(top_k, n));
-      float best[64];
-      std::vector<float> heap_storage;
-      float* sorted = best;
-      if (n > 64) {
-        heap_storage.assign(scores, scores + n);
-        sorted = heap_storage.data();
-      } else {
-        std::copy(scores, scores + n, best);
-      }
-      std::partial_sort(sorted, sorted + k, sorted + n, std::greater<float>());
-      double sum = 0;
-      for (int i = 0; i < k; ++i) sum += sorted[i];
-      return static_cast<float>(sum / k);
-    }
-  }
-  return 0.0f;
-}
 
 // A subject's consecutive rows inside one block.
 struct Run {
@@ -220,7 +190,7 @@ bool SubjectIndex::Remove(const std::string& id) {
 }
 
 std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model, const float* query,
-                                                      int top_k, FusionRule rule, int fusion_k,
+                                                      int top_k, ReferenceFusion rule, int fusion_k,
                                                       float threshold, int threads,
                                                       bool* stale) const {
   std::shared_ptr<const Scan> scan;
@@ -231,12 +201,6 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
     scan = scan_;
   }
   const SimilarityModel& m = *model.model;
-  const int dims = m.embedding_dims();
-  // logit(row) = row . (v * q) + c
-  Vector weights(dims);
-  const float* v = m.params().data() + m.layout().v_offset();
-  for (int i = 0; i < dims; ++i) weights[i] = v[i] * query[i];
-  const float c = m.params()[m.layout().c_offset()];
 
   auto worse = [](const IdentifyCandidate& a, const IdentifyCandidate& b) { return a.score > b.score; };
   using Heap = std::priority_queue<IdentifyCandidate, std::vector<IdentifyCandidate>, decltype(worse)>;
@@ -246,17 +210,17 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
   std::vector<std::vector<IdentifyCandidate>> partial(threads);
   ParallelFor(num_blocks, threads, [&](int begin, int end, int worker) {
     Heap heap(worse);
-    Vector logits;
-    std::vector<float> sims;
+    std::vector<float> block_scores;
+    std::vector<double> sims;
     for (int b = begin; b < end; ++b) {
       const Block& block = *scan->blocks[b];
       if (block.used == 0) continue;
-      logits.noalias() = block.embeddings.topRows(block.used) * weights;
+      block_scores.resize(block.used);
+      m.ScoreRows(query, block.embeddings.topRows(block.used), block_scores.data());
       for (const Run& run : block.runs) {
         if (!run.alive) continue;
-        sims.resize(run.rows);
-        for (int r = 0; r < run.rows; ++r) sims[r] = 1.0f / (1.0f + std::exp(-(logits[run.begin + r] + c)));
-        const float score = FuseScores(sims.data(), run.rows, rule, fusion_k);
+        sims.assign(block_scores.begin() + run.begin, block_scores.begin() + run.begin + run.rows);
+        const float score = static_cast<float>(FuseReferenceScores(sims, rule, fusion_k));
         if (score < threshold) continue;
         if (static_cast<int>(heap.size()) < top_k) {
           heap.push({run.entry, score});

@@ -11,23 +11,11 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "model/series.h"
-#include "model/similarity_model.h"
+#include "model/data/series.h"
+#include "model/signature/verification.h"
+#include "server/serving_model.h"
 
 namespace srn {
-
-// The model a server answers with, and what identifies it.
-struct ServingModel {
-  std::shared_ptr<const SimilarityModel> model;
-  std::string id;      // ModelFingerprint(*model)
-  std::string source;  // where it was loaded from
-};
-
-// How the scores of a query against several references become one.
-enum class FusionRule { kMax, kMean, kTopKMean };
-
-// Fuses similarities (each in [0, 1]) by `rule`; `top_k` applies to kTopKMean.
-float FuseScores(const float* scores, int n, FusionRule rule, int top_k);
 
 // A subject as served. Immutable once published; shared by every request that looks at it.
 struct SubjectEntry {
@@ -85,10 +73,10 @@ class SubjectIndex {
              std::vector<std::shared_ptr<const SubjectEntry>> entries) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The `top_k` subjects whose fused similarity to `query` (an embedding by `model`) is highest,
-  // best first, leaving out those below `threshold`. Returns FailedPrecondition-free results only
-  // when `model` is still the index's model; otherwise `*stale` is set and nothing is returned.
+  // best first, leaving out those below `threshold`. When `model` is no longer the index's model
+  // (swapped since the query was embedded), sets `*stale` and returns nothing.
   std::vector<IdentifyCandidate> Identify(const ServingModel& model, const float* query, int top_k,
-                                          FusionRule rule, int fusion_k, float threshold,
+                                          ReferenceFusion rule, int fusion_k, float threshold,
                                           int threads, bool* stale) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Up to `limit` subjects with ids greater than `after`, in id order.

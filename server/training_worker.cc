@@ -17,14 +17,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "model/arabic_digit.h"
-#include "model/architecture.h"
-#include "model/csv_dataset.h"
-#include "model/protocols.h"
-#include "model/status_macros.h"
-#include "model/svc2004.h"
-#include "model/weights_file.h"
-#include "server/clock.h"
+#include "model/data/arabic_digit.h"
+#include "model/nn/architecture.h"
+#include "model/data/csv_dataset.h"
+#include "model/eval/protocols.h"
+#include "base/status_macros.h"
+#include "model/data/svc2004.h"
+#include "model/weights/weights_file.h"
+#include "base/clock.h"
 
 namespace srn {
 namespace {

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -18,16 +20,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "model/dataset.h"
-#include "model/dtw.h"
-#include "model/fisher.h"
-#include "model/parallel.h"
-#include "model/protocols.h"
-#include "model/signature_protocol.h"
-#include "model/tools/flags_help.h"
+#include "model/data/dataset.h"
+#include "model/eval/dtw.h"
+#include "model/baselines/fisher.h"
+#include "model/nn/parallel.h"
+#include "model/eval/protocols.h"
+#include "model/signature/signature_protocol.h"
+#include "model/signature/verification.h"
+#include "base/flags_help.h"
 #include "model/tools/tool_common.h"
-#include "model/trainer.h"
-#include "model/weights_file.h"
+#include "model/train/trainer.h"
+#include "model/weights/weights_file.h"
 
 ABSL_FLAG(std::string, model, "", "a weights file written by srn-train, or dtw, fisher-kernel or fisher-vector (baselines)");
 ABSL_FLAG(std::string, dataset, "",
@@ -75,6 +78,17 @@ ABSL_FLAG(bool, dtw_spread, true,
           "svc2004-cv: with one reference, divide DTW distances by the spread predicted from the "
           "reference's shape (needs --dtw_normalize=series)");
 ABSL_FLAG(std::string, det_csv, "", "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
+ABSL_FLAG(std::string, served_trials, "",
+          "svc2004-cv: write every trial as srn-server's Verify scores it here (CSV, see "
+          "model/signature/signature_protocol.h), with the model's recorded calibration or "
+          "--verification, and log FRR and FAR at the threshold 0.5");
+ABSL_FLAG(std::string, verification, "",
+          "a verification calibration \"dtw_fusion=W1:O1,WN:ON dtw_spread=c0,..,hi\" (the "
+          "'to deploy' lines of --protocol=svc2004-cv --fuse_dtw): used by --served_trials, and "
+          "recorded into a copy of --model by --stamp_out");
+ABSL_FLAG(std::string, stamp_out, "",
+          "write a copy of the weights file --model here with --verification recorded in it "
+          "(srn-server then verifies with it), and exit");
 
 namespace {
 
@@ -153,6 +167,29 @@ int main(int argc, char** argv) {
   const std::string model_arg = absl::GetFlag(FLAGS_model);
   const std::string dataset = absl::GetFlag(FLAGS_dataset);
   if (model_arg.empty()) return Fail(tool, absl::InvalidArgumentError("--model is required (a weights file or dtw)"));
+  std::optional<srn::VerificationCalibration> calibration;
+  if (const std::string text = absl::GetFlag(FLAGS_verification); !text.empty()) {
+    absl::StatusOr<srn::VerificationCalibration> parsed = srn::ParseVerificationCalibration(text);
+    if (!parsed.ok()) return Fail(tool, parsed.status());
+    calibration = *parsed;
+  }
+  if (const std::string out = absl::GetFlag(FLAGS_stamp_out); !out.empty()) {
+    if (!calibration.has_value()) {
+      return Fail(tool, absl::InvalidArgumentError("--stamp_out needs --verification"));
+    }
+    absl::StatusOr<std::shared_ptr<const srn::SimilarityModel>> model = srn::LoadModel(model_arg);
+    if (!model.ok()) return Fail(tool, model.status());
+    srn::ModelMetadata metadata = (*model)->metadata();
+    metadata.verification = srn::FormatVerificationCalibration(*calibration);
+    absl::StatusOr<std::shared_ptr<const srn::SimilarityModel>> stamped =
+        srn::SimilarityModel::Create((*model)->architecture(), (*model)->preprocessor(),
+                                     (*model)->params(), metadata);
+    if (!stamped.ok()) return Fail(tool, stamped.status());
+    if (absl::Status saved = srn::SaveModel(**stamped, out); !saved.ok()) return Fail(tool, saved);
+    std::cout << "wrote " << out << " (fingerprint " << srn::ModelFingerprint(**stamped)
+              << ", verification " << metadata.verification << ")" << std::endl;
+    return 0;
+  }
   if (dataset.empty()) return Fail(tool, absl::InvalidArgumentError("--dataset is required"));
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = srn::DataDir();
@@ -221,6 +258,8 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtod(w, &x)) return Fail(tool, absl::InvalidArgumentError("bad --fuse_dtw"));
       request.fuse_dtw_weights.push_back(x);
     }
+    request.served_trials_csv = absl::GetFlag(FLAGS_served_trials);
+    request.calibration = calibration;
     absl::StatusOr<std::vector<std::string>> lines = srn::RunSignatureCvReport(request, std::cerr);
     if (!lines.ok()) return Fail(tool, lines.status());
     for (const std::string& line : *lines) std::cout << line << std::endl;

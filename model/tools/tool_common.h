@@ -5,8 +5,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "model/dataset.h"
-#include "model/protocols.h"
+#include "model/data/dataset.h"
+#include "model/eval/protocols.h"
 
 namespace srn::tools {
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "model/series.h"
-#include "model/similarity_model.h"
+#include "model/data/series.h"
+#include "model/nn/similarity_model.h"
 #include "tests/client/e2e_harness.h"
 
 namespace srn::testing {

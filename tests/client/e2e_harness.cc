@@ -26,13 +26,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "model/architecture.h"
-#include "model/csv_dataset.h"
-#include "model/parameters.h"
-#include "model/preprocess.h"
-#include "model/status_macros.h"
-#include "model/svc2004.h"
-#include "model/weights_file.h"
+#include "model/nn/architecture.h"
+#include "base/file.h"
+#include "model/nn/parameters.h"
+#include "model/data/preprocess.h"
+#include "base/status_macros.h"
+#include "model/data/svc2004.h"
+#include "model/weights/weights_file.h"
 
 extern char** environ;
 

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/signature_features.h"
-#include "model/similarity_model.h"
+#include "model/data/signature_features.h"
+#include "model/nn/similarity_model.h"
 
 // Helpers for end-to-end tests that run the real srn-server and srnctl binaries as child
 // processes. Nothing here is thread-safe; each test drives its own processes from one thread.

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/csv_dataset.h"
+#include "base/file.h"
 #include "tests/client/e2e_fixture.h"
 
 namespace srn::testing {

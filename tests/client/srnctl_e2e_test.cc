@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "model/weights_file.h"
+#include "model/weights/weights_file.h"
 #include "tests/client/e2e_fixture.h"
 
 namespace srn::testing {

@@ -15,7 +15,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
-#include "model/weights_file.h"
+#include "model/weights/weights_file.h"
 #include "srn/v1/similarity.grpc.pb.h"
 #include "srn/v1/training.grpc.pb.h"
 #include "tests/client/e2e_fixture.h"

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
-#include "model/weights_file.h"
+#include "model/weights/weights_file.h"
 #include "tests/testing/scratch_dir.h"
 #include "tests/testing/test_models.h"
 

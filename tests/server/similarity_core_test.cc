@@ -4,9 +4,9 @@
 #include <random>
 
 #include "gtest/gtest.h"
-#include "model/signature_dtw.h"
-#include "model/signature_features.h"
-#include "model/weights_file.h"
+#include "model/signature/signature_dtw.h"
+#include "model/data/signature_features.h"
+#include "model/weights/weights_file.h"
 #include "server/series_input.h"
 #include "server/server.h"
 #include "tests/testing/test_models.h"
@@ -17,11 +17,19 @@ namespace {
 constexpr int kDims = 3;
 
 std::shared_ptr<const ServingModel> Serving(uint64_t seed, const std::string& family = "srn-a") {
-  auto s = std::make_shared<ServingModel>();
-  s->model = testing::RandomModel(family, kDims, 8, seed);
-  s->id = ModelFingerprint(*s->model);
-  s->source = "test";
-  return s;
+  return *MakeServingModel(testing::RandomModel(family, kDims, 8, seed), "test", "");
+}
+
+// A signature model served with the DTW fusion `fusion` and single-reference spread `spread`.
+std::shared_ptr<const ServingModel> SignatureServing(
+    DtwFusionCalibration fusion, std::optional<DtwSpreadModel> spread = std::nullopt) {
+  CalibrationOverride calibration;
+  calibration.dtw_fusion = fusion;
+  calibration.dtw_spread_set = true;
+  calibration.dtw_spread = spread;
+  return *MakeServingModel(
+      testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 11, /*signature=*/true), "test", "",
+      calibration);
 }
 
 v1::SeriesInput RandomInput(int frames, std::mt19937_64* rng) {
@@ -314,10 +322,8 @@ v1::SeriesInput Signature(int shape, std::mt19937_64* rng) {
 }
 
 TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
-  auto model = std::make_shared<ServingModel>();
-  model->model = testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 11, /*signature=*/true);
-  model->id = ModelFingerprint(*model->model);
-  options_.dtw_fusion = {2.0, -1.0, 2.0, -3.0};
+  const DtwFusionCalibration fusion = {2.0, -1.0, 2.0, -3.0};
+  auto model = SignatureServing(fusion);
   std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
   auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
   const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
@@ -369,7 +375,7 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
     EXPECT_NEAR(r.srn_score(), srn, 1e-5);
     EXPECT_NEAR(r.dtw_distance_ratio(), distance / spread, 1e-4);
     EXPECT_NEAR(r.score(),
-                FusedVerificationScore(srn, mutual, distance / spread, 3, options_.dtw_fusion),
+                FusedVerificationScore(srn, mutual, distance / spread, 3, fusion),
                 1e-5);
     EXPECT_EQ(r.accepted(), r.score() >= 0.6f);
     if (shape == 0) {
@@ -391,20 +397,28 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
 
   // Without the fusion (the same store recovered by a server with other options) the score is
   // the SRN's, and the derived threshold follows the references' mutual similarity again.
-  options_.dtw_fusion = {};
-  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  auto unfused = SignatureServing(DtwFusionCalibration{});
+  ASSERT_EQ(unfused->id, model->id);
+  core = MakeCore(unfused, std::make_unique<SharedStore>(backing.get()));
   const v1::VerifyResponse plain = verify(refs[0]);
   EXPECT_FALSE(plain.has_srn_score());
   EXPECT_FALSE(core->GetModelInfo()->has_dtw_fusion());
   EXPECT_NEAR(plain.threshold(), mutual + 0.1, 1e-5);
-  // Nor when the calibration belongs to another model.
-  options_.dtw_fusion = {2.0, -1.0, 2.0, -3.0};
-  options_.dtw_fusion_model_id = "0123456789abcdef";
-  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
-  EXPECT_FALSE(verify(refs[0]).has_srn_score());
-  options_.dtw_fusion_model_id = model->id;
-  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  // A calibration recorded in the model's weights file is the one used, unless overridden.
+  ModelMetadata metadata = model->model->metadata();
+  metadata.verification = FormatVerificationCalibration({fusion, std::nullopt});
+  std::shared_ptr<const SimilarityModel> recorded = *SimilarityModel::Create(
+      model->model->architecture(), model->model->preprocessor(), model->model->params(), metadata);
+  core = MakeCore(*MakeServingModel(recorded, "test", ""),
+                  std::make_unique<SharedStore>(backing.get()));
   EXPECT_TRUE(verify(refs[0]).has_srn_score());
+  EXPECT_EQ(verify(refs[0]).score(), verify(refs[0]).score());
+  EXPECT_EQ(core->GetModelInfo()->dtw_fusion().weight_many(), 2.0);
+  CalibrationOverride off;
+  off.dtw_fusion = DtwFusionCalibration{};
+  core = MakeCore(*MakeServingModel(recorded, "test", "", off),
+                  std::make_unique<SharedStore>(backing.get()));
+  EXPECT_FALSE(verify(refs[0]).has_srn_score());
   // Nor is DTW fused for a model that does not take signatures.
   auto frames = MakeCore(Serving(12));
   ASSERT_TRUE(frames->Enroll(Enroll("f", {RandomInput(6, &rng_), RandomInput(5, &rng_)})).ok());
@@ -415,15 +429,12 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
 }
 
 TEST_F(SimilarityCoreTest, OneReferenceDividesTheDtwDistanceByThePredictedSpread) {
-  auto model = std::make_shared<ServingModel>();
-  model->model = testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 11, /*signature=*/true);
-  model->id = ModelFingerprint(*model->model);
-  options_.dtw_fusion = {2.0, -1.0, 2.0, -3.0};
+  const DtwFusionCalibration fusion = {2.0, -1.0, 2.0, -3.0};
   DtwSpreadModel spread_model;
   spread_model.coefficients = {0.2, -0.3, 0.5, 0.1};
   spread_model.log_min = -3;
   spread_model.log_max = 3;
-  options_.dtw_spread = spread_model;
+  auto model = SignatureServing(fusion, spread_model);
   std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
   auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
   const v1::SeriesInput ref = Signature(0, &rng_);
@@ -449,30 +460,26 @@ TEST_F(SimilarityCoreTest, OneReferenceDividesTheDtwDistanceByThePredictedSpread
   v1::VerifyResponse r = verify();
   EXPECT_NEAR(r.dtw_distance_ratio(), distance / spread, 1e-4 * distance);
   EXPECT_NEAR(r.score(),
-              FusedVerificationScore(r.srn_score(), 0, distance / spread, 1, options_.dtw_fusion),
+              FusedVerificationScore(r.srn_score(), 0, distance / spread, 1, fusion),
               1e-5);
   EXPECT_EQ(core->GetModelInfo()->dtw_fusion().single_reference_spread(),
             FormatDtwSpreadModel(spread_model));
 
   // Without a spread model (the same store, recovered by a server with other options) the
   // distance is used as it is.
-  options_.dtw_spread.reset();
-  core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  core = MakeCore(SignatureServing(fusion), std::make_unique<SharedStore>(backing.get()));
   r = verify();
   EXPECT_NEAR(r.dtw_distance_ratio(), distance, 1e-4 * distance);
   EXPECT_EQ(core->GetModelInfo()->dtw_fusion().single_reference_spread(), "");
 }
 
-// srn-server applies kBundledModelDtwFusion only to the model it was measured on; retraining the
-// bundled model without measuring it again must not go unnoticed.
-TEST(BundledCalibrationTest, BelongsToTheBundledModel) {
-  absl::StatusOr<std::shared_ptr<const SimilarityModel>> bundled =
-      LoadModel(SRN_DEFAULT_MODEL_PATH);
+// The bundled model carries the calibration srn-eval measured for it (docs/DEFAULT_MODEL.md).
+TEST(BundledCalibrationTest, TravelsInTheBundledWeightsFile) {
+  absl::StatusOr<std::shared_ptr<const ServingModel>> bundled =
+      LoadServingModel(SRN_DEFAULT_MODEL_PATH, "");
   ASSERT_TRUE(bundled.ok()) << bundled.status();
-  EXPECT_EQ(ModelFingerprint(**bundled), kBundledModelId)
-      << "deploy/models/default.srnw changed: measure its DTW fusion again (docs/DEFAULT_MODEL.md) "
-         "and update kBundledModelDtwFusion and kBundledModelId";
-  EXPECT_TRUE(kBundledModelDtwFusion.enabled());
+  EXPECT_TRUE((*bundled)->FusesDtw());
+  EXPECT_TRUE((*bundled)->calibration.dtw_spread.has_value());
 }
 
 TEST_F(SimilarityCoreTest, SwapModelReembedsAndSwitchesTogether) {
@@ -493,9 +500,7 @@ TEST_F(SimilarityCoreTest, SwapModelReembedsAndSwitchesTogether) {
   EXPECT_NEAR(r->score(), next->model->Score(e.row(0).data(), e.row(0).data()), 1e-6);
 
   // A model that cannot take the stored series leaves everything as it was.
-  auto incompatible = std::make_shared<ServingModel>();
-  incompatible->model = testing::RandomModel("srn-a", kDims + 1, 8, 11);
-  incompatible->id = ModelFingerprint(*incompatible->model);
+  auto incompatible = *MakeServingModel(testing::RandomModel("srn-a", kDims + 1, 8, 11), "test", "");
   EXPECT_EQ(core->SwapModel(incompatible).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(core->model()->id, next->id);
   EXPECT_TRUE(core->Verify(v).ok());

@@ -8,18 +8,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "model/weights_file.h"
+#include "model/weights/weights_file.h"
 #include "tests/testing/test_models.h"
 
 namespace srn {
 namespace {
 
 std::shared_ptr<const ServingModel> Serving(uint64_t seed) {
-  auto s = std::make_shared<ServingModel>();
-  s->model = testing::RandomModel("srn-a", 3, 8, seed);
-  s->id = ModelFingerprint(*s->model);
-  s->source = "test";
-  return s;
+  return *MakeServingModel(testing::RandomModel("srn-a", 3, 8, seed), "test", "");
 }
 
 std::shared_ptr<const SubjectEntry> Entry(const std::string& id, int refs, const ServingModel& model,
@@ -37,12 +33,12 @@ std::shared_ptr<const SubjectEntry> Entry(const std::string& id, int refs, const
 // What Identify must return, computed the slow way.
 std::vector<std::pair<std::string, float>> BruteForce(
     const std::map<std::string, std::shared_ptr<const SubjectEntry>>& subjects, const ServingModel& model,
-    const Vector& q, int k, FusionRule rule, float threshold) {
+    const Vector& q, int k, ReferenceFusion rule, float threshold) {
   std::vector<std::pair<std::string, float>> all;
   for (const auto& [id, e] : subjects) {
-    std::vector<float> s;
+    std::vector<double> s;
     for (int r = 0; r < e->references(); ++r) s.push_back(model.model->Score(q.data(), e->embeddings.row(r).data()));
-    const float fused = FuseScores(s.data(), static_cast<int>(s.size()), rule, 2);
+    const float fused = static_cast<float>(FuseReferenceScores(s, rule, 2));
     if (fused >= threshold) all.push_back({id, fused});
   }
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
@@ -50,15 +46,6 @@ std::vector<std::pair<std::string, float>> BruteForce(
   });
   if (static_cast<int>(all.size()) > k) all.resize(k);
   return all;
-}
-
-TEST(FuseScoresTest, MaxMeanAndTopKMean) {
-  const float s[] = {0.2f, 0.9f, 0.5f, 0.7f};
-  EXPECT_FLOAT_EQ(FuseScores(s, 4, FusionRule::kMax, 0), 0.9f);
-  EXPECT_FLOAT_EQ(FuseScores(s, 4, FusionRule::kMean, 0), 0.575f);
-  EXPECT_FLOAT_EQ(FuseScores(s, 4, FusionRule::kTopKMean, 2), 0.8f);
-  EXPECT_FLOAT_EQ(FuseScores(s, 4, FusionRule::kTopKMean, 10), 0.575f);  // k clamps to n
-  EXPECT_FLOAT_EQ(FuseScores(s, 1, FusionRule::kTopKMean, 3), 0.2f);
 }
 
 TEST(SubjectIndexTest, UpsertLookupListRemove) {
@@ -107,7 +94,7 @@ TEST(SubjectIndexTest, IdentifyMatchesBruteForceThroughUpdatesAndCompaction) {
   for (int trial = 0; trial < 20; ++trial) {
     Vector q(model->model->embedding_dims());
     for (int i = 0; i < q.size(); ++i) q[i] = std::abs(n(rng));
-    const FusionRule rule = trial % 3 == 0 ? FusionRule::kMax : trial % 3 == 1 ? FusionRule::kMean : FusionRule::kTopKMean;
+    const ReferenceFusion rule = trial % 3 == 0 ? ReferenceFusion::kMax : trial % 3 == 1 ? ReferenceFusion::kMean : ReferenceFusion::kTopKMean;
     const float threshold = trial % 2 == 0 ? -1.0f : 0.5f;
     bool stale = true;
     const auto got = index.Identify(*model, q.data(), 7, rule, 2, threshold, trial % 2 + 1, &stale);
@@ -129,7 +116,7 @@ TEST(SubjectIndexTest, IdentifyAgainstAnotherModelIsStale) {
   auto other = Serving(5);
   Vector q = Vector::Ones(8);
   bool stale = false;
-  EXPECT_TRUE(index.Identify(*other, q.data(), 3, FusionRule::kMax, 1, -1, 1, &stale).empty());
+  EXPECT_TRUE(index.Identify(*other, q.data(), 3, ReferenceFusion::kMax, 1, -1, 1, &stale).empty());
   EXPECT_TRUE(stale);
   index.Reset(other, {});
   EXPECT_EQ(index.subjects(), 0);
@@ -149,7 +136,7 @@ TEST(SubjectIndexTest, ReadersSeeWholeSnapshotsWhileAWriterWorks) {
       Vector q = Vector::Ones(8);
       while (!stop.load()) {
         bool stale = false;
-        auto got = index.Identify(*model, q.data(), 5, FusionRule::kMean, 1, -1, 1, &stale);
+        auto got = index.Identify(*model, q.data(), 5, ReferenceFusion::kMean, 1, -1, 1, &stale);
         EXPECT_EQ(got.size(), 5u);
         for (const auto& c : got) EXPECT_EQ(c.subject->model_id, model->id);
         auto view = index.Lookup("s1");

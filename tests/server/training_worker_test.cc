@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
-#include "model/weights_file.h"
+#include "model/weights/weights_file.h"
 #include "tests/testing/scratch_dir.h"
 #include "tests/testing/synthetic_data.h"
 #include "tests/testing/test_models.h"

@@ -3,8 +3,8 @@
 
 #include <cstdint>
 
-#include "model/dataset.h"
-#include "model/hmm.h"
+#include "model/data/dataset.h"
+#include "model/baselines/hmm.h"
 
 namespace srn::testing {
 

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "model/dataset.h"
+#include "model/data/dataset.h"
 
 namespace srn::testing {
 

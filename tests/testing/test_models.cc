@@ -1,6 +1,6 @@
 #include "tests/testing/test_models.h"
 
-#include "model/parameters.h"
+#include "model/nn/parameters.h"
 
 namespace srn::testing {
 

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "model/similarity_model.h"
+#include "model/nn/similarity_model.h"
 
 namespace srn::testing {
 

@@ -1,0 +1,212 @@
+#include "model/data/csv_dataset.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "base/file.h"
+#include "base/status_macros.h"
+
+namespace srn {
+namespace {
+
+// Calls fn(line_number, line) for each line of `text` (1-based; "\r\n" endings accepted). Stops
+// at and returns the first error fn returns.
+template <typename Fn>
+absl::Status ForEachLine(absl::string_view text, Fn fn) {
+  int line_number = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == absl::string_view::npos) end = text.size();
+    absl::string_view line = text.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    ++line_number;
+    SRN_RETURN_IF_ERROR(fn(line_number, line));
+    pos = end + 1;
+  }
+  return absl::OkStatus();
+}
+
+// Blank lines and '#' comments carry no data in either the series or the manifest format.
+bool IsSkipped(absl::string_view line) {
+  absl::string_view content = absl::StripLeadingAsciiWhitespace(line);
+  return content.empty() || content.front() == '#';
+}
+
+// Splits a line at commas and trims spaces and tabs around each field into `fields`.
+void SplitFields(absl::string_view line, std::vector<absl::string_view>* fields) {
+  fields->clear();
+  size_t pos = 0;
+  while (true) {
+    size_t comma = line.find(',', pos);
+    const size_t end = comma == absl::string_view::npos ? line.size() : comma;
+    fields->push_back(absl::StripAsciiWhitespace(line.substr(pos, end - pos)));
+    if (comma == absl::string_view::npos) break;
+    pos = comma + 1;
+  }
+}
+
+bool ParsesAsNumber(absl::string_view field) {
+  float value;
+  return !field.empty() && absl::SimpleAtof(field, &value);
+}
+
+std::string Where(const std::string& file, int line) { return absl::StrCat(file, ":", line, ": "); }
+
+// Prefixes a status message with the manifest line that led to it, keeping the code.
+absl::Status WithContext(const absl::Status& status, const std::string& prefix) {
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits& limits) {
+  SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+  std::vector<float> values;
+  std::vector<absl::string_view> fields;
+  int dims = 0;
+  int dims_line = 0;
+  bool seen_content = false;
+  int64_t frames = 0;
+  absl::Status status = ForEachLine(text, [&](int line_number, absl::string_view line) {
+    if (IsSkipped(line)) return absl::OkStatus();
+    SplitFields(line, &fields);
+    if (!seen_content) {
+      seen_content = true;
+      bool any_number = false;
+      for (absl::string_view f : fields) any_number = any_number || ParsesAsNumber(f);
+      if (!any_number) return absl::OkStatus();  // a header line
+    }
+    const int count = static_cast<int>(fields.size());
+    if (dims == 0) {
+      if (count > limits.max_dims) {
+        return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), count,
+                                                       " values per frame; the limit is ",
+                                                       limits.max_dims));
+      }
+      dims = count;
+      dims_line = line_number;
+    } else if (count != dims) {
+      return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "expected ", dims,
+                                                     " values (as on line ", dims_line,
+                                                     "), found ", count));
+    }
+    if (++frames > limits.max_length) {
+      return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "more than ",
+                                                     limits.max_length, " frames (the limit)"));
+    }
+    for (int c = 0; c < count; ++c) {
+      float value;
+      if (fields[c].empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(Where(path, line_number), "value ", c + 1, " is empty"));
+      }
+      if (!absl::SimpleAtof(fields[c], &value)) {
+        return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "value ", c + 1,
+                                                       " ('", fields[c], "') is not a number"));
+      }
+      if (!std::isfinite(value)) {
+        return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "value ", c + 1,
+                                                       " ('", fields[c],
+                                                       "') is not finite or out of range"));
+      }
+      values.push_back(value);
+    }
+    return absl::OkStatus();
+  });
+  SRN_RETURN_IF_ERROR(status);
+  if (frames == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": no frames"));
+  return Series::FromValues(values, dims, limits);
+}
+
+absl::StatusOr<Dataset> LoadCsvDataset(const std::string& manifest_path) {
+  SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(manifest_path));
+  const std::filesystem::path folder = std::filesystem::path(manifest_path).parent_path();
+  Dataset dataset;
+  dataset.name = manifest_path;
+  std::map<std::string, int> label_ids;
+  std::vector<absl::string_view> fields;
+  int columns = 0;  // 0 until the header is read
+  std::string first_series;
+  int first_series_line = 0;
+  absl::Status status = ForEachLine(text, [&](int line_number, absl::string_view line) {
+    if (IsSkipped(line)) return absl::OkStatus();
+    SplitFields(line, &fields);
+    const std::string where = Where(manifest_path, line_number);
+    if (columns == 0) {
+      const bool header = (fields.size() == 2 || fields.size() == 3) &&
+                          absl::EqualsIgnoreCase(fields[0], "path") &&
+                          absl::EqualsIgnoreCase(fields[1], "label") &&
+                          (fields.size() == 2 || absl::EqualsIgnoreCase(fields[2], "forgery"));
+      if (!header) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "expected the header 'path,label' or 'path,label,forgery', found '", line, "'"));
+      }
+      columns = static_cast<int>(fields.size());
+      return absl::OkStatus();
+    }
+    if (static_cast<int>(fields.size()) != columns) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "expected ", columns,
+                                                     " comma-separated fields, found ",
+                                                     fields.size()));
+    }
+    if (fields[0].empty()) return absl::InvalidArgumentError(absl::StrCat(where, "path is empty"));
+    if (fields[1].empty()) return absl::InvalidArgumentError(absl::StrCat(where, "label is empty"));
+    Example example;
+    if (columns == 3) {
+      if (fields[2] == "0") {
+        example.forgery = false;
+      } else if (fields[2] == "1") {
+        example.forgery = true;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "forgery must be 0 or 1, found '", fields[2], "'"));
+      }
+    }
+    std::filesystem::path series_path{std::string(fields[0])};
+    if (series_path.is_relative()) series_path = folder / series_path;
+    example.source = series_path.string();
+    absl::StatusOr<Series> series = ReadCsvSeries(example.source);
+    if (!series.ok()) return WithContext(series.status(), where);
+    if (dataset.examples.empty()) {
+      first_series = example.source;
+      first_series_line = line_number;
+    } else if (series->dims() != dataset.dims()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, example.source, " has ", series->dims(), " values per frame but ", first_series,
+          " (line ", first_series_line, ") has ", dataset.dims()));
+    }
+    example.series = *std::move(series);
+    const std::string label(fields[1]);
+    auto [it, inserted] = label_ids.emplace(label, dataset.num_labels());
+    if (inserted) dataset.label_names.push_back(label);
+    example.label = it->second;
+    dataset.examples.push_back(std::move(example));
+    return absl::OkStatus();
+  });
+  SRN_RETURN_IF_ERROR(status);
+  if (columns == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(manifest_path, ": empty manifest (expected a header line 'path,label')"));
+  }
+  if (dataset.examples.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": the manifest lists no series"));
+  }
+  return dataset;
+}
+
+}  // namespace srn

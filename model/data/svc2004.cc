@@ -1,0 +1,167 @@
+#include "model/data/svc2004.h"
+
+#include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "model/data/csv_dataset.h"
+#include "base/file.h"
+#include "base/status_macros.h"
+
+namespace srn {
+namespace {
+
+// Far above any real signature (SVC2004 has at most 713), low enough to refuse absurd headers.
+constexpr int64_t kMaxSamples = 1000000;
+
+inline bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+// Parses the whitespace-separated integers of `line` into `out` (at most `max` of them; the
+// count is returned even when larger). False with *bad set to the offending token otherwise.
+bool ParseIntegers(absl::string_view line, int64_t* out, int max, int* count,
+                   absl::string_view* bad) {
+  const char* p = line.data();
+  const char* const end = p + line.size();
+  *count = 0;
+  while (true) {
+    while (p < end && IsBlank(*p)) ++p;
+    if (p == end) return true;
+    int64_t value = 0;
+    const std::from_chars_result r = std::from_chars(p, end, value);
+    if (r.ec != std::errc() || (r.ptr < end && !IsBlank(*r.ptr))) {
+      const char* token_end = p;
+      while (token_end < end && !IsBlank(*token_end)) ++token_end;
+      *bad = absl::string_view(p, static_cast<size_t>(token_end - p));
+      return false;
+    }
+    if (*count < max) out[*count] = value;
+    ++*count;
+    p = r.ptr;
+  }
+}
+
+bool IsBlankLine(absl::string_view line) {
+  for (char c : line) {
+    if (!IsBlank(c)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
+                                                       bool* has_pressure) {
+  SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+  std::vector<PenSample> samples;
+  int64_t expected = -1;  // N, once the first line is read
+  int columns = 0;        // 4 or 7, fixed by the first sample line
+  int first_sample_line = 0;
+  double t0 = 0;
+  int line_number = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    const absl::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 1;
+    ++line_number;
+    if (IsBlankLine(line)) continue;
+    const std::string where = absl::StrCat(path, ":", line_number, ": ");
+    int64_t v[7];
+    int count = 0;
+    absl::string_view bad;
+    if (!ParseIntegers(line, v, 7, &count, &bad)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "'", bad, "' is not an integer"));
+    }
+    if (expected < 0) {
+      if (count != 1 || v[0] <= 0 || v[0] > kMaxSamples) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "expected the number of samples (1 to ", kMaxSamples, "), found '", line, "'"));
+      }
+      expected = v[0];
+      samples.reserve(static_cast<size_t>(expected));
+      continue;
+    }
+    if (columns == 0) {
+      if (count != 4 && count != 7) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "expected 7 integers (X Y TimeStamp ButtonStatus Azimuth Altitude "
+                                "Pressure) or 4 (X Y TimeStamp ButtonStatus), found ",
+                         count));
+      }
+      columns = count;
+      first_sample_line = line_number;
+      t0 = static_cast<double>(v[2]);
+    } else if (count != columns) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "expected ", columns,
+                                                     " integers (as on line ", first_sample_line,
+                                                     "), found ", count));
+    }
+    if (static_cast<int64_t>(samples.size()) == expected) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "more sample lines than the ", expected, " announced on line 1"));
+    }
+    PenSample s;
+    s.x = static_cast<double>(v[0]);
+    s.y = static_cast<double>(v[1]);
+    s.t_ms = static_cast<double>(v[2]) - t0;
+    s.stroke_start = (v[3] & 1) == 0;
+    s.pressure = columns == 7 ? static_cast<double>(v[6]) : 0.0;
+    samples.push_back(s);
+  }
+  if (expected < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":1: empty file, expected the number of samples"));
+  }
+  if (static_cast<int64_t>(samples.size()) != expected) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": line 1 announces ",
+                                                   expected, " samples but the file has ",
+                                                   samples.size()));
+  }
+  if (has_pressure != nullptr) *has_pressure = columns == 7;
+  return samples;
+}
+
+absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
+                                         absl::Span<const int> users) {
+  Dataset dataset;
+  dataset.name = "svc2004";
+  for (int u = 1; u <= kSvc2004Users; ++u) dataset.label_names.push_back(absl::StrCat("U", u));
+  dataset.examples.reserve(users.size() * kSvc2004SignaturesPerUser);
+  for (int user : users) {
+    if (user < 1 || user > kSvc2004Users) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("SVC2004 users are 1 to ", kSvc2004Users, ", got ", user));
+    }
+    for (int s = 1; s <= kSvc2004SignaturesPerUser; ++s) {
+      const std::string path =
+          (std::filesystem::path(task2_dir) / absl::StrCat("U", user, "S", s, ".TXT")).string();
+      bool has_pressure = false;
+      SRN_ASSIGN_OR_RETURN(std::vector<PenSample> samples, ReadSvc2004File(path, &has_pressure));
+      absl::StatusOr<Series> features = ComputeSignatureFeatures(samples, has_pressure);
+      if (!features.ok()) {
+        return absl::Status(features.status().code(),
+                            absl::StrCat(path, ": ", features.status().message()));
+      }
+      Example example;
+      example.series = *std::move(features);
+      example.label = user - 1;
+      example.forgery = s > kSvc2004GenuinePerUser;
+      example.group = s;
+      example.source = path;
+      dataset.examples.push_back(std::move(example));
+    }
+  }
+  return dataset;
+}
+
+absl::StatusOr<Dataset> LoadSvc2004(const std::string& task2_dir) {
+  std::vector<int> users(kSvc2004Users);
+  for (int u = 0; u < kSvc2004Users; ++u) users[u] = u + 1;
+  return LoadSvc2004Users(task2_dir, users);
+}
+
+}  // namespace srn

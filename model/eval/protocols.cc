@@ -1,0 +1,306 @@
+#include "model/eval/protocols.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "model/data/arabic_digit.h"
+#include "model/data/csv_dataset.h"
+#include "model/nn/parallel.h"
+#include "base/status_macros.h"
+#include "model/nn/pair_loss.h"
+#include "model/data/preprocess.h"
+#include "model/data/svc2004.h"
+#include "model/train/trainer.h"
+
+namespace srn {
+
+absl::StatusOr<Protocol> ParseProtocol(const std::string& name) {
+  if (name == "within-domain") return Protocol::kWithinDomain;
+  if (name == "out-of-domain") return Protocol::kOutOfDomain;
+  if (name == "one-shot") return Protocol::kOneShot;
+  if (name == "all") return Protocol::kAll;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown protocol '", name, "' (expected within-domain, out-of-domain, one-shot or all)"));
+}
+
+std::string ProtocolName(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::kWithinDomain: return "within-domain";
+    case Protocol::kOutOfDomain: return "out-of-domain";
+    case Protocol::kOneShot: return "one-shot";
+    case Protocol::kAll: return "all";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name) {
+  if (name == "auto") return ValidationSplit::kAuto;
+  if (name == "classes") return ValidationSplit::kClasses;
+  if (name == "examples") return ValidationSplit::kExamples;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown validation split '", name, "' (expected auto, classes or examples)"));
+}
+
+absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir) {
+  const std::filesystem::path dir(data_dir);
+  if (name == "arabic-digit") {
+    return LoadArabicDigit((dir / "spoken_arabic_digit").string(), ArabicLabel::kDigit);
+  }
+  if (name == "arabic-voice") {
+    return LoadArabicDigit((dir / "spoken_arabic_digit").string(), ArabicLabel::kSpeaker);
+  }
+  if (name == "svc2004") return LoadSvc2004((dir / "svc2004" / "Task2").string());
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(name, ec)) return LoadCsvDataset(name);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown dataset '", name,
+      "': expected arabic-digit, arabic-voice, svc2004, or the path of a CSV manifest"));
+}
+
+namespace {
+
+// First label of the out-of-domain test classes.
+int FirstTestLabel(const std::string& name, int num_labels) {
+  if (name == "arabic-digit") return 7;   // digits 1-7 train, 8-10 test
+  if (name == "arabic-voice") return 60;  // speakers 1-60 train, 61-88 test
+  if (name == "svc2004") return 30;       // signers 1-30 train, 31-40 test
+  return static_cast<int>(std::lround(0.7 * num_labels));
+}
+
+std::string LabelRange(const Dataset& data, int first, int last) {
+  if (first > last) return "none";
+  const auto name = [&](int l) {
+    return l < data.num_labels() ? data.label_names[l] : absl::StrCat(l);
+  };
+  return first == last ? name(first) : absl::StrCat(name(first), " .. ", name(last));
+}
+
+// Moves a validation set out of `train`: whole classes when there are enough of them (like the
+// out-of-domain test), else a share of every class's examples.
+void HoldOutValidation(ValidationSplit how, std::mt19937_64* rng, Split* split) {
+  std::map<int, std::vector<int>> by_label;
+  for (int i = 0; i < static_cast<int>(split->train.examples.size()); ++i) {
+    by_label[split->train.examples[i].label].push_back(i);
+  }
+  std::vector<bool> to_validation(split->train.examples.size(), false);
+  const bool by_class = how == ValidationSplit::kClasses ||
+                        (how == ValidationSplit::kAuto && by_label.size() >= 20);
+  if (by_class && by_label.size() >= 3) {
+    std::vector<int> labels;
+    for (const auto& [label, unused] : by_label) labels.push_back(label);
+    std::shuffle(labels.begin(), labels.end(), *rng);
+    const int held = std::max<int>(2, static_cast<int>(std::lround(0.1 * labels.size())));
+    for (int k = 0; k < held; ++k) {
+      for (int i : by_label[labels[k]]) to_validation[i] = true;
+    }
+    absl::StrAppend(&split->description, "; validation: ", held, " held-out training classes");
+  } else {
+    for (auto& [label, members] : by_label) {
+      std::shuffle(members.begin(), members.end(), *rng);
+      const int held = static_cast<int>(std::lround(0.1 * members.size()));
+      for (int k = 0; k < held; ++k) to_validation[members[k]] = true;
+    }
+    absl::StrAppend(&split->description, "; validation: 10% of each training class");
+  }
+  Dataset train{split->train.name, split->train.label_names, {}};
+  split->validation = Dataset{split->train.name, split->train.label_names, {}};
+  for (size_t i = 0; i < to_validation.size(); ++i) {
+    (to_validation[i] ? split->validation : train).examples.push_back(std::move(split->train.examples[i]));
+  }
+  split->train = std::move(train);
+}
+
+}  // namespace
+
+absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
+                                uint64_t seed, ValidationSplit validation) {
+  if (data.num_labels() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset ", name, " has fewer than 2 classes"));
+  }
+  std::mt19937_64 rng(seed);
+  Split split;
+  split.train = Dataset{data.name, data.label_names, {}};
+  split.test = Dataset{data.name, data.label_names, {}};
+  switch (protocol) {
+    case Protocol::kOutOfDomain:
+    case Protocol::kOneShot: {
+      const int first_test = FirstTestLabel(name, data.num_labels());
+      if (first_test <= 0 || first_test >= data.num_labels()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "dataset ", name, " has ", data.num_labels(), " classes: too few to split by class"));
+      }
+      for (const Example& e : data.examples) {
+        (e.label < first_test ? split.train : split.test).examples.push_back(e);
+      }
+      split.description = absl::StrCat("train classes ", LabelRange(data, 0, first_test - 1),
+                                       ", test classes ",
+                                       LabelRange(data, first_test, data.num_labels() - 1));
+      break;
+    }
+    case Protocol::kWithinDomain: {
+      std::map<int, std::vector<int>> by_label;
+      for (int i = 0; i < static_cast<int>(data.examples.size()); ++i) {
+        by_label[data.examples[i].label].push_back(i);
+      }
+      for (auto& [label, members] : by_label) {
+        std::shuffle(members.begin(), members.end(), rng);
+        const size_t train_count = static_cast<size_t>(std::lround(0.7 * members.size()));
+        for (size_t k = 0; k < members.size(); ++k) {
+          (k < train_count ? split.train : split.test).examples.push_back(data.examples[members[k]]);
+        }
+      }
+      split.description = "every class; 70% of each class's examples train, 30% test";
+      break;
+    }
+    case Protocol::kAll:
+      split.train.examples = data.examples;
+      split.description = "every example trains";
+      break;
+  }
+  HoldOutValidation(validation, &rng, &split);
+  if (split.train.examples.empty() || split.validation.examples.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset ", name, " is too small to hold out a validation set"));
+  }
+  return split;
+}
+
+namespace {
+
+// A deterministic uniform number in [0, 1) for pair (i, j), for sampling pairs without a shared
+// generator across threads.
+double PairUniform(uint64_t seed, int i, int j) {
+  uint64_t x = seed ^ (static_cast<uint64_t>(i) << 32 | static_cast<uint32_t>(j));
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return static_cast<double>(x >> 11) * 0x1.0p-53;
+}
+
+}  // namespace
+
+absl::StatusOr<EvalResult> EvaluatePairs(const Dataset& test, const PairScorer& score,
+                                         const ReferenceScorer* oneshot_scorer,
+                                         const EvalOptions& options) {
+  const int n = static_cast<int>(test.examples.size());
+  const int threads = options.threads > 0 ? options.threads : DefaultThreads();
+  EvalResult result;
+  if (options.want_auc) {
+    int64_t total = 0;
+    for (int i = 0; i < n; ++i) {
+      for (int j = i + 1; j < n; ++j) {
+        if (!(test.examples[i].forgery && test.examples[j].forgery)) ++total;
+      }
+    }
+    const double keep = options.max_pairs > 0 && total > options.max_pairs
+                            ? static_cast<double>(options.max_pairs) / static_cast<double>(total)
+                            : 1.0;
+    // Rows are dealt out round-robin to many chunks so that the triangle's work is balanced.
+    const int chunks = std::max(1, std::min(n, threads * 16));
+    std::vector<std::vector<double>> chunk_scores(chunks);
+    std::vector<std::vector<int>> chunk_labels(chunks);
+    ParallelFor(chunks, threads, [&](int begin, int end, int) {
+      for (int c = begin; c < end; ++c) {
+        for (int i = c; i < n; i += chunks) {
+          const Example& a = test.examples[i];
+          for (int j = i + 1; j < n; ++j) {
+            const Example& b = test.examples[j];
+            if (a.forgery && b.forgery) continue;
+            if (keep < 1.0 && PairUniform(options.seed, i, j) >= keep) continue;
+            chunk_scores[c].push_back(score(i, j));
+            chunk_labels[c].push_back(a.label == b.label && !a.forgery && !b.forgery ? 1 : 0);
+          }
+        }
+      }
+    });
+    std::vector<double> scores;
+    std::vector<int> labels;
+    for (int c = 0; c < chunks; ++c) {
+      scores.insert(scores.end(), chunk_scores[c].begin(), chunk_scores[c].end());
+      labels.insert(labels.end(), chunk_labels[c].begin(), chunk_labels[c].end());
+    }
+    result.pairs = static_cast<int64_t>(scores.size());
+    SRN_ASSIGN_OR_RETURN(result.auc, Auc(scores, labels));
+    SRN_ASSIGN_OR_RETURN(result.eer, Eer(scores, labels));
+    SRN_ASSIGN_OR_RETURN(std::vector<OperatingPoint> curve, OperatingPoints(scores, labels));
+    result.curve = ThinCurve(curve, options.curve_points);
+    result.has_auc = true;
+  }
+  if (options.want_oneshot) {
+    std::vector<int> genuine;
+    std::vector<int> labels;
+    for (int i = 0; i < n; ++i) {
+      if (!test.examples[i].forgery) {
+        genuine.push_back(i);
+        labels.push_back(test.examples[i].label);
+      }
+    }
+    if (oneshot_scorer != nullptr) {
+      const ReferenceScorer mapped = [&](int query, absl::Span<const int> refs, double* out) {
+        thread_local std::vector<int> original;
+        original.resize(refs.size());
+        for (size_t k = 0; k < refs.size(); ++k) original[k] = genuine[refs[k]];
+        (*oneshot_scorer)(genuine[query], original, out);
+      };
+      SRN_ASSIGN_OR_RETURN(result.oneshot, OneShotAccuracyBatch(labels, options.oneshot_draws,
+                                                                options.seed, mapped, threads));
+    } else {
+      const PairScore mapped = [&](int q, int r) { return score(genuine[q], genuine[r]); };
+      SRN_ASSIGN_OR_RETURN(result.oneshot, OneShotAccuracy(labels, options.oneshot_draws,
+                                                           options.seed, mapped, threads));
+    }
+    result.has_oneshot = true;
+  }
+  return result;
+}
+
+absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dataset& test,
+                                         const EvalOptions& options, RowMatrix* embeddings) {
+  SRN_ASSIGN_OR_RETURN(Dataset processed, PreprocessDataset(model.preprocessor(), test));
+  const RowMatrix emb = model.EmbedPreprocessed(processed.SeriesPointers());
+  const int e = model.embedding_dims();
+  const float* params = model.params().data();
+  const ParameterLayout& layout = model.layout();
+  const PairScorer score = [&](int i, int j) {
+    return static_cast<double>(HeadLogit<float>(params, layout, emb.row(i).data(), emb.row(j).data(), e));
+  };
+  absl::StatusOr<EvalResult> result = EvaluatePairs(test, score, nullptr, options);
+  if (embeddings != nullptr) *embeddings = emb;
+  return result;
+}
+
+absl::StatusOr<EvalResult> EvaluateDtw(const Dataset& train, const Dataset& test,
+                                       const DtwOptions& dtw, const EvalOptions& options,
+                                       bool center_series) {
+  SRN_ASSIGN_OR_RETURN(const Preprocessor standardize,
+                       Preprocessor::Fit(train.SeriesPointers(), /*window=*/1, FeatureKind::kFrames,
+                                         center_series));
+  SRN_ASSIGN_OR_RETURN(const Dataset processed, PreprocessDataset(standardize, test));
+  const std::vector<const Series*> series = processed.SeriesPointers();
+  const PairScorer score = [&](int i, int j) {
+    return -NormalizedDtwDistance(*series[i], *series[j], dtw);
+  };
+  SRN_ASSIGN_OR_RETURN(const ReferenceScorer oneshot, MakeDtwReferenceScorer(series, dtw));
+  return EvaluatePairs(processed, score, &oneshot, options);
+}
+
+std::string ResultLine(Protocol protocol, const std::string& dataset, const std::string& model,
+                       const EvalResult& result, bool with_eer) {
+  std::string line = absl::StrCat("RESULT protocol=", ProtocolName(protocol), " dataset=", dataset,
+                                  " model=", model);
+  if (result.has_auc && protocol != Protocol::kOneShot) {
+    absl::StrAppend(&line, absl::StrFormat(" auc=%.4f", result.auc));
+  }
+  if (result.has_oneshot) absl::StrAppend(&line, absl::StrFormat(" oneshot=%.4f", result.oneshot.accuracy));
+  if (with_eer && result.has_auc) absl::StrAppend(&line, absl::StrFormat(" eer=%.4f", result.eer.eer));
+  return line;
+}
+
+}  // namespace srn

@@ -1,0 +1,108 @@
+#ifndef SRN_MODEL_EVAL_PROTOCOLS_H_
+#define SRN_MODEL_EVAL_PROTOCOLS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/data/dataset.h"
+#include "model/eval/dtw.h"
+#include "model/metrics/metrics.h"
+#include "model/nn/similarity_model.h"
+
+namespace srn {
+
+// The paper's evaluation protocols (section 4.3).
+enum class Protocol {
+  kWithinDomain,  // train and test share classes; each class's examples are split 70/30
+  kOutOfDomain,   // train and test classes are disjoint (AUC and one-shot on the test classes)
+  kOneShot,       // the out-of-domain split, reporting one-shot 1-NN accuracy only
+  kAll,           // every class trains (for shipped models); nothing is held out for testing
+};
+
+absl::StatusOr<Protocol> ParseProtocol(const std::string& name);
+std::string ProtocolName(Protocol protocol);
+
+// Loads a dataset by name: "arabic-digit" (label = digit), "arabic-voice" (label = speaker),
+// "svc2004" (label = signer, with skilled forgeries), or the path of a CSV manifest (the generic
+// format of docs/DATA_FORMATS.md). Named sets are read from `data_dir`.
+absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir);
+
+// How the validation set is held out of the training part of a split.
+enum class ValidationSplit {
+  kAuto,      // whole classes when there are 20 or more training classes, else examples
+  kClasses,   // 10% of the training classes (at least 2), like an out-of-domain test
+  kExamples,  // 10% of each training class's examples, so every training class still trains
+};
+
+absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name);
+
+struct Split {
+  Dataset train;
+  Dataset validation;  // held out of the training classes, for learning-rate decay and stopping
+  Dataset test;
+  std::string description;  // e.g. "train digits 1-7 (minus validation), test digits 8-10"
+};
+
+// Splits `data` (loaded by LoadNamedDataset under `name`) for a protocol. Out of domain:
+// arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice trains on speakers 1-60 and
+// tests on 61-88; svc2004 trains on signers 1-30 and tests on 31-40; a CSV dataset trains on the
+// first 70% of its classes in order of appearance. Validation as `validation` says. The seed
+// drives every random choice.
+absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
+                                uint64_t seed, ValidationSplit validation = ValidationSplit::kAuto);
+
+// Similarity of test examples i and j (higher = more similar); must be thread-safe.
+using PairScorer = std::function<double(int i, int j)>;
+
+struct EvalOptions {
+  int oneshot_draws = 10;
+  uint64_t seed = 1;
+  int threads = 0;          // 0: DefaultThreads()
+  int64_t max_pairs = 0;    // 0: every trial pair; else a uniform sample of about this many
+  bool want_oneshot = true;
+  bool want_auc = true;
+  int curve_points = 200;   // operating points kept for ROC/DET export
+};
+
+struct EvalResult {
+  int64_t pairs = 0;        // trial pairs scored for AUC/EER
+  double auc = 0;
+  EerResult eer{0, 0};
+  bool has_auc = false;
+  OneShotResult oneshot{0, 0, 0, 0};
+  bool has_oneshot = false;
+  std::vector<OperatingPoint> curve;  // thinned operating points (ROC = (far, 1-frr), DET = (far, frr))
+};
+
+// Scores trial pairs of `test`: every unordered pair of distinct examples except two forgeries,
+// similar when both are genuine examples of the same class. AUC and EER over those pairs; one-shot
+// 1-NN accuracy over the genuine examples (references drawn per class). `oneshot_scorer`, when
+// given, replaces `score` for the one-shot search (DTW uses it to prune).
+absl::StatusOr<EvalResult> EvaluatePairs(const Dataset& test, const PairScorer& score,
+                                         const ReferenceScorer* oneshot_scorer,
+                                         const EvalOptions& options);
+
+// Evaluates a trained model on raw `test` data (the model's preprocessing is applied), scoring
+// pairs by the head's logit. When `embeddings` is not null it receives the test embeddings.
+absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dataset& test,
+                                         const EvalOptions& options, RowMatrix* embeddings = nullptr);
+
+// Evaluates the DTW baseline on raw `test` data, standardized with statistics from `train` (as
+// the SRN's inputs are); similarity = -normalized DTW distance, with lower-bound pruning in the
+// one-shot search.
+// With `center_series`, each series is centred on its own mean first (as the SRN option).
+absl::StatusOr<EvalResult> EvaluateDtw(const Dataset& train, const Dataset& test,
+                                       const DtwOptions& dtw, const EvalOptions& options,
+                                       bool center_series = false);
+
+// The machine-readable summary line, e.g.
+// "RESULT protocol=out-of-domain dataset=arabic-voice model=srn-a auc=0.912 oneshot=0.451";
+// eer is printed only when `with_eer` (signature data).
+std::string ResultLine(Protocol protocol, const std::string& dataset, const std::string& model,
+                       const EvalResult& result, bool with_eer);
+
+}  // namespace srn
+
+#endif  // SRN_MODEL_EVAL_PROTOCOLS_H_

@@ -1,0 +1,45 @@
+#include "server/serving_model.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "model/data/preprocess.h"
+#include "model/weights/weights_file.h"
+
+namespace srn {
+
+bool ServingModel::FusesDtw() const {
+  return calibration.dtw_fusion.enabled() &&
+         model->preprocessor().kind == FeatureKind::kSignature;
+}
+
+absl::StatusOr<std::shared_ptr<const ServingModel>> MakeServingModel(
+    std::shared_ptr<const SimilarityModel> model, std::string source, std::string version,
+    const CalibrationOverride& calibration) {
+  auto serving = std::make_shared<ServingModel>();
+  const bool all_overridden = calibration.dtw_fusion.has_value() && calibration.dtw_spread_set;
+  if (!all_overridden) {
+    absl::StatusOr<VerificationCalibration> recorded = ModelVerificationCalibration(*model);
+    if (!recorded.ok()) {
+      return absl::Status(recorded.status().code(),
+                          absl::StrCat(source, ": ", recorded.status().message()));
+    }
+    serving->calibration = *std::move(recorded);
+  }
+  if (calibration.dtw_fusion.has_value()) serving->calibration.dtw_fusion = *calibration.dtw_fusion;
+  if (calibration.dtw_spread_set) serving->calibration.dtw_spread = calibration.dtw_spread;
+  serving->id = ModelFingerprint(*model);
+  serving->model = std::move(model);
+  serving->source = std::move(source);
+  serving->version = std::move(version);
+  return std::shared_ptr<const ServingModel>(std::move(serving));
+}
+
+absl::StatusOr<std::shared_ptr<const ServingModel>> LoadServingModel(
+    const std::string& path, std::string version, const CalibrationOverride& calibration) {
+  SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SimilarityModel> model, LoadModel(path));
+  return MakeServingModel(std::move(model), path, std::move(version), calibration);
+}
+
+}  // namespace srn
