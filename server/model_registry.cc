@@ -47,7 +47,7 @@ int64_t VersionOfName(const std::string& name) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(
-    const std::string& dir, ServerMetrics* metrics, const CalibrationOverride& calibration) {
+    const std::string& dir, const CalibrationOverride& calibration) {
   if (dir.empty()) return absl::InvalidArgumentError("the model directory is empty");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(
         absl::StrCat("cannot use model directory ", dir, ": ", ec ? ec.message() : "not a directory"));
   }
   const std::string absolute = std::filesystem::canonical(dir, ec).string();
-  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(ec ? dir : absolute, metrics, calibration));
+  std::unique_ptr<ModelRegistry> registry(new ModelRegistry(ec ? dir : absolute, calibration));
   absl::MutexLock lock(&registry->mu_);
   SRN_RETURN_IF_ERROR(registry->LoadManifest());
   return registry;
@@ -199,69 +199,26 @@ absl::StatusOr<int64_t> ModelRegistry::AddModel(const SimilarityModel& model,
   return Register(PathOf(next_version_), origin, false);
 }
 
-absl::StatusOr<v1::ActivateModelResponse> ModelRegistry::Activate(int64_t version) {
-  absl::MutexLock activate(&activate_mu_);
-  return ActivateLocked(version, false);
+absl::StatusOr<v1::ModelVersion> ModelRegistry::Find(int64_t version) const {
+  absl::MutexLock lock(&mu_);
+  auto it = versions_.find(version);
+  if (it == versions_.end()) return absl::NotFoundError(absl::StrCat("no model version ", version));
+  return it->second.info;
 }
 
-absl::StatusOr<v1::ActivateModelResponse> ModelRegistry::Rollback() {
-  absl::MutexLock activate(&activate_mu_);
-  int64_t target = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    if (history_.size() < 2) {
-      return absl::FailedPreconditionError("no earlier activation to roll back to");
-    }
-    target = history_[history_.size() - 2];
-  }
-  return ActivateLocked(target, true);
+int64_t ModelRegistry::PreviousVersion() const {
+  absl::MutexLock lock(&mu_);
+  return history_.size() < 2 ? 0 : history_[history_.size() - 2];
 }
 
-absl::StatusOr<v1::ActivateModelResponse> ModelRegistry::ActivateLocked(int64_t version,
-                                                                        bool rollback) {
-  v1::ActivateModelResponse response;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = versions_.find(version);
-    if (it == versions_.end()) return absl::NotFoundError(absl::StrCat("no model version ", version));
-    *response.mutable_model() = it->second.info;
-    response.mutable_model()->set_active(true);
-    if (!rollback && !history_.empty() && history_.back() == version) return response;
-  }
-  if (core_ == nullptr) return absl::FailedPreconditionError("the registry serves no core");
-  absl::StatusOr<std::shared_ptr<const ServingModel>> serving = LoadVersion(version);
-  if (!serving.ok()) {
-    if (metrics_ != nullptr) metrics_->ModelSwap(false);
-    return absl::Status(serving.status().code(), absl::StrCat("cannot activate version ", version,
-                                                              ": ", serving.status().message()));
-  }
-  const auto start = std::chrono::steady_clock::now();
-  int64_t reembedded = 0;
-  const absl::Status swapped = core_->SwapModel(*serving, absl::StrCat(version), &reembedded);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (metrics_ != nullptr) {
-    metrics_->ReembedSeconds(seconds);
-    metrics_->ModelSwap(swapped.ok());
-  }
-  if (!swapped.ok()) {
-    return absl::Status(swapped.code(), absl::StrCat("cannot activate version ", version,
-                                                     " (the active model stays): ", swapped.message()));
-  }
-  response.set_reembed_seconds(seconds);
-  response.set_reembedded_subjects(reembedded);
+absl::Status ModelRegistry::RecordActivation(int64_t version, bool rollback) {
   absl::MutexLock lock(&mu_);
   if (rollback) {
     history_.pop_back();
   } else {
     history_.push_back(version);
   }
-  if (absl::Status s = SaveManifest(); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("version ", version,
-                                               " is active, but the manifest could not record it, so "
-                                               "a restart would bring back the previous version: ",
-                                               s.message()));
-  }
-  return response;
+  return SaveManifest();
 }
 
 v1::ListModelsResponse ModelRegistry::List() const {

@@ -14,9 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "model/nn/similarity_model.h"
-#include "server/server_metrics.h"
 #include "server/serving_model.h"
-#include "server/similarity_core.h"
 #include "srn/v1/training.pb.h"
 
 namespace srn {
@@ -31,17 +29,17 @@ namespace srn {
 // alone, never registered or activated. Files ending in .tmp are ignored (SaveModel's
 // temporaries).
 //
-// Activation goes through SimilarityCore::SwapModel, so enrolled references are re-embedded off
-// to the side and switched together with the model; on failure the active model stays.
-// Activations are serialized. Thread-safe.
-class ModelRegistry {
+// The registry only keeps the versions and the record of activations; ModelManager activates
+// (it re-embeds enrolled references and swaps the served model, then records it here).
+// Thread-safe.
+class ModelRegistry final {
  public:
   // Opens (creating) `dir`, reads the manifest and checks every v<N>.srnw file (a version whose
   // file no longer loads is listed with its error and cannot be activated). DataLoss for a
-  // damaged manifest. `metrics` may be null.
+  // damaged manifest.
   // `calibration` applies to every version it loads (see ServingModel).
   static absl::StatusOr<std::unique_ptr<ModelRegistry>> Open(
-      const std::string& dir, ServerMetrics* metrics, const CalibrationOverride& calibration = {});
+      const std::string& dir, const CalibrationOverride& calibration = {});
   ~ModelRegistry();
 
   // The active version (0 when none) and its model, loaded, for start-up.
@@ -53,21 +51,17 @@ class ModelRegistry {
   // (start-up of an empty registry: the model the server starts with). Returns the version.
   absl::StatusOr<int64_t> ImportInitial(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Where activations swap models; must be called once before Activate/Rollback, with a core
-  // that outlives the registry.
-  void Attach(SimilarityCore* core) { core_ = core; }
-
   // Writes `model` as a new version; `origin` says where it came from (e.g. "job-3").
   absl::StatusOr<int64_t> AddModel(const SimilarityModel& model, const std::string& origin)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Makes `version` the served model (see the class comment). Activating the active version
-  // changes nothing. NotFound for an unknown version.
-  absl::StatusOr<v1::ActivateModelResponse> Activate(int64_t version)
-      ABSL_LOCKS_EXCLUDED(activate_mu_, mu_);
-  // Activates the version active before the current one and forgets the current activation;
-  // FailedPrecondition when there is none.
-  absl::StatusOr<v1::ActivateModelResponse> Rollback() ABSL_LOCKS_EXCLUDED(activate_mu_, mu_);
+  // The description of `version` (with active unset); NotFound for an unknown version.
+  absl::StatusOr<v1::ModelVersion> Find(int64_t version) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The version active before the current one (0 when none).
+  int64_t PreviousVersion() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Records that `version` became active (a rollback forgets the current activation instead of
+  // adding one) and saves the manifest.
+  absl::Status RecordActivation(int64_t version, bool rollback) ABSL_LOCKS_EXCLUDED(mu_);
 
   v1::ListModelsResponse List() const ABSL_LOCKS_EXCLUDED(mu_);
   // The validation AUC recorded in the active version's file, if any.
@@ -87,8 +81,8 @@ class ModelRegistry {
     std::string error;      // why the file does not load ("" when it does)
   };
 
-  ModelRegistry(std::string dir, ServerMetrics* metrics, CalibrationOverride calibration)
-      : dir_(std::move(dir)), metrics_(metrics), calibration_(std::move(calibration)) {}
+  ModelRegistry(std::string dir, CalibrationOverride calibration)
+      : dir_(std::move(dir)), calibration_(std::move(calibration)) {}
 
   std::string PathOf(int64_t version) const;
   absl::Status SaveManifest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -98,15 +92,10 @@ class ModelRegistry {
   // Renames a checked file to the next version number and records it.
   absl::StatusOr<int64_t> Register(const std::string& from, const std::string& origin,
                                    bool rename) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::ActivateModelResponse> ActivateLocked(int64_t version, bool rollback)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(activate_mu_) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string dir_;
-  ServerMetrics* const metrics_;
   const CalibrationOverride calibration_;
-  SimilarityCore* core_ = nullptr;
 
-  absl::Mutex activate_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // held for a whole activation
   mutable absl::Mutex mu_;
   std::map<int64_t, Version> versions_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> history_ ABSL_GUARDED_BY(mu_);  // activations, oldest first; back() is active

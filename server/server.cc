@@ -93,8 +93,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
 
   server->registry_ = std::make_shared<prometheus::Registry>();
-  server->metrics_ = std::make_unique<ServerMetrics>(server->registry_, SimilarityService::kServiceName,
-                                                     SimilarityService::MethodNames());
+  server->metrics_ = std::make_unique<ServerMetrics>(
+      server->registry_,
+      std::vector<RpcService>{
+          {SimilarityService::kServiceName, SimilarityService::Methods()},
+          {TrainingService::kServiceName, TrainingService::Methods()},
+          {ModelRegistryService::kServiceName, ModelRegistryService::Methods()}});
   if (!options.metrics_address.empty()) {
     try {
       server->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_address);
@@ -114,52 +118,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   if (!options.model_dir.empty()) {
     absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
-        ModelRegistry::Open(options.model_dir, server->metrics_.get(), options.calibration);
+        ModelRegistry::Open(options.model_dir, options.calibration);
     if (!registry.ok()) {
       return absl::Status(registry.status().code(), absl::StrCat("cannot open the model directory: ",
                                                                  registry.status().message()));
     }
     server->model_registry_ = *std::move(registry);
   }
-  std::shared_ptr<const ServingModel> serving_model;
-  std::string version;
-  if (server->model_registry_ != nullptr && server->model_registry_->active_version() > 0) {
-    const int64_t active = server->model_registry_->active_version();
-    absl::StatusOr<std::shared_ptr<const ServingModel>> loaded = server->model_registry_->LoadVersion(active);
-    if (!loaded.ok()) {
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("cannot load the active model version ", active, " of ",
-                                       options.model_dir, ": ", loaded.status().message()));
-    }
-    serving_model = *std::move(loaded);
-    version = absl::StrCat(active);
-    if (!options.weights_path.empty()) {
-      std::cerr << "srn-server: serving version " << active << " of the model registry "
-                << options.model_dir << " (--weights only seeds an empty registry)\n";
-    }
-  } else {
-    const std::string weights = options.weights_path.empty() ? DefaultModelPath() : options.weights_path;
-    if (weights.empty()) {
-      return absl::FailedPreconditionError(
-          "no weights file given (--weights) and no bundled default model found");
-    }
-    absl::StatusOr<std::shared_ptr<const ServingModel>> loaded =
-        LoadServingModel(weights, "", options.calibration);
-    if (!loaded.ok()) {
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("cannot load model: ", loaded.status().message()));
-    }
-    serving_model = *std::move(loaded);
-    if (server->model_registry_ != nullptr) {
-      absl::StatusOr<int64_t> imported = server->model_registry_->ImportInitial(weights);
-      if (!imported.ok()) {
-        return absl::Status(imported.status().code(),
-                            absl::StrCat("cannot import ", weights, " into the model directory: ",
-                                         imported.status().message()));
-      }
-      version = absl::StrCat(*imported);
-    }
+  if (server->model_registry_ != nullptr && server->model_registry_->active_version() > 0 &&
+      !options.weights_path.empty()) {
+    std::cerr << "srn-server: serving version " << server->model_registry_->active_version()
+              << " of the model registry " << options.model_dir
+              << " (--weights only seeds an empty registry)\n";
   }
+  SRN_ASSIGN_OR_RETURN(
+      const std::shared_ptr<const ServingModel> serving_model,
+      ModelManager::ChooseInitial(
+          options.weights_path.empty() ? DefaultModelPath() : options.weights_path,
+          server->model_registry_.get(), options.calibration));
   // Weights files dropped while the server was down (after the import, so that a new registry's
   // version 1 is the model it started with).
   if (server->model_registry_ != nullptr) server->model_registry_->Poll();
@@ -187,20 +163,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     server->job_store_ = *std::move(jobs);
   }
   server->core_ = std::make_unique<SimilarityCore>(serving_model, std::move(store), options.core,
-                                                   server->metrics_.get(), version);
+                                                   server->metrics_.get());
+  server->model_manager_ = std::make_unique<ModelManager>(
+      server->model_registry_.get(), server->core_.get(), server->metrics_.get());
   if (server->model_registry_ != nullptr) {
-    server->model_registry_->Attach(server->core_.get());
     server->worker_ = std::make_unique<TrainingWorker>(server->job_store_.get(),
-                                                       server->model_registry_.get(),
+                                                       server->model_manager_.get(),
                                                        options.training, server->metrics_.get());
     if (absl::Status s = server->worker_->Start(); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("cannot start the training worker: ", s.message()));
     }
   }
-  server->training_service_ = std::make_unique<TrainingService>(server->worker_.get(), &server->auth_,
-                                                                options.training);
-  server->registry_service_ =
-      std::make_unique<ModelRegistryService>(server->model_registry_.get(), &server->auth_);
+  server->training_service_ = std::make_unique<TrainingService>(
+      server->worker_.get(), &server->auth_, options.training, server->metrics_.get());
+  server->registry_service_ = std::make_unique<ModelRegistryService>(
+      server->model_manager_.get(), &server->auth_, server->metrics_.get());
   server->service_ = std::make_unique<SimilarityService>(server->core_.get(), &server->auth_,
                                                          server->metrics_.get());
 

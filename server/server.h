@@ -15,7 +15,9 @@
 #include "server/similarity_core.h"
 #include "server/similarity_service.h"
 #include "server/job_store.h"
+#include "server/model_manager.h"
 #include "server/model_registry.h"
+#include "server/model_registry_service.h"
 #include "server/store_lock.h"
 #include "server/training_service.h"
 #include "server/serving_model.h"
@@ -78,6 +80,7 @@ class Server {
   SimilarityCore& core() { return *core_; }
   // Null without a model directory.
   ModelRegistry* model_registry() { return model_registry_.get(); }
+  ModelManager& model_manager() { return *model_manager_; }
   TrainingWorker* training_worker() { return worker_.get(); }
 
  private:
@@ -92,6 +95,7 @@ class Server {
   std::unique_ptr<SimilarityService> service_;
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<ModelRegistry> model_registry_;
+  std::unique_ptr<ModelManager> model_manager_;
   std::unique_ptr<TrainingWorker> worker_;
   std::unique_ptr<TrainingService> training_service_;
   std::unique_ptr<ModelRegistryService> registry_service_;

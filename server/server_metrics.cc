@@ -16,8 +16,8 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
 }  // namespace
 
 ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
-                             const std::string& service, const std::vector<std::string>& methods)
-    : registry_(std::move(registry)), methods_(methods) {
+                             const std::vector<RpcService>& services)
+    : registry_(std::move(registry)) {
   auto& started = prometheus::BuildCounter()
                       .Name("grpc_server_started_total")
                       .Help("Total number of RPCs started on the server.")
@@ -30,18 +30,21 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                       .Name("grpc_server_handling_seconds")
                       .Help("Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.")
                       .Register(*registry_);
-  for (const std::string& method : methods_) {
-    const std::map<std::string, std::string> labels = {
-        {"grpc_service", service}, {"grpc_method", method}, {"grpc_type", "unary"}};
-    started_.push_back(&started.Add(labels));
-    handling_seconds_.push_back(&seconds.Add(labels, LatencyBuckets()));
-    std::array<prometheus::Counter*, 17> by_code{};
-    for (int code = 0; code < 17; ++code) {
-      auto with_code = labels;
-      with_code["grpc_code"] = kCodeNames[code];
-      by_code[code] = &handled.Add(with_code);
+  for (const RpcService& service : services) {
+    for (const RpcMethod& method : service.methods) {
+      methods_.push_back({service.name, method.name});
+      const std::map<std::string, std::string> labels = {
+          {"grpc_service", service.name}, {"grpc_method", method.name}, {"grpc_type", method.type}};
+      started_.push_back(&started.Add(labels));
+      handling_seconds_.push_back(&seconds.Add(labels, LatencyBuckets()));
+      std::array<prometheus::Counter*, 17> by_code{};
+      for (int code = 0; code < 17; ++code) {
+        auto with_code = labels;
+        with_code["grpc_code"] = kCodeNames[code];
+        by_code[code] = &handled.Add(with_code);
+      }
+      handled_.push_back(by_code);
     }
-    handled_.push_back(by_code);
   }
   auto& decisions = prometheus::BuildCounter()
                         .Name("srn_verify_decisions_total")
@@ -132,9 +135,9 @@ void ServerMetrics::ModelSwap(bool success) {
 
 void ServerMetrics::ReembedSeconds(double seconds) { reembed_seconds_->Observe(seconds); }
 
-int ServerMetrics::MethodIndex(const std::string& method) const {
+int ServerMetrics::MethodIndex(const std::string& service, const std::string& method) const {
   for (size_t i = 0; i < methods_.size(); ++i) {
-    if (methods_[i] == method) return static_cast<int>(i);
+    if (methods_[i].first == service && methods_[i].second == method) return static_cast<int>(i);
   }
   return -1;
 }

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -21,14 +22,24 @@ namespace srn {
 // increments existing children. Labels are low-cardinality (method, code, outcome); subject ids
 // never appear. The gRPC metrics follow the names of the go-grpc-prometheus middleware that
 // Prometheus users know. Thread-safe (prometheus-cpp metrics are atomic).
-class ServerMetrics {
- public:
-  // `methods` are the RPC names of `service` (e.g. "srn.v1.SimilarityService").
-  ServerMetrics(std::shared_ptr<prometheus::Registry> registry, const std::string& service,
-                const std::vector<std::string>& methods);
+// One RPC of a service, as the gRPC metrics label it.
+struct RpcMethod {
+  std::string name;
+  std::string type = "unary";  // unary, client_stream, server_stream or bidi_stream
+};
+struct RpcService {
+  std::string name;  // e.g. "srn.v1.SimilarityService"
+  std::vector<RpcMethod> methods;
+};
 
-  // Index of `method` in the constructor's list; -1 if unknown.
-  int MethodIndex(const std::string& method) const;
+class ServerMetrics final {
+ public:
+  // Creates the per-RPC metrics of every method of `services`.
+  ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
+                const std::vector<RpcService>& services);
+
+  // The index RpcStarted/RpcHandled take for `method` of `service`; -1 if unknown.
+  int MethodIndex(const std::string& service, const std::string& method) const;
   void RpcStarted(int method);
   void RpcHandled(int method, grpc::StatusCode code, double seconds);
 
@@ -60,7 +71,7 @@ class ServerMetrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::vector<std::string> methods_;
+  std::vector<std::pair<std::string, std::string>> methods_;  // (service, method) by index
   std::vector<prometheus::Counter*> started_;
   std::vector<std::array<prometheus::Counter*, 17>> handled_;  // by method, then status code
   std::vector<prometheus::Histogram*> handling_seconds_;

@@ -91,10 +91,10 @@ v1::Subject ToProto(const SubjectEntry& entry) {
 
 SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
                                std::unique_ptr<SubjectStore> store, const CoreOptions& options,
-                               ServerMetrics* metrics, const std::string& model_version)
+                               ServerMetrics* metrics)
     : options_(options), metrics_(metrics), store_(std::move(store)), index_(model) {
   if (metrics_ != nullptr) {
-    metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model_version);
+    metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model->version);
   }
 }
 
@@ -546,7 +546,7 @@ absl::Status SimilarityCore::Recover() {
 }
 
 absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model,
-                                       const std::string& version, int64_t* reembedded) {
+                                       int64_t* reembedded) {
   absl::MutexLock write(&write_mu_);
   const std::vector<std::shared_ptr<const SubjectEntry>> current =
       index_.List("", std::numeric_limits<int>::max());
@@ -559,10 +559,10 @@ absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model
     entries.push_back(std::move(fresh));
   }
   if (!records.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(records));
-  const std::string family = model->model->architecture().FamilyName();
-  const std::string id = model->id;
+  if (metrics_ != nullptr) {
+    metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model->version);
+  }
   index_.Reset(std::move(model), std::move(entries));
-  if (metrics_ != nullptr) metrics_->SetModel(id, family, version);
   if (reembedded != nullptr) *reembedded = static_cast<int64_t>(records.size());
   UpdateEnrolledMetrics();
   return absl::OkStatus();

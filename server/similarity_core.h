@@ -41,11 +41,9 @@ struct CoreOptions {
 // but never block reads while they do slow work.
 class SimilarityCore {
  public:
-  // `metrics` may be null; it must outlive the core otherwise. `model_version` is the model's
-  // registry version, for metrics only ("" without a registry).
+  // `metrics` may be null; it must outlive the core otherwise.
   SimilarityCore(std::shared_ptr<const ServingModel> model, std::unique_ptr<SubjectStore> store,
-                 const CoreOptions& options, ServerMetrics* metrics,
-                 const std::string& model_version = "");
+                 const CoreOptions& options, ServerMetrics* metrics);
 
   // Loads every stored subject into memory, re-embedding (and durably rewriting) those stored
   // under another model first. Call once before serving.
@@ -53,10 +51,10 @@ class SimilarityCore {
 
   // Makes `model` the active one: re-embeds every enrolled reference with it off to the side,
   // stores the new embeddings in one transaction, then switches model and subjects together.
-  // On any failure the active model stays and the error is returned. `version` labels the model
-  // in metrics. `reembedded` (optional) receives the number of subjects re-embedded.
-  absl::Status SwapModel(std::shared_ptr<const ServingModel> model, const std::string& version = "",
-                         int64_t* reembedded = nullptr) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // On any failure the active model stays and the error is returned. `reembedded` (optional)
+  // receives the number of subjects re-embedded. Called by ModelManager.
+  absl::Status SwapModel(std::shared_ptr<const ServingModel> model, int64_t* reembedded = nullptr)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
 
   std::shared_ptr<const ServingModel> model() const { return index_.model(); }
   const CoreOptions& options() const { return options_; }

@@ -1,10 +1,8 @@
 #include "server/similarity_service.h"
 
-#include <chrono>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/grpc_auth.h"
-#include "server/grpc_status.h"
 
 namespace srn {
 namespace {
@@ -14,44 +12,22 @@ enum Method { kEmbed, kSimilarity, kEnroll, kVerify, kIdentify, kGetSubject, kLi
 
 }  // namespace
 
-const std::vector<std::string>& SimilarityService::MethodNames() {
-  static const std::vector<std::string>* names = new std::vector<std::string>{
-      "Embed", "Similarity", "Enroll", "Verify", "Identify", "GetSubject", "ListSubjects",
-      "DeleteSubject", "GetModelInfo"};
-  return *names;
+const std::vector<RpcMethod>& SimilarityService::Methods() {
+  static const std::vector<RpcMethod>* methods = new std::vector<RpcMethod>{
+      {"Embed"},    {"Similarity"},   {"Enroll"},        {"Verify"},      {"Identify"},
+      {"GetSubject"}, {"ListSubjects"}, {"DeleteSubject"}, {"GetModelInfo"}};
+  return *methods;
 }
 
 SimilarityService::SimilarityService(SimilarityCore* core, const TokenAuth* auth,
                                      ServerMetrics* metrics)
-    : core_(core), auth_(auth), metrics_(metrics) {}
+    : core_(core), edge_(kServiceName, Methods(), auth, metrics) {}
 
 template <typename Response, typename Fn>
 grpc::ServerUnaryReactor* SimilarityService::Handle(grpc::CallbackServerContext* ctx, int method,
                                                     Role required, Response* response, Fn&& fn) {
-  const auto start = std::chrono::steady_clock::now();
-  if (metrics_ != nullptr) metrics_->RpcStarted(method);
-  const grpc::Status status = [&]() -> grpc::Status {
-    if (draining_.load()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
-    if (!ready_.load()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is starting");
-    if (ctx->deadline() < std::chrono::system_clock::now()) {
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed before the call was handled");
-    }
-    absl::StatusOr<Role> role = CallerRole(*ctx, *auth_);
-    if (!role.ok()) return ToGrpcStatus(role.status());
-    if (absl::Status s = TokenAuth::Authorize(*role, required, MethodNames()[method]); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
-    auto result = fn();
-    if (!result.ok()) return ToGrpcStatus(result.status());
-    *response = *std::move(result);
-    return grpc::Status::OK;
-  }();
-  if (metrics_ != nullptr) {
-    metrics_->RpcHandled(method, status.error_code(),
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(status);
+  reactor->Finish(edge_.Call(*ctx, method, required, response, std::forward<Fn>(fn)));
   return reactor;
 }
 

@@ -1,32 +1,32 @@
 #ifndef SRN_SERVER_SIMILARITY_SERVICE_H_
 #define SRN_SERVER_SIMILARITY_SERVICE_H_
 
-#include <atomic>
 #include <string>
 
 #include "server/auth.h"
 #include "server/server_metrics.h"
+#include "server/service_edge.h"
 #include "server/similarity_core.h"
 #include "srn/v1/similarity.grpc.pb.h"
 
 namespace srn {
 
-// The gRPC face of SimilarityCore: for each call it checks readiness, deadline and role,
-// delegates to the core, converts the status and records metrics. Holds no state of its own
-// beyond pointers; thread-safe.
+// The gRPC face of SimilarityCore: each call goes through the ServiceEdge (readiness, deadline,
+// role, status conversion, metrics) to the core. Holds no state of its own beyond pointers;
+// thread-safe.
 class SimilarityService final : public v1::SimilarityService::CallbackService {
  public:
   static constexpr char kServiceName[] = "srn.v1.SimilarityService";
-  // The RPC names, in the order ServerMetrics indexes them.
-  static const std::vector<std::string>& MethodNames();
+  // Its RPCs, for ServerMetrics.
+  static const std::vector<RpcMethod>& Methods();
 
   // All pointers must outlive the service.
   SimilarityService(SimilarityCore* core, const TokenAuth* auth, ServerMetrics* metrics);
 
   // Until ready, every call gets UNAVAILABLE ("starting"); after draining starts, UNAVAILABLE
   // ("shutting down").
-  void SetReady(bool ready) { ready_.store(ready); }
-  void StartDraining() { draining_.store(true); }
+  void SetReady(bool ready) { edge_.SetReady(ready); }
+  void StartDraining() { edge_.StartDraining(); }
 
   grpc::ServerUnaryReactor* Embed(grpc::CallbackServerContext* ctx, const v1::EmbedRequest* request,
                                   v1::EmbedResponse* response) override;
@@ -59,10 +59,7 @@ class SimilarityService final : public v1::SimilarityService::CallbackService {
                                    Response* response, Fn&& fn);
 
   SimilarityCore* const core_;
-  const TokenAuth* const auth_;
-  ServerMetrics* const metrics_;
-  std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};
+  ServiceEdge edge_;
 };
 
 }  // namespace srn

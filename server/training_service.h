@@ -1,29 +1,33 @@
 #ifndef SRN_SERVER_TRAINING_SERVICE_H_
 #define SRN_SERVER_TRAINING_SERVICE_H_
 
-#include <atomic>
+#include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "server/auth.h"
-#include "server/model_registry.h"
+#include "server/server_metrics.h"
+#include "server/service_edge.h"
 #include "server/training_worker.h"
 #include "srn/v1/training.grpc.pb.h"
 
 namespace srn {
 
-// The gRPC faces of the training worker and the model registry (proto/srn/v1/training.proto):
-// every call needs the admin role, checks readiness and delegates. Null worker and registry mean
-// the server runs without --model_dir: every call then fails with FAILED_PRECONDITION. These
-// are synchronous services (their calls are rare and WatchJob blocks a thread while it waits),
-// so they never take threads from the similarity service's callback path. Thread-safe; all
-// pointers must outlive the services.
+// The gRPC face of the training worker (srn.v1.TrainingService in proto/srn/v1/training.proto):
+// every call goes through the ServiceEdge (admin role, readiness, deadline, metrics) and
+// delegates. A null worker means the server runs without --model_dir: every call then fails
+// with FAILED_PRECONDITION. A synchronous service (its calls are rare and WatchJob blocks a
+// thread while it waits), so it never takes threads from the similarity service's callback
+// path. Thread-safe; all pointers must outlive the service.
 class TrainingService final : public v1::TrainingService::Service {
  public:
   static constexpr char kServiceName[] = "srn.v1.TrainingService";
-  TrainingService(TrainingWorker* worker, const TokenAuth* auth, const TrainingOptions& options);
+  // Its RPCs, for ServerMetrics.
+  static const std::vector<RpcMethod>& Methods();
+  TrainingService(TrainingWorker* worker, const TokenAuth* auth, const TrainingOptions& options,
+                  ServerMetrics* metrics);
 
-  void SetReady(bool ready) { ready_.store(ready); }
-  void StartDraining() { draining_.store(true); }
+  void SetReady(bool ready) { edge_.SetReady(ready); }
+  void StartDraining() { edge_.StartDraining(); }
 
   grpc::Status StartJob(grpc::ServerContext* ctx, const v1::StartJobRequest* request,
                         v1::Job* response) override;
@@ -40,37 +44,11 @@ class TrainingService final : public v1::TrainingService::Service {
                         grpc::ServerWriter<v1::Job>* writer) override;
 
  private:
-  grpc::Status Check(grpc::ServerContext* ctx, const char* method) const;
+  absl::Status Configured() const;
 
   TrainingWorker* const worker_;
-  const TokenAuth* const auth_;
   const TrainingOptions options_;
-  std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};
-};
-
-class ModelRegistryService final : public v1::ModelRegistry::Service {
- public:
-  static constexpr char kServiceName[] = "srn.v1.ModelRegistry";
-  ModelRegistryService(ModelRegistry* registry, const TokenAuth* auth);
-
-  void SetReady(bool ready) { ready_.store(ready); }
-  void StartDraining() { draining_.store(true); }
-
-  grpc::Status ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest* request,
-                          v1::ListModelsResponse* response) override;
-  grpc::Status ActivateModel(grpc::ServerContext* ctx, const v1::ActivateModelRequest* request,
-                             v1::ActivateModelResponse* response) override;
-  grpc::Status RollbackModel(grpc::ServerContext* ctx, const v1::RollbackModelRequest* request,
-                             v1::ActivateModelResponse* response) override;
-
- private:
-  grpc::Status Check(grpc::ServerContext* ctx, const char* method) const;
-
-  ModelRegistry* const registry_;
-  const TokenAuth* const auth_;
-  std::atomic<bool> ready_{false};
-  std::atomic<bool> draining_{false};
+  ServiceEdge edge_;
 };
 
 }  // namespace srn

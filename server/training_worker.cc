@@ -188,9 +188,9 @@ absl::Status UploadedDataset::Add(const v1::LabelledSeries& in) {
   return absl::OkStatus();
 }
 
-TrainingWorker::TrainingWorker(JobStore* store, ModelRegistry* registry,
+TrainingWorker::TrainingWorker(JobStore* store, ModelManager* manager,
                                const TrainingOptions& options, ServerMetrics* metrics)
-    : store_(store), registry_(registry), options_(options), metrics_(metrics) {}
+    : store_(store), manager_(manager), options_(options), metrics_(metrics) {}
 
 TrainingWorker::~TrainingWorker() { Stop(); }
 
@@ -603,7 +603,7 @@ void TrainingWorker::Run(Entry* entry) {
     return;
   }
 
-  absl::StatusOr<int64_t> version = registry_->AddModel(*trained->model, entry->job.job_id());
+  absl::StatusOr<int64_t> version = manager_->registry()->AddModel(*trained->model, entry->job.job_id());
   if (!version.ok()) {
     Finish(entry, v1::JOB_STATE_FAILED,
            absl::StrCat("cannot write the model version: ", version.status().message()));
@@ -617,11 +617,11 @@ void TrainingWorker::Run(Entry* entry) {
   }
   bool activate = spec.activation() == v1::ACTIVATION_POLICY_ALWAYS;
   if (spec.activation() == v1::ACTIVATION_POLICY_IF_BETTER) {
-    const std::optional<double> active = registry_->ActiveValAuc();
+    const std::optional<double> active = manager_->registry()->ActiveValAuc();
     activate = !active.has_value() || trained->result.best_val_auc > *active;
   }
   if (activate) {
-    absl::StatusOr<v1::ActivateModelResponse> activated = registry_->Activate(*version);
+    absl::StatusOr<v1::ActivateModelResponse> activated = manager_->Activate(*version);
     absl::MutexLock lock(&mu_);
     entry->job.set_activated(activated.ok());
     if (!activated.ok()) entry->job.set_activation_error(std::string(activated.status().message()));

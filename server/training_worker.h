@@ -20,7 +20,7 @@
 #include "model/data/preprocess.h"
 #include "model/train/trainer.h"
 #include "server/job_store.h"
-#include "server/model_registry.h"
+#include "server/model_manager.h"
 #include "server/series_input.h"
 #include "server/server_metrics.h"
 #include "srn/v1/training.pb.h"
@@ -75,10 +75,11 @@ class UploadedDataset {
 // its cores. A job's failure (unreadable data, diverging loss, ...) ends that job as FAILED with
 // the reason and affects nothing else.
 //
-// Thread-safe. The store and registry must outlive the worker; `metrics` may be null.
+// Thread-safe. The store and the manager (which must have a registry) must outlive the worker;
+// `metrics` may be null.
 class TrainingWorker {
  public:
-  TrainingWorker(JobStore* store, ModelRegistry* registry, const TrainingOptions& options,
+  TrainingWorker(JobStore* store, ModelManager* manager, const TrainingOptions& options,
                  ServerMetrics* metrics);
   ~TrainingWorker();
 
@@ -129,7 +130,7 @@ class TrainingWorker {
   std::shared_ptr<Entry> Find(const std::string& job_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobStore* const store_;
-  ModelRegistry* const registry_;
+  ModelManager* const manager_;
   const TrainingOptions options_;
   ServerMetrics* const metrics_;
 

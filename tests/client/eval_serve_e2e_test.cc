@@ -56,8 +56,9 @@ std::vector<ServedTrial> ReadTrials(const std::string& path, int per_kind) {
   return out;
 }
 
+// srn-train and srn-eval run for seconds alone, longer beside other tests on two cores.
 ProcessResult RunTool(const std::vector<std::string>& argv) {
-  return RunProcess(argv, CleanEnvironment());
+  return RunProcess(argv, CleanEnvironment(), /*timeout_seconds=*/600);
 }
 
 // The "score" of srnctl verify --json (protobuf's JSON prints floats so that they read back

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "server/model_manager.h"
 #include "model/weights/weights_file.h"
 #include "tests/testing/scratch_dir.h"
 #include "tests/testing/test_models.h"
@@ -30,7 +31,7 @@ class ModelRegistryTest : public testing::ScratchDirTest {
   std::unique_ptr<ModelRegistry> OpenSeeded() {
     const std::string seed_path = dir() + "/seed.srnw";
     EXPECT_TRUE(SaveModel(*testing::RandomModel("srn-a", kDims, 8, 1), seed_path).ok());
-    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir(), nullptr);
+    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
     EXPECT_TRUE(registry.ok()) << registry.status();
     if (!registry.ok()) return nullptr;
     absl::StatusOr<int64_t> v = (*registry)->ImportInitial(seed_path);
@@ -45,7 +46,7 @@ class ModelRegistryTest : public testing::ScratchDirTest {
     ASSERT_TRUE(model.ok()) << model.status();
     core_ = std::make_unique<SimilarityCore>(*model, NewInMemorySubjectStore(), CoreOptions(), nullptr);
     ASSERT_TRUE(core_->Recover().ok());
-    registry->Attach(core_.get());
+    manager_ = std::make_unique<ModelManager>(registry, core_.get(), nullptr);
   }
 
   // Enrolls `subject` with one random reference of the seeded model's shape.
@@ -57,6 +58,7 @@ class ModelRegistryTest : public testing::ScratchDirTest {
   }
 
   std::unique_ptr<SimilarityCore> core_;
+  std::unique_ptr<ModelManager> manager_;  // activates versions of the registry last attached
   std::mt19937_64 rng_{7};
 };
 
@@ -73,7 +75,7 @@ TEST_F(ModelRegistryTest, AddActivateRollbackAndReopen) {
   EXPECT_TRUE(std::filesystem::exists(ModelDir() + "/v2.srnw"));
   EXPECT_EQ(registry->active_version(), 1);  // adding does not activate
 
-  absl::StatusOr<v1::ActivateModelResponse> activated = registry->Activate(2);
+  absl::StatusOr<v1::ActivateModelResponse> activated = manager_->Activate(2);
   ASSERT_TRUE(activated.ok()) << activated.status();
   EXPECT_EQ(activated->reembedded_subjects(), 1);
   EXPECT_EQ(core_->model()->id, ModelFingerprint(*m2));
@@ -95,18 +97,18 @@ TEST_F(ModelRegistryTest, AddActivateRollbackAndReopen) {
 
   // Activation survives reopening the directory.
   registry.reset();
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = ModelRegistry::Open(ModelDir(), nullptr);
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = ModelRegistry::Open(ModelDir());
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ((*reopened)->active_version(), 2);
-  (*reopened)->Attach(core_.get());
-  absl::StatusOr<v1::ActivateModelResponse> back = (*reopened)->Rollback();
+  Attach(reopened->get());
+  absl::StatusOr<v1::ActivateModelResponse> back = manager_->Rollback();
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->model().version(), 1);
   EXPECT_EQ(core_->model()->id, id1);
   EXPECT_EQ((*reopened)->active_version(), 1);
   // Nothing before version 1.
-  EXPECT_EQ((*reopened)->Rollback().status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ((*reopened)->Activate(9).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Rollback().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(manager_->Activate(9).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(ModelRegistryTest, FailedActivationKeepsTheActiveModel) {
@@ -117,7 +119,7 @@ TEST_F(ModelRegistryTest, FailedActivationKeepsTheActiveModel) {
   // A model of another feature count cannot embed bob's references.
   absl::StatusOr<int64_t> v = registry->AddModel(*testing::RandomModel("srn-a", kDims + 2, 8, 3), "job-2");
   ASSERT_TRUE(v.ok());
-  absl::StatusOr<v1::ActivateModelResponse> activated = registry->Activate(*v);
+  absl::StatusOr<v1::ActivateModelResponse> activated = manager_->Activate(*v);
   EXPECT_EQ(activated.status().code(), absl::StatusCode::kFailedPrecondition) << activated.status();
   EXPECT_NE(activated.status().message().find("the active model stays"), std::string::npos);
   EXPECT_EQ(core_->model()->id, before);
@@ -131,7 +133,7 @@ TEST_F(ModelRegistryTest, FailedActivationKeepsTheActiveModel) {
     f.seekp(100);
     f.put('\x5a');
   }
-  EXPECT_EQ(registry->Activate(*v3).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(manager_->Activate(*v3).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(core_->model()->id, before);
 }
 
@@ -159,14 +161,14 @@ TEST_F(ModelRegistryTest, PollRegistersDroppedFilesAndSkipsCorruptOnes) {
   EXPECT_TRUE(registry->Poll().empty());  // the corrupt file is not retried until it changes
 
   // Activating the dropped version works like any other.
-  ASSERT_TRUE(registry->Activate(2).ok());
+  ASSERT_TRUE(manager_->Activate(2).ok());
   EXPECT_EQ(core_->model()->id, ModelFingerprint(*dropped));
 }
 
 TEST_F(ModelRegistryTest, DamagedManifestIsDataLoss) {
   std::filesystem::create_directories(ModelDir());
   std::ofstream(ModelDir() + "/MANIFEST") << "something else\n";
-  EXPECT_EQ(ModelRegistry::Open(ModelDir(), nullptr).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ModelRegistry::Open(ModelDir()).status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

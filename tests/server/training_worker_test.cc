@@ -29,7 +29,7 @@ class TrainingWorkerTest : public testing::ScratchDirTest {
     WriteCsvDataset("sines/manifest.csv", testing::MakeSineDataset(4, 20, kDims, 20, 30, 3));
     const std::string seed_path = dir() + "/seed.srnw";
     ASSERT_TRUE(SaveModel(*testing::RandomModel("srn-a", kDims, 8, 1), seed_path).ok());
-    auto registry = ModelRegistry::Open(dir() + "/models", nullptr);
+    auto registry = ModelRegistry::Open(dir() + "/models");
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
     ASSERT_TRUE(registry_->ImportInitial(seed_path).ok());
@@ -37,7 +37,7 @@ class TrainingWorkerTest : public testing::ScratchDirTest {
     ASSERT_TRUE(model.ok());
     core_ = std::make_unique<SimilarityCore>(*model, NewInMemorySubjectStore(), CoreOptions(), nullptr);
     ASSERT_TRUE(core_->Recover().ok());
-    registry_->Attach(core_.get());
+    manager_ = std::make_unique<ModelManager>(registry_.get(), core_.get(), nullptr);
     options_.data_dir = data_dir_;
     options_.threads = 1;
     options_.max_jobs = 1;
@@ -71,7 +71,7 @@ class TrainingWorkerTest : public testing::ScratchDirTest {
     auto jobs = JobStore::Open(store == ":memory:" ? store : dir() + "/" + store);
     ASSERT_TRUE(jobs.ok()) << jobs.status();
     job_store_ = *std::move(jobs);
-    worker_ = std::make_unique<TrainingWorker>(job_store_.get(), registry_.get(), options_, nullptr);
+    worker_ = std::make_unique<TrainingWorker>(job_store_.get(), manager_.get(), options_, nullptr);
     ASSERT_TRUE(worker_->Start().ok());
   }
 
@@ -110,6 +110,7 @@ class TrainingWorkerTest : public testing::ScratchDirTest {
   std::string data_dir_;
   TrainingOptions options_;
   std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<ModelManager> manager_;
   std::unique_ptr<SimilarityCore> core_;
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<TrainingWorker> worker_;
