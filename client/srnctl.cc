@@ -223,7 +223,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials() {
 }
 
 // The connection and what every call carries. Not thread-safe (a CLI makes one call at a time).
-class Client {
+class Client final {
  public:
   static absl::StatusOr<Client> Connect() {
     SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, ChannelCredentials());

@@ -15,7 +15,7 @@ enum class Role { kNone = 0, kReader = 1, kAdmin = 2 };
 
 // Bearer tokens and their roles. Tokens come from a file or the environment, never from the
 // command line (where `ps` would show them). Immutable after loading; thread-safe.
-class TokenAuth {
+class TokenAuth final {
  public:
   // No tokens: authentication is off and every caller is an admin.
   TokenAuth() = default;

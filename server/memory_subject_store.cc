@@ -77,7 +77,7 @@ namespace {
 
 // Records are immutable once stored and shared by pointer, so that ForEach can take a snapshot
 // by copying only the index and call `fn` without holding the lock.
-class MemorySubjectStore : public SubjectStore {
+class MemorySubjectStore final : public SubjectStore {
  public:
   absl::Status Put(const SubjectRecord& record) override {
     SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));

@@ -62,7 +62,7 @@ std::string DefaultModelPath();
 // Start-up refuses (with the reason) a missing or corrupt weights file, an unusable store, bad
 // TLS files or an unsafe address; health is NOT_SERVING until the store is recovered.
 // Thread-safe.
-class Server {
+class Server final {
  public:
   static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(const ServerOptions& options);
   ~Server();

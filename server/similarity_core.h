@@ -39,7 +39,7 @@ struct CoreOptions {
 // Thread-safe. Reads (Embed, Similarity, Verify, Identify, Get/List) run concurrently without
 // waiting for each other; writes (Enroll, Delete, model swaps) are serialized among themselves
 // but never block reads while they do slow work.
-class SimilarityCore {
+class SimilarityCore final {
  public:
   // `metrics` may be null; it must outlive the core otherwise.
   SimilarityCore(std::shared_ptr<const ServingModel> model, std::unique_ptr<SubjectStore> store,
@@ -95,10 +95,11 @@ class SimilarityCore {
 
   const CoreOptions options_;
   ServerMetrics* const metrics_;
-  const std::unique_ptr<SubjectStore> store_;
-  SubjectIndex index_;
-  // Serializes writers: "make durable, then publish" must not interleave.
+  // Serializes writers: "make durable, then publish" must not interleave, so the store is only
+  // used under it.
   absl::Mutex write_mu_;
+  const std::unique_ptr<SubjectStore> store_ ABSL_PT_GUARDED_BY(write_mu_);
+  SubjectIndex index_;
 };
 
 // Conversions between the index's entries and the store's records.

@@ -93,7 +93,7 @@ using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 // Resets a reused statement and drops its bindings when one use of it ends, however it ends, so
 // that no statement stays active (holding a read snapshot) between calls and no bound pointer
 // outlives the data it points to.
-class StmtUse {
+class StmtUse final {
  public:
   explicit StmtUse(sqlite3_stmt* stmt) : stmt_(stmt) {}
   StmtUse(const StmtUse&) = delete;
@@ -439,7 +439,7 @@ absl::Status ReadReferenceRow(sqlite3_stmt* stmt, absl::string_view path, Subjec
   return absl::OkStatus();
 }
 
-class SqliteSubjectStore : public SubjectStore {
+class SqliteSubjectStore final : public SubjectStore {
  public:
   SqliteSubjectStore(std::string path, Db db) : path_(std::move(path)), db_(std::move(db)) {}
 

@@ -10,7 +10,7 @@ namespace srn {
 // An exclusive advisory lock (flock) on "<store>.lock", held for the life of the object, so that
 // two servers never write one store ("one writer per volume"). The kernel drops it when the
 // process dies, so a crash never leaves a stale lock. Move-only.
-class StoreLock {
+class StoreLock final {
  public:
   // FailedPrecondition when another process holds the lock (the message gives its pid).
   static absl::StatusOr<StoreLock> Acquire(const std::string& store_path);

@@ -84,6 +84,7 @@ SubjectIndex::View SubjectIndex::Lookup(const std::string& id) const {
 
 void SubjectIndex::Reset(std::shared_ptr<const ServingModel> model,
                          std::vector<std::shared_ptr<const SubjectEntry>> entries) {
+  absl::MutexLock write(&writer_mu_);
   absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>> subjects;
   int64_t references = 0;
   for (auto& e : entries) {
@@ -100,6 +101,7 @@ void SubjectIndex::Reset(std::shared_ptr<const ServingModel> model,
 }
 
 void SubjectIndex::Upsert(std::shared_ptr<const SubjectEntry> entry) {
+  absl::MutexLock write(&writer_mu_);
   std::shared_ptr<const Scan> old_scan;
   std::shared_ptr<const SubjectEntry> previous;
   {
@@ -148,7 +150,7 @@ void SubjectIndex::Upsert(std::shared_ptr<const SubjectEntry> entry) {
 
 void SubjectIndex::Compact() {
   // Linear in the index, so it runs only once half of the scan is garbage. Building under a
-  // shared lock lets readers carry on; writers are serialized by the caller anyway.
+  // shared lock lets readers carry on; the caller holds writer_mu_, so no writer interleaves.
   std::shared_ptr<const Scan> scan;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -159,6 +161,7 @@ void SubjectIndex::Compact() {
 }
 
 bool SubjectIndex::Remove(const std::string& id) {
+  absl::MutexLock write(&writer_mu_);
   auto loc = locations_.find(id);
   if (loc == locations_.end()) return false;
   std::shared_ptr<const Scan> old_scan;

@@ -49,9 +49,10 @@ struct IdentifyCandidate {
 //
 // Thread safety: readers never wait for each other. They take the lock in shared mode only to copy
 // pointers to immutable data, and do all arithmetic outside it; writers hold it exclusively only
-// to swap pointers. Upsert/Remove/Reset must be serialized by the caller (the service holds one
-// write lock around "make durable, then publish").
-class SubjectIndex {
+// to swap pointers. Writers (Upsert, Remove, Reset) are serialized among themselves by a lock
+// readers never take; the service still holds its own write lock around "make durable, then
+// publish".
+class SubjectIndex final {
  public:
   explicit SubjectIndex(std::shared_ptr<const ServingModel> model);
 
@@ -65,12 +66,13 @@ class SubjectIndex {
   View Lookup(const std::string& id) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Publishes a new or updated subject. Its embeddings must be by the current model.
-  void Upsert(std::shared_ptr<const SubjectEntry> entry) ABSL_LOCKS_EXCLUDED(mu_);
+  void Upsert(std::shared_ptr<const SubjectEntry> entry) ABSL_LOCKS_EXCLUDED(writer_mu_, mu_);
   // Withdraws a subject; false if it was not there.
-  bool Remove(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Remove(const std::string& id) ABSL_LOCKS_EXCLUDED(writer_mu_, mu_);
   // Replaces the model and every subject at once (start-up, and model swaps).
   void Reset(std::shared_ptr<const ServingModel> model,
-             std::vector<std::shared_ptr<const SubjectEntry>> entries) ABSL_LOCKS_EXCLUDED(mu_);
+             std::vector<std::shared_ptr<const SubjectEntry>> entries)
+      ABSL_LOCKS_EXCLUDED(writer_mu_, mu_);
 
   // The `top_k` subjects whose fused similarity to `query` (an embedding by `model`) is highest,
   // best first, leaving out those below `threshold`. When `model` is no longer the index's model
@@ -97,20 +99,22 @@ class SubjectIndex {
   };
 
   // Rebuilds the scan without the rows of replaced and removed subjects.
-  void Compact() ABSL_LOCKS_EXCLUDED(mu_);
+  void Compact() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_) ABSL_LOCKS_EXCLUDED(mu_);
   // Builds a scan from scratch (Reset, compaction).
   static std::shared_ptr<const Scan> BuildScan(
       int dims, const absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>>& subjects,
       absl::flat_hash_map<std::string, Location>* locations);
 
+  // Serializes writers; readers never take it.
+  absl::Mutex writer_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::shared_ptr<const ServingModel> model_ ABSL_GUARDED_BY(mu_);
   absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>> subjects_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const Scan> scan_ ABSL_GUARDED_BY(mu_);
   int64_t references_ ABSL_GUARDED_BY(mu_) = 0;
 
-  // Only writers (serialized by the caller) touch these.
-  absl::flat_hash_map<std::string, Location> locations_;
+  // Only writers touch these.
+  absl::flat_hash_map<std::string, Location> locations_ ABSL_GUARDED_BY(writer_mu_);
 };
 
 }  // namespace srn

@@ -54,7 +54,7 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir, const s
 
 // Collects uploaded labelled series into a dataset, checking each as it arrives (all frames
 // with one feature count, or all pen samples). Not thread-safe.
-class UploadedDataset {
+class UploadedDataset final {
  public:
   explicit UploadedDataset(const TrainingOptions& options) : options_(options) {}
   absl::Status Add(const v1::LabelledSeries& series);

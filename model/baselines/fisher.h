@@ -72,7 +72,7 @@ struct LabeledPair {
 // for ROC analysis it returns d_dissimilar - d_similar, the squared distance to the nearest
 // dissimilar training pair minus that to the nearest similar one: positive exactly when 1-NN
 // says "similar", and larger the more clearly so. Immutable after Create; thread-safe.
-class FisherVectorClassifier {
+class FisherVectorClassifier final {
  public:
   // `vectors`: one training Fisher score per row; `pairs` index its rows. InvalidArgument when
   // there are no similar or no dissimilar pairs, a pair indexes outside the rows, or a value is

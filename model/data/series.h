@@ -27,7 +27,7 @@ struct SeriesLimits {
 
 // A time series: length() frames of dims() features each, stored row-major (frame t is row t).
 // A value type; not synchronized.
-class Series {
+class Series final {
  public:
   Series() = default;
   Series(int length, int dims) : frames_(length, dims) {}

@@ -95,7 +95,7 @@ inline double Excess(float x, float upper, float lower) {
 // Per-dimension max and min of any window of query frames in O(dims), for LB_Keogh: a sparse table
 // whose level k holds the max/min of the 2^k frames starting at each frame, so a window is the
 // union of two overlapping power-of-two blocks. One table per query serves every band radius.
-class WindowMinMax {
+class WindowMinMax final {
  public:
   // Levels for windows of up to `max_window` frames; left unavailable when that would take more
   // than kMaxFloats per table (then LB_Keogh falls back to scanning windows, or is skipped).

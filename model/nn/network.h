@@ -43,7 +43,7 @@ void PackBatch(const std::vector<const Series*>& batch, PackedBatch<T>* out);
 // thread brings its own Workspace. T is float in production and double for
 // gradient checks.
 template <typename T>
-class Network {
+class Network final {
  public:
   // Scratch space and, for training, everything the backward pass needs from
   // the forward pass. Reused across calls to avoid allocation; not thread-safe.

@@ -66,7 +66,7 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    StdMutexLock lock(&mu_);
     stop_.store(true);
   }
   work_.notify_all();
@@ -91,15 +91,15 @@ void ThreadPool::Drain(Job* job) {
 }
 
 void ThreadPool::WorkerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   while (true) {
     if (queue_.empty() && !stop_.load()) {
-      lock.unlock();
+      mu_.Unlock();
       SpinUntil([this] { return queued_.load(std::memory_order_relaxed) > 0 || stop_.load(); });
-      lock.lock();
+      mu_.Lock();
     }
-    work_.wait(lock, [this] { return stop_.load() || !queue_.empty(); });
-    if (stop_.load()) return;
+    while (!stop_.load() && queue_.empty()) mu_.Wait(&work_);
+    if (stop_.load()) break;
     Job* job = queue_.front();
     if (job->next.load() >= job->chunks) {
       queue_.pop_front();  // all claimed; its caller waits for the stragglers
@@ -107,12 +107,13 @@ void ThreadPool::WorkerLoop() {
       continue;
     }
     ++job->active;
-    lock.unlock();
+    mu_.Unlock();
     Drain(job);
-    lock.lock();
+    mu_.Lock();
     --job->active;
     done_.notify_all();
   }
+  mu_.Unlock();
 }
 
 void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, int, int)>& fn) {
@@ -133,7 +134,7 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
   job.chunks = threads;
   job.pending.store(threads);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    StdMutexLock lock(&mu_);
     queue_.push_back(&job);
     queued_.store(static_cast<int>(queue_.size()));
   }
@@ -143,19 +144,19 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
     for (int i = 1; i < threads; ++i) work_.notify_one();
   }
   Drain(&job);
-  std::unique_lock<std::mutex> lock(mu_);
-  if (auto it = std::find(queue_.begin(), queue_.end(), &job); it != queue_.end()) {
-    queue_.erase(it);
-    queued_.store(static_cast<int>(queue_.size()));
+  {
+    StdMutexLock lock(&mu_);
+    if (auto it = std::find(queue_.begin(), queue_.end(), &job); it != queue_.end()) {
+      queue_.erase(it);
+      queued_.store(static_cast<int>(queue_.size()));
+    }
   }
   // Off the queue, no worker can join the job any more: once those inside have
   // left it, it is done.
   auto finished = [&job] { return job.pending.load() == 0 && job.active.load() == 0; };
-  if (finished()) return;
-  lock.unlock();
-  if (SpinUntil(finished)) return;
-  lock.lock();
-  done_.wait(lock, finished);
+  if (finished() || SpinUntil(finished)) return;
+  StdMutexLock lock(&mu_);
+  while (!finished()) mu_.Wait(&done_);
 }
 
 void ParallelFor(int n, int threads, const std::function<void(int, int, int)>& fn) {

@@ -6,9 +6,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/std_mutex.h"
 
 namespace srn {
 
@@ -35,7 +36,7 @@ int DefaultThreads();
 // caller's after it; polling made the Arabic-shape training benchmark 4-13%
 // faster on 2 threads (docs/BENCHMARKS.md). Idle threads stop polling after
 // that time, so an idle pool costs nothing.
-class ThreadPool {
+class ThreadPool final {
  public:
   // `threads` counts the calling thread: a pool of n runs up to n chunks at
   // once, with n - 1 workers of its own. n <= 1 runs everything on the caller.
@@ -64,14 +65,14 @@ class ThreadPool {
  private:
   struct Job;
 
-  void WorkerLoop();
+  void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs chunks of `job` until none is left to claim.
   static void Drain(Job* job);
 
-  std::mutex mu_;
+  StdMutex mu_;
   std::condition_variable work_;  // a job was queued, or stop_
   std::condition_variable done_;  // a worker left a job
-  std::deque<Job*> queue_;        // jobs with chunks still unclaimed
+  std::deque<Job*> queue_ ABSL_GUARDED_BY(mu_);  // jobs with chunks still unclaimed
   std::atomic<int> queued_{0};    // queue_.size(), readable without mu_
   std::atomic<bool> stop_{false};
   std::vector<std::thread> workers_;

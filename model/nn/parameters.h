@@ -28,7 +28,7 @@ struct TensorSpec {
 //   l<l>.b_hh  (3H x 1)         GRU only: recurrent bias (n gate sees r * (A_n z + b_hh_n))
 // and the head: v (E x 1), c (1 x 1). The logistic model has only the head.
 // Immutable after construction; safe to share between threads.
-class ParameterLayout {
+class ParameterLayout final {
  public:
   explicit ParameterLayout(const Architecture& arch);
 

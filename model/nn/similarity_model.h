@@ -35,7 +35,7 @@ struct ModelMetadata {
 // A trained siamese similarity model: preprocessing, encoder and head with their weights.
 // Immutable once built; all const methods are safe to call from many threads at once (each call
 // uses its own scratch space), so servers share one instance through std::shared_ptr<const>.
-class SimilarityModel {
+class SimilarityModel final {
  public:
   // Checks that the parameters fit the architecture and the preprocessing feeds it.
   static absl::StatusOr<std::shared_ptr<const SimilarityModel>> Create(

@@ -20,7 +20,7 @@ absl::StatusOr<Split> LoadAndSplit(const std::string& dataset, const std::string
                                    ValidationSplit validation = ValidationSplit::kAuto);
 
 // A one-line progress bar on stderr when it is a terminal; silent otherwise.
-class ProgressBar {
+class ProgressBar final {
  public:
   ProgressBar();
   void Update(const std::string& label, int done, int total);

@@ -14,7 +14,7 @@ namespace srn {
 // of one class. Dissimilar pairs are genuine examples of two different classes or, in signature
 // mode, a genuine example paired with a skilled forgery of the same class. Immutable after
 // Create; Sample* are const and take the caller's generator, so one sampler serves many threads.
-class PairSampler {
+class PairSampler final {
  public:
   struct Options {
     // Of the dissimilar pairs whose first example's class has forgeries, the fraction that pairs

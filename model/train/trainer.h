@@ -83,7 +83,7 @@ struct TrainCallbacks {
 // are split into fixed shards computed on worker threads, and their gradients are summed in a
 // fixed order, so a seed always gives the same model. Inputs must already be preprocessed.
 // Not thread-safe: one thread drives a Trainer.
-class Trainer {
+class Trainer final {
  public:
   Trainer(const Architecture& arch, const TrainOptions& options);
   ~Trainer();

@@ -408,7 +408,7 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> ModelFromProto(const pb::
 // --- fingerprint ---------------------------------------------------------------------------
 
 // Feeds values to FNV-1a 64 in a fixed little-endian encoding, independent of the host.
-class FingerprintHasher {
+class FingerprintHasher final {
  public:
   void U32(uint32_t v) {
     char bytes[4];
@@ -571,7 +571,7 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(absl::string_v
 namespace {
 
 // Closes a file descriptor on scope exit unless released.
-class FdCloser {
+class FdCloser final {
  public:
   explicit FdCloser(int fd) : fd_(fd) {}
   ~FdCloser() {
