@@ -1,14 +1,12 @@
 #include "model/data/svc2004.h"
 
-#include <charconv>
 #include <cstdint>
 #include <filesystem>
-#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "model/data/csv_dataset.h"
+#include "model/data/integer_fields.h"
 #include "base/file.h"
 #include "base/status_macros.h"
 
@@ -17,39 +15,6 @@ namespace {
 
 // Far above any real signature (SVC2004 has at most 713), low enough to refuse absurd headers.
 constexpr int64_t kMaxSamples = 1000000;
-
-inline bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-// Parses the whitespace-separated integers of `line` into `out` (at most `max` of them; the
-// count is returned even when larger). False with *bad set to the offending token otherwise.
-bool ParseIntegers(absl::string_view line, int64_t* out, int max, int* count,
-                   absl::string_view* bad) {
-  const char* p = line.data();
-  const char* const end = p + line.size();
-  *count = 0;
-  while (true) {
-    while (p < end && IsBlank(*p)) ++p;
-    if (p == end) return true;
-    int64_t value = 0;
-    const std::from_chars_result r = std::from_chars(p, end, value);
-    if (r.ec != std::errc() || (r.ptr < end && !IsBlank(*r.ptr))) {
-      const char* token_end = p;
-      while (token_end < end && !IsBlank(*token_end)) ++token_end;
-      *bad = absl::string_view(p, static_cast<size_t>(token_end - p));
-      return false;
-    }
-    if (*count < max) out[*count] = value;
-    ++*count;
-    p = r.ptr;
-  }
-}
-
-bool IsBlankLine(absl::string_view line) {
-  for (char c : line) {
-    if (!IsBlank(c)) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -74,7 +39,7 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
     int64_t v[7];
     int count = 0;
     absl::string_view bad;
-    if (!ParseIntegers(line, v, 7, &count, &bad)) {
+    if (!ParseIntegerFields(line, v, 7, &count, &bad)) {
       return absl::InvalidArgumentError(absl::StrCat(where, "'", bad, "' is not an integer"));
     }
     if (expected < 0) {
