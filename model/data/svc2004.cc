@@ -90,10 +90,14 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
   return samples;
 }
 
-absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
-                                         absl::Span<const int> users) {
+namespace {
+
+enum class Svc2004Task { kTask1, kTask2 };
+
+absl::StatusOr<Dataset> LoadUsers(const std::string& dir, absl::Span<const int> users,
+                                  Svc2004Task task) {
   Dataset dataset;
-  dataset.name = "svc2004";
+  dataset.name = task == Svc2004Task::kTask1 ? "svc2004-task1" : "svc2004";
   for (int u = 1; u <= kSvc2004Users; ++u) dataset.label_names.push_back(absl::StrCat("U", u));
   dataset.examples.reserve(users.size() * kSvc2004SignaturesPerUser);
   for (int user : users) {
@@ -103,10 +107,16 @@ absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
     }
     for (int s = 1; s <= kSvc2004SignaturesPerUser; ++s) {
       const std::string path =
-          (std::filesystem::path(task2_dir) / absl::StrCat("U", user, "S", s, ".TXT")).string();
+          (std::filesystem::path(dir) / absl::StrCat("U", user, "S", s, ".TXT")).string();
       bool has_pressure = false;
       SRN_ASSIGN_OR_RETURN(std::vector<PenSample> samples, ReadSvc2004File(path, &has_pressure));
-      absl::StatusOr<Series> features = ComputeSignatureFeatures(samples, has_pressure);
+      if (task == Svc2004Task::kTask1 && has_pressure) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": has Task 2's layout (7 integers per sample line); Task 1 files have 4 "
+                  "(X Y TimeStamp ButtonStatus)"));
+      }
+      absl::StatusOr<Series> features =
+          ComputeTabletSignatureFeatures(samples, has_pressure, kSvc2004RateHz);
       if (!features.ok()) {
         return absl::Status(features.status().code(),
                             absl::StrCat(path, ": ", features.status().message()));
@@ -123,10 +133,25 @@ absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
   return dataset;
 }
 
-absl::StatusOr<Dataset> LoadSvc2004(const std::string& task2_dir) {
+std::vector<int> AllUsers() {
   std::vector<int> users(kSvc2004Users);
   for (int u = 0; u < kSvc2004Users; ++u) users[u] = u + 1;
-  return LoadSvc2004Users(task2_dir, users);
+  return users;
+}
+
+}  // namespace
+
+absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
+                                         absl::Span<const int> users) {
+  return LoadUsers(task2_dir, users, Svc2004Task::kTask2);
+}
+
+absl::StatusOr<Dataset> LoadSvc2004(const std::string& task2_dir) {
+  return LoadUsers(task2_dir, AllUsers(), Svc2004Task::kTask2);
+}
+
+absl::StatusOr<Dataset> LoadSvc2004Task1(const std::string& task1_dir) {
+  return LoadUsers(task1_dir, AllUsers(), Svc2004Task::kTask1);
 }
 
 }  // namespace srn
