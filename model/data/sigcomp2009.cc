@@ -24,7 +24,7 @@ namespace {
 // Far above any real file (the longest SigComp2009 file has 17,358 rows), low enough to refuse
 // absurd headers.
 constexpr int64_t kMaxRows = 1000000;
-constexpr int kColumns = 5;  // X Y P Azimuth Altitude
+constexpr int kColumns = 5;      // X Y P Azimuth Altitude
 constexpr int64_t kHover = -1;   // P = 0 is hovering too
 constexpr int64_t kMarker = -4;  // the `0 0 -4 0 0` rows
 
@@ -103,24 +103,27 @@ absl::Status ListFolder(const std::filesystem::path& folder, SigComp2009Subset s
     return absl::NotFoundError(absl::StrCat(folder.string(), ": no such folder (expected the ",
                                             SubsetFolder(subset), " part of SigComp2009)"));
   }
+  const auto cannot_list = [&folder](const std::error_code& error) {
+    return absl::NotFoundError(absl::StrCat(folder.string(), ": cannot list: ", error.message()));
+  };
   std::filesystem::directory_iterator it(folder, ec);
-  if (ec) return absl::NotFoundError(absl::StrCat(folder.string(), ": cannot list: ", ec.message()));
+  if (ec) return cannot_list(ec);
   for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    if (ec) return absl::NotFoundError(absl::StrCat(folder.string(), ": cannot list: ", ec.message()));
+    if (ec) return cannot_list(ec);
     const std::string name = it->path().filename().string();
     if (it->path().extension() != ".hwr") continue;
     FileEntry entry;
     entry.path = it->path().string();
     if (!ParseFileName(name, subset, &entry.ids)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          entry.path, ": the file name does not follow ", NamePattern(subset)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(entry.path, ": the file name does not follow ", NamePattern(subset)));
     }
     entry.forgery = entry.ids.writer != entry.ids.author;
     if (entry.forgery != forgery_folder) {
       return absl::InvalidArgumentError(absl::StrCat(
           entry.path, ": writer ", entry.ids.writer, (entry.forgery ? " != " : " == "), "author ",
-          entry.ids.author, " makes it ", entry.forgery ? "a forgery" : "genuine", ", but it is in ",
-          forgery_folder ? "forgery/" : "genuine/"));
+          entry.ids.author, " makes it ", entry.forgery ? "a forgery" : "genuine",
+          ", but it is in ", forgery_folder ? "forgery/" : "genuine/"));
     }
     out->push_back(std::move(entry));
   }

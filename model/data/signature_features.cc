@@ -132,7 +132,8 @@ absl::StatusOr<Series> ComputeSignatureFeatures(absl::Span<const PenSample> samp
 absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSample> samples,
                                                           double step_ms) {
   if (!(step_ms > 0) || !std::isfinite(step_ms)) {
-    return absl::InvalidArgumentError(absl::StrCat("resampling step must be positive, got ", step_ms));
+    return absl::InvalidArgumentError(
+        absl::StrCat("resampling step must be positive, got ", step_ms));
   }
   const size_t n = samples.size();
   // Strokes as [begin, end) ranges, checked, with the output size counted before any work.
@@ -201,7 +202,8 @@ absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSa
 absl::StatusOr<Series> ComputeTabletSignatureFeatures(absl::Span<const PenSample> samples,
                                                       bool has_pressure, double rate_hz) {
   if (!(rate_hz > 0) || !std::isfinite(rate_hz)) {
-    return absl::InvalidArgumentError(absl::StrCat("tablet rate must be positive, got ", rate_hz, " Hz"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tablet rate must be positive, got ", rate_hz, " Hz"));
   }
   if (rate_hz == kSignatureRateHz) return ComputeSignatureFeatures(samples, has_pressure);
   absl::StatusOr<std::vector<PenSample>> resampled = ResamplePenSamples(samples, kSignatureStepMs);

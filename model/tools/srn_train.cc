@@ -214,7 +214,8 @@ int main(int argc, char** argv) {
     if (!result.ok()) return Fail(tool, result.status());
     std::string name = absl::GetFlag(FLAGS_name);
     if (name.empty()) name = trained->model->architecture().FamilyName();
-    std::cout << srn::ResultLine(*protocol, dataset, name, *result, srn::IsSignatureDataset(dataset))
+    std::cout << srn::ResultLine(*protocol, dataset, name, *result,
+                                 srn::IsSignatureDataset(dataset))
               << std::endl;
   }
   return 0;

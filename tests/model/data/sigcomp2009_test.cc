@@ -74,16 +74,16 @@ TEST_F(SigComp2009Test, MalformedFilesNameFileAndLine) {
       {"ABCDE-012_345_678 two\n" + Row(1, 2, 3), ":1:", "expected the header"},
       {"ABCDE-012_345_678 0\n", ":1:", "expected the header"},
       {"2\n" + Row(1, 2, 3) + Row(1, 2, 3), ":1:", "expected the header"},
-      {header + Row(1, 2, 3) + "\t1 2 3 4\n", ":3:",
-       "expected 5 integers (X Y Pressure Azimuth Altitude), found 4"},
+      {header + Row(1, 2, 3) + "\t1 2 3 4\n",
+       ":3:", "expected 5 integers (X Y Pressure Azimuth Altitude), found 4"},
       {header + "\t1\n" + Row(1, 2, 3), ":2:", "found 1"},
       {header + Row(1, 2, 3) + "\t1 2 3 4 5 6\n", ":3:", "found 6"},
       {header + Row(1, 2, 3) + "\t1 2 x 4 5\n", ":3:", "'x' is not an integer"},
       {header + "\t1 2.5 3 4 5\n" + Row(1, 2, 3), ":2:", "'2.5' is not an integer"},
-      {"NLDCC-001_001_001 3\n" + Row(1, 2, 3) + Row(2, 2, 3), ":3:",
-       "line 1 announces 3 samples but the file has 2"},
-      {"NLDCC-001_001_001 1\n" + Row(1, 2, 3) + Row(2, 2, 3), ":3:",
-       "more sample rows than the 1 announced on line 1"},
+      {"NLDCC-001_001_001 3\n" + Row(1, 2, 3) + Row(2, 2, 3),
+       ":3:", "line 1 announces 3 samples but the file has 2"},
+      {"NLDCC-001_001_001 1\n" + Row(1, 2, 3) + Row(2, 2, 3),
+       ":3:", "more sample rows than the 1 announced on line 1"},
       {header + Row(1, 2, 3) + Row(2, 2, -2), ":3:", "pen state -2 is none of"},
       {header + Row(1, 2, -1) + Row(2, 2, 0), ":", "no pen-down row"},
   };
@@ -180,8 +180,10 @@ TEST_F(SigComp2009Test, LoaderErrorsNameTheFileOrFolder) {
       {"NFI/forgery/NFI-0010100.hwr", "does not follow NFI-<www><ss><aaa>.hwr"},
       {"NFI/forgery/NFI-0010100a.hwr", "does not follow NFI-<www><ss><aaa>.hwr"},
       {"NFI/forgery/NISDCC-001_001_001.hwr", "does not follow NFI-<www><ss><aaa>.hwr"},
-      {"NFI/forgery/NFI-00301003.hwr", "writer 3 == author 3 makes it genuine, but it is in forgery/"},
-      {"NFI/genuine/NFI-00201001.hwr", "writer 2 != author 1 makes it a forgery, but it is in genuine/"},
+      {"NFI/forgery/NFI-00301003.hwr",
+       "writer 3 == author 3 makes it genuine, but it is in forgery/"},
+      {"NFI/genuine/NFI-00201001.hwr",
+       "writer 2 != author 1 makes it a forgery, but it is in genuine/"},
   };
   for (const Case& c : cases) {
     const std::string path = Write(c.file, ValidFile());
@@ -259,8 +261,8 @@ NameIds IdsOf(const std::string& source) {
 
 // What a real subset must hold, checked example by example.
 struct Tally {
-  std::map<int, int> genuine_per_author;           // author -> genuine files
-  std::map<int, int> forgeries_per_author;         // forged author -> forgeries
+  std::map<int, int> genuine_per_author;            // author -> genuine files
+  std::map<int, int> forgeries_per_author;          // forged author -> forgeries
   std::map<int, std::set<int>> forgers_per_author;  // forged author -> forgers
   std::set<int> forgers;
   std::set<std::string> relative_paths;
@@ -282,7 +284,7 @@ Tally CheckAndTally(const Dataset& d, const std::string& dir, const std::string&
     EXPECT_TRUE(ValidateSeries(e.series).ok());
     EXPECT_TRUE(e.series.frames().allFinite());
     EXPECT_EQ(e.series.frames().col(9).maxCoeff(), 1.0f);  // pressure, over its maximum
-    EXPECT_EQ(e.series.frames()(0, 11), 1.0f);            // a stroke starts at sample 0
+    EXPECT_EQ(e.series.frames()(0, 11), 1.0f);             // a stroke starts at sample 0
     if (e.forgery) {
       ++t.forgeries_per_author[ids.author];
       t.forgers_per_author[ids.author].insert(ids.writer);
@@ -316,12 +318,13 @@ TEST(SigComp2009RealDataTest, LoadsNfi) {
     genuine += n;
   }
   EXPECT_EQ(genuine, 932);
-  EXPECT_THAT(authors_with, ::testing::ElementsAre(::testing::Pair(9, 1), ::testing::Pair(10, 1),
-                                                   ::testing::Pair(11, 11), ::testing::Pair(12, 66)));
+  EXPECT_THAT(authors_with,
+              ::testing::ElementsAre(::testing::Pair(9, 1), ::testing::Pair(10, 1),
+                                     ::testing::Pair(11, 11), ::testing::Pair(12, 66)));
   EXPECT_EQ(t.genuine_per_author.at(75), 9);
   EXPECT_EQ(t.genuine_per_author.at(100), 10);
-  for (int missing : {5, 13, 25, 32, 34, 36, 38, 40, 48, 50, 52, 57, 60, 61, 65, 76, 78, 81, 82,
-                      87, 95}) {
+  for (int missing :
+       {5, 13, 25, 32, 34, 36, 38, 40, 48, 50, 52, 57, 60, 61, 65, 76, 78, 81, 82, 87, 95}) {
     EXPECT_EQ(t.genuine_per_author.count(missing), 0u) << missing;
   }
 

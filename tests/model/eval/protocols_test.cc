@@ -29,7 +29,8 @@ TEST(ProtocolsTest, ParsesProtocolNames) {
 TEST(ProtocolsTest, UnknownDatasetIsInvalidArgument) {
   absl::Status status = LoadNamedDataset("mcyt", "/nonexistent").status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(std::string(status.message()).find("svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc"),
+  EXPECT_NE(std::string(status.message())
+                .find("svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc"),
             std::string::npos)
       << status;
 }
