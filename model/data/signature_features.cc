@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,11 @@ constexpr double kDefaultStepMs = 10.0;
 constexpr double kMinSpeed = 1e-9;
 // Relative to the largest coordinate: a radius this small is rounding error, not a shape.
 constexpr double kMinRelativeRadius = 1e-10;
+
+// ResamplePenSamples refuses to make more samples than this (a guard against absurd time spans).
+constexpr int64_t kMaxResampledSamples = int64_t{1} << 24;
+// Slack, in steps, for a grid time that lands on a stroke's last time up to rounding.
+constexpr double kGridSlack = 1e-9;
 
 // Central differences of f over a constant step dt, one-sided at both ends (n >= 2).
 void Derive(const std::vector<double>& f, double dt, std::vector<double>* out) {
@@ -121,6 +127,88 @@ absl::StatusOr<Series> ComputeSignatureFeatures(absl::Span<const PenSample> samp
     return absl::InvalidArgumentError("signature features overflow (coordinates out of range)");
   }
   return out;
+}
+
+absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSample> samples,
+                                                          double step_ms) {
+  if (!(step_ms > 0) || !std::isfinite(step_ms)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("resampling step must be positive, got ", step_ms));
+  }
+  const size_t n = samples.size();
+  // Strokes as [begin, end) ranges, checked, with the output size counted before any work.
+  std::vector<size_t> stroke_begins;
+  int64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const PenSample& s = samples[i];
+    if (!std::isfinite(s.x) || !std::isfinite(s.y) || !std::isfinite(s.t_ms) ||
+        !std::isfinite(s.pressure)) {
+      return absl::InvalidArgumentError(absl::StrCat("pen sample ", i, " has a non-finite value"));
+    }
+    if (i == 0 || s.stroke_start) {
+      stroke_begins.push_back(i);
+    } else if (s.t_ms < samples[i - 1].t_ms) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pen sample ", i, " goes back in time within a stroke (", s.t_ms,
+                       " ms after ", samples[i - 1].t_ms, " ms)"));
+    }
+  }
+  stroke_begins.push_back(n);
+  std::vector<int64_t> counts(stroke_begins.size() - 1);
+  for (size_t k = 0; k + 1 < stroke_begins.size(); ++k) {
+    const double span = samples[stroke_begins[k + 1] - 1].t_ms - samples[stroke_begins[k]].t_ms;
+    const double steps = std::floor(span / step_ms + kGridSlack);
+    if (steps >= static_cast<double>(kMaxResampledSamples)) {
+      return absl::InvalidArgumentError(absl::StrCat("resampling a stroke of ", span, " ms every ",
+                                                     step_ms, " ms makes too many samples"));
+    }
+    counts[k] = static_cast<int64_t>(steps) + 1;
+    total += counts[k];
+    if (total > kMaxResampledSamples) {
+      return absl::InvalidArgumentError(absl::StrCat("resampling to one sample every ", step_ms,
+                                                     " ms makes more than ", kMaxResampledSamples,
+                                                     " samples"));
+    }
+  }
+
+  std::vector<PenSample> out;
+  out.reserve(static_cast<size_t>(total));
+  for (size_t k = 0; k + 1 < stroke_begins.size(); ++k) {
+    const size_t begin = stroke_begins[k];
+    const size_t last = stroke_begins[k + 1] - 1;
+    const double t0 = samples[begin].t_ms;
+    size_t j = begin;  // the latest input sample at or before the grid time
+    for (int64_t m = 0; m < counts[k]; ++m) {
+      // Clamped: the slack may put the last grid time a hair past the stroke's end.
+      const double t = std::min(t0 + static_cast<double>(m) * step_ms, samples[last].t_ms);
+      while (j < last && samples[j + 1].t_ms <= t) ++j;
+      PenSample s = samples[j];
+      if (j < last) {
+        const PenSample& a = samples[j];
+        const PenSample& b = samples[j + 1];
+        const double w = (t - a.t_ms) / (b.t_ms - a.t_ms);  // b.t_ms > t >= a.t_ms
+        s.x = a.x + w * (b.x - a.x);
+        s.y = a.y + w * (b.y - a.y);
+        s.pressure = a.pressure + w * (b.pressure - a.pressure);
+      }
+      s.t_ms = t;
+      s.stroke_start = m == 0;
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Series> ComputeTabletSignatureFeatures(absl::Span<const PenSample> samples,
+                                                      bool has_pressure, double rate_hz) {
+  if (!(rate_hz > 0) || !std::isfinite(rate_hz)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tablet rate must be positive, got ", rate_hz, " Hz"));
+  }
+  if (rate_hz == kSignatureRateHz) return ComputeSignatureFeatures(samples, has_pressure);
+  absl::StatusOr<std::vector<PenSample>> resampled = ResamplePenSamples(samples, kSignatureStepMs);
+  if (!resampled.ok()) return resampled.status();
+  return ComputeSignatureFeatures(*resampled, has_pressure);
 }
 
 }  // namespace srn

@@ -1,6 +1,8 @@
 #ifndef SRN_MODEL_DATA_SIGNATURE_FEATURES_H_
 #define SRN_MODEL_DATA_SIGNATURE_FEATURES_H_
 
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "model/data/series.h"
@@ -8,8 +10,9 @@
 namespace srn {
 
 // One sample of an online signature as a tablet reports it. Only pen-down samples are
-// expected (SVC2004 records no pen-up points); `stroke_start` marks the first sample after the
-// pen touched the surface again.
+// expected (SVC2004 records no pen-up points; readers of tablets that record hovering, such as
+// SigComp2009's, drop those); `stroke_start` marks the first sample after the pen touched the
+// surface again.
 struct PenSample {
   double x = 0, y = 0, t_ms = 0;
   double pressure = 0;
@@ -39,6 +42,33 @@ inline constexpr int kSignatureFeatureDims = 12;
 // identical (zero radius). Pure function; thread-safe.
 absl::StatusOr<Series> ComputeSignatureFeatures(absl::Span<const PenSample> samples,
                                                 bool has_pressure);
+
+// The one sampling rate of signature features: SVC2004's 100 Hz. Velocities are per second
+// whatever the rate, but the frames per second (what a recurrent network and DTW see), and the
+// noise of the central differences (x2 for velocity, x4 for acceleration when the step halves),
+// are not; so samples from tablets at other rates are resampled to this rate first.
+inline constexpr double kSignatureRateHz = 100.0;
+inline constexpr double kSignatureStepMs = 1000.0 / kSignatureRateHz;
+
+// Resamples pen-down samples to one sample every `step_ms` by time, stroke by stroke (a stroke
+// starts at sample 0 and at each stroke_start), so that nothing is interpolated across a pen-up
+// gap: a stroke spanning [t0, t1] gives the samples at t0, t0 + step_ms, ... <= t1, x, y and
+// pressure linearly interpolated between the two input samples around each time (the later one
+// of samples with equal times), stroke_start on the first. Every stroke keeps at least its first
+// sample. Times must not go backwards within a stroke (they may between strokes).
+// InvalidArgument on step_ms <= 0 or not finite, a non-finite value, time going backwards within
+// a stroke, or more than 2^24 output samples. Pure function; thread-safe.
+absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSample> samples,
+                                                          double step_ms);
+
+// The feature pipeline of every signature loader: samples from a tablet sampling at `rate_hz`
+// are resampled to kSignatureRateHz (ResamplePenSamples), then ComputeSignatureFeatures. At
+// kSignatureRateHz itself the samples are used as recorded (SVC2004's clock is irregular: 0 and
+// 11 ms steps, a few backwards; ComputeSignatureFeatures' median step absorbs that), so the
+// result is exactly ComputeSignatureFeatures(samples, has_pressure). InvalidArgument on
+// rate_hz <= 0 or not finite, and as the two steps. Pure function; thread-safe.
+absl::StatusOr<Series> ComputeTabletSignatureFeatures(absl::Span<const PenSample> samples,
+                                                      bool has_pressure, double rate_hz);
 
 }  // namespace srn
 

@@ -1,14 +1,12 @@
 #include "model/data/svc2004.h"
 
-#include <charconv>
 #include <cstdint>
 #include <filesystem>
-#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "model/data/csv_dataset.h"
+#include "model/data/integer_fields.h"
 #include "base/file.h"
 #include "base/status_macros.h"
 
@@ -17,39 +15,6 @@ namespace {
 
 // Far above any real signature (SVC2004 has at most 713), low enough to refuse absurd headers.
 constexpr int64_t kMaxSamples = 1000000;
-
-inline bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-// Parses the whitespace-separated integers of `line` into `out` (at most `max` of them; the
-// count is returned even when larger). False with *bad set to the offending token otherwise.
-bool ParseIntegers(absl::string_view line, int64_t* out, int max, int* count,
-                   absl::string_view* bad) {
-  const char* p = line.data();
-  const char* const end = p + line.size();
-  *count = 0;
-  while (true) {
-    while (p < end && IsBlank(*p)) ++p;
-    if (p == end) return true;
-    int64_t value = 0;
-    const std::from_chars_result r = std::from_chars(p, end, value);
-    if (r.ec != std::errc() || (r.ptr < end && !IsBlank(*r.ptr))) {
-      const char* token_end = p;
-      while (token_end < end && !IsBlank(*token_end)) ++token_end;
-      *bad = absl::string_view(p, static_cast<size_t>(token_end - p));
-      return false;
-    }
-    if (*count < max) out[*count] = value;
-    ++*count;
-    p = r.ptr;
-  }
-}
-
-bool IsBlankLine(absl::string_view line) {
-  for (char c : line) {
-    if (!IsBlank(c)) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -74,7 +39,7 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
     int64_t v[7];
     int count = 0;
     absl::string_view bad;
-    if (!ParseIntegers(line, v, 7, &count, &bad)) {
+    if (!ParseIntegerFields(line, v, 7, &count, &bad)) {
       return absl::InvalidArgumentError(absl::StrCat(where, "'", bad, "' is not an integer"));
     }
     if (expected < 0) {
@@ -125,10 +90,14 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
   return samples;
 }
 
-absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
-                                         absl::Span<const int> users) {
+namespace {
+
+enum class Svc2004Task { kTask1, kTask2 };
+
+absl::StatusOr<Dataset> LoadUsers(const std::string& dir, absl::Span<const int> users,
+                                  Svc2004Task task) {
   Dataset dataset;
-  dataset.name = "svc2004";
+  dataset.name = task == Svc2004Task::kTask1 ? "svc2004-task1" : "svc2004";
   for (int u = 1; u <= kSvc2004Users; ++u) dataset.label_names.push_back(absl::StrCat("U", u));
   dataset.examples.reserve(users.size() * kSvc2004SignaturesPerUser);
   for (int user : users) {
@@ -138,10 +107,16 @@ absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
     }
     for (int s = 1; s <= kSvc2004SignaturesPerUser; ++s) {
       const std::string path =
-          (std::filesystem::path(task2_dir) / absl::StrCat("U", user, "S", s, ".TXT")).string();
+          (std::filesystem::path(dir) / absl::StrCat("U", user, "S", s, ".TXT")).string();
       bool has_pressure = false;
       SRN_ASSIGN_OR_RETURN(std::vector<PenSample> samples, ReadSvc2004File(path, &has_pressure));
-      absl::StatusOr<Series> features = ComputeSignatureFeatures(samples, has_pressure);
+      if (task == Svc2004Task::kTask1 && has_pressure) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": has Task 2's layout (7 integers per sample line); Task 1 files have 4 "
+                  "(X Y TimeStamp ButtonStatus)"));
+      }
+      absl::StatusOr<Series> features =
+          ComputeTabletSignatureFeatures(samples, has_pressure, kSvc2004RateHz);
       if (!features.ok()) {
         return absl::Status(features.status().code(),
                             absl::StrCat(path, ": ", features.status().message()));
@@ -158,10 +133,25 @@ absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
   return dataset;
 }
 
-absl::StatusOr<Dataset> LoadSvc2004(const std::string& task2_dir) {
+std::vector<int> AllUsers() {
   std::vector<int> users(kSvc2004Users);
   for (int u = 0; u < kSvc2004Users; ++u) users[u] = u + 1;
-  return LoadSvc2004Users(task2_dir, users);
+  return users;
+}
+
+}  // namespace
+
+absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir,
+                                         absl::Span<const int> users) {
+  return LoadUsers(task2_dir, users, Svc2004Task::kTask2);
+}
+
+absl::StatusOr<Dataset> LoadSvc2004(const std::string& task2_dir) {
+  return LoadUsers(task2_dir, AllUsers(), Svc2004Task::kTask2);
+}
+
+absl::StatusOr<Dataset> LoadSvc2004Task1(const std::string& task1_dir) {
+  return LoadUsers(task1_dir, AllUsers(), Svc2004Task::kTask1);
 }
 
 }  // namespace srn

@@ -11,12 +11,14 @@
 
 namespace srn {
 
-// The public SVC2004 Task 2 signatures (see svc2004/SOURCE.md in the data folder and
-// docs/DATA_FORMATS.md). Thread-compatible.
+// The public SVC2004 signatures, Task 2 (with pressure) and Task 1 (pen position only): two
+// separate recordings of 40 users each (see svc2004/SOURCE.md and svc2004/Task1/SOURCE.md in the
+// data folder, and docs/DATA_FORMATS.md). Thread-compatible.
 
 inline constexpr int kSvc2004Users = 40;
 inline constexpr int kSvc2004SignaturesPerUser = 40;
 inline constexpr int kSvc2004GenuinePerUser = 20;  // S1-S20; S21-S40 are skilled forgeries
+inline constexpr double kSvc2004RateHz = 100.0;    // the tablet's nominal rate (10 ms steps)
 
 // Reads one U<u>S<s>.TXT file: a first line N, then N lines of 7 integers
 // `X Y TimeStamp ButtonStatus Azimuth Altitude Pressure` (Task 2) or of 4 integers
@@ -31,12 +33,19 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
 
 // Loads `users` (each in 1..40) from a Task2 folder: 40 examples per user, in user order then
 // S1..S40. label = user - 1 (label_names "U1".."U40" for all 40 users, whatever subset is
-// loaded), forgery = (s > 20), group = s, series = ComputeSignatureFeatures of the file's
-// samples, source = file path. Dataset name "svc2004". Errors name the file.
+// loaded), forgery = (s > 20), group = s, series = ComputeTabletSignatureFeatures of the file's
+// samples at kSvc2004RateHz (that is, ComputeSignatureFeatures as recorded), source = file path.
+// Dataset name "svc2004". Errors name the file.
 absl::StatusOr<Dataset> LoadSvc2004Users(const std::string& task2_dir, absl::Span<const int> users);
 
 // All 40 users: 1600 examples.
 absl::StatusOr<Dataset> LoadSvc2004(const std::string& task2_dir);
+
+// All 40 users of a Task1 folder (U1S1.TXT .. U40S40.TXT, 4 integers per sample line): 1600
+// examples labelled as LoadSvc2004's (these U1..U40 are other people than Task 2's), features
+// without pressure. Dataset name "svc2004-task1". InvalidArgument naming the file when one has
+// Task 2's 7-integer layout; otherwise errors as LoadSvc2004Users.
+absl::StatusOr<Dataset> LoadSvc2004Task1(const std::string& task1_dir);
 
 }  // namespace srn
 

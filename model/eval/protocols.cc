@@ -15,6 +15,7 @@
 #include "base/status_macros.h"
 #include "model/nn/pair_loss.h"
 #include "model/data/preprocess.h"
+#include "model/data/sigcomp2009.h"
 #include "model/data/svc2004.h"
 #include "model/train/trainer.h"
 
@@ -56,11 +57,24 @@ absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::str
     return LoadArabicDigit((dir / "spoken_arabic_digit").string(), ArabicLabel::kSpeaker);
   }
   if (name == "svc2004") return LoadSvc2004((dir / "svc2004" / "Task2").string());
+  if (name == "svc2004-task1") return LoadSvc2004Task1((dir / "svc2004" / "Task1").string());
+  if (name == "sigcomp2009-nfi") {
+    return LoadSigComp2009((dir / "sigcomp2009").string(), SigComp2009Subset::kNfi);
+  }
+  if (name == "sigcomp2009-nisdcc") {
+    return LoadSigComp2009((dir / "sigcomp2009").string(), SigComp2009Subset::kNisdcc);
+  }
   std::error_code ec;
   if (std::filesystem::is_regular_file(name, ec)) return LoadCsvDataset(name);
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown dataset '", name,
-      "': expected arabic-digit, arabic-voice, svc2004, or the path of a CSV manifest"));
+      "': expected arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, "
+      "sigcomp2009-nisdcc, or the path of a CSV manifest"));
+}
+
+bool IsSignatureDataset(const std::string& name) {
+  return name == "svc2004" || name == "svc2004-task1" || name == "sigcomp2009-nfi" ||
+         name == "sigcomp2009-nisdcc";
 }
 
 namespace {
@@ -69,7 +83,7 @@ namespace {
 int FirstTestLabel(const std::string& name, int num_labels) {
   if (name == "arabic-digit") return 7;   // digits 1-7 train, 8-10 test
   if (name == "arabic-voice") return 60;  // speakers 1-60 train, 61-88 test
-  if (name == "svc2004") return 30;       // signers 1-30 train, 31-40 test
+  if (name == "svc2004" || name == "svc2004-task1") return 30;  // signers 1-30 train, 31-40 test
   return static_cast<int>(std::lround(0.7 * num_labels));
 }
 

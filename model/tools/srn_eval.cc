@@ -34,7 +34,8 @@
 
 ABSL_FLAG(std::string, model, "", "a weights file written by srn-train, or dtw, fisher-kernel or fisher-vector (baselines)");
 ABSL_FLAG(std::string, dataset, "",
-          "arabic-digit, arabic-voice, svc2004, or the path of a CSV manifest (docs/DATA_FORMATS.md)");
+          "arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc, "
+          "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
 ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain", "within-domain, out-of-domain or one-shot");
 ABSL_FLAG(int64_t, seed, -1, "split and draw seed (default: the weights file's training seed, else 1)");
@@ -364,6 +365,8 @@ int main(int argc, char** argv) {
       return Fail(tool, s);
     }
   }
-  std::cout << srn::ResultLine(*protocol, result_dataset, name, *result, dataset == "svc2004") << std::endl;
+  std::cout << srn::ResultLine(*protocol, result_dataset, name, *result,
+                               srn::IsSignatureDataset(dataset))
+            << std::endl;
   return 0;
 }

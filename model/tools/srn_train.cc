@@ -24,7 +24,8 @@
 #include "model/tools/tool_common.h"
 
 ABSL_FLAG(std::string, dataset, "",
-          "arabic-digit, arabic-voice, svc2004, or the path of a CSV manifest (docs/DATA_FORMATS.md)");
+          "arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc, "
+          "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
 ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain",
           "within-domain, out-of-domain, one-shot, or all (train on every class, no test)");
@@ -162,7 +163,8 @@ int main(int argc, char** argv) {
     split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, *validation);
   }
   if (!split.ok()) return Fail(tool, split.status());
-  config.kind = dataset == "svc2004" ? srn::FeatureKind::kSignature : srn::FeatureKind::kFrames;
+  config.kind =
+      srn::IsSignatureDataset(dataset) ? srn::FeatureKind::kSignature : srn::FeatureKind::kFrames;
   config.training_data =
       signature_cv ? absl::StrCat(dataset, ": ", split->description)
                    : absl::StrCat(dataset, " (", srn::ProtocolName(*protocol), "): ", split->description);
@@ -212,7 +214,9 @@ int main(int argc, char** argv) {
     if (!result.ok()) return Fail(tool, result.status());
     std::string name = absl::GetFlag(FLAGS_name);
     if (name.empty()) name = trained->model->architecture().FamilyName();
-    std::cout << srn::ResultLine(*protocol, dataset, name, *result, dataset == "svc2004") << std::endl;
+    std::cout << srn::ResultLine(*protocol, dataset, name, *result,
+                                 srn::IsSignatureDataset(dataset))
+              << std::endl;
   }
   return 0;
 }

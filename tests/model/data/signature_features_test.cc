@@ -163,5 +163,125 @@ TEST(SignatureFeaturesTest, RejectsBadInput) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Three strokes at 200 Hz: the first with an irregular clock (4, 9 and 7 ms steps), the second
+// 5 ms long, the third one sample. Expected values by hand.
+TEST(ResamplePenSamplesTest, InterpolatesStrokeByStrokeByTime) {
+  const std::vector<PenSample> samples = {
+      Sample(0, 100, 0, 200, true), Sample(4, 100, 4, 400), Sample(22, 91, 13, 100),
+      Sample(29, 70, 20, 800),                                 // stroke 1: 0..20 ms
+      Sample(50, 50, 40, 300, true), Sample(60, 40, 45, 500),  // stroke 2: 40..45 ms
+      Sample(70, 30, 55, 900, true)};                          // stroke 3: one sample
+  absl::StatusOr<std::vector<PenSample>> r = ResamplePenSamples(samples, 10);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 5u);
+  // t = 10 lies between the samples at 4 and 13 ms, 6/9 of the way: x = 4 + 18 * 2/3 = 16,
+  // y = 100 - 9 * 2/3 = 94, pressure = 400 - 300 * 2/3 = 200.
+  const double want[5][5] = {
+      // t   x   y    p    start
+      {0, 0, 100, 200, 1}, {10, 16, 94, 200, 0}, {20, 29, 70, 800, 0},
+      {40, 50, 50, 300, 1},  // not 30 ms: nothing is made inside the pen-up gap
+      {55, 70, 30, 900, 1}};
+  for (int i = 0; i < 5; ++i) {
+    const PenSample& s = (*r)[i];
+    EXPECT_DOUBLE_EQ(s.t_ms, want[i][0]) << i;
+    EXPECT_NEAR(s.x, want[i][1], 1e-12) << i;
+    EXPECT_NEAR(s.y, want[i][2], 1e-12) << i;
+    EXPECT_NEAR(s.pressure, want[i][3], 1e-12) << i;
+    EXPECT_EQ(s.stroke_start, want[i][4] == 1) << i;
+  }
+}
+
+TEST(ResamplePenSamplesTest, EqualTimesTakeTheLaterSampleAndStrokesMayGoBackInTime) {
+  // The second stroke starts before the first ended: allowed, only within a stroke is time
+  // ordered.
+  const std::vector<PenSample> samples = {Sample(0, 0, 0, 0, true), Sample(5, 0, 10),
+                                          Sample(7, 0, 10), Sample(9, 0, 20),
+                                          Sample(1, 1, 15, 0, true), Sample(3, 1, 25)};
+  absl::StatusOr<std::vector<PenSample>> r = ResamplePenSamples(samples, 10);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 5u);
+  EXPECT_EQ((*r)[1].x, 7);
+  EXPECT_EQ((*r)[2].x, 9);
+  EXPECT_EQ((*r)[3].t_ms, 15);
+  EXPECT_TRUE((*r)[3].stroke_start);
+  EXPECT_EQ((*r)[4].x, 3);
+  EXPECT_EQ((*r)[4].t_ms, 25);
+}
+
+TEST(ResamplePenSamplesTest, RejectsBadInput) {
+  const std::vector<PenSample> ok = {Sample(0, 0, 0), Sample(1, 1, 5)};
+  for (double step : {0.0, -10.0, std::numeric_limits<double>::quiet_NaN(),
+                      std::numeric_limits<double>::infinity()}) {
+    absl::Status status = ResamplePenSamples(ok, step).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << step;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("step must be positive")) << step;
+  }
+  const std::vector<PenSample> backwards = {Sample(0, 0, 10), Sample(1, 1, 5)};
+  absl::Status status = ResamplePenSamples(backwards, 10).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("pen sample 1 goes back in time"));
+  std::vector<PenSample> nan = ok;
+  nan[1].pressure = std::numeric_limits<double>::quiet_NaN();
+  status = ResamplePenSamples(nan, 10).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("pen sample 1 has a non-finite value"));
+  const std::vector<PenSample> huge = {Sample(0, 0, 0), Sample(1, 1, 1e12)};
+  status = ResamplePenSamples(huge, 10).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("too many samples"));
+  EXPECT_TRUE(ResamplePenSamples({}, 10).ok());
+}
+
+// A smooth two-stroke signature "recorded" at 100 Hz and at 200 Hz.
+std::vector<PenSample> Recorded(double rate_hz) {
+  std::vector<PenSample> out;
+  const double step = 1000.0 / rate_hz;
+  for (int stroke = 0; stroke < 2; ++stroke) {
+    const double start = stroke * 1200.0;  // ms; a 200 ms pen-up gap after the first
+    for (double t = 0; t <= 1000.0 + 1e-9; t += step) {
+      const double u = t / 1000.0;
+      out.push_back(Sample(1000 * std::cos(3 * u + stroke) + 300 * u,
+                           800 * std::sin(5 * u) + 2000 * stroke, start + t,
+                           500 + 300 * std::sin(7 * u), t == 0));
+    }
+  }
+  return out;
+}
+
+TEST(ComputeTabletSignatureFeaturesTest, A200HzTabletGivesThe100HzFeatures) {
+  absl::StatusOr<Series> at100 = ComputeSignatureFeatures(Recorded(100), true);
+  absl::StatusOr<Series> at200 = ComputeTabletSignatureFeatures(Recorded(200), true, 200);
+  ASSERT_TRUE(at100.ok()) << at100.status();
+  ASSERT_TRUE(at200.ok()) << at200.status();
+  ASSERT_EQ(at200->length(), at100->length());
+  EXPECT_EQ(at200->length(), 202);
+  const float scale = at100->frames().cwiseAbs().maxCoeff();
+  EXPECT_LT((at200->frames() - at100->frames()).cwiseAbs().maxCoeff(), 1e-5f * scale);
+  // Without resampling the same signature would have twice the frames.
+  absl::StatusOr<Series> raw200 = ComputeSignatureFeatures(Recorded(200), true);
+  ASSERT_TRUE(raw200.ok()) << raw200.status();
+  EXPECT_EQ(raw200->length(), 402);
+}
+
+TEST(ComputeTabletSignatureFeaturesTest, At100HzSamplesAreUsedAsRecorded) {
+  // SVC2004's clock: a 0 ms step, an 11 ms step and one going backwards. Resampling would refuse
+  // the backwards step; at 100 Hz the samples go to ComputeSignatureFeatures untouched.
+  const std::vector<PenSample> samples = {Sample(0, 0, 0, 100, true), Sample(3, 1, 10, 200),
+                                          Sample(4, 3, 10, 300),      Sample(6, 2, 21, 250),
+                                          Sample(5, 5, 14, 50),       Sample(9, 4, 24, 80)};
+  absl::StatusOr<Series> want = ComputeSignatureFeatures(samples, true);
+  absl::StatusOr<Series> got = ComputeTabletSignatureFeatures(samples, true, kSignatureRateHz);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->frames() == want->frames());
+  EXPECT_EQ(ComputeTabletSignatureFeatures(samples, true, 200).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  for (double rate : {0.0, -100.0, std::numeric_limits<double>::quiet_NaN()}) {
+    absl::Status status = ComputeTabletSignatureFeatures(samples, true, rate).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << rate;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("tablet rate")) << rate;
+  }
+}
+
 }  // namespace
 }  // namespace srn

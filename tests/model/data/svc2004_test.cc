@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/scratch_dir.h"
@@ -78,6 +79,13 @@ TEST_F(Svc2004Test, MalformedFilesNameFileAndLine) {
       {"2\n1 2 3 0 0 0 1\n1 2.5 3 0 0 0 1\n", ":3:", "'2.5' is not an integer"},
       {"1\n1 2 3 0 0 0 1\n1 2 3 0 0 0 1\n", ":3:", "more sample lines"},
       {"3\n1 2 3 0 0 0 1\n1 2 3 0 0 0 1\n", ":3:", "announces 3 samples but the file has 2"},
+      // Task 1's 4-integer layout.
+      {"2\n1 2 3\n1 2 3 0\n", ":2:", "found 3"},
+      {"2\n1 2 3 0\n1 2 3\n", ":3:", "expected 4 integers (as on line 2), found 3"},
+      {"2\n1 2 3 0\n1 2 3 0 0 0 1\n", ":3:", "expected 4 integers (as on line 2), found 7"},
+      {"2\n1 2 3 0\n1 2 x 0\n", ":3:", "'x' is not an integer"},
+      {"3\n1 2 3 0\n1 2 13 1\n", ":3:", "announces 3 samples but the file has 2"},
+      {"1\n1 2 3 0\n1 2 13 1\n", ":3:", "more sample lines than the 1"},
   };
   for (const Case& c : cases) {
     const std::string path = Write("bad.TXT", c.text);
@@ -119,6 +127,29 @@ TEST_F(Svc2004Test, FeatureErrorsNameTheFile) {
   absl::Status status = LoadSvc2004Users(dir, users).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("U2S7.TXT: "));
+}
+
+TEST_F(Svc2004Test, Task1RejectsTask2Files) {
+  for (int s = 1; s <= 40; ++s) {
+    Write("U1S" + std::to_string(s) + ".TXT",
+          s == 3 ? "2\n5 5 0 0 0 0 1\n6 5 10 1 0 0 1\n" : "2\n5 5 0 0\n6 5 10 1\n");
+  }
+  absl::Status status = LoadSvc2004Task1(dir()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("U1S3.TXT: has Task 2's layout"));
+}
+
+TEST_F(Svc2004Test, Task1ErrorsNameTheFile) {
+  for (int s = 1; s <= 40; ++s) {
+    Write("U1S" + std::to_string(s) + ".TXT",
+          s == 9 ? "2\n5 5 0 0\n6 5 10\n" : "2\n5 5 0 0\n6 5 10 1\n");
+  }
+  absl::Status status = LoadSvc2004Task1(dir()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("U1S9.TXT:3: expected 4 integers"));
+  status = LoadSvc2004Task1(dir() + "/nowhere").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("U1S1.TXT"));
 }
 
 TEST(Svc2004RealDataTest, LoadsAllUsers) {
@@ -188,6 +219,68 @@ TEST(Svc2004RealDataTest, LoadsASubsetWithStableLabels) {
   EXPECT_EQ(d->examples[79].label, 39);
   EXPECT_EQ(d->examples[79].group, 40);
   EXPECT_THAT(d->examples[79].source, ::testing::EndsWith("U40S40.TXT"));
+}
+
+// Task1/SOURCE.md: 40 users x (20 genuine + 20 skilled forgeries), x y time button only.
+TEST(Svc2004RealDataTest, LoadsTask1) {
+  SRN_REQUIRE_DATA(dir, "svc2004/Task1");
+  absl::StatusOr<Dataset> d = LoadSvc2004Task1(dir);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->name, "svc2004-task1");
+  ASSERT_EQ(d->examples.size(), 1600u);
+  ASSERT_EQ(d->num_labels(), 40);
+  EXPECT_EQ(d->label_names[0], "U1");
+  EXPECT_EQ(d->label_names[39], "U40");
+  EXPECT_EQ(d->dims(), kSignatureFeatureDims);
+  int forgeries = 0;
+  std::vector<int> genuine(40, 0), forged(40, 0);
+  for (const Example& e : d->examples) {
+    ASSERT_GE(e.label, 0);
+    ASSERT_LT(e.label, 40);
+    // The label is the user of the file name, for a forgery the forged user.
+    EXPECT_THAT(e.source, ::testing::EndsWith(absl::StrCat("/U", e.label + 1, "S", e.group,
+                                                           ".TXT")));
+    EXPECT_EQ(e.forgery, e.group > 20) << e.source;
+    ++(e.forgery ? forged : genuine)[e.label];
+    forgeries += e.forgery;
+    EXPECT_EQ(e.series.dims(), kSignatureFeatureDims);
+    EXPECT_TRUE(ValidateSeries(e.series).ok()) << e.source;
+    EXPECT_TRUE(e.series.frames().allFinite()) << e.source;
+    // No pressure column: pressure and its derivative are 0 throughout.
+    EXPECT_EQ(e.series.frames().col(9).cwiseAbs().maxCoeff(), 0.0f) << e.source;
+    EXPECT_EQ(e.series.frames().col(10).cwiseAbs().maxCoeff(), 0.0f) << e.source;
+  }
+  EXPECT_EQ(forgeries, 800);
+  for (int u = 0; u < 40; ++u) {
+    EXPECT_EQ(genuine[u], 20) << u;
+    EXPECT_EQ(forged[u], 20) << u;
+  }
+  // U1S1.TXT: 148 samples (Task 2's U1S1 has 84: another recording).
+  EXPECT_EQ(d->examples[0].series.length(), 148);
+  // U25S10.TXT (user 25 with ButtonStatus 2 and 3): 187 samples, 24 with an even status, the
+  // first among them, so 24 stroke starts.
+  const Example& u25s10 = d->examples[24 * 40 + 9];
+  EXPECT_THAT(u25s10.source, ::testing::EndsWith("/U25S10.TXT"));
+  EXPECT_EQ(u25s10.series.length(), 187);
+  EXPECT_EQ(u25s10.series.frames().col(11).sum(), 24.0f);
+}
+
+TEST(Svc2004RealDataTest, ReadsTheFirstTask1File) {
+  SRN_REQUIRE_DATA(path, "svc2004/Task1/U1S1.TXT");
+  bool has_pressure = true;
+  absl::StatusOr<std::vector<PenSample>> s = ReadSvc2004File(path, &has_pressure);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(has_pressure);
+  ASSERT_EQ(s->size(), 148u);
+  // "635 5541 31077710 0", "618 5431 31077720 1", ..., last "7407 3578 31080223 1".
+  EXPECT_EQ((*s)[0].x, 635);
+  EXPECT_EQ((*s)[0].y, 5541);
+  EXPECT_TRUE((*s)[0].stroke_start);
+  EXPECT_EQ((*s)[1].x, 618);
+  EXPECT_EQ((*s)[1].t_ms, 10);
+  EXPECT_FALSE((*s)[1].stroke_start);
+  EXPECT_EQ(s->back().x, 7407);
+  EXPECT_EQ(s->back().t_ms, 31080223 - 31077710);
 }
 
 }  // namespace

@@ -27,8 +27,49 @@ TEST(ProtocolsTest, ParsesProtocolNames) {
 }
 
 TEST(ProtocolsTest, UnknownDatasetIsInvalidArgument) {
-  EXPECT_EQ(LoadNamedDataset("mcyt", "/nonexistent").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  absl::Status status = LoadNamedDataset("mcyt", "/nonexistent").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message())
+                .find("svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc"),
+            std::string::npos)
+      << status;
+}
+
+TEST(ProtocolsTest, SignatureDatasets) {
+  for (const char* name : {"svc2004", "svc2004-task1", "sigcomp2009-nfi", "sigcomp2009-nisdcc"}) {
+    EXPECT_TRUE(IsSignatureDataset(name)) << name;
+    // Each is read from its own folder of data_dir.
+    EXPECT_EQ(LoadNamedDataset(name, "/nonexistent").status().code(), absl::StatusCode::kNotFound)
+        << name;
+  }
+  for (const char* name : {"arabic-digit", "arabic-voice", "sigcomp2009", "manifest.csv"}) {
+    EXPECT_FALSE(IsSignatureDataset(name)) << name;
+  }
+}
+
+TEST(ProtocolsTest, LoadsTheNamedSignatureSets) {
+  SRN_REQUIRE_DATA(task1, "svc2004/Task1");
+  SRN_REQUIRE_DATA(sigcomp, "sigcomp2009");
+  const struct {
+    const char* name;
+    size_t examples;
+    int labels;
+  } sets[] = {{"svc2004-task1", 1600, 40}, {"sigcomp2009-nfi", 1552, 79},
+              {"sigcomp2009-nisdcc", 780, 12}};
+  for (const auto& set : sets) {
+    absl::StatusOr<Dataset> d = LoadNamedDataset(set.name, DataDir());
+    ASSERT_TRUE(d.ok()) << set.name << ": " << d.status();
+    EXPECT_EQ(d->name, set.name);
+    EXPECT_EQ(d->examples.size(), set.examples) << set.name;
+    EXPECT_EQ(d->num_labels(), set.labels) << set.name;
+    if (std::string(set.name) == "svc2004-task1") {
+      // Signers 1-30 train, 31-40 test, as svc2004.
+      absl::StatusOr<Split> split = MakeSplit(*d, set.name, Protocol::kOutOfDomain, 1);
+      ASSERT_TRUE(split.ok()) << split.status();
+      EXPECT_EQ(*Labels(split->test).begin(), 30);
+      EXPECT_EQ(Labels(split->test).size(), 10u);
+    }
+  }
 }
 
 TEST(ProtocolsTest, OutOfDomainSplitIsClassDisjoint) {
