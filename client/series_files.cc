@@ -12,6 +12,7 @@
 #include "model/data/signature_features.h"
 #include "base/file.h"
 #include "base/status_macros.h"
+#include "model/data/sigcomp2009.h"
 #include "model/data/svc2004.h"
 
 namespace srn {
@@ -43,9 +44,8 @@ absl::StatusOr<v1::SeriesInput> ReadCsv(const std::string& path) {
   return input;
 }
 
-absl::StatusOr<v1::SeriesInput> ReadSvc(const std::string& path) {
-  bool has_pressure = false;
-  SRN_ASSIGN_OR_RETURN(const std::vector<PenSample> samples, ReadSvc2004File(path, &has_pressure));
+// The pen trajectory of `samples`; pressure only when the file recorded it.
+v1::SeriesInput PenInput(const std::vector<PenSample>& samples, bool has_pressure) {
   v1::SeriesInput input;
   v1::PenTrajectory* pen = input.mutable_pen();
   for (const PenSample& s : samples) {
@@ -59,14 +59,26 @@ absl::StatusOr<v1::SeriesInput> ReadSvc(const std::string& path) {
   return input;
 }
 
+absl::StatusOr<v1::SeriesInput> ReadSvc(const std::string& path) {
+  bool has_pressure = false;
+  SRN_ASSIGN_OR_RETURN(const std::vector<PenSample> samples, ReadSvc2004File(path, &has_pressure));
+  return PenInput(samples, has_pressure);
+}
+
+absl::StatusOr<v1::SeriesInput> ReadHwr(const std::string& path) {
+  SRN_ASSIGN_OR_RETURN(const std::vector<PenSample> samples, ReadSigComp2009File(path));
+  return PenInput(samples, /*has_pressure=*/true);
+}
+
 }  // namespace
 
 absl::StatusOr<SeriesFormat> ParseSeriesFormat(absl::string_view name) {
   if (name == "auto") return SeriesFormat::kAuto;
   if (name == "csv") return SeriesFormat::kCsv;
   if (name == "svc") return SeriesFormat::kSvc;
+  if (name == "hwr") return SeriesFormat::kHwr;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown input format '", name, "': use csv, svc or auto"));
+      absl::StrCat("unknown input format '", name, "': use csv, svc, hwr or auto"));
 }
 
 absl::string_view SeriesFormatName(SeriesFormat format) {
@@ -77,6 +89,8 @@ absl::string_view SeriesFormatName(SeriesFormat format) {
       return "csv";
     case SeriesFormat::kSvc:
       return "svc";
+    case SeriesFormat::kHwr:
+      return "hwr";
   }
   return "?";
 }
@@ -86,6 +100,16 @@ SeriesFormat DetectSeriesFormat(absl::string_view content) {
   if (lines.size() < 2) return SeriesFormat::kCsv;
   const auto& count = lines[0];
   const auto& sample = lines[1];
+  const auto all_integers = [](const std::vector<absl::string_view>& tokens) {
+    for (absl::string_view token : tokens) {
+      if (!IsInteger(token)) return false;
+    }
+    return true;
+  };
+  if (count.size() == 2 && !IsInteger(count[0]) && IsInteger(count[1]) && sample.size() == 5 &&
+      all_integers(sample)) {
+    return SeriesFormat::kHwr;
+  }
   if (count.size() != 1 || !IsInteger(count[0])) return SeriesFormat::kCsv;
   if (sample.size() != 4 && sample.size() != 7) return SeriesFormat::kCsv;
   for (absl::string_view token : sample) {
@@ -99,7 +123,14 @@ absl::StatusOr<v1::SeriesInput> ReadSeriesInput(const std::string& path, SeriesF
     SRN_ASSIGN_OR_RETURN(const std::string content, ReadFileToString(path));
     format = DetectSeriesFormat(content);
   }
-  return format == SeriesFormat::kSvc ? ReadSvc(path) : ReadCsv(path);
+  switch (format) {
+    case SeriesFormat::kSvc:
+      return ReadSvc(path);
+    case SeriesFormat::kHwr:
+      return ReadHwr(path);
+    default:
+      return ReadCsv(path);
+  }
 }
 
 }  // namespace srn

@@ -57,7 +57,9 @@ ABSL_FLAG(std::string, tls_server_name, "", "name to expect in the server certif
 ABSL_FLAG(std::string, token_file, "",
           "file holding the bearer token (default: $SRN_TOKEN); tokens are never taken from the "
           "command line");
-ABSL_FLAG(std::string, format, "auto", "input files: csv, svc (SVC2004 signature) or auto (by content)");
+ABSL_FLAG(std::string, format, "auto",
+          "input files: csv, svc (SVC2004 signature), hwr (SigComp2009 signature) or auto (by "
+          "content)");
 ABSL_FLAG(std::string, subject, "", "subject id (enroll, verify, get, delete)");
 ABSL_FLAG(std::string, mode, "add", "enroll: add to the subject's references, or replace them");
 ABSL_FLAG(std::optional<double>, threshold, std::nullopt,

@@ -84,7 +84,7 @@ absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityMod
       return absl::InvalidArgumentError(absl::StrCat(what, ": pen sample ", i, " is not finite"));
     }
   }
-  absl::StatusOr<Series> features = ComputeSignatureFeatures(samples, has_pressure);
+  absl::StatusOr<Series> features = ComputePenSignatureFeatures(samples, has_pressure);
   if (!features.ok()) return Prefixed(what, features.status());
   return features;
 }

@@ -211,4 +211,15 @@ absl::StatusOr<Series> ComputeTabletSignatureFeatures(absl::Span<const PenSample
   return ComputeSignatureFeatures(*resampled, has_pressure);
 }
 
+absl::StatusOr<Series> ComputePenSignatureFeatures(absl::Span<const PenSample> samples,
+                                                   bool has_pressure) {
+  const double step_ms = 1000.0 * RobustStepSeconds(samples);
+  if (step_ms >= 0.75 * kSignatureStepMs && step_ms <= 1.5 * kSignatureStepMs) {
+    return ComputeSignatureFeatures(samples, has_pressure);
+  }
+  absl::StatusOr<std::vector<PenSample>> resampled = ResamplePenSamples(samples, kSignatureStepMs);
+  if (!resampled.ok()) return resampled.status();
+  return ComputeSignatureFeatures(*resampled, has_pressure);
+}
+
 }  // namespace srn

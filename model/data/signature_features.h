@@ -70,6 +70,14 @@ absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSa
 absl::StatusOr<Series> ComputeTabletSignatureFeatures(absl::Span<const PenSample> samples,
                                                       bool has_pressure, double rate_hz);
 
+// The feature pipeline of pen samples whose tablet rate is not known (a service's input): the
+// rate is taken from the median positive time step, and samples whose median step is within
+// [kSignatureStepMs * 0.75, kSignatureStepMs * 1.5] (SVC2004's irregular 100 Hz clock included)
+// are used as recorded, the others resampled to kSignatureRateHz, as
+// ComputeTabletSignatureFeatures does for a known rate. Pure function; thread-safe.
+absl::StatusOr<Series> ComputePenSignatureFeatures(absl::Span<const PenSample> samples,
+                                                   bool has_pressure);
+
 }  // namespace srn
 
 #endif  // SRN_MODEL_DATA_SIGNATURE_FEATURES_H_

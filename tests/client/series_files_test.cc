@@ -85,6 +85,26 @@ TEST_F(ReadSeriesInputTest, SvcWithoutPressureSendsNoPressure) {
   EXPECT_EQ(input->pen().stroke_start_size(), 2);
 }
 
+TEST_F(ReadSeriesInputTest, HwrBecomesAPenTrajectoryAt200HzWithoutHoverRows) {
+  // SigComp2009: X Y P Az Alt at 200 Hz; P = 0 hovers (pen up), so the third row is dropped and
+  // the fourth starts a new stroke, 15 ms after the first.
+  const std::string content =
+      "NLDCC-001_001_001 4\n10 20 300 0 0\n11 22 310 0 0\n12 23 0 0 0\n15 26 320 0 0\n";
+  EXPECT_EQ(DetectSeriesFormat(content), SeriesFormat::kHwr);
+  const std::string path = Write("NLDCC-001_001_001.hwr", content);
+  absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(path);
+  ASSERT_TRUE(input.ok()) << input.status();
+  const v1::PenTrajectory& pen = input->pen();
+  EXPECT_THAT(pen.x(), ElementsAre(10, 11, 15));
+  EXPECT_THAT(pen.t_ms(), ElementsAre(0, 5, 15));
+  EXPECT_THAT(pen.pressure(), ElementsAre(300, 310, 320));
+  EXPECT_THAT(pen.stroke_start(), ElementsAre(true, false, true));
+  EXPECT_EQ(*ParseSeriesFormat("hwr"), SeriesFormat::kHwr);
+  EXPECT_EQ(SeriesFormatName(SeriesFormat::kHwr), "hwr");
+  // A tag line followed by rows of another width is not .hwr.
+  EXPECT_EQ(DetectSeriesFormat("TAG 2\n1 2 3\n4 5 6\n"), SeriesFormat::kCsv);
+}
+
 TEST_F(ReadSeriesInputTest, ForcedFormatOverridesDetection) {
   // Valid as both; forced CSV reads 4 frames of one feature (the count line is a frame too).
   const std::string path = Write("ambiguous.txt", "3\n1\n2\n3\n");

@@ -283,5 +283,28 @@ TEST(ComputeTabletSignatureFeaturesTest, At100HzSamplesAreUsedAsRecorded) {
   }
 }
 
+TEST(ComputePenSignatureFeaturesTest, ResamplesWhenTheMedianStepIsNotAbout10Ms) {
+  // A 200 Hz pen: the same features as the known-rate pipeline.
+  absl::StatusOr<Series> known = ComputeTabletSignatureFeatures(Recorded(200), true, 200);
+  absl::StatusOr<Series> guessed = ComputePenSignatureFeatures(Recorded(200), true);
+  ASSERT_TRUE(known.ok()) << known.status();
+  ASSERT_TRUE(guessed.ok()) << guessed.status();
+  EXPECT_TRUE(guessed->frames() == known->frames());
+  // 100 Hz, and SVC2004's irregular clock, are used as recorded.
+  absl::StatusOr<Series> at100 = ComputePenSignatureFeatures(Recorded(100), true);
+  ASSERT_TRUE(at100.ok()) << at100.status();
+  EXPECT_TRUE(at100->frames() == ComputeSignatureFeatures(Recorded(100), true)->frames());
+  const std::vector<PenSample> svc = {Sample(0, 0, 0, 100, true), Sample(3, 1, 10, 200),
+                                      Sample(4, 3, 10, 300),      Sample(6, 2, 21, 250),
+                                      Sample(5, 5, 14, 50),       Sample(9, 4, 24, 80)};
+  absl::StatusOr<Series> irregular = ComputePenSignatureFeatures(svc, true);
+  ASSERT_TRUE(irregular.ok()) << irregular.status();
+  EXPECT_TRUE(irregular->frames() == ComputeSignatureFeatures(svc, true)->frames());
+  // A 50 Hz pen is resampled up to 100 Hz: about twice the frames.
+  absl::StatusOr<Series> at50 = ComputePenSignatureFeatures(Recorded(50), true);
+  ASSERT_TRUE(at50.ok()) << at50.status();
+  EXPECT_EQ(at50->length(), at100->length());
+}
+
 }  // namespace
 }  // namespace srn
