@@ -10,7 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "base/status_macros.h"
 #include "server/sqlite_status.h"
 
@@ -53,7 +53,7 @@ class SqliteJobStore final : public JobStore {
   }
 
   absl::Status Create(v1::Job* job) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     SRN_ASSIGN_OR_RETURN(Stmt max, Prepare("SELECT coalesce(max(id), 0) FROM training_jobs"));
     int rc = sqlite3_step(max.get());
     if (rc != SQLITE_ROW) return Error(db_, rc, "find the next job id", path_);
@@ -64,12 +64,12 @@ class SqliteJobStore final : public JobStore {
 
   absl::Status Update(const v1::Job& job) override {
     SRN_ASSIGN_OR_RETURN(const int64_t id, ParseJobNumber(job.job_id()));
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return Write("UPDATE training_jobs SET state = ?2, job = ?3 WHERE id = ?1", id, job, true);
   }
 
   absl::StatusOr<std::vector<v1::Job>> LoadAll() override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     SRN_ASSIGN_OR_RETURN(Stmt stmt, Prepare("SELECT id, job FROM training_jobs ORDER BY id"));
     std::vector<v1::Job> jobs;
     for (;;) {
@@ -121,7 +121,7 @@ class SqliteJobStore final : public JobStore {
 
   const std::string path_;
   sqlite3* const db_;
-  absl::Mutex mu_;
+  Mutex mu_;
 };
 
 }  // namespace

@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "base/status_macros.h"
 #include "server/subject_store.h"
 
@@ -82,7 +82,7 @@ class MemorySubjectStore final : public SubjectStore {
   absl::Status Put(const SubjectRecord& record) override {
     SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
     auto stored = std::make_shared<const SubjectRecord>(record);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     records_[record.id] = std::move(stored);
     return absl::OkStatus();
   }
@@ -94,7 +94,7 @@ class MemorySubjectStore final : public SubjectStore {
       SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
       stored.push_back(std::make_shared<const SubjectRecord>(record));
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (std::shared_ptr<const SubjectRecord>& record : stored) {
       records_[record->id] = std::move(record);
     }
@@ -102,7 +102,7 @@ class MemorySubjectStore final : public SubjectStore {
   }
 
   absl::Status Delete(const std::string& id) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (records_.erase(id) == 0) {
       return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
     }
@@ -112,7 +112,7 @@ class MemorySubjectStore final : public SubjectStore {
   absl::Status ForEach(const std::function<absl::Status(SubjectRecord)>& fn) override {
     Index snapshot;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       snapshot = records_;
     }
     for (const auto& [id, record] : snapshot) SRN_RETURN_IF_ERROR(fn(*record));
@@ -120,14 +120,14 @@ class MemorySubjectStore final : public SubjectStore {
   }
 
   absl::StatusOr<int64_t> Count() override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return static_cast<int64_t>(records_.size());
   }
 
  private:
   using Index = std::map<std::string, std::shared_ptr<const SubjectRecord>>;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   Index records_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -46,7 +46,7 @@ ModelManager::ModelManager(ModelRegistry* registry, SimilarityCore* core, Server
     : registry_(registry), core_(core), metrics_(metrics) {}
 
 absl::StatusOr<v1::ActivateModelResponse> ModelManager::Activate(int64_t version) {
-  absl::MutexLock activate(&activate_mu_);
+  MutexLock activate(&activate_mu_);
   return ActivateLocked(version, false);
 }
 
@@ -54,7 +54,7 @@ absl::StatusOr<v1::ActivateModelResponse> ModelManager::Rollback() {
   if (registry_ == nullptr) {
     return absl::FailedPreconditionError("model management needs --model_dir");
   }
-  absl::MutexLock activate(&activate_mu_);
+  MutexLock activate(&activate_mu_);
   const int64_t target = registry_->PreviousVersion();
   if (target == 0) return absl::FailedPreconditionError("no earlier activation to roll back to");
   return ActivateLocked(target, true);

@@ -7,7 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "server/model_registry.h"
 #include "server/server_metrics.h"
 #include "server/serving_model.h"
@@ -54,7 +54,7 @@ class ModelManager final {
   ModelRegistry* const registry_;
   SimilarityCore* const core_;
   ServerMetrics* const metrics_;
-  absl::Mutex activate_mu_;  // held for a whole activation
+  Mutex activate_mu_;  // held for a whole activation
 };
 
 }  // namespace srn

@@ -57,14 +57,14 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(
   }
   const std::string absolute = std::filesystem::canonical(dir, ec).string();
   std::unique_ptr<ModelRegistry> registry(new ModelRegistry(ec ? dir : absolute, calibration));
-  absl::MutexLock lock(&registry->mu_);
+  MutexLock lock(&registry->mu_);
   SRN_RETURN_IF_ERROR(registry->LoadManifest());
   return registry;
 }
 
 ModelRegistry::~ModelRegistry() {
   {
-    absl::MutexLock lock(&poll_mu_);
+    MutexLock lock(&poll_mu_);
     stop_polling_ = true;
   }
   if (poller_.joinable()) poller_.join();
@@ -154,13 +154,13 @@ ModelRegistry::Version ModelRegistry::Describe(int64_t version, const std::strin
 }
 
 int64_t ModelRegistry::active_version() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return history_.empty() ? 0 : history_.back();
 }
 
 absl::StatusOr<std::shared_ptr<const ServingModel>> ModelRegistry::LoadVersion(int64_t version) const {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (versions_.count(version) == 0) {
       return absl::NotFoundError(absl::StrCat("no model version ", version));
     }
@@ -182,7 +182,7 @@ absl::StatusOr<int64_t> ModelRegistry::Register(const std::string& from, const s
 
 absl::StatusOr<int64_t> ModelRegistry::ImportInitial(const std::string& path) {
   SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SimilarityModel> model, LoadModel(path));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   const int64_t version = next_version_;
   SRN_RETURN_IF_ERROR(SaveModel(*model, PathOf(version)));
   SRN_ASSIGN_OR_RETURN(const int64_t registered,
@@ -194,25 +194,25 @@ absl::StatusOr<int64_t> ModelRegistry::ImportInitial(const std::string& path) {
 
 absl::StatusOr<int64_t> ModelRegistry::AddModel(const SimilarityModel& model,
                                                 const std::string& origin) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   SRN_RETURN_IF_ERROR(SaveModel(model, PathOf(next_version_)));
   return Register(PathOf(next_version_), origin, false);
 }
 
 absl::StatusOr<v1::ModelVersion> ModelRegistry::Find(int64_t version) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = versions_.find(version);
   if (it == versions_.end()) return absl::NotFoundError(absl::StrCat("no model version ", version));
   return it->second.info;
 }
 
 int64_t ModelRegistry::PreviousVersion() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return history_.size() < 2 ? 0 : history_[history_.size() - 2];
 }
 
 absl::Status ModelRegistry::RecordActivation(int64_t version, bool rollback) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (rollback) {
     history_.pop_back();
   } else {
@@ -222,7 +222,7 @@ absl::Status ModelRegistry::RecordActivation(int64_t version, bool rollback) {
 }
 
 v1::ListModelsResponse ModelRegistry::List() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   v1::ListModelsResponse response;
   const int64_t active = history_.empty() ? 0 : history_.back();
   for (const auto& [version, v] : versions_) {
@@ -236,7 +236,7 @@ v1::ListModelsResponse ModelRegistry::List() const {
 }
 
 std::optional<double> ModelRegistry::ActiveValAuc() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (history_.empty()) return std::nullopt;
   auto it = versions_.find(history_.back());
   if (it == versions_.end() || it->second.info.model_id().empty()) return std::nullopt;
@@ -254,7 +254,7 @@ std::vector<int64_t> ModelRegistry::Poll() {
     candidates.push_back(entry.path());
   }
   std::sort(candidates.begin(), candidates.end());
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (const auto& path : candidates) {
     const std::string name = path.filename().string();
     const int64_t own = VersionOfName(name);
@@ -289,8 +289,11 @@ void ModelRegistry::StartPolling(double seconds) {
   poller_ = std::thread([this, seconds] {
     for (;;) {
       {
-        absl::MutexLock lock(&poll_mu_);
-        if (poll_mu_.AwaitWithTimeout(absl::Condition(&stop_polling_), absl::Seconds(seconds))) return;
+        MutexLock lock(&poll_mu_);
+        const auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_) {
+          return stop_polling_;
+        };
+        if (poll_mu_.AwaitWithTimeout(stopping, absl::Seconds(seconds))) return;
       }
       Poll();
     }

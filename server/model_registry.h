@@ -12,7 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "model/nn/similarity_model.h"
 #include "server/serving_model.h"
 #include "srn/v1/training.pb.h"
@@ -96,13 +96,13 @@ class ModelRegistry final {
   const std::string dir_;
   const CalibrationOverride calibration_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<int64_t, Version> versions_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> history_ ABSL_GUARDED_BY(mu_);  // activations, oldest first; back() is active
   int64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::string> rejected_ ABSL_GUARDED_BY(mu_);  // dropped file -> "size:mtime"
 
-  absl::Mutex poll_mu_;
+  Mutex poll_mu_;
   bool stop_polling_ ABSL_GUARDED_BY(poll_mu_) = false;
   std::thread poller_;
 };

@@ -222,7 +222,7 @@ void Server::Wait() {
 
 void Server::Shutdown(double drain_seconds, double grace_seconds) {
   {
-    absl::MutexLock lock(&shutdown_mu_);
+    MutexLock lock(&shutdown_mu_);
     if (shutting_down_ || grpc_server_ == nullptr) return;
     shutting_down_ = true;
   }

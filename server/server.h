@@ -5,7 +5,7 @@
 #include <string>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
@@ -103,7 +103,7 @@ class Server final {
   int port_ = 0;
   int metrics_port_ = 0;
   std::thread metrics_stopper_;
-  absl::Mutex shutdown_mu_;
+  Mutex shutdown_mu_;
   bool shutting_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
 

@@ -171,7 +171,7 @@ void ServerMetrics::SetModel(const std::string& model_id, const std::string& fam
   // A new child per model is created only at start-up and on a model swap: rare, by design.
   prometheus::Gauge* gauge =
       &model_info_->Add({{"model_id", model_id}, {"family", family}, {"version", version}});
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (active_model_ != nullptr && active_model_ != gauge) active_model_->Set(0);
   gauge->Set(1);
   active_model_ = gauge;

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -88,7 +88,7 @@ class ServerMetrics final {
   prometheus::Counter* swaps_success_;
   prometheus::Counter* swaps_failure_;
   prometheus::Histogram* reembed_seconds_;
-  absl::Mutex mu_;
+  Mutex mu_;
   prometheus::Gauge* active_model_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 

@@ -208,7 +208,7 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     SRN_ASSIGN_OR_RETURN(RowMatrix emb,
                          EmbedInputs(*model, request.references(), "references", &raw));
 
-    absl::MutexLock write(&write_mu_);
+    MutexLock write(&write_mu_);
     const SubjectIndex::View view = index_.Lookup(request.subject_id());
     if (view.model->id != model->id) continue;
     auto entry = std::make_shared<SubjectEntry>();
@@ -375,7 +375,7 @@ absl::StatusOr<v1::ListSubjectsResponse> SimilarityCore::ListSubjects(
 absl::StatusOr<v1::DeleteSubjectResponse> SimilarityCore::DeleteSubject(
     const v1::DeleteSubjectRequest& request) {
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
-  absl::MutexLock write(&write_mu_);
+  MutexLock write(&write_mu_);
   if (index_.Lookup(request.subject_id()).subject == nullptr) {
     return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
@@ -512,7 +512,7 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
 }
 
 absl::Status SimilarityCore::Recover() {
-  absl::MutexLock write(&write_mu_);
+  MutexLock write(&write_mu_);
   const std::shared_ptr<const ServingModel> model = index_.model();
   std::vector<std::shared_ptr<const SubjectEntry>> entries;
   std::vector<std::shared_ptr<SubjectEntry>> current;  // stored under `model`, to prepare
@@ -547,7 +547,7 @@ absl::Status SimilarityCore::Recover() {
 
 absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model,
                                        int64_t* reembedded) {
-  absl::MutexLock write(&write_mu_);
+  MutexLock write(&write_mu_);
   const std::vector<std::shared_ptr<const SubjectEntry>> current =
       index_.List("", std::numeric_limits<int>::max());
   std::vector<std::shared_ptr<const SubjectEntry>> entries;

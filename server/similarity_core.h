@@ -7,7 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
 #include "server/series_input.h"
@@ -97,7 +97,7 @@ class SimilarityCore final {
   ServerMetrics* const metrics_;
   // Serializes writers: "make durable, then publish" must not interleave, so the store is only
   // used under it.
-  absl::Mutex write_mu_;
+  Mutex write_mu_;
   const std::unique_ptr<SubjectStore> store_ ABSL_PT_GUARDED_BY(write_mu_);
   SubjectIndex index_;
 };

@@ -31,7 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "base/status_macros.h"
 #include "server/sqlite_status.h"
 #include "server/subject_store.h"
@@ -444,7 +444,7 @@ class SqliteSubjectStore final : public SubjectStore {
   SqliteSubjectStore(std::string path, Db db) : path_(std::move(path)), db_(std::move(db)) {}
 
   absl::Status PrepareStatements() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     sqlite3* db = db_.get();
     SRN_ASSIGN_OR_RETURN(begin_, Prepare(db, "BEGIN IMMEDIATE", SQLITE_PREPARE_PERSISTENT, path_));
     SRN_ASSIGN_OR_RETURN(commit_, Prepare(db, "COMMIT", SQLITE_PREPARE_PERSISTENT, path_));
@@ -469,7 +469,7 @@ class SqliteSubjectStore final : public SubjectStore {
   }
 
   absl::Status Delete(const std::string& id) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     // One statement is its own transaction; the cascade removes the references with it.
     StmtUse use(delete_subject_.get());
     SRN_RETURN_IF_ERROR(Bound(BindText(delete_subject_.get(), 1, id), "bind id"));
@@ -514,7 +514,7 @@ class SqliteSubjectStore final : public SubjectStore {
   }
 
   absl::StatusOr<int64_t> Count() override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     StmtUse use(count_.get());
     const int rc = sqlite3_step(count_.get());
     if (rc != SQLITE_ROW) return StoreError(db_.get(), rc, "count subjects", path_);
@@ -537,7 +537,7 @@ class SqliteSubjectStore final : public SubjectStore {
   // Stores `count` records in one transaction; on any failure rolls it back, so nothing changed.
   absl::Status Write(const SubjectRecord* records, size_t count) {
     for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(ValidateSubjectRecord(records[i]));
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     {
       StmtUse use(begin_.get());
       SRN_RETURN_IF_ERROR(StepDone(begin_.get(), "begin transaction"));
@@ -601,7 +601,7 @@ class SqliteSubjectStore final : public SubjectStore {
   }
 
   const std::string path_;  // absolute, so that ForEach's connections find the same file
-  absl::Mutex mu_;
+  Mutex mu_;
   // Declared before the statements, so destroyed after them.
   Db db_ ABSL_GUARDED_BY(mu_);
   Stmt begin_ ABSL_GUARDED_BY(mu_);

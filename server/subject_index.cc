@@ -69,12 +69,12 @@ SubjectIndex::SubjectIndex(std::shared_ptr<const ServingModel> model) {
 }
 
 std::shared_ptr<const ServingModel> SubjectIndex::model() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return model_;
 }
 
 SubjectIndex::View SubjectIndex::Lookup(const std::string& id) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   View view;
   view.model = model_;
   auto it = subjects_.find(id);
@@ -84,7 +84,7 @@ SubjectIndex::View SubjectIndex::Lookup(const std::string& id) const {
 
 void SubjectIndex::Reset(std::shared_ptr<const ServingModel> model,
                          std::vector<std::shared_ptr<const SubjectEntry>> entries) {
-  absl::MutexLock write(&writer_mu_);
+  MutexLock write(&writer_mu_);
   absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>> subjects;
   int64_t references = 0;
   for (auto& e : entries) {
@@ -93,7 +93,7 @@ void SubjectIndex::Reset(std::shared_ptr<const ServingModel> model,
   }
   std::shared_ptr<const Scan> scan =
       BuildScan(model->model->embedding_dims(), subjects, &locations_);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   model_ = std::move(model);
   subjects_.swap(subjects);
   scan_ = std::move(scan);
@@ -101,11 +101,11 @@ void SubjectIndex::Reset(std::shared_ptr<const ServingModel> model,
 }
 
 void SubjectIndex::Upsert(std::shared_ptr<const SubjectEntry> entry) {
-  absl::MutexLock write(&writer_mu_);
+  MutexLock write(&writer_mu_);
   std::shared_ptr<const Scan> old_scan;
   std::shared_ptr<const SubjectEntry> previous;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     old_scan = scan_;
     auto it = subjects_.find(entry->id);
     if (it != subjects_.end()) previous = it->second;
@@ -140,7 +140,7 @@ void SubjectIndex::Upsert(std::shared_ptr<const SubjectEntry> entry) {
 
   const bool compact = scan->dead_rows > kBlockRows && scan->dead_rows * 2 > scan->rows;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     references_ += rows - (previous ? previous->references() : 0);
     subjects_[entry->id] = std::move(entry);
     scan_ = std::move(scan);
@@ -153,20 +153,20 @@ void SubjectIndex::Compact() {
   // shared lock lets readers carry on; the caller holds writer_mu_, so no writer interleaves.
   std::shared_ptr<const Scan> scan;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     scan = BuildScan(scan_->dims, subjects_, &locations_);
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   scan_ = std::move(scan);
 }
 
 bool SubjectIndex::Remove(const std::string& id) {
-  absl::MutexLock write(&writer_mu_);
+  MutexLock write(&writer_mu_);
   auto loc = locations_.find(id);
   if (loc == locations_.end()) return false;
   std::shared_ptr<const Scan> old_scan;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     old_scan = scan_;
   }
   auto scan = std::make_shared<Scan>(*old_scan);
@@ -180,7 +180,7 @@ bool SubjectIndex::Remove(const std::string& id) {
 
   const bool compact = scan->dead_rows > kBlockRows && scan->dead_rows * 2 > scan->rows;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = subjects_.find(id);
     if (it != subjects_.end()) {
       references_ -= it->second->references();
@@ -198,7 +198,7 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
                                                       bool* stale) const {
   std::shared_ptr<const Scan> scan;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     *stale = model_->id != model.id;
     if (*stale) return {};
     scan = scan_;
@@ -250,7 +250,7 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
 std::vector<std::shared_ptr<const SubjectEntry>> SubjectIndex::List(const std::string& after,
                                                                    int limit) const {
   std::vector<std::shared_ptr<const SubjectEntry>> out;
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   for (auto it = subjects_.upper_bound(after); it != subjects_.end() && static_cast<int>(out.size()) < limit;
        ++it) {
     out.push_back(it->second);
@@ -259,12 +259,12 @@ std::vector<std::shared_ptr<const SubjectEntry>> SubjectIndex::List(const std::s
 }
 
 int64_t SubjectIndex::subjects() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return static_cast<int64_t>(subjects_.size());
 }
 
 int64_t SubjectIndex::references() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return references_;
 }
 

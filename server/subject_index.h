@@ -10,7 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "model/data/series.h"
 #include "model/signature/verification.h"
 #include "server/serving_model.h"
@@ -106,8 +106,8 @@ class SubjectIndex final {
       absl::flat_hash_map<std::string, Location>* locations);
 
   // Serializes writers; readers never take it.
-  absl::Mutex writer_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  mutable absl::Mutex mu_;
+  Mutex writer_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  mutable Mutex mu_;
   std::shared_ptr<const ServingModel> model_ ABSL_GUARDED_BY(mu_);
   absl::btree_map<std::string, std::shared_ptr<const SubjectEntry>> subjects_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const Scan> scan_ ABSL_GUARDED_BY(mu_);

@@ -66,7 +66,7 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    StdMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_.store(true);
   }
   work_.notify_all();
@@ -134,7 +134,7 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
   job.chunks = threads;
   job.pending.store(threads);
   {
-    StdMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     queue_.push_back(&job);
     queued_.store(static_cast<int>(queue_.size()));
   }
@@ -145,7 +145,7 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
   }
   Drain(&job);
   {
-    StdMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (auto it = std::find(queue_.begin(), queue_.end(), &job); it != queue_.end()) {
       queue_.erase(it);
       queued_.store(static_cast<int>(queue_.size()));
@@ -155,7 +155,7 @@ void ThreadPool::ParallelFor(int n, int threads, const std::function<void(int, i
   // left it, it is done.
   auto finished = [&job] { return job.pending.load() == 0 && job.active.load() == 0; };
   if (finished() || SpinUntil(finished)) return;
-  StdMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   while (!finished()) mu_.Wait(&done_);
 }
 

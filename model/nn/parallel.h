@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "base/std_mutex.h"
+#include "base/mutex.h"
 
 namespace srn {
 
@@ -69,9 +69,9 @@ class ThreadPool final {
   // Runs chunks of `job` until none is left to claim.
   static void Drain(Job* job);
 
-  StdMutex mu_;
-  std::condition_variable work_;  // a job was queued, or stop_
-  std::condition_variable done_;  // a worker left a job
+  Mutex mu_;
+  std::condition_variable_any work_;  // a job was queued, or stop_
+  std::condition_variable_any done_;  // a worker left a job
   std::deque<Job*> queue_ ABSL_GUARDED_BY(mu_);  // jobs with chunks still unclaimed
   std::atomic<int> queued_{0};    // queue_.size(), readable without mu_
   std::atomic<bool> stop_{false};
