@@ -28,6 +28,7 @@
 #include "model/signature/signature_protocol.h"
 #include "model/signature/verification.h"
 #include "base/flags_help.h"
+#include "model/tools/signature_cv_report.h"
 #include "model/tools/tool_common.h"
 #include "model/train/trainer.h"
 #include "model/weights/weights_file.h"

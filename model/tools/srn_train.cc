@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = srn::DataDir();
 
-  // svc2004-cv trains one fold of the signature cross-validation (model/signature_protocol.h);
+  // svc2004-cv trains one fold of the signature cross-validation (model/signature/signature_protocol.h);
   // srn-eval --protocol=svc2004-cv evaluates the fold models, so no evaluation here.
   const bool signature_cv = absl::GetFlag(FLAGS_protocol) == "svc2004-cv";
   absl::StatusOr<srn::Protocol> protocol =
