@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -29,7 +28,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/durations.h"
@@ -628,50 +626,24 @@ absl::StatusOr<v1::TrainingSpec> SpecFromFlags() {
   return spec;
 }
 
-// Reads a local manifest "path,label[,forgery]" and the series it names.
+// Reads a local manifest (ReadCsvManifest: "path,label[,forgery]") and the series it names, each
+// in --format.
 absl::StatusOr<std::vector<v1::LabelledSeries>> ReadUploadManifest(const std::string& manifest) {
   SRN_ASSIGN_OR_RETURN(const SeriesFormat format, ParseSeriesFormat(absl::GetFlag(FLAGS_format)));
-  SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(manifest));
-  const std::filesystem::path base = std::filesystem::path(manifest).parent_path();
+  SRN_ASSIGN_OR_RETURN(const std::vector<CsvManifestRow> rows, ReadCsvManifest(manifest));
   std::vector<v1::LabelledSeries> out;
-  bool header = false;
-  int line_number = 0;
-  for (absl::string_view raw : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    const std::string line(absl::StripAsciiWhitespace(raw));
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> fields = absl::StrSplit(line, ',');
-    for (std::string& f : fields) f = std::string(absl::StripAsciiWhitespace(f));
-    const std::string where = absl::StrCat(manifest, ":", line_number, ": ");
-    if (!header) {
-      if (fields.size() < 2 || fields[0] != "path" || fields[1] != "label" ||
-          (fields.size() == 3 && fields[2] != "forgery") || fields.size() > 3) {
-        return absl::InvalidArgumentError(absl::StrCat(where, "expected the header 'path,label' or 'path,label,forgery'"));
-      }
-      header = true;
-      continue;
-    }
-    if (fields.size() < 2 || fields.size() > 3 || fields[0].empty() || fields[1].empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, "expected 'path,label[,forgery]'"));
-    }
-    std::filesystem::path path(fields[0]);
-    if (path.is_relative()) path = base / path;
-    absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(path.string(), format);
+  for (const CsvManifestRow& row : rows) {
+    absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(row.path, format);
     if (!input.ok()) {
-      return absl::Status(input.status().code(), absl::StrCat(where, input.status().message()));
+      return absl::Status(input.status().code(),
+                          absl::StrCat(manifest, ":", row.line, ": ", input.status().message()));
     }
     v1::LabelledSeries series;
     *series.mutable_series() = *std::move(input);
-    series.set_label(fields[1]);
-    if (fields.size() == 3) {
-      if (fields[2] != "0" && fields[2] != "1") {
-        return absl::InvalidArgumentError(absl::StrCat(where, "forgery must be 0 or 1"));
-      }
-      series.set_forgery(fields[2] == "1");
-    }
+    series.set_label(row.label);
+    series.set_forgery(row.forgery);
     out.push_back(std::move(series));
   }
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(manifest, ": no series listed"));
   return out;
 }
 
