@@ -17,9 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "model/data/arabic_digit.h"
+#include "model/data/dataset_loader.h"
 #include "model/nn/architecture.h"
-#include "model/data/csv_dataset.h"
 #include "model/eval/protocols.h"
 #include "base/status_macros.h"
 #include "model/data/svc2004.h"
@@ -452,35 +451,36 @@ absl::StatusOr<Dataset> TrainingWorker::LoadData(Entry* entry, FeatureKind* kind
     return data;
   }
   const v1::DatasetRef& ref = entry->ref;
+  DatasetSource source;
   switch (ref.format()) {
     case v1::DATASET_FORMAT_ARABIC_DIGIT:
-      *kind = FeatureKind::kFrames;
-      return LoadArabicDigit(entry->path,
-                             ref.arabic_label_speaker() ? ArabicLabel::kSpeaker : ArabicLabel::kDigit);
-    case v1::DATASET_FORMAT_SVC2004: {
-      *kind = FeatureKind::kSignature;
-      std::vector<int> users(ref.svc2004_users().begin(), ref.svc2004_users().end());
-      if (users.empty()) {
-        for (int u = 1; u <= kSvc2004Users; ++u) users.push_back(u);
-      }
-      return LoadSvc2004Users(entry->path, users);
-    }
-    case v1::DATASET_FORMAT_CSV: {
-      *kind = FeatureKind::kFrames;
-      SRN_ASSIGN_OR_RETURN(Dataset data, LoadCsvDataset(entry->path));
-      // The manifest's rows may name any file; only those inside the data directory are allowed.
-      for (const Example& e : data.examples) {
-        absl::StatusOr<std::string> inside = ResolveDataPath(options_.data_dir, e.source);
-        if (!inside.ok()) {
-          return absl::PermissionDeniedError(
-              absl::StrCat(entry->ref.path(), ": series file ", e.source, ": ", inside.status().message()));
-        }
-      }
-      return data;
-    }
+      source.format = DatasetFormat::kArabicDigit;
+      break;
+    case v1::DATASET_FORMAT_SVC2004:
+      source.format = DatasetFormat::kSvc2004;
+      break;
+    case v1::DATASET_FORMAT_CSV:
+      source.format = DatasetFormat::kCsv;
+      break;
     default:
       return absl::InvalidArgumentError("unknown dataset format");
   }
+  source.path = entry->path;
+  source.arabic_label = ref.arabic_label_speaker() ? ArabicLabel::kSpeaker : ArabicLabel::kDigit;
+  source.svc2004_users.assign(ref.svc2004_users().begin(), ref.svc2004_users().end());
+  *kind = DatasetKind(source.format);
+  SRN_ASSIGN_OR_RETURN(Dataset data, LoadDataset(source));
+  if (source.format == DatasetFormat::kCsv) {
+    // The manifest's rows may name any file; only those inside the data directory are allowed.
+    for (const Example& e : data.examples) {
+      absl::StatusOr<std::string> inside = ResolveDataPath(options_.data_dir, e.source);
+      if (!inside.ok()) {
+        return absl::PermissionDeniedError(
+            absl::StrCat(ref.path(), ": series file ", e.source, ": ", inside.status().message()));
+      }
+    }
+  }
+  return data;
 }
 
 void TrainingWorker::Run(Entry* entry) {

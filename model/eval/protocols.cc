@@ -2,20 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "model/data/arabic_digit.h"
-#include "model/data/csv_dataset.h"
 #include "model/nn/parallel.h"
 #include "base/status_macros.h"
 #include "model/nn/pair_loss.h"
 #include "model/data/preprocess.h"
-#include "model/data/svc2004.h"
 #include "model/train/trainer.h"
 
 namespace srn {
@@ -45,22 +41,6 @@ absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name) {
   if (name == "examples") return ValidationSplit::kExamples;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown validation split '", name, "' (expected auto, classes or examples)"));
-}
-
-absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir) {
-  const std::filesystem::path dir(data_dir);
-  if (name == "arabic-digit") {
-    return LoadArabicDigit((dir / "spoken_arabic_digit").string(), ArabicLabel::kDigit);
-  }
-  if (name == "arabic-voice") {
-    return LoadArabicDigit((dir / "spoken_arabic_digit").string(), ArabicLabel::kSpeaker);
-  }
-  if (name == "svc2004") return LoadSvc2004((dir / "svc2004" / "Task2").string());
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(name, ec)) return LoadCsvDataset(name);
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown dataset '", name,
-      "': expected arabic-digit, arabic-voice, svc2004, or the path of a CSV manifest"));
 }
 
 namespace {

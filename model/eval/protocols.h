@@ -24,11 +24,6 @@ enum class Protocol {
 absl::StatusOr<Protocol> ParseProtocol(const std::string& name);
 std::string ProtocolName(Protocol protocol);
 
-// Loads a dataset by name: "arabic-digit" (label = digit), "arabic-voice" (label = speaker),
-// "svc2004" (label = signer, with skilled forgeries), or the path of a CSV manifest (the generic
-// format of docs/DATA_FORMATS.md). Named sets are read from `data_dir`.
-absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir);
-
 // How the validation set is held out of the training part of a split.
 enum class ValidationSplit {
   kAuto,      // whole classes when there are 20 or more training classes, else examples
@@ -45,10 +40,10 @@ struct Split {
   std::string description;  // e.g. "train digits 1-7 (minus validation), test digits 8-10"
 };
 
-// Splits `data` (loaded by LoadNamedDataset under `name`) for a protocol. Out of domain:
-// arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice trains on speakers 1-60 and
-// tests on 61-88; svc2004 trains on signers 1-30 and tests on 31-40; a CSV dataset trains on the
-// first 70% of its classes in order of appearance. Validation as `validation` says. The seed
+// Splits `data` (loaded by LoadNamedDataset of model/data/dataset_loader.h under `name`) for a
+// protocol. Out of domain: arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice
+// trains on speakers 1-60 and tests on 61-88; svc2004 trains on signers 1-30 and tests on 31-40;
+// a CSV dataset trains on the first 70% of its classes in order of appearance. Validation as `validation` says. The seed
 // drives every random choice.
 absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
                                 uint64_t seed, ValidationSplit validation = ValidationSplit::kAuto);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "model/data/dataset.h"
+#include "model/data/dataset_loader.h"
 #include "model/eval/protocols.h"
 #include "model/nn/similarity_model.h"
 #include "model/weights/weights_file.h"

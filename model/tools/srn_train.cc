@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "model/data/dataset.h"
+#include "model/data/dataset_loader.h"
 #include "model/nn/parallel.h"
 #include "model/eval/protocols.h"
 #include "model/signature/signature_protocol.h"

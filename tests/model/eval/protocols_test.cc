@@ -3,6 +3,7 @@
 #include <set>
 
 #include "gtest/gtest.h"
+#include "model/data/dataset_loader.h"
 #include "tests/testing/synthetic_data.h"
 #include "tests/testing/test_data.h"
 
@@ -24,11 +25,6 @@ TEST(ProtocolsTest, ParsesProtocolNames) {
     EXPECT_EQ(ProtocolName(*p), name);
   }
   EXPECT_EQ(ParseProtocol("ood").status().code(), absl::StatusCode::kInvalidArgument);
-}
-
-TEST(ProtocolsTest, UnknownDatasetIsInvalidArgument) {
-  EXPECT_EQ(LoadNamedDataset("mcyt", "/nonexistent").status().code(),
-            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ProtocolsTest, OutOfDomainSplitIsClassDisjoint) {
