@@ -18,8 +18,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "model/data/dataset_loader.h"
-#include "model/nn/architecture.h"
 #include "model/eval/protocols.h"
+#include "model/train/train_config.h"
 #include "base/status_macros.h"
 #include "model/data/svc2004.h"
 #include "model/weights/weights_file.h"
@@ -76,49 +76,66 @@ void LowerThreadPriority(int nice, bool sched_idle) {
 
 }  // namespace
 
+namespace {
+
+// The spec's choices as they are (zero: unset); the spec has no srn-train-only fields, so those
+// keep their defaults.
+TrainSettings SettingsOf(const v1::TrainingSpec& spec) {
+  TrainSettings s;
+  s.family = spec.family();
+  s.hidden = spec.hidden();
+  s.layers = spec.layers();
+  s.window = spec.window();
+  s.center_series = spec.center_series();
+  s.validation = spec.validation();
+  s.learning_rate = spec.learning_rate();
+  s.dropout = spec.dropout();
+  s.batch_pairs = spec.batch_pairs();
+  s.pairs_per_epoch = spec.pairs_per_epoch();
+  s.max_epochs = spec.max_epochs();
+  s.patience = spec.patience();
+  s.lr_decay = spec.lr_decay();
+  s.hard_negatives = spec.hard_negatives();
+  s.weight_average = spec.weight_average();
+  s.seed = spec.seed();
+  return s;
+}
+
+void SetSettings(const TrainSettings& s, v1::TrainingSpec* spec) {
+  spec->set_family(s.family);
+  spec->set_hidden(s.hidden);
+  spec->set_layers(s.layers);
+  spec->set_window(s.window);
+  spec->set_center_series(s.center_series);
+  spec->set_validation(s.validation);
+  spec->set_learning_rate(s.learning_rate);
+  spec->set_dropout(s.dropout);
+  spec->set_batch_pairs(s.batch_pairs);
+  spec->set_pairs_per_epoch(s.pairs_per_epoch);
+  spec->set_max_epochs(s.max_epochs);
+  spec->set_patience(s.patience);
+  spec->set_lr_decay(s.lr_decay);
+  spec->set_hard_negatives(s.hard_negatives);
+  spec->set_weight_average(s.weight_average);
+  spec->set_seed(s.seed);
+}
+
+}  // namespace
+
 absl::StatusOr<v1::TrainingSpec> CompleteTrainingSpec(const v1::TrainingSpec& in) {
+  SRN_ASSIGN_OR_RETURN(const TrainSettings settings,
+                       CompleteTrainSettings(SettingsOf(in), ZeroMeans::kDefault));
   v1::TrainingSpec spec = in;
-  if (spec.family().empty()) spec.set_family("srn-a");
-  absl::StatusOr<Architecture> arch = ParseFamily(spec.family());
-  if (!arch.ok()) return absl::InvalidArgumentError(absl::StrCat("family: ", arch.status().message()));
-  if (spec.hidden() == 0) spec.set_hidden(64);
-  if (spec.layers() == 0) spec.set_layers(1);
-  if (spec.window() == 0) spec.set_window(1);
-  if (spec.learning_rate() == 0) spec.set_learning_rate(1e-3);
-  if (spec.batch_pairs() == 0) spec.set_batch_pairs(50);
-  if (spec.max_epochs() == 0) spec.set_max_epochs(20);
-  if (spec.patience() == 0) spec.set_patience(5);
-  if (spec.lr_decay() == 0) spec.set_lr_decay(0.4);
-  if (spec.seed() == 0) spec.set_seed(1);
-  if (spec.validation().empty()) spec.set_validation("auto");
+  SetSettings(settings, &spec);
   if (spec.activation() == v1::ACTIVATION_POLICY_UNSPECIFIED) {
     spec.set_activation(v1::ACTIVATION_POLICY_MANUAL);
   }
-  const auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
-  if (spec.hidden() < 1 || spec.hidden() > 1024) return bad(absl::StrCat("hidden must be in [1, 1024], got ", spec.hidden()));
-  if (spec.layers() < 1 || spec.layers() > 8) return bad(absl::StrCat("layers must be in [1, 8], got ", spec.layers()));
-  if (spec.window() < 1 || spec.window() > 64) return bad(absl::StrCat("window must be in [1, 64], got ", spec.window()));
-  if (!(spec.learning_rate() > 0) || !std::isfinite(spec.learning_rate())) {
-    return bad(absl::StrCat("learning_rate must be positive and finite, got ", spec.learning_rate()));
+  if (!v1::ActivationPolicy_IsValid(spec.activation())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown activation policy ", spec.activation()));
   }
-  if (!(spec.dropout() >= 0 && spec.dropout() < 1)) return bad(absl::StrCat("dropout must be in [0, 1), got ", spec.dropout()));
-  if (spec.batch_pairs() < 1 || spec.batch_pairs() > 100000) return bad(absl::StrCat("batch_pairs must be in [1, 100000], got ", spec.batch_pairs()));
-  if (spec.pairs_per_epoch() < 0 || spec.pairs_per_epoch() > 10000000) return bad(absl::StrCat("pairs_per_epoch must be in [0, 10000000], got ", spec.pairs_per_epoch()));
-  if (spec.max_epochs() < 1 || spec.max_epochs() > 1000) return bad(absl::StrCat("max_epochs must be in [1, 1000], got ", spec.max_epochs()));
-  if (spec.patience() < 1) return bad(absl::StrCat("patience must be positive, got ", spec.patience()));
-  if (!(spec.lr_decay() > 0 && spec.lr_decay() <= 1)) return bad(absl::StrCat("lr_decay must be in (0, 1], got ", spec.lr_decay()));
-  if (!(spec.hard_negatives() >= 0 && spec.hard_negatives() <= 1)) {
-    return bad(absl::StrCat("hard_negatives must be in [0, 1], got ", spec.hard_negatives()));
+  if (spec.description().size() > 1000) {
+    return absl::InvalidArgumentError("description is longer than 1000 characters");
   }
-  if (!(spec.weight_average() >= 0 && spec.weight_average() < 1)) {
-    return bad(
-        absl::StrCat("weight_average must be 0 (off) or in (0, 1), got ", spec.weight_average()));
-  }
-  if (!ParseValidationSplit(spec.validation()).ok()) {
-    return bad(absl::StrCat("validation must be auto, classes or examples, got '", spec.validation(), "'"));
-  }
-  if (!v1::ActivationPolicy_IsValid(spec.activation())) return bad(absl::StrCat("unknown activation policy ", spec.activation()));
-  if (spec.description().size() > 1000) return bad("description is longer than 1000 characters");
   return spec;
 }
 
@@ -507,27 +524,14 @@ void TrainingWorker::Run(Entry* entry) {
     return;
   }
 
-  TrainConfig config;
-  config.arch = *ParseFamily(spec.family());
-  if (!config.arch.is_logistic()) {
-    config.arch.hidden = spec.hidden();
-    config.arch.layers = spec.layers();
+  absl::StatusOr<TrainConfig> made = MakeTrainConfig(SettingsOf(spec));
+  if (!made.ok()) {
+    Finish(entry, v1::JOB_STATE_FAILED, std::string(made.status().message()));
+    return;
   }
-  config.window = spec.window();
-  config.center_series = spec.center_series();
+  TrainConfig& config = *made;
   config.kind = kind;
-  TrainOptions& o = config.options;
-  o.learning_rate = spec.learning_rate();
-  o.dropout = spec.dropout();
-  o.batch_pairs = spec.batch_pairs();
-  o.pairs_per_epoch = spec.pairs_per_epoch();
-  o.max_epochs = spec.max_epochs();
-  o.patience = spec.patience();
-  o.lr_decay = spec.lr_decay();
-  o.hard_negative_fraction = spec.hard_negatives();
-  o.weight_average = spec.weight_average();
-  o.seed = spec.seed();
-  o.threads = std::max(1, options_.threads);
+  config.options.threads = std::max(1, options_.threads);
   {
     absl::MutexLock lock(&mu_);
     config.training_data = absl::StrCat(entry->job.dataset(), ": ", split->description);

@@ -35,14 +35,6 @@ std::string ProtocolName(Protocol protocol) {
   return "unknown";
 }
 
-absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name) {
-  if (name == "auto") return ValidationSplit::kAuto;
-  if (name == "classes") return ValidationSplit::kClasses;
-  if (name == "examples") return ValidationSplit::kExamples;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown validation split '", name, "' (expected auto, classes or examples)"));
-}
-
 namespace {
 
 // First label of the out-of-domain test classes.

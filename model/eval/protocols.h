@@ -10,6 +10,7 @@
 #include "model/eval/dtw.h"
 #include "model/metrics/metrics.h"
 #include "model/nn/similarity_model.h"
+#include "model/train/train_config.h"
 
 namespace srn {
 
@@ -23,15 +24,6 @@ enum class Protocol {
 
 absl::StatusOr<Protocol> ParseProtocol(const std::string& name);
 std::string ProtocolName(Protocol protocol);
-
-// How the validation set is held out of the training part of a split.
-enum class ValidationSplit {
-  kAuto,      // whole classes when there are 20 or more training classes, else examples
-  kClasses,   // 10% of the training classes (at least 2), like an out-of-domain test
-  kExamples,  // 10% of each training class's examples, so every training class still trains
-};
-
-absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name);
 
 struct Split {
   Dataset train;
