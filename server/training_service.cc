@@ -52,7 +52,7 @@ grpc::Status TrainingService::UploadAndTrain(grpc::ServerContext* ctx,
                                              grpc::ServerReader<v1::UploadAndTrainRequest>* reader,
                                              v1::Job* response) {
   if (grpc::Status s = Check(ctx, "UploadAndTrain"); !s.ok()) return s;
-  UploadedDataset upload(options_);
+  UploadedDataset upload(options_.max_upload_series, options_.limits);
   v1::TrainingSpec spec;
   v1::UploadAndTrainRequest message;
   bool first = true;
