@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -29,7 +28,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/durations.h"
@@ -40,6 +38,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "model/data/csv_dataset.h"
+#include "model/train/train_config.h"
 #include "base/file.h"
 #include "base/status_macros.h"
 #include "base/flags_help.h"
@@ -598,23 +597,52 @@ std::string JobLine(const v1::Job& job) {
   return line;
 }
 
+// The flag that sets a TrainSettings field, for errors.
+std::string TrainFlagName(absl::string_view field) {
+  if (field == "learning_rate") return "--lr";
+  if (field == "max_epochs") return "--epochs";
+  return absl::StrCat("--", field);
+}
+
+// The training spec the flags ask for, checked here as the server checks it
+// (CompleteTrainSettings), so that a bad value is a usage error naming its flag. Zero and empty
+// values are sent as they are: the server fills its documented defaults.
 absl::StatusOr<v1::TrainingSpec> SpecFromFlags() {
+  TrainSettings settings;
+  settings.family = absl::GetFlag(FLAGS_family);
+  settings.hidden = absl::GetFlag(FLAGS_hidden);
+  settings.layers = absl::GetFlag(FLAGS_layers);
+  settings.window = absl::GetFlag(FLAGS_window);
+  settings.center_series = absl::GetFlag(FLAGS_center_series);
+  settings.validation = absl::GetFlag(FLAGS_validation);
+  settings.learning_rate = absl::GetFlag(FLAGS_lr);
+  settings.dropout = absl::GetFlag(FLAGS_dropout);
+  settings.batch_pairs = absl::GetFlag(FLAGS_batch_pairs);
+  settings.pairs_per_epoch = absl::GetFlag(FLAGS_pairs_per_epoch);
+  settings.max_epochs = absl::GetFlag(FLAGS_epochs);
+  settings.patience = absl::GetFlag(FLAGS_patience);
+  settings.lr_decay = 0;  // no flag: the server's default
+  settings.hard_negatives = absl::GetFlag(FLAGS_hard_negatives);
+  settings.weight_average = absl::GetFlag(FLAGS_weight_average);
+  settings.seed = absl::GetFlag(FLAGS_seed);
+  SRN_RETURN_IF_ERROR(
+      CompleteTrainSettings(settings, ZeroMeans::kDefault, TrainFlagName).status());
   v1::TrainingSpec spec;
-  spec.set_family(absl::GetFlag(FLAGS_family));
-  spec.set_hidden(absl::GetFlag(FLAGS_hidden));
-  spec.set_layers(absl::GetFlag(FLAGS_layers));
-  spec.set_window(absl::GetFlag(FLAGS_window));
-  spec.set_center_series(absl::GetFlag(FLAGS_center_series));
-  spec.set_learning_rate(absl::GetFlag(FLAGS_lr));
-  spec.set_dropout(absl::GetFlag(FLAGS_dropout));
-  spec.set_batch_pairs(absl::GetFlag(FLAGS_batch_pairs));
-  spec.set_pairs_per_epoch(absl::GetFlag(FLAGS_pairs_per_epoch));
-  spec.set_max_epochs(absl::GetFlag(FLAGS_epochs));
-  spec.set_patience(absl::GetFlag(FLAGS_patience));
-  spec.set_hard_negatives(absl::GetFlag(FLAGS_hard_negatives));
-  spec.set_weight_average(absl::GetFlag(FLAGS_weight_average));
-  spec.set_seed(absl::GetFlag(FLAGS_seed));
-  spec.set_validation(absl::GetFlag(FLAGS_validation));
+  spec.set_family(settings.family);
+  spec.set_hidden(settings.hidden);
+  spec.set_layers(settings.layers);
+  spec.set_window(settings.window);
+  spec.set_center_series(settings.center_series);
+  spec.set_validation(settings.validation);
+  spec.set_learning_rate(settings.learning_rate);
+  spec.set_dropout(settings.dropout);
+  spec.set_batch_pairs(settings.batch_pairs);
+  spec.set_pairs_per_epoch(settings.pairs_per_epoch);
+  spec.set_max_epochs(settings.max_epochs);
+  spec.set_patience(settings.patience);
+  spec.set_hard_negatives(settings.hard_negatives);
+  spec.set_weight_average(settings.weight_average);
+  spec.set_seed(settings.seed);
   spec.set_description(absl::GetFlag(FLAGS_description));
   const std::string activate = absl::GetFlag(FLAGS_activate);
   if (activate == "manual") {
@@ -630,50 +658,24 @@ absl::StatusOr<v1::TrainingSpec> SpecFromFlags() {
   return spec;
 }
 
-// Reads a local manifest "path,label[,forgery]" and the series it names.
+// Reads a local manifest (ReadCsvManifest: "path,label[,forgery]") and the series it names, each
+// in --format.
 absl::StatusOr<std::vector<v1::LabelledSeries>> ReadUploadManifest(const std::string& manifest) {
   SRN_ASSIGN_OR_RETURN(const SeriesFormat format, ParseSeriesFormat(absl::GetFlag(FLAGS_format)));
-  SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(manifest));
-  const std::filesystem::path base = std::filesystem::path(manifest).parent_path();
+  SRN_ASSIGN_OR_RETURN(const std::vector<CsvManifestRow> rows, ReadCsvManifest(manifest));
   std::vector<v1::LabelledSeries> out;
-  bool header = false;
-  int line_number = 0;
-  for (absl::string_view raw : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    const std::string line(absl::StripAsciiWhitespace(raw));
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> fields = absl::StrSplit(line, ',');
-    for (std::string& f : fields) f = std::string(absl::StripAsciiWhitespace(f));
-    const std::string where = absl::StrCat(manifest, ":", line_number, ": ");
-    if (!header) {
-      if (fields.size() < 2 || fields[0] != "path" || fields[1] != "label" ||
-          (fields.size() == 3 && fields[2] != "forgery") || fields.size() > 3) {
-        return absl::InvalidArgumentError(absl::StrCat(where, "expected the header 'path,label' or 'path,label,forgery'"));
-      }
-      header = true;
-      continue;
-    }
-    if (fields.size() < 2 || fields.size() > 3 || fields[0].empty() || fields[1].empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, "expected 'path,label[,forgery]'"));
-    }
-    std::filesystem::path path(fields[0]);
-    if (path.is_relative()) path = base / path;
-    absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(path.string(), format);
+  for (const CsvManifestRow& row : rows) {
+    absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(row.path, format);
     if (!input.ok()) {
-      return absl::Status(input.status().code(), absl::StrCat(where, input.status().message()));
+      return absl::Status(input.status().code(),
+                          absl::StrCat(manifest, ":", row.line, ": ", input.status().message()));
     }
     v1::LabelledSeries series;
     *series.mutable_series() = *std::move(input);
-    series.set_label(fields[1]);
-    if (fields.size() == 3) {
-      if (fields[2] != "0" && fields[2] != "1") {
-        return absl::InvalidArgumentError(absl::StrCat(where, "forgery must be 0 or 1"));
-      }
-      series.set_forgery(fields[2] == "1");
-    }
+    series.set_label(row.label);
+    series.set_forgery(row.forgery);
     out.push_back(std::move(series));
   }
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(manifest, ": no series listed"));
   return out;
 }
 

@@ -44,7 +44,7 @@ grpc::Status TrainingService::UploadAndTrain(grpc::ServerContext* ctx,
   return edge_.Call(*ctx, kUploadAndTrain, Role::kAdmin, response,
                     [&]() -> absl::StatusOr<v1::Job> {
     SRN_RETURN_IF_ERROR(Configured());
-    UploadedDataset upload(options_);
+    UploadedDataset upload(options_.max_upload_series, options_.limits);
     v1::TrainingSpec spec;
     v1::UploadAndTrainRequest message;
     bool first = true;

@@ -5,57 +5,26 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "model/data/arabic_digit.h"
-#include "model/nn/architecture.h"
-#include "model/data/csv_dataset.h"
-#include "model/eval/protocols.h"
 #include "base/status_macros.h"
-#include "model/data/svc2004.h"
+#include "model/eval/protocols.h"
+#include "model/train/train_config.h"
+#include "model/train/trainer.h"
 #include "model/weights/weights_file.h"
-#include "base/clock.h"
+#include "server/activation_policy.h"
 
 namespace srn {
 namespace {
-
-const char* StateName(v1::JobState state) {
-  switch (state) {
-    case v1::JOB_STATE_QUEUED: return "queued";
-    case v1::JOB_STATE_RUNNING: return "running";
-    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
-    case v1::JOB_STATE_FAILED: return "failed";
-    case v1::JOB_STATE_CANCELLED: return "cancelled";
-    case v1::JOB_STATE_INTERRUPTED: return "interrupted";
-    default: return "unspecified";
-  }
-}
-
-int64_t JobNumber(const std::string& job_id) {
-  int64_t n = 0;
-  if (!absl::StartsWith(job_id, "job-") || !absl::SimpleAtoi(job_id.substr(4), &n)) return -1;
-  return n;
-}
-
-bool IsInside(const std::filesystem::path& base, const std::filesystem::path& p) {
-  auto b = base.begin();
-  auto q = p.begin();
-  for (; b != base.end(); ++b, ++q) {
-    if (b->empty()) continue;  // a trailing separator
-    if (q == p.end() || *q != *b) return false;
-  }
-  return true;
-}
 
 // Lowers the calling thread's priority: on Linux the nice value is per thread, and threads it
 // starts (the trainer's shards) inherit it.
@@ -77,152 +46,14 @@ void LowerThreadPriority(int nice, bool sched_idle) {
 
 }  // namespace
 
-absl::StatusOr<v1::TrainingSpec> CompleteTrainingSpec(const v1::TrainingSpec& in) {
-  v1::TrainingSpec spec = in;
-  if (spec.family().empty()) spec.set_family("srn-a");
-  absl::StatusOr<Architecture> arch = ParseFamily(spec.family());
-  if (!arch.ok()) return absl::InvalidArgumentError(absl::StrCat("family: ", arch.status().message()));
-  if (spec.hidden() == 0) spec.set_hidden(64);
-  if (spec.layers() == 0) spec.set_layers(1);
-  if (spec.window() == 0) spec.set_window(1);
-  if (spec.learning_rate() == 0) spec.set_learning_rate(1e-3);
-  if (spec.batch_pairs() == 0) spec.set_batch_pairs(50);
-  if (spec.max_epochs() == 0) spec.set_max_epochs(20);
-  if (spec.patience() == 0) spec.set_patience(5);
-  if (spec.lr_decay() == 0) spec.set_lr_decay(0.4);
-  if (spec.seed() == 0) spec.set_seed(1);
-  if (spec.validation().empty()) spec.set_validation("auto");
-  if (spec.activation() == v1::ACTIVATION_POLICY_UNSPECIFIED) {
-    spec.set_activation(v1::ACTIVATION_POLICY_MANUAL);
-  }
-  const auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
-  if (spec.hidden() < 1 || spec.hidden() > 1024) return bad(absl::StrCat("hidden must be in [1, 1024], got ", spec.hidden()));
-  if (spec.layers() < 1 || spec.layers() > 8) return bad(absl::StrCat("layers must be in [1, 8], got ", spec.layers()));
-  if (spec.window() < 1 || spec.window() > 64) return bad(absl::StrCat("window must be in [1, 64], got ", spec.window()));
-  if (!(spec.learning_rate() > 0) || !std::isfinite(spec.learning_rate())) {
-    return bad(absl::StrCat("learning_rate must be positive and finite, got ", spec.learning_rate()));
-  }
-  if (!(spec.dropout() >= 0 && spec.dropout() < 1)) return bad(absl::StrCat("dropout must be in [0, 1), got ", spec.dropout()));
-  if (spec.batch_pairs() < 1 || spec.batch_pairs() > 100000) return bad(absl::StrCat("batch_pairs must be in [1, 100000], got ", spec.batch_pairs()));
-  if (spec.pairs_per_epoch() < 0 || spec.pairs_per_epoch() > 10000000) return bad(absl::StrCat("pairs_per_epoch must be in [0, 10000000], got ", spec.pairs_per_epoch()));
-  if (spec.max_epochs() < 1 || spec.max_epochs() > 1000) return bad(absl::StrCat("max_epochs must be in [1, 1000], got ", spec.max_epochs()));
-  if (spec.patience() < 1) return bad(absl::StrCat("patience must be positive, got ", spec.patience()));
-  if (!(spec.lr_decay() > 0 && spec.lr_decay() <= 1)) return bad(absl::StrCat("lr_decay must be in (0, 1], got ", spec.lr_decay()));
-  if (!(spec.hard_negatives() >= 0 && spec.hard_negatives() <= 1)) {
-    return bad(absl::StrCat("hard_negatives must be in [0, 1], got ", spec.hard_negatives()));
-  }
-  if (!(spec.weight_average() >= 0 && spec.weight_average() < 1)) {
-    return bad(
-        absl::StrCat("weight_average must be 0 (off) or in (0, 1), got ", spec.weight_average()));
-  }
-  if (!ParseValidationSplit(spec.validation()).ok()) {
-    return bad(absl::StrCat("validation must be auto, classes or examples, got '", spec.validation(), "'"));
-  }
-  if (!v1::ActivationPolicy_IsValid(spec.activation())) return bad(absl::StrCat("unknown activation policy ", spec.activation()));
-  if (spec.description().size() > 1000) return bad("description is longer than 1000 characters");
-  return spec;
-}
-
-absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir, const std::string& path) {
-  namespace fs = std::filesystem;
-  if (data_dir.empty()) {
-    return absl::FailedPreconditionError(
-        "the server has no data directory (--data_dir); upload the series instead (UploadAndTrain)");
-  }
-  if (path.empty()) return absl::InvalidArgumentError("dataset path is empty");
-  if (path.find('\0') != std::string::npos) return absl::InvalidArgumentError("dataset path contains a NUL byte");
-  std::error_code ec;
-  const fs::path base = fs::canonical(data_dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the data directory ", data_dir, " is not usable: ", ec.message()));
-  }
-  fs::path p(path);
-  if (p.is_relative()) p = base / p;
-  p = p.lexically_normal();
-  if (!IsInside(base, p)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("dataset path '", path, "' leaves the data directory"));
-  }
-  if (!fs::exists(p, ec)) {
-    return absl::NotFoundError(absl::StrCat("dataset path '", path, "' does not exist in the data directory"));
-  }
-  const fs::path real = fs::canonical(p, ec);
-  if (ec) return absl::NotFoundError(absl::StrCat("dataset path '", path, "': ", ec.message()));
-  if (!IsInside(base, real)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "dataset path '", path, "' leads outside the data directory through a symbolic link"));
-  }
-  return real.string();
-}
-
-absl::Status UploadedDataset::Add(const v1::LabelledSeries& in) {
-  const int index = size();
-  const std::string what = absl::StrCat("series[", index, "]");
-  if (index >= options_.max_upload_series) {
-    return absl::ResourceExhaustedError(absl::StrCat("more than ", options_.max_upload_series,
-                                                     " series uploaded (--max_upload_series)"));
-  }
-  if (in.label().empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": label is empty"));
-  if (in.label().size() > 256) return absl::InvalidArgumentError(absl::StrCat(what, ": label is longer than 256 bytes"));
-  const FeatureKind kind =
-      in.series().kind_case() == v1::SeriesInput::kPen ? FeatureKind::kSignature : FeatureKind::kFrames;
-  if (index > 0 && kind != kind_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": mixes pen samples and frames; all uploaded series must be of one kind"));
-  }
-  SRN_ASSIGN_OR_RETURN(Series series, ToTrainingSeries(in.series(), options_.limits, what));
-  if (index > 0 && series.dims() != data_.dims()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": has ", series.dims(),
-                                                   " features per frame; series[0] has ", data_.dims()));
-  }
-  kind_ = kind;
-  auto [it, inserted] = labels_.emplace(in.label(), static_cast<int>(labels_.size()));
-  if (inserted) data_.label_names.push_back(in.label());
-  Example e;
-  e.series = std::move(series);
-  e.label = it->second;
-  e.forgery = in.forgery();
-  e.source = what;
-  data_.examples.push_back(std::move(e));
-  return absl::OkStatus();
-}
-
 TrainingWorker::TrainingWorker(JobStore* store, ModelManager* manager,
                                const TrainingOptions& options, ServerMetrics* metrics)
-    : store_(store), manager_(manager), options_(options), metrics_(metrics) {}
+    : manager_(manager), options_(options), queue_(store, metrics) {}
 
 TrainingWorker::~TrainingWorker() { Stop(); }
 
-bool TrainingWorker::IsTerminal(v1::JobState state) {
-  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELLED || state == v1::JOB_STATE_INTERRUPTED;
-}
-
 absl::Status TrainingWorker::Start() {
-  SRN_ASSIGN_OR_RETURN(std::vector<v1::Job> jobs, store_->LoadAll());
-  int64_t interrupted = 0;
-  std::vector<std::shared_ptr<Entry>> changed;
-  {
-    absl::MutexLock lock(&mu_);
-    if (started_) return absl::FailedPreconditionError("the training worker is already started");
-    started_ = true;
-    for (v1::Job& job : jobs) {
-      auto entry = std::make_shared<Entry>();
-      if (!IsTerminal(job.state())) {
-        job.set_state(v1::JOB_STATE_INTERRUPTED);
-        job.set_reason("server restarted while the job was running");
-        job.set_finished_unix_ms(NowUnixMs());
-        changed.push_back(entry);
-        ++interrupted;
-      }
-      entry->job = std::move(job);
-      jobs_[JobNumber(entry->job.job_id())] = entry;
-    }
-    UpdateMetrics();
-  }
-  for (const auto& entry : changed) Persist(entry.get());
-  if (metrics_ != nullptr) metrics_->JobFinished("interrupted", interrupted);
+  SRN_RETURN_IF_ERROR(queue_.Start());
   for (int i = 0; i < std::max(1, options_.max_jobs); ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
@@ -230,403 +61,175 @@ absl::Status TrainingWorker::Start() {
 }
 
 void TrainingWorker::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
-    stopping_ = true;
-    for (auto& [n, entry] : jobs_) {
-      if (entry->job.state() == v1::JOB_STATE_RUNNING) {
-        entry->stop = StopReason::kShutdown;
-        entry->cancel.store(true);
-      }
-    }
-  }
+  if (!queue_.Stop()) return;
   for (std::thread& t : threads_) t.join();
   threads_.clear();
 }
 
-std::shared_ptr<TrainingWorker::Entry> TrainingWorker::Find(const std::string& job_id) const {
-  auto it = jobs_.find(JobNumber(job_id));
-  return it == jobs_.end() ? nullptr : it->second;
-}
-
-void TrainingWorker::Changed(Entry* entry) { ++entry->changes; }
-
-void TrainingWorker::UpdateMetrics() {
-  if (metrics_ == nullptr) return;
-  std::map<std::string, int64_t> counts;
-  double progress = 0;
-  int running = 0;
-  for (const auto& [n, entry] : jobs_) {
-    ++counts[StateName(entry->job.state())];
-    if (entry->job.state() == v1::JOB_STATE_RUNNING) {
-      progress += entry->job.progress().fraction();
-      ++running;
-    }
-  }
-  for (const std::string& state : ServerMetrics::JobStates()) metrics_->SetJobCount(state, counts[state]);
-  metrics_->SetTrainingProgress(running > 0 ? progress / running : 0.0);
-}
-
-void TrainingWorker::Persist(Entry* entry) {
-  absl::MutexLock order(&persist_mu_);
-  v1::Job copy;
-  {
-    absl::MutexLock lock(&mu_);
-    copy = entry->job;
-  }
-  if (absl::Status s = store_->Update(copy); !s.ok()) {
-    std::cerr << "srn-server: cannot record " << copy.job_id() << ": " << s.message() << "\n";
-  }
-}
-
-absl::StatusOr<v1::Job> TrainingWorker::Enqueue(std::shared_ptr<Entry> entry) {
-  entry->job.set_state(v1::JOB_STATE_QUEUED);
-  entry->job.set_created_unix_ms(NowUnixMs());
-  entry->job.mutable_progress()->set_max_epochs(entry->job.spec().max_epochs());
-  absl::MutexLock order(&persist_mu_);
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_ || !started_) {
-      return absl::UnavailableError("the training worker is not running (the server is shutting down)");
-    }
-  }
-  SRN_RETURN_IF_ERROR(store_->Create(&entry->job));
-  absl::MutexLock lock(&mu_);
-  jobs_[JobNumber(entry->job.job_id())] = entry;
-  queue_.push_back(entry);
-  UpdateMetrics();
-  return entry->job;
-}
-
 absl::StatusOr<v1::Job> TrainingWorker::StartJob(const v1::StartJobRequest& request) {
   SRN_ASSIGN_OR_RETURN(v1::TrainingSpec spec, CompleteTrainingSpec(request.spec()));
-  const v1::DatasetRef& ref = request.dataset();
-  if (ref.format() == v1::DATASET_FORMAT_UNSPECIFIED || !v1::DatasetFormat_IsValid(ref.format())) {
-    return absl::InvalidArgumentError("dataset.format must be ARABIC_DIGIT, SVC2004 or CSV");
-  }
-  for (int user : ref.svc2004_users()) {
-    if (user < 1 || user > kSvc2004Users) {
-      return absl::InvalidArgumentError(absl::StrCat("svc2004_users must be in 1..40, got ", user));
-    }
-  }
-  if (ref.format() != v1::DATASET_FORMAT_SVC2004 && ref.svc2004_users_size() > 0) {
-    return absl::InvalidArgumentError("svc2004_users is only for the SVC2004 format");
-  }
-  SRN_ASSIGN_OR_RETURN(std::string path, ResolveDataPath(options_.data_dir, ref.path()));
-  const bool is_dir = std::filesystem::is_directory(path);
-  if (ref.format() == v1::DATASET_FORMAT_CSV ? is_dir : !is_dir) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset path '", ref.path(), "' must be ",
-        ref.format() == v1::DATASET_FORMAT_CSV ? "a CSV manifest file" : "a folder", " for this format"));
-  }
-  auto entry = std::make_shared<Entry>();
-  entry->path = path;
-  entry->ref = ref;
-  std::string what = ref.format() == v1::DATASET_FORMAT_ARABIC_DIGIT
-                         ? (ref.arabic_label_speaker() ? "arabic digits by speaker" : "arabic digits")
-                     : ref.format() == v1::DATASET_FORMAT_SVC2004 ? "svc2004"
-                                                                  : "csv manifest";
-  absl::StrAppend(&what, " ", ref.path());
-  if (ref.svc2004_users_size() > 0) {
-    absl::StrAppend(&what, " (users ", absl::StrJoin(ref.svc2004_users(), ","), ")");
-  }
-  entry->job.set_dataset(what);
-  *entry->job.mutable_spec() = spec;
-  return Enqueue(std::move(entry));
+  SRN_ASSIGN_OR_RETURN(DataDirDataset dataset,
+                       ResolveDatasetRef(options_.data_dir, request.dataset()));
+  v1::Job job;
+  job.set_dataset(dataset.description);
+  *job.mutable_spec() = std::move(spec);
+  JobData data;
+  data.dataset = std::move(dataset);
+  return queue_.Enqueue(std::move(job), std::move(data));
 }
 
 absl::StatusOr<v1::Job> TrainingWorker::StartUploadJob(const v1::TrainingSpec& in,
                                                        UploadedDataset upload) {
   SRN_ASSIGN_OR_RETURN(v1::TrainingSpec spec, CompleteTrainingSpec(in));
   if (upload.size() == 0) return absl::InvalidArgumentError("no series uploaded");
-  auto entry = std::make_shared<Entry>();
-  entry->upload_kind = upload.kind();
-  entry->upload = upload.Take();
-  entry->job.set_dataset(absl::StrCat("upload of ", entry->upload->examples.size(), " series in ",
-                                      entry->upload->num_labels(), " classes"));
-  *entry->job.mutable_spec() = spec;
-  return Enqueue(std::move(entry));
+  JobData data;
+  data.upload_kind = upload.kind();
+  data.upload = upload.Take();
+  v1::Job job;
+  job.set_dataset(absl::StrCat("upload of ", data.upload->examples.size(), " series in ",
+                               data.upload->num_labels(), " classes"));
+  *job.mutable_spec() = std::move(spec);
+  return queue_.Enqueue(std::move(job), std::move(data));
 }
 
 absl::StatusOr<v1::Job> TrainingWorker::GetJob(const std::string& job_id) const {
-  absl::MutexLock lock(&mu_);
-  std::shared_ptr<Entry> entry = Find(job_id);
-  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-  return entry->job;
+  return queue_.Get(job_id);
 }
 
 v1::ListJobsResponse TrainingWorker::ListJobs(bool active_only) const {
-  absl::MutexLock lock(&mu_);
-  v1::ListJobsResponse response;
-  for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
-    if (active_only && IsTerminal(it->second->job.state())) continue;
-    *response.add_jobs() = it->second->job;
-  }
-  return response;
+  return queue_.List(active_only);
 }
 
 absl::StatusOr<v1::Job> TrainingWorker::CancelJob(const std::string& job_id) {
-  std::shared_ptr<Entry> entry;
-  {
-    absl::MutexLock lock(&mu_);
-    entry = Find(job_id);
-    if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-    const v1::JobState state = entry->job.state();
-    if (IsTerminal(state)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(job_id, " already ended (", StateName(state), ")"));
-    }
-    if (state == v1::JOB_STATE_RUNNING) {
-      // The worker ends it at the next mini-batch.
-      if (entry->stop == StopReason::kNone) entry->stop = StopReason::kCancelled;
-      entry->cancel.store(true);
-      return entry->job;
-    }
-    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-      if (*it == entry) {
-        queue_.erase(it);
-        break;
-      }
-    }
-  }
-  Finish(entry.get(), v1::JOB_STATE_CANCELLED, "cancelled by request before it started");
-  absl::MutexLock lock(&mu_);
-  return entry->job;
+  return queue_.Cancel(job_id);
 }
 
 absl::StatusOr<v1::Job> TrainingWorker::WaitForChange(const std::string& job_id, int64_t* seen,
                                                       absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
-  std::shared_ptr<Entry> entry = Find(job_id);
-  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-  const int64_t after = *seen;
-  const Entry* e = entry.get();
-  auto changed = [e, after] { return e->changes != after; };
-  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
-  *seen = entry->changes;
-  return entry->job;
-}
-
-void TrainingWorker::Finish(Entry* entry, v1::JobState state, const std::string& reason) {
-  {
-    absl::MutexLock lock(&mu_);
-    entry->job.set_state(state);
-    entry->job.set_reason(reason);
-    entry->job.set_finished_unix_ms(NowUnixMs());
-    Changed(entry);
-    UpdateMetrics();
-  }
-  if (metrics_ != nullptr) metrics_->JobFinished(StateName(state));
-  Persist(entry);
+  return queue_.WaitForChange(job_id, seen, timeout);
 }
 
 void TrainingWorker::WorkerLoop() {
   LowerThreadPriority(options_.nice, options_.sched_idle);
-  for (;;) {
-    std::shared_ptr<Entry> entry;
-    {
-      absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
-      mu_.Await(absl::Condition(&ready));
-      if (stopping_) return;
-      entry = queue_.front();
-      queue_.pop_front();
-      entry->job.set_state(v1::JOB_STATE_RUNNING);
-      entry->job.set_started_unix_ms(NowUnixMs());
-      entry->started = std::chrono::steady_clock::now();
-      Changed(entry.get());
-      UpdateMetrics();
-    }
-    Persist(entry.get());
+  while (std::shared_ptr<TrainingQueue::Entry> entry = queue_.Next()) {
     Run(entry.get());
-    entry->upload.reset();  // the series are not needed any more
+    entry->data = JobData();  // the series are not needed any more
   }
 }
 
-absl::StatusOr<Dataset> TrainingWorker::LoadData(Entry* entry, FeatureKind* kind) {
-  if (entry->upload.has_value()) {
-    *kind = entry->upload_kind;
-    Dataset data = std::move(*entry->upload);
-    entry->upload.reset();
-    return data;
-  }
-  const v1::DatasetRef& ref = entry->ref;
-  switch (ref.format()) {
-    case v1::DATASET_FORMAT_ARABIC_DIGIT:
-      *kind = FeatureKind::kFrames;
-      return LoadArabicDigit(entry->path,
-                             ref.arabic_label_speaker() ? ArabicLabel::kSpeaker : ArabicLabel::kDigit);
-    case v1::DATASET_FORMAT_SVC2004: {
-      *kind = FeatureKind::kSignature;
-      std::vector<int> users(ref.svc2004_users().begin(), ref.svc2004_users().end());
-      if (users.empty()) {
-        for (int u = 1; u <= kSvc2004Users; ++u) users.push_back(u);
-      }
-      return LoadSvc2004Users(entry->path, users);
-    }
-    case v1::DATASET_FORMAT_CSV: {
-      *kind = FeatureKind::kFrames;
-      SRN_ASSIGN_OR_RETURN(Dataset data, LoadCsvDataset(entry->path));
-      // The manifest's rows may name any file; only those inside the data directory are allowed.
-      for (const Example& e : data.examples) {
-        absl::StatusOr<std::string> inside = ResolveDataPath(options_.data_dir, e.source);
-        if (!inside.ok()) {
-          return absl::PermissionDeniedError(
-              absl::StrCat(entry->ref.path(), ": series file ", e.source, ": ", inside.status().message()));
-        }
-      }
-      return data;
-    }
-    default:
-      return absl::InvalidArgumentError("unknown dataset format");
-  }
-}
-
-void TrainingWorker::Run(Entry* entry) {
-  const v1::TrainingSpec spec = [&] {
-    absl::MutexLock lock(&mu_);
-    return entry->job.spec();
-  }();
+void TrainingWorker::Run(TrainingQueue::Entry* entry) {
+  const v1::Job job = queue_.Snapshot(entry);
+  const v1::TrainingSpec& spec = job.spec();
   FeatureKind kind = FeatureKind::kFrames;
-  absl::StatusOr<Dataset> data = LoadData(entry, &kind);
+  absl::StatusOr<Dataset> data = TakeJobData(options_.data_dir, &entry->data, &kind);
   if (!data.ok()) {
-    Finish(entry, v1::JOB_STATE_FAILED, absl::StrCat("cannot read the dataset: ", data.status().message()));
+    queue_.Finish(entry, v1::JOB_STATE_FAILED,
+                  absl::StrCat("cannot read the dataset: ", data.status().message()));
     return;
   }
   if (data->num_labels() < 2) {
-    Finish(entry, v1::JOB_STATE_FAILED,
-           absl::StrCat("the dataset has ", data->num_labels(), " class(es); training needs at least 2"));
+    queue_.Finish(entry, v1::JOB_STATE_FAILED,
+                  absl::StrCat("the dataset has ", data->num_labels(),
+                               " class(es); training needs at least 2"));
     return;
   }
   const ValidationSplit validation = *ParseValidationSplit(spec.validation());
   absl::StatusOr<Split> split = MakeSplit(*data, data->name, Protocol::kAll, spec.seed(), validation);
   data = Dataset();  // free the copy; the split holds what is needed
   if (!split.ok()) {
-    Finish(entry, v1::JOB_STATE_FAILED, absl::StrCat("cannot split the dataset: ", split.status().message()));
+    queue_.Finish(entry, v1::JOB_STATE_FAILED,
+                  absl::StrCat("cannot split the dataset: ", split.status().message()));
     return;
   }
 
-  TrainConfig config;
-  config.arch = *ParseFamily(spec.family());
-  if (!config.arch.is_logistic()) {
-    config.arch.hidden = spec.hidden();
-    config.arch.layers = spec.layers();
+  absl::StatusOr<TrainConfig> made = TrainConfigOf(spec);
+  if (!made.ok()) {
+    queue_.Finish(entry, v1::JOB_STATE_FAILED, std::string(made.status().message()));
+    return;
   }
-  config.window = spec.window();
-  config.center_series = spec.center_series();
+  TrainConfig& config = *made;
   config.kind = kind;
-  TrainOptions& o = config.options;
-  o.learning_rate = spec.learning_rate();
-  o.dropout = spec.dropout();
-  o.batch_pairs = spec.batch_pairs();
-  o.pairs_per_epoch = spec.pairs_per_epoch();
-  o.max_epochs = spec.max_epochs();
-  o.patience = spec.patience();
-  o.lr_decay = spec.lr_decay();
-  o.hard_negative_fraction = spec.hard_negatives();
-  o.weight_average = spec.weight_average();
-  o.seed = spec.seed();
-  o.threads = std::max(1, options_.threads);
-  {
-    absl::MutexLock lock(&mu_);
-    config.training_data = absl::StrCat(entry->job.dataset(), ": ", split->description);
-    config.command = absl::StrCat("srn-server training ", entry->job.job_id(),
-                                  spec.description().empty() ? "" : ": ", spec.description());
-    entry->job.set_train_series(static_cast<int>(split->train.examples.size()));
-    entry->job.set_validation_series(static_cast<int>(split->validation.examples.size()));
-    Changed(entry);
-  }
+  config.options.threads = std::max(1, options_.threads);
+  config.training_data = absl::StrCat(job.dataset(), ": ", split->description);
+  config.command = absl::StrCat("srn-server training ", job.job_id(),
+                                spec.description().empty() ? "" : ": ", spec.description());
+  queue_.Update(entry, [&](TrainingQueue::Entry* e) {
+    e->job.set_train_series(static_cast<int>(split->train.examples.size()));
+    e->job.set_validation_series(static_cast<int>(split->validation.examples.size()));
+  });
 
   TrainCallbacks callbacks;
   callbacks.cancel = &entry->cancel;
   callbacks.on_step = [&](int epoch, int step, int steps) {
-    absl::MutexLock lock(&mu_);
-    v1::JobProgress* p = entry->job.mutable_progress();
-    p->set_epoch(epoch);
-    p->set_step(step);
-    p->set_steps_per_epoch(steps);
-    const double total = static_cast<double>(spec.max_epochs()) * steps;
-    const double done = static_cast<double>(epoch - 1) * steps + step;
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - entry->started).count();
-    p->set_fraction(std::min(1.0, done / total));
-    p->set_elapsed_seconds(elapsed);
-    p->set_estimated_remaining_seconds(done > 0 ? elapsed * (total - done) / done : 0);
-    Changed(entry);
-    UpdateMetrics();
+    queue_.Update(entry, [&](TrainingQueue::Entry* e) {
+      v1::JobProgress* p = e->job.mutable_progress();
+      p->set_epoch(epoch);
+      p->set_step(step);
+      p->set_steps_per_epoch(steps);
+      const double total = static_cast<double>(spec.max_epochs()) * steps;
+      const double done = static_cast<double>(epoch - 1) * steps + step;
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - e->started).count();
+      p->set_fraction(std::min(1.0, done / total));
+      p->set_elapsed_seconds(elapsed);
+      p->set_estimated_remaining_seconds(done > 0 ? elapsed * (total - done) / done : 0);
+    });
   };
   callbacks.on_epoch = [&](const EpochReport& r) {
-    {
-      absl::MutexLock lock(&mu_);
-      v1::JobProgress* p = entry->job.mutable_progress();
+    queue_.Update(entry, [&](TrainingQueue::Entry* e) {
+      v1::JobProgress* p = e->job.mutable_progress();
       p->set_loss(r.train_loss);
       p->set_val_auc(r.val_auc);
       p->set_best_val_auc(std::max(p->best_val_auc(), r.val_auc));
       p->set_learning_rate(r.learning_rate);
-      if (!std::isfinite(r.train_loss) || r.train_loss > options_.diverged_loss) {
-        entry->stop = StopReason::kDiverged;
-        entry->diverged = absl::StrFormat(
-            "training diverged: the mean loss of epoch %d is %g (chance is 0.69) at learning rate "
-            "%g; lower the learning rate",
-            r.epoch, r.train_loss, spec.learning_rate());
-        entry->cancel.store(true);
-      }
-      Changed(entry);
+    });
+    if (!std::isfinite(r.train_loss) || r.train_loss > options_.diverged_loss) {
+      queue_.RequestStop(
+          entry, TrainingQueue::StopReason::kDiverged,
+          absl::StrFormat(
+              "training diverged: the mean loss of epoch %d is %g (chance is 0.69) at learning "
+              "rate %g; lower the learning rate",
+              r.epoch, r.train_loss, spec.learning_rate()));
     }
-    Persist(entry);
+    queue_.Persist(entry);
   };
   absl::StatusOr<TrainedModel> trained = TrainModel(split->train, split->validation, config, callbacks);
   if (!trained.ok()) {
-    Finish(entry, v1::JOB_STATE_FAILED, std::string(trained.status().message()));
+    queue_.Finish(entry, v1::JOB_STATE_FAILED, std::string(trained.status().message()));
     return;
   }
   if (trained->result.cancelled) {
-    StopReason stop;
-    std::string diverged;
-    {
-      absl::MutexLock lock(&mu_);
-      stop = entry->stop;
-      diverged = entry->diverged;
-    }
-    switch (stop) {
-      case StopReason::kDiverged:
-        Finish(entry, v1::JOB_STATE_FAILED, diverged);
-        break;
-      case StopReason::kShutdown:
-        Finish(entry, v1::JOB_STATE_INTERRUPTED, "the server shut down while the job was running");
-        break;
-      default:
-        Finish(entry, v1::JOB_STATE_CANCELLED, "cancelled by request while running");
-        break;
-    }
+    queue_.FinishStopped(entry);
     return;
   }
 
-  absl::StatusOr<int64_t> version = manager_->registry()->AddModel(*trained->model, entry->job.job_id());
+  absl::StatusOr<int64_t> version = manager_->registry()->AddModel(*trained->model, job.job_id());
   if (!version.ok()) {
-    Finish(entry, v1::JOB_STATE_FAILED,
-           absl::StrCat("cannot write the model version: ", version.status().message()));
+    queue_.Finish(entry, v1::JOB_STATE_FAILED,
+                  absl::StrCat("cannot write the model version: ", version.status().message()));
     return;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    entry->job.set_model_version(*version);
-    entry->job.set_model_id(ModelFingerprint(*trained->model));
-    entry->job.mutable_progress()->set_best_val_auc(trained->result.best_val_auc);
-  }
-  bool activate = spec.activation() == v1::ACTIVATION_POLICY_ALWAYS;
-  if (spec.activation() == v1::ACTIVATION_POLICY_IF_BETTER) {
-    const std::optional<double> active = manager_->registry()->ActiveValAuc();
-    activate = !active.has_value() || trained->result.best_val_auc > *active;
-  }
-  if (activate) {
-    absl::StatusOr<v1::ActivateModelResponse> activated = manager_->Activate(*version);
-    absl::MutexLock lock(&mu_);
-    entry->job.set_activated(activated.ok());
-    if (!activated.ok()) entry->job.set_activation_error(std::string(activated.status().message()));
-  }
-  Finish(entry, v1::JOB_STATE_SUCCEEDED, "");
+  // Shown from now on, announced to watchers when the job ends.
+  const double val_auc = trained->result.best_val_auc;
+  const std::string model_id = ModelFingerprint(*trained->model);
+  queue_.Update(
+      entry,
+      [&](TrainingQueue::Entry* e) {
+        e->job.set_model_version(*version);
+        e->job.set_model_id(model_id);
+        e->job.mutable_progress()->set_best_val_auc(val_auc);
+      },
+      /*quiet=*/true);
+  const ActivationOutcome activation =
+      ApplyActivationPolicy(spec.activation(), *version, val_auc, manager_);
+  queue_.Update(
+      entry,
+      [&](TrainingQueue::Entry* e) {
+        e->job.set_activated(activation.activated);
+        if (!activation.error.empty()) e->job.set_activation_error(activation.error);
+      },
+      /*quiet=*/true);
+  queue_.Finish(entry, v1::JOB_STATE_SUCCEEDED, "");
 }
 
 }  // namespace srn

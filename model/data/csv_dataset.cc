@@ -133,16 +133,12 @@ absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits
   return Series::FromValues(values, dims, limits);
 }
 
-absl::StatusOr<Dataset> LoadCsvDataset(const std::string& manifest_path) {
+absl::StatusOr<std::vector<CsvManifestRow>> ReadCsvManifest(const std::string& manifest_path) {
   SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(manifest_path));
   const std::filesystem::path folder = std::filesystem::path(manifest_path).parent_path();
-  Dataset dataset;
-  dataset.name = manifest_path;
-  std::map<std::string, int> label_ids;
+  std::vector<CsvManifestRow> rows;
   std::vector<absl::string_view> fields;
   int columns = 0;  // 0 until the header is read
-  std::string first_series;
-  int first_series_line = 0;
   absl::Status status = ForEachLine(text, [&](int line_number, absl::string_view line) {
     if (IsSkipped(line)) return absl::OkStatus();
     SplitFields(line, &fields);
@@ -166,12 +162,12 @@ absl::StatusOr<Dataset> LoadCsvDataset(const std::string& manifest_path) {
     }
     if (fields[0].empty()) return absl::InvalidArgumentError(absl::StrCat(where, "path is empty"));
     if (fields[1].empty()) return absl::InvalidArgumentError(absl::StrCat(where, "label is empty"));
-    Example example;
+    CsvManifestRow row;
     if (columns == 3) {
       if (fields[2] == "0") {
-        example.forgery = false;
+        row.forgery = false;
       } else if (fields[2] == "1") {
-        example.forgery = true;
+        row.forgery = true;
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat(where, "forgery must be 0 or 1, found '", fields[2], "'"));
@@ -179,23 +175,10 @@ absl::StatusOr<Dataset> LoadCsvDataset(const std::string& manifest_path) {
     }
     std::filesystem::path series_path{std::string(fields[0])};
     if (series_path.is_relative()) series_path = folder / series_path;
-    example.source = series_path.string();
-    absl::StatusOr<Series> series = ReadCsvSeries(example.source);
-    if (!series.ok()) return WithContext(series.status(), where);
-    if (dataset.examples.empty()) {
-      first_series = example.source;
-      first_series_line = line_number;
-    } else if (series->dims() != dataset.dims()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, example.source, " has ", series->dims(), " values per frame but ", first_series,
-          " (line ", first_series_line, ") has ", dataset.dims()));
-    }
-    example.series = *std::move(series);
-    const std::string label(fields[1]);
-    auto [it, inserted] = label_ids.emplace(label, dataset.num_labels());
-    if (inserted) dataset.label_names.push_back(label);
-    example.label = it->second;
-    dataset.examples.push_back(std::move(example));
+    row.path = series_path.string();
+    row.label = std::string(fields[1]);
+    row.line = line_number;
+    rows.push_back(std::move(row));
     return absl::OkStatus();
   });
   SRN_RETURN_IF_ERROR(status);
@@ -203,8 +186,34 @@ absl::StatusOr<Dataset> LoadCsvDataset(const std::string& manifest_path) {
     return absl::InvalidArgumentError(
         absl::StrCat(manifest_path, ": empty manifest (expected a header line 'path,label')"));
   }
-  if (dataset.examples.empty()) {
+  if (rows.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": the manifest lists no series"));
+  }
+  return rows;
+}
+
+absl::StatusOr<Dataset> LoadCsvDataset(const std::string& manifest_path) {
+  SRN_ASSIGN_OR_RETURN(const std::vector<CsvManifestRow> rows, ReadCsvManifest(manifest_path));
+  Dataset dataset;
+  dataset.name = manifest_path;
+  std::map<std::string, int> label_ids;
+  for (const CsvManifestRow& row : rows) {
+    const std::string where = Where(manifest_path, row.line);
+    absl::StatusOr<Series> series = ReadCsvSeries(row.path);
+    if (!series.ok()) return WithContext(series.status(), where);
+    if (!dataset.examples.empty() && series->dims() != dataset.dims()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, row.path, " has ", series->dims(), " values per frame but ", rows[0].path,
+          " (line ", rows[0].line, ") has ", dataset.dims()));
+    }
+    Example example;
+    example.series = *std::move(series);
+    example.forgery = row.forgery;
+    example.source = row.path;
+    auto [it, inserted] = label_ids.emplace(row.label, dataset.num_labels());
+    if (inserted) dataset.label_names.push_back(row.label);
+    example.label = it->second;
+    dataset.examples.push_back(std::move(example));
   }
   return dataset;
 }

@@ -2,6 +2,7 @@
 #define SRN_MODEL_DATA_CSV_DATASET_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/data/dataset.h"
@@ -21,13 +22,27 @@ namespace srn {
 // bad content, and when the series has no frames or exceeds `limits`.
 absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits& limits = {});
 
-// Reads a manifest: a header line `path,label` or `path,label,forgery`, then one row per series
-// (blank and '#' lines skipped). `path` is relative to the manifest's folder unless absolute;
-// `label` is any non-empty string (ids are given in order of first appearance and label_names
-// keeps the strings); `forgery` is 0 or 1 (1: a forgery of class `label`). All series must have
-// the same number of values per frame. The dataset's name is `manifest_path`, each example's
-// source its series file and group -1. Errors about a series file are prefixed by
-// "<manifest>:<line>: " and keep the series file's status code.
+// One row of a manifest: a series file and its class.
+struct CsvManifestRow {
+  std::string path;      // the series file, resolved against the manifest's folder when relative
+  std::string label;     // any non-empty string
+  bool forgery = false;  // a skilled forgery of class `label`
+  int line = 0;          // 1-based line of the row in the manifest, for errors about the file
+};
+
+// Reads a manifest without reading the series it names: a header line `path,label` or
+// `path,label,forgery` (in any letter case), then one row per series with as many fields (blank
+// and '#' lines skipped; spaces and tabs around a field ignored). `path` is relative to the
+// manifest's folder unless absolute; `forgery` is 0 or 1. NotFound for a missing manifest,
+// InvalidArgument "<manifest>:<line>: ..." for a bad header or row, and when no series is listed.
+// The one reader of the format: LoadCsvDataset and srnctl's uploads both use it.
+absl::StatusOr<std::vector<CsvManifestRow>> ReadCsvManifest(const std::string& manifest_path);
+
+// Loads the dataset a manifest (see ReadCsvManifest) lists, reading every series with
+// ReadCsvSeries. Labels get ids in order of first appearance and label_names keeps the strings.
+// All series must have the same number of values per frame. The dataset's name is
+// `manifest_path`, each example's source its series file and group -1. Errors about a series file
+// are prefixed by "<manifest>:<line>: " and keep the series file's status code.
 absl::StatusOr<Dataset> LoadCsvDataset(const std::string& manifest_path);
 
 }  // namespace srn

@@ -2,21 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "model/data/arabic_digit.h"
-#include "model/data/csv_dataset.h"
 #include "model/nn/parallel.h"
 #include "base/status_macros.h"
 #include "model/nn/pair_loss.h"
 #include "model/data/preprocess.h"
-#include "model/data/sigcomp2009.h"
-#include "model/data/svc2004.h"
 #include "model/train/trainer.h"
 
 namespace srn {
@@ -38,43 +33,6 @@ std::string ProtocolName(Protocol protocol) {
     case Protocol::kAll: return "all";
   }
   return "unknown";
-}
-
-absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name) {
-  if (name == "auto") return ValidationSplit::kAuto;
-  if (name == "classes") return ValidationSplit::kClasses;
-  if (name == "examples") return ValidationSplit::kExamples;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown validation split '", name, "' (expected auto, classes or examples)"));
-}
-
-absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir) {
-  const std::filesystem::path dir(data_dir);
-  if (name == "arabic-digit") {
-    return LoadArabicDigit((dir / "spoken_arabic_digit").string(), ArabicLabel::kDigit);
-  }
-  if (name == "arabic-voice") {
-    return LoadArabicDigit((dir / "spoken_arabic_digit").string(), ArabicLabel::kSpeaker);
-  }
-  if (name == "svc2004") return LoadSvc2004((dir / "svc2004" / "Task2").string());
-  if (name == "svc2004-task1") return LoadSvc2004Task1((dir / "svc2004" / "Task1").string());
-  if (name == "sigcomp2009-nfi") {
-    return LoadSigComp2009((dir / "sigcomp2009").string(), SigComp2009Subset::kNfi);
-  }
-  if (name == "sigcomp2009-nisdcc") {
-    return LoadSigComp2009((dir / "sigcomp2009").string(), SigComp2009Subset::kNisdcc);
-  }
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(name, ec)) return LoadCsvDataset(name);
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown dataset '", name,
-      "': expected arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, "
-      "sigcomp2009-nisdcc, or the path of a CSV manifest"));
-}
-
-bool IsSignatureDataset(const std::string& name) {
-  return name == "svc2004" || name == "svc2004-task1" || name == "sigcomp2009-nfi" ||
-         name == "sigcomp2009-nisdcc";
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "model/eval/dtw.h"
 #include "model/metrics/metrics.h"
 #include "model/nn/similarity_model.h"
+#include "model/train/train_config.h"
 
 namespace srn {
 
@@ -24,27 +25,6 @@ enum class Protocol {
 absl::StatusOr<Protocol> ParseProtocol(const std::string& name);
 std::string ProtocolName(Protocol protocol);
 
-// Loads a dataset by name: "arabic-digit" (label = digit), "arabic-voice" (label = speaker), the
-// signature sets (label = signer, with skilled forgeries of that signer) "svc2004" (SVC2004 Task 2),
-// "svc2004-task1" (SVC2004 Task 1: 40 other signers, no pressure), "sigcomp2009-nfi" and
-// "sigcomp2009-nisdcc" (SigComp2009's online NFI and NISDCC sets), or the path of a CSV manifest
-// (the generic format of docs/DATA_FORMATS.md). Named sets are read from `data_dir`.
-absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir);
-
-// Whether `name` is one of LoadNamedDataset's signature sets: their series are pen features
-// (ComputeSignatureFeatures), so a model trained on one takes pen samples (FeatureKind::kSignature),
-// and their results report the equal error rate.
-bool IsSignatureDataset(const std::string& name);
-
-// How the validation set is held out of the training part of a split.
-enum class ValidationSplit {
-  kAuto,      // whole classes when there are 20 or more training classes, else examples
-  kClasses,   // 10% of the training classes (at least 2), like an out-of-domain test
-  kExamples,  // 10% of each training class's examples, so every training class still trains
-};
-
-absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name);
-
 struct Split {
   Dataset train;
   Dataset validation;  // held out of the training classes, for learning-rate decay and stopping
@@ -52,12 +32,12 @@ struct Split {
   std::string description;  // e.g. "train digits 1-7 (minus validation), test digits 8-10"
 };
 
-// Splits `data` (loaded by LoadNamedDataset under `name`) for a protocol. Out of domain:
-// arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice trains on speakers 1-60 and
-// tests on 61-88; svc2004 and svc2004-task1 train on signers 1-30 and test on 31-40; any other
-// dataset (the SigComp2009 sets, a CSV dataset) trains on the first 70% of its classes in label
-// order (for SigComp2009, authors by id; for CSV, order of appearance). Validation as `validation` says. The seed
-// drives every random choice.
+// Splits `data` (loaded by LoadNamedDataset of model/data/dataset_loader.h under `name`) for a
+// protocol. Out of domain: arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice
+// trains on speakers 1-60 and tests on 61-88; svc2004 and svc2004-task1 train on signers 1-30
+// and test on 31-40; any other dataset (the SigComp2009 sets, a CSV dataset) trains on the first
+// 70% of its classes in label order (for SigComp2009, authors by id; for CSV, order of
+// appearance). Validation as `validation` says. The seed drives every random choice.
 absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
                                 uint64_t seed, ValidationSplit validation = ValidationSplit::kAuto);
 

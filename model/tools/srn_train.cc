@@ -3,7 +3,6 @@
 //
 //   srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a --out=voice.srnw
 
-#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -15,10 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "model/data/dataset.h"
+#include "model/data/dataset_loader.h"
 #include "model/nn/parallel.h"
 #include "model/eval/protocols.h"
 #include "model/signature/signature_protocol.h"
 #include "base/flags_help.h"
+#include "model/train/train_config.h"
 #include "model/train/trainer.h"
 #include "model/weights/weights_file.h"
 #include "model/tools/tool_common.h"
@@ -29,46 +30,57 @@ ABSL_FLAG(std::string, dataset, "",
 ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain",
           "within-domain, out-of-domain, one-shot, or all (train on every class, no test)");
-ABSL_FLAG(std::string, validation, "auto",
+ABSL_FLAG(std::string, validation, srn::TrainSettings().validation,
           "how validation data is held out of training: classes (10% of them), examples (10% of "
           "each class), or auto (classes when there are 20 or more)");
-ABSL_FLAG(std::string, model, "srn-a",
+ABSL_FLAG(std::string, model, srn::TrainSettings().family,
           "srn, sn, gru or lstm with -a (mean pooling), -l (last state) or -s (mean and spread), "
           "e.g. srn-a; or logistic");
-ABSL_FLAG(int, hidden, 64, "hidden units per layer");
-ABSL_FLAG(int, layers, 1, "stacked recurrent layers");
-ABSL_FLAG(int, window, 1, "frames concatenated per input (sliding window, stride 1)");
-ABSL_FLAG(bool, center_series, false,
+ABSL_FLAG(int, hidden, srn::TrainSettings().hidden, "hidden units per layer");
+ABSL_FLAG(int, layers, srn::TrainSettings().layers, "stacked recurrent layers");
+ABSL_FLAG(int, window, srn::TrainSettings().window,
+          "frames concatenated per input (sliding window, stride 1)");
+ABSL_FLAG(bool, center_series, srn::TrainSettings().center_series,
           "centre each series on its own mean first (cepstral mean normalization; helps matching "
           "words across speakers, hurts telling speakers apart)");
-ABSL_FLAG(double, lr, 1e-3, "RMSprop learning rate");
-ABSL_FLAG(double, dropout, 0.0, "dropout rate on hidden activations and the embedding");
-ABSL_FLAG(int, batch, 50, "pairs per mini-batch");
-ABSL_FLAG(int, pairs_per_epoch, 0, "pairs per epoch (0: 10 x training series, at least 5000)");
-ABSL_FLAG(int, epochs, 60, "maximum epochs");
-ABSL_FLAG(int, patience, 5, "stop after this many epochs without a better validation AUC");
-ABSL_FLAG(double, lr_decay, 0.4, "learning-rate factor whenever validation AUC stops rising");
-ABSL_FLAG(double, clip, 5.0, "elementwise gradient clipping bound");
-ABSL_FLAG(double, init_scale, 0.1, "uniform initialisation range [-s, s]");
-ABSL_FLAG(double, forgery_fraction, 0.5, "share of negatives that are skilled forgeries (signature data)");
-ABSL_FLAG(double, hard_negatives, 0.0, "fraction of negatives chosen by hard-negative mining");
-ABSL_FLAG(int, hard_negative_pool, 16, "candidates scored per mined negative");
-ABSL_FLAG(double, weight_average, 0.0,
+ABSL_FLAG(double, lr, srn::TrainSettings().learning_rate, "RMSprop learning rate");
+ABSL_FLAG(double, dropout, srn::TrainSettings().dropout,
+          "dropout rate on hidden activations and the embedding");
+ABSL_FLAG(int, batch, srn::TrainSettings().batch_pairs, "pairs per mini-batch");
+ABSL_FLAG(int, pairs_per_epoch, srn::TrainSettings().pairs_per_epoch,
+          "pairs per epoch (0: 10 x training series, at least 5000)");
+ABSL_FLAG(int, epochs, srn::TrainSettings().max_epochs, "maximum epochs");
+ABSL_FLAG(int, patience, srn::TrainSettings().patience,
+          "stop after this many epochs without a better validation AUC");
+ABSL_FLAG(double, lr_decay, srn::TrainSettings().lr_decay,
+          "learning-rate factor whenever validation AUC stops rising");
+ABSL_FLAG(double, clip, srn::TrainSettings().clip, "elementwise gradient clipping bound");
+ABSL_FLAG(double, init_scale, srn::TrainSettings().init_scale,
+          "uniform initialisation range [-s, s]");
+ABSL_FLAG(double, forgery_fraction, srn::TrainSettings().forgery_fraction,
+          "share of negatives that are skilled forgeries (signature data)");
+ABSL_FLAG(double, hard_negatives, srn::TrainSettings().hard_negatives,
+          "fraction of negatives chosen by hard-negative mining");
+ABSL_FLAG(int, hard_negative_pool, srn::TrainSettings().hard_negative_pool,
+          "candidates scored per mined negative");
+ABSL_FLAG(double, weight_average, srn::TrainSettings().weight_average,
           "0: off; else validate and keep a moving average of the parameters with this decay per "
           "step (e.g. 0.998: about the last 500 steps)");
-ABSL_FLAG(uint64_t, seed, 1, "random seed (splits, initialisation, pairs, dropout)");
+ABSL_FLAG(uint64_t, seed, srn::TrainSettings().seed,
+          "random seed (splits, initialisation, pairs, dropout)");
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, out, "", "where to write the weights file");
 ABSL_FLAG(bool, eval, true, "evaluate on the test split after training and print a RESULT line");
 ABSL_FLAG(int, draws, 10, "one-shot draws in the evaluation");
 ABSL_FLAG(std::string, name, "", "model name in the RESULT line (default: the family)");
 ABSL_FLAG(int, folds, 4, "--protocol=svc2004-cv: signer-disjoint folds");
-ABSL_FLAG(int, augment_copies, 0,
+ABSL_FLAG(int, augment_copies, srn::TrainSettings().augment_copies,
           "perturbed copies added per training example (signatures: affine + time warp; frames: "
           "time warp + --augment_noise)");
-ABSL_FLAG(double, augment_noise, 0.0,
+ABSL_FLAG(double, augment_noise, srn::TrainSettings().augment_noise,
           "frames: Gaussian noise added to each copy, in units of each feature's spread");
-ABSL_FLAG(double, augment_strength, 1.0, "signature data: multiplies every augmentation amplitude");
+ABSL_FLAG(double, augment_strength, srn::TrainSettings().augment_strength,
+          "signature data: multiplies every augmentation amplitude");
 ABSL_FLAG(int, fold, 0, "--protocol=svc2004-cv: the fold whose signers are held out (0-based)");
 
 namespace {
@@ -76,6 +88,15 @@ namespace {
 std::atomic<bool> g_cancel{false};
 
 void OnSignal(int) { g_cancel.store(true); }
+
+// The flag that sets a TrainSettings field, for errors.
+std::string FlagName(absl::string_view field) {
+  if (field == "family") return "--model";
+  if (field == "learning_rate") return "--lr";
+  if (field == "batch_pairs") return "--batch";
+  if (field == "max_epochs") return "--epochs";
+  return absl::StrCat("--", field);
+}
 
 }  // namespace
 
@@ -95,63 +116,47 @@ int main(int argc, char** argv) {
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = srn::DataDir();
 
-  // svc2004-cv trains one fold of the signature cross-validation (model/signature_protocol.h);
-  // srn-eval --protocol=svc2004-cv evaluates the fold models, so no evaluation here.
+  // svc2004-cv trains one fold of the signature cross-validation
+  // (model/signature/signature_protocol.h); srn-eval --protocol=svc2004-cv evaluates the fold
+  // models, so no evaluation here.
   const bool signature_cv = absl::GetFlag(FLAGS_protocol) == "svc2004-cv";
   absl::StatusOr<srn::Protocol> protocol =
       signature_cv ? srn::Protocol::kAll : srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
   if (!protocol.ok()) return Fail(tool, protocol.status());
-  absl::StatusOr<srn::Architecture> arch = srn::ParseFamily(absl::GetFlag(FLAGS_model));
-  if (!arch.ok()) return Fail(tool, arch.status());
-  if (!arch->is_logistic()) {
-    arch->hidden = absl::GetFlag(FLAGS_hidden);
-    arch->layers = absl::GetFlag(FLAGS_layers);
-    if (arch->hidden < 1) return Fail(tool, absl::InvalidArgumentError("--hidden must be at least 1"));
-  }
-
-  srn::TrainConfig config;
-  config.arch = *arch;
-  config.window = absl::GetFlag(FLAGS_window);
-  config.center_series = absl::GetFlag(FLAGS_center_series);
-  config.augment.copies = absl::GetFlag(FLAGS_augment_copies);
-  config.augment.noise = absl::GetFlag(FLAGS_augment_noise);
-  if (const double k = absl::GetFlag(FLAGS_augment_strength); k != 1.0) {
-    config.augment.max_rotation *= k;
-    config.augment.max_scale *= k;
-    config.augment.max_shear *= k;
-    config.augment.time_warp = std::min(0.9, config.augment.time_warp * k);
-    config.augment.max_length_change = std::min(0.9, config.augment.max_length_change * k);
-  }
+  srn::TrainSettings settings;
+  settings.family = absl::GetFlag(FLAGS_model);
+  settings.hidden = absl::GetFlag(FLAGS_hidden);
+  settings.layers = absl::GetFlag(FLAGS_layers);
+  settings.window = absl::GetFlag(FLAGS_window);
+  settings.center_series = absl::GetFlag(FLAGS_center_series);
+  settings.validation = absl::GetFlag(FLAGS_validation);
+  settings.learning_rate = absl::GetFlag(FLAGS_lr);
+  settings.dropout = absl::GetFlag(FLAGS_dropout);
+  settings.batch_pairs = absl::GetFlag(FLAGS_batch);
+  settings.pairs_per_epoch = absl::GetFlag(FLAGS_pairs_per_epoch);
+  settings.max_epochs = absl::GetFlag(FLAGS_epochs);
+  settings.patience = absl::GetFlag(FLAGS_patience);
+  settings.lr_decay = absl::GetFlag(FLAGS_lr_decay);
+  settings.hard_negatives = absl::GetFlag(FLAGS_hard_negatives);
+  settings.weight_average = absl::GetFlag(FLAGS_weight_average);
+  settings.seed = absl::GetFlag(FLAGS_seed);
+  settings.clip = absl::GetFlag(FLAGS_clip);
+  settings.init_scale = absl::GetFlag(FLAGS_init_scale);
+  settings.forgery_fraction = absl::GetFlag(FLAGS_forgery_fraction);
+  settings.hard_negative_pool = absl::GetFlag(FLAGS_hard_negative_pool);
+  settings.augment_copies = absl::GetFlag(FLAGS_augment_copies);
+  settings.augment_noise = absl::GetFlag(FLAGS_augment_noise);
+  settings.augment_strength = absl::GetFlag(FLAGS_augment_strength);
+  absl::StatusOr<srn::TrainSettings> checked =
+      srn::CompleteTrainSettings(settings, srn::ZeroMeans::kZero, FlagName);
+  if (!checked.ok()) return Fail(tool, checked.status());
+  absl::StatusOr<srn::TrainConfig> made = srn::MakeTrainConfig(*checked);
+  if (!made.ok()) return Fail(tool, made.status());
+  srn::TrainConfig& config = *made;
   srn::TrainOptions& o = config.options;
-  o.learning_rate = absl::GetFlag(FLAGS_lr);
-  o.dropout = absl::GetFlag(FLAGS_dropout);
-  o.batch_pairs = absl::GetFlag(FLAGS_batch);
-  o.pairs_per_epoch = absl::GetFlag(FLAGS_pairs_per_epoch);
-  o.max_epochs = absl::GetFlag(FLAGS_epochs);
-  o.patience = absl::GetFlag(FLAGS_patience);
-  o.lr_decay = absl::GetFlag(FLAGS_lr_decay);
-  o.clip = absl::GetFlag(FLAGS_clip);
-  o.init_scale = absl::GetFlag(FLAGS_init_scale);
-  o.forgery_fraction = absl::GetFlag(FLAGS_forgery_fraction);
-  o.hard_negative_fraction = absl::GetFlag(FLAGS_hard_negatives);
-  o.hard_negative_pool = absl::GetFlag(FLAGS_hard_negative_pool);
-  o.weight_average = absl::GetFlag(FLAGS_weight_average);
-  o.seed = absl::GetFlag(FLAGS_seed);
-  config.augment.seed = o.seed;
   o.threads = absl::GetFlag(FLAGS_threads);
-  if (!(o.learning_rate > 0) || !(o.dropout >= 0 && o.dropout < 1) || o.batch_pairs < 1 ||
-      o.max_epochs < 1 || config.window < 1 ||
-      !(o.hard_negative_fraction >= 0 && o.hard_negative_fraction <= 1) ||
-      !(o.weight_average >= 0 && o.weight_average < 1)) {
-    return Fail(tool,
-                absl::InvalidArgumentError(
-                    "need --lr > 0, 0 <= --dropout < 1, --batch >= 1, --epochs >= 1, "
-                    "--window >= 1, 0 <= --hard_negatives <= 1 and 0 <= --weight_average < 1"));
-  }
+  const srn::ValidationSplit validation = *srn::ParseValidationSplit(checked->validation);
 
-  absl::StatusOr<srn::ValidationSplit> validation =
-      srn::ParseValidationSplit(absl::GetFlag(FLAGS_validation));
-  if (!validation.ok()) return Fail(tool, validation.status());
   absl::StatusOr<srn::Split> split;
   if (signature_cv) {
     absl::StatusOr<srn::Dataset> data = srn::LoadNamedDataset(dataset, data_dir);
@@ -160,11 +165,12 @@ int main(int argc, char** argv) {
                                       srn::SignatureCvOptions().fold_seed);
     if (split.ok()) split->test.examples.clear();  // evaluated by srn-eval --protocol=svc2004-cv
   } else {
-    split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, *validation);
+    split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, validation);
   }
   if (!split.ok()) return Fail(tool, split.status());
-  config.kind =
-      srn::IsSignatureDataset(dataset) ? srn::FeatureKind::kSignature : srn::FeatureKind::kFrames;
+  absl::StatusOr<srn::DatasetSource> source = srn::NamedDatasetSource(dataset, data_dir);
+  if (!source.ok()) return Fail(tool, source.status());
+  config.kind = srn::DatasetKind(source->format);
   config.training_data =
       signature_cv ? absl::StrCat(dataset, ": ", split->description)
                    : absl::StrCat(dataset, " (", srn::ProtocolName(*protocol), "): ", split->description);

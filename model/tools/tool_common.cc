@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "model/data/dataset_loader.h"
 
 namespace srn::tools {
 

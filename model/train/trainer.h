@@ -20,38 +20,9 @@
 #include "model/nn/parameters.h"
 #include "model/data/preprocess.h"
 #include "model/nn/similarity_model.h"
+#include "model/train/train_config.h"
 
 namespace srn {
-
-// How to train, with the paper's settings as defaults where it gives them.
-struct TrainOptions {
-  double learning_rate = 1e-3;  // RMSprop step size
-  double rms_decay = 0.9;
-  double rms_epsilon = 1e-6;
-  double clip = 5.0;             // gradients clipped elementwise to [-clip, clip]
-  double init_scale = 0.1;       // uniform initialisation in [-init_scale, init_scale]
-  double dropout = 0.0;          // on hidden activations between layers and on the embedding
-  int batch_pairs = 50;          // pairs per mini-batch
-  int pairs_per_epoch = 0;       // 0: 10 x training examples, at least 5000
-  int max_epochs = 60;
-  double lr_decay = 0.4;         // learning rate x lr_decay whenever validation AUC stops rising
-  int patience = 5;              // stop after this many epochs in a row without a new best
-  int validation_pairs = 4000;   // fixed balanced pairs drawn once from the validation set
-  double forgery_fraction = 0.5;  // signature mode: share of negatives that are skilled forgeries
-  // Hard-negative mining: this fraction of each batch's dissimilar pairs is the highest-scoring
-  // of `hard_negative_pool` candidates each, scored with embeddings refreshed every epoch.
-  double hard_negative_fraction = 0.0;
-  int hard_negative_pool = 16;
-  // Parameter averaging: when in (0, 1), an exponential moving average of the parameters with this
-  // decay per step (bias-corrected, so it averages only the steps taken) is what validation
-  // scores and what Fit returns; training itself steps the raw parameters as before.
-  double weight_average = 0.0;
-  uint64_t seed = 1;
-  int threads = 0;               // 0: DefaultThreads()
-  // Gradient shards per mini-batch. Fixed independently of `threads`, so that a seed gives the
-  // same model on any machine.
-  int shards = 2;
-};
 
 // What happened in one epoch.
 struct EpochReport {
@@ -131,20 +102,6 @@ class Trainer final {
   double lr_;
   uint64_t steps_ = 0;
   std::vector<std::unique_ptr<Shard>> shards_;
-};
-
-// Everything that defines one training run from raw (unpreprocessed) data.
-struct TrainConfig {
-  Architecture arch;       // input_dims is filled in from the data and window
-  int window = 1;
-  bool center_series = false;  // see Preprocessor::center_series
-  FeatureKind kind = FeatureKind::kFrames;
-  TrainOptions options;
-  // Perturbed copies of the training examples (see augment.h: signatures or frames, by `kind`);
-  // the standardization is still fitted on the original examples only.
-  AugmentOptions augment;
-  std::string training_data;  // description stored in the weights file
-  std::string command;        // command line stored in the weights file
 };
 
 struct TrainedModel {

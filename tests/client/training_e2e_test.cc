@@ -48,7 +48,8 @@ TEST_F(TrainingEndToEndTest, TrainsOnUploadedSignaturesActivatesAndStillVerifies
   SRN_REQUIRE_DATA(u1s1, "svc2004/Task2/U1S1.TXT");
   const std::filesystem::path task2 = std::filesystem::path(u1s1).parent_path();
   // Five real signers: all 20 genuine signatures and 4 skilled forgeries each.
-  std::string manifest = "path,label,forgery\n";
+  // The header in any letter case, as the server's CSV datasets take it (one manifest reader).
+  std::string manifest = "Path,Label,Forgery\n";
   for (int u = 1; u <= 5; ++u) {
     for (int s = 1; s <= 20; ++s) absl::StrAppend(&manifest, (task2 / absl::StrCat("U", u, "S", s, ".TXT")).string(), ",U", u, ",0\n");
     for (int s = 21; s <= 24; ++s) absl::StrAppend(&manifest, (task2 / absl::StrCat("U", u, "S", s, ".TXT")).string(), ",U", u, ",1\n");

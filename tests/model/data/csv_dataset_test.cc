@@ -174,6 +174,28 @@ TEST_F(CsvDatasetTest, TwoColumnManifestHasNoForgeries) {
   for (const Example& e : d->examples) EXPECT_FALSE(e.forgery);
 }
 
+TEST_F(CsvDatasetTest, ReadsManifestRowsWithTheHeaderInAnyCase) {
+  for (const std::string header : {"path,label,forgery", "Path,Label,Forgery", "PATH , label,FORGERY"}) {
+    SCOPED_TRACE(header);
+    const std::string manifest = Write("rows.csv", header + "\n# comment\n\na.csv, x ,0\n/abs/b.csv,y,1\n");
+    absl::StatusOr<std::vector<CsvManifestRow>> rows = ReadCsvManifest(manifest);
+    ASSERT_TRUE(rows.ok()) << rows.status();  // the series files (absent here) are not read
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ((*rows)[0].path, dir() + "/a.csv");  // relative to the manifest's folder
+    EXPECT_EQ((*rows)[0].label, "x");
+    EXPECT_FALSE((*rows)[0].forgery);
+    EXPECT_EQ((*rows)[0].line, 4);
+    EXPECT_EQ((*rows)[1].path, "/abs/b.csv");
+    EXPECT_EQ((*rows)[1].label, "y");
+    EXPECT_TRUE((*rows)[1].forgery);
+    EXPECT_EQ((*rows)[1].line, 5);
+  }
+  // Case aside, the header's names must be these.
+  const std::string bad = Write("bad_header.csv", "Path,Labels\na.csv,x\n");
+  ExpectError(ReadCsvManifest(bad).status(), absl::StatusCode::kInvalidArgument,
+              bad + ":1: expected the header");
+}
+
 TEST_F(CsvDatasetTest, ManifestErrors) {
   Write("a.csv", "1,2\n");
   Write("b.csv", "1,2,3\n");

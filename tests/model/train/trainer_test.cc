@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "gtest/gtest.h"
+#include "model/data/dataset_loader.h"
 #include "model/eval/protocols.h"
 #include "tests/testing/synthetic_data.h"
 #include "tests/testing/test_data.h"
