@@ -45,7 +45,7 @@ absl::StatusOr<Dataset> LoadDataDirDataset(const std::string& data_dir,
 
 // Collects uploaded labelled series into a dataset, checking each as it arrives (all frames
 // with one feature count, or all pen samples; at most `max_series`). Not thread-safe.
-class UploadedDataset {
+class UploadedDataset final {
  public:
   UploadedDataset(int max_series, const RequestLimits& limits)
       : max_series_(max_series), limits_(limits) {}

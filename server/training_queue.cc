@@ -43,7 +43,7 @@ absl::Status TrainingQueue::Start() {
   int64_t interrupted = 0;
   std::vector<std::shared_ptr<Entry>> changed;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (started_) return absl::FailedPreconditionError("the training worker is already started");
     started_ = true;
     for (v1::Job& job : jobs) {
@@ -66,7 +66,7 @@ absl::Status TrainingQueue::Start() {
 }
 
 bool TrainingQueue::Stop() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (stopping_) return false;
   stopping_ = true;
   for (auto& [n, entry] : jobs_) {
@@ -102,10 +102,10 @@ void TrainingQueue::UpdateMetrics() {
 }
 
 void TrainingQueue::Persist(Entry* entry) {
-  absl::MutexLock order(&persist_mu_);
+  MutexLock order(&persist_mu_);
   v1::Job copy;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     copy = entry->job;
   }
   if (absl::Status s = store_->Update(copy); !s.ok()) {
@@ -120,15 +120,15 @@ absl::StatusOr<v1::Job> TrainingQueue::Enqueue(v1::Job job, JobData data) {
   entry->job.set_state(v1::JOB_STATE_QUEUED);
   entry->job.set_created_unix_ms(NowUnixMs());
   entry->job.mutable_progress()->set_max_epochs(entry->job.spec().max_epochs());
-  absl::MutexLock order(&persist_mu_);
+  MutexLock order(&persist_mu_);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopping_ || !started_) {
       return absl::UnavailableError("the training worker is not running (the server is shutting down)");
     }
   }
   SRN_RETURN_IF_ERROR(store_->Create(&entry->job));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   jobs_[JobNumber(entry->job.job_id())] = entry;
   queue_.push_back(entry);
   UpdateMetrics();
@@ -136,14 +136,14 @@ absl::StatusOr<v1::Job> TrainingQueue::Enqueue(v1::Job job, JobData data) {
 }
 
 absl::StatusOr<v1::Job> TrainingQueue::Get(const std::string& job_id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::shared_ptr<Entry> entry = Find(job_id);
   if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
   return entry->job;
 }
 
 v1::ListJobsResponse TrainingQueue::List(bool active_only) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   v1::ListJobsResponse response;
   for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
     if (active_only && IsTerminal(it->second->job.state())) continue;
@@ -155,7 +155,7 @@ v1::ListJobsResponse TrainingQueue::List(bool active_only) const {
 absl::StatusOr<v1::Job> TrainingQueue::Cancel(const std::string& job_id) {
   std::shared_ptr<Entry> entry;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     entry = Find(job_id);
     if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
     const v1::JobState state = entry->job.state();
@@ -177,19 +177,21 @@ absl::StatusOr<v1::Job> TrainingQueue::Cancel(const std::string& job_id) {
     }
   }
   Finish(entry.get(), v1::JOB_STATE_CANCELLED, "cancelled by request before it started");
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return entry->job;
 }
 
 absl::StatusOr<v1::Job> TrainingQueue::WaitForChange(const std::string& job_id, int64_t* seen,
                                                      absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::shared_ptr<Entry> entry = Find(job_id);
   if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
   const int64_t after = *seen;
   const Entry* e = entry.get();
-  auto changed = [e, after] { return e->changes != after; };
-  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  auto changed = [this, e, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return e->changes != after;
+  };
+  mu_.AwaitWithTimeout(changed, timeout);
   *seen = entry->changes;
   return entry->job;
 }
@@ -197,9 +199,9 @@ absl::StatusOr<v1::Job> TrainingQueue::WaitForChange(const std::string& job_id, 
 std::shared_ptr<TrainingQueue::Entry> TrainingQueue::Next() {
   std::shared_ptr<Entry> entry;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
-    mu_.Await(absl::Condition(&ready));
+    mu_.Await(ready);
     if (stopping_) return nullptr;
     entry = queue_.front();
     queue_.pop_front();
@@ -214,19 +216,19 @@ std::shared_ptr<TrainingQueue::Entry> TrainingQueue::Next() {
 }
 
 void TrainingQueue::Update(Entry* entry, const std::function<void(Entry*)>& change, bool quiet) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   change(entry);
   if (!quiet) Changed(entry);
   UpdateMetrics();
 }
 
 v1::Job TrainingQueue::Snapshot(const Entry* entry) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return entry->job;
 }
 
 void TrainingQueue::RequestStop(Entry* entry, StopReason reason, const std::string& message) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // A cancellation never replaces an earlier reason; divergence and shutdown do.
   if (reason != StopReason::kCancelled || entry->stop == StopReason::kNone) {
     entry->stop = reason;
@@ -237,7 +239,7 @@ void TrainingQueue::RequestStop(Entry* entry, StopReason reason, const std::stri
 
 void TrainingQueue::Finish(Entry* entry, v1::JobState state, const std::string& reason) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     entry->job.set_state(state);
     entry->job.set_reason(reason);
     entry->job.set_finished_unix_ms(NowUnixMs());
@@ -252,7 +254,7 @@ void TrainingQueue::FinishStopped(Entry* entry) {
   StopReason stop;
   std::string message;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop = entry->stop;
     message = entry->stop_message;
   }

@@ -13,7 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "absl/time/time.h"
 #include "server/job_store.h"
 #include "server/server_metrics.h"
@@ -29,7 +29,7 @@ namespace srn {
 // Finish; requests read jobs, wait for changes and cancel.
 //
 // Thread-safe. The store must outlive the queue; `metrics` may be null.
-class TrainingQueue {
+class TrainingQueue final {
  public:
   // Why a running job was asked to stop.
   enum class StopReason { kNone, kCancelled, kDiverged, kShutdown };
@@ -105,8 +105,8 @@ class TrainingQueue {
   JobStore* const store_;
   ServerMetrics* const metrics_;
 
-  absl::Mutex persist_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // keeps store writes of a job in order
-  mutable absl::Mutex mu_;
+  Mutex persist_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // keeps store writes of a job in order
+  mutable Mutex mu_;
   std::map<int64_t, std::shared_ptr<Entry>> jobs_ ABSL_GUARDED_BY(mu_);  // by job number
   std::deque<std::shared_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

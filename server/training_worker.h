@@ -45,7 +45,7 @@ struct TrainingOptions {
 //
 // Thread-safe. The store and the manager (which must have a registry) must outlive the worker;
 // `metrics` may be null.
-class TrainingWorker {
+class TrainingWorker final {
  public:
   TrainingWorker(JobStore* store, ModelManager* manager, const TrainingOptions& options,
                  ServerMetrics* metrics);

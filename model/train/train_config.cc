@@ -19,7 +19,7 @@ absl::StatusOr<ValidationSplit> ParseValidationSplit(const std::string& name) {
 namespace {
 
 // Checks one field at a time, naming it as the front end spells it.
-class FieldChecker {
+class FieldChecker final {
  public:
   explicit FieldChecker(const TrainFieldNamer& name) : name_(name) {}
 
