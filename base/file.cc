@@ -51,8 +51,10 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    if (err == EACCES) return absl::PermissionDeniedError(absl::StrCat(path, ": permission denied"));
+    if (err == ENOENT || err == ENOTDIR)
+      return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+    if (err == EACCES)
+      return absl::PermissionDeniedError(absl::StrCat(path, ": permission denied"));
     return absl::UnavailableError(absl::StrCat(path, ": cannot open: ", std::strerror(err)));
   }
   struct stat st;

@@ -33,8 +33,9 @@ SeriesFormat DetectSeriesFormat(absl::string_view content);
 // Reads one input file as the server takes it: CSV as Series frames (num_features = values per
 // line), SVC2004 as a PenTrajectory with t_ms, stroke_start, and pressure when the file has the
 // pressure column; .hwr as a PenTrajectory of its pen-down rows at 200 Hz (t_ms = 5 ms a row,
-// which the server resamples to the features' 100 Hz) with pressure. Errors keep the readers' codes and name the file: NotFound for a missing
-// file, InvalidArgument "<file>:<line>: ..." for bad content.
+// which the server resamples to the features' 100 Hz) with pressure. Errors keep the readers' codes
+// and name the file: NotFound for a missing file, InvalidArgument "<file>:<line>: ..." for bad
+// content.
 absl::StatusOr<v1::SeriesInput> ReadSeriesInput(const std::string& path,
                                                 SeriesFormat format = SeriesFormat::kAuto);
 

@@ -49,10 +49,12 @@ ABSL_FLAG(std::string, server, "127.0.0.1:50051", "server address (host:port)");
 ABSL_FLAG(bool, json, false, "print responses as JSON (proto field names) instead of text");
 ABSL_FLAG(double, timeout, 30, "deadline of each call, in seconds");
 ABSL_FLAG(bool, tls, false, "use TLS (implied by any other --tls_* flag)");
-ABSL_FLAG(std::string, tls_ca, "", "PEM CA bundle to verify the server with (default: system roots)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA bundle to verify the server with (default: system roots)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate chain, for servers that require one");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
-ABSL_FLAG(std::string, tls_server_name, "", "name to expect in the server certificate (default: the host)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name to expect in the server certificate (default: the host)");
 ABSL_FLAG(std::string, token_file, "",
           "file holding the bearer token (default: $SRN_TOKEN); tokens are never taken from the "
           "command line");
@@ -66,17 +68,20 @@ ABSL_FLAG(std::optional<double>, threshold, std::nullopt,
 ABSL_FLAG(std::optional<double>, threshold_shift, std::nullopt,
           "enroll: derive the subject's threshold as its references' mean mutual similarity plus "
           "this shift (see docs/DEFAULT_MODEL.md)");
-ABSL_FLAG(std::string, fusion, "", "verify, identify: max, mean or top-k-mean (default: the server's)");
+ABSL_FLAG(std::string, fusion, "",
+          "verify, identify: max, mean or top-k-mean (default: the server's)");
 ABSL_FLAG(int, top_k, 0, "identify: candidates to return (0: 5); verify: k of top-k-mean (0: 3)");
 ABSL_FLAG(int, page_size, 0, "list: subjects per page (0: the server's default of 100)");
 ABSL_FLAG(std::string, page_token, "", "list: continue from this page token");
-ABSL_FLAG(bool, all, false, "list: fetch every page; jobs: every recorded job, not only active ones");
+ABSL_FLAG(bool, all, false,
+          "list: fetch every page; jobs: every recorded job, not only active ones");
 ABSL_FLAG(bool, fail_on_reject, false, "verify: exit with 3 when the query is rejected");
 ABSL_FLAG(std::string, service, "", "health: the service to ask about (default: the whole server)");
 // Training (admin). Zero or empty values leave the server's documented default.
 ABSL_FLAG(std::string, dataset, "", "train: dataset path under the server's --data_dir");
 ABSL_FLAG(std::string, dataset_format, "", "train: arabic-digit, arabic-voice, svc2004 or csv");
-ABSL_FLAG(std::vector<std::string>, svc2004_users, {}, "train: SVC2004 signers to load (e.g. 1,2,3)");
+ABSL_FLAG(std::vector<std::string>, svc2004_users, {},
+          "train: SVC2004 signers to load (e.g. 1,2,3)");
 ABSL_FLAG(std::string, upload, "",
           "train: a local manifest (header 'path,label[,forgery]', series files relative to it) "
           "whose series are uploaded instead of naming a server-side dataset");
@@ -142,10 +147,11 @@ Training and models (admin; the server needs --model_dir):
   activate VERSION              switch the service to a version (re-embeds enrolled subjects)
   rollback                      back to the version active before the current one
 
-Input files are CSV series (one frame per line, comma-separated values) or SVC2004 signature
-files (a sample count line, then "X Y T Button [Azimuth Altitude Pressure]" lines); --format
-chooses, by default by content. The bearer token comes from --token_file or $SRN_TOKEN.
-Exit codes: 0 ok, 1 call failed or not SERVING, 2 bad usage or input, 3 rejected (--fail_on_reject).)";
+Input files are CSV series (one frame per line, comma-separated values), SVC2004 signature
+files (a sample count line, then "X Y T Button [Azimuth Altitude Pressure]" lines) or SigComp2009
+.hwr signature files; --format chooses, by default by content. The bearer token comes from
+--token_file or $SRN_TOKEN. Exit codes: 0 ok, 1 call failed or not SERVING, 2 bad usage or input,
+3 rejected (--fail_on_reject).)";
 
 int Fail(const absl::Status& status, int exit_code) {
   std::cerr << "srnctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
@@ -160,8 +166,9 @@ int UsageError(const std::string& message) {
 
 // gRPC and absl share the canonical code numbering.
 int RpcFailed(const grpc::Status& status) {
-  return Fail(absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
-              kExitFailed);
+  return Fail(
+      absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
+      kExitFailed);
 }
 
 void Print(const google::protobuf::Message& message) {
@@ -176,7 +183,8 @@ void Print(const google::protobuf::Message& message) {
 
 std::string FormatMillis(int64_t unix_ms) {
   if (unix_ms == 0) return "-";
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(unix_ms), absl::UTCTimeZone());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(unix_ms),
+                          absl::UTCTimeZone());
 }
 
 absl::StatusOr<std::string> ReadToken() {
@@ -227,7 +235,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials() {
 class Client final {
  public:
   static absl::StatusOr<Client> Connect() {
-    SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, ChannelCredentials());
+    SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                         ChannelCredentials());
     Client client;
     SRN_ASSIGN_OR_RETURN(client.token_, ReadToken());
     grpc::ChannelArguments args;
@@ -283,7 +292,8 @@ absl::StatusOr<v1::Fusion> FusionFromFlag() {
   if (name == "max") return v1::FUSION_MAX;
   if (name == "mean") return v1::FUSION_MEAN;
   if (name == "top-k-mean") return v1::FUSION_TOP_K_MEAN;
-  return absl::InvalidArgumentError(absl::StrCat("--fusion must be max, mean or top-k-mean, not '", name, "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--fusion must be max, mean or top-k-mean, not '", name, "'"));
 }
 
 std::string FusionName(v1::Fusion fusion) {
@@ -307,7 +317,9 @@ std::string SubjectLine(const v1::Subject& s) {
 }
 
 std::string Floats(const float* begin, const float* end) {
-  return absl::StrJoin(begin, end, " ", [](std::string* out, float v) { absl::StrAppend(out, absl::StrFormat("%.6g", v)); });
+  return absl::StrJoin(begin, end, " ", [](std::string* out, float v) {
+    absl::StrAppend(out, absl::StrFormat("%.6g", v));
+  });
 }
 
 // Each command: the positional arguments after the command name; returns the exit code.
@@ -318,20 +330,24 @@ int Health(const Client& client, const std::vector<std::string>&) {
   grpc::health::v1::HealthCheckResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.health().Check(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.health().Check(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
   } else {
-    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+              << "\n";
   }
-  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk : kExitFailed;
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
+                                                                             : kExitFailed;
 }
 
 int ModelInfo(const Client& client, const std::vector<std::string>&) {
   v1::ModelInfo info;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().GetModelInfo(&context, v1::GetModelInfoRequest(), &info); !s.ok()) {
+  if (grpc::Status s = client.stub().GetModelInfo(&context, v1::GetModelInfoRequest(), &info);
+      !s.ok()) {
     return RpcFailed(s);
   }
   if (absl::GetFlag(FLAGS_json)) {
@@ -339,8 +355,9 @@ int ModelInfo(const Client& client, const std::vector<std::string>&) {
     return kExitOk;
   }
   std::cout << "model_id: " << info.model_id() << "\n"
-            << "family: " << info.family() << " (cell " << info.cell() << ", pooling " << info.pooling()
-            << ", hidden " << info.hidden() << ", layers " << info.layers() << ")\n"
+            << "family: " << info.family() << " (cell " << info.cell() << ", pooling "
+            << info.pooling() << ", hidden " << info.hidden() << ", layers " << info.layers()
+            << ")\n"
             << "embedding_dims: " << info.embedding_dims() << "\n"
             << "input: " << v1::ModelInfo::InputKind_Name(info.input_kind()) << ", "
             << info.input_features() << " features per frame, window " << info.window() << "\n"
@@ -362,8 +379,10 @@ int ModelInfo(const Client& client, const std::vector<std::string>&) {
   if (!info.created().empty()) std::cout << "created: " << info.created() << "\n";
   std::cout << "seed: " << info.seed() << "\n";
   // Protobuf maps iterate in no particular order; sort for stable output.
-  const std::map<std::string, std::string> hyper(info.hyperparameters().begin(), info.hyperparameters().end());
-  for (const auto& [name, value] : hyper) std::cout << "hyperparameter " << name << ": " << value << "\n";
+  const std::map<std::string, std::string> hyper(info.hyperparameters().begin(),
+                                                 info.hyperparameters().end());
+  for (const auto& [name, value] : hyper)
+    std::cout << "hyperparameter " << name << ": " << value << "\n";
   const std::map<std::string, double> metrics(info.metrics().begin(), info.metrics().end());
   for (const auto& [name, value] : metrics) std::cout << "metric " << name << ": " << value << "\n";
   return kExitOk;
@@ -378,7 +397,8 @@ int Embed(const Client& client, const std::vector<std::string>& files) {
   v1::EmbedResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().Embed(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.stub().Embed(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
     return kExitOk;
@@ -402,11 +422,13 @@ int Similarity(const Client& client, const std::vector<std::string>& files) {
   v1::SimilarityResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().Similarity(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.stub().Similarity(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
   } else {
-    std::cout << absl::StrFormat("similarity: %.6f\tmodel: %s\n", response.similarity(), response.model_id());
+    std::cout << absl::StrFormat("similarity: %.6f\tmodel: %s\n", response.similarity(),
+                                 response.model_id());
   }
   return kExitOk;
 }
@@ -424,7 +446,8 @@ int Enroll(const Client& client, const std::vector<std::string>& files) {
   } else {
     return UsageError(absl::StrCat("--mode must be add or replace, not '", mode, "'"));
   }
-  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold)) request.set_threshold(static_cast<float>(*t));
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold))
+    request.set_threshold(static_cast<float>(*t));
   if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold_shift)) {
     request.set_threshold_shift(static_cast<float>(*t));
   }
@@ -434,7 +457,8 @@ int Enroll(const Client& client, const std::vector<std::string>& files) {
   v1::EnrollResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().Enroll(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.stub().Enroll(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
   } else {
@@ -454,20 +478,22 @@ int Verify(const Client& client, const std::vector<std::string>& files) {
   v1::VerifyRequest request;
   request.set_subject_id(subject);
   *request.mutable_query() = std::move((*inputs)[0]);
-  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold)) request.set_threshold(static_cast<float>(*t));
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold))
+    request.set_threshold(static_cast<float>(*t));
   request.set_fusion(*fusion);
   request.set_top_k(absl::GetFlag(FLAGS_top_k));
   v1::VerifyResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().Verify(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.stub().Verify(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
   } else {
     std::cout << absl::StrFormat("%s %s: score %.6f %s threshold %.6f (fusion %s)\n",
-                                 response.accepted() ? "ACCEPTED" : "REJECTED", subject, response.score(),
-                                 response.accepted() ? ">=" : "<", response.threshold(),
-                                 FusionName(response.fusion()))
+                                 response.accepted() ? "ACCEPTED" : "REJECTED", subject,
+                                 response.score(), response.accepted() ? ">=" : "<",
+                                 response.threshold(), FusionName(response.fusion()))
               << "reference scores: "
               << Floats(response.reference_scores().data(),
                         response.reference_scores().data() + response.reference_scores_size())
@@ -489,12 +515,14 @@ int Identify(const Client& client, const std::vector<std::string>& files) {
   v1::IdentifyRequest request;
   *request.mutable_query() = std::move((*inputs)[0]);
   request.set_top_k(absl::GetFlag(FLAGS_top_k));
-  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold)) request.set_threshold(static_cast<float>(*t));
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_threshold))
+    request.set_threshold(static_cast<float>(*t));
   request.set_fusion(*fusion);
   v1::IdentifyResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().Identify(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.stub().Identify(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
     return kExitOk;
@@ -516,11 +544,13 @@ int Get(const Client& client, const std::vector<std::string>& files) {
   v1::Subject response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().GetSubject(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.stub().GetSubject(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
   } else {
-    std::cout << SubjectLine(response) << "\tcreated " << FormatMillis(response.created_unix_ms()) << "\n";
+    std::cout << SubjectLine(response) << "\tcreated " << FormatMillis(response.created_unix_ms())
+              << "\n";
   }
   return kExitOk;
 }
@@ -536,12 +566,14 @@ int List(const Client& client, const std::vector<std::string>& files) {
     v1::ListSubjectsResponse page;
     grpc::ClientContext context;
     client.Prepare(&context);
-    if (grpc::Status s = client.stub().ListSubjects(&context, request, &page); !s.ok()) return RpcFailed(s);
+    if (grpc::Status s = client.stub().ListSubjects(&context, request, &page); !s.ok())
+      return RpcFailed(s);
     for (auto& subject : *page.mutable_subjects()) *merged.add_subjects() = std::move(subject);
     merged.set_next_page_token(page.next_page_token());
     if (!all || page.next_page_token().empty()) break;
     if (page.next_page_token() == request.page_token()) {
-      return Fail(absl::InternalError("the server returned the same page token twice"), kExitFailed);
+      return Fail(absl::InternalError("the server returned the same page token twice"),
+                  kExitFailed);
     }
     request.set_page_token(page.next_page_token());
   }
@@ -551,7 +583,8 @@ int List(const Client& client, const std::vector<std::string>& files) {
   }
   if (merged.subjects().empty()) std::cout << "no subjects\n";
   for (const v1::Subject& subject : merged.subjects()) std::cout << SubjectLine(subject) << "\n";
-  if (!merged.next_page_token().empty()) std::cout << "next page: --page_token=" << merged.next_page_token() << "\n";
+  if (!merged.next_page_token().empty())
+    std::cout << "next page: --page_token=" << merged.next_page_token() << "\n";
   return kExitOk;
 }
 
@@ -564,7 +597,8 @@ int Delete(const Client& client, const std::vector<std::string>& files) {
   v1::DeleteSubjectResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.stub().DeleteSubject(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.stub().DeleteSubject(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
   } else {
@@ -588,12 +622,15 @@ std::string JobLine(const v1::Job& job) {
     absl::StrAppend(&line, absl::StrFormat("\tepoch %d/%d, %.0f%%", p.epoch(), p.max_epochs(),
                                            100 * p.fraction()));
   }
-  if (p.best_val_auc() > 0) absl::StrAppend(&line, absl::StrFormat("\tbest val_auc %.4f", p.best_val_auc()));
+  if (p.best_val_auc() > 0)
+    absl::StrAppend(&line, absl::StrFormat("\tbest val_auc %.4f", p.best_val_auc()));
   if (job.model_version() > 0) {
-    absl::StrAppend(&line, "\tversion ", job.model_version(), job.activated() ? " (activated)" : "");
+    absl::StrAppend(&line, "\tversion ", job.model_version(),
+                    job.activated() ? " (activated)" : "");
   }
   if (!job.reason().empty()) absl::StrAppend(&line, "\treason: ", job.reason());
-  if (!job.activation_error().empty()) absl::StrAppend(&line, "\tactivation failed: ", job.activation_error());
+  if (!job.activation_error().empty())
+    absl::StrAppend(&line, "\tactivation failed: ", job.activation_error());
   return line;
 }
 
@@ -687,7 +724,8 @@ int Train(const Client& client, const std::vector<std::string>& args) {
   if (!spec.ok()) return Fail(spec.status(), kExitUsage);
   const std::string upload = absl::GetFlag(FLAGS_upload);
   const std::string dataset = absl::GetFlag(FLAGS_dataset);
-  if (upload.empty() == dataset.empty()) return UsageError("train needs exactly one of --dataset and --upload");
+  if (upload.empty() == dataset.empty())
+    return UsageError("train needs exactly one of --dataset and --upload");
   v1::Job job;
   if (!upload.empty()) {
     absl::StatusOr<std::vector<v1::LabelledSeries>> series = ReadUploadManifest(upload);
@@ -725,12 +763,14 @@ int Train(const Client& client, const std::vector<std::string>& args) {
     }
     for (const std::string& user : absl::GetFlag(FLAGS_svc2004_users)) {
       int n = 0;
-      if (!absl::SimpleAtoi(user, &n)) return UsageError(absl::StrCat("--svc2004_users: '", user, "' is not a number"));
+      if (!absl::SimpleAtoi(user, &n))
+        return UsageError(absl::StrCat("--svc2004_users: '", user, "' is not a number"));
       request.mutable_dataset()->add_svc2004_users(n);
     }
     grpc::ClientContext context;
     client.Prepare(&context);
-    if (grpc::Status s = client.training().StartJob(&context, request, &job); !s.ok()) return RpcFailed(s);
+    if (grpc::Status s = client.training().StartJob(&context, request, &job); !s.ok())
+      return RpcFailed(s);
   }
   if (absl::GetFlag(FLAGS_json)) {
     Print(job);
@@ -748,12 +788,14 @@ int Jobs(const Client& client, const std::vector<std::string>& args) {
   v1::ListJobsResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.training().ListJobs(&context, request, &response); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.training().ListJobs(&context, request, &response); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(response);
     return kExitOk;
   }
-  if (response.jobs().empty()) std::cout << (request.active_only() ? "no active jobs\n" : "no jobs\n");
+  if (response.jobs().empty())
+    std::cout << (request.active_only() ? "no active jobs\n" : "no jobs\n");
   for (const v1::Job& job : response.jobs()) std::cout << JobLine(job) << "\n";
   return kExitOk;
 }
@@ -778,8 +820,10 @@ int WatchJob(const Client& client, const std::string& job_id) {
   request.set_job_id(job_id);
   grpc::ClientContext context;
   client.Prepare(&context);
-  context.set_deadline(std::chrono::system_clock::time_point::max());  // jobs take as long as they take
-  std::unique_ptr<grpc::ClientReader<v1::Job>> reader = client.training().WatchJob(&context, request);
+  context.set_deadline(
+      std::chrono::system_clock::time_point::max());  // jobs take as long as they take
+  std::unique_ptr<grpc::ClientReader<v1::Job>> reader =
+      client.training().WatchJob(&context, request);
   const bool tty = isatty(STDOUT_FILENO) != 0 && !absl::GetFlag(FLAGS_json);
   v1::Job job;
   v1::Job last;
@@ -814,11 +858,13 @@ int Cancel(const Client& client, const std::vector<std::string>& args) {
   v1::Job job;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.training().CancelJob(&context, request, &job); !s.ok()) return RpcFailed(s);
+  if (grpc::Status s = client.training().CancelJob(&context, request, &job); !s.ok())
+    return RpcFailed(s);
   if (absl::GetFlag(FLAGS_json)) {
     Print(job);
   } else {
-    std::cout << (job.state() == v1::JOB_STATE_RUNNING ? "cancelling " : "") << JobLine(job) << "\n";
+    std::cout << (job.state() == v1::JOB_STATE_RUNNING ? "cancelling " : "") << JobLine(job)
+              << "\n";
   }
   return kExitOk;
 }
@@ -828,7 +874,8 @@ int Models(const Client& client, const std::vector<std::string>& args) {
   v1::ListModelsResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.registry().ListModels(&context, v1::ListModelsRequest(), &response); !s.ok()) {
+  if (grpc::Status s = client.registry().ListModels(&context, v1::ListModelsRequest(), &response);
+      !s.ok()) {
     return RpcFailed(s);
   }
   if (absl::GetFlag(FLAGS_json)) {
@@ -836,9 +883,10 @@ int Models(const Client& client, const std::vector<std::string>& args) {
     return kExitOk;
   }
   for (const v1::ModelVersion& m : response.models()) {
-    std::cout << absl::StrFormat("%s v%d\t%s\t%s\t%s %d\tval_auc %.4f\t%s\t%s\n", m.active() ? "*" : " ",
-                                 m.version(), m.model_id(), m.family(), m.signature() ? "signature" : "frames",
-                                 m.input_features(), m.val_auc(), m.origin(), m.created());
+    std::cout << absl::StrFormat("%s v%d\t%s\t%s\t%s %d\tval_auc %.4f\t%s\t%s\n",
+                                 m.active() ? "*" : " ", m.version(), m.model_id(), m.family(),
+                                 m.signature() ? "signature" : "frames", m.input_features(),
+                                 m.val_auc(), m.origin(), m.created());
     if (!m.error().empty()) std::cout << "    unusable: " << m.error() << "\n";
   }
   return kExitOk;
@@ -877,7 +925,8 @@ int Rollback(const Client& client, const std::vector<std::string>& args) {
   v1::ActivateModelResponse response;
   grpc::ClientContext context;
   client.Prepare(&context);
-  if (grpc::Status s = client.registry().RollbackModel(&context, v1::RollbackModelRequest(), &response);
+  if (grpc::Status s =
+          client.registry().RollbackModel(&context, v1::RollbackModelRequest(), &response);
       !s.ok()) {
     return RpcFailed(s);
   }

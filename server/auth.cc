@@ -31,7 +31,8 @@ absl::Status TokenAuth::Add(const std::string& role, const std::string& token,
   } else if (role == "reader") {
     r = Role::kReader;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(where, ": unknown role '", role, "' (reader or admin)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": unknown role '", role, "' (reader or admin)"));
   }
   if (token.size() < kMinTokenLength) {
     return absl::InvalidArgumentError(
@@ -50,7 +51,8 @@ absl::StatusOr<TokenAuth> TokenAuth::FromFile(const std::string& path) {
     ++line_number;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> fields = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<std::string> fields =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     const std::string where = absl::StrCat(path, ":", line_number);
     if (fields.size() != 2) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": expected '<role> <token>'"));
@@ -96,8 +98,8 @@ absl::StatusOr<Role> TokenAuth::Authenticate(const std::string* authorization) c
 absl::Status TokenAuth::Authorize(Role role, Role required, const std::string& method) {
   if (static_cast<int>(role) >= static_cast<int>(required)) return absl::OkStatus();
   return absl::PermissionDeniedError(absl::StrCat(
-      method, " needs the ", required == Role::kAdmin ? "admin" : "reader", " role; this token is a ",
-      role == Role::kReader ? "reader" : "caller without a role"));
+      method, " needs the ", required == Role::kAdmin ? "admin" : "reader",
+      " role; this token is a ", role == Role::kReader ? "reader" : "caller without a role"));
 }
 
 }  // namespace srn

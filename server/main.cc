@@ -16,10 +16,13 @@
 #include "base/flags_help.h"
 #include "server/server.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks one)");
-ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464", "Prometheus /metrics address (empty: off)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC listen address (host:port; port 0 picks one)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics address (empty: off)");
 ABSL_FLAG(std::string, weights, "", "weights file to serve (default: the bundled signature model)");
-ABSL_FLAG(std::string, store, "srn-store.db", "SQLite file of enrolled subjects (':memory:' keeps nothing)");
+ABSL_FLAG(std::string, store, "srn-store.db",
+          "SQLite file of enrolled subjects (':memory:' keeps nothing)");
 ABSL_FLAG(double, default_threshold, 0.5,
           "accept a verification when the fused similarity reaches this (the bundled model's "
           "measured equal-error point is 0.506: docs/DEFAULT_MODEL.md)");
@@ -33,7 +36,8 @@ ABSL_FLAG(std::string, dtw_spread, "",
           "the spread predicted from the reference's shape, by the model c0,c1,c2,c3,lo,hi that "
           "srn-eval --protocol=svc2004-cv prints; off: do not (default: the spread model "
           "recorded in the served model's weights file)");
-ABSL_FLAG(std::string, default_fusion, "mean", "how reference scores fuse by default: max, mean or top-k-mean");
+ABSL_FLAG(std::string, default_fusion, "mean",
+          "how reference scores fuse by default: max, mean or top-k-mean");
 ABSL_FLAG(int, fusion_k, 3, "k of top-k-mean fusion when a request does not say");
 ABSL_FLAG(int, max_series_length, 20000, "frames (or pen samples) per series");
 ABSL_FLAG(int, max_batch, 256, "series per Embed call");
@@ -52,17 +56,20 @@ ABSL_FLAG(std::string, model_dir, "",
           "model registry directory (versions v<N>.srnw, MANIFEST): enables training and model "
           "management (srn.v1.TrainingService, srn.v1.ModelRegistry); its active version is served "
           "and --weights only seeds an empty registry");
-ABSL_FLAG(std::string, data_dir, "",
-          "datasets training jobs may read (job paths must resolve inside it); empty: uploads only");
+ABSL_FLAG(
+    std::string, data_dir, "",
+    "datasets training jobs may read (job paths must resolve inside it); empty: uploads only");
 ABSL_FLAG(int, training_threads, 1, "compute threads of each running training job");
 ABSL_FLAG(int, max_training_jobs, 1, "training jobs that run at once; further jobs queue");
-ABSL_FLAG(bool, training_sched_idle, true,
-          "run training threads in Linux's SCHED_IDLE class too (on top of nice +10): they get only "
-          "cycles that serving and everything else leave idle (false: nice +10 only)");
+ABSL_FLAG(
+    bool, training_sched_idle, true,
+    "run training threads in Linux's SCHED_IDLE class too (on top of nice +10): they get only "
+    "cycles that serving and everything else leave idle (false: nice +10 only)");
 ABSL_FLAG(double, model_poll_seconds, 30,
           "how often to look for weights files dropped into --model_dir (0: never)");
 ABSL_FLAG(int, max_upload_series, 20000, "series per uploaded training set");
-ABSL_FLAG(double, drain_seconds, 5, "on SIGTERM, seconds to report NOT_SERVING while still serving");
+ABSL_FLAG(double, drain_seconds, 5,
+          "on SIGTERM, seconds to report NOT_SERVING while still serving");
 ABSL_FLAG(double, grace_seconds, 10, "then, seconds for calls in flight to finish");
 
 int main(int argc, char** argv) {
@@ -141,7 +148,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!(core.default_threshold >= 0 && core.default_threshold <= 1) || core.default_fusion_k < 1 ||
-      core.limits.max_series_length < 1 || core.limits.max_batch < 1 || core.limits.max_references < 1) {
+      core.limits.max_series_length < 1 || core.limits.max_batch < 1 ||
+      core.limits.max_references < 1) {
     std::cerr << "srn-server: need 0 <= --default_threshold <= 1 and positive limits\n";
     return 2;
   }
@@ -161,8 +169,8 @@ int main(int argc, char** argv) {
   const auto info = (*server)->core().GetModelInfo();
   std::cerr << absl::StrFormat(
       "srn-server: serving model %s (%s) from %s on port %d; metrics on port %d; %d subjects\n",
-      info->model_id(), info->family(), info->source(), (*server)->port(), (*server)->metrics_port(),
-      (*server)->core().enrolled_subjects());
+      info->model_id(), info->family(), info->source(), (*server)->port(),
+      (*server)->metrics_port(), (*server)->core().enrolled_subjects());
 
   std::thread waiter([&] {
     int signal = 0;

@@ -52,8 +52,8 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec || !std::filesystem::is_directory(dir, ec)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot use model directory ", dir, ": ", ec ? ec.message() : "not a directory"));
+    return absl::FailedPreconditionError(absl::StrCat("cannot use model directory ", dir, ": ",
+                                                      ec ? ec.message() : "not a directory"));
   }
   const std::string absolute = std::filesystem::canonical(dir, ec).string();
   std::unique_ptr<ModelRegistry> registry(new ModelRegistry(ec ? dir : absolute, calibration));
@@ -101,7 +101,8 @@ absl::Status ModelRegistry::LoadManifest() {
           history_.push_back(n);
         }
       }
-    } else if (words[0] == "origin" && words.size() >= 2 && absl::SimpleAtoi(words[1], &n) && n >= 1) {
+    } else if (words[0] == "origin" && words.size() >= 2 && absl::SimpleAtoi(words[1], &n) &&
+               n >= 1) {
       origins[n] = words.size() == 3 ? words[2] : "";
     } else {
       return absl::DataLossError(absl::StrCat(where, "cannot parse '", lines[i], "'"));
@@ -158,7 +159,8 @@ int64_t ModelRegistry::active_version() const {
   return history_.empty() ? 0 : history_.back();
 }
 
-absl::StatusOr<std::shared_ptr<const ServingModel>> ModelRegistry::LoadVersion(int64_t version) const {
+absl::StatusOr<std::shared_ptr<const ServingModel>> ModelRegistry::LoadVersion(
+    int64_t version) const {
   {
     MutexLock lock(&mu_);
     if (versions_.count(version) == 0) {
@@ -261,7 +263,8 @@ std::vector<int64_t> ModelRegistry::Poll() {
     if (own > 0 && versions_.count(own) > 0) continue;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) continue;
-    const std::string key = absl::StrCat(st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
+    const std::string key =
+        absl::StrCat(st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
     if (auto it = rejected_.find(name); it != rejected_.end() && it->second == key) continue;
     absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = LoadModel(path.string());
     if (!model.ok()) {

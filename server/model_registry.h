@@ -98,9 +98,11 @@ class ModelRegistry final {
 
   mutable Mutex mu_;
   std::map<int64_t, Version> versions_ ABSL_GUARDED_BY(mu_);
-  std::vector<int64_t> history_ ABSL_GUARDED_BY(mu_);  // activations, oldest first; back() is active
+  std::vector<int64_t> history_
+      ABSL_GUARDED_BY(mu_);  // activations, oldest first; back() is active
   int64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<std::string, std::string> rejected_ ABSL_GUARDED_BY(mu_);  // dropped file -> "size:mtime"
+  std::map<std::string, std::string> rejected_
+      ABSL_GUARDED_BY(mu_);  // dropped file -> "size:mtime"
 
   Mutex poll_mu_;
   bool stop_polling_ ABSL_GUARDED_BY(poll_mu_) = false;

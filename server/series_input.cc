@@ -16,7 +16,8 @@ absl::Status Prefixed(const std::string& what, const absl::Status& status) {
 // `model` null: any feature count (training uploads).
 absl::StatusOr<Series> FromFrames(const v1::Series& frames, const SimilarityModel* model,
                                   const RequestLimits& limits, const std::string& what) {
-  if (frames.values_size() == 0) return absl::InvalidArgumentError(absl::StrCat(what, ": series is empty"));
+  if (frames.values_size() == 0)
+    return absl::InvalidArgumentError(absl::StrCat(what, ": series is empty"));
   if (frames.num_features() <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": num_features must be positive, got ", frames.num_features()));
@@ -56,12 +57,13 @@ absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityMod
   const int n = pen.x_size();
   if (n == 0) return absl::InvalidArgumentError(absl::StrCat(what, ": pen trajectory is empty"));
   if (n > limits.max_series_length) {
-    return absl::ResourceExhaustedError(absl::StrCat(what, ": ", n, " pen samples exceeds the limit of ",
-                                                     limits.max_series_length));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": ", n, " pen samples exceeds the limit of ", limits.max_series_length));
   }
   if (pen.y_size() != n || pen.t_ms_size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": x, y and t_ms must have one value per sample (",
-                                                   n, ", ", pen.y_size(), ", ", pen.t_ms_size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": x, y and t_ms must have one value per sample (", n, ", ",
+                     pen.y_size(), ", ", pen.t_ms_size(), ")"));
   }
   const bool has_pressure = pen.pressure_size() > 0;
   if (has_pressure && pen.pressure_size() != n) {
@@ -69,8 +71,8 @@ absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityMod
                                                    " values for ", n, " samples"));
   }
   if (pen.stroke_start_size() > 0 && pen.stroke_start_size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": stroke_start has ", pen.stroke_start_size(),
-                                                   " flags for ", n, " samples"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": stroke_start has ", pen.stroke_start_size(), " flags for ", n, " samples"));
   }
   std::vector<PenSample> samples(n);
   for (int i = 0; i < n; ++i) {
@@ -80,7 +82,8 @@ absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityMod
     s.t_ms = pen.t_ms(i);
     s.pressure = has_pressure ? pen.pressure(i) : 0.0;
     s.stroke_start = pen.stroke_start_size() > 0 ? pen.stroke_start(i) : i == 0;
-    if (!std::isfinite(s.x) || !std::isfinite(s.y) || !std::isfinite(s.t_ms) || !std::isfinite(s.pressure)) {
+    if (!std::isfinite(s.x) || !std::isfinite(s.y) || !std::isfinite(s.t_ms) ||
+        !std::isfinite(s.pressure)) {
       return absl::InvalidArgumentError(absl::StrCat(what, ": pen sample ", i, " is not finite"));
     }
   }

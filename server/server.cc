@@ -65,7 +65,8 @@ std::string DefaultModelPath() {
   candidates.push_back(SRN_SOURCE_DEFAULT_MODEL);
 #endif
   for (const auto& path : candidates) {
-    if (std::filesystem::is_regular_file(path, ec)) return std::filesystem::weakly_canonical(path, ec).string();
+    if (std::filesystem::is_regular_file(path, ec))
+      return std::filesystem::weakly_canonical(path, ec).string();
   }
   return "";
 }
@@ -85,10 +86,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   SRN_RETURN_IF_ERROR(server->auth_.AddFromEnvironment());
   if (!server->auth_.enabled() && !IsLoopback(options.listen_address) &&
       !options.allow_unauthenticated_remote) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to listen on ", options.listen_address,
-        " without authentication: give tokens (--tokens_file, $SRN_ADMIN_TOKEN, $SRN_READER_TOKEN), "
-        "listen on a loopback address, or pass --allow_unauthenticated_remote"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("refusing to listen on ", options.listen_address,
+                     " without authentication: give tokens (--tokens_file, $SRN_ADMIN_TOKEN, "
+                     "$SRN_READER_TOKEN), "
+                     "listen on a loopback address, or pass --allow_unauthenticated_remote"));
   }
   SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
 
@@ -103,8 +105,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     try {
       server->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_address);
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", options.metrics_address,
-                                                 ": ", e.what()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot serve metrics on ", options.metrics_address, ": ", e.what()));
     }
     server->exposer_->RegisterCollectable(server->registry_);
     const std::vector<int> ports = server->exposer_->GetListeningPorts();
@@ -120,8 +122,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
         ModelRegistry::Open(options.model_dir, options.calibration);
     if (!registry.ok()) {
-      return absl::Status(registry.status().code(), absl::StrCat("cannot open the model directory: ",
-                                                                 registry.status().message()));
+      return absl::Status(
+          registry.status().code(),
+          absl::StrCat("cannot open the model directory: ", registry.status().message()));
     }
     server->model_registry_ = *std::move(registry);
   }
@@ -144,7 +147,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   if (options.store_path == ":memory:") {
     store = NewInMemorySubjectStore();
   } else {
-    absl::StatusOr<std::unique_ptr<SubjectStore>> opened = OpenSqliteSubjectStore(options.store_path);
+    absl::StatusOr<std::unique_ptr<SubjectStore>> opened =
+        OpenSqliteSubjectStore(options.store_path);
     if (!opened.ok()) {
       return absl::Status(opened.status().code(), absl::StrCat("cannot use the store ",
                                                                options.store_path, ": ",
@@ -171,7 +175,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
                                                        server->model_manager_.get(),
                                                        options.training, server->metrics_.get());
     if (absl::Status s = server->worker_->Start(); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("cannot start the training worker: ", s.message()));
+      return absl::Status(s.code(),
+                          absl::StrCat("cannot start the training worker: ", s.message()));
     }
   }
   server->training_service_ = std::make_unique<TrainingService>(
@@ -235,7 +240,8 @@ void Server::Shutdown(double drain_seconds, double grace_seconds) {
   // timeout), so it stops in the background; the destructor waits for it.
   metrics_stopper_ = std::thread([this] { exposer_.reset(); });
   if (drain_seconds > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
   }
   // Then stop taking calls; those in flight get the grace period to finish. Wait() returns once
   // they have.

@@ -10,7 +10,8 @@ const char* const kCodeNames[17] = {
     "DataLoss",    "Unauthenticated"};
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 }  // namespace
@@ -22,13 +23,16 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                       .Name("grpc_server_started_total")
                       .Help("Total number of RPCs started on the server.")
                       .Register(*registry_);
-  auto& handled = prometheus::BuildCounter()
-                      .Name("grpc_server_handled_total")
-                      .Help("Total number of RPCs completed on the server, regardless of success or failure.")
-                      .Register(*registry_);
+  auto& handled =
+      prometheus::BuildCounter()
+          .Name("grpc_server_handled_total")
+          .Help("Total number of RPCs completed on the server, regardless of success or failure.")
+          .Register(*registry_);
   auto& seconds = prometheus::BuildHistogram()
                       .Name("grpc_server_handling_seconds")
-                      .Help("Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.")
+                      .Help(
+                          "Histogram of response latency (seconds) of gRPC that had been "
+                          "application-level handled by the server.")
                       .Register(*registry_);
   for (const RpcService& service : services) {
     for (const RpcMethod& method : service.methods) {
@@ -56,7 +60,8 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                         .Name("srn_series_length_frames")
                         .Help("Frames (or pen samples) per series received.")
                         .Register(*registry_)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{10, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800});
+                        .Add({}, prometheus::Histogram::BucketBoundaries{
+                                     10, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800});
   store_commit_seconds_ = &prometheus::BuildHistogram()
                                .Name("srn_store_commit_seconds")
                                .Help("Time to make an Enroll or Delete durable.")
@@ -68,15 +73,18 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                        .Register(*registry_);
   enrolled_subjects_ = &enrolled.Add({{"kind", "subjects"}});
   enrolled_references_ = &enrolled.Add({{"kind", "references"}});
-  model_info_ = &prometheus::BuildGauge()
-                     .Name("srn_model_info")
-                     .Help("The active model (value 1), labelled by fingerprint, family and registry version.")
-                     .Register(*registry_);
+  model_info_ =
+      &prometheus::BuildGauge()
+           .Name("srn_model_info")
+           .Help(
+               "The active model (value 1), labelled by fingerprint, family and registry version.")
+           .Register(*registry_);
   auto& jobs = prometheus::BuildGauge()
                    .Name("srn_training_jobs")
                    .Help("Training jobs recorded in each state.")
                    .Register(*registry_);
-  for (const std::string& state : JobStates()) training_jobs_[state] = &jobs.Add({{"state", state}});
+  for (const std::string& state : JobStates())
+    training_jobs_[state] = &jobs.Add({{"state", state}});
   auto& finished = prometheus::BuildCounter()
                        .Name("srn_training_jobs_finished_total")
                        .Help("Training jobs that ended, by outcome.")
@@ -95,12 +103,13 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                     .Register(*registry_);
   swaps_success_ = &swaps.Add({{"outcome", "success"}});
   swaps_failure_ = &swaps.Add({{"outcome", "failure"}});
-  reembed_seconds_ = &prometheus::BuildHistogram()
-                          .Name("srn_model_reembed_seconds")
-                          .Help("Time to re-embed every enrolled reference with a new model.")
-                          .Register(*registry_)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                       0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300});
+  reembed_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("srn_model_reembed_seconds")
+           .Help("Time to re-embed every enrolled reference with a new model.")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1,
+                                                            2.5, 5, 10, 30, 60, 120, 300});
 }
 
 const std::vector<std::string>& ServerMetrics::JobStates() {

@@ -54,7 +54,8 @@ class ServerMetrics final {
 
   // Training and the model registry. States and outcomes are those of srn.v1.JobState in lower
   // case; every label value exists from start-up.
-  static const std::vector<std::string>& JobStates();    // queued running succeeded failed cancelled interrupted
+  static const std::vector<std::string>&
+  JobStates();  // queued running succeeded failed cancelled interrupted
   static const std::vector<std::string>& JobOutcomes();  // succeeded failed cancelled interrupted
   // srn_training_jobs{state}: jobs recorded in each state.
   void SetJobCount(const std::string& state, int64_t jobs);

@@ -9,7 +9,8 @@ ServiceEdge::ServiceEdge(std::string service, const std::vector<RpcMethod>& meth
     : service_(std::move(service)), auth_(auth), metrics_(metrics) {
   for (const RpcMethod& method : methods) {
     names_.push_back(method.name);
-    metric_index_.push_back(metrics_ == nullptr ? -1 : metrics_->MethodIndex(service_, method.name));
+    metric_index_.push_back(metrics_ == nullptr ? -1
+                                                : metrics_->MethodIndex(service_, method.name));
   }
 }
 

@@ -68,8 +68,8 @@ absl::StatusOr<std::shared_ptr<SubjectEntry>> FromRecord(SubjectRecord record) {
     const StoredReference& ref = record.references[r];
     if (static_cast<int>(ref.embedding.size()) != dims) {
       return absl::DataLossError(absl::StrCat("subject '", entry->id, "': reference ", r, " has ",
-                                              ref.embedding.size(), " embedding values, reference 0 has ",
-                                              dims));
+                                              ref.embedding.size(),
+                                              " embedding values, reference 0 has ", dims));
     }
     std::copy(ref.embedding.begin(), ref.embedding.end(), entry->embeddings.row(r).data());
     entry->inputs.push_back(std::move(record.references[r].input));
@@ -182,7 +182,8 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
                                                      " references exceeds the limit of ",
                                                      options_.limits.max_references));
   }
-  if (request.has_threshold()) SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  if (request.has_threshold())
+    SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
   if (request.has_threshold_shift()) {
     if (request.has_threshold()) {
       return absl::InvalidArgumentError(
@@ -194,11 +195,13 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
   }
   const bool replace = request.mode() == v1::ENROLL_MODE_REPLACE;
-  if (request.mode() != v1::ENROLL_MODE_UNSPECIFIED && request.mode() != v1::ENROLL_MODE_ADD && !replace) {
+  if (request.mode() != v1::ENROLL_MODE_UNSPECIFIED && request.mode() != v1::ENROLL_MODE_ADD &&
+      !replace) {
     return absl::InvalidArgumentError(absl::StrCat("unknown enroll mode ", request.mode()));
   }
   std::vector<std::string> inputs;
-  for (const v1::SeriesInput& input : request.references()) inputs.push_back(input.SerializeAsString());
+  for (const v1::SeriesInput& input : request.references())
+    inputs.push_back(input.SerializeAsString());
 
   // Embedding is slow, so it happens before taking the write lock; if the model changed in the
   // meantime, embed again with the new one.
@@ -248,7 +251,8 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     const auto start = std::chrono::steady_clock::now();
     SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
     if (metrics_ != nullptr) {
-      metrics_->StoreCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      metrics_->StoreCommit(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     v1::EnrollResponse response;
     *response.mutable_subject() = ToProto(*entry);
@@ -261,11 +265,13 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
 
 absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request) const {
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
-  if (request.has_threshold()) SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  if (request.has_threshold())
+    SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
   if (request.top_k() < 0) return absl::InvalidArgumentError("top_k must not be negative");
   const SubjectIndex::View view = index_.Lookup(request.subject_id());
   if (view.subject == nullptr) {
-    return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+    return absl::NotFoundError(
+        absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
   const ServingModel& model = *view.model;
   SRN_ASSIGN_OR_RETURN(const Series raw,
@@ -314,12 +320,14 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   return response;
 }
 
-absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::IdentifyRequest& request) const {
+absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(
+    const v1::IdentifyRequest& request) const {
   if (request.top_k() < 0 || request.top_k() > options_.limits.max_top_k) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_k must be in [0, ", options_.limits.max_top_k, "], got ", request.top_k()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top_k must be in [0, ", options_.limits.max_top_k, "], got ", request.top_k()));
   }
-  if (request.has_threshold()) SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  if (request.has_threshold())
+    SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
   const int top_k = request.top_k() > 0 ? request.top_k() : 5;
   const float threshold = request.has_threshold() ? request.threshold()
                                                   : -std::numeric_limits<float>::infinity();
@@ -329,8 +337,9 @@ absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::Identify
     const std::shared_ptr<const ServingModel> model = index_.model();
     SRN_ASSIGN_OR_RETURN(RowMatrix query, EmbedOne(*model, request.query(), "query"));
     bool stale = false;
-    std::vector<IdentifyCandidate> candidates = index_.Identify(
-        *model, query.row(0).data(), top_k, rule, options_.default_fusion_k, threshold, threads, &stale);
+    std::vector<IdentifyCandidate> candidates =
+        index_.Identify(*model, query.row(0).data(), top_k, rule, options_.default_fusion_k,
+                        threshold, threads, &stale);
     if (stale) continue;  // the model was swapped between embedding and scanning
     v1::IdentifyResponse response;
     for (const IdentifyCandidate& c : candidates) {
@@ -348,7 +357,8 @@ absl::StatusOr<v1::Subject> SimilarityCore::GetSubject(const v1::GetSubjectReque
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   const SubjectIndex::View view = index_.Lookup(request.subject_id());
   if (view.subject == nullptr) {
-    return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+    return absl::NotFoundError(
+        absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
   return ToProto(*view.subject);
 }
@@ -368,7 +378,8 @@ absl::StatusOr<v1::ListSubjectsResponse> SimilarityCore::ListSubjects(
   for (int i = 0; i < static_cast<int>(page.size()) && i < page_size; ++i) {
     *response.add_subjects() = ToProto(*page[i]);
   }
-  if (static_cast<int>(page.size()) > page_size) response.set_next_page_token(page[page_size - 1]->id);
+  if (static_cast<int>(page.size()) > page_size)
+    response.set_next_page_token(page[page_size - 1]->id);
   return response;
 }
 
@@ -377,12 +388,14 @@ absl::StatusOr<v1::DeleteSubjectResponse> SimilarityCore::DeleteSubject(
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   MutexLock write(&write_mu_);
   if (index_.Lookup(request.subject_id()).subject == nullptr) {
-    return absl::NotFoundError(absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+    return absl::NotFoundError(
+        absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
   const auto start = std::chrono::steady_clock::now();
   SRN_RETURN_IF_ERROR(store_->Delete(request.subject_id()));
   if (metrics_ != nullptr) {
-    metrics_->StoreCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    metrics_->StoreCommit(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   index_.Remove(request.subject_id());
   UpdateEnrolledMetrics();

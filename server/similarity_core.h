@@ -62,11 +62,13 @@ class SimilarityCore final {
 
   absl::StatusOr<v1::EmbedResponse> Embed(const v1::EmbedRequest& request) const;
   absl::StatusOr<v1::SimilarityResponse> Similarity(const v1::SimilarityRequest& request) const;
-  absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request) ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request) const;
   absl::StatusOr<v1::IdentifyResponse> Identify(const v1::IdentifyRequest& request) const;
   absl::StatusOr<v1::Subject> GetSubject(const v1::GetSubjectRequest& request) const;
-  absl::StatusOr<v1::ListSubjectsResponse> ListSubjects(const v1::ListSubjectsRequest& request) const;
+  absl::StatusOr<v1::ListSubjectsResponse> ListSubjects(
+      const v1::ListSubjectsRequest& request) const;
   absl::StatusOr<v1::DeleteSubjectResponse> DeleteSubject(const v1::DeleteSubjectRequest& request)
       ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::StatusOr<v1::ModelInfo> GetModelInfo() const;

@@ -40,7 +40,8 @@ grpc::ServerUnaryReactor* SimilarityService::Embed(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* SimilarityService::Similarity(grpc::CallbackServerContext* ctx,
                                                         const v1::SimilarityRequest* request,
                                                         v1::SimilarityResponse* response) {
-  return Handle(ctx, kSimilarity, Role::kReader, response, [&] { return core_->Similarity(*request); });
+  return Handle(ctx, kSimilarity, Role::kReader, response,
+                [&] { return core_->Similarity(*request); });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::Enroll(grpc::CallbackServerContext* ctx,
@@ -64,7 +65,8 @@ grpc::ServerUnaryReactor* SimilarityService::Identify(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* SimilarityService::GetSubject(grpc::CallbackServerContext* ctx,
                                                         const v1::GetSubjectRequest* request,
                                                         v1::Subject* response) {
-  return Handle(ctx, kGetSubject, Role::kReader, response, [&] { return core_->GetSubject(*request); });
+  return Handle(ctx, kGetSubject, Role::kReader, response,
+                [&] { return core_->GetSubject(*request); });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::ListSubjects(grpc::CallbackServerContext* ctx,
@@ -81,9 +83,9 @@ grpc::ServerUnaryReactor* SimilarityService::DeleteSubject(grpc::CallbackServerC
                 [&] { return core_->DeleteSubject(*request); });
 }
 
-grpc::ServerUnaryReactor* SimilarityService::GetModelInfo(grpc::CallbackServerContext* ctx,
-                                                          const v1::GetModelInfoRequest* /*request*/,
-                                                          v1::ModelInfo* response) {
+grpc::ServerUnaryReactor* SimilarityService::GetModelInfo(
+    grpc::CallbackServerContext* ctx, const v1::GetModelInfoRequest* /*request*/,
+    v1::ModelInfo* response) {
   return Handle(ctx, kGetModelInfo, Role::kReader, response, [&] { return core_->GetModelInfo(); });
 }
 

@@ -33,9 +33,11 @@ class SimilarityService final : public v1::SimilarityService::CallbackService {
   grpc::ServerUnaryReactor* Similarity(grpc::CallbackServerContext* ctx,
                                        const v1::SimilarityRequest* request,
                                        v1::SimilarityResponse* response) override;
-  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* ctx, const v1::EnrollRequest* request,
+  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* ctx,
+                                   const v1::EnrollRequest* request,
                                    v1::EnrollResponse* response) override;
-  grpc::ServerUnaryReactor* Verify(grpc::CallbackServerContext* ctx, const v1::VerifyRequest* request,
+  grpc::ServerUnaryReactor* Verify(grpc::CallbackServerContext* ctx,
+                                   const v1::VerifyRequest* request,
                                    v1::VerifyResponse* response) override;
   grpc::ServerUnaryReactor* Identify(grpc::CallbackServerContext* ctx,
                                      const v1::IdentifyRequest* request,

@@ -29,7 +29,8 @@ absl::StatusOr<StoreLock> StoreLock::Acquire(const std::string& store_path) {
           "the store ", store_path, " is in use by another srn-server",
           n > 0 ? absl::StrCat(" (pid ", std::string(pid, static_cast<size_t>(n)), ")") : ""));
     }
-    return absl::FailedPreconditionError(absl::StrCat("cannot lock ", path, ": ", std::strerror(err)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot lock ", path, ": ", std::strerror(err)));
   }
   const std::string pid = std::to_string(::getpid());
   if (::ftruncate(fd, 0) == 0) {

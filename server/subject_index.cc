@@ -205,8 +205,11 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
   }
   const SimilarityModel& m = *model.model;
 
-  auto worse = [](const IdentifyCandidate& a, const IdentifyCandidate& b) { return a.score > b.score; };
-  using Heap = std::priority_queue<IdentifyCandidate, std::vector<IdentifyCandidate>, decltype(worse)>;
+  auto worse = [](const IdentifyCandidate& a, const IdentifyCandidate& b) {
+    return a.score > b.score;
+  };
+  using Heap =
+      std::priority_queue<IdentifyCandidate, std::vector<IdentifyCandidate>, decltype(worse)>;
   const int num_blocks = static_cast<int>(scan->blocks.size());
   if (scan->rows - scan->dead_rows < kParallelRows) threads = 1;
   threads = std::max(1, std::min(threads, num_blocks));
@@ -251,8 +254,8 @@ std::vector<std::shared_ptr<const SubjectEntry>> SubjectIndex::List(const std::s
                                                                    int limit) const {
   std::vector<std::shared_ptr<const SubjectEntry>> out;
   ReaderMutexLock lock(&mu_);
-  for (auto it = subjects_.upper_bound(after); it != subjects_.end() && static_cast<int>(out.size()) < limit;
-       ++it) {
+  for (auto it = subjects_.upper_bound(after);
+       it != subjects_.end() && static_cast<int>(out.size()) < limit; ++it) {
     out.push_back(it->second);
   }
   return out;

@@ -29,10 +29,12 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir, const s
   namespace fs = std::filesystem;
   if (data_dir.empty()) {
     return absl::FailedPreconditionError(
-        "the server has no data directory (--data_dir); upload the series instead (UploadAndTrain)");
+        "the server has no data directory (--data_dir); upload the series instead "
+        "(UploadAndTrain)");
   }
   if (path.empty()) return absl::InvalidArgumentError("dataset path is empty");
-  if (path.find('\0') != std::string::npos) return absl::InvalidArgumentError("dataset path contains a NUL byte");
+  if (path.find('\0') != std::string::npos)
+    return absl::InvalidArgumentError("dataset path contains a NUL byte");
   std::error_code ec;
   const fs::path base = fs::canonical(data_dir, ec);
   if (ec) {
@@ -47,7 +49,8 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir, const s
         absl::StrCat("dataset path '", path, "' leaves the data directory"));
   }
   if (!fs::exists(p, ec)) {
-    return absl::NotFoundError(absl::StrCat("dataset path '", path, "' does not exist in the data directory"));
+    return absl::NotFoundError(
+        absl::StrCat("dataset path '", path, "' does not exist in the data directory"));
   }
   const fs::path real = fs::canonical(p, ec);
   if (ec) return absl::NotFoundError(absl::StrCat("dataset path '", path, "': ", ec.message()));
@@ -64,7 +67,8 @@ absl::StatusOr<DataDirDataset> ResolveDatasetRef(const std::string& data_dir,
   switch (ref.format()) {
     case v1::DATASET_FORMAT_ARABIC_DIGIT:
       dataset.source.format = DatasetFormat::kArabicDigit;
-      dataset.description = ref.arabic_label_speaker() ? "arabic digits by speaker" : "arabic digits";
+      dataset.description =
+          ref.arabic_label_speaker() ? "arabic digits by speaker" : "arabic digits";
       break;
     case v1::DATASET_FORMAT_SVC2004:
       dataset.source.format = DatasetFormat::kSvc2004;
@@ -126,17 +130,19 @@ absl::Status UploadedDataset::Add(const v1::LabelledSeries& in) {
                                                      " series uploaded (--max_upload_series)"));
   }
   if (in.label().empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": label is empty"));
-  if (in.label().size() > 256) return absl::InvalidArgumentError(absl::StrCat(what, ": label is longer than 256 bytes"));
-  const FeatureKind kind =
-      in.series().kind_case() == v1::SeriesInput::kPen ? FeatureKind::kSignature : FeatureKind::kFrames;
+  if (in.label().size() > 256)
+    return absl::InvalidArgumentError(absl::StrCat(what, ": label is longer than 256 bytes"));
+  const FeatureKind kind = in.series().kind_case() == v1::SeriesInput::kPen
+                               ? FeatureKind::kSignature
+                               : FeatureKind::kFrames;
   if (index > 0 && kind != kind_) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": mixes pen samples and frames; all uploaded series must be of one kind"));
   }
   SRN_ASSIGN_OR_RETURN(Series series, ToTrainingSeries(in.series(), limits_, what));
   if (index > 0 && series.dims() != data_.dims()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": has ", series.dims(),
-                                                   " features per frame; series[0] has ", data_.dims()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": has ", series.dims(), " features per frame; series[0] has ", data_.dims()));
   }
   kind_ = kind;
   auto [it, inserted] = labels_.emplace(in.label(), static_cast<int>(labels_.size()));

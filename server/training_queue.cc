@@ -97,7 +97,8 @@ void TrainingQueue::UpdateMetrics() {
       ++running;
     }
   }
-  for (const std::string& state : ServerMetrics::JobStates()) metrics_->SetJobCount(state, counts[state]);
+  for (const std::string& state : ServerMetrics::JobStates())
+    metrics_->SetJobCount(state, counts[state]);
   metrics_->SetTrainingProgress(running > 0 ? progress / running : 0.0);
 }
 
@@ -124,7 +125,8 @@ absl::StatusOr<v1::Job> TrainingQueue::Enqueue(v1::Job job, JobData data) {
   {
     MutexLock lock(&mu_);
     if (stopping_ || !started_) {
-      return absl::UnavailableError("the training worker is not running (the server is shutting down)");
+      return absl::UnavailableError(
+          "the training worker is not running (the server is shutting down)");
     }
   }
   SRN_RETURN_IF_ERROR(store_->Create(&entry->job));
@@ -200,7 +202,8 @@ std::shared_ptr<TrainingQueue::Entry> TrainingQueue::Next() {
   std::shared_ptr<Entry> entry;
   {
     MutexLock lock(&mu_);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+    auto ready = [this]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
     mu_.Await(ready);
     if (stopping_) return nullptr;
     entry = queue_.front();

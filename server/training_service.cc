@@ -87,8 +87,8 @@ grpc::Status TrainingService::ListJobs(grpc::ServerContext* ctx, const v1::ListJ
   });
 }
 
-grpc::Status TrainingService::CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* request,
-                                        v1::Job* response) {
+grpc::Status TrainingService::CancelJob(grpc::ServerContext* ctx,
+                                        const v1::CancelJobRequest* request, v1::Job* response) {
   return edge_.Call(*ctx, kCancelJob, Role::kAdmin, response, [&]() -> absl::StatusOr<v1::Job> {
     SRN_RETURN_IF_ERROR(Configured());
     return worker_->CancelJob(request->job_id());

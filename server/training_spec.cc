@@ -61,7 +61,8 @@ absl::StatusOr<v1::TrainingSpec> CompleteTrainingSpec(const v1::TrainingSpec& in
     spec.set_activation(v1::ACTIVATION_POLICY_MANUAL);
   }
   if (!v1::ActivationPolicy_IsValid(spec.activation())) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown activation policy ", spec.activation()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown activation policy ", spec.activation()));
   }
   if (spec.description().size() > 1000) {
     return absl::InvalidArgumentError("description is longer than 1000 characters");

@@ -33,13 +33,15 @@ void LowerThreadPriority(int nice, bool sched_idle) {
   if (nice > 0) {
     const int current = ::getpriority(PRIO_PROCESS, tid);
     if (::setpriority(PRIO_PROCESS, tid, std::min(19, current + nice)) != 0) {
-      std::cerr << "srn-server: cannot lower the training thread's priority: " << std::strerror(errno) << "\n";
+      std::cerr << "srn-server: cannot lower the training thread's priority: "
+                << std::strerror(errno) << "\n";
     }
   }
   if (sched_idle) {
     sched_param param{};
     if (::sched_setscheduler(tid, SCHED_IDLE, &param) != 0) {
-      std::cerr << "srn-server: cannot put the training thread in SCHED_IDLE: " << std::strerror(errno) << "\n";
+      std::cerr << "srn-server: cannot put the training thread in SCHED_IDLE: "
+                << std::strerror(errno) << "\n";
     }
   }
 }
@@ -134,7 +136,8 @@ void TrainingWorker::Run(TrainingQueue::Entry* entry) {
     return;
   }
   const ValidationSplit validation = *ParseValidationSplit(spec.validation());
-  absl::StatusOr<Split> split = MakeSplit(*data, data->name, Protocol::kAll, spec.seed(), validation);
+  absl::StatusOr<Split> split =
+      MakeSplit(*data, data->name, Protocol::kAll, spec.seed(), validation);
   data = Dataset();  // free the copy; the split holds what is needed
   if (!split.ok()) {
     queue_.Finish(entry, v1::JOB_STATE_FAILED,
@@ -193,7 +196,8 @@ void TrainingWorker::Run(TrainingQueue::Entry* entry) {
     }
     queue_.Persist(entry);
   };
-  absl::StatusOr<TrainedModel> trained = TrainModel(split->train, split->validation, config, callbacks);
+  absl::StatusOr<TrainedModel> trained =
+      TrainModel(split->train, split->validation, config, callbacks);
   if (!trained.ok()) {
     queue_.Finish(entry, v1::JOB_STATE_FAILED, std::string(trained.status().message()));
     return;

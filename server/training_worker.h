@@ -39,9 +39,9 @@ struct TrainingOptions {
 // queues it (training_queue.h: jobs are recorded in `store` at every change of state and after
 // every epoch), and runs at most `max_jobs` at once, on threads of their own with raised
 // niceness and `threads` compute threads each, so serving keeps its cores. Finished models go to
-// the manager's registry, activated through it as the job's policy says (activation_policy.h). A job's failure
-// (unreadable data, diverging loss, ...) ends that job as FAILED with the reason and affects
-// nothing else.
+// the manager's registry, activated through it as the job's policy says (activation_policy.h). A
+// job's failure (unreadable data, diverging loss, ...) ends that job as FAILED with the reason and
+// affects nothing else.
 //
 // Thread-safe. The store and the manager (which must have a registry) must outlive the worker;
 // `metrics` may be null.

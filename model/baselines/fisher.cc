@@ -94,7 +94,8 @@ absl::StatusOr<Eigen::MatrixXd> FisherScores(const GaussianHmm& hmm,
   for (size_t i = 0; i < series.size(); ++i) {
     if (series[i] == nullptr || series[i]->empty() || series[i]->dims() != hmm.dims()) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "Fisher score: series %d is empty or does not have the model's %d features", i, hmm.dims()));
+          "Fisher score: series %d is empty or does not have the model's %d features", i,
+          hmm.dims()));
     }
   }
   if (threads <= 0) threads = DefaultThreads();
@@ -119,8 +120,8 @@ double FisherKernel(const Eigen::VectorXd& a, const Eigen::VectorXd& b, bool nor
   return norms > 0 ? dot / norms : 0.0;
 }
 
-absl::StatusOr<FisherVectorClassifier> FisherVectorClassifier::Create(Eigen::MatrixXd vectors,
-                                                                      std::vector<LabeledPair> pairs) {
+absl::StatusOr<FisherVectorClassifier> FisherVectorClassifier::Create(
+    Eigen::MatrixXd vectors, std::vector<LabeledPair> pairs) {
   if (!vectors.allFinite()) {
     return absl::InvalidArgumentError("Fisher vectors: a training vector has a non-finite value");
   }
@@ -171,7 +172,8 @@ absl::StatusOr<FisherVectorClassifier::Bound> FisherVectorClassifier::Bind(
         "Fisher vectors: queries have %d entries, the training vectors %d", queries.cols(),
         vectors_.cols()));
   }
-  if (!queries.allFinite()) return absl::InvalidArgumentError("Fisher vectors: a query is not finite");
+  if (!queries.allFinite())
+    return absl::InvalidArgumentError("Fisher vectors: a query is not finite");
   Bound bound;
   bound.dots_ = (queries * vectors_.transpose()).cast<float>();
   bound.pairs_ = pairs_;
@@ -193,7 +195,8 @@ double FisherVectorClassifier::Bound::Score(int i, int j) const {
   for (size_t p = 0; p < pairs_.size(); ++p) {
     const int u = pairs_[p].first;
     const int v = pairs_[p].second;
-    const double cross = std::max(static_cast<double>(a[u]) + b[v], static_cast<double>(a[v]) + b[u]);
+    const double cross =
+        std::max(static_cast<double>(a[u]) + b[v], static_cast<double>(a[v]) + b[u]);
     const double d = pair_norms_[static_cast<int>(p)] - 2 * cross;
     double& best = pairs_[p].similar ? best_similar : best_dissimilar;
     if (d < best) best = d;
@@ -203,13 +206,15 @@ double FisherVectorClassifier::Bound::Score(int i, int j) const {
 
 absl::StatusOr<std::vector<LabeledPair>> DrawLabeledPairs(const Dataset& data, int count,
                                                           uint64_t seed) {
-  if (count < 2) return absl::InvalidArgumentError(absl::StrCat("Fisher vectors: need >= 2 pairs, got ", count));
+  if (count < 2)
+    return absl::InvalidArgumentError(absl::StrCat("Fisher vectors: need >= 2 pairs, got ", count));
   const int n = static_cast<int>(data.examples.size());
   std::vector<std::vector<int>> genuine(data.num_labels());
   for (int i = 0; i < n; ++i) {
     const Example& e = data.examples[i];
     if (e.label < 0 || e.label >= data.num_labels()) {
-      return absl::InvalidArgumentError(absl::StrFormat("Fisher vectors: example %d has label %d", i, e.label));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("Fisher vectors: example %d has label %d", i, e.label));
     }
     if (!e.forgery) genuine[e.label].push_back(i);
   }
@@ -221,8 +226,10 @@ absl::StatusOr<std::vector<LabeledPair>> DrawLabeledPairs(const Dataset& data, i
   for (const auto& g : genuine) with_genuine += g.empty() ? 0 : 1;
   bool has_forgery = false;
   for (const Example& e : data.examples) has_forgery |= e.forgery && !genuine[e.label].empty();
-  if (classes_with_two.empty()) return absl::InvalidArgumentError("Fisher vectors: no class has two genuine examples");
-  if (with_genuine < 2 && !has_forgery) return absl::InvalidArgumentError("Fisher vectors: no dissimilar pair exists");
+  if (classes_with_two.empty())
+    return absl::InvalidArgumentError("Fisher vectors: no class has two genuine examples");
+  if (with_genuine < 2 && !has_forgery)
+    return absl::InvalidArgumentError("Fisher vectors: no dissimilar pair exists");
 
   std::mt19937_64 rng(seed * 7919ULL + 17);
   std::uniform_int_distribution<int> any(0, n - 1);
@@ -238,13 +245,15 @@ absl::StatusOr<std::vector<LabeledPair>> DrawLabeledPairs(const Dataset& data, i
   };
   // Bounded attempts: small data may have fewer distinct pairs than asked for.
   for (int tries = 0; static_cast<int>(out.size()) < want_similar && tries < 20 * count; ++tries) {
-    const int c = classes_with_two[std::uniform_int_distribution<size_t>(0, classes_with_two.size() - 1)(rng)];
+    const int c = classes_with_two[std::uniform_int_distribution<size_t>(
+        0, classes_with_two.size() - 1)(rng)];
     const std::vector<int>& g = genuine[c];
     std::uniform_int_distribution<size_t> pick(0, g.size() - 1);
     add(g[pick(rng)], g[pick(rng)], true);
   }
   const int similar_count = static_cast<int>(out.size());
-  for (int tries = 0; static_cast<int>(out.size()) - similar_count < count - want_similar && tries < 20 * count;
+  for (int tries = 0;
+       static_cast<int>(out.size()) - similar_count < count - want_similar && tries < 20 * count;
        ++tries) {
     const int a = any(rng), b = any(rng);
     const Example& x = data.examples[a];
@@ -306,7 +315,8 @@ absl::StatusOr<EvalResult> EvaluateFisher(FisherMethod method, const Split& spli
       *index = remap[*index];
     }
   }
-  SRN_ASSIGN_OR_RETURN(Eigen::MatrixXd train_scores, FisherScores(hmm, used, options.score, threads));
+  SRN_ASSIGN_OR_RETURN(Eigen::MatrixXd train_scores,
+                       FisherScores(hmm, used, options.score, threads));
   SRN_ASSIGN_OR_RETURN(const FisherVectorClassifier classifier,
                        FisherVectorClassifier::Create(std::move(train_scores), std::move(pairs)));
   SRN_ASSIGN_OR_RETURN(const FisherVectorClassifier::Bound bound, classifier.Bind(test_scores));

@@ -152,13 +152,14 @@ absl::Status ValidateHmm(const GaussianHmm& hmm) {
   if (K < 1) return absl::InvalidArgumentError("HMM: no states");
   if (D < 1) return absl::InvalidArgumentError("HMM: no features");
   if (hmm.transition.rows() != K || hmm.transition.cols() != K) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "HMM: transition matrix is %dx%d for %d states", hmm.transition.rows(), hmm.transition.cols(), K));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("HMM: transition matrix is %dx%d for %d states", hmm.transition.rows(),
+                        hmm.transition.cols(), K));
   }
   if (hmm.means.rows() != K || hmm.variances.rows() != K || hmm.variances.cols() != D) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "HMM: means are %dx%d and variances %dx%d for %d states", hmm.means.rows(), hmm.means.cols(),
-        hmm.variances.rows(), hmm.variances.cols(), K));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("HMM: means are %dx%d and variances %dx%d for %d states", hmm.means.rows(),
+                        hmm.means.cols(), hmm.variances.rows(), hmm.variances.cols(), K));
   }
   auto check_distribution = [](const Eigen::RowVectorXd& p, const std::string& what) {
     for (int k = 0; k < p.size(); ++k) {
@@ -168,13 +169,15 @@ absl::Status ValidateHmm(const GaussianHmm& hmm) {
       }
     }
     if (std::abs(p.sum() - 1) > 1e-6) {
-      return absl::InvalidArgumentError(absl::StrFormat("HMM: %s sums to %.9g, not 1", what, p.sum()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("HMM: %s sums to %.9g, not 1", what, p.sum()));
     }
     return absl::OkStatus();
   };
   SRN_RETURN_IF_ERROR(check_distribution(hmm.initial.transpose(), "initial"));
   for (int i = 0; i < K; ++i) {
-    SRN_RETURN_IF_ERROR(check_distribution(hmm.transition.row(i), absl::StrCat("transition row ", i)));
+    SRN_RETURN_IF_ERROR(
+        check_distribution(hmm.transition.row(i), absl::StrCat("transition row ", i)));
   }
   for (int k = 0; k < K; ++k) {
     for (int d = 0; d < D; ++d) {
@@ -237,7 +240,8 @@ void ForwardBackwardUnchecked(const GaussianHmm& hmm, const Series& series,
 
 }  // namespace
 
-absl::StatusOr<ForwardBackwardResult> ForwardBackward(const GaussianHmm& hmm, const Series& series) {
+absl::StatusOr<ForwardBackwardResult> ForwardBackward(const GaussianHmm& hmm,
+                                                      const Series& series) {
   SRN_RETURN_IF_ERROR(ValidateHmm(hmm));
   SRN_RETURN_IF_ERROR(CheckSeries(hmm, series));
   ForwardBackwardResult out;
@@ -303,7 +307,8 @@ absl::StatusOr<double> BaumWelchStep(const std::vector<const Series*>& data,
 absl::StatusOr<HmmTrainResult> TrainHmm(const std::vector<const Series*>& data,
                                         const HmmTrainOptions& options) {
   if (options.states < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("HMM: states must be >= 1, got ", options.states));
+    return absl::InvalidArgumentError(
+        absl::StrCat("HMM: states must be >= 1, got ", options.states));
   }
   if (options.max_iterations < 1 || options.restarts < 1) {
     return absl::InvalidArgumentError("HMM: max_iterations and restarts must be >= 1");
@@ -330,7 +335,8 @@ absl::StatusOr<HmmTrainResult> TrainHmm(const std::vector<const Series*>& data,
         absl::StrFormat("HMM: %d training frames cannot fit %d states", frames, K));
   }
   mean /= static_cast<double>(frames);
-  Eigen::VectorXd var = (sq / static_cast<double>(frames) - mean.cwiseProduct(mean)).cwiseMax(1e-12);
+  Eigen::VectorXd var =
+      (sq / static_cast<double>(frames) - mean.cwiseProduct(mean)).cwiseMax(1e-12);
   const Eigen::VectorXd floor = var * options.variance_floor;
   // Frame index -> (series, t), for drawing initial means.
   std::vector<std::pair<int, int>> index;
@@ -357,7 +363,8 @@ absl::StatusOr<HmmTrainResult> TrainHmm(const std::vector<const Series*>& data,
     std::uniform_int_distribution<int64_t> pick(0, frames - 1);
     for (int k = 0; k < K; ++k) {
       int64_t f = pick(rng);
-      for (int tries = 0; tries < 100 && std::find(chosen.begin(), chosen.end(), f) != chosen.end(); ++tries) {
+      for (int tries = 0; tries < 100 && std::find(chosen.begin(), chosen.end(), f) != chosen.end();
+           ++tries) {
         f = pick(rng);
       }
       chosen.push_back(static_cast<int>(f));
@@ -370,8 +377,8 @@ absl::StatusOr<HmmTrainResult> TrainHmm(const std::vector<const Series*>& data,
     for (; it < options.max_iterations; ++it) {
       SRN_ASSIGN_OR_RETURN(const double ll, BaumWelchStep(data, floor, threads, &hmm));
       history.push_back(ll);
-      if (history.size() >= 2 &&
-          history.back() - history[history.size() - 2] < options.tolerance * static_cast<double>(frames)) {
+      if (history.size() >= 2 && history.back() - history[history.size() - 2] <
+                                     options.tolerance * static_cast<double>(frames)) {
         ++it;
         break;
       }
@@ -405,13 +412,16 @@ absl::StatusOr<HmmSelection> SelectHmm(const std::vector<const Series*>& train,
   double best_score = 0;
   for (int states : candidate_states) {
     if (states < 1) {
-      return absl::InvalidArgumentError(absl::StrCat("HMM: candidate state count ", states, " < 1"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("HMM: candidate state count ", states, " < 1"));
     }
     HmmTrainOptions o = options;
     o.states = states;
     SRN_ASSIGN_OR_RETURN(HmmTrainResult trained, TrainHmm(train, o));
     const double score =
-        TotalLogLikelihood(trained.hmm, validation, options.threads > 0 ? options.threads : DefaultThreads()) / static_cast<double>(frames);
+        TotalLogLikelihood(trained.hmm, validation,
+                           options.threads > 0 ? options.threads : DefaultThreads()) /
+        static_cast<double>(frames);
     out.validation.emplace_back(states, score);
     if (!have || score > best_score) {
       best_score = score;

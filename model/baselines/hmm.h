@@ -18,7 +18,8 @@ namespace srn {
 // frame by frame. A value type; const use is thread-safe.
 struct GaussianHmm {
   Eigen::VectorXd initial;     // K; initial state probabilities, summing to 1
-  Eigen::MatrixXd transition;  // K x K; transition(i, j) = P(state j at t+1 | state i at t), rows sum to 1
+  Eigen::MatrixXd
+      transition;  // K x K; transition(i, j) = P(state j at t+1 | state i at t), rows sum to 1
   Eigen::MatrixXd means;       // K x D
   Eigen::MatrixXd variances;   // K x D; all > 0
 

@@ -104,9 +104,10 @@ absl::StatusOr<Dataset> LoadArabicDigit(const std::string& dir, ArabicLabel labe
     int blocks_per_digit;
     int first_speaker;
   };
-  for (const Part& part : {Part{"Train_Arabic_Digit.txt", kArabicTrainBlocks, kTrainBlocksPerDigit, 0},
-                           Part{"Test_Arabic_Digit.txt", kArabicTestBlocks, kTestBlocksPerDigit,
-                                kArabicTrainSpeakers}}) {
+  for (const Part& part :
+       {Part{"Train_Arabic_Digit.txt", kArabicTrainBlocks, kTrainBlocksPerDigit, 0},
+        Part{"Test_Arabic_Digit.txt", kArabicTestBlocks, kTestBlocksPerDigit,
+             kArabicTrainSpeakers}}) {
     const std::string path = (std::filesystem::path(dir) / part.file).string();
     SRN_ASSIGN_OR_RETURN(std::vector<ArabicBlock> blocks, ReadArabicDigitBlocks(path));
     if (static_cast<int>(blocks.size()) != part.blocks) {

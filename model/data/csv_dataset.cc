@@ -187,7 +187,8 @@ absl::StatusOr<std::vector<CsvManifestRow>> ReadCsvManifest(const std::string& m
         absl::StrCat(manifest_path, ": empty manifest (expected a header line 'path,label')"));
   }
   if (rows.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": the manifest lists no series"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(manifest_path, ": the manifest lists no series"));
   }
   return rows;
 }

@@ -16,7 +16,7 @@ struct Example {
   Series series;
   int label = 0;
   bool forgery = false;
-  int group = -1;      // secondary id where the source has one (speaker of a digit, digit of a speaker)
+  int group = -1;  // secondary id where the source has one (speaker of a digit, digit of a speaker)
   std::string source;  // where it came from, e.g. "Train_Arabic_Digit.txt:block 17" or a file path
 };
 

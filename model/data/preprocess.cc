@@ -47,7 +47,8 @@ absl::StatusOr<Preprocessor> Preprocessor::Fit(const std::vector<const Series*>&
                                                      " features; earlier series have ", dims));
     }
   }
-  if (dims <= 0) return absl::InvalidArgumentError("cannot fit a preprocessor: all series are empty");
+  if (dims <= 0)
+    return absl::InvalidArgumentError("cannot fit a preprocessor: all series are empty");
 
   // Two passes in double: one for the mean, one for the squared deviations, so that features
   // with a large offset (e.g. absolute timestamps) keep their small spread exactly.
@@ -86,13 +87,14 @@ absl::StatusOr<Preprocessor> Preprocessor::Fit(const std::vector<const Series*>&
   p.scale.resize(dims);
   for (int d = 0; d < dims; ++d) {
     const double stddev = std::sqrt(sq[d] / static_cast<double>(frames));
-    p.scale[d] = (stddev < kMinStddev || !std::isfinite(stddev)) ? 1.0f
-                                                                   : static_cast<float>(1.0 / stddev);
+    p.scale[d] =
+        (stddev < kMinStddev || !std::isfinite(stddev)) ? 1.0f : static_cast<float>(1.0 / stddev);
   }
   absl::Status valid = p.Validate();
   if (!valid.ok()) {
     // Only non-finite training values get here (e.g. a float overflow in the sums).
-    return absl::InvalidArgumentError(absl::StrCat("fitted statistics are invalid: ", valid.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("fitted statistics are invalid: ", valid.message()));
   }
   return p;
 }
@@ -128,7 +130,8 @@ absl::StatusOr<Series> Preprocessor::Apply(const Series& raw) const {
   // Row 0 holds frames 0..window-1 (the last frame repeated past the end of short series).
   for (int k = 0; k < window; ++k) {
     const int src = std::min(k, length - 1);
-    StandardizeFrame(x + static_cast<size_t>(src) * dims, m, s, dims, o + static_cast<size_t>(k) * dims);
+    StandardizeFrame(x + static_cast<size_t>(src) * dims, m, s, dims,
+                     o + static_cast<size_t>(k) * dims);
   }
   // Row t is row t-1 shifted left by one frame plus frame t+window-1: each raw frame is
   // standardized once and the rest is a contiguous copy.

@@ -13,8 +13,8 @@ absl::StatusOr<Series> Series::FromValues(absl::Span<const float> values, int di
   }
   if (values.empty()) return absl::InvalidArgumentError("series is empty");
   if (values.size() % static_cast<size_t>(dims) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("value count ", values.size(),
-                                                   " is not a multiple of the feature count ", dims));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "value count ", values.size(), " is not a multiple of the feature count ", dims));
   }
   const size_t length = values.size() / static_cast<size_t>(dims);
   if (dims > limits.max_dims) {
@@ -27,8 +27,8 @@ absl::StatusOr<Series> Series::FromValues(absl::Span<const float> values, int di
   }
   for (size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("value ", i, " (frame ", i / dims, ", feature ",
-                                                     i % dims, ") is not finite"));
+      return absl::InvalidArgumentError(absl::StrCat("value ", i, " (frame ", i / dims,
+                                                     ", feature ", i % dims, ") is not finite"));
     }
   }
   Series series(static_cast<int>(length), dims);

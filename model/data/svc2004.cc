@@ -79,7 +79,8 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
     samples.push_back(s);
   }
   if (expected < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":1: empty file, expected the number of samples"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":1: empty file, expected the number of samples"));
   }
   if (static_cast<int64_t>(samples.size()) != expected) {
     return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": line 1 announces ",

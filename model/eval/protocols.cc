@@ -83,7 +83,8 @@ void HoldOutValidation(ValidationSplit how, std::mt19937_64* rng, Split* split) 
   Dataset train{split->train.name, split->train.label_names, {}};
   split->validation = Dataset{split->train.name, split->train.label_names, {}};
   for (size_t i = 0; i < to_validation.size(); ++i) {
-    (to_validation[i] ? split->validation : train).examples.push_back(std::move(split->train.examples[i]));
+    (to_validation[i] ? split->validation : train)
+        .examples.push_back(std::move(split->train.examples[i]));
   }
   split->train = std::move(train);
 }
@@ -124,7 +125,8 @@ absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Pr
         std::shuffle(members.begin(), members.end(), rng);
         const size_t train_count = static_cast<size_t>(std::lround(0.7 * members.size()));
         for (size_t k = 0; k < members.size(); ++k) {
-          (k < train_count ? split.train : split.test).examples.push_back(data.examples[members[k]]);
+          (k < train_count ? split.train : split.test)
+              .examples.push_back(data.examples[members[k]]);
         }
       }
       split.description = "every class; 70% of each class's examples train, 30% test";
@@ -241,7 +243,8 @@ absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dat
   const float* params = model.params().data();
   const ParameterLayout& layout = model.layout();
   const PairScorer score = [&](int i, int j) {
-    return static_cast<double>(HeadLogit<float>(params, layout, emb.row(i).data(), emb.row(j).data(), e));
+    return static_cast<double>(
+        HeadLogit<float>(params, layout, emb.row(i).data(), emb.row(j).data(), e));
   };
   absl::StatusOr<EvalResult> result = EvaluatePairs(test, score, nullptr, options);
   if (embeddings != nullptr) *embeddings = emb;
@@ -270,8 +273,10 @@ std::string ResultLine(Protocol protocol, const std::string& dataset, const std:
   if (result.has_auc && protocol != Protocol::kOneShot) {
     absl::StrAppend(&line, absl::StrFormat(" auc=%.4f", result.auc));
   }
-  if (result.has_oneshot) absl::StrAppend(&line, absl::StrFormat(" oneshot=%.4f", result.oneshot.accuracy));
-  if (with_eer && result.has_auc) absl::StrAppend(&line, absl::StrFormat(" eer=%.4f", result.eer.eer));
+  if (result.has_oneshot)
+    absl::StrAppend(&line, absl::StrFormat(" oneshot=%.4f", result.oneshot.accuracy));
+  if (with_eer && result.has_auc)
+    absl::StrAppend(&line, absl::StrFormat(" eer=%.4f", result.eer.eer));
   return line;
 }
 

@@ -61,7 +61,8 @@ struct EvalResult {
   bool has_auc = false;
   OneShotResult oneshot{0, 0, 0, 0};
   bool has_oneshot = false;
-  std::vector<OperatingPoint> curve;  // thinned operating points (ROC = (far, 1-frr), DET = (far, frr))
+  std::vector<OperatingPoint>
+      curve;  // thinned operating points (ROC = (far, 1-frr), DET = (far, frr))
 };
 
 // Scores trial pairs of `test`: every unordered pair of distinct examples except two forgeries,
@@ -75,7 +76,8 @@ absl::StatusOr<EvalResult> EvaluatePairs(const Dataset& test, const PairScorer& 
 // Evaluates a trained model on raw `test` data (the model's preprocessing is applied), scoring
 // pairs by the head's logit. When `embeddings` is not null it receives the test embeddings.
 absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dataset& test,
-                                         const EvalOptions& options, RowMatrix* embeddings = nullptr);
+                                         const EvalOptions& options,
+                                         RowMatrix* embeddings = nullptr);
 
 // Evaluates the DTW baseline on raw `test` data, standardized with statistics from `train` (as
 // the SRN's inputs are); similarity = -normalized DTW distance, with lower-bound pruning in the

@@ -39,9 +39,11 @@ std::string Architecture::ToString() const {
 
 absl::Status Architecture::Validate() const {
   if (input_dims <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("input_dims must be positive, got ", input_dims));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input_dims must be positive, got ", input_dims));
   }
-  if (hidden < 0) return absl::InvalidArgumentError(absl::StrCat("hidden must be >= 0, got ", hidden));
+  if (hidden < 0)
+    return absl::InvalidArgumentError(absl::StrCat("hidden must be >= 0, got ", hidden));
   if (hidden > 0 && (layers < 1 || layers > 16)) {
     return absl::InvalidArgumentError(absl::StrCat("layers must be in [1, 16], got ", layers));
   }
@@ -53,7 +55,8 @@ absl::Status Architecture::Validate() const {
     return absl::InvalidArgumentError("only relu cells can be non-recurrent (SN models)");
   }
   if (is_logistic() && pooling != Pooling::kMean) {
-    return absl::InvalidArgumentError("the logistic model averages its inputs over time (pooling=mean)");
+    return absl::InvalidArgumentError(
+        "the logistic model averages its inputs over time (pooling=mean)");
   }
   return absl::OkStatus();
 }

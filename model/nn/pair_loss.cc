@@ -27,7 +27,8 @@ T PairLoss(const T* params, const ParameterLayout& layout, const RowMatrixT<T>& 
     const T logit = HeadLogit(params, layout, ha, hb, e);
     const T y = static_cast<T>(p.label);
     // -[y log s + (1 - y) log(1 - s)] = softplus(logit) - y * logit, computed stably.
-    const T softplus = logit > 0 ? logit + std::log1p(std::exp(-logit)) : std::log1p(std::exp(logit));
+    const T softplus =
+        logit > 0 ? logit + std::log1p(std::exp(-logit)) : std::log1p(std::exp(logit));
     loss += scale * (softplus - y * logit);
     const T s = T(1) / (T(1) + std::exp(-logit));
     const T g = scale * (s - y);
@@ -43,8 +44,10 @@ T PairLoss(const T* params, const ParameterLayout& layout, const RowMatrixT<T>& 
   return loss;
 }
 
-template float HeadLogit<float>(const float*, const ParameterLayout&, const float*, const float*, int);
-template double HeadLogit<double>(const double*, const ParameterLayout&, const double*, const double*, int);
+template float HeadLogit<float>(const float*, const ParameterLayout&, const float*, const float*,
+                                int);
+template double HeadLogit<double>(const double*, const ParameterLayout&, const double*,
+                                  const double*, int);
 template float PairLoss<float>(const float*, const ParameterLayout&, const RowMatrixT<float>&,
                                absl::Span<const Pair>, float, RowMatrixT<float>*, float*);
 template double PairLoss<double>(const double*, const ParameterLayout&, const RowMatrixT<double>&,

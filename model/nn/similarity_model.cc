@@ -65,7 +65,8 @@ absl::StatusOr<RowMatrix> SimilarityModel::Embed(absl::Span<const Series* const>
   for (size_t i = 0; i < raw.size(); ++i) {
     absl::StatusOr<Series> s = preprocessor_.Apply(*raw[i]);
     if (!s.ok()) {
-      return absl::Status(s.status().code(), absl::StrCat("series ", i, ": ", s.status().message()));
+      return absl::Status(s.status().code(),
+                          absl::StrCat("series ", i, ": ", s.status().message()));
     }
     processed[i] = *std::move(s);
     pointers[i] = &processed[i];

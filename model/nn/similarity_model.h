@@ -60,8 +60,8 @@ class SimilarityModel final {
 
   // The head: out[i] = sigmoid(v . (query * others_i) + c) for the n embeddings `others` (size
   // n * embedding_dims, row-major), the logit summed in float in dimension order and the sigmoid
-  // taken in double; symmetric to the bit in query and others_i. Every score of one pair of embeddings comes from here, so that training,
-  // evaluation and serving agree to the bit.
+  // taken in double; symmetric to the bit in query and others_i. Every score of one pair of
+  // embeddings comes from here, so that training, evaluation and serving agree to the bit.
   void Score(const float* query, const float* others, int n, double* out) const;
   // The same for one pair, rounded to float.
   float Score(const float* a, const float* b) const;

@@ -52,8 +52,9 @@ absl::StatusOr<Split> MakeSignatureCvSplit(const Dataset& data, int folds, int f
   }
   const int held = std::max<int>(2, static_cast<int>(std::lround(0.1 * rest.size())));
   if (static_cast<int>(rest.size()) < held + 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "fold ", fold, " leaves ", rest.size(), " training signers: too few to hold out validation"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("fold ", fold, " leaves ", rest.size(),
+                     " training signers: too few to hold out validation"));
   }
   std::mt19937_64 rng(seed ^ (0xA5A5A5A5ull + static_cast<uint64_t>(fold)));
   std::shuffle(rest.begin(), rest.end(), rng);
@@ -221,10 +222,13 @@ absl::StatusOr<SignatureTrials> ServedTrials(const FoldMatrix& srn, const FoldMa
       return absl::InvalidArgumentError("the SRN and DTW matrices are of different test sets");
     }
   }
-  if (!single_reference_spread.empty() && single_reference_spread.size() != static_cast<size_t>(n)) {
+  if (!single_reference_spread.empty() &&
+      single_reference_spread.size() != static_cast<size_t>(n)) {
     return absl::InvalidArgumentError("one single-reference spread per test example is needed");
   }
-  auto at = [n](const std::vector<double>& m, int i, int j) { return m[static_cast<size_t>(i) * n + j]; };
+  auto at = [n](const std::vector<double>& m, int i, int j) {
+    return m[static_cast<size_t>(i) * n + j];
+  };
   SignatureTrials t;
   t.refs = refs;
   std::vector<double> similarities(refs), distances, mutual;
@@ -235,7 +239,8 @@ absl::StatusOr<SignatureTrials> ServedTrials(const FoldMatrix& srn, const FoldMa
         mutual.clear();
         for (int a = 0; a < refs; ++a) {
           similarities[a] = at(srn.similarity, query, chosen[a]);
-          for (int b = a + 1; b < refs; ++b) mutual.push_back(at(srn.similarity, chosen[a], chosen[b]));
+          for (int b = a + 1; b < refs; ++b)
+            mutual.push_back(at(srn.similarity, chosen[a], chosen[b]));
         }
         evidence.similarities = similarities;
         evidence.mutual_similarity = MeanMutualScore(mutual);
@@ -250,9 +255,10 @@ absl::StatusOr<SignatureTrials> ServedTrials(const FoldMatrix& srn, const FoldMa
             }
           }
           evidence.dtw_distances = distances;
-          evidence.dtw_spread = refs >= 2                           ? MeanMutualScore(mutual)
-                                : !single_reference_spread.empty() ? single_reference_spread[chosen[0]]
-                                                                   : 1.0;
+          evidence.dtw_spread = refs >= 2 ? MeanMutualScore(mutual)
+                                : !single_reference_spread.empty()
+                                    ? single_reference_spread[chosen[0]]
+                                    : 1.0;
         }
         AddTrial(&t, query, ScoreVerification(evidence, policy).score, label, skilled, signer, d);
         if (references != nullptr) references->emplace_back(chosen.begin(), chosen.end());
@@ -557,8 +563,8 @@ absl::StatusOr<SrnScore> ParseSrnScore(const std::string& name) {
   if (name == "logit") return SrnScore::kLogit;
   if (name == "distance") return SrnScore::kDistance;
   if (name == "states-dtw") return SrnScore::kStatesDtw;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown SRN score '", name, "' (expected probability, logit, distance or states-dtw)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown SRN score '", name, "' (expected probability, logit, distance or states-dtw)"));
 }
 
 FoldScorerFactory SrnFoldScorer(
@@ -571,17 +577,20 @@ FoldScorerFactory SrnFoldScorer(
           absl::StrFormat("the model for fold %d takes %d features per frame but the data has %d",
                           fold, model->preprocessor().raw_dims, split.test.dims()));
     }
-    SRN_ASSIGN_OR_RETURN(const Dataset processed, PreprocessDataset(model->preprocessor(), split.test));
+    SRN_ASSIGN_OR_RETURN(const Dataset processed,
+                         PreprocessDataset(model->preprocessor(), split.test));
     if (score == SrnScore::kStatesDtw) {
       auto states = std::make_shared<std::vector<Series>>(processed.examples.size());
       ParallelFor(static_cast<int>(states->size()), DefaultThreads(), [&](int begin, int end, int) {
-        for (int i = begin; i < end; ++i) (*states)[i] = HiddenStates(*model, processed.examples[i].series);
+        for (int i = begin; i < end; ++i)
+          (*states)[i] = HiddenStates(*model, processed.examples[i].series);
       });
       return TrialScorer([states, dtw](int i, int j) {
         return -NormalizedDtwDistance((*states)[i], (*states)[j], dtw);
       });
     }
-    auto emb = std::make_shared<const RowMatrix>(model->EmbedPreprocessed(processed.SeriesPointers()));
+    auto emb =
+        std::make_shared<const RowMatrix>(model->EmbedPreprocessed(processed.SeriesPointers()));
     return TrialScorer([model, emb, score](int i, int j) {
       const int e = static_cast<int>(emb->cols());
       const float* a = emb->row(i).data();
@@ -597,7 +606,8 @@ FoldScorerFactory SrnFoldScorer(
         model->Score(a, b, 1, &s);
         return s;
       }
-      return static_cast<double>(HeadLogit<float>(model->params().data(), model->layout(), a, b, e));
+      return static_cast<double>(
+          HeadLogit<float>(model->params().data(), model->layout(), a, b, e));
     });
   };
 }

@@ -169,7 +169,8 @@ FoldScorerFactory DtwFoldScorer(const SignatureDtwOptions& options);
 
 // How the SRN scores a pair of embeddings a, b.
 enum class SrnScore {
-  kProbability,  // the model's similarity sigmoid(v . (a * b) + c) in [0, 1] (what srn-server fuses)
+  kProbability,  // the model's similarity sigmoid(v . (a * b) + c) in [0, 1] (what srn-server
+                 // fuses)
   kLogit,        // v . (a * b) + c
   // -sqrt(sum_k |v_k| (a_k - b_k)^2): a distance between embeddings weighted by the head. The
   // head's form is bilinear, so its score is not largest for identical embeddings; this is.

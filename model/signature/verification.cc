@@ -107,7 +107,8 @@ double SubjectThreshold(absl::Span<const double> mutual_scores, double normalize
 absl::StatusOr<double> ThresholdForFar(absl::Span<const double> impostor_scores,
                                        double target_far) {
   if (!(target_far >= 0 && target_far <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("target FAR ", target_far, " is outside [0, 1]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("target FAR ", target_far, " is outside [0, 1]"));
   }
   if (impostor_scores.empty()) return absl::InvalidArgumentError("no impostor scores");
   std::vector<double> sorted(impostor_scores.begin(), impostor_scores.end());

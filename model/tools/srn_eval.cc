@@ -3,7 +3,8 @@
 //
 //   srn-eval --model=voice.srnw --dataset=arabic-voice --protocol=out-of-domain
 //   srn-eval --model=dtw --dataset=arabic-voice --protocol=out-of-domain --dtw_band=0.1
-//   srn-eval --model=fisher-kernel --dataset=arabic-voice --protocol=out-of-domain  (or fisher-vector)
+//   srn-eval --model=fisher-kernel --dataset=arabic-voice --protocol=out-of-domain  (or
+//   fisher-vector)
 
 #include <cmath>
 #include <fstream>
@@ -34,13 +35,18 @@
 #include "model/train/trainer.h"
 #include "model/weights/weights_file.h"
 
-ABSL_FLAG(std::string, model, "", "a weights file written by srn-train, or dtw, fisher-kernel or fisher-vector (baselines)");
-ABSL_FLAG(std::string, dataset, "",
-          "arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc, "
-          "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
-ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
+ABSL_FLAG(
+    std::string, model, "",
+    "a weights file written by srn-train, or dtw, fisher-kernel or fisher-vector (baselines)");
+ABSL_FLAG(
+    std::string, dataset, "",
+    "arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc, "
+    "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
+ABSL_FLAG(std::string, data_dir, "",
+          "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain", "within-domain, out-of-domain or one-shot");
-ABSL_FLAG(int64_t, seed, -1, "split and draw seed (default: the weights file's training seed, else 1)");
+ABSL_FLAG(int64_t, seed, -1,
+          "split and draw seed (default: the weights file's training seed, else 1)");
 ABSL_FLAG(int, draws, 10, "one-shot draws (one random reference per class each)");
 ABSL_FLAG(int64_t, max_pairs, 0, "score a uniform sample of about this many trial pairs (0: all)");
 // NaN stands for "the protocol's default" (see BandOr).
@@ -51,23 +57,31 @@ ABSL_FLAG(bool, center_series, false, "DTW only: centre each series on its own m
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, embeddings_csv, "", "write the test embeddings here (weights files only)");
 ABSL_FLAG(std::string, roc_csv, "", "write ROC/DET operating points (threshold,far,frr) here");
-ABSL_FLAG(std::string, hmm_states, "2,4,8,16,32", "fisher-kernel/-vector: HMM state counts to choose from on the validation split");
+ABSL_FLAG(std::string, hmm_states, "2,4,8,16,32",
+          "fisher-kernel/-vector: HMM state counts to choose from on the validation split");
 ABSL_FLAG(int, hmm_restarts, 3, "fisher-kernel/-vector: Baum-Welch restarts per state count");
 ABSL_FLAG(int, hmm_iterations, 50, "fisher-kernel/-vector: Baum-Welch iterations at most");
 ABSL_FLAG(int, fisher_pairs, 2000, "fisher-vector: labelled training pairs for the 1-NN");
-ABSL_FLAG(bool, fisher_normalized, false, "fisher-kernel: cosine instead of the plain inner product");
+ABSL_FLAG(bool, fisher_normalized, false,
+          "fisher-kernel: cosine instead of the plain inner product");
 ABSL_FLAG(bool, drop_forgeries, false,
-          "leave skilled forgeries out of every split (SVC2004 'without forgeries'; RESULT dataset gets -noforg)");
-ABSL_FLAG(std::string, dtw_matrix, "", "dtw: also write the test set's DTW distance matrix (CSV) here");
+          "leave skilled forgeries out of every split (SVC2004 'without forgeries'; RESULT dataset "
+          "gets -noforg)");
+ABSL_FLAG(std::string, dtw_matrix, "",
+          "dtw: also write the test set's DTW distance matrix (CSV) here");
 ABSL_FLAG(std::string, name, "", "model name in the RESULT line (default: the family, or dtw)");
 // --protocol=svc2004-cv (signature verification; model/signature_protocol.h).
 ABSL_FLAG(int, folds, 4, "svc2004-cv: signer-disjoint folds");
 ABSL_FLAG(std::string, refs, "1,5", "svc2004-cv: reference counts to enroll");
 ABSL_FLAG(std::string, fusion, "mean", "svc2004-cv: reference fusion: max, mean or topk");
 ABSL_FLAG(int, top_k, 3, "svc2004-cv: k of --fusion=topk");
-ABSL_FLAG(std::string, normalization, "", "svc2004-cv: none, ratio or shift (default: ratio for dtw, shift for a model)");
-ABSL_FLAG(std::string, fuse_dtw, "", "svc2004-cv: also report model + w * dtw, w chosen per fold among these (e.g. 0,0.5,1,2)");
-ABSL_FLAG(std::string, srn_score, "probability", "svc2004-cv: SRN pair score: probability (as served), logit or distance");
+ABSL_FLAG(std::string, normalization, "",
+          "svc2004-cv: none, ratio or shift (default: ratio for dtw, shift for a model)");
+ABSL_FLAG(
+    std::string, fuse_dtw, "",
+    "svc2004-cv: also report model + w * dtw, w chosen per fold among these (e.g. 0,0.5,1,2)");
+ABSL_FLAG(std::string, srn_score, "probability",
+          "svc2004-cv: SRN pair score: probability (as served), logit or distance");
 ABSL_FLAG(std::string, dtw_features, "",
           "svc2004-cv: the DTW verifier's feature columns, e.g. 0,1,2,3,9, or all (default: "
           "0,1,2,3,5,6,9, see model/signature_dtw.h)");
@@ -80,7 +94,8 @@ ABSL_FLAG(std::string, dtw_cost, "euclidean",
 ABSL_FLAG(bool, dtw_spread, true,
           "svc2004-cv: with one reference, divide DTW distances by the spread predicted from the "
           "reference's shape (needs --dtw_normalize=series)");
-ABSL_FLAG(std::string, det_csv, "", "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
+ABSL_FLAG(std::string, det_csv, "",
+          "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
 ABSL_FLAG(std::string, served_trials, "",
           "svc2004-cv: write every trial as srn-server's Verify scores it here (CSV, see "
           "model/signature/signature_protocol.h), with the model's recorded calibration or "
@@ -97,7 +112,8 @@ namespace {
 
 // The DTW baseline through a full test distance matrix (for t-SNE maps): the same scores as
 // EvaluateDtw, written as CSV rows "index,label,label_name,forgery,group,source,d0..d(n-1)".
-absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Split& split, const srn::DtwOptions& dtw,
+absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Split& split,
+                                                  const srn::DtwOptions& dtw,
                                                   const srn::EvalOptions& eval, bool center,
                                                   const std::string& path) {
   absl::StatusOr<srn::Preprocessor> standardize =
@@ -107,14 +123,15 @@ absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Split& split, const
   if (!test.ok()) return test.status();
   const int n = static_cast<int>(test->examples.size());
   Eigen::MatrixXf d = Eigen::MatrixXf::Zero(n, n);
-  srn::ParallelFor(n, eval.threads > 0 ? eval.threads : srn::DefaultThreads(), [&](int b, int e, int) {
-    for (int i = b; i < e; ++i) {
-      for (int j = 0; j < i; ++j) {
-        d(i, j) = static_cast<float>(
-            srn::NormalizedDtwDistance(test->examples[i].series, test->examples[j].series, dtw));
-      }
-    }
-  });
+  srn::ParallelFor(n, eval.threads > 0 ? eval.threads : srn::DefaultThreads(),
+                   [&](int b, int e, int) {
+                     for (int i = b; i < e; ++i) {
+                       for (int j = 0; j < i; ++j) {
+                         d(i, j) = static_cast<float>(srn::NormalizedDtwDistance(
+                             test->examples[i].series, test->examples[j].series, dtw));
+                       }
+                     }
+                   });
   d = d.selfadjointView<Eigen::Lower>();
   std::ofstream f(path);
   if (!f) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
@@ -123,13 +140,14 @@ absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Split& split, const
   f << "\n";
   for (int i = 0; i < n; ++i) {
     const srn::Example& ex = split.test.examples[i];
-    f << i << "," << ex.label << ",\"" << split.test.label_names[ex.label] << "\"," << (ex.forgery ? 1 : 0)
-      << "," << ex.group << ",\"" << ex.source << "\"";
+    f << i << "," << ex.label << ",\"" << split.test.label_names[ex.label] << "\","
+      << (ex.forgery ? 1 : 0) << "," << ex.group << ",\"" << ex.source << "\"";
     for (int k = 0; k < n; ++k) f << "," << d(i, k);
     f << "\n";
   }
   if (!f.good()) return absl::DataLossError(absl::StrCat("error writing ", path));
-  return srn::EvaluatePairs(*test, [&d](int i, int j) { return -static_cast<double>(d(i, j)); }, nullptr, eval);
+  return srn::EvaluatePairs(
+      *test, [&d](int i, int j) { return -static_cast<double>(d(i, j)); }, nullptr, eval);
 }
 
 absl::Status WriteEmbeddings(const srn::Dataset& test, const srn::RowMatrix& emb,
@@ -169,7 +187,8 @@ int main(int argc, char** argv) {
   const std::string tool = "srn-eval";
   const std::string model_arg = absl::GetFlag(FLAGS_model);
   const std::string dataset = absl::GetFlag(FLAGS_dataset);
-  if (model_arg.empty()) return Fail(tool, absl::InvalidArgumentError("--model is required (a weights file or dtw)"));
+  if (model_arg.empty())
+    return Fail(tool, absl::InvalidArgumentError("--model is required (a weights file or dtw)"));
   std::optional<srn::VerificationCalibration> calibration;
   if (const std::string text = absl::GetFlag(FLAGS_verification); !text.empty()) {
     absl::StatusOr<srn::VerificationCalibration> parsed = srn::ParseVerificationCalibration(text);
@@ -242,7 +261,8 @@ int main(int argc, char** argv) {
     }
     request.dtw.per_series = dtw_normalize == "series";
     request.dtw_spread = absl::GetFlag(FLAGS_dtw_spread) && request.dtw.per_series;
-    absl::StatusOr<srn::ReferenceFusion> fusion = srn::ParseReferenceFusion(absl::GetFlag(FLAGS_fusion));
+    absl::StatusOr<srn::ReferenceFusion> fusion =
+        srn::ParseReferenceFusion(absl::GetFlag(FLAGS_fusion));
     if (!fusion.ok()) return Fail(tool, fusion.status());
     o.fusion = *fusion;
     std::string norm = absl::GetFlag(FLAGS_normalization);
@@ -256,7 +276,8 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(r, &n)) return Fail(tool, absl::InvalidArgumentError("bad --refs"));
       o.refs.push_back(n);
     }
-    for (absl::string_view w : absl::StrSplit(absl::GetFlag(FLAGS_fuse_dtw), ',', absl::SkipEmpty())) {
+    for (absl::string_view w :
+         absl::StrSplit(absl::GetFlag(FLAGS_fuse_dtw), ',', absl::SkipEmpty())) {
       double x = 0;
       if (!absl::SimpleAtod(w, &x)) return Fail(tool, absl::InvalidArgumentError("bad --fuse_dtw"));
       request.fuse_dtw_weights.push_back(x);
@@ -292,7 +313,8 @@ int main(int argc, char** argv) {
   std::string result_dataset = dataset;
   if (absl::GetFlag(FLAGS_drop_forgeries)) {
     const auto genuine = [](const srn::Example& e) { return !e.forgery; };
-    for (srn::Dataset* d : {&split->train, &split->validation, &split->test}) *d = d->Filter(genuine);
+    for (srn::Dataset* d : {&split->train, &split->validation, &split->test})
+      *d = d->Filter(genuine);
     result_dataset = dataset + "-noforg";
   }
 
@@ -309,9 +331,11 @@ int main(int argc, char** argv) {
   if (fisher) {
     srn::FisherBaselineOptions fo;
     fo.candidate_states.clear();
-    for (absl::string_view k : absl::StrSplit(absl::GetFlag(FLAGS_hmm_states), ',', absl::SkipEmpty())) {
+    for (absl::string_view k :
+         absl::StrSplit(absl::GetFlag(FLAGS_hmm_states), ',', absl::SkipEmpty())) {
       int v = 0;
-      if (!absl::SimpleAtoi(k, &v)) return Fail(tool, absl::InvalidArgumentError("bad --hmm_states"));
+      if (!absl::SimpleAtoi(k, &v))
+        return Fail(tool, absl::InvalidArgumentError("bad --hmm_states"));
       fo.candidate_states.push_back(v);
     }
     fo.hmm.restarts = absl::GetFlag(FLAGS_hmm_restarts);
@@ -321,20 +345,24 @@ int main(int argc, char** argv) {
     fo.vector_pairs = absl::GetFlag(FLAGS_fisher_pairs);
     fo.kernel_normalized = absl::GetFlag(FLAGS_fisher_normalized);
     srn::FisherReport report;
-    result = srn::EvaluateFisher(model_arg == "fisher-kernel" ? srn::FisherMethod::kKernel : srn::FisherMethod::kVector,
-                                 *split, fo, eval, &report);
+    result = srn::EvaluateFisher(
+        model_arg == "fisher-kernel" ? srn::FisherMethod::kKernel : srn::FisherMethod::kVector,
+        *split, fo, eval, &report);
     for (const auto& [k, ll] : report.selection.validation) {
-      std::cerr << absl::StrFormat("hmm states %d: validation log-likelihood per frame %.4f\n", k, ll);
+      std::cerr << absl::StrFormat("hmm states %d: validation log-likelihood per frame %.4f\n", k,
+                                   ll);
     }
-    std::cerr << absl::StrFormat("hmm: %d states chosen, Fisher score of %d entries\n", report.selection.states,
-                                 report.score_size);
+    std::cerr << absl::StrFormat("hmm: %d states chosen, Fisher score of %d entries\n",
+                                 report.selection.states, report.score_size);
     if (name.empty()) name = model_arg;
   } else if (model == nullptr) {
     const srn::DtwOptions dtw = BandOr(srn::DtwOptions::Fraction(0.1));
     if (!absl::GetFlag(FLAGS_dtw_matrix).empty()) {
-      result = EvaluateDtwMatrix(*split, dtw, eval, absl::GetFlag(FLAGS_center_series), absl::GetFlag(FLAGS_dtw_matrix));
+      result = EvaluateDtwMatrix(*split, dtw, eval, absl::GetFlag(FLAGS_center_series),
+                                 absl::GetFlag(FLAGS_dtw_matrix));
     } else {
-      result = srn::EvaluateDtw(split->train, split->test, dtw, eval, absl::GetFlag(FLAGS_center_series));
+      result = srn::EvaluateDtw(split->train, split->test, dtw, eval,
+                                absl::GetFlag(FLAGS_center_series));
     }
     if (name.empty()) name = "dtw";
   } else {
@@ -346,7 +374,8 @@ int main(int argc, char** argv) {
     srn::RowMatrix emb;
     result = srn::EvaluateModel(*model, split->test, eval, &emb);
     if (result.ok() && !absl::GetFlag(FLAGS_embeddings_csv).empty()) {
-      if (absl::Status s = WriteEmbeddings(split->test, emb, absl::GetFlag(FLAGS_embeddings_csv)); !s.ok()) {
+      if (absl::Status s = WriteEmbeddings(split->test, emb, absl::GetFlag(FLAGS_embeddings_csv));
+          !s.ok()) {
         return Fail(tool, s);
       }
     }
@@ -363,7 +392,8 @@ int main(int argc, char** argv) {
                                  result->oneshot.draws, result->oneshot.queries_per_draw);
   }
   if (!absl::GetFlag(FLAGS_roc_csv).empty()) {
-    if (absl::Status s = srn::WriteOperatingPointsCsv(result->curve, absl::GetFlag(FLAGS_roc_csv)); !s.ok()) {
+    if (absl::Status s = srn::WriteOperatingPointsCsv(result->curve, absl::GetFlag(FLAGS_roc_csv));
+        !s.ok()) {
       return Fail(tool, s);
     }
   }

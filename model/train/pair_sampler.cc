@@ -29,7 +29,8 @@ absl::StatusOr<PairSampler> PairSampler::Create(const Dataset& data, const Optio
   for (int label = 0; label <= max_label; ++label) {
     if (!s.genuine_[label].empty()) ++s.genuine_classes_;
     if (s.genuine_[label].size() >= 2) {
-      s.similar_anchors_.insert(s.similar_anchors_.end(), s.genuine_[label].begin(), s.genuine_[label].end());
+      s.similar_anchors_.insert(s.similar_anchors_.end(), s.genuine_[label].begin(),
+                                s.genuine_[label].end());
     }
     if (!s.genuine_[label].empty() && !s.forgeries_[label].empty()) has_forgery_negatives = true;
   }
@@ -56,11 +57,12 @@ Pair PairSampler::SampleDissimilar(std::mt19937_64* rng) const {
   const int a = all_genuine_[Uniform(static_cast<int>(all_genuine_.size()), rng)];
   const std::vector<int>& forged = forgeries_[labels_[a]];
   const bool use_forgery =
-      !forged.empty() && (genuine_classes_ < 2 ||
-                          std::uniform_real_distribution<double>(0, 1)(*rng) < options_.forgery_fraction);
+      !forged.empty() && (genuine_classes_ < 2 || std::uniform_real_distribution<double>(
+                                                      0, 1)(*rng) < options_.forgery_fraction);
   if (use_forgery) return {a, forged[Uniform(static_cast<int>(forged.size()), rng)], 0};
   int b = a;
-  while (labels_[b] == labels_[a]) b = all_genuine_[Uniform(static_cast<int>(all_genuine_.size()), rng)];
+  while (labels_[b] == labels_[a])
+    b = all_genuine_[Uniform(static_cast<int>(all_genuine_.size()), rng)];
   return {a, b, 0};
 }
 

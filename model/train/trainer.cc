@@ -36,7 +36,8 @@ Trainer::Trainer(const Architecture& arch, const TrainOptions& options)
       params_(InitParameters(arch, static_cast<float>(options.init_scale), options.seed)),
       mean_square_(Vector::Zero(layout_.total_size())),
       lr_(options.learning_rate) {
-  for (int s = 0; s < std::max(1, options.shards); ++s) shards_.push_back(std::make_unique<Shard>());
+  for (int s = 0; s < std::max(1, options.shards); ++s)
+    shards_.push_back(std::make_unique<Shard>());
 }
 
 Trainer::~Trainer() = default;
@@ -138,8 +139,9 @@ std::vector<Pair> Trainer::MineHardNegatives(const std::vector<Pair>& batch,
     float best = -std::numeric_limits<float>::infinity();
     for (int k = 0; k < options_.hard_negative_pool; ++k) {
       const Pair candidate = sampler.SampleDissimilar(rng);
-      const float logit = HeadLogit<float>(params_.data(), layout_, embeddings.row(candidate.a).data(),
-                                           embeddings.row(candidate.b).data(), e);
+      const float logit =
+          HeadLogit<float>(params_.data(), layout_, embeddings.row(candidate.a).data(),
+                           embeddings.row(candidate.b).data(), e);
       if (logit > best) {
         best = logit;
         p = candidate;
@@ -174,11 +176,13 @@ absl::StatusOr<TrainResult> Trainer::Fit(const Dataset& train, const Dataset& va
   sampler_options.forgery_fraction = options_.forgery_fraction;
   absl::StatusOr<PairSampler> train_sampler = PairSampler::Create(train, sampler_options);
   if (!train_sampler.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("training set: ", train_sampler.status().message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("training set: ", train_sampler.status().message()));
   }
   absl::StatusOr<PairSampler> val_sampler = PairSampler::Create(validation, sampler_options);
   if (!val_sampler.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("validation set: ", val_sampler.status().message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("validation set: ", val_sampler.status().message()));
   }
   for (const Dataset* d : {&train, &validation}) {
     for (const Example& e : d->examples) {
@@ -192,12 +196,14 @@ absl::StatusOr<TrainResult> Trainer::Fit(const Dataset& train, const Dataset& va
 
   std::mt19937_64 rng(options_.seed);
   std::mt19937_64 val_rng(options_.seed ^ 0x5DEECE66Dull);
-  const std::vector<Pair> val_pairs = val_sampler->SampleBalanced(options_.validation_pairs, &val_rng);
+  const std::vector<Pair> val_pairs =
+      val_sampler->SampleBalanced(options_.validation_pairs, &val_rng);
   const std::vector<const Series*> val_series = validation.SeriesPointers();
   const std::vector<const Series*> train_series = train.SeriesPointers();
-  const int pairs_per_epoch = options_.pairs_per_epoch > 0
-                                  ? options_.pairs_per_epoch
-                                  : std::max<int>(5000, 10 * static_cast<int>(train.examples.size()));
+  const int pairs_per_epoch =
+      options_.pairs_per_epoch > 0
+          ? options_.pairs_per_epoch
+          : std::max<int>(5000, 10 * static_cast<int>(train.examples.size()));
   const int batch = std::max(1, options_.batch_pairs);
   const int steps_per_epoch = (pairs_per_epoch + batch - 1) / batch;
 

@@ -248,8 +248,8 @@ absl::StatusOr<Architecture> ArchitectureFromProto(const pb::Architecture& a,
     case pb::CELL_TYPE_GRU: arch.cell = CellType::kGru; break;
     case pb::CELL_TYPE_LSTM: arch.cell = CellType::kLstm; break;
     default:
-      return Error(absl::StatusCode::kInvalidArgument, name, "architecture.cell is unset or unknown (",
-                   static_cast<int>(a.cell()), ")");
+      return Error(absl::StatusCode::kInvalidArgument, name,
+                   "architecture.cell is unset or unknown (", static_cast<int>(a.cell()), ")");
   }
   switch (a.pooling()) {
     case pb::POOLING_LAST: arch.pooling = Pooling::kLast; break;
@@ -259,7 +259,8 @@ absl::StatusOr<Architecture> ArchitectureFromProto(const pb::Architecture& a,
       break;
     default:
       return Error(absl::StatusCode::kInvalidArgument, name,
-                   "architecture.pooling is unset or unknown (", static_cast<int>(a.pooling()), ")");
+                   "architecture.pooling is unset or unknown (", static_cast<int>(a.pooling()),
+                   ")");
   }
   arch.recurrent = a.recurrent();
   arch.input_dims = a.input_dims();

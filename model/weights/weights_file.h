@@ -13,8 +13,8 @@
 
 namespace srn {
 
-// The weights file format written by this build (see model/weights/weights.proto for the frame and the
-// schema). Readers accept versions 1..kWeightsFormatVersion.
+// The weights file format written by this build (see model/weights/weights.proto for the frame and
+// the schema). Readers accept versions 1..kWeightsFormatVersion.
 inline constexpr uint32_t kWeightsFormatVersion = 1;
 // The fixed frame in front of the payload: magic, version, payload length, checksum.
 inline constexpr size_t kWeightsHeaderSize = 28;
@@ -46,8 +46,8 @@ absl::Status SaveModel(const SimilarityModel& model, const std::string& path);
 absl::StatusOr<std::shared_ptr<const SimilarityModel>> LoadModel(const std::string& path);
 
 // Like LoadModel, from the bytes of a file held in memory.
-absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(absl::string_view bytes,
-                                                                  absl::string_view name_for_errors);
+absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(
+    absl::string_view bytes, absl::string_view name_for_errors);
 
 // The bytes SaveModel writes: deterministic, so equal models (metadata included) give equal
 // bytes. Returns "" for a model whose payload would exceed the 2 GiB protobuf limit (SaveModel

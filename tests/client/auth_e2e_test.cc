@@ -44,7 +44,8 @@ class AuthEndToEnd : public EndToEndTest {
 };
 
 TEST_F(AuthEndToEnd, RolesAndTokens) {
-  std::unique_ptr<ServerProcess> server = StartServer(":memory:", {absl::StrCat("--tokens_file=", tokens_)});
+  std::unique_ptr<ServerProcess> server =
+      StartServer(":memory:", {absl::StrCat("--tokens_file=", tokens_)});
   ASSERT_NE(server, nullptr);
   // Health is for load balancers and needs no token.
   ASSERT_TRUE(WaitUntilServing({absl::StrCat("--server=", server->address())}, CleanEnvironment()))
@@ -63,7 +64,8 @@ TEST_F(AuthEndToEnd, RolesAndTokens) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, StartsWith("srnctl: PERMISSION_DENIED: "));
 
-  r = Ctl(*server, {absl::StrCat("--token_file=", admin_file_), "enroll", "--subject=alice", Svc(0), Svc(1)});
+  r = Ctl(*server, {absl::StrCat("--token_file=", admin_file_), "enroll", "--subject=alice", Svc(0),
+                    Svc(1)});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, StartsWith("enrolled alice\t2 references"));
 

@@ -28,8 +28,8 @@ std::unique_ptr<ServerProcess> EndToEndTest::StartServer(const std::string& stor
                                                          std::vector<std::string> extra,
                                                          const std::vector<std::string>& env) {
   static int started = 0;
-  std::vector<std::string> flags = {absl::StrCat("--weights=", model_path_), absl::StrCat("--store=", store),
-                                    "--threads=1"};
+  std::vector<std::string> flags = {absl::StrCat("--weights=", model_path_),
+                                    absl::StrCat("--store=", store), "--threads=1"};
   flags.insert(flags.end(), extra.begin(), extra.end());
   absl::StatusOr<std::unique_ptr<ServerProcess>> server =
       ServerProcess::Start(flags, dir_.File(absl::StrCat("server", ++started, ".log")), env);

@@ -22,8 +22,9 @@ class EndToEndTest : public ::testing::Test {
   void SetUp() override;
 
   // Starts srn-server on this test's model and `store`, with `extra` flags.
-  std::unique_ptr<ServerProcess> StartServer(const std::string& store, std::vector<std::string> extra = {},
-                                             const std::vector<std::string>& env = CleanEnvironment());
+  std::unique_ptr<ServerProcess> StartServer(
+      const std::string& store, std::vector<std::string> extra = {},
+      const std::vector<std::string>& env = CleanEnvironment());
 
   // srnctl --server=<server> args...
   ProcessResult Ctl(const ServerProcess& server, std::vector<std::string> args,

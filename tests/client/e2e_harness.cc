@@ -94,7 +94,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::vector
   std::vector<char*> args = CStrings(argv);
   std::vector<char*> envp = CStrings(env);
   pid_t pid = -1;
-  const int spawn_error = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), envp.data());
+  const int spawn_error =
+      posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(out_pipe[1]);
   close(err_pipe[1]);
@@ -145,7 +146,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::vector
 }
 
 TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "srn-client-test-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "srn-client-test-XXXXXX").string();
   if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
 }
 
@@ -180,7 +182,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::vector<char*> args = CStrings(argv);
   std::vector<char*> envp = CStrings(env);
@@ -189,7 +192,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   posix_spawn_file_actions_destroy(&actions);
   if (spawn_error != 0) {
     server->pid_ = -1;
-    return absl::InternalError(absl::StrCat("cannot run ", argv[0], ": ", std::strerror(spawn_error)));
+    return absl::InternalError(
+        absl::StrCat("cannot run ", argv[0], ": ", std::strerror(spawn_error)));
   }
 
   const auto start = Clock::now();
@@ -202,10 +206,12 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
       const std::string port = log.substr(on + 9, at - on - 9);
       const std::string rest = log.substr(at + 18);
       const std::string metrics_port = rest.substr(0, rest.find(';'));
-      if (absl::SimpleAtoi(port, &server->port_) && absl::SimpleAtoi(metrics_port, &server->metrics_port_)) {
+      if (absl::SimpleAtoi(port, &server->port_) &&
+          absl::SimpleAtoi(metrics_port, &server->metrics_port_)) {
         return server;
       }
-      return absl::InternalError(absl::StrCat("cannot parse the ports from the server log:\n", log));
+      return absl::InternalError(
+          absl::StrCat("cannot parse the ports from the server log:\n", log));
     }
     int status = 0;
     if (waitpid(server->pid_, &status, WNOHANG) == server->pid_) {
@@ -215,8 +221,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("srn-server did not report its ports within ", timeout_seconds, " s:\n", server->Log()));
+  return absl::DeadlineExceededError(absl::StrCat("srn-server did not report its ports within ",
+                                                  timeout_seconds, " s:\n", server->Log()));
 }
 
 ServerProcess::~ServerProcess() {
@@ -251,7 +257,8 @@ int ServerProcess::Terminate(double timeout_seconds, double* seconds, double* st
     if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   *seconds = SecondsSince(start);
-  if (stopped_seconds != nullptr && *stopped_seconds < 0 && absl::StrContains(Log(), "srn-server: stopped")) {
+  if (stopped_seconds != nullptr && *stopped_seconds < 0 &&
+      absl::StrContains(Log(), "srn-server: stopped")) {
     *stopped_seconds = *seconds;
   }
   if (!exited) {
@@ -297,7 +304,8 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
     return absl::UnavailableError(absl::StrCat("cannot connect to 127.0.0.1:", port));
   }
   const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
     close(fd);
     return absl::UnavailableError("send failed");
   }
@@ -331,9 +339,9 @@ std::optional<double> MetricValue(const std::string& exposition, const std::stri
     const char next = line[name.size()];
     if (next != '{' && next != ' ') continue;  // another metric sharing the prefix
     const size_t close = line.rfind('}');
-    const absl::string_view label_text =
-        next == '{' && close != absl::string_view::npos ? line.substr(name.size(), close - name.size() + 1)
-                                                         : absl::string_view();
+    const absl::string_view label_text = next == '{' && close != absl::string_view::npos
+                                             ? line.substr(name.size(), close - name.size() + 1)
+                                             : absl::string_view();
     bool all = true;
     for (const auto& [key, value] : labels) {
       const std::string pair = absl::StrCat(key, "=\"", value, "\"");
@@ -348,7 +356,8 @@ std::optional<double> MetricValue(const std::string& exposition, const std::stri
     if (!all) continue;
     const size_t space = line.rfind(' ');
     double value = 0;
-    if (space != absl::string_view::npos && absl::SimpleAtod(line.substr(space + 1), &value)) return value;
+    if (space != absl::string_view::npos && absl::SimpleAtod(line.substr(space + 1), &value))
+      return value;
   }
   return std::nullopt;
 }
@@ -363,8 +372,10 @@ std::vector<PenSample> SyntheticSignature(int shape, uint64_t seed, int samples)
   for (int i = 0; i < samples; ++i) {
     const double u = static_cast<double>(i) / (samples - 1);  // 0..1 along the signature
     PenSample s;
-    s.x = 5000 + sx * (1500 * u + 400 * std::sin(2 * M_PI * fx * u + 0.3 * shape)) + 3 * jitter(rng);
-    s.y = 3000 + sy * 500 * std::cos(2 * M_PI * fy * u) * (shape % 2 == 0 ? 1.0 : u) + 3 * jitter(rng);
+    s.x =
+        5000 + sx * (1500 * u + 400 * std::sin(2 * M_PI * fx * u + 0.3 * shape)) + 3 * jitter(rng);
+    s.y = 3000 + sy * 500 * std::cos(2 * M_PI * fy * u) * (shape % 2 == 0 ? 1.0 : u) +
+          3 * jitter(rng);
     s.t_ms = 10.0 * i;
     s.pressure = 300 + 200 * std::sin(M_PI * u * (1 + shape)) * std::sin(M_PI * u * (1 + shape));
     s.stroke_start = i == 0 || i == samples / 2;
@@ -378,7 +389,8 @@ bool WriteSvcFile(const std::string& path, const std::vector<PenSample>& samples
   for (const PenSample& s : samples) {
     // ButtonStatus 0 marks the first point after a pen-up; 1 continues a stroke.
     absl::StrAppendFormat(&text, "%d %d %d %d 900 600 %d\n", std::lround(s.x), std::lround(s.y),
-                          std::lround(s.t_ms) + 1000, s.stroke_start ? 0 : 1, std::lround(s.pressure));
+                          std::lround(s.t_ms) + 1000, s.stroke_start ? 0 : 1,
+                          std::lround(s.pressure));
   }
   return WriteFile(path, text);
 }
@@ -396,7 +408,8 @@ bool WriteCsvFile(const std::string& path, const Series& series) {
 
 absl::StatusOr<Series> SignatureFeaturesOfFile(const std::string& svc_path) {
   bool has_pressure = false;
-  SRN_ASSIGN_OR_RETURN(const std::vector<PenSample> samples, ReadSvc2004File(svc_path, &has_pressure));
+  SRN_ASSIGN_OR_RETURN(const std::vector<PenSample> samples,
+                       ReadSvc2004File(svc_path, &has_pressure));
   return ComputeSignatureFeatures(samples, has_pressure);
 }
 
@@ -411,13 +424,15 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> WriteSignatureModel(
   arch.layers = 1;
   std::vector<const Series*> pointers;
   for (const Series& s : fit_series) pointers.push_back(&s);
-  SRN_ASSIGN_OR_RETURN(Preprocessor preprocessor, Preprocessor::Fit(pointers, 1, FeatureKind::kSignature));
+  SRN_ASSIGN_OR_RETURN(Preprocessor preprocessor,
+                       Preprocessor::Fit(pointers, 1, FeatureKind::kSignature));
   Vector params = InitParameters(arch, 0.4f, seed);
   ModelMetadata metadata;
   metadata.training_data = "srnctl end-to-end test (random weights)";
   metadata.seed = seed;
-  SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SimilarityModel> model,
-                       SimilarityModel::Create(arch, std::move(preprocessor), std::move(params), metadata));
+  SRN_ASSIGN_OR_RETURN(
+      std::shared_ptr<const SimilarityModel> model,
+      SimilarityModel::Create(arch, std::move(preprocessor), std::move(params), metadata));
   SRN_RETURN_IF_ERROR(SaveModel(*model, path));
   return model;
 }
@@ -437,8 +452,8 @@ std::vector<double> NumbersAfter(const std::string& text, const std::string& pre
   const size_t at = text.find(prefix);
   if (at == std::string::npos) return numbers;
   const size_t eol = text.find('\n', at);
-  const std::string rest = text.substr(at + prefix.size(), eol == std::string::npos ? std::string::npos
-                                                                                     : eol - at - prefix.size());
+  const std::string rest = text.substr(
+      at + prefix.size(), eol == std::string::npos ? std::string::npos : eol - at - prefix.size());
   for (absl::string_view token : absl::StrSplit(rest, ' ', absl::SkipEmpty())) {
     double value = 0;
     if (absl::SimpleAtod(token, &value)) numbers.push_back(value);

@@ -28,7 +28,8 @@ TEST(ParseSeriesFormat, Names) {
 
 TEST(DetectSeriesFormat, SvcNeedsACountLineThenIntegerSampleLines) {
   EXPECT_EQ(DetectSeriesFormat("2\n1 2 3 0 5 6 7\n4 5 6 1 5 6 7\n"), SeriesFormat::kSvc);
-  EXPECT_EQ(DetectSeriesFormat("\n  2\r\n1\t2 3 0\r\n4 5 6 1\r\n"), SeriesFormat::kSvc);  // Task 1, CRLF
+  EXPECT_EQ(DetectSeriesFormat("\n  2\r\n1\t2 3 0\r\n4 5 6 1\r\n"),
+            SeriesFormat::kSvc);  // Task 1, CRLF
   EXPECT_EQ(DetectSeriesFormat("2\n-1 2 3 0 5 6 7\n"), SeriesFormat::kSvc);
   // CSV: commas, a header, floats, a single column, 3 or 5 numbers per line, one line only.
   EXPECT_EQ(DetectSeriesFormat("1,2,3,4\n5,6,7,8\n"), SeriesFormat::kCsv);
@@ -64,7 +65,8 @@ TEST_F(ReadSeriesInputTest, CsvBecomesFrames) {
 
 TEST_F(ReadSeriesInputTest, SvcBecomesAPenTrajectory) {
   // Task 2 layout: X Y T Button Azimuth Altitude Pressure; button 0 starts a stroke.
-  const std::string path = Write("U1S1.TXT", "3\n10 20 1000 1 0 0 100\n11 22 1010 0 0 0 0\n13 25 1030 1 0 0 300\n");
+  const std::string path =
+      Write("U1S1.TXT", "3\n10 20 1000 1 0 0 100\n11 22 1010 0 0 0 0\n13 25 1030 1 0 0 300\n");
   absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(path);
   ASSERT_TRUE(input.ok()) << input.status();
   ASSERT_TRUE(input->has_pen());
@@ -81,7 +83,8 @@ TEST_F(ReadSeriesInputTest, SvcWithoutPressureSendsNoPressure) {
   absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(path, SeriesFormat::kSvc);
   ASSERT_TRUE(input.ok()) << input.status();
   EXPECT_EQ(input->pen().x_size(), 2);
-  EXPECT_EQ(input->pen().pressure_size(), 0);  // absent, not zeros: the server then ignores pressure
+  EXPECT_EQ(input->pen().pressure_size(),
+            0);  // absent, not zeros: the server then ignores pressure
   EXPECT_EQ(input->pen().stroke_start_size(), 2);
 }
 

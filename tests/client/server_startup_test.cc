@@ -28,7 +28,8 @@ class ServerStartup : public EndToEndTest {
 
 TEST_F(ServerStartup, MissingWeightsFile) {
   const std::string missing = dir_.File("no-such-model.srnw");
-  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", missing)});
+  ProcessResult r =
+      RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", missing)});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("srn-server: cannot load model: "));
   EXPECT_THAT(r.err, HasSubstr(missing));
@@ -37,7 +38,8 @@ TEST_F(ServerStartup, MissingWeightsFile) {
 TEST_F(ServerStartup, CorruptWeightsFile) {
   const std::string corrupt = dir_.File("corrupt.srnw");
   ASSERT_TRUE(WriteFile(corrupt, "this is not a weights file, just some bytes of text\n"));
-  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", corrupt)});
+  ProcessResult r =
+      RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", corrupt)});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("srn-server: cannot load model: "));
   EXPECT_THAT(r.err, HasSubstr(corrupt));
@@ -63,26 +65,29 @@ TEST_F(ServerStartup, StorePathIsADirectory) {
 }
 
 TEST_F(ServerStartup, NonLoopbackAddressNeedsTokens) {
-  ProcessResult r = RunServer({"--listen=0.0.0.0:0", "--store=:memory:", absl::StrCat("--weights=", model_path_)});
+  ProcessResult r = RunServer(
+      {"--listen=0.0.0.0:0", "--store=:memory:", absl::StrCat("--weights=", model_path_)});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("refusing to listen on 0.0.0.0:0 without authentication"));
 
   // With a token it starts (and is stopped again at once).
   std::vector<std::string> env = CleanEnvironment();
   env.push_back("SRN_ADMIN_TOKEN=admin-token-0123456789abcdef");
-  std::unique_ptr<ServerProcess> server = StartServer(":memory:", {"--listen=0.0.0.0:0", "--metrics_listen=", "--drain_seconds=0"}, env);
+  std::unique_ptr<ServerProcess> server = StartServer(
+      ":memory:", {"--listen=0.0.0.0:0", "--metrics_listen=", "--drain_seconds=0"}, env);
   ASSERT_NE(server, nullptr);
   double seconds = 0;
   EXPECT_EQ(server->Terminate(10, &seconds), 0) << server->Log();
 }
 
 TEST_F(ServerStartup, BadFlags) {
-  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", model_path_),
-                               "--default_fusion=median"});
+  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:",
+                               absl::StrCat("--weights=", model_path_), "--default_fusion=median"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--default_fusion must be max, mean or top-k-mean"));
   ASSERT_TRUE(WriteFile(dir_.File("short.tokens"), "admin short\n"));
-  r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--weights=", model_path_),
+  r = RunServer({"--listen=127.0.0.1:0",
+                 "--store=:memory:", absl::StrCat("--weights=", model_path_),
                  absl::StrCat("--tokens_file=", dir_.File("short.tokens"))});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("16"));

@@ -117,8 +117,9 @@ TEST(SignatureEndToEndTest, ShippedModelAloneAcceptsGenuineRejectsSkilledForgeri
     for (int s = kRefs + 1; s <= 40; s += s < 20 ? 1 : 2) {
       const bool is_forgery = s > 20;
       const std::string query = File(dir, user, s);
-      r = RunSrnctl({address, "verify", absl::StrCat("--subject=", subject), "--fusion=mean", query},
-                    CleanEnvironment());
+      r = RunSrnctl(
+          {address, "verify", absl::StrCat("--subject=", subject), "--fusion=mean", query},
+          CleanEnvironment());
       ASSERT_EQ(r.exit_code, 0) << r.err;
       // The server's fused score is the in-process mean similarity to the references.
       const Series q = features(query);

@@ -41,7 +41,8 @@ class SrnctlEndToEnd : public EndToEndTest {};
 
 TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
   const std::string store = dir_.File("store.db");
-  std::unique_ptr<ServerProcess> server = StartServer(store, {"--drain_seconds=0.2", "--grace_seconds=1"});
+  std::unique_ptr<ServerProcess> server =
+      StartServer(store, {"--drain_seconds=0.2", "--grace_seconds=1"});
   ASSERT_NE(server, nullptr);
   ASSERT_TRUE(WaitUntilServing({absl::StrCat("--server=", server->address())}, CleanEnvironment()))
       << server->Log();
@@ -64,7 +65,8 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
     EXPECT_THAT(r.out, HasSubstr("training_data: srnctl end-to-end test (random weights)\n"));
     r = Ctl(*server, {"--json", "model-info"});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    EXPECT_THAT(r.out, StartsWith(absl::StrCat("{\"model_id\":\"", ModelFingerprint(*model_), "\"")));
+    EXPECT_THAT(r.out,
+                StartsWith(absl::StrCat("{\"model_id\":\"", ModelFingerprint(*model_), "\"")));
     EXPECT_THAT(r.out, HasSubstr("\"input_kind\":\"SIGNATURE\""));
     EXPECT_THAT(r.out, HasSubstr("\"embedding_dims\":8"));
   }
@@ -88,11 +90,13 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
     SCOPED_TRACE("similarity");
     ProcessResult r = Ctl(*server, {"similarity", Svc(0), Svc(2)});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    EXPECT_NEAR(NumberAfter(r.out, "similarity: ").value_or(-1), Similarity(0, 2), kTolerance) << r.out;
+    EXPECT_NEAR(NumberAfter(r.out, "similarity: ").value_or(-1), Similarity(0, 2), kTolerance)
+        << r.out;
     // The same signature as pen samples and as precomputed features: the features of training.
     r = Ctl(*server, {"similarity", Svc(1), Csv(1)});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    EXPECT_NEAR(NumberAfter(r.out, "similarity: ").value_or(-1), Similarity(1, 1), kTolerance) << r.out;
+    EXPECT_NEAR(NumberAfter(r.out, "similarity: ").value_or(-1), Similarity(1, 1), kTolerance)
+        << r.out;
     // --format=csv forces the CSV reader, which cannot read an SVC file's sample lines.
     r = Ctl(*server, {"--format=csv", "similarity", Svc(0), Svc(1)});
     EXPECT_EQ(r.exit_code, 2) << Describe(r);
@@ -101,8 +105,10 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
 
   absl::StatusOr<std::string> before = HttpGet(server->metrics_port(), "/metrics");
   ASSERT_TRUE(before.ok()) << before.status();
-  const std::map<std::string, std::string> enroll_ok = {{"grpc_method", "Enroll"}, {"grpc_code", "OK"}};
-  const std::optional<double> enrolls_before = MetricValue(*before, "grpc_server_handled_total", enroll_ok);
+  const std::map<std::string, std::string> enroll_ok = {{"grpc_method", "Enroll"},
+                                                        {"grpc_code", "OK"}};
+  const std::optional<double> enrolls_before =
+      MetricValue(*before, "grpc_server_handled_total", enroll_ok);
   ASSERT_TRUE(enrolls_before.has_value()) << *before;
   const double decisions_before =
       MetricValue(*before, "srn_verify_decisions_total", {{"outcome", "accept"}}).value_or(-1) +
@@ -164,11 +170,13 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
     ++verify_calls;
     EXPECT_EQ(r.exit_code, 0) << Describe(r);
     EXPECT_THAT(r.out, StartsWith("REJECTED alice: score "));
-    r = Ctl(*server, {"verify", "--subject=alice", "--fusion=max", "--fail_on_reject", above, Svc(0)});
+    r = Ctl(*server,
+            {"verify", "--subject=alice", "--fusion=max", "--fail_on_reject", above, Svc(0)});
     ++verify_calls;
     EXPECT_EQ(r.exit_code, 3) << Describe(r);
     EXPECT_THAT(r.out, StartsWith("REJECTED"));
-    r = Ctl(*server, {"--json", "verify", "--subject=alice", "--fusion=max", "--fail_on_reject", above, Svc(0)});
+    r = Ctl(*server, {"--json", "verify", "--subject=alice", "--fusion=max", "--fail_on_reject",
+                      above, Svc(0)});
     ++verify_calls;
     EXPECT_EQ(r.exit_code, 3) << Describe(r);
     EXPECT_THAT(r.out, HasSubstr("\"accepted\":false"));
@@ -196,22 +204,28 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
         {Mean({Similarity(2, 2), Similarity(2, 3)}), "bob"},
         {Similarity(2, 4), "carol"}};
     std::sort(expected.rbegin(), expected.rend());
-    ASSERT_GT(expected[0].first - expected[1].first, 1e-4) << "ambiguous ranking; pick other weights";
-    ASSERT_GT(expected[1].first - expected[2].first, 1e-4) << "ambiguous ranking; pick other weights";
+    ASSERT_GT(expected[0].first - expected[1].first, 1e-4)
+        << "ambiguous ranking; pick other weights";
+    ASSERT_GT(expected[1].first - expected[2].first, 1e-4)
+        << "ambiguous ranking; pick other weights";
     ProcessResult r = Ctl(*server, {"identify", "--top_k=2", Svc(2)});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     const std::vector<std::string> lines = Lines(r.out);
     ASSERT_EQ(lines.size(), 2u) << r.out;
     EXPECT_THAT(lines[0], StartsWith(absl::StrCat("1\t", expected[0].second, "\t")));
     EXPECT_THAT(lines[1], StartsWith(absl::StrCat("2\t", expected[1].second, "\t")));
-    EXPECT_NEAR(NumberAfter(lines[0], expected[0].second + "\t").value_or(-1), expected[0].first, kTolerance);
-    EXPECT_NEAR(NumberAfter(lines[1], expected[1].second + "\t").value_or(-1), expected[1].first, kTolerance);
+    EXPECT_NEAR(NumberAfter(lines[0], expected[0].second + "\t").value_or(-1), expected[0].first,
+                kTolerance);
+    EXPECT_NEAR(NumberAfter(lines[1], expected[1].second + "\t").value_or(-1), expected[1].first,
+                kTolerance);
     // Open set: a threshold between the first and the second keeps only the first.
     const double between = (expected[0].first + expected[1].first) / 2;
     r = Ctl(*server, {"identify", absl::StrCat("--threshold=", between), Svc(2)});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     EXPECT_EQ(Lines(r.out).size(), 1u) << r.out;
-    r = Ctl(*server, {"identify", absl::StrCat("--threshold=", std::min(1.0, expected[0].first + 0.0005)), Svc(2)});
+    r = Ctl(*server,
+            {"identify", absl::StrCat("--threshold=", std::min(1.0, expected[0].first + 0.0005)),
+             Svc(2)});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     EXPECT_EQ(r.out, "no candidates\n");
   }
@@ -247,7 +261,8 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
     SCOPED_TRACE("metrics moved");
     absl::StatusOr<std::string> after = HttpGet(server->metrics_port(), "/metrics");
     ASSERT_TRUE(after.ok()) << after.status();
-    EXPECT_EQ(MetricValue(*after, "grpc_server_handled_total", enroll_ok).value_or(-1), *enrolls_before + 5);
+    EXPECT_EQ(MetricValue(*after, "grpc_server_handled_total", enroll_ok).value_or(-1),
+              *enrolls_before + 5);
     EXPECT_EQ(MetricValue(*after, "grpc_server_handled_total",
                           {{"grpc_method", "Enroll"}, {"grpc_code", "InvalidArgument"}})
                   .value_or(-1),
@@ -316,8 +331,8 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
     EXPECT_THAT(lines[1], StartsWith("bob\t2 references\tthreshold 0.750000\t"));
     r = Ctl(*server, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    EXPECT_NEAR(NumberAfter(r.out, "score ").value_or(-1), std::max(Similarity(0, 0), Similarity(0, 1)),
-                kTolerance);
+    EXPECT_NEAR(NumberAfter(r.out, "score ").value_or(-1),
+                std::max(Similarity(0, 0), Similarity(0, 1)), kTolerance);
   }
 }
 
@@ -329,7 +344,8 @@ TEST_F(SrnctlEndToEnd, DrainingReportsNotServingWhileStillAnswering) {
   // Terminate blocks until the exit, so it runs beside the probing.
   double seconds = 0, stopped = 0;
   int exit_code = -2;
-  std::thread terminate([&] { exit_code = server->Terminate(/*timeout_seconds=*/10, &seconds, &stopped); });
+  std::thread terminate(
+      [&] { exit_code = server->Terminate(/*timeout_seconds=*/10, &seconds, &stopped); });
   ProcessResult health;
   for (int attempt = 0; attempt < 40; ++attempt) {
     health = Ctl(*server, {"--timeout=1", "health"});

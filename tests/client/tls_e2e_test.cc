@@ -67,22 +67,41 @@ class TlsEndToEnd : public EndToEndTest {
 
   // P-256 keys: fast to make, and every TLS stack takes them.
   void MakeCa(const std::string& name) {
-    Openssl({"req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", dir_.File(name + ".key"), "-out", dir_.File(name + ".pem"), "-days", "2",
-             "-config", config_, "-extensions", "ca", "-subj", "/CN=" + name});
+    Openssl({"req",
+             "-x509",
+             "-new",
+             "-newkey",
+             "ec",
+             "-pkeyopt",
+             "ec_paramgen_curve:prime256v1",
+             "-nodes",
+             "-keyout",
+             dir_.File(name + ".key"),
+             "-out",
+             dir_.File(name + ".pem"),
+             "-days",
+             "2",
+             "-config",
+             config_,
+             "-extensions",
+             "ca",
+             "-subj",
+             "/CN=" + name});
   }
 
   void MakeCert(const std::string& name, const std::string& ca, const std::string& subject) {
     Openssl({"req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", dir_.File(name + ".key"), "-out", dir_.File(name + ".csr"), "-config", config_,
-             "-subj", subject});
-    Openssl({"x509", "-req", "-in", dir_.File(name + ".csr"), "-CA", dir_.File(ca + ".pem"), "-CAkey",
-             dir_.File(ca + ".key"), "-set_serial", absl::StrCat(++serial_), "-days", "2", "-out",
-             dir_.File(name + ".pem"), "-extfile", config_, "-extensions", name == "server" ? "server" : "client"});
+             "-keyout", dir_.File(name + ".key"), "-out", dir_.File(name + ".csr"), "-config",
+             config_, "-subj", subject});
+    Openssl({"x509", "-req", "-in", dir_.File(name + ".csr"), "-CA", dir_.File(ca + ".pem"),
+             "-CAkey", dir_.File(ca + ".key"), "-set_serial", absl::StrCat(++serial_), "-days", "2",
+             "-out", dir_.File(name + ".pem"), "-extfile", config_, "-extensions",
+             name == "server" ? "server" : "client"});
   }
 
   std::vector<std::string> ClientFlags(const std::string& cert) {
-    return {absl::StrCat("--tls_ca=", dir_.File("ca.pem")), absl::StrCat("--tls_cert=", dir_.File(cert + ".pem")),
+    return {absl::StrCat("--tls_ca=", dir_.File("ca.pem")),
+            absl::StrCat("--tls_cert=", dir_.File(cert + ".pem")),
             absl::StrCat("--tls_key=", dir_.File(cert + ".key")), "--timeout=5"};
   }
 
@@ -121,7 +140,8 @@ TEST_F(TlsEndToEnd, MutualTls) {
   EXPECT_THAT(r.out, StartsWith("similarity: "));
 
   // No client certificate: the handshake fails.
-  r = CtlWith(by_name, {absl::StrCat("--tls_ca=", dir_.File("ca.pem")), "--timeout=5"}, {"model-info"});
+  r = CtlWith(by_name, {absl::StrCat("--tls_ca=", dir_.File("ca.pem")), "--timeout=5"},
+              {"model-info"});
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.err, StartsWith("srnctl: "));
   // A client certificate from another CA.
@@ -154,7 +174,8 @@ TEST_F(TlsEndToEnd, ServerOnlyTls) {
       StartServer(":memory:", {absl::StrCat("--tls_cert=", dir_.File("server.pem")),
                                absl::StrCat("--tls_key=", dir_.File("server.key"))});
   ASSERT_NE(server, nullptr);
-  const std::vector<std::string> ca_only = {absl::StrCat("--tls_ca=", dir_.File("ca.pem")), "--timeout=5"};
+  const std::vector<std::string> ca_only = {absl::StrCat("--tls_ca=", dir_.File("ca.pem")),
+                                            "--timeout=5"};
   std::vector<std::string> health_flags = ca_only;
   health_flags.push_back(absl::StrCat("--server=localhost:", server->port()));
   ASSERT_TRUE(WaitUntilServing(health_flags, CleanEnvironment())) << server->Log();

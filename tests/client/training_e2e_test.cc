@@ -51,8 +51,12 @@ TEST_F(TrainingEndToEndTest, TrainsOnUploadedSignaturesActivatesAndStillVerifies
   // The header in any letter case, as the server's CSV datasets take it (one manifest reader).
   std::string manifest = "Path,Label,Forgery\n";
   for (int u = 1; u <= 5; ++u) {
-    for (int s = 1; s <= 20; ++s) absl::StrAppend(&manifest, (task2 / absl::StrCat("U", u, "S", s, ".TXT")).string(), ",U", u, ",0\n");
-    for (int s = 21; s <= 24; ++s) absl::StrAppend(&manifest, (task2 / absl::StrCat("U", u, "S", s, ".TXT")).string(), ",U", u, ",1\n");
+    for (int s = 1; s <= 20; ++s)
+      absl::StrAppend(&manifest, (task2 / absl::StrCat("U", u, "S", s, ".TXT")).string(), ",U", u,
+                      ",0\n");
+    for (int s = 21; s <= 24; ++s)
+      absl::StrAppend(&manifest, (task2 / absl::StrCat("U", u, "S", s, ".TXT")).string(), ",U", u,
+                      ",1\n");
   }
   ASSERT_TRUE(WriteFile(dir_.File("upload.csv"), manifest));
 
@@ -61,11 +65,12 @@ TEST_F(TrainingEndToEndTest, TrainsOnUploadedSignaturesActivatesAndStillVerifies
   ProcessResult r = Ctl(*server, {"--subject=alice", "enroll", Svc(0), Svc(1)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
-  r = Ctl(*server, {"--format=svc", absl::StrCat("--upload=", dir_.File("upload.csv")), "--hidden=8",
-                    "--epochs=2", "--pairs_per_epoch=300", "--batch_pairs=30", "--validation=examples",
-                    "--watch", "train"});
+  r = Ctl(*server, {"--format=svc", absl::StrCat("--upload=", dir_.File("upload.csv")),
+                    "--hidden=8", "--epochs=2", "--pairs_per_epoch=300", "--batch_pairs=30",
+                    "--validation=examples", "--watch", "train"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("queued job-1 (upload of 120 series in 5 classes)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("queued job-1 (upload of 120 series in 5 classes)"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("succeeded"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("version 2"), std::string::npos) << r.out;
 
@@ -75,7 +80,8 @@ TEST_F(TrainingEndToEndTest, TrainsOnUploadedSignaturesActivatesAndStillVerifies
   EXPECT_NE(r.out.find("  v2"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("job-1"), std::string::npos) << r.out;
 
-  absl::StatusOr<std::shared_ptr<const SimilarityModel>> trained = LoadModel(dir_.File("models/v2.srnw"));
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> trained =
+      LoadModel(dir_.File("models/v2.srnw"));
   ASSERT_TRUE(trained.ok()) << trained.status();
   const std::string trained_id = ModelFingerprint(**trained);
   r = Ctl(*server, {"activate", "2"});
@@ -132,7 +138,8 @@ TEST_F(TrainingEndToEndTest, FailuresAndRestartLeaveClearStatesAndServingGoesOn)
       StartTrainingServer({absl::StrCat("--data_dir=", dir_.File("data"))});
   ASSERT_NE(server, nullptr);
 
-  ProcessResult r = Ctl(*server, {"--dataset=bad/manifest.csv", "--dataset_format=csv", "--watch", "train"});
+  ProcessResult r =
+      Ctl(*server, {"--dataset=bad/manifest.csv", "--dataset_format=csv", "--watch", "train"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("job-1\tfailed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("b.csv:2"), std::string::npos) << r.out;
@@ -151,8 +158,9 @@ TEST_F(TrainingEndToEndTest, FailuresAndRestartLeaveClearStatesAndServingGoesOn)
 
   // A long job, cancelled; then another, interrupted by a restart.
   for (int job = 3; job <= 4; ++job) {
-    r = Ctl(*server, {"--format=svc", absl::StrCat("--upload=", dir_.File("upload.csv")), "--hidden=8",
-                      "--epochs=1000", "--pairs_per_epoch=100000", "--validation=examples", "train"});
+    r = Ctl(*server,
+            {"--format=svc", absl::StrCat("--upload=", dir_.File("upload.csv")), "--hidden=8",
+             "--epochs=1000", "--pairs_per_epoch=100000", "--validation=examples", "train"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find(absl::StrCat("queued job-", job)), std::string::npos) << r.out;
   }
@@ -185,15 +193,17 @@ TEST_F(TrainingEndToEndTest, FailuresAndRestartLeaveClearStatesAndServingGoesOn)
 
 TEST_F(TrainingEndToEndTest, AdminOnlyAndNeedsAModelDirectory) {
   const std::string tokens = dir_.File("tokens");
-  ASSERT_TRUE(WriteFile(tokens, "admin admin-token-0123456789abcdef\nreader reader-token-0123456789abcdef\n"));
-  std::unique_ptr<ServerProcess> server = StartTrainingServer({absl::StrCat("--tokens_file=", tokens)});
+  ASSERT_TRUE(WriteFile(
+      tokens, "admin admin-token-0123456789abcdef\nreader reader-token-0123456789abcdef\n"));
+  std::unique_ptr<ServerProcess> server =
+      StartTrainingServer({absl::StrCat("--tokens_file=", tokens)});
   ASSERT_NE(server, nullptr);
   std::vector<std::string> reader = CleanEnvironment();
   reader.push_back("SRN_TOKEN=reader-token-0123456789abcdef");
   std::vector<std::string> admin = CleanEnvironment();
   admin.push_back("SRN_TOKEN=admin-token-0123456789abcdef");
-  for (const std::vector<std::string>& command :
-       std::vector<std::vector<std::string>>{{"jobs"}, {"models"}, {"rollback"}, {"cancel", "job-1"}}) {
+  for (const std::vector<std::string>& command : std::vector<std::vector<std::string>>{
+           {"jobs"}, {"models"}, {"rollback"}, {"cancel", "job-1"}}) {
     ProcessResult r = Ctl(*server, command, reader);
     EXPECT_EQ(r.exit_code, 1) << command[0];
     EXPECT_NE(r.err.find("PERMISSION_DENIED"), std::string::npos) << command[0] << ": " << r.err;
@@ -220,7 +230,8 @@ TEST_F(TrainingEndToEndTest, SwapsUnderLoadFailNothingAndNeverMixModels) {
   std::map<std::string, std::shared_ptr<const SimilarityModel>> models;
   models[ModelFingerprint(*model_)] = model_;
   for (uint64_t seed : {11, 12}) {
-    auto m = WriteSignatureModel(dir_.File(absl::StrCat("models/offline", seed, ".srnw")), features_, seed);
+    auto m = WriteSignatureModel(dir_.File(absl::StrCat("models/offline", seed, ".srnw")),
+                                 features_, seed);
     ASSERT_TRUE(m.ok()) << m.status();
     models[ModelFingerprint(**m)] = *m;
   }
@@ -229,7 +240,8 @@ TEST_F(TrainingEndToEndTest, SwapsUnderLoadFailNothingAndNeverMixModels) {
   ASSERT_NE(server, nullptr);
   for (const char* subject : {"alice", "bob"}) {
     const int first = subject[0] == 'a' ? 0 : 2;
-    ProcessResult r = Ctl(*server, {absl::StrCat("--subject=", subject), "enroll", Svc(first), Svc(first + 1)});
+    ProcessResult r =
+        Ctl(*server, {absl::StrCat("--subject=", subject), "enroll", Svc(first), Svc(first + 1)});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   std::vector<v1::SeriesInput> inputs;
@@ -269,7 +281,9 @@ TEST_F(TrainingEndToEndTest, SwapsUnderLoadFailNothingAndNeverMixModels) {
           v1::EmbedResponse response;
           status = stub->Embed(&ctx, request, &response);
           o.model_id = response.model_id();
-          if (status.ok()) o.values.assign(response.embeddings(0).values().begin(), response.embeddings(0).values().end());
+          if (status.ok())
+            o.values.assign(response.embeddings(0).values().begin(),
+                            response.embeddings(0).values().end());
         } else {
           v1::VerifyRequest request;
           request.set_subject_id(alice ? "alice" : "bob");
@@ -296,8 +310,10 @@ TEST_F(TrainingEndToEndTest, SwapsUnderLoadFailNothingAndNeverMixModels) {
     while (!stop.load()) {
       grpc::ClientContext ctx;
       grpc::health::v1::HealthCheckResponse response;
-      const grpc::Status status = health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
-      if (!status.ok() || response.status() != grpc::health::v1::HealthCheckResponse::SERVING) ++not_serving;
+      const grpc::Status status =
+          health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
+      if (!status.ok() || response.status() != grpc::health::v1::HealthCheckResponse::SERVING)
+        ++not_serving;
       ++health_checks;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -331,14 +347,16 @@ TEST_F(TrainingEndToEndTest, SwapsUnderLoadFailNothingAndNeverMixModels) {
       absl::StatusOr<RowMatrix> emb = m.Embed({&features_[o.query]});
       ASSERT_TRUE(emb.ok());
       ASSERT_EQ(static_cast<int>(o.values.size()), emb->cols());
-      for (int d = 0; d < emb->cols(); ++d) ASSERT_NEAR(o.values[d], (*emb)(0, d), 1e-4) << "response " << i;
+      for (int d = 0; d < emb->cols(); ++d)
+        ASSERT_NEAR(o.values[d], (*emb)(0, d), 1e-4) << "response " << i;
     } else {
       const int first = o.alice ? 0 : 2;
       ASSERT_EQ(o.values.size(), 2u);
       for (int r = 0; r < 2; ++r) {
         absl::StatusOr<float> s = m.Similarity(features_[o.query], features_[first + r]);
         ASSERT_TRUE(s.ok());
-        ASSERT_NEAR(o.values[r], *s, 1e-4) << "response " << i << " reference " << r << " model " << o.model_id;
+        ASSERT_NEAR(o.values[r], *s, 1e-4)
+            << "response " << i << " reference " << r << " model " << o.model_id;
       }
     }
   }

@@ -150,7 +150,8 @@ absl::StatusOr<google::protobuf::ListValue> ParseJsonArray(const std::string& te
   google::protobuf::ListValue list;
   const auto status = google::protobuf::util::JsonStringToMessage(text, &list);
   if (!status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("bad JSON array ", text, ": ", status.ToString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad JSON array ", text, ": ", status.ToString()));
   }
   return list;
 }

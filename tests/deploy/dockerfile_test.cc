@@ -45,7 +45,9 @@ std::vector<Stage> ParseDockerfile(const std::string& text) {
     if (line.empty()) return;
     const size_t space = line.find_first_of(" \t");
     Instruction ins{absl::AsciiStrToUpper(line.substr(0, space)),
-                    space == std::string::npos ? "" : std::string(absl::StripAsciiWhitespace(line.substr(space)))};
+                    space == std::string::npos
+                        ? ""
+                        : std::string(absl::StripAsciiWhitespace(line.substr(space)))};
     if (ins.keyword == "FROM") {
       std::vector<std::string> words = absl::StrSplit(ins.rest, ' ', absl::SkipEmpty());
       stages.push_back({words.size() == 3 ? words[2] : "", {}});
@@ -190,7 +192,8 @@ TEST_F(DockerfileTest, BothStagesInstallFromTheOneDependencyScript) {
   EXPECT_TRUE(runs_with(*build_, "deploy/install-deps.sh build"));
   EXPECT_TRUE(runs_with(*runtime_, "install-deps.sh runtime"));
   EXPECT_FALSE(runs_with(*build_, "apt-get install")) << "packages come from install-deps.sh only";
-  EXPECT_FALSE(runs_with(*runtime_, "apt-get install")) << "packages come from install-deps.sh only";
+  EXPECT_FALSE(runs_with(*runtime_, "apt-get install"))
+      << "packages come from install-deps.sh only";
   // Those groups exist in the script.
   auto script = ReadFileText(SourcePath("deploy/install-deps.sh"));
   ASSERT_TRUE(script.ok());
@@ -207,15 +210,16 @@ TEST_F(DockerfileTest, BothStagesInstallFromTheOneDependencyScript) {
 TEST_F(DockerfileTest, EntrypointAndHealthCheckBinariesExistInTheBuild) {
   for (const std::vector<std::string>* command : {&entrypoint_, &healthcheck_}) {
     const std::string host = HostSourceOf((*command)[0]);
-    ASSERT_FALSE(host.empty()) << (*command)[0] << " is not copied from the build stage's build tree";
+    ASSERT_FALSE(host.empty()) << (*command)[0]
+                               << " is not copied from the build stage's build tree";
     EXPECT_EQ(access(host.c_str(), X_OK), 0) << host << " (for " << (*command)[0] << ") is missing";
   }
   EXPECT_EQ(std::filesystem::path(entrypoint_[0]).filename(), "srn-server");
   EXPECT_EQ(std::filesystem::path(healthcheck_[0]).filename(), "srnctl");
   // The bundled model, where srn-server looks: <bin>/../share/srn/models/default.srnw.
-  const std::string model =
-      (std::filesystem::path(entrypoint_[0]).parent_path().parent_path() / "share/srn/models/default.srnw")
-          .string();
+  const std::string model = (std::filesystem::path(entrypoint_[0]).parent_path().parent_path() /
+                             "share/srn/models/default.srnw")
+                                .string();
   const std::string host_model = HostSourceOf(model);
   ASSERT_FALSE(host_model.empty()) << "nothing copied to " << model;
   EXPECT_TRUE(std::filesystem::is_regular_file(host_model)) << host_model;
@@ -228,7 +232,8 @@ TEST_F(DockerfileTest, CommandsUseOnlyFlagsTheBinariesHave) {
   std::vector<std::string> unknown;
   for (size_t i = 1; i < entrypoint_.size(); ++i) {
     auto flag = ParseFlag(entrypoint_[i]);
-    if (!flag || server->flags.count(flag->first) == 0) unknown.push_back("srn-server " + entrypoint_[i]);
+    if (!flag || server->flags.count(flag->first) == 0)
+      unknown.push_back("srn-server " + entrypoint_[i]);
   }
   for (size_t i = 1; i + 1 < healthcheck_.size(); ++i) {
     auto flag = ParseFlag(healthcheck_[i]);
@@ -239,7 +244,8 @@ TEST_F(DockerfileTest, CommandsUseOnlyFlagsTheBinariesHave) {
 }
 
 TEST_F(DockerfileTest, PortsVolumeAndUserAgreeWithTheFlags) {
-  const std::vector<std::string> exposed = absl::StrSplit(Only(*runtime_, "EXPOSE"), ' ', absl::SkipEmpty());
+  const std::vector<std::string> exposed =
+      absl::StrSplit(Only(*runtime_, "EXPOSE"), ' ', absl::SkipEmpty());
   const int grpc = PortOf(entry_flags_["listen"]);
   const int metrics = PortOf(entry_flags_["metrics_listen"]);
   EXPECT_TRUE(absl::StartsWith(entry_flags_["listen"], "0.0.0.0:"));
@@ -287,7 +293,8 @@ TEST_F(DockerfileTest, EntrypointStartsAndHealthCheckPasses) {
   std::vector<std::string> check = {SRNCTL_BINARY};
   for (size_t i = 1; i < healthcheck_.size(); ++i) {
     auto flag = ParseFlag(healthcheck_[i]);
-    check.push_back(flag && flag->first == "server" ? "--server=" + (*server)->address() : healthcheck_[i]);
+    check.push_back(flag && flag->first == "server" ? "--server=" + (*server)->address()
+                                                    : healthcheck_[i]);
   }
   bool serving = false;
   ProcessResult last;
@@ -296,7 +303,8 @@ TEST_F(DockerfileTest, EntrypointStartsAndHealthCheckPasses) {
     serving = last.exit_code == 0;
     if (!serving) usleep(100000);
   }
-  EXPECT_TRUE(serving) << absl::StrJoin(check, " ") << ": " << last.out << last.err << "\n" << (*server)->Log();
+  EXPECT_TRUE(serving) << absl::StrJoin(check, " ") << ": " << last.out << last.err << "\n"
+                       << (*server)->Log();
 }
 
 // Whether a .dockerignore pattern excludes `path` (or a parent of it).
@@ -313,7 +321,8 @@ bool Ignored(const std::vector<std::string>& patterns, const std::string& path) 
       const int flags = absl::StartsWith(pattern, "**/") ? 0 : FNM_PATHNAME;
       const std::string p = absl::StartsWith(pattern, "**/") ? "*" + pattern.substr(2) : pattern;
       match |= fnmatch(p.c_str(), prefix.c_str(), flags) == 0 ||
-               (absl::StartsWith(pattern, "**/") && fnmatch(pattern.substr(3).c_str(), prefix.c_str(), 0) == 0);
+               (absl::StartsWith(pattern, "**/") &&
+                fnmatch(pattern.substr(3).c_str(), prefix.c_str(), 0) == 0);
     }
     if (match) ignored = !negate;
   }
@@ -327,11 +336,12 @@ TEST_F(DockerfileTest, DockerignoreKeepsWhatTheBuildCopiesAndDropsBuildTrees) {
   for (const Stage* stage : {build_, runtime_}) {
     for (const Copy& copy : CopiesOf(*stage)) {
       if (!copy.from.empty() || copy.sources[0] == ".") continue;
-      EXPECT_FALSE(Ignored(patterns, copy.sources[0])) << copy.sources[0] << " is copied but ignored";
+      EXPECT_FALSE(Ignored(patterns, copy.sources[0]))
+          << copy.sources[0] << " is copied but ignored";
     }
   }
-  for (const char* kept : {"CMakeLists.txt", "base/file.cc", "model/data/series.cc", "server/main.cc",
-                           "deploy/install-deps.sh"}) {
+  for (const char* kept : {"CMakeLists.txt", "base/file.cc", "model/data/series.cc",
+                           "server/main.cc", "deploy/install-deps.sh"}) {
     EXPECT_FALSE(Ignored(patterns, kept)) << kept;
   }
   for (const char* dropped : {"build/server/srn-server", "build-deploy/CMakeCache.txt", ".git/HEAD",
@@ -351,7 +361,9 @@ TEST_F(DockerfileTest, ComposeRunsThisImageWithItsPortsAndFiles) {
     // - "127.0.0.1:50051:50051" in the srn service; Prometheus' and Grafana's are theirs.
     if (absl::StrContains(s, ":50051\"") || absl::StrContains(s, ":9464\"")) {
       const int port = PortOf(std::string(absl::StripSuffix(s, "\"")));
-      EXPECT_TRUE(port == PortOf(entry_flags_["listen"]) || port == PortOf(entry_flags_["metrics_listen"])) << s;
+      EXPECT_TRUE(port == PortOf(entry_flags_["listen"]) ||
+                  port == PortOf(entry_flags_["metrics_listen"]))
+          << s;
     }
     // Every host file or directory mounted into a container exists.
     if (absl::StartsWith(s, "- ./")) {

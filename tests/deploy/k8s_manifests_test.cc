@@ -153,7 +153,8 @@ class K8sOverlayTest : public ::testing::TestWithParam<std::string> {
     static auto* cache = new std::map<std::string, absl::StatusOr<std::vector<Struct>>>();
     auto it = cache->find(GetParam());
     if (it == cache->end()) {
-      it = cache->emplace(GetParam(), RenderKustomization(*Kubectl(), K8sDir() + "/" + GetParam())).first;
+      it = cache->emplace(GetParam(), RenderKustomization(*Kubectl(), K8sDir() + "/" + GetParam()))
+               .first;
     }
     ASSERT_TRUE(it->second.ok()) << it->second.status();
     rendered_ = std::make_unique<Rendered>(*it->second);
@@ -257,7 +258,8 @@ TEST(K8sKustomizeTest, EveryKustomizationRenders) {
   EXPECT_TRUE(std::count(dirs.begin(), dirs.end(), "overlays/dev") == 1);
   EXPECT_TRUE(std::count(dirs.begin(), dirs.end(), "overlays/prod") == 1);
   for (const std::string& dir : dirs) {
-    absl::StatusOr<std::vector<Struct>> objects = RenderKustomization(*Kubectl(), K8sDir() + "/" + dir);
+    absl::StatusOr<std::vector<Struct>> objects =
+        RenderKustomization(*Kubectl(), K8sDir() + "/" + dir);
     ASSERT_TRUE(objects.ok()) << objects.status();
     EXPECT_FALSE(objects->empty()) << dir;
   }
@@ -308,17 +310,20 @@ TEST_P(K8sOverlayTest, PortsMatchTheListenFlags) {
   const int grpc = ContainerPort("grpc");
   const int metrics = ContainerPort("metrics");
   EXPECT_EQ(PortOf(Setting("listen")), grpc) << "--listen=" << Setting("listen");
-  EXPECT_EQ(PortOf(Setting("metrics_listen")), metrics) << "--metrics_listen=" << Setting("metrics_listen");
+  EXPECT_EQ(PortOf(Setting("metrics_listen")), metrics)
+      << "--metrics_listen=" << Setting("metrics_listen");
   // Reachable from other pods: not a loopback address.
   EXPECT_TRUE(absl::StartsWith(Setting("listen"), "0.0.0.0:")) << Setting("listen");
   EXPECT_TRUE(absl::StartsWith(Setting("metrics_listen"), "0.0.0.0:")) << Setting("metrics_listen");
   // Scrape annotations on the pod name the metrics port.
-  EXPECT_EQ(StringAt(*pod_, {"metadata", "annotations", "prometheus.io/port"}), absl::StrCat(metrics));
+  EXPECT_EQ(StringAt(*pod_, {"metadata", "annotations", "prometheus.io/port"}),
+            absl::StrCat(metrics));
   EXPECT_EQ(StringAt(*pod_, {"metadata", "annotations", "prometheus.io/scrape"}), "true");
 }
 
 // A Service port that reaches container port `port` (by name or number) of the server pods.
-bool ServiceReaches(const Struct& service, const Struct& pod, const std::string& port_name, int port) {
+bool ServiceReaches(const Struct& service, const Struct& pod, const std::string& port_name,
+                    int port) {
   const Value* selector = Find(service, {"spec", "selector"});
   if (selector == nullptr || selector->struct_value().fields().empty()) return false;
   for (const auto& [key, value] : selector->struct_value().fields()) {
@@ -375,8 +380,8 @@ TEST_P(K8sOverlayTest, ProbesUseTheHealthService) {
       // Where the image puts it.
       absl::StatusOr<std::string> dockerfile = ReadFileText(SourcePath("Dockerfile"));
       ASSERT_TRUE(dockerfile.ok());
-      EXPECT_TRUE(std::regex_search(
-          *dockerfile, std::regex("\nCOPY --from=\\S+ \\S+/srnctl " + command[0]->string_value() + "\n")))
+      EXPECT_TRUE(std::regex_search(*dockerfile, std::regex("\nCOPY --from=\\S+ \\S+/srnctl " +
+                                                            command[0]->string_value() + "\n")))
           << command[0]->string_value() << " is not where the Dockerfile copies srnctl";
       EXPECT_EQ(command.back()->string_value(), "health");
       for (size_t i = 1; i + 1 < command.size(); ++i) {
@@ -384,8 +389,12 @@ TEST_P(K8sOverlayTest, ProbesUseTheHealthService) {
         ASSERT_TRUE(flag) << command[i]->string_value();
         EXPECT_EQ(SrnctlFlags().flags.count(flag->first), 1u) << "srnctl has no --" << flag->first;
         if (flag->first == "server") { EXPECT_EQ(PortOf(flag->second), ContainerPort("grpc")); }
-        if (flag->first == "service") { EXPECT_EQ(kServices.count(flag->second), 1u) << flag->second; }
-        if (flag->first == "tls_ca") { EXPECT_NE(VolumeFor(flag->second), nullptr) << flag->second; }
+        if (flag->first == "service") {
+          EXPECT_EQ(kServices.count(flag->second), 1u) << flag->second;
+        }
+        if (flag->first == "tls_ca") {
+          EXPECT_NE(VolumeFor(flag->second), nullptr) << flag->second;
+        }
       }
     }
   }
@@ -397,8 +406,8 @@ TEST_P(K8sOverlayTest, ProbesUseTheHealthService) {
 TEST_P(K8sOverlayTest, TerminationDrainsBeforeTheKill) {
   const double drain = NumberSetting("drain_seconds");
   const double grace = NumberSetting("grace_seconds");
-  const double termination =
-      NumberAt(*pod_, {"spec", "terminationGracePeriodSeconds"}).value_or(30);  // Kubernetes' default
+  const double termination = NumberAt(*pod_, {"spec", "terminationGracePeriodSeconds"})
+                                 .value_or(30);  // Kubernetes' default
   EXPECT_GT(drain, 0) << "health must go NOT_SERVING before the server stops accepting calls";
   EXPECT_GT(termination, drain + grace)
       << "terminationGracePeriodSeconds must exceed --drain_seconds + --grace_seconds";
@@ -474,7 +483,8 @@ TEST_P(K8sOverlayTest, RunsAsTheImagesNonRootUser) {
   ASSERT_TRUE(dockerfile.ok());
   std::smatch m;
   ASSERT_TRUE(std::regex_search(*dockerfile, m, std::regex(R"(\nUSER (\d+))")));
-  EXPECT_EQ(NumberAt(*pod_, {"spec", "securityContext", "runAsUser"}).value_or(-1), std::stod(m[1]));
+  EXPECT_EQ(NumberAt(*pod_, {"spec", "securityContext", "runAsUser"}).value_or(-1),
+            std::stod(m[1]));
 }
 
 TEST_P(K8sOverlayTest, DisruptionBudgetCoversThePods) {
@@ -487,8 +497,8 @@ TEST_P(K8sOverlayTest, DisruptionBudgetCoversThePods) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kustomizations, K8sOverlayTest, ::testing::ValuesIn(ServerKustomizations()),
-                         TestName);
+INSTANTIATE_TEST_SUITE_P(Kustomizations, K8sOverlayTest,
+                         ::testing::ValuesIn(ServerKustomizations()), TestName);
 
 TEST(K8sMonitoringTest, ServiceMonitorSelectsTheMetricsServiceAndNamesTheJobSrn) {
   SRN_REQUIRE_KUBECTL();
@@ -515,9 +525,11 @@ TEST(K8sMonitoringTest, ServiceMonitorSelectsTheMetricsServiceAndNamesTheJobSrn)
     for (const Value* p : ListAt(service, {"spec", "ports"})) {
       has_port |= StringAt(p->struct_value(), {"name"}) == port;
     }
-    EXPECT_TRUE(has_port) << "Service " << StringAt(service, {"metadata", "name"}) << " has no port " << port;
+    EXPECT_TRUE(has_port) << "Service " << StringAt(service, {"metadata", "name"})
+                          << " has no port " << port;
     // jobLabel names a label whose value is "srn": the rules select job="srn".
-    EXPECT_EQ(StringAt(service, {"metadata", "labels", StringAt(monitor, {"spec", "jobLabel"})}), "srn");
+    EXPECT_EQ(StringAt(service, {"metadata", "labels", StringAt(monitor, {"spec", "jobLabel"})}),
+              "srn");
   }
   EXPECT_EQ(matches, 1) << "the ServiceMonitor must select exactly the metrics Service";
 }
@@ -530,7 +542,8 @@ TEST(K8sDevOverlayTest, RenderedServerStartsAndServesTheProbedHealthServices) {
   ASSERT_TRUE(objects.ok()) << objects.status();
   Rendered rendered(std::move(*objects));
   ASSERT_EQ(rendered.OfKind("StatefulSet").size(), 1u);
-  const Struct& pod = Find(*rendered.OfKind("StatefulSet")[0], {"spec", "template"})->struct_value();
+  const Struct& pod =
+      Find(*rendered.OfKind("StatefulSet")[0], {"spec", "template"})->struct_value();
   const Struct* container = nullptr;
   for (const Value* c : ListAt(pod, {"spec", "containers"})) {
     if (StringAt(c->struct_value(), {"name"}) == kContainer) container = &c->struct_value();
@@ -574,8 +587,10 @@ TEST(K8sDevOverlayTest, RenderedServerStartsAndServesTheProbedHealthServices) {
   for (const Value* e : ListAt(*container, {"env"})) {
     const std::string name = StringAt(e->struct_value(), {"name"});
     if (Find(e->struct_value(), {"valueFrom", "resourceFieldRef"}) != nullptr) {
-      auto q = Quantity(Find(*container, {"resources", "limits",
-                                           StringAt(e->struct_value(), {"valueFrom", "resourceFieldRef", "resource"}).substr(7)}));
+      auto q = Quantity(Find(
+          *container,
+          {"resources", "limits",
+           StringAt(e->struct_value(), {"valueFrom", "resourceFieldRef", "resource"}).substr(7)}));
       ASSERT_TRUE(q);
       env[name] = absl::StrCat(static_cast<int>(std::ceil(*q)));
     } else {
@@ -585,11 +600,13 @@ TEST(K8sDevOverlayTest, RenderedServerStartsAndServesTheProbedHealthServices) {
   std::vector<std::string> flags;
   for (const Value* a : ListAt(*container, {"args"})) {
     std::string arg = a->string_value();
-    for (const auto& [name, value] : env) arg = absl::StrReplaceAll(arg, {{"$(" + name + ")", value}});
+    for (const auto& [name, value] : env)
+      arg = absl::StrReplaceAll(arg, {{"$(" + name + ")", value}});
     auto flag = ParseFlag(arg);
     ASSERT_TRUE(flag) << arg;
     if (flag->first == "listen" || flag->first == "metrics_listen") continue;
-    if (absl::StartsWith(flag->second, "/")) arg = absl::StrCat("--", flag->first, "=", root.path(), flag->second);
+    if (absl::StartsWith(flag->second, "/"))
+      arg = absl::StrCat("--", flag->first, "=", root.path(), flag->second);
     flags.push_back(arg);
   }
   auto server = ServerProcess::Start(flags, root.File("server.log"), CleanEnvironment());
@@ -604,11 +621,14 @@ TEST(K8sDevOverlayTest, RenderedServerStartsAndServesTheProbedHealthServices) {
         << "health of '" << service << "' is not SERVING\n" << (*server)->Log();
   }
   // An unknown name is not SERVING: the check above is not vacuous.
-  EXPECT_NE(RunSrnctl({"--server=" + (*server)->address(), "--service=no.such.Service", "health"}).exit_code, 0);
+  EXPECT_NE(RunSrnctl({"--server=" + (*server)->address(), "--service=no.such.Service", "health"})
+                .exit_code,
+            0);
   // The dev tokens work (the server read the Secret file).
   const std::string token = root.File("admin-token");
   ASSERT_TRUE(WriteFile(token, "dev-admin-token-not-secret"));
-  ProcessResult info = RunSrnctl({"--server=" + (*server)->address(), "--token_file=" + token, "model-info"});
+  ProcessResult info =
+      RunSrnctl({"--server=" + (*server)->address(), "--token_file=" + token, "model-info"});
   EXPECT_EQ(info.exit_code, 0) << info.out << info.err;
   ProcessResult denied = RunSrnctl({"--server=" + (*server)->address(), "model-info"});
   EXPECT_NE(denied.exit_code, 0) << "calls without a token must fail";

@@ -70,7 +70,8 @@ std::vector<std::string> ValuesOf(const std::string& text, const std::string& ke
   for (const std::string& line : Lines(text)) {
     absl::string_view rest = absl::StripLeadingAsciiWhitespace(line);
     absl::ConsumePrefix(&rest, "- ");
-    if (absl::ConsumePrefix(&rest, key + ": ")) values.push_back(std::string(absl::StripAsciiWhitespace(rest)));
+    if (absl::ConsumePrefix(&rest, key + ": "))
+      values.push_back(std::string(absl::StripAsciiWhitespace(rest)));
   }
   return values;
 }
@@ -165,7 +166,8 @@ Exposition ParseExposition(const std::string& text) {
 
 TEST(PrometheusTest, EveryMetricNameUsedExistsOnTheServersMetricsPage) {
   TempDir dir;
-  auto server = ServerProcess::Start({"--store=:memory:"}, dir.File("server.log"), CleanEnvironment());
+  auto server =
+      ServerProcess::Start({"--store=:memory:"}, dir.File("server.log"), CleanEnvironment());
   ASSERT_TRUE(server.ok()) << server.status();
   auto page = HttpGet((*server)->metrics_port(), "/metrics");
   ASSERT_TRUE(page.ok()) << page.status();

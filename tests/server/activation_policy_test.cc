@@ -42,7 +42,8 @@ class ApplyActivationPolicyTest : public testing::ScratchDirTest {
                                              nullptr);
     ASSERT_TRUE(core_->Recover().ok());
     manager_ = std::make_unique<ModelManager>(registry_.get(), core_.get(), nullptr);
-    absl::StatusOr<int64_t> v = registry_->AddModel(*testing::RandomModel("srn-a", 2, 8, 2), "job-1");
+    absl::StatusOr<int64_t> v =
+        registry_->AddModel(*testing::RandomModel("srn-a", 2, 8, 2), "job-1");
     ASSERT_TRUE(v.ok()) << v.status();
     version_ = *v;
   }

@@ -77,7 +77,8 @@ struct Case {
 };
 
 template <typename Req, typename Resp>
-auto Call(grpc::Status (v1::SimilarityService::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+auto Call(grpc::Status (v1::SimilarityService::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                              Resp*),
           Req request) {
   return [method, request](v1::SimilarityService::Stub* stub, grpc::ClientContext* ctx) {
     Resp response;
@@ -154,45 +155,73 @@ TEST_F(BadInputTest, EveryBadRequestGetsItsCodeAndTheServerKeepsServing) {
   get_bad_id.set_subject_id("../etc/passwd");
 
   const std::vector<Case> cases = {
-      {"NaN value", grpc::StatusCode::INVALID_ARGUMENT, "not finite", Call(&S::Embed, EmbedOf({with_nan}))},
-      {"infinite value", grpc::StatusCode::INVALID_ARGUMENT, "not finite", Call(&S::Embed, EmbedOf({with_inf}))},
-      {"empty series", grpc::StatusCode::INVALID_ARGUMENT, "empty", Call(&S::Embed, EmbedOf({Frames(0)}))},
-      {"no series set", grpc::StatusCode::INVALID_ARGUMENT, "no series", Call(&S::Embed, EmbedOf({v1::SeriesInput()}))},
-      {"not a multiple", grpc::StatusCode::INVALID_ARGUMENT, "multiple", Call(&S::Embed, EmbedOf({ragged}))},
-      {"zero features", grpc::StatusCode::INVALID_ARGUMENT, "num_features", Call(&S::Embed, EmbedOf({zero_features}))},
-      {"wrong feature count", grpc::StatusCode::INVALID_ARGUMENT, "takes 4 features", Call(&S::Embed, EmbedOf({Frames(3, 5)}))},
-      {"pen input to a frames model", grpc::StatusCode::INVALID_ARGUMENT, "signature models", Call(&S::Embed, EmbedOf({pen}))},
-      {"series too long", grpc::StatusCode::RESOURCE_EXHAUSTED, "limit", Call(&S::Embed, EmbedOf({Frames(1001)}))},
-      {"too many series", grpc::StatusCode::RESOURCE_EXHAUSTED, "limit", Call(&S::Embed, EmbedOf(std::vector<v1::SeriesInput>(9, Frames(2))))},
-      {"no series at all", grpc::StatusCode::INVALID_ARGUMENT, "no series", Call(&S::Embed, v1::EmbedRequest())},
+      {"NaN value", grpc::StatusCode::INVALID_ARGUMENT, "not finite",
+       Call(&S::Embed, EmbedOf({with_nan}))},
+      {"infinite value", grpc::StatusCode::INVALID_ARGUMENT, "not finite",
+       Call(&S::Embed, EmbedOf({with_inf}))},
+      {"empty series", grpc::StatusCode::INVALID_ARGUMENT, "empty",
+       Call(&S::Embed, EmbedOf({Frames(0)}))},
+      {"no series set", grpc::StatusCode::INVALID_ARGUMENT, "no series",
+       Call(&S::Embed, EmbedOf({v1::SeriesInput()}))},
+      {"not a multiple", grpc::StatusCode::INVALID_ARGUMENT, "multiple",
+       Call(&S::Embed, EmbedOf({ragged}))},
+      {"zero features", grpc::StatusCode::INVALID_ARGUMENT, "num_features",
+       Call(&S::Embed, EmbedOf({zero_features}))},
+      {"wrong feature count", grpc::StatusCode::INVALID_ARGUMENT, "takes 4 features",
+       Call(&S::Embed, EmbedOf({Frames(3, 5)}))},
+      {"pen input to a frames model", grpc::StatusCode::INVALID_ARGUMENT, "signature models",
+       Call(&S::Embed, EmbedOf({pen}))},
+      {"series too long", grpc::StatusCode::RESOURCE_EXHAUSTED, "limit",
+       Call(&S::Embed, EmbedOf({Frames(1001)}))},
+      {"too many series", grpc::StatusCode::RESOURCE_EXHAUSTED, "limit",
+       Call(&S::Embed, EmbedOf(std::vector<v1::SeriesInput>(9, Frames(2))))},
+      {"no series at all", grpc::StatusCode::INVALID_ARGUMENT, "no series",
+       Call(&S::Embed, v1::EmbedRequest())},
       {"oversized message", grpc::StatusCode::RESOURCE_EXHAUSTED, "", Call(&S::Embed, oversized)},
-      {"similarity missing b", grpc::StatusCode::INVALID_ARGUMENT, "b:", Call(&S::Similarity, one_sided)},
-      {"malformed subject id", grpc::StatusCode::INVALID_ARGUMENT, "subject_id", Call(&S::Verify, VerifyOf("bad id!", Frames(4)))},
-      {"path-like subject id", grpc::StatusCode::INVALID_ARGUMENT, "subject_id", Call(&S::GetSubject, get_bad_id)},
-      {"overlong subject id", grpc::StatusCode::INVALID_ARGUMENT, "limit", Call(&S::Verify, VerifyOf(std::string(129, 'a'), Frames(4)))},
-      {"empty subject id", grpc::StatusCode::INVALID_ARGUMENT, "empty", Call(&S::Enroll, EnrollOf("", 1))},
-      {"no references", grpc::StatusCode::INVALID_ARGUMENT, "no references", Call(&S::Enroll, EnrollOf("new", 0))},
-      {"too many references", grpc::StatusCode::RESOURCE_EXHAUSTED, "limit", Call(&S::Enroll, EnrollOf("new", 5))},
-      {"adding past the reference limit", grpc::StatusCode::RESOURCE_EXHAUSTED, "would have", Call(&S::Enroll, EnrollOf("known", 4))},
-      {"unknown subject (verify)", grpc::StatusCode::NOT_FOUND, "not enrolled", Call(&S::Verify, VerifyOf("nobody", Frames(4)))},
-      {"unknown subject (get)", grpc::StatusCode::NOT_FOUND, "not enrolled", Call(&S::GetSubject, get_unknown)},
-      {"unknown subject (delete)", grpc::StatusCode::NOT_FOUND, "not enrolled", Call(&S::DeleteSubject, delete_unknown)},
-      {"threshold above 1", grpc::StatusCode::INVALID_ARGUMENT, "[0, 1]", Call(&S::Verify, bad_threshold)},
-      {"NaN threshold", grpc::StatusCode::INVALID_ARGUMENT, "[0, 1]", Call(&S::Verify, nan_threshold)},
-      {"negative top_k", grpc::StatusCode::INVALID_ARGUMENT, "top_k", Call(&S::Identify, negative_k)},
+      {"similarity missing b", grpc::StatusCode::INVALID_ARGUMENT,
+       "b:", Call(&S::Similarity, one_sided)},
+      {"malformed subject id", grpc::StatusCode::INVALID_ARGUMENT, "subject_id",
+       Call(&S::Verify, VerifyOf("bad id!", Frames(4)))},
+      {"path-like subject id", grpc::StatusCode::INVALID_ARGUMENT, "subject_id",
+       Call(&S::GetSubject, get_bad_id)},
+      {"overlong subject id", grpc::StatusCode::INVALID_ARGUMENT, "limit",
+       Call(&S::Verify, VerifyOf(std::string(129, 'a'), Frames(4)))},
+      {"empty subject id", grpc::StatusCode::INVALID_ARGUMENT, "empty",
+       Call(&S::Enroll, EnrollOf("", 1))},
+      {"no references", grpc::StatusCode::INVALID_ARGUMENT, "no references",
+       Call(&S::Enroll, EnrollOf("new", 0))},
+      {"too many references", grpc::StatusCode::RESOURCE_EXHAUSTED, "limit",
+       Call(&S::Enroll, EnrollOf("new", 5))},
+      {"adding past the reference limit", grpc::StatusCode::RESOURCE_EXHAUSTED, "would have",
+       Call(&S::Enroll, EnrollOf("known", 4))},
+      {"unknown subject (verify)", grpc::StatusCode::NOT_FOUND, "not enrolled",
+       Call(&S::Verify, VerifyOf("nobody", Frames(4)))},
+      {"unknown subject (get)", grpc::StatusCode::NOT_FOUND, "not enrolled",
+       Call(&S::GetSubject, get_unknown)},
+      {"unknown subject (delete)", grpc::StatusCode::NOT_FOUND, "not enrolled",
+       Call(&S::DeleteSubject, delete_unknown)},
+      {"threshold above 1", grpc::StatusCode::INVALID_ARGUMENT, "[0, 1]",
+       Call(&S::Verify, bad_threshold)},
+      {"NaN threshold", grpc::StatusCode::INVALID_ARGUMENT, "[0, 1]",
+       Call(&S::Verify, nan_threshold)},
+      {"negative top_k", grpc::StatusCode::INVALID_ARGUMENT, "top_k",
+       Call(&S::Identify, negative_k)},
       {"huge top_k", grpc::StatusCode::INVALID_ARGUMENT, "top_k", Call(&S::Identify, huge_k)},
-      {"negative page size", grpc::StatusCode::INVALID_ARGUMENT, "page_size", Call(&S::ListSubjects, negative_page)},
+      {"negative page size", grpc::StatusCode::INVALID_ARGUMENT, "page_size",
+       Call(&S::ListSubjects, negative_page)},
   };
   for (const Case& c : cases) {
     grpc::ClientContext ctx;
     const grpc::Status status = c.call(stub.get(), &ctx);
     EXPECT_EQ(status.error_code(), c.code) << c.name << ": " << status.error_message();
     EXPECT_NE(status.error_message().find(c.message_part), std::string::npos)
-        << c.name << ": '" << status.error_message() << "' does not mention '" << c.message_part << "'";
+        << c.name << ": '" << status.error_message() << "' does not mention '" << c.message_part
+        << "'";
     // The server still answers.
     grpc::ClientContext ok_ctx;
     v1::ModelInfo info;
-    ASSERT_TRUE(stub->GetModelInfo(&ok_ctx, v1::GetModelInfoRequest(), &info).ok()) << "after " << c.name;
+    ASSERT_TRUE(stub->GetModelInfo(&ok_ctx, v1::GetModelInfoRequest(), &info).ok())
+        << "after " << c.name;
   }
   // A failed enrollment changed nothing.
   grpc::ClientContext ctx;
@@ -248,7 +277,8 @@ TEST_F(BadInputTest, MalformedPenTrajectoriesForASignatureModel) {
     grpc::ClientContext ctx;
     v1::EmbedResponse r;
     const grpc::Status s = stub->Embed(&ctx, EmbedOf({input}), &r);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << name << ": " << s.error_message();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << name << ": " << s.error_message();
   }
   grpc::ClientContext ctx;
   v1::EmbedResponse r;

@@ -41,9 +41,11 @@ class ModelManagerTest : public testing::ScratchDirTest {
   }
 
   void Attach(ModelRegistry* registry) {
-    absl::StatusOr<std::shared_ptr<const ServingModel>> model = registry->LoadVersion(registry->active_version());
+    absl::StatusOr<std::shared_ptr<const ServingModel>> model =
+        registry->LoadVersion(registry->active_version());
     ASSERT_TRUE(model.ok()) << model.status();
-    core_ = std::make_unique<SimilarityCore>(*model, NewInMemorySubjectStore(), CoreOptions(), nullptr);
+    core_ =
+        std::make_unique<SimilarityCore>(*model, NewInMemorySubjectStore(), CoreOptions(), nullptr);
     ASSERT_TRUE(core_->Recover().ok());
     manager_ = std::make_unique<ModelManager>(registry, core_.get(), nullptr);
   }
@@ -116,7 +118,8 @@ TEST_F(ModelManagerTest, FailedActivationKeepsTheActiveModel) {
   ASSERT_NO_FATAL_FAILURE(EnrollOne("bob"));
   const std::string before = core_->model()->id;
   // A model of another feature count cannot embed bob's references.
-  absl::StatusOr<int64_t> v = registry->AddModel(*testing::RandomModel("srn-a", kDims + 2, 8, 3), "job-2");
+  absl::StatusOr<int64_t> v =
+      registry->AddModel(*testing::RandomModel("srn-a", kDims + 2, 8, 3), "job-2");
   ASSERT_TRUE(v.ok());
   absl::StatusOr<v1::ActivateModelResponse> activated = manager_->Activate(*v);
   EXPECT_EQ(activated.status().code(), absl::StatusCode::kFailedPrecondition) << activated.status();
@@ -125,7 +128,8 @@ TEST_F(ModelManagerTest, FailedActivationKeepsTheActiveModel) {
   EXPECT_EQ(registry->active_version(), 1);
 
   // A version whose file was damaged after registration is refused the same way.
-  absl::StatusOr<int64_t> v3 = registry->AddModel(*testing::RandomModel("srn-a", kDims, 8, 4), "job-3");
+  absl::StatusOr<int64_t> v3 =
+      registry->AddModel(*testing::RandomModel("srn-a", kDims, 8, 4), "job-3");
   ASSERT_TRUE(v3.ok());
   {
     std::fstream f(ModelDir() + "/v3.srnw", std::ios::in | std::ios::out | std::ios::binary);

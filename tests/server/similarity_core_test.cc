@@ -46,7 +46,8 @@ class SimilarityCoreTest : public ::testing::Test {
   std::unique_ptr<SimilarityCore> MakeCore(std::shared_ptr<const ServingModel> model,
                                            std::unique_ptr<SubjectStore> store = nullptr) {
     if (store == nullptr) store = NewInMemorySubjectStore();
-    auto core = std::make_unique<SimilarityCore>(std::move(model), std::move(store), options_, nullptr);
+    auto core =
+        std::make_unique<SimilarityCore>(std::move(model), std::move(store), options_, nullptr);
     EXPECT_TRUE(core->Recover().ok());
     return core;
   }
@@ -76,17 +77,20 @@ TEST_F(SimilarityCoreTest, EmbedMatchesTheModelAndTagsIt) {
   ASSERT_EQ(resp->embeddings_size(), 2);
   const auto s = *Series::FromValues(req.series(1).frames().values(), kDims);
   const RowMatrix direct = *model->model->Embed({&s});
-  for (int k = 0; k < direct.cols(); ++k) EXPECT_FLOAT_EQ(resp->embeddings(1).values(k), direct(0, k));
+  for (int k = 0; k < direct.cols(); ++k)
+    EXPECT_FLOAT_EQ(resp->embeddings(1).values(k), direct(0, k));
 }
 
 TEST_F(SimilarityCoreTest, EnrollAddsOrReplacesAndVerifyFusesScores) {
   auto core = MakeCore(Serving(2));
-  const v1::SeriesInput a = RandomInput(6, &rng_), b = RandomInput(7, &rng_), c = RandomInput(8, &rng_);
+  const v1::SeriesInput a = RandomInput(6, &rng_), b = RandomInput(7, &rng_),
+                        c = RandomInput(8, &rng_);
   ASSERT_TRUE(core->Enroll(Enroll("alice", {a})).ok());
   absl::StatusOr<v1::EnrollResponse> added = core->Enroll(Enroll("alice", {b, c}));
   ASSERT_TRUE(added.ok());
   EXPECT_EQ(added->subject().reference_count(), 3);
-  absl::StatusOr<v1::EnrollResponse> replaced = core->Enroll(Enroll("alice", {b}, v1::ENROLL_MODE_REPLACE));
+  absl::StatusOr<v1::EnrollResponse> replaced =
+      core->Enroll(Enroll("alice", {b}, v1::ENROLL_MODE_REPLACE));
   ASSERT_TRUE(replaced.ok());
   EXPECT_EQ(replaced->subject().reference_count(), 1);
   EXPECT_EQ(replaced->subject().created_unix_ms(), added->subject().created_unix_ms());
@@ -143,7 +147,8 @@ double MeanMutual(const ServingModel& model, const std::vector<v1::SeriesInput>&
   double sum = 0;
   int pairs = 0;
   for (int i = 0; i < e.rows(); ++i) {
-    for (int j = i + 1; j < e.rows(); ++j, ++pairs) sum += model.model->Score(e.row(i).data(), e.row(j).data());
+    for (int j = i + 1; j < e.rows(); ++j, ++pairs)
+      sum += model.model->Score(e.row(i).data(), e.row(j).data());
   }
   return sum / pairs;
 }
@@ -294,7 +299,8 @@ TEST_F(SimilarityCoreTest, RecoverReembedsReferencesOfAnotherModel) {
   bool found = false;
   ASSERT_TRUE(backing->ForEach([&](SubjectRecord r) {
     EXPECT_EQ(r.model_id, new_model->id);
-    for (int k = 0; k < expected.cols(); ++k) EXPECT_FLOAT_EQ(r.references[0].embedding[k], expected(0, k));
+    for (int k = 0; k < expected.cols(); ++k)
+      EXPECT_FLOAT_EQ(r.references[0].embedding[k], expected(0, k));
     found = true;
     return absl::OkStatus();
   }).ok());
@@ -500,7 +506,8 @@ TEST_F(SimilarityCoreTest, SwapModelReembedsAndSwitchesTogether) {
   EXPECT_NEAR(r->score(), next->model->Score(e.row(0).data(), e.row(0).data()), 1e-6);
 
   // A model that cannot take the stored series leaves everything as it was.
-  auto incompatible = *MakeServingModel(testing::RandomModel("srn-a", kDims + 1, 8, 11), "test", "");
+  auto incompatible =
+      *MakeServingModel(testing::RandomModel("srn-a", kDims + 1, 8, 11), "test", "");
   EXPECT_EQ(core->SwapModel(incompatible).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(core->model()->id, next->id);
   EXPECT_TRUE(core->Verify(v).ok());

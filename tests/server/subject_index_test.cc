@@ -18,8 +18,8 @@ std::shared_ptr<const ServingModel> Serving(uint64_t seed) {
   return *MakeServingModel(testing::RandomModel("srn-a", 3, 8, seed), "test", "");
 }
 
-std::shared_ptr<const SubjectEntry> Entry(const std::string& id, int refs, const ServingModel& model,
-                                          std::mt19937_64* rng) {
+std::shared_ptr<const SubjectEntry> Entry(const std::string& id, int refs,
+                                          const ServingModel& model, std::mt19937_64* rng) {
   auto e = std::make_shared<SubjectEntry>();
   e->id = id;
   e->model_id = model.id;
@@ -32,12 +32,13 @@ std::shared_ptr<const SubjectEntry> Entry(const std::string& id, int refs, const
 
 // What Identify must return, computed the slow way.
 std::vector<std::pair<std::string, float>> BruteForce(
-    const std::map<std::string, std::shared_ptr<const SubjectEntry>>& subjects, const ServingModel& model,
-    const Vector& q, int k, ReferenceFusion rule, float threshold) {
+    const std::map<std::string, std::shared_ptr<const SubjectEntry>>& subjects,
+    const ServingModel& model, const Vector& q, int k, ReferenceFusion rule, float threshold) {
   std::vector<std::pair<std::string, float>> all;
   for (const auto& [id, e] : subjects) {
     std::vector<double> s;
-    for (int r = 0; r < e->references(); ++r) s.push_back(model.model->Score(q.data(), e->embeddings.row(r).data()));
+    for (int r = 0; r < e->references(); ++r)
+      s.push_back(model.model->Score(q.data(), e->embeddings.row(r).data()));
     const float fused = static_cast<float>(FuseReferenceScores(s, rule, 2));
     if (fused >= threshold) all.push_back({id, fused});
   }
@@ -94,7 +95,9 @@ TEST(SubjectIndexTest, IdentifyMatchesBruteForceThroughUpdatesAndCompaction) {
   for (int trial = 0; trial < 20; ++trial) {
     Vector q(model->model->embedding_dims());
     for (int i = 0; i < q.size(); ++i) q[i] = std::abs(n(rng));
-    const ReferenceFusion rule = trial % 3 == 0 ? ReferenceFusion::kMax : trial % 3 == 1 ? ReferenceFusion::kMean : ReferenceFusion::kTopKMean;
+    const ReferenceFusion rule = trial % 3 == 0   ? ReferenceFusion::kMax
+                                 : trial % 3 == 1 ? ReferenceFusion::kMean
+                                                  : ReferenceFusion::kTopKMean;
     const float threshold = trial % 2 == 0 ? -1.0f : 0.5f;
     bool stale = true;
     const auto got = index.Identify(*model, q.data(), 7, rule, 2, threshold, trial % 2 + 1, &stale);

@@ -91,8 +91,9 @@ TEST_F(TrainingDataTest, ChecksAndDescribesDatasetReferences) {
   EXPECT_EQ(arabic->source.arabic_label, ArabicLabel::kSpeaker);
   EXPECT_EQ(arabic->description, "arabic digits by speaker sines");
 
-  EXPECT_EQ(ResolveDatasetRef(data_dir_, Ref(v1::DATASET_FORMAT_UNSPECIFIED, "sines")).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ResolveDatasetRef(data_dir_, Ref(v1::DATASET_FORMAT_UNSPECIFIED, "sines")).status().code(),
+      absl::StatusCode::kInvalidArgument);
   svc.add_svc2004_users(41);
   EXPECT_EQ(ResolveDatasetRef(data_dir_, svc).status().code(), absl::StatusCode::kInvalidArgument);
   v1::DatasetRef users_on_csv = Ref(v1::DATASET_FORMAT_CSV, "sines/manifest.csv");

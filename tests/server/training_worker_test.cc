@@ -35,7 +35,8 @@ class TrainingWorkerTest : public testing::ScratchDirTest {
     ASSERT_TRUE(registry_->ImportInitial(seed_path).ok());
     auto model = registry_->LoadVersion(1);
     ASSERT_TRUE(model.ok());
-    core_ = std::make_unique<SimilarityCore>(*model, NewInMemorySubjectStore(), CoreOptions(), nullptr);
+    core_ =
+        std::make_unique<SimilarityCore>(*model, NewInMemorySubjectStore(), CoreOptions(), nullptr);
     ASSERT_TRUE(core_->Recover().ok());
     manager_ = std::make_unique<ModelManager>(registry_.get(), core_.get(), nullptr);
     options_.data_dir = data_dir_;
@@ -88,8 +89,10 @@ class TrainingWorkerTest : public testing::ScratchDirTest {
     return r;
   }
 
-  v1::Job WaitFor(const std::string& id, std::function<bool(const v1::Job&)> done, double seconds = 30) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
+  v1::Job WaitFor(const std::string& id, std::function<bool(const v1::Job&)> done,
+                  double seconds = 30) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(int(seconds * 1000));
     int64_t seen = -1;
     v1::Job job;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -167,7 +170,8 @@ TEST_F(TrainingWorkerTest, TrainsOnUploadedSeriesWithoutActivating) {
     s.set_label(sines.label_names[e.label]);
     s.mutable_series()->mutable_frames()->set_num_features(kDims);
     for (int t = 0; t < e.series.length(); ++t) {
-      for (int d = 0; d < kDims; ++d) s.mutable_series()->mutable_frames()->add_values(e.series.frames()(t, d));
+      for (int d = 0; d < kDims; ++d)
+        s.mutable_series()->mutable_frames()->add_values(e.series.frames()(t, d));
     }
     ASSERT_TRUE(upload.Add(s).ok());
   }

@@ -121,12 +121,14 @@ TEST(FisherTest, ScoreErrors) {
   EXPECT_EQ(FisherScoreSize(h, none), 0);
   EXPECT_EQ(FisherScore(h, RandomSeries(4, 3, 1), none).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(FisherScore(h, RandomSeries(4, 2, 1)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FisherScore(h, RandomSeries(4, 2, 1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
   const Series wrong = RandomSeries(4, 2, 1);
   EXPECT_EQ(FisherScores(h, {&wrong}).status().code(), absl::StatusCode::kInvalidArgument);
   GaussianHmm bad = h;
   bad.initial[0] = 2;
-  EXPECT_EQ(FisherScore(bad, RandomSeries(4, 3, 1)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FisherScore(bad, RandomSeries(4, 3, 1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(FisherTest, KernelIsTheInnerProduct) {
@@ -191,9 +193,12 @@ TEST(FisherTest, VectorClassifierErrors) {
   nan(1, 0) = NAN;
   EXPECT_EQ(FisherVectorClassifier::Create(nan, {{0, 1, true}, {1, 0, false}}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  const FisherVectorClassifier c = *FisherVectorClassifier::Create(train, {{0, 1, true}, {1, 0, false}});
-  EXPECT_EQ(c.Score(Eigen::VectorXd::Zero(2), V(0)).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(c.Bind(Eigen::MatrixXd::Zero(3, 2)).status().code(), absl::StatusCode::kInvalidArgument);
+  const FisherVectorClassifier c =
+      *FisherVectorClassifier::Create(train, {{0, 1, true}, {1, 0, false}});
+  EXPECT_EQ(c.Score(Eigen::VectorXd::Zero(2), V(0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.Bind(Eigen::MatrixXd::Zero(3, 2)).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(FisherTest, DrawLabeledPairsIsBalancedAndValid) {
@@ -232,7 +237,8 @@ TEST(FisherTest, BaselinesSeparateSyntheticClasses) {
   EvalOptions eval;
   eval.threads = 2;
   FisherReport report;
-  absl::StatusOr<EvalResult> kernel = EvaluateFisher(FisherMethod::kKernel, *split, options, eval, &report);
+  absl::StatusOr<EvalResult> kernel =
+      EvaluateFisher(FisherMethod::kKernel, *split, options, eval, &report);
   ASSERT_TRUE(kernel.ok()) << kernel.status();
   EXPECT_TRUE(report.selection.states == 2 || report.selection.states == 4);
   EXPECT_EQ(report.score_size, FisherScoreSize(report.selection.best.hmm, options.score));

@@ -100,7 +100,8 @@ TEST(HmmTest, ForwardBackwardMatchesBruteForceOverAllPaths) {
       absl::StatusOr<ForwardBackwardResult> fb = ForwardBackward(h, s);
       ASSERT_TRUE(fb.ok()) << fb.status();
       EXPECT_NEAR(fb->log_likelihood, brute.log_likelihood, 1e-9 * std::abs(brute.log_likelihood));
-      EXPECT_NEAR(*HmmLogLikelihood(h, s), brute.log_likelihood, 1e-9 * std::abs(brute.log_likelihood));
+      EXPECT_NEAR(*HmmLogLikelihood(h, s), brute.log_likelihood,
+                  1e-9 * std::abs(brute.log_likelihood));
       ASSERT_EQ(fb->gamma.rows(), T);
       EXPECT_LT((fb->gamma - brute.gamma).cwiseAbs().maxCoeff(), 1e-9) << "T=" << T;
       EXPECT_LT((fb->xi_sum - brute.xi_sum).cwiseAbs().maxCoeff(), 1e-9) << "T=" << T;
@@ -235,7 +236,8 @@ TEST(HmmTest, SelectionPrefersTheTrueStateCountOverTooFew) {
   const std::vector<Series> validation = SampleMany(truth, 10, 20, 42);
   HmmTrainOptions options;
   options.restarts = 2;
-  absl::StatusOr<HmmSelection> sel = SelectHmm(Pointers(train), Pointers(validation), {1, 3}, options);
+  absl::StatusOr<HmmSelection> sel =
+      SelectHmm(Pointers(train), Pointers(validation), {1, 3}, options);
   ASSERT_TRUE(sel.ok()) << sel.status();
   EXPECT_EQ(sel->states, 3);
   EXPECT_EQ(sel->best.hmm.states(), 3);
@@ -288,9 +290,11 @@ TEST(HmmTest, InvalidModelsAndInputsAreRejected) {
   EXPECT_EQ(TrainHmm(data, options).status().code(), absl::StatusCode::kInvalidArgument);
   options.states = 1;
   EXPECT_EQ(TrainHmm({}, options).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(TrainHmm({&s, &wrong_dims}, options).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TrainHmm({&s, &wrong_dims}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SelectHmm(data, data, {}, options).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(SelectHmm(data, data, {0}, options).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SelectHmm(data, data, {0}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SelectHmm(data, {}, {1}, options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

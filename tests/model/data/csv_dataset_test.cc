@@ -175,9 +175,11 @@ TEST_F(CsvDatasetTest, TwoColumnManifestHasNoForgeries) {
 }
 
 TEST_F(CsvDatasetTest, ReadsManifestRowsWithTheHeaderInAnyCase) {
-  for (const std::string header : {"path,label,forgery", "Path,Label,Forgery", "PATH , label,FORGERY"}) {
+  for (const std::string header :
+       {"path,label,forgery", "Path,Label,Forgery", "PATH , label,FORGERY"}) {
     SCOPED_TRACE(header);
-    const std::string manifest = Write("rows.csv", header + "\n# comment\n\na.csv, x ,0\n/abs/b.csv,y,1\n");
+    const std::string manifest =
+        Write("rows.csv", header + "\n# comment\n\na.csv, x ,0\n/abs/b.csv,y,1\n");
     absl::StatusOr<std::vector<CsvManifestRow>> rows = ReadCsvManifest(manifest);
     ASSERT_TRUE(rows.ok()) << rows.status();  // the series files (absent here) are not read
     ASSERT_EQ(rows->size(), 2u);

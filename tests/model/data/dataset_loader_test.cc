@@ -83,8 +83,9 @@ TEST(DatasetLoaderNamesTest, TheSignatureSetsAreSignatureData) {
     EXPECT_FALSE(IsSignatureDataset(name)) << name;
   }
   const absl::Status unknown = NamedDatasetSource("mcyt", "/d").status();
-  EXPECT_NE(std::string(unknown.message()).find("svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc"),
-            std::string::npos)
+  EXPECT_NE(
+      std::string(unknown.message()).find("svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc"),
+      std::string::npos)
       << unknown;
 }
 

@@ -182,7 +182,8 @@ TEST(PreprocessorTest, CentringRemovesEachSeriesOffset) {
   absl::StatusOr<Preprocessor> plain = Preprocessor::Fit({&a, &b}, 1);
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(plain->center_series);
-  EXPECT_GT((plain->Apply(a)->frames() - plain->Apply(shifted)->frames()).cwiseAbs().maxCoeff(), 1.0f);
+  EXPECT_GT((plain->Apply(a)->frames() - plain->Apply(shifted)->frames()).cwiseAbs().maxCoeff(),
+            1.0f);
 }
 
 TEST(PreprocessorTest, ValidateChecksEveryField) {

@@ -49,7 +49,8 @@ TEST(ProtocolsTest, OutOfDomainSplitIsClassDisjoint) {
   EXPECT_EQ(val.size(), 2u);
   EXPECT_EQ(train.size(), 19u);
   for (int l : val) EXPECT_EQ(train.count(l), 0u);
-  EXPECT_EQ(split->train.examples.size() + split->validation.examples.size() + split->test.examples.size(),
+  EXPECT_EQ(split->train.examples.size() + split->validation.examples.size() +
+                split->test.examples.size(),
             data.examples.size());
 }
 
@@ -118,7 +119,8 @@ TEST(EvaluatePairsTest, SamplingKeepsAboutMaxPairs) {
   options.max_pairs = 5000;
   options.want_oneshot = false;
   absl::StatusOr<EvalResult> r = EvaluatePairs(
-      test, [&](int i, int j) { return test.examples[i].label == test.examples[j].label ? 1.0 : 0.0; },
+      test,
+      [&](int i, int j) { return test.examples[i].label == test.examples[j].label ? 1.0 : 0.0; },
       nullptr, options);
   ASSERT_TRUE(r.ok());
   EXPECT_NEAR(r->pairs, 5000, 300);
@@ -132,8 +134,9 @@ TEST(ResultLineTest, FormatsTheMachineReadableLine) {
   r.eer = {0.0512, 0.3};
   r.has_oneshot = true;
   r.oneshot.accuracy = 0.45;
-  EXPECT_EQ(ResultLine(Protocol::kOutOfDomain, "arabic-voice", "srn-a", r, false),
-            "RESULT protocol=out-of-domain dataset=arabic-voice model=srn-a auc=0.9123 oneshot=0.4500");
+  EXPECT_EQ(
+      ResultLine(Protocol::kOutOfDomain, "arabic-voice", "srn-a", r, false),
+      "RESULT protocol=out-of-domain dataset=arabic-voice model=srn-a auc=0.9123 oneshot=0.4500");
   EXPECT_EQ(ResultLine(Protocol::kOneShot, "svc2004", "dtw", r, true),
             "RESULT protocol=one-shot dataset=svc2004 model=dtw oneshot=0.4500 eer=0.0512");
 }
@@ -172,7 +175,8 @@ TEST(ProtocolsRealDataTest, DtwBaselineBeatsChanceOnArabicDigits) {
   EvalOptions options;
   options.max_pairs = 50000;
   options.oneshot_draws = 2;
-  absl::StatusOr<EvalResult> r = EvaluateDtw(split->train, small, DtwOptions::Fraction(0.1), options);
+  absl::StatusOr<EvalResult> r =
+      EvaluateDtw(split->train, small, DtwOptions::Fraction(0.1), options);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_GT(r->auc, 0.6);
   EXPECT_GT(r->oneshot.accuracy, 0.4);

@@ -121,13 +121,15 @@ class Record {
   absl::StatusOr<std::string> Field(absl::string_view field) {
     SRN_ASSIGN_OR_RETURN(std::string word, Word());
     const std::string prefix = absl::StrCat(field, "=");
-    if (word.rfind(prefix, 0) != 0) return Error(absl::StrCat("expected ", prefix, "..., got ", word));
+    if (word.rfind(prefix, 0) != 0)
+      return Error(absl::StrCat("expected ", prefix, "..., got ", word));
     return word.substr(prefix.size());
   }
   absl::StatusOr<int> IntField(absl::string_view field) {
     SRN_ASSIGN_OR_RETURN(std::string value, Field(field));
     int v = 0;
-    if (!absl::SimpleAtoi(value, &v)) return Error(absl::StrCat(field, "=", value, " is not an integer"));
+    if (!absl::SimpleAtoi(value, &v))
+      return Error(absl::StrCat(field, "=", value, " is not an integer"));
     return v;
   }
   absl::Status Done() const {
@@ -185,7 +187,8 @@ absl::Status ParseRecord(Record* rec, GoldenCase* c) {
     SRN_ASSIGN_OR_RETURN(c->emb_rows, rec->Int());
     SRN_ASSIGN_OR_RETURN(c->emb_cols, rec->Int());
     if (c->emb_rows < 0 || c->emb_cols < 0) return rec->Error("negative shape");
-    SRN_ASSIGN_OR_RETURN(c->embeddings, rec->Doubles(static_cast<int64_t>(c->emb_rows) * c->emb_cols));
+    SRN_ASSIGN_OR_RETURN(c->embeddings,
+                         rec->Doubles(static_cast<int64_t>(c->emb_rows) * c->emb_cols));
   } else if (key == "loss") {
     SRN_ASSIGN_OR_RETURN(c->loss, rec->Double());
   } else if (key == "grad") {
@@ -205,7 +208,8 @@ absl::StatusOr<std::vector<GoldenCase>> ParseGolden(const std::string& path) {
   bool open = false;
   std::string line;
   for (int line_no = 1; std::getline(in, line); ++line_no) {
-    std::vector<std::string> tokens = absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+    std::vector<std::string> tokens =
+        absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
     if (tokens.empty() || tokens[0][0] == '#') continue;
     Record rec(absl::StrCat(path, ":", line_no), std::move(tokens));
     if (rec.key() == "case") {
@@ -234,7 +238,8 @@ absl::StatusOr<std::vector<GoldenCase>> ParseGolden(const std::string& path) {
 
 // The parsed golden file, read once; a parse error is kept so that every test can report it.
 const absl::StatusOr<std::vector<GoldenCase>>& Golden() {
-  static const auto* const golden = new absl::StatusOr<std::vector<GoldenCase>>(ParseGolden(kGoldenFile));
+  static const auto* const golden =
+      new absl::StatusOr<std::vector<GoldenCase>>(ParseGolden(kGoldenFile));
   return *golden;
 }
 
@@ -376,7 +381,8 @@ TEST_P(TorchReferenceTest, MatchesPyTorch) {
       << Describe(emb_worst, absl::StrCat("series ", emb_worst.index / c->emb_cols, " unit ",
                                           emb_worst.index % c->emb_cols));
   const Worst loss_worst = Compare(&loss, {c->loss}, kDoubleFloor);
-  EXPECT_LE(loss_worst.error, kDoubleTolerance) << c->name << " loss: " << Describe(loss_worst, "loss");
+  EXPECT_LE(loss_worst.error, kDoubleTolerance)
+      << c->name << " loss: " << Describe(loss_worst, "loss");
   const Worst grad_worst = Compare(grad.data(), c->grad, kDoubleFloor);
   EXPECT_LE(grad_worst.error, kDoubleTolerance)
       << c->name << " gradient: " << Describe(grad_worst, ParamName(layout, grad_worst.index));
@@ -385,7 +391,8 @@ TEST_P(TorchReferenceTest, MatchesPyTorch) {
   RowMatrixT<double> embedded;
   net.Embed(c->params.data(), batch, &ws, &embedded);
   const Worst embed_worst = Compare(embedded.data(), c->embeddings, kDoubleFloor);
-  EXPECT_LE(embed_worst.error, kDoubleTolerance) << c->name << " Embed: " << Describe(embed_worst, "Embed");
+  EXPECT_LE(embed_worst.error, kDoubleTolerance)
+      << c->name << " Embed: " << Describe(embed_worst, "Embed");
 
   // Single precision, as in production.
   std::vector<float> fparams(c->params.begin(), c->params.end());

@@ -91,7 +91,8 @@ TEST(SignatureTrialsTest, CountsPerSigner) {
   // trials, 4 skilled, 2 x 6 random.
   const Dataset data = MakeData(3, 6, 4);
   const TrialScorer score = [&](int i, int j) {
-    return -std::abs(data.examples[i].series.frames()(0, 0) - data.examples[j].series.frames()(0, 0));
+    return -std::abs(data.examples[i].series.frames()(0, 0) -
+                     data.examples[j].series.frames()(0, 0));
   };
   const std::vector<double> sim = SimilarityMatrix(data, score, 2);
   // Forgery-forgery cells are never scored.

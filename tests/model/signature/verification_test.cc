@@ -20,7 +20,8 @@ TEST(ReferenceFusionTest, FloatScoresAsTheServerFusesThem) {
   EXPECT_FLOAT_EQ(FuseReferenceScores(s, ReferenceFusion::kTopKMean, 10), 0.575f);  // k clamps
   EXPECT_FLOAT_EQ(FuseReferenceScores({0.2f}, ReferenceFusion::kTopKMean, 3), 0.2f);
   // No references: 0 for every rule (never NaN).
-  for (ReferenceFusion rule : {ReferenceFusion::kMax, ReferenceFusion::kMean, ReferenceFusion::kTopKMean}) {
+  for (ReferenceFusion rule :
+       {ReferenceFusion::kMax, ReferenceFusion::kMean, ReferenceFusion::kTopKMean}) {
     EXPECT_EQ(FuseReferenceScores({}, rule, 3), 0.0);
   }
 }

@@ -116,8 +116,9 @@ TEST(AugmentTest, RejectsBadInput) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(AugmentSignature(Series(10, 3), AugmentOptions(), &rng).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(AugmentSignature(Series(1, kSignatureFeatureDims), AugmentOptions(), &rng).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      AugmentSignature(Series(1, kSignatureFeatureDims), AugmentOptions(), &rng).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST(AugmentDatasetTest, AddsLabelledCopiesDeterministically) {

@@ -73,7 +73,8 @@ TEST(TrainerTest, StepReducesLossOnAFixedBatch) {
   options.learning_rate = 1e-2;
   Trainer trainer(arch, options);
   const std::vector<const Series*> series = data.SeriesPointers();
-  const std::vector<Pair> pairs = {{0, 1, 1}, {0, 4, 0}, {5, 6, 1}, {2, 9, 0}, {8, 11, 1}, {3, 7, 0}};
+  const std::vector<Pair> pairs = {{0, 1, 1}, {0, 4, 0},  {5, 6, 1},
+                                   {2, 9, 0}, {8, 11, 1}, {3, 7, 0}};
   const double first = trainer.Step(series, pairs);
   double last = first;
   for (int i = 0; i < 60; ++i) last = trainer.Step(series, pairs);

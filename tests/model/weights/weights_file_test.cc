@@ -411,7 +411,8 @@ TEST(WeightsFileTest, CentringSurvivesTheRoundTrip) {
   absl::StatusOr<std::shared_ptr<const SimilarityModel>> m =
       SimilarityModel::Create(base->architecture(), pre, base->params());
   ASSERT_TRUE(m.ok());
-  absl::StatusOr<std::shared_ptr<const SimilarityModel>> loaded = ParseModel(SerializeModel(**m), "mem");
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> loaded =
+      ParseModel(SerializeModel(**m), "mem");
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_TRUE((*loaded)->preprocessor().center_series);
   EXPECT_FALSE(base->preprocessor().center_series);
@@ -607,10 +608,10 @@ TEST(WeightsFileConsistencyTest, InconsistentModelsAreInvalidArgumentNamingThePr
          t->set_shape(1, 4);
        },
        "tensor 'l0.b' has shape [1, 4]"},
-      {"shape with three dims",
-       [](pb::WeightsFile* f) { FindTensor(f, "c")->add_shape(1); },
+      {"shape with three dims", [](pb::WeightsFile* f) { FindTensor(f, "c")->add_shape(1); },
        "tensor 'c' has shape [1, 1, 1]"},
-      {"too few values", [](pb::WeightsFile* f) { FindTensor(f, "l0.A")->mutable_data()->RemoveLast(); },
+      {"too few values",
+       [](pb::WeightsFile* f) { FindTensor(f, "l0.A")->mutable_data()->RemoveLast(); },
        "tensor 'l0.A' holds 15 values but its shape [4, 4] needs 16"},
       {"missing tensor",
        [](pb::WeightsFile* f) {
@@ -648,7 +649,8 @@ TEST(WeightsFileConsistencyTest, InconsistentModelsAreInvalidArgumentNamingThePr
       {"NaN in the preprocessing mean",
        [&](pb::WeightsFile* f) { f->mutable_preprocessing()->set_mean(1, nan); },
        "preprocessing: mean of feature 1 is not finite"},
-      {"scale too short", [](pb::WeightsFile* f) { f->mutable_preprocessing()->mutable_scale()->RemoveLast(); },
+      {"scale too short",
+       [](pb::WeightsFile* f) { f->mutable_preprocessing()->mutable_scale()->RemoveLast(); },
        "preprocessing: scale has 2 entries; raw_dims is 3"},
       {"window not feeding the encoder",
        [](pb::WeightsFile* f) { f->mutable_preprocessing()->set_window(3); },
@@ -657,15 +659,20 @@ TEST(WeightsFileConsistencyTest, InconsistentModelsAreInvalidArgumentNamingThePr
       {"window out of range", [](pb::WeightsFile* f) { f->mutable_preprocessing()->set_window(0); },
        "preprocessing: window must be in [1, 64]"},
       {"unset feature kind",
-       [](pb::WeightsFile* f) { f->mutable_preprocessing()->set_kind(pb::FEATURE_KIND_UNSPECIFIED); },
+       [](pb::WeightsFile* f) {
+         f->mutable_preprocessing()->set_kind(pb::FEATURE_KIND_UNSPECIFIED);
+       },
        "preprocessing.kind is unset or unknown (0)"},
       {"unknown cell",
-       [](pb::WeightsFile* f) { f->mutable_architecture()->set_cell(static_cast<pb::CellType>(17)); },
+       [](pb::WeightsFile* f) {
+         f->mutable_architecture()->set_cell(static_cast<pb::CellType>(17));
+       },
        "architecture.cell is unset or unknown (17)"},
       {"unset pooling",
        [](pb::WeightsFile* f) { f->mutable_architecture()->set_pooling(pb::POOLING_UNSPECIFIED); },
        "architecture.pooling is unset or unknown (0)"},
-      {"impossible architecture", [](pb::WeightsFile* f) { f->mutable_architecture()->set_layers(0); },
+      {"impossible architecture",
+       [](pb::WeightsFile* f) { f->mutable_architecture()->set_layers(0); },
        "architecture: layers must be in [1, 16], got 0"},
       {"family disagreeing with the fields",
        [](pb::WeightsFile* f) { f->mutable_architecture()->set_family("gru-a"); },
