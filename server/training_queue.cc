@@ -55,8 +55,8 @@ absl::Status TrainingQueue::Start() {
         changed.push_back(entry);
         ++interrupted;
       }
-      entry->job = std::move(job);
-      jobs_[JobNumber(entry->job.job_id())] = entry;
+      StateOf(entry).job = std::move(job);
+      jobs_[JobNumber(StateOf(entry).job.job_id())] = entry;
     }
     UpdateMetrics();
   }
@@ -70,8 +70,8 @@ bool TrainingQueue::Stop() {
   if (stopping_) return false;
   stopping_ = true;
   for (auto& [n, entry] : jobs_) {
-    if (entry->job.state() == v1::JOB_STATE_RUNNING) {
-      entry->stop = StopReason::kShutdown;
+    if (StateOf(entry).job.state() == v1::JOB_STATE_RUNNING) {
+      StateOf(entry).stop = StopReason::kShutdown;
       entry->cancel.store(true);
     }
   }
@@ -83,7 +83,7 @@ std::shared_ptr<TrainingQueue::Entry> TrainingQueue::Find(const std::string& job
   return it == jobs_.end() ? nullptr : it->second;
 }
 
-void TrainingQueue::Changed(Entry* entry) { ++entry->changes; }
+void TrainingQueue::Changed(Entry* entry) { ++StateOf(entry).changes; }
 
 void TrainingQueue::UpdateMetrics() {
   if (metrics_ == nullptr) return;
@@ -91,9 +91,9 @@ void TrainingQueue::UpdateMetrics() {
   double progress = 0;
   int running = 0;
   for (const auto& [n, entry] : jobs_) {
-    ++counts[StateName(entry->job.state())];
-    if (entry->job.state() == v1::JOB_STATE_RUNNING) {
-      progress += entry->job.progress().fraction();
+    ++counts[StateName(StateOf(entry).job.state())];
+    if (StateOf(entry).job.state() == v1::JOB_STATE_RUNNING) {
+      progress += StateOf(entry).job.progress().fraction();
       ++running;
     }
   }
@@ -107,7 +107,7 @@ void TrainingQueue::Persist(Entry* entry) {
   v1::Job copy;
   {
     MutexLock lock(&mu_);
-    copy = entry->job;
+    copy = StateOf(entry).job;
   }
   if (absl::Status s = store_->Update(copy); !s.ok()) {
     std::cerr << "srn-server: cannot record " << copy.job_id() << ": " << s.message() << "\n";
@@ -116,11 +116,10 @@ void TrainingQueue::Persist(Entry* entry) {
 
 absl::StatusOr<v1::Job> TrainingQueue::Enqueue(v1::Job job, JobData data) {
   auto entry = std::make_shared<Entry>();
-  entry->job = std::move(job);
   entry->data = std::move(data);
-  entry->job.set_state(v1::JOB_STATE_QUEUED);
-  entry->job.set_created_unix_ms(NowUnixMs());
-  entry->job.mutable_progress()->set_max_epochs(entry->job.spec().max_epochs());
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_created_unix_ms(NowUnixMs());
+  job.mutable_progress()->set_max_epochs(job.spec().max_epochs());
   MutexLock order(&persist_mu_);
   {
     MutexLock lock(&mu_);
@@ -129,27 +128,29 @@ absl::StatusOr<v1::Job> TrainingQueue::Enqueue(v1::Job job, JobData data) {
           "the training worker is not running (the server is shutting down)");
     }
   }
-  SRN_RETURN_IF_ERROR(store_->Create(&entry->job));
+  SRN_RETURN_IF_ERROR(store_->Create(&job));
   MutexLock lock(&mu_);
-  jobs_[JobNumber(entry->job.job_id())] = entry;
+  StateOf(entry.get()).job = std::move(job);
+  const v1::Job& queued = StateOf(entry.get()).job;
+  jobs_[JobNumber(queued.job_id())] = entry;
   queue_.push_back(entry);
   UpdateMetrics();
-  return entry->job;
+  return queued;
 }
 
 absl::StatusOr<v1::Job> TrainingQueue::Get(const std::string& job_id) const {
   MutexLock lock(&mu_);
   std::shared_ptr<Entry> entry = Find(job_id);
   if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-  return entry->job;
+  return StateOf(entry).job;
 }
 
 v1::ListJobsResponse TrainingQueue::List(bool active_only) const {
   MutexLock lock(&mu_);
   v1::ListJobsResponse response;
   for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) {
-    if (active_only && IsTerminal(it->second->job.state())) continue;
-    *response.add_jobs() = it->second->job;
+    if (active_only && IsTerminal(StateOf(it->second.get()).job.state())) continue;
+    *response.add_jobs() = StateOf(it->second.get()).job;
   }
   return response;
 }
@@ -160,16 +161,16 @@ absl::StatusOr<v1::Job> TrainingQueue::Cancel(const std::string& job_id) {
     MutexLock lock(&mu_);
     entry = Find(job_id);
     if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-    const v1::JobState state = entry->job.state();
+    const v1::JobState state = StateOf(entry).job.state();
     if (IsTerminal(state)) {
       return absl::FailedPreconditionError(
           absl::StrCat(job_id, " already ended (", StateName(state), ")"));
     }
     if (state == v1::JOB_STATE_RUNNING) {
       // The runner ends it at the next mini-batch.
-      if (entry->stop == StopReason::kNone) entry->stop = StopReason::kCancelled;
+      if (StateOf(entry).stop == StopReason::kNone) StateOf(entry).stop = StopReason::kCancelled;
       entry->cancel.store(true);
-      return entry->job;
+      return StateOf(entry).job;
     }
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       if (*it == entry) {
@@ -180,7 +181,7 @@ absl::StatusOr<v1::Job> TrainingQueue::Cancel(const std::string& job_id) {
   }
   Finish(entry.get(), v1::JOB_STATE_CANCELLED, "cancelled by request before it started");
   MutexLock lock(&mu_);
-  return entry->job;
+  return StateOf(entry).job;
 }
 
 absl::StatusOr<v1::Job> TrainingQueue::WaitForChange(const std::string& job_id, int64_t* seen,
@@ -191,11 +192,11 @@ absl::StatusOr<v1::Job> TrainingQueue::WaitForChange(const std::string& job_id, 
   const int64_t after = *seen;
   const Entry* e = entry.get();
   auto changed = [this, e, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return e->changes != after;
+    return StateOf(e).changes != after;
   };
   mu_.AwaitWithTimeout(changed, timeout);
-  *seen = entry->changes;
-  return entry->job;
+  *seen = StateOf(entry).changes;
+  return StateOf(entry).job;
 }
 
 std::shared_ptr<TrainingQueue::Entry> TrainingQueue::Next() {
@@ -208,8 +209,8 @@ std::shared_ptr<TrainingQueue::Entry> TrainingQueue::Next() {
     if (stopping_) return nullptr;
     entry = queue_.front();
     queue_.pop_front();
-    entry->job.set_state(v1::JOB_STATE_RUNNING);
-    entry->job.set_started_unix_ms(NowUnixMs());
+    StateOf(entry).job.set_state(v1::JOB_STATE_RUNNING);
+    StateOf(entry).job.set_started_unix_ms(NowUnixMs());
     entry->started = std::chrono::steady_clock::now();
     Changed(entry.get());
     UpdateMetrics();
@@ -218,24 +219,25 @@ std::shared_ptr<TrainingQueue::Entry> TrainingQueue::Next() {
   return entry;
 }
 
-void TrainingQueue::Update(Entry* entry, const std::function<void(Entry*)>& change, bool quiet) {
+void TrainingQueue::Update(Entry* entry, const std::function<void(v1::Job*)>& change,
+                          bool quiet) {
   MutexLock lock(&mu_);
-  change(entry);
+  change(&StateOf(entry).job);
   if (!quiet) Changed(entry);
   UpdateMetrics();
 }
 
 v1::Job TrainingQueue::Snapshot(const Entry* entry) const {
   MutexLock lock(&mu_);
-  return entry->job;
+  return StateOf(entry).job;
 }
 
 void TrainingQueue::RequestStop(Entry* entry, StopReason reason, const std::string& message) {
   MutexLock lock(&mu_);
   // A cancellation never replaces an earlier reason; divergence and shutdown do.
-  if (reason != StopReason::kCancelled || entry->stop == StopReason::kNone) {
-    entry->stop = reason;
-    entry->stop_message = message;
+  if (reason != StopReason::kCancelled || StateOf(entry).stop == StopReason::kNone) {
+    StateOf(entry).stop = reason;
+    StateOf(entry).stop_message = message;
   }
   entry->cancel.store(true);
 }
@@ -243,9 +245,9 @@ void TrainingQueue::RequestStop(Entry* entry, StopReason reason, const std::stri
 void TrainingQueue::Finish(Entry* entry, v1::JobState state, const std::string& reason) {
   {
     MutexLock lock(&mu_);
-    entry->job.set_state(state);
-    entry->job.set_reason(reason);
-    entry->job.set_finished_unix_ms(NowUnixMs());
+    StateOf(entry).job.set_state(state);
+    StateOf(entry).job.set_reason(reason);
+    StateOf(entry).job.set_finished_unix_ms(NowUnixMs());
     Changed(entry);
     UpdateMetrics();
   }
@@ -258,8 +260,8 @@ void TrainingQueue::FinishStopped(Entry* entry) {
   std::string message;
   {
     MutexLock lock(&mu_);
-    stop = entry->stop;
-    message = entry->stop_message;
+    stop = StateOf(entry).stop;
+    message = StateOf(entry).stop_message;
   }
   switch (stop) {
     case StopReason::kDiverged:

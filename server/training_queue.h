@@ -34,17 +34,26 @@ class TrainingQueue final {
   // Why a running job was asked to stop.
   enum class StopReason { kNone, kCancelled, kDiverged, kShutdown };
 
-  // One job. `job`, `changes`, `stop` and `stop_message` belong to the queue's lock (read and
-  // change them through Update and Snapshot); `data` and `started` belong to the job's runner
-  // once Next() returned it.
-  struct Entry {
+  // What the queue's lock guards of one job: reached only through TrainingQueue::StateOf, which
+  // requires that lock (so clang checks every access), or through Update's callback.
+  struct JobState {
     v1::Job job;
     int64_t changes = 0;
     StopReason stop = StopReason::kNone;
-    std::string stop_message;       // the job's reason when it stops for `stop`
-    std::atomic<bool> cancel{false};  // set with `stop`: the trainer stops at its next mini-batch
+    std::string stop_message;  // the job's reason when it stops for `stop`
+  };
+
+  // One job: its guarded state, and what belongs to its runner once Next() returned it.
+  class Entry final {
+   public:
+    std::atomic<bool> cancel{false};  // set with the stop reason: the trainer stops at its next
+                                      // mini-batch
     JobData data;
     std::chrono::steady_clock::time_point started;
+
+   private:
+    friend class TrainingQueue;
+    JobState state_;
   };
 
   TrainingQueue(JobStore* store, ServerMetrics* metrics) : store_(store), metrics_(metrics) {}
@@ -77,10 +86,10 @@ class TrainingQueue final {
   // For runners. Waits for the next queued job, marks it RUNNING (recorded) and returns it;
   // null once the queue is stopped.
   std::shared_ptr<Entry> Next() ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
-  // Applies `change` to the entry under the queue's lock and updates the gauges. It wakes
+  // Applies `change` to the entry's job under the queue's lock and updates the gauges. It wakes
   // WaitForChange unless `quiet` (watchers then see it with the next change). Not recorded until
   // Persist or Finish.
-  void Update(Entry* entry, const std::function<void(Entry*)>& change, bool quiet = false)
+  void Update(Entry* entry, const std::function<void(v1::Job*)>& change, bool quiet = false)
       ABSL_LOCKS_EXCLUDED(mu_);
   // A copy of the entry's job, under the queue's lock.
   v1::Job Snapshot(const Entry* entry) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -98,6 +107,13 @@ class TrainingQueue final {
   void FinishStopped(Entry* entry) ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
 
  private:
+  JobState& StateOf(Entry* entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entry->state_; }
+  const JobState& StateOf(const Entry* entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return entry->state_;
+  }
+  JobState& StateOf(const std::shared_ptr<Entry>& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return entry->state_;
+  }
   void Changed(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateMetrics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<Entry> Find(const std::string& job_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -156,31 +156,31 @@ void TrainingWorker::Run(TrainingQueue::Entry* entry) {
   config.training_data = absl::StrCat(job.dataset(), ": ", split->description);
   config.command = absl::StrCat("srn-server training ", job.job_id(),
                                 spec.description().empty() ? "" : ": ", spec.description());
-  queue_.Update(entry, [&](TrainingQueue::Entry* e) {
-    e->job.set_train_series(static_cast<int>(split->train.examples.size()));
-    e->job.set_validation_series(static_cast<int>(split->validation.examples.size()));
+  queue_.Update(entry, [&](v1::Job* job) {
+    job->set_train_series(static_cast<int>(split->train.examples.size()));
+    job->set_validation_series(static_cast<int>(split->validation.examples.size()));
   });
 
   TrainCallbacks callbacks;
   callbacks.cancel = &entry->cancel;
   callbacks.on_step = [&](int epoch, int step, int steps) {
-    queue_.Update(entry, [&](TrainingQueue::Entry* e) {
-      v1::JobProgress* p = e->job.mutable_progress();
+    queue_.Update(entry, [&](v1::Job* job) {
+      v1::JobProgress* p = job->mutable_progress();
       p->set_epoch(epoch);
       p->set_step(step);
       p->set_steps_per_epoch(steps);
       const double total = static_cast<double>(spec.max_epochs()) * steps;
       const double done = static_cast<double>(epoch - 1) * steps + step;
       const double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - e->started).count();
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - entry->started).count();
       p->set_fraction(std::min(1.0, done / total));
       p->set_elapsed_seconds(elapsed);
       p->set_estimated_remaining_seconds(done > 0 ? elapsed * (total - done) / done : 0);
     });
   };
   callbacks.on_epoch = [&](const EpochReport& r) {
-    queue_.Update(entry, [&](TrainingQueue::Entry* e) {
-      v1::JobProgress* p = e->job.mutable_progress();
+    queue_.Update(entry, [&](v1::Job* job) {
+      v1::JobProgress* p = job->mutable_progress();
       p->set_loss(r.train_loss);
       p->set_val_auc(r.val_auc);
       p->set_best_val_auc(std::max(p->best_val_auc(), r.val_auc));
@@ -218,19 +218,19 @@ void TrainingWorker::Run(TrainingQueue::Entry* entry) {
   const std::string model_id = ModelFingerprint(*trained->model);
   queue_.Update(
       entry,
-      [&](TrainingQueue::Entry* e) {
-        e->job.set_model_version(*version);
-        e->job.set_model_id(model_id);
-        e->job.mutable_progress()->set_best_val_auc(val_auc);
+      [&](v1::Job* job) {
+        job->set_model_version(*version);
+        job->set_model_id(model_id);
+        job->mutable_progress()->set_best_val_auc(val_auc);
       },
       /*quiet=*/true);
   const ActivationOutcome activation =
       ApplyActivationPolicy(spec.activation(), *version, val_auc, manager_);
   queue_.Update(
       entry,
-      [&](TrainingQueue::Entry* e) {
-        e->job.set_activated(activation.activated);
-        if (!activation.error.empty()) e->job.set_activation_error(activation.error);
+      [&](v1::Job* job) {
+        job->set_activated(activation.activated);
+        if (!activation.error.empty()) job->set_activation_error(activation.error);
       },
       /*quiet=*/true);
   queue_.Finish(entry, v1::JOB_STATE_SUCCEEDED, "");

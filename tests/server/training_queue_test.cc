@@ -92,14 +92,14 @@ TEST_F(TrainingQueueTest, RunnersTakeJobsInOrderAndMarkThemRunning) {
   ASSERT_TRUE(queue_->Enqueue(NewJob(), JobData()).ok());
   std::shared_ptr<TrainingQueue::Entry> first = queue_->Next();
   ASSERT_NE(first, nullptr);
-  EXPECT_EQ(first->job.job_id(), "job-1");
-  EXPECT_EQ(first->job.state(), v1::JOB_STATE_RUNNING);
-  EXPECT_GT(first->job.started_unix_ms(), 0);
+  EXPECT_EQ(queue_->Snapshot(first.get()).job_id(), "job-1");
+  EXPECT_EQ(queue_->Snapshot(first.get()).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_GT(queue_->Snapshot(first.get()).started_unix_ms(), 0);
   EXPECT_TRUE(first->data.upload.has_value());  // the runner gets the job's data
   EXPECT_EQ(Stored("job-1").state(), v1::JOB_STATE_RUNNING);
   std::shared_ptr<TrainingQueue::Entry> second = queue_->Next();
   ASSERT_NE(second, nullptr);
-  EXPECT_EQ(second->job.job_id(), "job-2");
+  EXPECT_EQ(queue_->Snapshot(second.get()).job_id(), "job-2");
 
   queue_->Finish(first.get(), v1::JOB_STATE_FAILED, "no luck");
   const v1::Job failed = *queue_->Get("job-1");
@@ -122,7 +122,7 @@ TEST_F(TrainingQueueTest, CancellingAQueuedJobEndsItAtOnce) {
   EXPECT_EQ(queue_->Cancel("job-9").status().code(), absl::StatusCode::kNotFound);
   std::shared_ptr<TrainingQueue::Entry> next = queue_->Next();  // job-1 left the queue
   ASSERT_NE(next, nullptr);
-  EXPECT_EQ(next->job.job_id(), "job-2");
+  EXPECT_EQ(queue_->Snapshot(next.get()).job_id(), "job-2");
 }
 
 TEST_F(TrainingQueueTest, CancellingARunningJobAsksItsRunnerToStop) {
@@ -197,8 +197,8 @@ TEST_F(TrainingQueueTest, WatchersWakeOnChanges) {
   EXPECT_GT(seen, first);
   const int64_t running = seen;
   std::thread updater([&] {
-    queue_->Update(entry.get(), [](TrainingQueue::Entry* e) {
-      e->job.mutable_progress()->set_epoch(2);
+    queue_->Update(entry.get(), [](v1::Job* job) {
+      job->mutable_progress()->set_epoch(2);
     });
   });
   job = queue_->WaitForChange("job-1", &seen, absl::Seconds(10));
@@ -208,7 +208,7 @@ TEST_F(TrainingQueueTest, WatchersWakeOnChanges) {
   // A quiet change is visible but wakes nobody.
   const int64_t before = seen;
   queue_->Update(
-      entry.get(), [](TrainingQueue::Entry* e) { e->job.set_model_version(5); }, /*quiet=*/true);
+      entry.get(), [](v1::Job* job) { job->set_model_version(5); }, /*quiet=*/true);
   EXPECT_EQ(queue_->Snapshot(entry.get()).model_version(), 5);
   job = queue_->WaitForChange("job-1", &seen, absl::Milliseconds(10));
   EXPECT_EQ(seen, before);
