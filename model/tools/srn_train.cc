@@ -24,10 +24,12 @@
 #include "model/weights/weights_file.h"
 #include "model/tools/tool_common.h"
 
-ABSL_FLAG(std::string, dataset, "",
-          "arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc, "
-          "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
-ABSL_FLAG(std::string, data_dir, "", "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
+ABSL_FLAG(
+    std::string, dataset, "",
+    "arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc, "
+    "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
+ABSL_FLAG(std::string, data_dir, "",
+          "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain",
           "within-domain, out-of-domain, one-shot, or all (train on every class, no test)");
 ABSL_FLAG(std::string, validation, srn::TrainSettings().validation,
@@ -171,9 +173,9 @@ int main(int argc, char** argv) {
   absl::StatusOr<srn::DatasetSource> source = srn::NamedDatasetSource(dataset, data_dir);
   if (!source.ok()) return Fail(tool, source.status());
   config.kind = srn::DatasetKind(source->format);
-  config.training_data =
-      signature_cv ? absl::StrCat(dataset, ": ", split->description)
-                   : absl::StrCat(dataset, " (", srn::ProtocolName(*protocol), "): ", split->description);
+  config.training_data = signature_cv ? absl::StrCat(dataset, ": ", split->description)
+                                      : absl::StrCat(dataset, " (", srn::ProtocolName(*protocol),
+                                                     "): ", split->description);
   config.command = srn::tools::CommandLine(argc, argv);
 
   std::signal(SIGINT, OnSignal);
@@ -199,16 +201,17 @@ int main(int argc, char** argv) {
   if (!trained.ok()) return Fail(tool, trained.status());
   if (trained->result.cancelled) {
     if (trained->result.best_epoch == 0) {
-      return Fail(tool, absl::CancelledError("cancelled before the first epoch ended; nothing written"));
+      return Fail(tool,
+                  absl::CancelledError("cancelled before the first epoch ended; nothing written"));
     }
     std::cerr << "cancelled; saving the best model so far (no evaluation)\n";
   }
 
   if (absl::Status s = srn::SaveModel(*trained->model, out); !s.ok()) return Fail(tool, s);
-  std::cerr << absl::StrFormat("wrote %s (%s, best validation AUC %.4f at epoch %d, fingerprint %s)\n",
-                               out, trained->model->architecture().ToString(),
-                               trained->result.best_val_auc, trained->result.best_epoch,
-                               srn::ModelFingerprint(*trained->model));
+  std::cerr << absl::StrFormat(
+      "wrote %s (%s, best validation AUC %.4f at epoch %d, fingerprint %s)\n", out,
+      trained->model->architecture().ToString(), trained->result.best_val_auc,
+      trained->result.best_epoch, srn::ModelFingerprint(*trained->model));
 
   if (absl::GetFlag(FLAGS_eval) && !trained->result.cancelled && !split->test.examples.empty()) {
     srn::EvalOptions eval;
