@@ -103,30 +103,15 @@ void Backward(int n, int m, int radius, SoftDtwWorkspace<T>* ws) {
   }
 }
 
+// d(value)/d(a) and d(value)/d(b) from ws->e: 2 sum_j E(i, j) (a_i - b_j), and alike for b.
 template <typename T>
-absl::StatusOr<T> Run(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
-                      const SoftDtwOptions& options, RowMatrixT<T>* grad_a,
-                      RowMatrixT<T>* grad_b, SoftDtwWorkspace<T>* ws) {
-  if (absl::Status s = ValidateSoftDtwInput(a, b, options); !s.ok()) return s;
-  SoftDtwWorkspace<T> local;
-  if (ws == nullptr) ws = &local;
-  const int n = static_cast<int>(a.rows());
-  const int m = static_cast<int>(b.rows());
-  const int radius = DtwBandRadius(options.band, n, m);
-  RowMatrixT<T>& cost = ws->cost;
-  cost.noalias() = T(-2) * a * b.transpose();
-  cost.colwise() += a.rowwise().squaredNorm();
-  cost.rowwise() += b.rowwise().squaredNorm().transpose();
-  cost = cost.cwiseMax(T(0));  // |x|^2 + |y|^2 - 2 x.y can round below zero
-  const T value = Forward(n, m, radius, static_cast<T>(options.gamma), ws);
-  if (grad_a == nullptr) return value;
-  Backward(n, m, radius, ws);
-  const auto e = ws->e.topLeftCorner(n, m);
+void FrameGradients(const RowMatrixT<T>& a, const RowMatrixT<T>& b, const SoftDtwWorkspace<T>& ws,
+                    RowMatrixT<T>* grad_a, RowMatrixT<T>* grad_b) {
+  const auto e = ws.e.topLeftCorner(a.rows(), b.rows());
   grad_a->noalias() = T(-2) * e * b;
   *grad_a += T(2) * (e.rowwise().sum().asDiagonal() * a);
   grad_b->noalias() = T(-2) * e.transpose() * a;
   *grad_b += T(2) * (e.colwise().sum().transpose().asDiagonal() * b);
-  return value;
 }
 
 }  // namespace
@@ -160,7 +145,37 @@ absl::Status ValidateSoftDtwInput(const RowMatrixT<T>& a, const RowMatrixT<T>& b
 template <typename T>
 absl::StatusOr<T> SoftDtw(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
                           const SoftDtwOptions& options, SoftDtwWorkspace<T>* ws) {
-  return Run<T>(a, b, options, nullptr, nullptr, ws);
+  if (absl::Status s = ValidateSoftDtwInput(a, b, options); !s.ok()) return s;
+  SoftDtwWorkspace<T> local;
+  if (ws == nullptr) ws = &local;
+  const int n = static_cast<int>(a.rows());
+  const int m = static_cast<int>(b.rows());
+  ws->ta = n;
+  ws->tb = m;
+  ws->radius = DtwBandRadius(options.band, n, m);
+  RowMatrixT<T>& cost = ws->cost;
+  cost.noalias() = T(-2) * a * b.transpose();
+  cost.colwise() += a.rowwise().squaredNorm();
+  cost.rowwise() += b.rowwise().squaredNorm().transpose();
+  cost = cost.cwiseMax(T(0));  // |x|^2 + |y|^2 - 2 x.y can round below zero
+  return Forward(n, m, ws->radius, static_cast<T>(options.gamma), ws);
+}
+
+template <typename T>
+absl::Status SoftDtwBackward(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
+                             SoftDtwWorkspace<T>* ws, RowMatrixT<T>* grad_a,
+                             RowMatrixT<T>* grad_b) {
+  if (grad_a == nullptr || grad_b == nullptr) {
+    return absl::InvalidArgumentError("the soft-DTW gradient needs both gradient outputs");
+  }
+  if (ws == nullptr || ws->ta == 0 || ws->ta != a.rows() || ws->tb != b.rows()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "SoftDtwBackward: the workspace holds no soft-DTW of a %d x %d pair", a.rows(),
+        b.rows()));
+  }
+  Backward(ws->ta, ws->tb, ws->radius, ws);
+  FrameGradients(a, b, *ws, grad_a, grad_b);
+  return absl::OkStatus();
 }
 
 template <typename T>
@@ -168,9 +183,14 @@ absl::StatusOr<T> SoftDtwWithGradient(const RowMatrixT<T>& a, const RowMatrixT<T
                                       const SoftDtwOptions& options, RowMatrixT<T>* grad_a,
                                       RowMatrixT<T>* grad_b, SoftDtwWorkspace<T>* ws) {
   if (grad_a == nullptr || grad_b == nullptr) {
-    return absl::InvalidArgumentError("SoftDtwWithGradient needs both gradient outputs");
+    return absl::InvalidArgumentError("the soft-DTW gradient needs both gradient outputs");
   }
-  return Run<T>(a, b, options, grad_a, grad_b, ws);
+  SoftDtwWorkspace<T> local;
+  if (ws == nullptr) ws = &local;
+  absl::StatusOr<T> value = SoftDtw(a, b, options, ws);
+  if (!value.ok()) return value;
+  if (absl::Status s = SoftDtwBackward(a, b, ws, grad_a, grad_b); !s.ok()) return s;
+  return value;
 }
 
 #define SRN_INSTANTIATE_SOFT_DTW(T)                                                            \
@@ -180,7 +200,9 @@ absl::StatusOr<T> SoftDtwWithGradient(const RowMatrixT<T>& a, const RowMatrixT<T
                                         const SoftDtwOptions&, SoftDtwWorkspace<T>*);          \
   template absl::StatusOr<T> SoftDtwWithGradient<T>(const RowMatrixT<T>&, const RowMatrixT<T>&, \
                                                     const SoftDtwOptions&, RowMatrixT<T>*,     \
-                                                    RowMatrixT<T>*, SoftDtwWorkspace<T>*);
+                                                    RowMatrixT<T>*, SoftDtwWorkspace<T>*);     \
+  template absl::Status SoftDtwBackward<T>(const RowMatrixT<T>&, const RowMatrixT<T>&,          \
+                                           SoftDtwWorkspace<T>*, RowMatrixT<T>*, RowMatrixT<T>*);
 SRN_INSTANTIATE_SOFT_DTW(float)
 SRN_INSTANTIATE_SOFT_DTW(double)
 #undef SRN_INSTANTIATE_SOFT_DTW

@@ -49,6 +49,8 @@ struct SoftDtwWorkspace {
   RowMatrixT<T> weights;  // soft-min weights of cell (i, j)'s predecessors diag, up, left at
                           // (i, 3 j .. 3 j + 2); row Ta and column block Tb are padding
   RowMatrixT<T> e;        // E, (Ta + 1) x (Tb + 1), zero outside the band and in the padding
+  // The last forward pass: lengths and band radius (ta = 0: none yet).
+  int ta = 0, tb = 0, radius = 0;
 };
 
 // InvalidArgument, naming the problem, when a sequence has no frames or a non-finite value, the
@@ -71,6 +73,16 @@ template <typename T>
 absl::StatusOr<T> SoftDtwWithGradient(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
                                       const SoftDtwOptions& options, RowMatrixT<T>* grad_a,
                                       RowMatrixT<T>* grad_b, SoftDtwWorkspace<T>* ws = nullptr);
+
+// The gradient of the value the last SoftDtw call on `ws` computed, for the same a and b (which
+// must be passed again, unchanged): grad_a and grad_b as SoftDtwWithGradient sets them. Lets a
+// caller compute values first and pay for gradients only where a loss needs them.
+// FailedPrecondition when `ws` holds no forward pass of a pair of these lengths; InvalidArgument
+// when an output is null.
+template <typename T>
+absl::Status SoftDtwBackward(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
+                             SoftDtwWorkspace<T>* ws, RowMatrixT<T>* grad_a,
+                             RowMatrixT<T>* grad_b);
 
 }  // namespace srn
 

@@ -178,6 +178,25 @@ TEST(SoftDtwTest, WorkspaceReuseDoesNotLeakState) {
   EXPECT_EQ(gb, fresh_b);
 }
 
+// Values first, gradients later (what a hinge loss does): the same gradient as in one call.
+TEST(SoftDtwTest, BackwardAfterTheValueGivesTheSameGradient) {
+  const Mat a = RandomFrames(15, 3, 21), b = RandomFrames(11, 3, 22);
+  const SoftDtwOptions options = Options(0.4, DtwOptions::Fraction(0.3));
+  Mat ga, gb, ga2, gb2;
+  ASSERT_TRUE(SoftDtwWithGradient(a, b, options, &ga, &gb).ok());
+  SoftDtwWorkspace<double> ws;
+  EXPECT_EQ(SoftDtwBackward(a, b, &ws, &ga2, &gb2).code(), absl::StatusCode::kFailedPrecondition)
+      << "no forward pass yet";
+  ASSERT_TRUE(SoftDtw(a, b, options, &ws).ok());
+  EXPECT_EQ(SoftDtwBackward(b, a, &ws, &ga2, &gb2).code(), absl::StatusCode::kFailedPrecondition)
+      << "another pair's lengths";
+  EXPECT_EQ(SoftDtwBackward<double>(a, b, &ws, &ga2, nullptr).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(SoftDtwBackward(a, b, &ws, &ga2, &gb2).ok());
+  EXPECT_EQ(ga, ga2);
+  EXPECT_EQ(gb, gb2);
+}
+
 TEST(SoftDtwTest, FloatAgreesWithDouble) {
   const Mat a = RandomFrames(200, 32, 15) * 0.5, b = RandomFrames(240, 32, 16) * 0.5;
   const SoftDtwOptions options = Options(1.0, DtwOptions::Fraction(0.3));
