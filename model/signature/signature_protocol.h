@@ -187,8 +187,9 @@ FoldScorerFactory SrnFoldScorer(
     std::function<absl::StatusOr<std::shared_ptr<const SimilarityModel>>(int fold)> model_for_fold,
     SrnScore score = SrnScore::kProbability, const DtwOptions& dtw = DtwOptions::Fraction(0.1));
 
-// The top layer's hidden state at every frame of a preprocessed series (T x hidden), or the
-// series itself for the logistic model.
+// The top layer's hidden state at every frame of a preprocessed series (T x hidden), normalized
+// per frame as the model's metadata records it (FrameNormalizationOf: models trained with the
+// frame-triplet objective may L2-normalize them), or the series itself for the logistic model.
 Series HiddenStates(const SimilarityModel& model, const Series& preprocessed);
 
 // One fold's test signers and their similarity matrix (see SimilarityMatrix).
