@@ -219,9 +219,9 @@ absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
 
 // Sets each fold's single_reference_spread: a DtwSpreadModel fitted on the other folds' signers
 // (never the fold's own) predicts each test example's spread. The models are fitted on the
-// within-signer distances the matrices already hold, so `folds` must be DtwFoldScorer's
-// (similarity = -SignatureDtwDistance, per-series normalization) from ScoreSignatureFolds, whose
-// folds together hold every signer. Returns the fold models; `all_signers`, if given, receives
+// within-signer distances the matrices already hold, so `folds` must come from
+// ScoreSignatureFolds with a distance scorer (similarity = -distance > 0: DtwFoldScorer's, or
+// SrnFoldScorer's with SrnScore::kStatesDtw), whose folds together hold every signer. Returns the fold models; `all_signers`, if given, receives
 // the model fitted on every fold's signers (the one to deploy).
 absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(std::vector<FoldMatrix>* folds,
                                                                DtwSpreadModel* all_signers);
@@ -249,7 +249,8 @@ struct SignatureCvRequest {
   // Normalization of the DTW scores in fusion (the SRN's is options.normalization).
   ScoreNormalization dtw_normalization = ScoreNormalization::kRatio;
   // With one reference, divide DTW distances by the spread predicted from the reference's shape
-  // (PredictFoldSpreads; DTW with ratio normalization only).
+  // (PredictFoldSpreads, ratio normalization only): the DTW verifier's, and with
+  // SrnScore::kStatesDtw the states' (a spread model fitted on the states' own distances).
   bool dtw_spread = true;
   std::vector<double> calibrate_fars = {0.01, 0.05, 0.1};
   std::string det_csv;  // write the DET curves here ("" : don't)
