@@ -128,38 +128,63 @@ absl::StatusOr<TripletSampler> TripletSampler::Create(const Dataset& data, doubl
   return s;
 }
 
+namespace {
+
+int Pick(const std::vector<int>& v, std::mt19937_64* rng) {
+  return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(*rng)];
+}
+
+}  // namespace
+
 Triplet TripletSampler::Sample(std::mt19937_64* rng) const {
-  auto pick = [rng](const std::vector<int>& v) {
-    return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(*rng)];
-  };
-  Triplet t;
   // A signer whose anchor can be paired: redraw until the anchor has a positive of another
   // origin (every signer in anchor_signers_ has one for some anchor).
-  int signer = 0;
-  std::vector<int> candidates;
+  Triplet t;
   for (;;) {
-    signer = pick(anchor_signers_);
-    t.anchor = pick(genuine_[signer]);
-    candidates.clear();
-    for (int i : genuine_[signer]) {
-      if (origin_[i] != origin_[t.anchor]) candidates.push_back(i);
-    }
-    if (!candidates.empty()) break;
+    t.anchor = Pick(genuine_[Pick(anchor_signers_, rng)], rng);
+    t.positive = SamplePositive(t.anchor, rng);
+    if (t.positive >= 0) break;
   }
-  t.positive = pick(candidates);
+  t.negative = SampleNegative(t.anchor, rng);
+  return t;
+}
+
+TripletGroup TripletSampler::SampleGroup(int candidates, std::mt19937_64* rng) const {
+  const Triplet first = Sample(rng);
+  TripletGroup g{first.anchor, {first.positive}, {first.negative}};
+  for (int k = 1; k < candidates; ++k) {
+    g.positives.push_back(SamplePositive(g.anchor, rng));
+    g.negatives.push_back(SampleNegative(g.anchor, rng));
+  }
+  return g;
+}
+
+// A genuine example of the anchor's signer of another origin, or -1 if there is none.
+int TripletSampler::SamplePositive(int anchor, std::mt19937_64* rng) const {
+  const std::vector<int>& genuine = genuine_[labels_[anchor]];
+  int others = 0;
+  for (int i : genuine) others += origin_[i] != origin_[anchor];
+  if (others == 0) return -1;
+  int k = std::uniform_int_distribution<int>(0, others - 1)(*rng);
+  for (int i : genuine) {
+    if (origin_[i] != origin_[anchor] && k-- == 0) return i;
+  }
+  return -1;
+}
+
+int TripletSampler::SampleNegative(int anchor, std::mt19937_64* rng) const {
+  const int signer = labels_[anchor];
   const bool has_forgeries = !forgeries_[signer].empty();
   const bool others = all_genuine_.size() > genuine_[signer].size() && forgery_fraction_ < 1;
   const bool forgery = has_forgeries &&
                        (!others || std::uniform_real_distribution<double>(0, 1)(*rng) <
                                        forgery_fraction_);
-  if (forgery) {
-    t.negative = pick(forgeries_[signer]);
-  } else {
-    do {
-      t.negative = pick(all_genuine_);
-    } while (labels_[t.negative] == signer);
-  }
-  return t;
+  if (forgery) return Pick(forgeries_[signer], rng);
+  int negative;
+  do {
+    negative = Pick(all_genuine_, rng);
+  } while (labels_[negative] == signer);
+  return negative;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,7 +193,7 @@ Triplet TripletSampler::Sample(std::mt19937_64* rng) const {
 template <typename T>
 absl::StatusOr<FrameTripletLossStats> FrameTripletLoss(const Network<T>& network, const T* params,
                                                        absl::Span<const Series* const> series,
-                                                       absl::Span<const Triplet> triplets,
+                                                       absl::Span<const TripletGroup> groups,
                                                        const FrameTripletLossOptions& options,
                                                        T scale, FrameTripletWorkspace<T>* ws,
                                                        T* grad) {
@@ -179,21 +204,28 @@ absl::StatusOr<FrameTripletLossStats> FrameTripletLoss(const Network<T>& network
         arch.ToString(), " has none (use a gru or lstm cell, or two relu layers)"));
   }
   FrameTripletLossStats stats;
-  if (triplets.empty()) return stats;
+  if (groups.empty()) return stats;
   const int n = static_cast<int>(series.size());
   ws->local.assign(n, -1);
   ws->batch.clear();
-  for (const Triplet& t : triplets) {
-    for (int i : {t.anchor, t.positive, t.negative}) {
-      if (i < 0 || i >= n) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("a triplet refers to series %d of %d", i, n));
-      }
-      if (ws->local[i] < 0) {
-        ws->local[i] = static_cast<int>(ws->batch.size());
-        ws->batch.push_back(series[i]);
-      }
+  auto add = [&](int i) {
+    if (i < 0 || i >= n) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("a triplet refers to series %d of %d", i, n));
     }
+    if (ws->local[i] < 0) {
+      ws->local[i] = static_cast<int>(ws->batch.size());
+      ws->batch.push_back(series[i]);
+    }
+    return absl::OkStatus();
+  };
+  for (const TripletGroup& g : groups) {
+    if (g.positives.empty() || g.negatives.empty()) {
+      return absl::InvalidArgumentError("a triplet group needs a positive and a negative");
+    }
+    SRN_RETURN_IF_ERROR(add(g.anchor));
+    for (int i : g.positives) SRN_RETURN_IF_ERROR(add(i));
+    for (int i : g.negatives) SRN_RETURN_IF_ERROR(add(i));
   }
   network.Forward(params, ws->batch, T(0), nullptr, &ws->net, &ws->embeddings);
 
@@ -220,17 +252,31 @@ absl::StatusOr<FrameTripletLossStats> FrameTripletLoss(const Network<T>& network
   }
   const std::vector<RowMatrixT<T>>& states = l2 ? ws->states : ws->raw;
 
-  for (const Triplet& t : triplets) {
-    const int a = ws->local[t.anchor];
-    const int p = ws->local[t.positive];
-    const int g = ws->local[t.negative];
-    SRN_ASSIGN_OR_RETURN(const T ap, SoftDtw(states[a], states[p], options.soft_dtw, &ws->dtw));
-    SRN_ASSIGN_OR_RETURN(const T an,
-                         SoftDtw(states[a], states[g], options.soft_dtw, &ws->dtw_negative));
-    const T sum_ap = static_cast<T>(states[a].rows() + states[p].rows());
-    const T sum_an = static_cast<T>(states[a].rows() + states[g].rows());
-    const double d_ap = static_cast<double>(ap / sum_ap);
-    const double d_an = static_cast<double>(an / sum_an);
+  // The candidate with the largest (positives) or smallest (negatives) D to the anchor `a`; its
+  // soft-DTW stays in `chosen_ws` (candidates after the first are computed aside and swapped in).
+  auto choose = [&](int a, const std::vector<int>& candidates, bool largest,
+                    SoftDtwWorkspace<T>* chosen_ws, int* chosen, double* d) -> absl::Status {
+    for (size_t k = 0; k < candidates.size(); ++k) {
+      const int c = ws->local[candidates[k]];
+      SoftDtwWorkspace<T>* target = k == 0 ? chosen_ws : &ws->dtw_candidate;
+      SRN_ASSIGN_OR_RETURN(const T value, SoftDtw(states[a], states[c], options.soft_dtw, target));
+      const double distance =
+          static_cast<double>(value) / static_cast<double>(states[a].rows() + states[c].rows());
+      if (k == 0 || (largest ? distance > *d : distance < *d)) {
+        *d = distance;
+        *chosen = c;
+        if (k > 0) std::swap(*chosen_ws, ws->dtw_candidate);
+      }
+    }
+    return absl::OkStatus();
+  };
+  for (const TripletGroup& group : groups) {
+    const int a = ws->local[group.anchor];
+    int p = 0, g = 0;
+    double d_ap = 0, d_an = 0;
+    SRN_RETURN_IF_ERROR(choose(a, group.positives, /*largest=*/true, &ws->dtw, &p, &d_ap));
+    SRN_RETURN_IF_ERROR(
+        choose(a, group.negatives, /*largest=*/false, &ws->dtw_negative, &g, &d_an));
     stats.d_positive += d_ap;
     stats.d_negative += d_an;
     const double loss = options.margin + d_ap - d_an;
@@ -238,6 +284,8 @@ absl::StatusOr<FrameTripletLossStats> FrameTripletLoss(const Network<T>& network
     stats.loss += loss;
     ++stats.active;
     if (grad == nullptr) continue;
+    const T sum_ap = static_cast<T>(states[a].rows() + states[p].rows());
+    const T sum_an = static_cast<T>(states[a].rows() + states[g].rows());
     SRN_RETURN_IF_ERROR(
         SoftDtwBackward(states[a], states[p], &ws->dtw, &ws->grad_a, &ws->grad_b));
     ws->d_states[a] += (scale / sum_ap) * ws->grad_a;
@@ -264,11 +312,11 @@ absl::StatusOr<FrameTripletLossStats> FrameTripletLoss(const Network<T>& network
 
 template absl::StatusOr<FrameTripletLossStats> FrameTripletLoss<float>(
     const Network<float>&, const float*, absl::Span<const Series* const>,
-    absl::Span<const Triplet>, const FrameTripletLossOptions&, float,
+    absl::Span<const TripletGroup>, const FrameTripletLossOptions&, float,
     FrameTripletWorkspace<float>*, float*);
 template absl::StatusOr<FrameTripletLossStats> FrameTripletLoss<double>(
     const Network<double>&, const double*, absl::Span<const Series* const>,
-    absl::Span<const Triplet>, const FrameTripletLossOptions&, double,
+    absl::Span<const TripletGroup>, const FrameTripletLossOptions&, double,
     FrameTripletWorkspace<double>*, double*);
 
 // ---------------------------------------------------------------------------------------------
@@ -294,6 +342,7 @@ absl::Status ValidateFrameTripletOptions(const FrameTripletOptions& o) {
       o.shards < 1) {
     return bad("batch_triplets, triplets_per_epoch, max_epochs, patience and shards must be >= 1");
   }
+  if (o.mining_candidates < 1) return bad("mining_candidates must be >= 1");
   if (!(o.lr_decay > 0 && o.lr_decay <= 1)) return bad("lr_decay must be in (0, 1]");
   if (!(o.forgery_fraction >= 0 && o.forgery_fraction <= 1)) {
     return bad("forgery_fraction must be in [0, 1]");
@@ -399,7 +448,8 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
     return absl::InvalidArgumentError("the validation set is empty");
   }
   SRN_ASSIGN_OR_RETURN(Preprocessor preprocessor,
-                       Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind));
+                       Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind,
+                                         config.center_series));
   Dataset augmented;
   std::vector<int> origin;
   if (config.augment.copies > 0) {
@@ -449,7 +499,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
   Vector best_params = params;
   double best = std::numeric_limits<double>::infinity();
   int bad_epochs = 0;
-  std::vector<Triplet> batch;
+  std::vector<TripletGroup> batch;
 
   for (int epoch = 1; epoch <= o.max_epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -461,7 +511,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
         break;
       }
       batch.resize(o.batch_triplets);
-      for (Triplet& t : batch) t = sampler.Sample(&rng);
+      for (TripletGroup& g : batch) g = sampler.SampleGroup(o.mining_candidates, &rng);
       const float scale = 1.0f / static_cast<float>(batch.size());
       pool.ParallelFor(shards, std::min(threads, shards), [&](int begin, int end, int) {
         for (int s = begin; s < end; ++s) {
@@ -555,6 +605,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       {"hidden", absl::StrCat(arch.hidden)},
       {"layers", absl::StrCat(arch.layers)},
       {"window", absl::StrCat(config.window)},
+      {"center_series", config.center_series ? "true" : "false"},
       {"frame_normalization", std::string(FrameNormalizationName(o.loss.normalization))},
       {"margin", absl::StrCat(o.loss.margin)},
       {"gamma", absl::StrCat(o.loss.soft_dtw.gamma)},
@@ -570,6 +621,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       {"lr_decay", absl::StrCat(o.lr_decay)},
       {"patience", absl::StrCat(o.patience)},
       {"forgery_fraction", absl::StrCat(o.forgery_fraction)},
+      {"mining_candidates", absl::StrCat(o.mining_candidates)},
       {"validation", absl::StrFormat("states DTW band %g, refs 1 and %d, %d draws",
                                      o.validation_band, o.validation_refs, o.validation_draws)},
       {"augment_copies", absl::StrCat(config.augment.copies)},

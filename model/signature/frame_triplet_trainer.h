@@ -62,6 +62,14 @@ struct Triplet {
   int negative = 0;  // a skilled forgery of that signer, or a genuine signature of another
 };
 
+// Candidates for one triplet (hard-example mining): the loss takes the positive farthest from
+// the anchor and the negative closest to it. One of each is a plain triplet.
+struct TripletGroup {
+  int anchor = 0;
+  std::vector<int> positives;  // not empty
+  std::vector<int> negatives;  // not empty
+};
+
 // Draws triplets from a dataset of signatures. Anchors and positives are two genuine examples of
 // one signer with different origins (an augmented copy's origin is the example it was made from:
 // a signature is never its own positive); negatives are, with probability forgery_fraction when
@@ -77,9 +85,14 @@ class TripletSampler final {
                                                std::vector<int> origin = {});
 
   Triplet Sample(std::mt19937_64* rng) const;
+  // A triplet's anchor with `candidates` (>= 1) positives and as many negatives, each drawn as
+  // Sample draws them (with replacement).
+  TripletGroup SampleGroup(int candidates, std::mt19937_64* rng) const;
 
  private:
   TripletSampler() = default;
+  int SamplePositive(int anchor, std::mt19937_64* rng) const;
+  int SampleNegative(int anchor, std::mt19937_64* rng) const;
 
   double forgery_fraction_ = 0.5;
   std::vector<int> labels_;                  // example -> signer
@@ -101,8 +114,9 @@ struct FrameTripletLossOptions {
 template <typename T>
 struct FrameTripletWorkspace {
   typename Network<T>::Workspace net;
-  SoftDtwWorkspace<T> dtw;           // anchor and positive
-  SoftDtwWorkspace<T> dtw_negative;  // anchor and negative
+  SoftDtwWorkspace<T> dtw;           // anchor and the chosen positive
+  SoftDtwWorkspace<T> dtw_negative;  // anchor and the chosen negative
+  SoftDtwWorkspace<T> dtw_candidate;  // another candidate, swapped in when it is chosen
   RowMatrixT<T> embeddings;              // unused output of Forward
   std::vector<const Series*> batch;      // the distinct series of the triplets
   std::vector<int> local;                // series index -> position in batch, -1 if unused
@@ -116,23 +130,29 @@ struct FrameTripletWorkspace {
 struct FrameTripletLossStats {
   double loss = 0;    // sum over the triplets of the hinge loss
   int active = 0;     // triplets with a positive loss (the only ones with a gradient)
-  double d_positive = 0;  // sum of D(anchor, positive)
-  double d_negative = 0;  // sum of D(anchor, negative)
+  double d_positive = 0;  // sum of D(anchor, chosen positive)
+  double d_negative = 0;  // sum of D(anchor, chosen negative)
 };
 
-// The frame-triplet loss of `triplets` (indices into `series`: preprocessed series of the
+// The frame-triplet loss of `groups` (indices into `series`: preprocessed series of the
 // network's input_dims) under parameters `params` (training order, no dropout), and, when `grad`
-// is not null, `scale` times its gradient added to `grad`. One Forward over the distinct series
-// of the triplets, a soft-DTW with gradient per pair, one BackwardFrames. FailedPrecondition
-// when the network has no per-frame states to train (see BackwardFrames); InvalidArgument when a
-// triplet's index is out of range or soft-DTW rejects its input (e.g. non-finite states).
+// is not null, `scale` times its gradient added to `grad`. Each group is one triplet: its anchor,
+// the positive with the largest D and the negative with the smallest (the first among equals).
+// One Forward over the distinct series of the groups, a soft-DTW per candidate pair, a gradient
+// for the chosen pairs of active triplets, one BackwardFrames. FailedPrecondition when the
+// network has no per-frame states to train (see BackwardFrames); InvalidArgument when a group
+// has no positive or negative, an index is out of range, or soft-DTW rejects its input (e.g.
+// non-finite states).
 template <typename T>
 absl::StatusOr<FrameTripletLossStats> FrameTripletLoss(const Network<T>& network, const T* params,
                                                        absl::Span<const Series* const> series,
-                                                       absl::Span<const Triplet> triplets,
+                                                       absl::Span<const TripletGroup> groups,
                                                        const FrameTripletLossOptions& options,
                                                        T scale, FrameTripletWorkspace<T>* ws,
                                                        T* grad);
+
+// The group of one triplet.
+inline TripletGroup GroupOf(const Triplet& t) { return {t.anchor, {t.positive}, {t.negative}}; }
 
 // How to train (defaults: the settings measured in docs/RESULTS.md, "A learned verifier").
 struct FrameTripletOptions {
@@ -149,6 +169,9 @@ struct FrameTripletOptions {
   double lr_decay = 0.7;  // learning rate x lr_decay after an epoch without a new best
   int patience = 4;       // stop after this many epochs in a row without a new best
   double forgery_fraction = 0.5;  // see TripletSampler
+  // Hard-example mining: each triplet takes the hardest of this many positive and as many
+  // negative candidates (TripletSampler::SampleGroup; the loss picks); 1: none.
+  int mining_candidates = 1;
   // Validation: the svc2004-cv trials (MakeSignatureTrials: mean fusion, ratio normalization)
   // of the validation signers, scored by plain DTW over the states with this band, for 1 and
   // `validation_refs` references over `validation_draws` draws. The epoch with the lowest mean
@@ -190,6 +213,7 @@ struct FrameTripletCallbacks {
 struct FrameTripletConfig {
   Architecture arch;  // input_dims is filled in from the data and window
   int window = 1;
+  bool center_series = false;  // see Preprocessor::center_series
   FeatureKind kind = FeatureKind::kSignature;
   AugmentOptions augment;  // copies of the training examples (positives and negatives alike)
   FrameTripletOptions options;

@@ -86,6 +86,9 @@ ABSL_FLAG(std::string, frame_norm, "none",
           "weights file; srn-eval applies it)");
 ABSL_FLAG(int, batch_triplets, 16, "frame-triplet: triplets per mini-batch");
 ABSL_FLAG(int, triplets_per_epoch, 2000, "frame-triplet: triplets per epoch");
+ABSL_FLAG(int, mining, 1,
+          "frame-triplet: each triplet takes the farthest of this many positives and the "
+          "closest of as many negatives (1: no mining)");
 
 namespace {
 
@@ -108,6 +111,7 @@ int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& spl
   srn::FrameTripletConfig config;
   config.arch = pair_config.arch;
   config.window = pair_config.window;
+  config.center_series = pair_config.center_series;
   config.kind = pair_config.kind;
   config.augment = pair_config.augment;
   config.training_data = pair_config.training_data;
@@ -130,6 +134,7 @@ int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& spl
   o.lr_decay = p.lr_decay;
   o.patience = p.patience;
   o.forgery_fraction = p.forgery_fraction;
+  o.mining_candidates = absl::GetFlag(FLAGS_mining);
   o.seed = p.seed;
   o.threads = p.threads;
 

@@ -1,5 +1,6 @@
 #include "model/signature/frame_triplet_trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <set>
@@ -45,7 +46,9 @@ Architecture Gru(int in, int hidden, int layers = 1) {
 // keeps every triplet active, so the loss is smooth where it is probed.
 TEST(FrameTripletLossTest, GradientMatchesFiniteDifferences) {
   const std::vector<Series> series = RandomSeries({6, 9, 4, 7, 5}, 3, 31);
-  const std::vector<Triplet> triplets = {{0, 1, 2}, {3, 0, 4}, {1, 3, 3}};
+  // Plain triplets, and one mined group (its hardest candidates are what the loss sees).
+  const std::vector<TripletGroup> triplets = {
+      {0, {1}, {2}}, {3, {0}, {4}}, {1, {3}, {3}}, {2, {0, 4}, {1, 3}}};
   for (const std::string family : {"gru-a", "lstm-a"}) {
     for (FrameNormalization norm : {FrameNormalization::kNone, FrameNormalization::kL2}) {
       for (double band : {-1.0, 0.3}) {
@@ -102,7 +105,7 @@ TEST(FrameTripletLossTest, InactiveTripletsHaveNoGradientAndStatsAddUp) {
   options.margin = 0.25;
   Vector grad = Vector::Zero(params.size());
   absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<float>(
-      net, params.data(), Pointers(series), std::vector<Triplet>{{0, 1, 1}}, options, 1.0f, &ws,
+      net, params.data(), Pointers(series), std::vector<TripletGroup>{{0, {1}, {1}}}, options, 1.0f, &ws,
       grad.data());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->active, 1);
@@ -113,11 +116,58 @@ TEST(FrameTripletLossTest, InactiveTripletsHaveNoGradientAndStatsAddUp) {
   options.margin = 0.0;
   grad.setZero();
   r = FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                              std::vector<Triplet>{{0, 1, 1}}, options, 1.0f, &ws, grad.data());
+                              std::vector<TripletGroup>{{0, {1}, {1}}}, options, 1.0f, &ws, grad.data());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->active, 0);
   EXPECT_EQ(r->loss, 0.0);
   EXPECT_EQ(grad.norm(), 0.0f);
+}
+
+// A group is the triplet of its hardest candidates: the farthest positive and the closest
+// negative, with exactly that triplet's loss and gradient.
+TEST(FrameTripletLossTest, GroupsTakeTheHardestCandidates) {
+  const std::vector<Series> series = RandomSeries({6, 9, 4, 7, 5, 8}, 3, 34);
+  const Architecture arch = Gru(3, 4);
+  ParameterLayout layout(arch);
+  Network<double> net(arch, layout);
+  const VectorT<double> params = InitParameters(arch, 0.5f, 5).cast<double>();
+  FrameTripletLossOptions options;
+  options.margin = 10.0;
+  options.soft_dtw.gamma = 0.2;
+  FrameTripletWorkspace<double> ws;
+  auto run = [&](const TripletGroup& g, VectorT<double>* grad) {
+    *grad = VectorT<double>::Zero(params.size());
+    absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<double>(
+        net, params.data(), Pointers(series), std::vector<TripletGroup>{g}, options, 1.0, &ws,
+        grad->data());
+    EXPECT_TRUE(r.ok()) << r.status();
+    return *r;
+  };
+  VectorT<double> grad;
+  const int positives[3] = {1, 2, 3};
+  const int negatives[3] = {4, 5, 1};
+  double d_p[3], d_n[3];
+  for (int k = 0; k < 3; ++k) {
+    d_p[k] = run({0, {positives[k]}, {4}}, &grad).d_positive;
+    d_n[k] = run({0, {1}, {negatives[k]}}, &grad).d_negative;
+  }
+  const int hardest_p = static_cast<int>(std::max_element(d_p, d_p + 3) - d_p);
+  const int hardest_n = static_cast<int>(std::min_element(d_n, d_n + 3) - d_n);
+  ASSERT_NE(d_p[0], d_p[1]);
+  VectorT<double> group_grad, single_grad;
+  const FrameTripletLossStats group =
+      run({0, {1, 2, 3}, {negatives[0], negatives[1], negatives[2]}}, &group_grad);
+  const FrameTripletLossStats single =
+      run({0, {positives[hardest_p]}, {negatives[hardest_n]}}, &single_grad);
+  EXPECT_DOUBLE_EQ(group.d_positive, d_p[hardest_p]);
+  EXPECT_DOUBLE_EQ(group.d_negative, d_n[hardest_n]);
+  EXPECT_DOUBLE_EQ(group.loss, single.loss);
+  EXPECT_LT((group_grad - single_grad).norm(), 1e-12 * single_grad.norm());
+  // A group without candidates is an error.
+  absl::StatusOr<FrameTripletLossStats> bad = FrameTripletLoss<double>(
+      net, params.data(), Pointers(series), std::vector<TripletGroup>{{0, {}, {1}}}, options, 1.0,
+      &ws, nullptr);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
 }
 
 TEST(FrameTripletLossTest, RejectsWhatItCannotTrain) {
@@ -131,12 +181,12 @@ TEST(FrameTripletLossTest, RejectsWhatItCannotTrain) {
     FrameTripletWorkspace<float> ws;
     absl::StatusOr<FrameTripletLossStats> r =
         FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                                std::vector<Triplet>{{0, 1, 3}}, options, 1.0f, &ws, nullptr);
+                                std::vector<TripletGroup>{{0, {1}, {3}}}, options, 1.0f, &ws, nullptr);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
     EXPECT_NE(r.status().message().find("series 3 of 3"), absl::string_view::npos);
     options.soft_dtw.gamma = 0;
     r = FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                                std::vector<Triplet>{{0, 1, 2}}, options, 1.0f, &ws, nullptr);
+                                std::vector<TripletGroup>{{0, {1}, {2}}}, options, 1.0f, &ws, nullptr);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
   }
   Architecture relu = *ParseFamily("srn-a");
@@ -150,7 +200,7 @@ TEST(FrameTripletLossTest, RejectsWhatItCannotTrain) {
   options.soft_dtw.gamma = 1;
   const absl::StatusOr<FrameTripletLossStats> r =
       FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                              std::vector<Triplet>{{0, 1, 2}}, options, 1.0f, &ws, nullptr);
+                              std::vector<TripletGroup>{{0, {1}, {2}}}, options, 1.0f, &ws, nullptr);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
 }
 
@@ -203,6 +253,23 @@ TEST(TripletSamplerTest, DrawsValidTripletsWithTheAskedShareOfForgeries) {
     }
     EXPECT_NEAR(static_cast<double>(forgeries) / n, fraction, 0.03) << fraction;
     EXPECT_EQ(anchors.size(), 24u) << "every genuine example, copies included, is an anchor";
+    // Groups: as many candidates of each kind as asked, each valid for the group's anchor.
+    for (int i = 0; i < 200; ++i) {
+      const TripletGroup g = sampler->SampleGroup(4, &rng);
+      ASSERT_EQ(g.positives.size(), 4u);
+      ASSERT_EQ(g.negatives.size(), 4u);
+      const Example& a = d.examples[g.anchor];
+      ASSERT_FALSE(a.forgery);
+      for (int p : g.positives) {
+        ASSERT_FALSE(d.examples[p].forgery);
+        ASSERT_EQ(d.examples[p].label, a.label);
+        ASSERT_NE(origin[p], origin[g.anchor]);
+      }
+      for (int q : g.negatives) {
+        ASSERT_TRUE(d.examples[q].forgery ? d.examples[q].label == a.label
+                                          : d.examples[q].label != a.label);
+      }
+    }
   }
 }
 
