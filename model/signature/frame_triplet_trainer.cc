@@ -85,8 +85,8 @@ absl::StatusOr<TripletSampler> TripletSampler::Create(const Dataset& data, doubl
     for (int i = 0; i < n; ++i) origin[i] = i;
   }
   if (static_cast<int>(origin.size()) != n) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the origin vector has %d entries for %d examples", origin.size(), n));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the origin vector has %d entries for %d examples", origin.size(), n));
   }
   TripletSampler s;
   s.forgery_fraction_ = forgery_fraction;
@@ -176,9 +176,8 @@ int TripletSampler::SampleNegative(int anchor, std::mt19937_64* rng) const {
   const int signer = labels_[anchor];
   const bool has_forgeries = !forgeries_[signer].empty();
   const bool others = all_genuine_.size() > genuine_[signer].size() && forgery_fraction_ < 1;
-  const bool forgery = has_forgeries &&
-                       (!others || std::uniform_real_distribution<double>(0, 1)(*rng) <
-                                       forgery_fraction_);
+  const bool forgery = has_forgeries && (!others || std::uniform_real_distribution<double>(
+                                                        0, 1)(*rng) < forgery_fraction_);
   if (forgery) return Pick(forgeries_[signer], rng);
   int negative;
   do {
@@ -286,8 +285,7 @@ absl::StatusOr<FrameTripletLossStats> FrameTripletLoss(const Network<T>& network
     if (grad == nullptr) continue;
     const T sum_ap = static_cast<T>(states[a].rows() + states[p].rows());
     const T sum_an = static_cast<T>(states[a].rows() + states[g].rows());
-    SRN_RETURN_IF_ERROR(
-        SoftDtwBackward(states[a], states[p], &ws->dtw, &ws->grad_a, &ws->grad_b));
+    SRN_RETURN_IF_ERROR(SoftDtwBackward(states[a], states[p], &ws->dtw, &ws->grad_a, &ws->grad_b));
     ws->d_states[a] += (scale / sum_ap) * ws->grad_a;
     ws->d_states[p] += (scale / sum_ap) * ws->grad_b;
     SRN_RETURN_IF_ERROR(
@@ -401,7 +399,7 @@ std::vector<Series> States(const Network<float>& network, const float* params,
 }
 
 struct ValidationErrors {
-  double eer_skilled = 0;       // validation_refs references
+  double eer_skilled = 0;  // validation_refs references
   double eer_skilled_1ref = 0;
   double eer_random = 0;
 };
@@ -412,8 +410,7 @@ absl::StatusOr<ValidationErrors> Validate(const Dataset& validation,
                                           const FrameTripletOptions& o, int threads) {
   const DtwOptions band = DtwOptions::Fraction(o.validation_band);
   const std::vector<double> similarity = SimilarityMatrix(
-      validation,
-      [&](int i, int j) { return -NormalizedDtwDistance(states[i], states[j], band); },
+      validation, [&](int i, int j) { return -NormalizedDtwDistance(states[i], states[j], band); },
       threads);
   SignatureCvOptions cv;
   cv.draws = o.validation_draws;
@@ -447,9 +444,9 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
   if (validation.examples.empty()) {
     return absl::InvalidArgumentError("the validation set is empty");
   }
-  SRN_ASSIGN_OR_RETURN(Preprocessor preprocessor,
-                       Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind,
-                                         config.center_series));
+  SRN_ASSIGN_OR_RETURN(
+      Preprocessor preprocessor,
+      Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind, config.center_series));
   Dataset augmented;
   std::vector<int> origin;
   if (config.augment.copies > 0) {
@@ -459,9 +456,9 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       origin.push_back(static_cast<int>(i % train.examples.size()));
     }
   }
-  SRN_ASSIGN_OR_RETURN(Dataset train_p,
-                       PreprocessDataset(preprocessor, config.augment.copies > 0 ? augmented
-                                                                                 : train));
+  SRN_ASSIGN_OR_RETURN(
+      Dataset train_p,
+      PreprocessDataset(preprocessor, config.augment.copies > 0 ? augmented : train));
   SRN_ASSIGN_OR_RETURN(Dataset val_p, PreprocessDataset(preprocessor, validation));
   Architecture arch = config.arch;
   arch.input_dims = preprocessor.output_dims();
@@ -518,10 +515,10 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
           const size_t first = batch.size() * s / shards;
           const size_t last = batch.size() * (s + 1) / shards;
           grads[s].setZero(params.size());
-          absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<float>(
-              network, params.data(), train_series,
-              absl::MakeConstSpan(batch).subspan(first, last - first), o.loss, scale,
-              workspaces[s].get(), grads[s].data());
+          absl::StatusOr<FrameTripletLossStats> r =
+              FrameTripletLoss<float>(network, params.data(), train_series,
+                                      absl::MakeConstSpan(batch).subspan(first, last - first),
+                                      o.loss, scale, workspaces[s].get(), grads[s].data());
           shard_status[s] = r.status();
           if (r.ok()) shard_stats[s] = *r;
         }
@@ -552,8 +549,8 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       const double c1 = 1 - std::pow(o.adam_beta1, static_cast<double>(adam_t));
       const double c2 = 1 - std::pow(o.adam_beta2, static_cast<double>(adam_t));
       const float step_size = static_cast<float>(lr * std::sqrt(c2) / c1);
-      params.array() -= step_size * adam_m.array() /
-                        (adam_v.array().sqrt() + static_cast<float>(o.adam_epsilon));
+      params.array() -=
+          step_size * adam_m.array() / (adam_v.array().sqrt() + static_cast<float>(o.adam_epsilon));
       if (callbacks.on_step) callbacks.on_step(epoch, step, steps);
     }
     if (seen == 0) break;  // cancelled before a step of this epoch
@@ -629,8 +626,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
                       "rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",
                       config.augment.max_rotation, config.augment.max_scale,
                       config.augment.max_shear, config.augment.time_warp,
-                      config.augment.max_length_change, config.augment.noise,
-                      config.augment.seed)},
+                      config.augment.max_length_change, config.augment.noise, config.augment.seed)},
       {"train_examples", absl::StrCat(train.examples.size())},
       {"validation_examples", absl::StrCat(validation.examples.size())},
   };
@@ -640,9 +636,9 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
                   {"val_eer_random", chosen.val_eer_random},
                   {"best_epoch", result.best_epoch},
                   {"epochs", static_cast<double>(result.history.size())}};
-  SRN_ASSIGN_OR_RETURN(result.model, SimilarityModel::Create(arch, std::move(preprocessor),
-                                                             std::move(best_params),
-                                                             std::move(meta)));
+  SRN_ASSIGN_OR_RETURN(
+      result.model, SimilarityModel::Create(arch, std::move(preprocessor), std::move(best_params),
+                                            std::move(meta)));
   return result;
 }
 

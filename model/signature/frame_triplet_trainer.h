@@ -114,22 +114,22 @@ struct FrameTripletLossOptions {
 template <typename T>
 struct FrameTripletWorkspace {
   typename Network<T>::Workspace net;
-  SoftDtwWorkspace<T> dtw;           // anchor and the chosen positive
-  SoftDtwWorkspace<T> dtw_negative;  // anchor and the chosen negative
-  SoftDtwWorkspace<T> dtw_candidate;  // another candidate, swapped in when it is chosen
-  RowMatrixT<T> embeddings;              // unused output of Forward
-  std::vector<const Series*> batch;      // the distinct series of the triplets
-  std::vector<int> local;                // series index -> position in batch, -1 if unused
-  std::vector<RowMatrixT<T>> raw;        // per batch series: top-layer states (Ti x hidden)
-  std::vector<RowMatrixT<T>> states;     // ... after the frame normalization
-  std::vector<RowMatrixT<T>> d_states;   // d(loss)/d(states), per batch series
+  SoftDtwWorkspace<T> dtw;              // anchor and the chosen positive
+  SoftDtwWorkspace<T> dtw_negative;     // anchor and the chosen negative
+  SoftDtwWorkspace<T> dtw_candidate;    // another candidate, swapped in when it is chosen
+  RowMatrixT<T> embeddings;             // unused output of Forward
+  std::vector<const Series*> batch;     // the distinct series of the triplets
+  std::vector<int> local;               // series index -> position in batch, -1 if unused
+  std::vector<RowMatrixT<T>> raw;       // per batch series: top-layer states (Ti x hidden)
+  std::vector<RowMatrixT<T>> states;    // ... after the frame normalization
+  std::vector<RowMatrixT<T>> d_states;  // d(loss)/d(states), per batch series
   RowMatrixT<T> grad_a, grad_b, d_packed;
 };
 
 // What one call of FrameTripletLoss measured.
 struct FrameTripletLossStats {
-  double loss = 0;    // sum over the triplets of the hinge loss
-  int active = 0;     // triplets with a positive loss (the only ones with a gradient)
+  double loss = 0;        // sum over the triplets of the hinge loss
+  int active = 0;         // triplets with a positive loss (the only ones with a gradient)
   double d_positive = 0;  // sum of D(anchor, chosen positive)
   double d_negative = 0;  // sum of D(anchor, chosen negative)
 };
@@ -166,8 +166,8 @@ struct FrameTripletOptions {
   int batch_triplets = 16;
   int triplets_per_epoch = 2000;
   int max_epochs = 20;
-  double lr_decay = 0.7;  // learning rate x lr_decay after an epoch without a new best
-  int patience = 4;       // stop after this many epochs in a row without a new best
+  double lr_decay = 0.7;          // learning rate x lr_decay after an epoch without a new best
+  int patience = 4;               // stop after this many epochs in a row without a new best
   double forgery_fraction = 0.5;  // see TripletSampler
   // Hard-example mining: each triplet takes the hardest of this many positive and as many
   // negative candidates (TripletSampler::SampleGroup; the loss picks); 1: none.
@@ -197,7 +197,7 @@ struct FrameTripletEpoch {
   double mean_d_negative = 0;
   double val_eer_skilled = 0;  // skilled EER with validation_refs references
   double val_eer_skilled_1ref = 0;
-  double val_eer_random = 0;   // random-forgery EER with validation_refs references
+  double val_eer_random = 0;  // random-forgery EER with validation_refs references
   double learning_rate = 0;
   bool improved = false;
   double seconds = 0;  // wall time of the epoch, validation included
@@ -223,7 +223,7 @@ struct FrameTripletConfig {
 
 struct FrameTripletResult {
   std::shared_ptr<const SimilarityModel> model;  // the best epoch's parameters
-  double best_val_eer = 0;  // the selection criterion at the best epoch
+  double best_val_eer = 0;                       // the selection criterion at the best epoch
   int best_epoch = 0;
   std::vector<FrameTripletEpoch> history;
   bool cancelled = false;

@@ -221,8 +221,9 @@ absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
 // (never the fold's own) predicts each test example's spread. The models are fitted on the
 // within-signer distances the matrices already hold, so `folds` must come from
 // ScoreSignatureFolds with a distance scorer (similarity = -distance > 0: DtwFoldScorer's, or
-// SrnFoldScorer's with SrnScore::kStatesDtw), whose folds together hold every signer. Returns the fold models; `all_signers`, if given, receives
-// the model fitted on every fold's signers (the one to deploy).
+// SrnFoldScorer's with SrnScore::kStatesDtw), whose folds together hold every signer. Returns
+// the fold models; `all_signers`, if given, receives the model fitted on every fold's signers
+// (the one to deploy).
 absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(std::vector<FoldMatrix>* folds,
                                                                DtwSpreadModel* all_signers);
 

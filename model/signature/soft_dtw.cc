@@ -170,8 +170,7 @@ absl::Status SoftDtwBackward(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
   }
   if (ws == nullptr || ws->ta == 0 || ws->ta != a.rows() || ws->tb != b.rows()) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "SoftDtwBackward: the workspace holds no soft-DTW of a %d x %d pair", a.rows(),
-        b.rows()));
+        "SoftDtwBackward: the workspace holds no soft-DTW of a %d x %d pair", a.rows(), b.rows()));
   }
   Backward(ws->ta, ws->tb, ws->radius, ws);
   FrameGradients(a, b, *ws, grad_a, grad_b);
@@ -193,14 +192,14 @@ absl::StatusOr<T> SoftDtwWithGradient(const RowMatrixT<T>& a, const RowMatrixT<T
   return value;
 }
 
-#define SRN_INSTANTIATE_SOFT_DTW(T)                                                            \
-  template absl::Status ValidateSoftDtwInput<T>(const RowMatrixT<T>&, const RowMatrixT<T>&,    \
-                                                const SoftDtwOptions&);                        \
-  template absl::StatusOr<T> SoftDtw<T>(const RowMatrixT<T>&, const RowMatrixT<T>&,            \
-                                        const SoftDtwOptions&, SoftDtwWorkspace<T>*);          \
+#define SRN_INSTANTIATE_SOFT_DTW(T)                                                             \
+  template absl::Status ValidateSoftDtwInput<T>(const RowMatrixT<T>&, const RowMatrixT<T>&,     \
+                                                const SoftDtwOptions&);                         \
+  template absl::StatusOr<T> SoftDtw<T>(const RowMatrixT<T>&, const RowMatrixT<T>&,             \
+                                        const SoftDtwOptions&, SoftDtwWorkspace<T>*);           \
   template absl::StatusOr<T> SoftDtwWithGradient<T>(const RowMatrixT<T>&, const RowMatrixT<T>&, \
-                                                    const SoftDtwOptions&, RowMatrixT<T>*,     \
-                                                    RowMatrixT<T>*, SoftDtwWorkspace<T>*);     \
+                                                    const SoftDtwOptions&, RowMatrixT<T>*,      \
+                                                    RowMatrixT<T>*, SoftDtwWorkspace<T>*);      \
   template absl::Status SoftDtwBackward<T>(const RowMatrixT<T>&, const RowMatrixT<T>&,          \
                                            SoftDtwWorkspace<T>*, RowMatrixT<T>*, RowMatrixT<T>*);
 SRN_INSTANTIATE_SOFT_DTW(float)

@@ -81,8 +81,7 @@ absl::StatusOr<T> SoftDtwWithGradient(const RowMatrixT<T>& a, const RowMatrixT<T
 // when an output is null.
 template <typename T>
 absl::Status SoftDtwBackward(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
-                             SoftDtwWorkspace<T>* ws, RowMatrixT<T>* grad_a,
-                             RowMatrixT<T>* grad_b);
+                             SoftDtwWorkspace<T>* ws, RowMatrixT<T>* grad_a, RowMatrixT<T>* grad_b);
 
 }  // namespace srn
 

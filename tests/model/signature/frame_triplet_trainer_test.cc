@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "model/data/svc2004.h"
 #include "model/nn/parameters.h"
 #include "model/signature/signature_protocol.h"
 #include "tests/testing/synthetic_data.h"
+#include "tests/testing/test_data.h"
 
 namespace srn {
 namespace {
@@ -67,9 +69,9 @@ TEST(FrameTripletLossTest, GradientMatchesFiniteDifferences) {
                                   " band " + std::to_string(band);
         FrameTripletWorkspace<double> ws;
         auto loss_at = [&](const VectorT<double>& p, VectorT<double>* grad) {
-          absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<double>(
-              net, p.data(), Pointers(series), triplets, options, 1.0, &ws,
-              grad != nullptr ? grad->data() : nullptr);
+          absl::StatusOr<FrameTripletLossStats> r =
+              FrameTripletLoss<double>(net, p.data(), Pointers(series), triplets, options, 1.0, &ws,
+                                       grad != nullptr ? grad->data() : nullptr);
           EXPECT_TRUE(r.ok()) << r.status();
           return r.ok() ? r->loss : 0.0;
         };
@@ -105,8 +107,8 @@ TEST(FrameTripletLossTest, InactiveTripletsHaveNoGradientAndStatsAddUp) {
   options.margin = 0.25;
   Vector grad = Vector::Zero(params.size());
   absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<float>(
-      net, params.data(), Pointers(series), std::vector<TripletGroup>{{0, {1}, {1}}}, options, 1.0f, &ws,
-      grad.data());
+      net, params.data(), Pointers(series), std::vector<TripletGroup>{{0, {1}, {1}}}, options, 1.0f,
+      &ws, grad.data());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->active, 1);
   EXPECT_NEAR(r->loss, 0.25, 1e-6);
@@ -116,7 +118,8 @@ TEST(FrameTripletLossTest, InactiveTripletsHaveNoGradientAndStatsAddUp) {
   options.margin = 0.0;
   grad.setZero();
   r = FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                              std::vector<TripletGroup>{{0, {1}, {1}}}, options, 1.0f, &ws, grad.data());
+                              std::vector<TripletGroup>{{0, {1}, {1}}}, options, 1.0f, &ws,
+                              grad.data());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->active, 0);
   EXPECT_EQ(r->loss, 0.0);
@@ -137,9 +140,9 @@ TEST(FrameTripletLossTest, GroupsTakeTheHardestCandidates) {
   FrameTripletWorkspace<double> ws;
   auto run = [&](const TripletGroup& g, VectorT<double>* grad) {
     *grad = VectorT<double>::Zero(params.size());
-    absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<double>(
-        net, params.data(), Pointers(series), std::vector<TripletGroup>{g}, options, 1.0, &ws,
-        grad->data());
+    absl::StatusOr<FrameTripletLossStats> r =
+        FrameTripletLoss<double>(net, params.data(), Pointers(series), std::vector<TripletGroup>{g},
+                                 options, 1.0, &ws, grad->data());
     EXPECT_TRUE(r.ok()) << r.status();
     return *r;
   };
@@ -164,9 +167,9 @@ TEST(FrameTripletLossTest, GroupsTakeTheHardestCandidates) {
   EXPECT_DOUBLE_EQ(group.loss, single.loss);
   EXPECT_LT((group_grad - single_grad).norm(), 1e-12 * single_grad.norm());
   // A group without candidates is an error.
-  absl::StatusOr<FrameTripletLossStats> bad = FrameTripletLoss<double>(
-      net, params.data(), Pointers(series), std::vector<TripletGroup>{{0, {}, {1}}}, options, 1.0,
-      &ws, nullptr);
+  absl::StatusOr<FrameTripletLossStats> bad =
+      FrameTripletLoss<double>(net, params.data(), Pointers(series),
+                               std::vector<TripletGroup>{{0, {}, {1}}}, options, 1.0, &ws, nullptr);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
 }
 
@@ -179,14 +182,15 @@ TEST(FrameTripletLossTest, RejectsWhatItCannotTrain) {
     Network<float> net(arch, layout);
     const Vector params = InitParameters(arch, 0.5f, 3);
     FrameTripletWorkspace<float> ws;
-    absl::StatusOr<FrameTripletLossStats> r =
-        FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                                std::vector<TripletGroup>{{0, {1}, {3}}}, options, 1.0f, &ws, nullptr);
+    absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<float>(
+        net, params.data(), Pointers(series), std::vector<TripletGroup>{{0, {1}, {3}}}, options,
+        1.0f, &ws, nullptr);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
     EXPECT_NE(r.status().message().find("series 3 of 3"), absl::string_view::npos);
     options.soft_dtw.gamma = 0;
     r = FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                                std::vector<TripletGroup>{{0, {1}, {2}}}, options, 1.0f, &ws, nullptr);
+                                std::vector<TripletGroup>{{0, {1}, {2}}}, options, 1.0f, &ws,
+                                nullptr);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
   }
   Architecture relu = *ParseFamily("srn-a");
@@ -198,9 +202,9 @@ TEST(FrameTripletLossTest, RejectsWhatItCannotTrain) {
   const Vector params = InitParameters(relu, 0.5f, 3);
   FrameTripletWorkspace<float> ws;
   options.soft_dtw.gamma = 1;
-  const absl::StatusOr<FrameTripletLossStats> r =
-      FrameTripletLoss<float>(net, params.data(), Pointers(series),
-                              std::vector<TripletGroup>{{0, {1}, {2}}}, options, 1.0f, &ws, nullptr);
+  const absl::StatusOr<FrameTripletLossStats> r = FrameTripletLoss<float>(
+      net, params.data(), Pointers(series), std::vector<TripletGroup>{{0, {1}, {2}}}, options, 1.0f,
+      &ws, nullptr);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
 }
 
@@ -370,6 +374,65 @@ TEST(TrainFrameTripletModelTest, RejectsBadOptionsAndEncodersWithoutFrames) {
   s = TrainFrameTripletModel(train, validation, config).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("per-frame states"), absl::string_view::npos) << s;
+}
+
+// Real data: a small encoder trained on frame triplets of 6 SVC2004 signers (2 more validate)
+// verifies 4 signers it never saw through srn-eval's own scorer (DTW over its states); and the
+// one-reference spread models fit the states' distances as they fit the DTW verifier's.
+TEST(FrameTripletRealDataTest, TrainsOnSomeSignersAndVerifiesOthers) {
+  SRN_REQUIRE_DATA(dir, "svc2004/Task2");
+  absl::StatusOr<Dataset> data = LoadSvc2004Users(dir, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  ASSERT_TRUE(data.ok()) << data.status();
+  const Dataset train = data->Filter([](const Example& e) { return e.label >= 4 && e.label < 10; });
+  const Dataset validation = data->Filter([](const Example& e) { return e.label >= 10; });
+  FrameTripletConfig config;
+  config.arch = Gru(0, 16);
+  config.center_series = true;
+  FrameTripletOptions& o = config.options;
+  o.loss.margin = 0.2;
+  o.loss.soft_dtw.gamma = 0.02;
+  o.loss.soft_dtw.band = DtwOptions::Fraction(0.3);
+  o.loss.normalization = FrameNormalization::kL2;
+  o.triplets_per_epoch = 96;
+  o.max_epochs = 2;
+  o.validation_draws = 1;
+  o.threads = 2;
+  absl::StatusOr<FrameTripletResult> trained = TrainFrameTripletModel(train, validation, config);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  const std::shared_ptr<const SimilarityModel> model = trained->model;
+  const FoldScorerFactory factory = SrnFoldScorer(
+      [&](int) -> absl::StatusOr<std::shared_ptr<const SimilarityModel>> { return model; },
+      SrnScore::kStatesDtw, DtwOptions::Fraction(0.3));
+
+  Split split;
+  split.test = data->Filter([](const Example& e) { return e.label < 4; });
+  absl::StatusOr<TrialScorer> scorer = factory(0, split);
+  ASSERT_TRUE(scorer.ok()) << scorer.status();
+  const std::vector<double> sim = SimilarityMatrix(split.test, *scorer, 2);
+  SignatureCvOptions options;
+  options.draws = 2;
+  options.normalization = ScoreNormalization::kRatio;
+  absl::StatusOr<SignatureTrials> trials = MakeSignatureTrials(split.test, sim, 5, options);
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  absl::StatusOr<VerificationErrors> errors = ComputeVerificationErrors(*trials, -1);
+  ASSERT_TRUE(errors.ok()) << errors.status();
+  EXPECT_LT(errors->eer_random, 0.05);
+  EXPECT_LT(errors->eer_skilled, 0.2);  // measured 9%
+
+  // Spread models on the states' distances: 8 signers in 4 folds.
+  const Dataset eight = data->Filter([](const Example& e) { return e.label < 8; });
+  SignatureCvOptions cv;
+  cv.folds = 4;
+  cv.normalization = ScoreNormalization::kRatio;
+  absl::StatusOr<std::vector<FoldMatrix>> folds = ScoreSignatureFolds(eight, factory, cv);
+  ASSERT_TRUE(folds.ok()) << folds.status();
+  absl::StatusOr<std::vector<DtwSpreadModel>> spreads = PredictFoldSpreads(&*folds, nullptr);
+  ASSERT_TRUE(spreads.ok()) << spreads.status();
+  for (const FoldMatrix& m : *folds) {
+    ASSERT_EQ(m.single_reference_spread.size(), m.test.examples.size());
+    for (double spread : m.single_reference_spread) EXPECT_GT(spread, 0);
+  }
+  EXPECT_TRUE(FoldTrials(*folds, 1, cv).ok());
 }
 
 TEST(FrameNormalizationTest, ParsesNamesAndReadsModels) {

@@ -70,8 +70,8 @@ TEST(SoftDtwTest, MatchesTheNaiveRecursionWithAndWithoutBand) {
 TEST(SoftDtwTest, ApproachesSquaredCostDtwAsGammaVanishes) {
   const Mat a = RandomFrames(40, 4, 3);
   const Mat b = RandomFrames(31, 4, 4);
-  for (const DtwOptions& band : {DtwOptions::NoBand(), DtwOptions::Fraction(0.3),
-                                 DtwOptions::Frames(2)}) {
+  for (const DtwOptions& band :
+       {DtwOptions::NoBand(), DtwOptions::Fraction(0.3), DtwOptions::Frames(2)}) {
     // DTW over float frames: compare soft-DTW over the same (rounded) values.
     const Series sa = ToSeries(a), sb = ToSeries(b);
     const Mat fa = sa.frames().cast<double>(), fb = sb.frames().cast<double>();
@@ -92,9 +92,11 @@ TEST(SoftDtwTest, ApproachesSquaredCostDtwAsGammaVanishes) {
 }
 
 TEST(SoftDtwTest, GradientMatchesFiniteDifferences) {
-  for (const auto& [n, m, radius, gamma] :
-       {std::tuple<int, int, int, double>{7, 5, -1, 0.5}, {7, 5, 2, 0.5}, {6, 6, 1, 2.0},
-        {4, 9, 0, 0.2}, {1, 4, -1, 1.0}}) {
+  for (const auto& [n, m, radius, gamma] : {std::tuple<int, int, int, double>{7, 5, -1, 0.5},
+                                            {7, 5, 2, 0.5},
+                                            {6, 6, 1, 2.0},
+                                            {4, 9, 0, 0.2},
+                                            {1, 4, -1, 1.0}}) {
     const Mat a = RandomFrames(n, 3, 10 + n) * 0.5;
     const Mat b = RandomFrames(m, 3, 20 + m) * 0.5;
     const DtwOptions band = radius < 0 ? DtwOptions::NoBand() : DtwOptions::Frames(radius);
@@ -226,8 +228,7 @@ TEST(SoftDtwTest, RejectsBadInputWithClearMessages) {
   expect_invalid(SoftDtw(a, b, Options(-1.0)), "gamma");
   expect_invalid(SoftDtw(a, b, Options(std::nan(""))), "gamma");
   expect_invalid(SoftDtw(a, b, Options(std::numeric_limits<double>::infinity())), "gamma");
-  expect_invalid(SoftDtw(a, b, Options(1.0, DtwOptions::Fraction(std::nan("")))),
-                 "band_fraction");
+  expect_invalid(SoftDtw(a, b, Options(1.0, DtwOptions::Fraction(std::nan("")))), "band_fraction");
   Mat bad = b;
   bad(2, 1) = std::numeric_limits<double>::quiet_NaN();
   expect_invalid(SoftDtw(a, bad, Options(1.0)), "second sequence has a non-finite");
