@@ -5,6 +5,8 @@
 #include <numeric>
 #include <type_traits>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "model/nn/parallel.h"
 #include "model/nn/relu_kernels.h"
 
@@ -599,6 +601,39 @@ void Network<T>::Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace
       d_out.row(packed.step_offset[packed.lengths[j] - 1] + j) = d_pooled.row(j);
   }
 
+  BackwardLayers(params, ws, grad);
+}
+
+template <typename T>
+absl::Status Network<T>::BackwardFrames(const T* params, const RowMatrixT<T>& d_states,
+                                        Workspace* ws, T* grad) const {
+  if (arch_.is_logistic()) {
+    return absl::FailedPreconditionError(
+        "BackwardFrames: the logistic model has no per-frame states to backpropagate through");
+  }
+  if (TrainsSeriesAlone()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "BackwardFrames needs the batched training path, but ", arch_.ToString(),
+        " trains series by series in float (use a gru or lstm cell, or more than one layer)"));
+  }
+  if (ws->layers.size() != static_cast<size_t>(arch_.layers) ||
+      ws->layers.back().out.rows() != ws->packed.rows()) {
+    return absl::FailedPreconditionError(
+        "BackwardFrames: the workspace holds no training Forward of this network");
+  }
+  if (d_states.rows() != ws->packed.rows() || d_states.cols() != arch_.hidden) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "BackwardFrames: d_states is %d x %d but the last Forward's top layer is %d x %d",
+        d_states.rows(), d_states.cols(), ws->packed.rows(), arch_.hidden));
+  }
+  ws->d_out = d_states;
+  BackwardLayers(params, ws, grad);
+  return absl::OkStatus();
+}
+
+template <typename T>
+void Network<T>::BackwardLayers(const T* params, Workspace* ws, T* grad) const {
+  Mat<T>& d_out = ws->d_out;
   Mat<T> d_input;
   for (int l = arch_.layers - 1; l >= 0; --l) {
     LayerBackward(params, l, ws, grad, l > 0 ? &d_input : nullptr);

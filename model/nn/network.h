@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "model/nn/architecture.h"
 #include "model/nn/parallel.h"
@@ -128,6 +129,18 @@ class Network final {
   // Head tensors are untouched.
   void Backward(const T* params, const RowMatrixT<T>& d_emb, Workspace* ws, T* grad) const;
 
+  // Backpropagation through time for the last Forward from the top layer's per-frame states
+  // instead of the embedding: adds d(loss)/d(params) to `grad` given d(loss)/d(states)
+  // `d_states` (packed.rows() x hidden, in the packed row order Forward stores the states in,
+  // ws->layers.back().out: row step_offset[t] + j is frame t of series packed.order[j]). The
+  // pooling, the embedding's dropout and the head are untouched; dropout between layers is
+  // applied as in Backward. Needs the batched training path: FailedPrecondition for the logistic
+  // model, when TrainsSeriesAlone() (one float ReLU layer: use a GRU or LSTM cell, or two
+  // layers), or when `ws` holds no training Forward of this network; InvalidArgument when
+  // d_states has the wrong shape. Nothing is added to `grad` on error.
+  absl::Status BackwardFrames(const T* params, const RowMatrixT<T>& d_states, Workspace* ws,
+                              T* grad) const;
+
  private:
   void Run(const T* params, T dropout, std::mt19937_64* rng, bool training, Workspace* ws,
            RowMatrixT<T>* out) const;
@@ -139,6 +152,8 @@ class Network final {
                     const PackedBatch<T>& packed, const RowMatrixT<T>* init_z,
                     const RowMatrixT<T>* init_c) const;
   void LayerBackward(const T* params, int l, Workspace* ws, T* grad, RowMatrixT<T>* d_input) const;
+  // Every layer's LayerBackward, top to bottom, from d(loss)/d(top layer's states) in ws->d_out.
+  void BackwardLayers(const T* params, Workspace* ws, T* grad) const;
   // The TrainsSeriesAlone path of Forward and Backward (d_pooled in packed order, after
   // the embedding's dropout).
   void SeriesForward(const T* params, const std::vector<const Series*>& batch, T dropout,

@@ -16,6 +16,7 @@
 #include "model/nn/pair_loss.h"
 #include "model/nn/parallel.h"
 #include "model/data/preprocess.h"
+#include "model/signature/frame_triplet_trainer.h"
 #include "base/status_macros.h"
 #include "model/train/trainer.h"
 
@@ -580,6 +581,7 @@ FoldScorerFactory SrnFoldScorer(
     SRN_ASSIGN_OR_RETURN(const Dataset processed,
                          PreprocessDataset(model->preprocessor(), split.test));
     if (score == SrnScore::kStatesDtw) {
+      SRN_RETURN_IF_ERROR(FrameNormalizationOf(*model).status());
       auto states = std::make_shared<std::vector<Series>>(processed.examples.size());
       ParallelFor(static_cast<int>(states->size()), DefaultThreads(), [&](int begin, int end, int) {
         for (int i = begin; i < end; ++i)
@@ -620,7 +622,10 @@ Series HiddenStates(const SimilarityModel& model, const Series& preprocessed) {
   std::mt19937_64 unused(0);
   // A batch of one series packs its frames in time order, one row per step.
   network.Forward(model.params().data(), {&preprocessed}, 0.0f, &unused, &ws, &pooled);
-  return Series(RowMatrix(ws.layers.back().out));
+  RowMatrix states = std::move(ws.layers.back().out);
+  // An unknown value is reported by SrnFoldScorer before any state is computed.
+  NormalizeFrames(FrameNormalizationOf(model).value_or(FrameNormalization::kNone), &states);
+  return Series(std::move(states));
 }
 
 absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,

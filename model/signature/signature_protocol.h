@@ -186,8 +186,9 @@ FoldScorerFactory SrnFoldScorer(
     std::function<absl::StatusOr<std::shared_ptr<const SimilarityModel>>(int fold)> model_for_fold,
     SrnScore score = SrnScore::kProbability, const DtwOptions& dtw = DtwOptions::Fraction(0.1));
 
-// The top layer's hidden state at every frame of a preprocessed series (T x hidden), or the
-// series itself for the logistic model.
+// The top layer's hidden state at every frame of a preprocessed series (T x hidden), normalized
+// per frame as the model's metadata records it (FrameNormalizationOf: models trained with the
+// frame-triplet objective may L2-normalize them), or the series itself for the logistic model.
 Series HiddenStates(const SimilarityModel& model, const Series& preprocessed);
 
 // One fold's test signers and their similarity matrix (see SimilarityMatrix).
@@ -217,10 +218,11 @@ absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
 
 // Sets each fold's single_reference_spread: a DtwSpreadModel fitted on the other folds' signers
 // (never the fold's own) predicts each test example's spread. The models are fitted on the
-// within-signer distances the matrices already hold, so `folds` must be DtwFoldScorer's
-// (similarity = -SignatureDtwDistance, per-series normalization) from ScoreSignatureFolds, whose
-// folds together hold every signer. Returns the fold models; `all_signers`, if given, receives
-// the model fitted on every fold's signers (the one to deploy).
+// within-signer distances the matrices already hold, so `folds` must come from
+// ScoreSignatureFolds with a distance scorer (similarity = -distance > 0: DtwFoldScorer's, or
+// SrnFoldScorer's with SrnScore::kStatesDtw), whose folds together hold every signer. Returns
+// the fold models; `all_signers`, if given, receives the model fitted on every fold's signers
+// (the one to deploy).
 absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(std::vector<FoldMatrix>* folds,
                                                                DtwSpreadModel* all_signers);
 

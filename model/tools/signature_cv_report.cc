@@ -146,6 +146,17 @@ absl::StatusOr<std::vector<std::string>> RunSignatureCvReport(const SignatureCvR
         srn_folds,
         ScoreSignatureFolds(data, SrnFoldScorer(load, request.srn_score, request.states_dtw),
                             request.options));
+    // DTW over the states is a distance like the DTW verifier's: with ratio normalization it
+    // gets the same one-reference treatment, a spread model fitted on its own distances.
+    if (request.srn_score == SrnScore::kStatesDtw && request.dtw_spread &&
+        request.options.normalization == ScoreNormalization::kRatio) {
+      SRN_ASSIGN_OR_RETURN(const std::vector<DtwSpreadModel> fold_spreads,
+                           PredictFoldSpreads(&srn_folds, nullptr));
+      for (size_t f = 0; f < fold_spreads.size(); ++f) {
+        log << "fold " << f << ": single-reference spread model of the states' DTW "
+            << FormatDtwSpreadModel(fold_spreads[f]) << " (fitted on the other signers)\n";
+      }
+    }
     if (name.empty()) name = family;
   } else if (name.empty()) {
     name = "dtw";

@@ -38,7 +38,8 @@ struct SignatureCvRequest {
   // Normalization of the DTW scores in fusion (the SRN's is options.normalization).
   ScoreNormalization dtw_normalization = ScoreNormalization::kRatio;
   // With one reference, divide DTW distances by the spread predicted from the reference's shape
-  // (PredictFoldSpreads; DTW with ratio normalization only).
+  // (PredictFoldSpreads, ratio normalization only): the DTW verifier's, and with
+  // SrnScore::kStatesDtw the states' (a spread model fitted on the states' own distances).
   bool dtw_spread = true;
   std::vector<double> calibrate_fars = {0.01, 0.05, 0.1};
   std::string det_csv;  // write the DET curves here ("" : don't)

@@ -81,7 +81,8 @@ ABSL_FLAG(
     std::string, fuse_dtw, "",
     "svc2004-cv: also report model + w * dtw, w chosen per fold among these (e.g. 0,0.5,1,2)");
 ABSL_FLAG(std::string, srn_score, "probability",
-          "svc2004-cv: SRN pair score: probability (as served), logit or distance");
+          "svc2004-cv: SRN pair score: probability (as served), logit, distance or states-dtw "
+          "(DTW over the per-frame states, --dtw_band wide, default 0.1)");
 ABSL_FLAG(std::string, dtw_features, "",
           "svc2004-cv: the DTW verifier's feature columns, e.g. 0,1,2,3,9, or all (default: "
           "0,1,2,3,5,6,9, see model/signature_dtw.h)");
@@ -93,7 +94,8 @@ ABSL_FLAG(std::string, dtw_cost, "euclidean",
           "distance)");
 ABSL_FLAG(bool, dtw_spread, true,
           "svc2004-cv: with one reference, divide DTW distances by the spread predicted from the "
-          "reference's shape (needs --dtw_normalize=series)");
+          "reference's shape (needs --dtw_normalize=series; with --srn_score=states-dtw and "
+          "--normalization=ratio also the states' DTW distances, by a spread model of their own)");
 ABSL_FLAG(std::string, det_csv, "",
           "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
 ABSL_FLAG(std::string, served_trials, "",

@@ -17,6 +17,7 @@
 #include "model/data/dataset_loader.h"
 #include "model/nn/parallel.h"
 #include "model/eval/protocols.h"
+#include "model/signature/frame_triplet_trainer.h"
 #include "model/signature/signature_protocol.h"
 #include "base/flags_help.h"
 #include "model/train/train_config.h"
@@ -84,6 +85,24 @@ ABSL_FLAG(double, augment_noise, srn::TrainSettings().augment_noise,
 ABSL_FLAG(double, augment_strength, srn::TrainSettings().augment_strength,
           "signature data: multiplies every augmentation amplitude");
 ABSL_FLAG(int, fold, 0, "--protocol=svc2004-cv: the fold whose signers are held out (0-based)");
+ABSL_FLAG(std::string, objective, "pair",
+          "pair (the paper's: similar/dissimilar pairs, cross-entropy on the pooled embedding's "
+          "head) or frame-triplet (signature data: triplets with a margin on soft-DTW between "
+          "the per-frame states, for srn-eval --srn_score=states-dtw; needs a gru or lstm "
+          "model; uses --lr with Adam, --clip as a bound on the gradient's norm, --epochs, "
+          "--patience, --lr_decay, --init_scale, --forgery_fraction, --augment_*)");
+ABSL_FLAG(double, margin, 0.5, "frame-triplet: margin of the triplet loss");
+ABSL_FLAG(double, gamma, 0.1, "frame-triplet: soft-DTW smoothing");
+ABSL_FLAG(double, soft_dtw_band, 0.3,
+          "frame-triplet: soft-DTW Sakoe-Chiba band as a fraction of the longer series");
+ABSL_FLAG(std::string, frame_norm, "none",
+          "frame-triplet: per-frame normalization of the states: none or l2 (recorded in the "
+          "weights file; srn-eval applies it)");
+ABSL_FLAG(int, batch_triplets, 16, "frame-triplet: triplets per mini-batch");
+ABSL_FLAG(int, triplets_per_epoch, 2000, "frame-triplet: triplets per epoch");
+ABSL_FLAG(int, mining, 1,
+          "frame-triplet: each triplet takes the farthest of this many positives and the "
+          "closest of as many negatives (1: no mining)");
 
 namespace {
 
@@ -98,6 +117,83 @@ std::string FlagName(absl::string_view field) {
   if (field == "batch_pairs") return "--batch";
   if (field == "max_epochs") return "--epochs";
   return absl::StrCat("--", field);
+}
+
+// --objective=frame-triplet: trains `config.arch` on triplets through soft-DTW
+// (model/signature/frame_triplet_trainer.h), writes the weights file, and leaves evaluation to
+// srn-eval --srn_score=states-dtw. Returns the process exit code.
+int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& split,
+                      const std::string& dataset, const std::string& out) {
+  using srn::tools::Fail;
+  const std::string tool = "srn-train";
+  if (!srn::IsSignatureDataset(dataset)) {
+    return Fail(tool, absl::InvalidArgumentError(
+                          "--objective=frame-triplet trains signature verifiers: it needs a "
+                          "signature dataset (its validation scores skilled forgeries)"));
+  }
+  srn::FrameTripletConfig config;
+  config.arch = pair_config.arch;
+  config.window = pair_config.window;
+  config.center_series = pair_config.center_series;
+  config.kind = pair_config.kind;
+  config.augment = pair_config.augment;
+  config.training_data = pair_config.training_data;
+  config.command = pair_config.command;
+  srn::FrameTripletOptions& o = config.options;
+  const srn::TrainOptions& p = pair_config.options;
+  o.loss.margin = absl::GetFlag(FLAGS_margin);
+  o.loss.soft_dtw.gamma = absl::GetFlag(FLAGS_gamma);
+  o.loss.soft_dtw.band = srn::DtwOptions::Fraction(absl::GetFlag(FLAGS_soft_dtw_band));
+  absl::StatusOr<srn::FrameNormalization> norm =
+      srn::ParseFrameNormalization(absl::GetFlag(FLAGS_frame_norm));
+  if (!norm.ok()) return Fail(tool, norm.status());
+  o.loss.normalization = *norm;
+  o.learning_rate = p.learning_rate;
+  o.clip_norm = p.clip;
+  o.init_scale = p.init_scale;
+  o.batch_triplets = absl::GetFlag(FLAGS_batch_triplets);
+  o.triplets_per_epoch = absl::GetFlag(FLAGS_triplets_per_epoch);
+  o.max_epochs = p.max_epochs;
+  o.lr_decay = p.lr_decay;
+  o.patience = p.patience;
+  o.forgery_fraction = p.forgery_fraction;
+  o.mining_candidates = absl::GetFlag(FLAGS_mining);
+  o.seed = p.seed;
+  o.threads = p.threads;
+
+  srn::tools::ProgressBar bar;
+  srn::FrameTripletCallbacks callbacks;
+  callbacks.cancel = &g_cancel;
+  callbacks.on_step = [&](int epoch, int step, int steps) {
+    if (step % 5 == 0 || step == steps) bar.Update(absl::StrCat("epoch ", epoch), step, steps);
+  };
+  callbacks.on_epoch = [&](const srn::FrameTripletEpoch& r) {
+    bar.Clear();
+    std::cerr << absl::StrFormat(
+        "epoch %3d  loss %.4f  active %.2f  D+ %.4f  D- %.4f  val skilled EER %.4f (5 refs) "
+        "%.4f (1 ref) random %.4f  lr %.2e  %5.1fs%s\n",
+        r.epoch, r.train_loss, r.active_fraction, r.mean_d_positive, r.mean_d_negative,
+        r.val_eer_skilled, r.val_eer_skilled_1ref, r.val_eer_random, r.learning_rate, r.seconds,
+        r.improved ? "  *" : "");
+  };
+  std::cerr << absl::StrFormat(
+      "training %s (window %d) on frame triplets (margin %g, gamma %g, band %g, frames %s) with "
+      "%d threads\n",
+      config.arch.FamilyName(), config.window, o.loss.margin, o.loss.soft_dtw.gamma,
+      o.loss.soft_dtw.band.band_fraction, srn::FrameNormalizationName(o.loss.normalization),
+      o.threads > 0 ? o.threads : srn::DefaultThreads());
+  absl::StatusOr<srn::FrameTripletResult> trained =
+      srn::TrainFrameTripletModel(split.train, split.validation, config, callbacks);
+  bar.Clear();
+  if (!trained.ok()) return Fail(tool, trained.status());
+  if (trained->cancelled) std::cerr << "cancelled; saving the best model so far\n";
+  if (absl::Status s = srn::SaveModel(*trained->model, out); !s.ok()) return Fail(tool, s);
+  std::cerr << absl::StrFormat(
+      "wrote %s (%s, best validation skilled EER %.4f (mean of 1 and 5 references) at epoch %d, "
+      "fingerprint %s); evaluate with srn-eval --srn_score=states-dtw\n",
+      out, trained->model->architecture().ToString(), trained->best_val_eer, trained->best_epoch,
+      srn::ModelFingerprint(*trained->model));
+  return 0;
 }
 
 }  // namespace
@@ -180,6 +276,14 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  const std::string objective = absl::GetFlag(FLAGS_objective);
+  if (objective == "frame-triplet") {
+    return TrainFrameTriplet(config, *split, dataset, out);
+  }
+  if (objective != "pair") {
+    return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                          "--objective must be pair or frame-triplet, got '", objective, "'")));
+  }
   srn::tools::ProgressBar bar;
   srn::TrainCallbacks callbacks;
   callbacks.cancel = &g_cancel;

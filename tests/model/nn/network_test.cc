@@ -201,6 +201,118 @@ TEST_P(NetworkFamilyTest, AnalyticGradientsMatchFiniteDifferences) {
   }
 }
 
+// BackwardFrames against finite differences of a loss on the top layer's per-frame states
+// (what a frame-level objective such as soft-DTW sees): L = sum c * z + 0.5 sum z^2 over every
+// frame, with fixed random c, so d(L)/d(z) = c + z. With two layers, dropout between them (the
+// same mask at every evaluation: the generator restarts from one seed) is part of the check.
+TEST_P(NetworkFamilyTest, FrameGradientsMatchFiniteDifferences) {
+  const auto& [family, layers] = GetParam();
+  const Architecture arch = Make(family, 3, 4, layers);
+  ParameterLayout layout(arch);
+  Network<double> net(arch, layout);
+  const std::vector<Series> series = RandomSeries({5, 3, 6, 1}, 3, 19);
+  if (arch.is_logistic()) {
+    const VectorT<double> params = InitParameters(arch, 0.6f, 3).cast<double>();
+    Network<double>::Workspace ws;
+    RowMatrixT<double> emb;
+    net.Forward(params.data(), Pointers(series), 0.0, nullptr, &ws, &emb);
+    VectorT<double> grad = VectorT<double>::Zero(params.size());
+    const absl::Status status =
+        net.BackwardFrames(params.data(), RowMatrixT<double>::Zero(14, 3), &ws, grad.data());
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    return;
+  }
+  VectorT<double> params = InitParameters(arch, 0.6f, 3).cast<double>();
+  std::mt19937_64 noise(10);
+  std::uniform_real_distribution<double> u(-0.3, 0.3);
+  for (Eigen::Index i = 0; i < params.size(); ++i) params[i] += u(noise);
+  const double dropout = layers > 1 ? 0.3 : 0.0;
+  RowMatrixT<double> c;  // filled at the first evaluation, in packed row order
+
+  auto loss_at = [&](const VectorT<double>& p, VectorT<double>* grad) {
+    Network<double>::Workspace ws;
+    RowMatrixT<double> emb;
+    std::mt19937_64 rng(77);
+    net.Forward(p.data(), Pointers(series), dropout, &rng, &ws, &emb);
+    const RowMatrixT<double>& z = ws.layers.back().out;
+    if (c.size() == 0) {
+      c.resize(z.rows(), z.cols());
+      for (Eigen::Index k = 0; k < c.size(); ++k) c.data()[k] = u(noise);
+    }
+    const double loss = (c.array() * z.array()).sum() + 0.5 * z.squaredNorm();
+    if (grad != nullptr) {
+      *grad = VectorT<double>::Zero(p.size());
+      const RowMatrixT<double> d_states = c + z;
+      const absl::Status status = net.BackwardFrames(p.data(), d_states, &ws, grad->data());
+      EXPECT_TRUE(status.ok()) << status;
+    }
+    return loss;
+  };
+  VectorT<double> analytic;
+  loss_at(params, &analytic);
+  const double eps = 1e-6;
+  VectorT<double> numeric(params.size());
+  for (Eigen::Index i = 0; i < params.size(); ++i) {
+    VectorT<double> plus = params, minus = params;
+    plus[i] += eps;
+    minus[i] -= eps;
+    numeric[i] = (loss_at(plus, nullptr) - loss_at(minus, nullptr)) / (2 * eps);
+  }
+  ASSERT_GT(analytic.norm(), 1e-3) << "the check needs a non-trivial gradient";
+  // The head (v, c) never sees the states: its gradient is exactly zero, as is the numeric one.
+  EXPECT_EQ(analytic.segment(layout.v_offset(), arch.embedding_dims()).norm(), 0.0);
+  EXPECT_EQ(analytic[layout.c_offset()], 0.0);
+  for (Eigen::Index i = 0; i < params.size(); ++i) {
+    const double scale = std::max({std::abs(analytic[i]), std::abs(numeric[i]), 1e-3});
+    EXPECT_LT(std::abs(analytic[i] - numeric[i]) / scale, 1e-4)
+        << family << " layers=" << layers << " parameter " << i;
+  }
+}
+
+TEST(NetworkTest, BackwardFramesRejectsWhatItCannotDo) {
+  const std::vector<Series> series = RandomSeries({4, 2}, 3, 1);
+  // A wrong shape of d_states, and no Forward at all.
+  {
+    const Architecture arch = Make("gru-a", 3, 4, 1);
+    ParameterLayout layout(arch);
+    const Vector params = InitParameters(arch, 0.3f, 1);
+    Network<float> net(arch, layout);
+    Network<float>::Workspace ws;
+    Vector grad = Vector::Zero(params.size());
+    absl::Status status = net.BackwardFrames(params.data(), RowMatrix::Zero(6, 4), &ws,
+                                             grad.data());
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    RowMatrix emb;
+    net.Forward(params.data(), Pointers(series), 0.0f, nullptr, &ws, &emb);
+    status = net.BackwardFrames(params.data(), RowMatrix::Zero(6, 5), &ws, grad.data());
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find("6 x 5"), absl::string_view::npos) << status;
+    status = net.BackwardFrames(params.data(), RowMatrix::Zero(5, 4), &ws, grad.data());
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_EQ(grad.norm(), 0.0f) << "nothing is added on error";
+    status = net.BackwardFrames(params.data(), RowMatrix::Ones(6, 4), &ws, grad.data());
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_GT(grad.norm(), 0.0f);
+  }
+  // One float ReLU layer trains series by series, which keeps no batched states.
+  {
+    const Architecture arch = Make("srn-a", 3, 64, 1);
+    ParameterLayout layout(arch);
+    Network<float> net(arch, layout);
+    if (!net.TrainsSeriesAlone()) GTEST_SKIP() << "this CPU has no AVX2 kernel";
+    const Vector params = InitParameters(arch, 0.3f, 1);
+    Network<float>::Workspace ws;
+    RowMatrix emb;
+    std::mt19937_64 rng(1);
+    net.Forward(params.data(), Pointers(series), 0.0f, &rng, &ws, &emb);
+    Vector grad = Vector::Zero(params.size());
+    const absl::Status status =
+        net.BackwardFrames(params.data(), RowMatrix::Zero(6, 64), &ws, grad.data());
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_NE(status.message().find("series by series"), absl::string_view::npos) << status;
+  }
+}
+
 // Widths that exercise the single-series relu step's 32-output blocks and its
 // remainder.
 TEST(NetworkTest, InferenceWeightsEmbedLikeTheCellEquationsAtServingWidths) {
