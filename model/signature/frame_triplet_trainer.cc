@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/clock.h"
 #include "base/status_macros.h"
 #include "model/eval/dtw.h"
 #include "model/nn/parallel.h"
@@ -356,15 +356,6 @@ absl::Status ValidateFrameTripletOptions(const FrameTripletOptions& o) {
 
 namespace {
 
-std::string NowUtc() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // The top layer's states of every series (time order, normalized as asked), on `threads`
 // threads, a few series per Forward.
 std::vector<Series> States(const Network<float>& network, const float* params,
@@ -595,7 +586,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
   meta.training_data = config.training_data;
   meta.command = config.command;
   meta.seed = o.seed;
-  meta.created = NowUtc();
+  meta.created = NowUtcIso8601();
   meta.hyperparameters = {
       {"objective", "frame-triplet"},
       {"family", arch.FamilyName()},

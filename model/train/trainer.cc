@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "model/metrics/metrics.h"
 #include "model/train/pair_sampler.h"
 #include "model/nn/parallel.h"
+#include "base/clock.h"
 #include "base/status_macros.h"
 
 namespace srn {
@@ -309,19 +309,6 @@ absl::StatusOr<Dataset> PreprocessDataset(const Preprocessor& preprocessor, cons
   return out;
 }
 
-namespace {
-
-std::string NowUtc() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
-
 absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& validation,
                                         const TrainConfig& config,
                                         const TrainCallbacks& callbacks) {
@@ -350,7 +337,7 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
   meta.training_data = config.training_data;
   meta.command = config.command;
   meta.seed = o.seed;
-  meta.created = NowUtc();
+  meta.created = NowUtcIso8601();
   meta.hyperparameters = {
       {"family", arch.FamilyName()},
       {"hidden", absl::StrCat(arch.hidden)},
