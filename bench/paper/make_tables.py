@@ -305,7 +305,10 @@ def main():
         for r in sorted(runs_list, key=lambda r: (r["protocol"], r["dataset"], MODELS.index(r["model"])
                                                   if r["model"] in MODELS else 99, r["hidden"] or 0, r["seed"])):
             train = "".join((l[2:] if l.startswith("+ ") else l) + "\n" for l in r["training"])
-            f.write(f"```sh\n{train}{r['command']}\n# {r['line']}\n```\n\n")
+            # Weights files by name: the folder they were written to was one machine's.
+            text = re.sub(r"(?<![\w.])/[^\s`'\"]*/([^/\s`'\"]+\.srnw)", r"\1",
+                          f"{train}{r['command']}")
+            f.write(f"```sh\n{text}\n# {r['line']}\n```\n\n")
 
 
 if __name__ == "__main__":

@@ -613,11 +613,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       {"validation", absl::StrFormat("states DTW band %g, refs 1 and %d, %d draws",
                                      o.validation_band, o.validation_refs, o.validation_draws)},
       {"augment_copies", absl::StrCat(config.augment.copies)},
-      {"augment", absl::StrFormat(
-                      "rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",
-                      config.augment.max_rotation, config.augment.max_scale,
-                      config.augment.max_shear, config.augment.time_warp,
-                      config.augment.max_length_change, config.augment.noise, config.augment.seed)},
+      {"augment", DescribeAugment(config.augment)},
       {"train_examples", absl::StrCat(train.examples.size())},
       {"validation_examples", absl::StrCat(validation.examples.size())},
   };

@@ -1,5 +1,7 @@
 #include "model/train/augment.h"
 
+#include "absl/strings/str_format.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -170,6 +172,13 @@ absl::StatusOr<Dataset> AugmentDataset(const Dataset& data, const AugmentOptions
     }
   }
   return out;
+}
+
+std::string DescribeAugment(const AugmentOptions& options) {
+  return absl::StrFormat("rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",
+                         options.max_rotation, options.max_scale, options.max_shear,
+                         options.time_warp, options.max_length_change, options.noise,
+                         options.seed);
 }
 
 }  // namespace srn

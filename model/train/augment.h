@@ -3,6 +3,8 @@
 
 #include <random>
 
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "model/data/dataset.h"
 #include "model/data/preprocess.h"
@@ -45,6 +47,9 @@ struct AugmentOptions {
   double noise = 0.0;  // frames only (see above)
   uint64_t seed = 1;
 };
+
+// The options as a weights file's metadata records them ("rotation 0.08 scale ...").
+std::string DescribeAugment(const AugmentOptions& options);
 
 // One perturbed copy of a signature feature series. InvalidArgument unless the series has
 // kSignatureFeatureDims features and at least 2 frames, or when the options are out of range

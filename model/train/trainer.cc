@@ -358,11 +358,7 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
       {"hard_negative_pool", absl::StrCat(o.hard_negative_pool)},
       {"weight_average", absl::StrCat(o.weight_average)},
       {"augment_copies", absl::StrCat(config.augment.copies)},
-      {"augment", absl::StrFormat(
-                      "rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",
-                      config.augment.max_rotation, config.augment.max_scale,
-                      config.augment.max_shear, config.augment.time_warp,
-                      config.augment.max_length_change, config.augment.noise, config.augment.seed)},
+      {"augment", DescribeAugment(config.augment)},
       {"train_examples", absl::StrCat(train.examples.size())},
       {"validation_examples", absl::StrCat(validation.examples.size())},
   };
