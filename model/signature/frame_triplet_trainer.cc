@@ -66,6 +66,19 @@ absl::StatusOr<FrameNormalization> FrameNormalizationOf(const SimilarityModel& m
   return parsed;
 }
 
+absl::string_view FrameCostName(DtwLocalCost cost) {
+  return cost == DtwLocalCost::kEuclidean ? "euclidean" : "squared";
+}
+
+absl::StatusOr<DtwLocalCost> FrameCostOf(const SimilarityModel& model) {
+  const auto& h = model.metadata().hyperparameters;
+  const auto it = h.find("frame_cost");
+  if (it == h.end() || it->second == "squared") return DtwLocalCost::kSquaredEuclidean;
+  if (it->second == "euclidean") return DtwLocalCost::kEuclidean;
+  return absl::InvalidArgumentError(absl::StrCat("the model's metadata: unknown frame cost '",
+                                                 it->second, "' (expected squared or euclidean)"));
+}
+
 void NormalizeFrames(FrameNormalization normalization, RowMatrix* states) {
   if (normalization == FrameNormalization::kL2) NormalizeRows(states);
 }
@@ -328,7 +341,7 @@ absl::Status ValidateFrameTripletOptions(const FrameTripletOptions& o) {
   if (!(o.loss.soft_dtw.gamma > 0) || !std::isfinite(o.loss.soft_dtw.gamma)) {
     return bad("gamma must be > 0");
   }
-  if (std::isnan(o.loss.soft_dtw.band.band_fraction)) return bad("the training band is NaN");
+  if (std::isnan(o.loss.soft_dtw.dtw.band_fraction)) return bad("the training band is NaN");
   if (!(o.learning_rate > 0)) return bad("the learning rate must be > 0");
   if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1) || !(o.adam_beta2 >= 0 && o.adam_beta2 < 1) ||
       !(o.adam_epsilon > 0)) {
@@ -399,7 +412,8 @@ struct ValidationErrors {
 absl::StatusOr<ValidationErrors> Validate(const Dataset& validation,
                                           const std::vector<Series>& states,
                                           const FrameTripletOptions& o, int threads) {
-  const DtwOptions band = DtwOptions::Fraction(o.validation_band);
+  const DtwOptions band =
+      DtwOptions::Fraction(o.validation_band).WithCost(o.loss.soft_dtw.dtw.local_cost);
   const std::vector<double> similarity = SimilarityMatrix(
       validation, [&](int i, int j) { return -NormalizedDtwDistance(states[i], states[j], band); },
       threads);
@@ -595,10 +609,11 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       {"window", absl::StrCat(config.window)},
       {"center_series", config.center_series ? "true" : "false"},
       {"frame_normalization", std::string(FrameNormalizationName(o.loss.normalization))},
+      {"frame_cost", std::string(FrameCostName(o.loss.soft_dtw.dtw.local_cost))},
       {"margin", absl::StrCat(o.loss.margin)},
       {"gamma", absl::StrCat(o.loss.soft_dtw.gamma)},
-      {"soft_dtw_band", absl::StrCat(o.loss.soft_dtw.band.band_fraction)},
-      {"distance", "soft-DTW of the states / (Ta + Tb), squared Euclidean frame cost"},
+      {"soft_dtw_band", absl::StrCat(o.loss.soft_dtw.dtw.band_fraction)},
+      {"distance", "soft-DTW of the states / (Ta + Tb)"},
       {"optimizer", "adam"},
       {"learning_rate", absl::StrCat(o.learning_rate)},
       {"clip_norm", absl::StrCat(o.clip_norm)},

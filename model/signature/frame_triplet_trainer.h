@@ -28,12 +28,13 @@ namespace srn {
 // and training sees that alignment. For a triplet (anchor, positive, negative) of signatures,
 //   loss = max(0, margin + D(anchor, positive) - D(anchor, negative)),
 //   D(a, b) = SoftDtw(states(a), states(b)) / (Ta + Tb)
-// (soft-DTW of model/signature/soft_dtw.h: squared Euclidean frame cost, smoothing gamma, a
-// Sakoe-Chiba band), with each state first divided by its Euclidean norm when the frames are
-// L2-normalized (kL2: the frame cost is then 2 - 2 cos). The gradient flows through the soft
-// alignment into the states (SoftDtwWithGradient) and through time into the encoder
-// (Network::BackwardFrames). At evaluation, srn-eval --srn_score=states-dtw aligns the same
-// states (normalized the same way: see FrameNormalizationOf) by plain DTW.
+// (soft-DTW of model/signature/soft_dtw.h: smoothing gamma, a Sakoe-Chiba band, the squared or
+// the plain Euclidean distance as frame cost), with each state first divided by its Euclidean
+// norm when the frames are L2-normalized (kL2: the squared frame cost is then 2 - 2 cos). The
+// gradient flows through the soft alignment into the states (SoftDtwBackward) and through time
+// into the encoder (Network::BackwardFrames). At evaluation, srn-eval --srn_score=states-dtw
+// aligns the same states by plain DTW, normalized and compared the same way (the model records
+// both: FrameNormalizationOf, FrameCostOf).
 //
 // The result is an ordinary weights file of the architecture (a GRU, an LSTM, or a ReLU network
 // of two or more layers: one float ReLU layer trains series by series and keeps no per-frame
@@ -52,6 +53,11 @@ absl::StatusOr<FrameNormalization> ParseFrameNormalization(absl::string_view nam
 // The normalization a model's metadata records (hyperparameter "frame_normalization"; kNone
 // when absent, as for every model trained on pairs). InvalidArgument for an unknown value.
 absl::StatusOr<FrameNormalization> FrameNormalizationOf(const SimilarityModel& model);
+// The frame cost a model's states were trained with (hyperparameter "frame_cost": "squared" or
+// "euclidean"; kSquaredEuclidean when absent). InvalidArgument for an unknown value.
+absl::StatusOr<DtwLocalCost> FrameCostOf(const SimilarityModel& model);
+// "squared" or "euclidean".
+absl::string_view FrameCostName(DtwLocalCost cost);
 // Applies `normalization` to every row of `states` in place.
 void NormalizeFrames(FrameNormalization normalization, RowMatrix* states);
 
@@ -173,7 +179,8 @@ struct FrameTripletOptions {
   // negative candidates (TripletSampler::SampleGroup; the loss picks); 1: none.
   int mining_candidates = 1;
   // Validation: the svc2004-cv trials (MakeSignatureTrials: mean fusion, ratio normalization)
-  // of the validation signers, scored by plain DTW over the states with this band, for 1 and
+  // of the validation signers, scored by plain DTW over the states with this band (and the
+  // training's frame cost), for 1 and
   // `validation_refs` references over `validation_draws` draws. The epoch with the lowest mean
   // of the two skilled-forgery EERs is kept.
   double validation_band = 0.3;

@@ -570,8 +570,9 @@ absl::StatusOr<SrnScore> ParseSrnScore(const std::string& name) {
 
 FoldScorerFactory SrnFoldScorer(
     std::function<absl::StatusOr<std::shared_ptr<const SimilarityModel>>(int fold)> model_for_fold,
-    SrnScore score, const DtwOptions& dtw) {
-  return [model_for_fold, score, dtw](int fold, const Split& split) -> absl::StatusOr<TrialScorer> {
+    SrnScore score, const DtwOptions& dtw, bool states_cost_from_model) {
+  return [model_for_fold, score, dtw, states_cost_from_model](
+             int fold, const Split& split) -> absl::StatusOr<TrialScorer> {
     SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SimilarityModel> model, model_for_fold(fold));
     if (model->preprocessor().raw_dims != split.test.dims()) {
       return absl::InvalidArgumentError(
@@ -582,13 +583,17 @@ FoldScorerFactory SrnFoldScorer(
                          PreprocessDataset(model->preprocessor(), split.test));
     if (score == SrnScore::kStatesDtw) {
       SRN_RETURN_IF_ERROR(FrameNormalizationOf(*model).status());
+      DtwOptions states_dtw = dtw;
+      if (states_cost_from_model) {
+        SRN_ASSIGN_OR_RETURN(states_dtw.local_cost, FrameCostOf(*model));
+      }
       auto states = std::make_shared<std::vector<Series>>(processed.examples.size());
       ParallelFor(static_cast<int>(states->size()), DefaultThreads(), [&](int begin, int end, int) {
         for (int i = begin; i < end; ++i)
           (*states)[i] = HiddenStates(*model, processed.examples[i].series);
       });
-      return TrialScorer([states, dtw](int i, int j) {
-        return -NormalizedDtwDistance((*states)[i], (*states)[j], dtw);
+      return TrialScorer([states, states_dtw](int i, int j) {
+        return -NormalizedDtwDistance((*states)[i], (*states)[j], states_dtw);
       });
     }
     auto emb =

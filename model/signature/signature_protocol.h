@@ -182,9 +182,12 @@ enum class SrnScore {
 absl::StatusOr<SrnScore> ParseSrnScore(const std::string& name);
 
 // The SRN scorer: `model_for_fold(fold)` gives the weights trained on that fold's train signers.
+// `dtw` is the band and frame cost of SrnScore::kStatesDtw; with `states_cost_from_model` the
+// frame cost is instead the one the model records (FrameCostOf).
 FoldScorerFactory SrnFoldScorer(
     std::function<absl::StatusOr<std::shared_ptr<const SimilarityModel>>(int fold)> model_for_fold,
-    SrnScore score = SrnScore::kProbability, const DtwOptions& dtw = DtwOptions::Fraction(0.1));
+    SrnScore score = SrnScore::kProbability, const DtwOptions& dtw = DtwOptions::Fraction(0.1),
+    bool states_cost_from_model = false);
 
 // The top layer's hidden state at every frame of a preprocessed series (T x hidden), normalized
 // per frame as the model's metadata records it (FrameNormalizationOf: models trained with the

@@ -103,7 +103,8 @@ void Backward(int n, int m, int radius, SoftDtwWorkspace<T>* ws) {
   }
 }
 
-// d(value)/d(a) and d(value)/d(b) from ws->e: 2 sum_j E(i, j) (a_i - b_j), and alike for b.
+// d(value)/d(a) and d(value)/d(b) from ws->e holding d(value)/d(|a_i - b_j|^2):
+// 2 sum_j E(i, j) (a_i - b_j), and alike for b.
 template <typename T>
 void FrameGradients(const RowMatrixT<T>& a, const RowMatrixT<T>& b, const SoftDtwWorkspace<T>& ws,
                     RowMatrixT<T>* grad_a, RowMatrixT<T>* grad_b) {
@@ -123,7 +124,7 @@ absl::Status ValidateSoftDtwInput(const RowMatrixT<T>& a, const RowMatrixT<T>& b
     return absl::InvalidArgumentError(
         absl::StrFormat("soft-DTW gamma must be a finite number > 0, got %g", options.gamma));
   }
-  if (std::isnan(options.band.band_fraction)) {
+  if (std::isnan(options.dtw.band_fraction)) {
     return absl::InvalidArgumentError("soft-DTW band_fraction is NaN");
   }
   if (a.rows() == 0 || b.rows() == 0) {
@@ -152,12 +153,14 @@ absl::StatusOr<T> SoftDtw(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
   const int m = static_cast<int>(b.rows());
   ws->ta = n;
   ws->tb = m;
-  ws->radius = DtwBandRadius(options.band, n, m);
+  ws->radius = DtwBandRadius(options.dtw, n, m);
   RowMatrixT<T>& cost = ws->cost;
   cost.noalias() = T(-2) * a * b.transpose();
   cost.colwise() += a.rowwise().squaredNorm();
   cost.rowwise() += b.rowwise().squaredNorm().transpose();
   cost = cost.cwiseMax(T(0));  // |x|^2 + |y|^2 - 2 x.y can round below zero
+  ws->euclidean = options.dtw.local_cost == DtwLocalCost::kEuclidean;
+  if (ws->euclidean) cost = (cost.array() + static_cast<T>(kSoftDtwCostEpsilon)).sqrt();
   return Forward(n, m, ws->radius, static_cast<T>(options.gamma), ws);
 }
 
@@ -173,6 +176,10 @@ absl::Status SoftDtwBackward(const RowMatrixT<T>& a, const RowMatrixT<T>& b,
         "SoftDtwBackward: the workspace holds no soft-DTW of a %d x %d pair", a.rows(), b.rows()));
   }
   Backward(ws->ta, ws->tb, ws->radius, ws);
+  if (ws->euclidean) {
+    // d(value)/d(|a_i - b_j|^2) = E(i, j) / (2 d(i, j)); d >= sqrt(epsilon) > 0.
+    ws->e.topLeftCorner(ws->ta, ws->tb).array() *= T(0.5) / ws->cost.array();
+  }
   FrameGradients(a, b, *ws, grad_a, grad_b);
   return absl::OkStatus();
 }

@@ -144,7 +144,8 @@ absl::StatusOr<std::vector<std::string>> RunSignatureCvReport(const SignatureCvR
     };
     SRN_ASSIGN_OR_RETURN(
         srn_folds,
-        ScoreSignatureFolds(data, SrnFoldScorer(load, request.srn_score, request.states_dtw),
+        ScoreSignatureFolds(data, SrnFoldScorer(load, request.srn_score, request.states_dtw,
+                                          request.states_cost_from_model),
                             request.options));
     // DTW over the states is a distance like the DTW verifier's: with ratio normalization it
     // gets the same one-reference treatment, a spread model fitted on its own distances.

@@ -30,8 +30,10 @@ struct SignatureCvRequest {
   SignatureCvOptions options;
   // The DTW baseline (also the DTW half of the fusion below).
   SignatureDtwOptions dtw;
-  // The band of --srn_score=states-dtw.
+  // The band and frame cost of --srn_score=states-dtw; the frame cost is the one each model
+  // records (FrameCostOf: squared unless trained otherwise) when states_cost_from_model.
   DtwOptions states_dtw = DtwOptions::Fraction(0.1);
+  bool states_cost_from_model = true;
   // SRN only: also report the fusion srn + w * dtw (w chosen per fold from these on the other
   // folds) as model "<name>+dtw"; empty: no fusion.
   std::vector<double> fuse_dtw_weights;

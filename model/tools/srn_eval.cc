@@ -92,6 +92,10 @@ ABSL_FLAG(std::string, dtw_normalize, "series",
 ABSL_FLAG(std::string, dtw_cost, "euclidean",
           "svc2004-cv: the DTW verifier's cost between two frames: euclidean or squared (Euclidean "
           "distance)");
+ABSL_FLAG(std::string, states_cost, "model",
+          "svc2004-cv, --srn_score=states-dtw: the cost between two frames of states: model (the "
+          "one the model was trained with; squared for models trained on pairs), squared or "
+          "euclidean");
 ABSL_FLAG(bool, dtw_spread, true,
           "svc2004-cv: with one reference, divide DTW distances by the spread predicted from the "
           "reference's shape (needs --dtw_normalize=series; with --srn_score=states-dtw and "
@@ -244,6 +248,16 @@ int main(int argc, char** argv) {
     }
     request.dtw.dtw.local_cost = dtw_cost == "squared" ? srn::DtwLocalCost::kSquaredEuclidean
                                                        : srn::DtwLocalCost::kEuclidean;
+    const std::string states_cost = absl::GetFlag(FLAGS_states_cost);
+    if (states_cost != "model" && states_cost != "euclidean" && states_cost != "squared") {
+      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                            "--states_cost must be model, euclidean or squared, got '",
+                            states_cost, "'")));
+    }
+    request.states_cost_from_model = states_cost == "model";
+    request.states_dtw.local_cost = states_cost == "euclidean"
+                                        ? srn::DtwLocalCost::kEuclidean
+                                        : srn::DtwLocalCost::kSquaredEuclidean;
     const std::string dtw_features = absl::GetFlag(FLAGS_dtw_features);
     if (!dtw_features.empty()) request.dtw.features.clear();
     if (!dtw_features.empty() && dtw_features != "all") {

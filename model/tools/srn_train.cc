@@ -98,6 +98,9 @@ ABSL_FLAG(double, soft_dtw_band, 0.3,
 ABSL_FLAG(std::string, frame_norm, "none",
           "frame-triplet: per-frame normalization of the states: none or l2 (recorded in the "
           "weights file; srn-eval applies it)");
+ABSL_FLAG(std::string, frame_cost, "squared",
+          "frame-triplet: soft-DTW's cost between two frames of states: squared (Euclidean) or "
+          "euclidean (recorded in the weights file; srn-eval --srn_score=states-dtw uses it)");
 ABSL_FLAG(int, batch_triplets, 16, "frame-triplet: triplets per mini-batch");
 ABSL_FLAG(int, triplets_per_epoch, 2000, "frame-triplet: triplets per epoch");
 ABSL_FLAG(int, mining, 1,
@@ -143,7 +146,14 @@ int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& spl
   const srn::TrainOptions& p = pair_config.options;
   o.loss.margin = absl::GetFlag(FLAGS_margin);
   o.loss.soft_dtw.gamma = absl::GetFlag(FLAGS_gamma);
-  o.loss.soft_dtw.band = srn::DtwOptions::Fraction(absl::GetFlag(FLAGS_soft_dtw_band));
+  o.loss.soft_dtw.dtw = srn::DtwOptions::Fraction(absl::GetFlag(FLAGS_soft_dtw_band));
+  const std::string frame_cost = absl::GetFlag(FLAGS_frame_cost);
+  if (frame_cost != "squared" && frame_cost != "euclidean") {
+    return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                          "--frame_cost must be squared or euclidean, got '", frame_cost, "'")));
+  }
+  o.loss.soft_dtw.dtw.local_cost = frame_cost == "squared" ? srn::DtwLocalCost::kSquaredEuclidean
+                                                          : srn::DtwLocalCost::kEuclidean;
   absl::StatusOr<srn::FrameNormalization> norm =
       srn::ParseFrameNormalization(absl::GetFlag(FLAGS_frame_norm));
   if (!norm.ok()) return Fail(tool, norm.status());
@@ -177,10 +187,11 @@ int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& spl
         r.improved ? "  *" : "");
   };
   std::cerr << absl::StrFormat(
-      "training %s (window %d) on frame triplets (margin %g, gamma %g, band %g, frames %s) with "
-      "%d threads\n",
+      "training %s (window %d) on frame triplets (margin %g, gamma %g, band %g, frames %s, "
+      "cost %s) with %d threads\n",
       config.arch.FamilyName(), config.window, o.loss.margin, o.loss.soft_dtw.gamma,
-      o.loss.soft_dtw.band.band_fraction, srn::FrameNormalizationName(o.loss.normalization),
+      o.loss.soft_dtw.dtw.band_fraction, srn::FrameNormalizationName(o.loss.normalization),
+      srn::FrameCostName(o.loss.soft_dtw.dtw.local_cost),
       o.threads > 0 ? o.threads : srn::DefaultThreads());
   absl::StatusOr<srn::FrameTripletResult> trained =
       srn::TrainFrameTripletModel(split.train, split.validation, config, callbacks);

@@ -44,7 +44,8 @@ Architecture Gru(int in, int hidden, int layers = 1) {
 }
 
 // The loss's gradient (soft-DTW, the frame normalization and BackwardFrames chained) against
-// finite differences, in double, for both normalizations, with and without a band. The margin
+// finite differences, in double, for both normalizations, with and without a band, for both
+// frame costs. The margin
 // keeps every triplet active, so the loss is smooth where it is probed.
 TEST(FrameTripletLossTest, GradientMatchesFiniteDifferences) {
   const std::vector<Series> series = RandomSeries({6, 9, 4, 7, 5}, 3, 31);
@@ -53,7 +54,8 @@ TEST(FrameTripletLossTest, GradientMatchesFiniteDifferences) {
       {0, {1}, {2}}, {3, {0}, {4}}, {1, {3}, {3}}, {2, {0, 4}, {1, 3}}};
   for (const std::string family : {"gru-a", "lstm-a"}) {
     for (FrameNormalization norm : {FrameNormalization::kNone, FrameNormalization::kL2}) {
-      for (double band : {-1.0, 0.3}) {
+      for (double band : {-1.0, 0.3, 0.4}) {
+        const bool euclidean = band == 0.4;  // the third case: a band and the Euclidean cost
         Architecture arch = *ParseFamily(family);
         arch.input_dims = 3;
         arch.hidden = 4;
@@ -63,10 +65,12 @@ TEST(FrameTripletLossTest, GradientMatchesFiniteDifferences) {
         FrameTripletLossOptions options;
         options.margin = 10.0;
         options.soft_dtw.gamma = 0.3;
-        options.soft_dtw.band = DtwOptions::Fraction(band);
+        options.soft_dtw.dtw = DtwOptions::Fraction(band);
+        if (euclidean) options.soft_dtw.dtw.local_cost = DtwLocalCost::kEuclidean;
         options.normalization = norm;
         const std::string where = family + " " + std::string(FrameNormalizationName(norm)) +
-                                  " band " + std::to_string(band);
+                                  " band " + std::to_string(band) +
+                                  (euclidean ? " euclidean" : " squared");
         FrameTripletWorkspace<double> ws;
         auto loss_at = [&](const VectorT<double>& p, VectorT<double>* grad) {
           absl::StatusOr<FrameTripletLossStats> r =
@@ -309,7 +313,7 @@ FrameTripletConfig SmallConfig() {
   FrameTripletOptions& o = config.options;
   o.loss.margin = 0.5;
   o.loss.soft_dtw.gamma = 0.1;
-  o.loss.soft_dtw.band = DtwOptions::Fraction(0.3);
+  o.loss.soft_dtw.dtw = DtwOptions::Fraction(0.3);
   o.learning_rate = 5e-3;
   o.batch_triplets = 8;
   o.triplets_per_epoch = 64;
@@ -330,6 +334,7 @@ TEST(TrainFrameTripletModelTest, LearnsToyDataReproduciblyAndRecordsTheObjective
   const Dataset validation = all.Filter([](const Example& e) { return e.label >= 4; });
   FrameTripletConfig config = SmallConfig();
   config.options.loss.normalization = FrameNormalization::kL2;
+  config.options.loss.soft_dtw.dtw.local_cost = DtwLocalCost::kEuclidean;
   absl::StatusOr<FrameTripletResult> a = TrainFrameTripletModel(train, validation, config);
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_EQ(a->history.size(), 4u);
@@ -342,6 +347,8 @@ TEST(TrainFrameTripletModelTest, LearnsToyDataReproduciblyAndRecordsTheObjective
   EXPECT_EQ(meta.hyperparameters.at("gamma"), "0.1");
   EXPECT_EQ(meta.metrics.at("best_epoch"), a->best_epoch);
   EXPECT_EQ(*FrameNormalizationOf(*a->model), FrameNormalization::kL2);
+  EXPECT_EQ(meta.hyperparameters.at("frame_cost"), "euclidean");
+  EXPECT_EQ(*FrameCostOf(*a->model), DtwLocalCost::kEuclidean);
   // The states srn-eval aligns are L2-normalized like the trained ones.
   const absl::StatusOr<Series> pre = a->model->preprocessor().Apply(validation.examples[0].series);
   ASSERT_TRUE(pre.ok()) << pre.status();
@@ -391,7 +398,7 @@ TEST(FrameTripletRealDataTest, TrainsOnSomeSignersAndVerifiesOthers) {
   FrameTripletOptions& o = config.options;
   o.loss.margin = 0.2;
   o.loss.soft_dtw.gamma = 0.02;
-  o.loss.soft_dtw.band = DtwOptions::Fraction(0.3);
+  o.loss.soft_dtw.dtw = DtwOptions::Fraction(0.3);
   o.loss.normalization = FrameNormalization::kL2;
   o.triplets_per_epoch = 96;
   o.max_epochs = 2;
@@ -458,6 +465,16 @@ TEST(FrameNormalizationTest, ParsesNamesAndReadsModels) {
   const absl::Status s = FrameNormalizationOf(**model).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("cosine"), absl::string_view::npos) << s;
+  // A model trained on pairs records neither: raw states, squared cost.
+  meta.hyperparameters.clear();
+  meta.hyperparameters["frame_cost"] = "manhattan";
+  model = SimilarityModel::Create(arch, pre, InitParameters(arch, 0.1f, 1), meta);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(*FrameNormalizationOf(**model), FrameNormalization::kNone);
+  EXPECT_EQ(FrameCostOf(**model).status().code(), absl::StatusCode::kInvalidArgument);
+  model = SimilarityModel::Create(arch, pre, InitParameters(arch, 0.1f, 1), {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(*FrameCostOf(**model), DtwLocalCost::kSquaredEuclidean);
 }
 
 }  // namespace
