@@ -16,6 +16,7 @@
 #include "model/nn/pair_loss.h"
 #include "model/nn/parallel.h"
 #include "model/data/preprocess.h"
+#include "model/signature/frame_states.h"
 #include "model/signature/frame_triplet_trainer.h"
 #include "base/status_macros.h"
 #include "model/train/trainer.h"
@@ -593,7 +594,7 @@ FoldScorerFactory SrnFoldScorer(
           (*states)[i] = HiddenStates(*model, processed.examples[i].series);
       });
       return TrialScorer([states, states_dtw](int i, int j) {
-        return -NormalizedDtwDistance((*states)[i], (*states)[j], states_dtw);
+        return -StatesDistance((*states)[i], (*states)[j], states_dtw);
       });
     }
     auto emb =
@@ -617,20 +618,6 @@ FoldScorerFactory SrnFoldScorer(
           HeadLogit<float>(model->params().data(), model->layout(), a, b, e));
     });
   };
-}
-
-Series HiddenStates(const SimilarityModel& model, const Series& preprocessed) {
-  if (model.architecture().is_logistic()) return preprocessed;
-  const Network<float> network(model.architecture(), model.layout());
-  Network<float>::Workspace ws;
-  RowMatrix pooled;
-  std::mt19937_64 unused(0);
-  // A batch of one series packs its frames in time order, one row per step.
-  network.Forward(model.params().data(), {&preprocessed}, 0.0f, &unused, &ws, &pooled);
-  RowMatrix states = std::move(ws.layers.back().out);
-  // An unknown value is reported by SrnFoldScorer before any state is computed.
-  NormalizeFrames(FrameNormalizationOf(model).value_or(FrameNormalization::kNone), &states);
-  return Series(std::move(states));
 }
 
 absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,

@@ -189,10 +189,6 @@ FoldScorerFactory SrnFoldScorer(
     SrnScore score = SrnScore::kProbability, const DtwOptions& dtw = DtwOptions::Fraction(0.1),
     bool states_cost_from_model = false);
 
-// The top layer's hidden state at every frame of a preprocessed series (T x hidden), normalized
-// per frame as the model's metadata records it (FrameNormalizationOf: models trained with the
-// frame-triplet objective may L2-normalize them), or the series itself for the logistic model.
-Series HiddenStates(const SimilarityModel& model, const Series& preprocessed);
 
 // One fold's test signers and their similarity matrix (see SimilarityMatrix).
 struct FoldMatrix {

@@ -177,13 +177,44 @@ double FusedVerificationScore(double srn_mean, double srn_mutual, double dtw_rat
   return 1.0 / (1.0 + std::exp(-(fused - offset)));
 }
 
+double StatesVerificationScore(double states_ratio, double dtw_ratio, int references,
+                               const DtwFusionCalibration& calibration) {
+  const bool several = references >= 2;
+  const double weight = several ? calibration.weight_many : calibration.weight_one;
+  const double offset = several ? calibration.offset_many : calibration.offset_one;
+  const double fused = -states_ratio - (weight > 0 ? weight * dtw_ratio : 0.0);
+  return 1.0 / (1.0 + std::exp(-(fused - offset)));
+}
+
+std::string LearnedScoreName(LearnedScore score) {
+  return score == LearnedScore::kStatesDtw ? "states-dtw" : "embedding";
+}
+
+absl::StatusOr<LearnedScore> ParseLearnedScore(absl::string_view name) {
+  if (name == "embedding") return LearnedScore::kEmbedding;
+  if (name == "states-dtw") return LearnedScore::kStatesDtw;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown learned score '", name, "' (expected embedding or states-dtw)"));
+}
+
 std::string FormatDtwFusionCalibration(const DtwFusionCalibration& c) {
   return absl::StrCat(c.weight_one, ":", c.offset_one, ",", c.weight_many, ":", c.offset_many);
 }
 
 std::string FormatVerificationCalibration(const VerificationCalibration& calibration) {
   std::string out;
-  if (calibration.dtw_fusion.enabled()) {
+  const bool states = calibration.learned == LearnedScore::kStatesDtw;
+  if (states) {
+    const DtwOptions& dtw = calibration.states_dtw;
+    absl::StrAppend(&out, "learned=", LearnedScoreName(calibration.learned), " states_band=",
+                    dtw.band_fraction, " states_cost=",
+                    dtw.local_cost == DtwLocalCost::kEuclidean ? "euclidean" : "squared");
+    if (calibration.states_spread.has_value()) {
+      absl::StrAppend(&out, " states_spread=", FormatDtwSpreadModel(*calibration.states_spread));
+    }
+  }
+  if (states || calibration.dtw_fusion.enabled()) {
+    absl::StrAppend(&out, out.empty() ? "" : " ");
     absl::StrAppend(&out, "dtw_fusion=", FormatDtwFusionCalibration(calibration.dtw_fusion));
   }
   if (calibration.dtw_spread.has_value()) {
@@ -196,14 +227,36 @@ std::string FormatVerificationCalibration(const VerificationCalibration& calibra
 absl::StatusOr<VerificationCalibration> ParseVerificationCalibration(absl::string_view text) {
   VerificationCalibration calibration;
   for (absl::string_view part : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&part, "dtw_fusion=")) {
+    if (absl::ConsumePrefix(&part, "learned=")) {
+      SRN_ASSIGN_OR_RETURN(calibration.learned, ParseLearnedScore(part));
+    } else if (absl::ConsumePrefix(&part, "states_band=")) {
+      double band = 0;
+      if (!absl::SimpleAtod(part, &band) || !(band > 0 && band <= 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "verification calibration: states_band must be a fraction in (0, 1], got '", part,
+            "'"));
+      }
+      calibration.states_dtw.band_frames = -1;
+      calibration.states_dtw.band_fraction = band;
+    } else if (absl::ConsumePrefix(&part, "states_cost=")) {
+      if (part != "euclidean" && part != "squared") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "verification calibration: states_cost must be euclidean or squared, got '", part,
+            "'"));
+      }
+      calibration.states_dtw.local_cost =
+          part == "euclidean" ? DtwLocalCost::kEuclidean : DtwLocalCost::kSquaredEuclidean;
+    } else if (absl::ConsumePrefix(&part, "states_spread=")) {
+      SRN_ASSIGN_OR_RETURN(calibration.states_spread, ParseDtwSpreadModel(part));
+    } else if (absl::ConsumePrefix(&part, "dtw_fusion=")) {
       SRN_ASSIGN_OR_RETURN(calibration.dtw_fusion, ParseDtwFusionCalibration(part));
     } else if (absl::ConsumePrefix(&part, "dtw_spread=")) {
       SRN_ASSIGN_OR_RETURN(calibration.dtw_spread, ParseDtwSpreadModel(part));
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "verification calibration has an unknown part '", part,
-          "' (expected dtw_fusion=W1:O1,WN:ON and/or dtw_spread=c0,c1,c2,c3,log_min,log_max)"));
+          "' (expected learned=, states_band=, states_cost=, states_spread=, "
+          "dtw_fusion=W1:O1,WN:ON or dtw_spread=c0,c1,c2,c3,log_min,log_max)"));
     }
   }
   return calibration;
@@ -222,14 +275,28 @@ absl::StatusOr<VerificationCalibration> ModelVerificationCalibration(const Simil
 VerificationScore ScoreVerification(const VerificationEvidence& evidence,
                                     const VerificationPolicy& policy) {
   VerificationScore out;
+  const int references = static_cast<int>(evidence.similarities.size());
+  if (policy.learned == LearnedScore::kStatesDtw) {
+    out.srn = FuseReferenceScores(evidence.similarities, ReferenceFusion::kMean, 0);
+    const double states_ratio =
+        -out.srn / std::max(kMinRatioScale, std::abs(evidence.mutual_similarity));
+    const DtwFusionCalibration& c = policy.dtw_fusion;
+    double dtw_ratio = 0;
+    if ((references >= 2 ? c.weight_many : c.weight_one) > 0 && !evidence.dtw_distances.empty()) {
+      const double mean = FuseReferenceScores(evidence.dtw_distances, ReferenceFusion::kMean, 0);
+      dtw_ratio = mean / std::max(kMinRatioScale, evidence.dtw_spread);
+      out.dtw_ratio = dtw_ratio;
+    }
+    out.score = StatesVerificationScore(states_ratio, dtw_ratio, references, c);
+    return out;
+  }
   out.srn = FuseReferenceScores(evidence.similarities, policy.fusion, policy.top_k);
   out.score = out.srn;
   if (policy.dtw_fusion.enabled() && !evidence.dtw_distances.empty()) {
     const double mean = FuseReferenceScores(evidence.dtw_distances, ReferenceFusion::kMean, 0);
     out.dtw_ratio = mean / std::max(kMinRatioScale, evidence.dtw_spread);
     out.score = FusedVerificationScore(out.srn, evidence.mutual_similarity, *out.dtw_ratio,
-                                       static_cast<int>(evidence.similarities.size()),
-                                       policy.dtw_fusion);
+                                       references, policy.dtw_fusion);
   }
   return out;
 }

@@ -97,38 +97,70 @@ absl::StatusOr<DtwFusionCalibration> ParseDtwFusionCalibration(absl::string_view
 double FusedVerificationScore(double srn_mean, double srn_mutual, double dtw_ratio, int references,
                               const DtwFusionCalibration& calibration);
 
+// The served score of a states-DTW model: f = -d_s / D_s - w * d / D (the learned ratio
+// `states_ratio` = d_s / D_s, and as above), sigmoid(f - offset), with the weight and offset for
+// one or several references. With w = 0 it is the learned score alone, calibrated.
+double StatesVerificationScore(double states_ratio, double dtw_ratio, int references,
+                               const DtwFusionCalibration& calibration);
+
 // "W1:O1,WN:ON", as ParseDtwFusionCalibration reads it.
 std::string FormatDtwFusionCalibration(const DtwFusionCalibration& calibration);
 
-// How one model verifies, as measured for it: the DTW fusion and the one-reference spread model.
-// It travels in the model's weights file (ModelMetadata::verification), so that a model and its
-// calibration cannot drift apart.
+// Which learned score Verify compares a query with the references by.
+enum class LearnedScore {
+  // The head's similarity of the pooled embeddings (SimilarityModel::Score), shift-normalized
+  // by the references' mutual similarities: every model trained on pairs.
+  kEmbedding,
+  // The DTW distance between the encoder's per-frame states (StatesDistance,
+  // model/signature/frame_states.h), ratio-normalized: d / D, where D is the references' mean
+  // mutual distance, or with one reference the spread `states_spread` predicts (1 without one).
+  // The served score is then always calibrated (see VerifiedScore): models trained by the
+  // frame-triplet objective.
+  kStatesDtw,
+};
+std::string LearnedScoreName(LearnedScore score);  // "embedding" or "states-dtw"
+absl::StatusOr<LearnedScore> ParseLearnedScore(absl::string_view name);
+
+// How one model verifies, as measured for it: its learned score, the DTW fusion and the
+// one-reference spread models. It travels in the model's weights file
+// (ModelMetadata::verification), so that a model and its calibration cannot drift apart.
 struct VerificationCalibration {
-  DtwFusionCalibration dtw_fusion;         // off when not enabled()
+  LearnedScore learned = LearnedScore::kEmbedding;
+  // kStatesDtw: the DTW that aligns the states (band and frame cost), and the spread of one
+  // reference's states (unset: not divided).
+  DtwOptions states_dtw = DtwOptions::Fraction(0.3).WithCost(DtwLocalCost::kEuclidean);
+  std::optional<DtwSpreadModel> states_spread;
+  // The fusion with the hand-made-feature DTW verifier and the served score's offsets. With
+  // kStatesDtw the weights may be 0 (the learned score alone), the offsets still apply.
+  DtwFusionCalibration dtw_fusion;           // with kEmbedding: off when not enabled()
   std::optional<DtwSpreadModel> dtw_spread;  // with one reference; unset: not divided
 };
 
-// "dtw_fusion=W1:O1,WN:ON dtw_spread=c0,c1,c2,c3,log_min,log_max" (either part may be absent;
-// "" is no calibration), as ModelMetadata::verification holds it.
+// "[learned=states-dtw states_band=F states_cost=euclidean|squared states_spread=...]
+// dtw_fusion=W1:O1,WN:ON dtw_spread=c0,c1,c2,c3,log_min,log_max" (every part may be absent; ""
+// is no calibration: the embedding score, not fused), as ModelMetadata::verification holds it.
 std::string FormatVerificationCalibration(const VerificationCalibration& calibration);
 // InvalidArgument naming the bad part.
 absl::StatusOr<VerificationCalibration> ParseVerificationCalibration(absl::string_view text);
-
 // The calibration a model's weights file records (none when it records none).
 absl::StatusOr<VerificationCalibration> ModelVerificationCalibration(const SimilarityModel& model);
 
 // How a service combines the scores of one query: the reference fusion, and the DTW fusion when
 // the model's calibration enables it (signature models only).
 struct VerificationPolicy {
-  ReferenceFusion fusion = ReferenceFusion::kMean;
+  LearnedScore learned = LearnedScore::kEmbedding;
+  ReferenceFusion fusion = ReferenceFusion::kMean;  // of the embedding score (kStatesDtw: mean)
   int top_k = 3;  // for kTopKMean
   DtwFusionCalibration dtw_fusion;
 };
 
 // What one query brings against one subject.
 struct VerificationEvidence {
-  absl::Span<const double> similarities;  // the model's similarity to each reference
-  double mutual_similarity = 0;           // MeanMutualScore(MutualSimilarities(references))
+  // kEmbedding: the model's similarity to each reference, and MeanMutualScore of
+  // MutualSimilarities(references). kStatesDtw: minus the states' distance to each reference,
+  // and minus their spread D (see LearnedScore).
+  absl::Span<const double> similarities;
+  double mutual_similarity = 0;
   absl::Span<const double> dtw_distances; // DTW distance to each reference; empty: no DTW
   double dtw_spread = 1;                  // MeanMutualDtwDistance, or PredictDtwSpread of one
 };
@@ -139,8 +171,10 @@ struct VerificationScore {
   double score = 0;                 // what is compared with the threshold
 };
 
-// The verification score of one query: the fused similarity, or with DTW fusion (enabled and
-// distances given) FusedVerificationScore of it.
+// The verification score of one query. kEmbedding: the fused similarity, or with DTW fusion
+// (enabled and distances given) FusedVerificationScore of it. kStatesDtw: always
+// StatesVerificationScore (srn = the mean of `similarities`), the DTW part when its weight for
+// this number of references is positive and distances are given.
 VerificationScore ScoreVerification(const VerificationEvidence& evidence,
                                     const VerificationPolicy& policy);
 

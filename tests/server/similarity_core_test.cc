@@ -412,7 +412,9 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
   EXPECT_NEAR(plain.threshold(), mutual + 0.1, 1e-5);
   // A calibration recorded in the model's weights file is the one used, unless overridden.
   ModelMetadata metadata = model->model->metadata();
-  metadata.verification = FormatVerificationCalibration({fusion, std::nullopt});
+  VerificationCalibration recorded_calibration;
+  recorded_calibration.dtw_fusion = fusion;
+  metadata.verification = FormatVerificationCalibration(recorded_calibration);
   std::shared_ptr<const SimilarityModel> recorded = *SimilarityModel::Create(
       model->model->architecture(), model->model->preprocessor(), model->model->params(), metadata);
   core = MakeCore(*MakeServingModel(recorded, "test", ""),

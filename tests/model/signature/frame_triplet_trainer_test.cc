@@ -1,3 +1,4 @@
+#include "model/signature/frame_states.h"
 #include "model/signature/frame_triplet_trainer.h"
 
 #include <algorithm>

@@ -151,6 +151,76 @@ TEST(ScoreVerificationTest, FusesDtwOnlyWhenEnabledAndGiven) {
   EXPECT_DOUBLE_EQ(ScoreVerification(e, policy).score, 0.7);
 }
 
+TEST(VerificationCalibrationTest, StatesDtwRoundTripsAndRejectsBadParts) {
+  VerificationCalibration c;
+  c.learned = LearnedScore::kStatesDtw;
+  c.states_dtw = DtwOptions::Fraction(0.25).WithCost(DtwLocalCost::kSquaredEuclidean);
+  DtwSpreadModel spread;
+  spread.coefficients = {-1.5, 0.25, 0, 0.125};
+  spread.log_min = -2;
+  spread.log_max = -0.5;
+  c.states_spread = spread;
+  // Weights 0 (the learned score alone): the offsets are still recorded.
+  c.dtw_fusion = {0.0, -1.25, 0.0, -1.5};
+  const std::string text = FormatVerificationCalibration(c);
+  EXPECT_EQ(text,
+            "learned=states-dtw states_band=0.25 states_cost=squared "
+            "states_spread=-1.5,0.25,0,0.125,-2,-0.5 dtw_fusion=0:-1.25,0:-1.5");
+  absl::StatusOr<VerificationCalibration> parsed = ParseVerificationCalibration(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->learned, LearnedScore::kStatesDtw);
+  EXPECT_EQ(parsed->states_dtw.band_fraction, 0.25);
+  EXPECT_EQ(parsed->states_dtw.band_frames, -1);
+  EXPECT_EQ(parsed->states_dtw.local_cost, DtwLocalCost::kSquaredEuclidean);
+  EXPECT_EQ(parsed->dtw_fusion.offset_many, -1.5);
+  EXPECT_EQ(FormatVerificationCalibration(*parsed), text);
+  for (const char* bad : {"learned=pooled", "states_band=0", "states_band=1.5", "states_band=x",
+                          "states_cost=manhattan", "states_spread=1,2"}) {
+    const absl::Status status = ParseVerificationCalibration(bad).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_THAT(std::string(ParseVerificationCalibration("learned=pooled").status().message()),
+              ::testing::HasSubstr("states-dtw"));
+}
+
+TEST(ScoreVerificationTest, StatesDtwIsTheCalibratedRatioFusedWithDtwWhenWeighted) {
+  // Distances 1 and 3 to the references (similarities are minus them), spread 2: ratio 1.
+  const std::vector<double> sims = {-1.0, -3.0};
+  const std::vector<double> dists = {3.0, 5.0};
+  VerificationEvidence e;
+  e.similarities = sims;
+  e.mutual_similarity = -2.0;
+  e.dtw_distances = dists;
+  e.dtw_spread = 2.0;
+  VerificationPolicy policy;
+  policy.learned = LearnedScore::kStatesDtw;
+  policy.fusion = ReferenceFusion::kMax;  // ignored: the states' distances are averaged
+  policy.dtw_fusion = {0.0, -0.5, 0.0, -1.0};
+  const VerificationScore alone = ScoreVerification(e, policy);
+  EXPECT_DOUBLE_EQ(alone.srn, -2.0);
+  EXPECT_FALSE(alone.dtw_ratio.has_value()) << "weight 0: the DTW verifier is not consulted";
+  // f = -1; sigmoid(f - offset_many) = sigmoid(0) = 0.5: a query as far from the references as
+  // they are from each other sits at this calibration's threshold.
+  EXPECT_DOUBLE_EQ(alone.score, 0.5);
+  EXPECT_EQ(alone.score, StatesVerificationScore(1.0, 0.0, 2, policy.dtw_fusion));
+  // Closer than the references are to each other: above one half.
+  const std::vector<double> closer = {-0.5, -0.5};
+  e.similarities = closer;
+  EXPECT_GT(ScoreVerification(e, policy).score, 0.5);
+  e.similarities = sims;
+  // With weight 0.5 for several references: f = -1 - 0.5 * (4 / 2) = -2; sigmoid(-2 + 1).
+  policy.dtw_fusion.weight_many = 0.5;
+  const VerificationScore fused = ScoreVerification(e, policy);
+  ASSERT_TRUE(fused.dtw_ratio.has_value());
+  EXPECT_DOUBLE_EQ(*fused.dtw_ratio, 2.0);
+  EXPECT_DOUBLE_EQ(fused.score, 1 / (1 + std::exp(1.0)));
+  // One reference uses the one-reference weight (0) and offset, and its spread.
+  const std::vector<double> one = {-1.0};
+  e.similarities = one;
+  e.mutual_similarity = -4.0;
+  EXPECT_DOUBLE_EQ(ScoreVerification(e, policy).score, 1 / (1 + std::exp(-(-0.25 + 0.5))));
+}
+
 TEST(MutualSimilaritiesTest, PairsInOrderAndSymmetricToTheBit) {
   std::shared_ptr<const SimilarityModel> model = testing::RandomModel("srn-a", 3, 8, 5);
   std::mt19937_64 rng(3);

@@ -1,0 +1,33 @@
+#ifndef SRN_MODEL_SIGNATURE_FRAME_STATES_H_
+#define SRN_MODEL_SIGNATURE_FRAME_STATES_H_
+
+#include "absl/status/statusor.h"
+#include "model/data/series.h"
+#include "model/eval/dtw.h"
+#include "model/nn/similarity_model.h"
+
+namespace srn {
+
+// The learned verifier's frame representation: the encoder's per-frame hidden states, compared
+// by DTW instead of pooled into one embedding (models trained by the frame-triplet objective,
+// model/signature/frame_triplet_trainer.h). srn-eval's states-dtw score and srn-server's Verify
+// both compute states and distances here. Thread-safe: the functions only read the model.
+
+// The top layer's hidden state at every frame of a preprocessed series (T x hidden), normalized
+// per frame as the model's metadata records it (FrameNormalizationOf: models trained with the
+// frame-triplet objective may L2-normalize them), or the series itself for the logistic model.
+// The model's recorded normalization must be readable (check FrameNormalizationOf first).
+Series HiddenStates(const SimilarityModel& model, const Series& preprocessed);
+
+// HiddenStates of raw features: the model's preprocessing first. InvalidArgument (from the
+// preprocessor) when the features do not fit the model, or the model records an unknown frame
+// normalization.
+absl::StatusOr<Series> FrameStates(const SimilarityModel& model, const Series& raw);
+
+// The distance of two series of states: DTW with `dtw`'s band and frame cost, normalized by the
+// sum of their lengths (NormalizedDtwDistance).
+double StatesDistance(const Series& a, const Series& b, const DtwOptions& dtw);
+
+}  // namespace srn
+
+#endif  // SRN_MODEL_SIGNATURE_FRAME_STATES_H_
