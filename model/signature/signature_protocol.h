@@ -95,7 +95,8 @@ absl::StatusOr<SignatureTrials> MakeSignatureTrials(
 struct VerificationErrors {
   double eer_skilled = 0;             // global threshold, genuine vs skilled forgeries
   double eer_random = 0;              // global threshold, genuine vs random forgeries
-  double eer_skilled_per_signer = 0;  // mean of each signer's a-posteriori EER
+  // Mean of each signer's a-posteriori EER (skilled: over the signers with skilled forgeries).
+  double eer_skilled_per_signer = 0;
   double eer_random_per_signer = 0;
 };
 
@@ -203,7 +204,9 @@ struct FoldMatrix {
 // DTW) the same test set's DtwFoldScorer matrix, and `single_reference_spread` (empty: none) each
 // example's predicted spread as a single reference. Same trials, in the same order, as
 // MakeSignatureTrials; `references`, if given, receives each trial's enrolled references
-// (indices into the test set), in enrollment order.
+// (indices into the test set), in enrollment order. With policy.learned = kStatesDtw, `srn`
+// holds minus the states' distances and, with one reference, its single_reference_spread (empty:
+// 1) is the reference's predicted spread of them.
 absl::StatusOr<SignatureTrials> ServedTrials(const FoldMatrix& srn, const FoldMatrix* dtw,
                                              int refs, const SignatureCvOptions& options,
                                              const VerificationPolicy& policy,
@@ -224,6 +227,14 @@ absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
 // (the one to deploy).
 absl::StatusOr<std::vector<DtwSpreadModel>> PredictFoldSpreads(std::vector<FoldMatrix>* folds,
                                                                DtwSpreadModel* all_signers);
+
+// The spread model (FitDtwSpreadModel) of one matrix's within-signer distances: a distance
+// scorer's matrix, as for PredictFoldSpreads, whose signers all give samples.
+absl::StatusOr<DtwSpreadModel> FitMatrixSpreadModel(const FoldMatrix& matrix);
+
+// Sets matrix->single_reference_spread to `model`'s prediction for each test example; errors name
+// the example.
+absl::Status SetSingleReferenceSpreads(const DtwSpreadModel& model, FoldMatrix* matrix);
 
 // The trials of every fold for one reference count: trials[fold].
 absl::StatusOr<std::vector<SignatureTrials>> FoldTrials(const std::vector<FoldMatrix>& folds,

@@ -5,6 +5,7 @@
 //   srn-eval --model=dtw --dataset=arabic-voice --protocol=out-of-domain --dtw_band=0.1
 //   srn-eval --model=fisher-kernel --dataset=arabic-voice --protocol=out-of-domain  (or
 //   fisher-vector)
+//   srn-eval --model=default.srnw --dataset=sigcomp2009-nfi --protocol=cross-dataset --draws=20
 
 #include <cmath>
 #include <fstream>
@@ -13,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -29,6 +32,7 @@
 #include "model/eval/protocols.h"
 #include "model/signature/signature_protocol.h"
 #include "model/signature/verification.h"
+#include "model/tools/cross_dataset_report.h"
 #include "base/flags_help.h"
 #include "model/tools/signature_cv_report.h"
 #include "model/tools/tool_common.h"
@@ -44,7 +48,9 @@ ABSL_FLAG(
     "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
 ABSL_FLAG(std::string, data_dir, "",
           "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
-ABSL_FLAG(std::string, protocol, "out-of-domain", "within-domain, out-of-domain or one-shot");
+ABSL_FLAG(std::string, protocol, "out-of-domain",
+          "within-domain, out-of-domain or one-shot (the paper's), svc2004-cv (signer-disjoint "
+          "folds of SVC2004) or cross-dataset (a signature data set never trained on)");
 ABSL_FLAG(int64_t, seed, -1,
           "split and draw seed (default: the weights file's training seed, else 1)");
 ABSL_FLAG(int, draws, 10, "one-shot draws (one random reference per class each)");
@@ -79,7 +85,8 @@ ABSL_FLAG(std::string, normalization, "",
           "svc2004-cv: none, ratio or shift (default: ratio for dtw, shift for a model)");
 ABSL_FLAG(
     std::string, fuse_dtw, "",
-    "svc2004-cv: also report model + w * dtw, w chosen per fold among these (e.g. 0,0.5,1,2)");
+    "svc2004-cv: also report model + w * dtw, w chosen per fold among these (e.g. 0,0.5,1,2); "
+    "cross-dataset with --fit_calibration: the weights to choose among");
 ABSL_FLAG(std::string, srn_score, "probability",
           "svc2004-cv: SRN pair score: probability (as served), logit, distance or states-dtw "
           "(DTW over the per-frame states, --dtw_band wide, default 0.1)");
@@ -110,6 +117,15 @@ ABSL_FLAG(std::string, verification, "",
           "a verification calibration \"dtw_fusion=W1:O1,WN:ON dtw_spread=c0,..,hi\" (the "
           "'to deploy' lines of --protocol=svc2004-cv --fuse_dtw): used by --served_trials, and "
           "recorded into a copy of --model by --stamp_out");
+// --protocol=cross-dataset (model/tools/cross_dataset_report.h).
+ABSL_FLAG(bool, fit_calibration, false,
+          "cross-dataset: fit the model's verification calibration on --dataset (a data set the "
+          "shipped model may train on, never the one it is judged on) and print it as 'to deploy: "
+          "--verification=...', fusion weights from --fuse_dtw (default 0: the learned score "
+          "alone)");
+ABSL_FLAG(std::string, thresholds, "",
+          "cross-dataset: also report FRR and FAR of the served score at these thresholds (e.g. "
+          "the model card's for a target FAR)");
 ABSL_FLAG(std::string, stamp_out, "",
           "write a copy of the weights file --model here with --verification recorded in it "
           "(srn-server then verifies with it), and exit");
@@ -181,6 +197,67 @@ srn::DtwOptions BandOr(const srn::DtwOptions& fallback) {
   return band >= 0 ? srn::DtwOptions::Fraction(band) : srn::DtwOptions::NoBand();
 }
 
+// A comma-separated list of numbers from flag `flag`; InvalidArgument naming it otherwise.
+template <typename T>
+absl::StatusOr<std::vector<T>> ParseList(const std::string& flag, const std::string& text) {
+  std::vector<T> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    T x{};
+    bool ok = false;
+    if constexpr (std::is_integral_v<T>) {
+      ok = absl::SimpleAtoi(part, &x);
+    } else {
+      ok = absl::SimpleAtod(part, &x);
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": '", part, "' is not a number (expected a list like 1,5)"));
+    }
+    out.push_back(x);
+  }
+  return out;
+}
+
+// --protocol=cross-dataset. Returns the process exit code.
+int RunCrossDataset(const std::string& model, const std::string& dataset,
+                    const std::string& data_dir,
+                    const std::optional<srn::VerificationCalibration>& calibration) {
+  using srn::tools::Fail;
+  const std::string tool = "srn-eval";
+  srn::CrossDatasetRequest request;
+  request.data_dir = data_dir;
+  request.dataset = dataset;
+  request.model = model;
+  request.name = absl::GetFlag(FLAGS_name);
+  request.calibration = calibration;
+  request.fit_calibration = absl::GetFlag(FLAGS_fit_calibration);
+  srn::SignatureCvOptions& o = request.options;
+  o.draws = absl::GetFlag(FLAGS_draws);
+  o.seed = absl::GetFlag(FLAGS_seed) >= 0 ? static_cast<uint64_t>(absl::GetFlag(FLAGS_seed)) : 1;
+  o.threads = absl::GetFlag(FLAGS_threads);
+  absl::StatusOr<std::vector<int>> refs = ParseList<int>("refs", absl::GetFlag(FLAGS_refs));
+  if (!refs.ok()) return Fail(tool, refs.status());
+  if (refs->empty()) return Fail(tool, absl::InvalidArgumentError("--refs is empty"));
+  o.refs = *refs;
+  if (const std::string w = absl::GetFlag(FLAGS_fuse_dtw); !w.empty()) {
+    absl::StatusOr<std::vector<double>> weights = ParseList<double>("fuse_dtw", w);
+    if (!weights.ok()) return Fail(tool, weights.status());
+    request.fuse_dtw_weights = *weights;
+  }
+  absl::StatusOr<std::vector<double>> thresholds =
+      ParseList<double>("thresholds", absl::GetFlag(FLAGS_thresholds));
+  if (!thresholds.ok()) return Fail(tool, thresholds.status());
+  request.thresholds = *thresholds;
+  if (o.draws < 20) {
+    std::cerr << "note: " << o.draws << " draws of references; the figures in docs/ use 20 or "
+              << "more (--draws=20)\n";
+  }
+  absl::StatusOr<std::vector<std::string>> lines = srn::RunCrossDatasetReport(request, std::cerr);
+  if (!lines.ok()) return Fail(tool, lines.status());
+  for (const std::string& line : *lines) std::cout << line << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,6 +298,9 @@ int main(int argc, char** argv) {
   if (dataset.empty()) return Fail(tool, absl::InvalidArgumentError("--dataset is required"));
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = srn::DataDir();
+  if (absl::GetFlag(FLAGS_protocol) == "cross-dataset") {
+    return RunCrossDataset(model_arg, dataset, data_dir, calibration);
+  }
   if (absl::GetFlag(FLAGS_protocol) == "svc2004-cv") {
     srn::SignatureCvRequest request;
     request.data_dir = data_dir;

@@ -1,0 +1,290 @@
+#include "model/tools/cross_dataset_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "base/status_macros.h"
+#include "model/data/dataset.h"
+#include "model/data/dataset_loader.h"
+#include "model/nn/similarity_model.h"
+#include "model/weights/weights_file.h"
+
+namespace srn {
+namespace {
+
+// Signers per group: the random-forgery trials of a signer are the genuine signatures of the
+// other signers of its group, as in svc2004-cv's folds of 10 (a full n x n matrix over every
+// signer of a large set would cost far more and add little).
+constexpr int kSignersPerGroup = 10;
+
+// Whether the model's recorded training data names `dataset` as a whole word.
+bool TrainedOn(const SimilarityModel& model, const std::string& dataset) {
+  for (absl::string_view token : absl::StrSplit(model.metadata().training_data,
+                                                absl::ByAnyChar(" ,;:()+"), absl::SkipEmpty())) {
+    if (token == dataset) return true;
+  }
+  return false;
+}
+
+bool IsFrameTripletModel(const SimilarityModel& model) {
+  const auto& h = model.metadata().hyperparameters;
+  const auto it = h.find("objective");
+  return it != h.end() && it->second == "frame-triplet";
+}
+
+// One set of trials of every group, concatenated: one global threshold over every signer.
+SignatureTrials Concatenate(const std::vector<SignatureTrials>& groups) {
+  SignatureTrials all;
+  for (const SignatureTrials& t : groups) {
+    all.refs = t.refs;
+    all.score.insert(all.score.end(), t.score.begin(), t.score.end());
+    all.label.insert(all.label.end(), t.label.begin(), t.label.end());
+    all.skilled.insert(all.skilled.end(), t.skilled.begin(), t.skilled.end());
+    all.signer.insert(all.signer.end(), t.signer.begin(), t.signer.end());
+    all.draw.insert(all.draw.end(), t.draw.begin(), t.draw.end());
+    all.query.insert(all.query.end(), t.query.begin(), t.query.end());
+  }
+  return all;
+}
+
+struct Rates {
+  double frr = 0, far_skilled = 0, far_random = 0;
+};
+
+// Error rates at a threshold (accept iff score >= threshold), over every draw.
+Rates RatesAt(const SignatureTrials& t, double threshold) {
+  int64_t genuine = 0, rejected = 0, skilled = 0, skilled_in = 0, random = 0, random_in = 0;
+  for (size_t i = 0; i < t.score.size(); ++i) {
+    const bool accepted = t.score[i] >= threshold;
+    if (t.label[i] == 1) {
+      ++genuine;
+      rejected += !accepted;
+    } else if (t.skilled[i]) {
+      ++skilled;
+      skilled_in += accepted;
+    } else {
+      ++random;
+      random_in += accepted;
+    }
+  }
+  const auto rate = [](int64_t k, int64_t n) { return n > 0 ? static_cast<double>(k) / n : 0.0; };
+  return {rate(rejected, genuine), rate(skilled_in, skilled), rate(random_in, random)};
+}
+
+std::string ResultLine(const std::string& dataset, const std::string& model,
+                       const SignatureCvRow& row, const Rates* rates) {
+  std::string line = absl::StrFormat(
+      "RESULT protocol=cross-dataset dataset=%s model=%s refs=%d eer_skilled=%.4f "
+      "eer_random=%.4f",
+      dataset, model, row.refs, row.eer_skilled.mean, row.eer_random.mean);
+  if (rates != nullptr) {
+    absl::StrAppendFormat(&line, " frr=%.4f far_skilled=%.4f far_random=%.4f", rates->frr,
+                          rates->far_skilled, rates->far_random);
+  }
+  return line;
+}
+
+void LogRow(const std::string& name, const SignatureCvRow& row, std::ostream& log) {
+  log << absl::StrFormat(
+      "%-24s refs=%d  skilled EER %.2f%% (+-%.2f over draws)  random EER %.2f%% (+-%.2f)\n", name,
+      row.refs, 100 * row.eer_skilled.mean, 100 * row.eer_skilled.stddev,
+      100 * row.eer_random.mean, 100 * row.eer_random.stddev);
+}
+
+// The trials of every group for `refs`, as one set.
+absl::StatusOr<SignatureTrials> PooledTrials(const std::vector<FoldMatrix>& groups, int refs,
+                                             const SignatureCvOptions& options) {
+  SRN_ASSIGN_OR_RETURN(const std::vector<SignatureTrials> t, FoldTrials(groups, refs, options));
+  return Concatenate(t);
+}
+
+absl::StatusOr<SignatureCvRow> Summarize(const SignatureTrials& trials,
+                                         const SignatureCvOptions& options) {
+  return SummarizeSignatureCv({trials}, options.curve_points);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatasetRequest& request,
+                                                               std::ostream& log) {
+  if (!IsSignatureDataset(request.dataset)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--protocol=cross-dataset evaluates signature verification: --dataset must be a "
+        "signature data set (svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc), not '",
+        request.dataset, "'"));
+  }
+  const bool is_dtw = request.model == "dtw";
+  std::shared_ptr<const SimilarityModel> model;
+  VerificationCalibration calibration;
+  std::string name = request.name;
+  if (!is_dtw) {
+    SRN_ASSIGN_OR_RETURN(model, LoadModel(request.model));
+    if (TrainedOn(*model, request.dataset)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          request.model, " was trained on ", request.dataset, " (", model->metadata().training_data,
+          "): the cross-dataset protocol evaluates on a data set the model never saw; pick "
+          "another --dataset or a model trained without it"));
+    }
+    if (request.calibration.has_value()) {
+      calibration = *request.calibration;
+    } else if (!request.fit_calibration) {
+      SRN_ASSIGN_OR_RETURN(calibration, ModelVerificationCalibration(*model));
+    }
+    if (request.fit_calibration) {
+      // What is fitted here starts from the model's kind: states for frame-triplet models.
+      calibration.learned =
+          IsFrameTripletModel(*model) ? LearnedScore::kStatesDtw : LearnedScore::kEmbedding;
+      calibration.dtw_fusion = {};
+      calibration.dtw_spread.reset();
+      calibration.states_spread.reset();
+    }
+    if (name.empty()) {
+      name = request.model.substr(request.model.find_last_of('/') + 1);
+      if (const size_t dot = name.rfind('.'); dot != std::string::npos && dot > 0) {
+        name.resize(dot);
+      }
+    }
+  } else if (name.empty()) {
+    name = "dtw";
+  }
+  const bool states = calibration.learned == LearnedScore::kStatesDtw;
+  SRN_ASSIGN_OR_RETURN(const Dataset data, LoadNamedDataset(request.dataset, request.data_dir));
+
+  SignatureCvOptions options = request.options;
+  options.folds = std::max(1, (data.num_labels() + kSignersPerGroup - 1) / kSignersPerGroup);
+  options.fusion = ReferenceFusion::kMean;
+  log << absl::StrFormat(
+      "cross-dataset: %s, %d signers in %d groups, %d examples, %d draws of references\n",
+      request.dataset, data.num_labels(), options.folds, static_cast<int>(data.examples.size()),
+      options.draws);
+
+  // The DTW verifier's distances: its own system, and the DTW half of a fused score.
+  SRN_ASSIGN_OR_RETURN(std::vector<FoldMatrix> dtw,
+                       ScoreSignatureFolds(data, DtwFoldScorer(request.dtw), options));
+  // One-reference spreads: fitted here, each group's from the other groups (the shipped model
+  // from all), or the calibration's.
+  const auto spreads = [&](std::vector<FoldMatrix>* matrices,
+                           std::optional<DtwSpreadModel>* model) -> absl::Status {
+    if (request.fit_calibration) {
+      DtwSpreadModel all;
+      SRN_RETURN_IF_ERROR(PredictFoldSpreads(matrices, &all).status());
+      *model = all;
+      return absl::OkStatus();
+    }
+    for (FoldMatrix& m : *matrices) {
+      m.single_reference_spread.clear();
+      if (model->has_value()) SRN_RETURN_IF_ERROR(SetSingleReferenceSpreads(**model, &m));
+    }
+    return absl::OkStatus();
+  };
+  SRN_RETURN_IF_ERROR(spreads(&dtw, &calibration.dtw_spread));
+
+  // The learned score's matrices.
+  std::vector<FoldMatrix> learned;
+  if (!is_dtw) {
+    const auto load = [model](int) -> absl::StatusOr<std::shared_ptr<const SimilarityModel>> {
+      return model;
+    };
+    SRN_ASSIGN_OR_RETURN(
+        learned,
+        ScoreSignatureFolds(data,
+                            SrnFoldScorer(load,
+                                          states ? SrnScore::kStatesDtw : SrnScore::kProbability,
+                                          calibration.states_dtw, false),
+                            options));
+    if (states) SRN_RETURN_IF_ERROR(spreads(&learned, &calibration.states_spread));
+  }
+
+  std::vector<std::string> lines;
+  SignatureCvOptions dtw_options = options;
+  dtw_options.normalization = ScoreNormalization::kRatio;
+  SignatureCvOptions learned_options = options;
+  learned_options.normalization = states ? ScoreNormalization::kRatio : ScoreNormalization::kShift;
+  const int most_refs = *std::max_element(options.refs.begin(), options.refs.end());
+  // With fit_calibration: each reference count's trials of both systems, to fit the fusion.
+  for (int refs : options.refs) {
+    SRN_ASSIGN_OR_RETURN(const SignatureTrials dtw_trials, PooledTrials(dtw, refs, dtw_options));
+    SRN_ASSIGN_OR_RETURN(const SignatureCvRow dtw_row, Summarize(dtw_trials, options));
+    LogRow("dtw", dtw_row, log);
+    lines.push_back(ResultLine(request.dataset, "dtw", dtw_row, nullptr));
+    if (is_dtw) continue;
+
+    SRN_ASSIGN_OR_RETURN(const SignatureTrials alone, PooledTrials(learned, refs, learned_options));
+    SRN_ASSIGN_OR_RETURN(const SignatureCvRow alone_row, Summarize(alone, options));
+    const std::string alone_name = absl::StrCat(name, "-alone");
+    LogRow(alone_name, alone_row, log);
+    lines.push_back(ResultLine(request.dataset, alone_name, alone_row, nullptr));
+
+    if (request.fit_calibration && (refs == 1 || refs == most_refs)) {
+      // f = alone + w * dtw (both already normalized, as the served score forms them), the
+      // weight with the lowest skilled EER here, and the offset at its equal-error point.
+      std::vector<double> chosen;
+      SRN_ASSIGN_OR_RETURN(
+          const std::vector<SignatureTrials> fused,
+          FuseSystems({alone}, {dtw_trials}, request.fuse_dtw_weights, &chosen, nullptr));
+      SRN_ASSIGN_OR_RETURN(const double offset, EqualErrorThreshold(fused));
+      DtwFusionCalibration& c = calibration.dtw_fusion;
+      (refs == 1 ? c.weight_one : c.weight_many) = chosen[0];
+      (refs == 1 ? c.offset_one : c.offset_many) = offset;
+      log << absl::StrFormat("  calibration, %d reference(s): DTW weight %g, offset %.6g\n", refs,
+                             chosen[0], offset);
+    }
+  }
+  if (is_dtw) return lines;
+  if (request.fit_calibration) {
+    log << "to deploy: --verification=\"" << FormatVerificationCalibration(calibration)
+        << "\" (fitted on " << request.dataset << ")\n";
+  }
+
+  // The served score, as srn-server's Verify computes it.
+  VerificationPolicy policy;
+  policy.learned = calibration.learned;
+  policy.fusion = ReferenceFusion::kMean;
+  policy.dtw_fusion = calibration.dtw_fusion;
+  const bool uses_dtw = states || calibration.dtw_fusion.enabled();
+  log << "served score: " << LearnedScoreName(calibration.learned) << ", calibration \""
+      << FormatVerificationCalibration(calibration) << "\"\n";
+  for (int refs : options.refs) {
+    std::vector<SignatureTrials> groups;
+    for (size_t g = 0; g < learned.size(); ++g) {
+      SRN_ASSIGN_OR_RETURN(
+          SignatureTrials t,
+          ServedTrials(learned[g], uses_dtw ? &dtw[g] : nullptr, refs, options, policy,
+                       dtw[g].single_reference_spread));
+      groups.push_back(std::move(t));
+    }
+    const SignatureTrials served = Concatenate(groups);
+    SRN_ASSIGN_OR_RETURN(const SignatureCvRow row, Summarize(served, options));
+    LogRow(name, row, log);
+    const Rates at_default = RatesAt(served, 0.5);
+    lines.push_back(ResultLine(request.dataset, name, row, &at_default));
+    std::vector<double> thresholds = {0.5};
+    thresholds.insert(thresholds.end(), request.thresholds.begin(), request.thresholds.end());
+    for (double threshold : thresholds) {
+      const Rates r = RatesAt(served, threshold);
+      log << absl::StrFormat("  at threshold %.4f: FRR %.4f, FAR skilled %.4f, FAR random %.4f\n",
+                             threshold, r.frr, r.far_skilled, r.far_random);
+    }
+    if (request.fit_calibration) {
+      std::vector<double> skilled_scores;
+      for (size_t i = 0; i < served.score.size(); ++i) {
+        if (served.label[i] == 0 && served.skilled[i]) skilled_scores.push_back(served.score[i]);
+      }
+      for (double far : request.target_fars) {
+        SRN_ASSIGN_OR_RETURN(const double threshold, ThresholdForFar(skilled_scores, far));
+        const Rates r = RatesAt(served, threshold);
+        log << absl::StrFormat(
+            "  to deploy, %d reference(s): threshold %.4f for skilled FAR %.3f (here FRR %.4f, "
+            "FAR skilled %.4f, random %.4f)\n",
+            refs, threshold, far, r.frr, r.far_skilled, r.far_random);
+      }
+    }
+  }
+  return lines;
+}
+
+}  // namespace srn
