@@ -2,12 +2,47 @@
 
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
+
 namespace srn {
 
 std::vector<const Series*> Dataset::SeriesPointers() const {
   std::vector<const Series*> out;
   out.reserve(examples.size());
   for (const Example& e : examples) out.push_back(&e.series);
+  return out;
+}
+
+absl::StatusOr<Dataset> MergeDatasets(const std::vector<Dataset>& parts) {
+  if (parts.empty()) return absl::InvalidArgumentError("no datasets to merge");
+  Dataset out;
+  for (const Dataset& part : parts) {
+    if (part.examples.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot merge dataset '", part.name, "': it has no examples"));
+    }
+    if (part.dims() != parts.front().dims()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot merge datasets with different feature dims: '", parts.front().name, "' has ",
+          parts.front().dims(), ", '", part.name, "' has ", part.dims()));
+    }
+    const int offset = out.num_labels();
+    for (const Example& e : part.examples) {
+      if (e.label < 0 || e.label >= part.num_labels()) {
+        return absl::InvalidArgumentError(absl::StrCat("cannot merge dataset '", part.name,
+                                                       "': label ", e.label, " of ", e.source,
+                                                       " has no name"));
+      }
+    }
+    absl::StrAppend(&out.name, out.name.empty() ? "" : "+", part.name);
+    for (const std::string& label : part.label_names) {
+      out.label_names.push_back(absl::StrCat(part.name, "/", label));
+    }
+    for (const Example& e : part.examples) {
+      out.examples.push_back(e);
+      out.examples.back().label = e.label + offset;
+    }
+  }
   return out;
 }
 

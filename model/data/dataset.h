@@ -41,6 +41,14 @@ struct Dataset {
   std::vector<const Series*> SeriesPointers() const;
 };
 
+// One dataset holding every example of `parts`, in order, with labels that never collide: part
+// k's labels are shifted past those of parts 0..k-1 (its label range starts at the sum of their
+// num_labels()), so a skilled forgery stays attached to its own part's signer. Label names are
+// prefixed with the part's name ("svc2004/U1"); the name joins the parts' names with '+'; groups
+// and sources are kept. InvalidArgument when `parts` is empty, a part has no examples, or two
+// parts' feature dims differ.
+absl::StatusOr<Dataset> MergeDatasets(const std::vector<Dataset>& parts);
+
 // The data directory: $SRN_DATA_DIR if set, else the build's default (../shared/data).
 std::string DataDir();
 

@@ -1,9 +1,11 @@
 #include "model/data/dataset_loader.h"
 
 #include <filesystem>
+#include <set>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "model/data/csv_dataset.h"
 #include "model/data/sigcomp2009.h"
@@ -89,6 +91,31 @@ absl::StatusOr<DatasetSource> NamedDatasetSource(const std::string& name,
 absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir) {
   SRN_ASSIGN_OR_RETURN(const DatasetSource source, NamedDatasetSource(name, data_dir));
   return LoadDataset(source);
+}
+
+absl::StatusOr<Dataset> LoadSignatureDatasets(const std::vector<std::string>& names,
+                                              const std::string& data_dir) {
+  if (names.empty()) return absl::InvalidArgumentError("no signature datasets named");
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    if (!IsSignatureDataset(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", name, "' is not a signature dataset: a list of datasets (",
+          absl::StrJoin(names, ","),
+          ") may only name svc2004, svc2004-task1, sigcomp2009-nfi and sigcomp2009-nisdcc"));
+    }
+    if (!seen.insert(name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dataset '", name, "' is named twice in ", absl::StrJoin(names, ",")));
+    }
+  }
+  std::vector<Dataset> parts;
+  for (const std::string& name : names) {
+    SRN_ASSIGN_OR_RETURN(Dataset part, LoadNamedDataset(name, data_dir));
+    part.name = name;
+    parts.push_back(std::move(part));
+  }
+  return MergeDatasets(parts);
 }
 
 bool IsSignatureDataset(const std::string& name) {

@@ -51,6 +51,12 @@ absl::StatusOr<DatasetSource> NamedDatasetSource(const std::string& name,
 // LoadDataset of NamedDatasetSource.
 absl::StatusOr<Dataset> LoadNamedDataset(const std::string& name, const std::string& data_dir);
 
+// Several signature sets loaded by LoadNamedDataset and merged into one (MergeDatasets: each
+// set's signers get their own label range, named "<set>/<signer>"). InvalidArgument when `names`
+// is empty or repeats a name, or names anything but a signature set (IsSignatureDataset).
+absl::StatusOr<Dataset> LoadSignatureDatasets(const std::vector<std::string>& names,
+                                              const std::string& data_dir);
+
 // Whether `name` is one of NamedDatasetSource's signature sets: their series are pen features,
 // so a model trained on one takes pen samples (FeatureKind::kSignature), and their results report
 // the equal error rate.

@@ -454,7 +454,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind, config.center_series));
   Dataset augmented;
   std::vector<int> origin;
-  if (config.augment.copies > 0) {
+  if (AugmentsData(config.augment)) {
     SRN_ASSIGN_OR_RETURN(augmented, AugmentDataset(train, config.augment, config.kind));
     // AugmentDataset appends copy k of example i at k * n + i.
     for (size_t i = 0; i < augmented.examples.size(); ++i) {
@@ -463,7 +463,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
   }
   SRN_ASSIGN_OR_RETURN(
       Dataset train_p,
-      PreprocessDataset(preprocessor, config.augment.copies > 0 ? augmented : train));
+      PreprocessDataset(preprocessor, AugmentsData(config.augment) ? augmented : train));
   SRN_ASSIGN_OR_RETURN(Dataset val_p, PreprocessDataset(preprocessor, validation));
   Architecture arch = config.arch;
   arch.input_dims = preprocessor.output_dims();

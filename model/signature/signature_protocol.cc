@@ -78,6 +78,51 @@ absl::StatusOr<Split> MakeSignatureCvSplit(const Dataset& data, int folds, int f
   return split;
 }
 
+absl::StatusOr<Split> MakeSignatureSignersSplit(const Dataset& data, uint64_t seed,
+                                                int min_validation_genuine) {
+  std::vector<int> genuine(data.num_labels(), 0), forgeries(data.num_labels(), 0);
+  for (const Example& e : data.examples) {
+    if (e.label < 0 || e.label >= data.num_labels()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("label ", e.label, " of ", e.source, " has no name"));
+    }
+    ++(e.forgery ? forgeries : genuine)[e.label];
+  }
+  std::vector<int> eligible;
+  int signers = 0;
+  for (int l = 0; l < data.num_labels(); ++l) {
+    if (genuine[l] + forgeries[l] > 0) ++signers;
+    if (forgeries[l] > 0 && genuine[l] >= min_validation_genuine) eligible.push_back(l);
+  }
+  if (eligible.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        data.name, " has ", eligible.size(), " signers with skilled forgeries and at least ",
+        min_validation_genuine, " genuine signatures; validation needs 2"));
+  }
+  const int held = std::max<int>(2, static_cast<int>(std::lround(0.1 * eligible.size())));
+  if (signers - held < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(data.name, " has ", signers, " signers: too few to train and validate"));
+  }
+  std::mt19937_64 rng(seed ^ 0x5167A5A5ull);
+  std::shuffle(eligible.begin(), eligible.end(), rng);
+  std::vector<int> chosen(eligible.begin(), eligible.begin() + held);
+  std::sort(chosen.begin(), chosen.end());
+  const std::set<int> validation(chosen.begin(), chosen.end());
+  Split split;
+  split.validation = data.Filter([&](const Example& e) { return validation.count(e.label) > 0; });
+  split.train = data.Filter([&](const Example& e) { return validation.count(e.label) == 0; });
+  split.test = data.Filter([](const Example&) { return false; });
+  std::string names;
+  for (int l : chosen) absl::StrAppend(&names, names.empty() ? "" : ",", data.label_names[l]);
+  split.description = absl::StrFormat(
+      "signers (seed %d): validation signers %s (%d of the %d with skilled forgeries and at "
+      "least %d genuine); %d training signers",
+      seed, names, held, static_cast<int>(eligible.size()), min_validation_genuine,
+      signers - held);
+  return split;
+}
+
 std::vector<double> SimilarityMatrix(const Dataset& test, const TrialScorer& score, int threads) {
   const int n = static_cast<int>(test.examples.size());
   std::vector<double> sim(static_cast<size_t>(n) * n, std::numeric_limits<double>::quiet_NaN());

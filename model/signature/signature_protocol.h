@@ -45,6 +45,14 @@ absl::StatusOr<std::vector<std::vector<int>>> SignatureCvFolds(int num_signers, 
 absl::StatusOr<Split> MakeSignatureCvSplit(const Dataset& data, int folds, int fold,
                                            uint64_t seed);
 
+// The "signers" split of `data` for training on every signer (e.g. several signature datasets
+// merged by MergeDatasets): validation = 10% (at least 2) of the eligible signers, those with
+// skilled forgeries and more than `min_validation_genuine` - 1 genuine signatures (validation
+// scores their skilled forgeries with up to 5 references), chosen by the seed; train = every
+// other signer; test is empty. The description names the validation signers. InvalidArgument
+// when fewer than 2 signers are eligible or no signer would be left to train.
+absl::StatusOr<Split> MakeSignatureSignersSplit(const Dataset& data, uint64_t seed,
+                                                int min_validation_genuine = 6);
 
 // The similarity of test examples i and j (indices into the test set); higher = more similar.
 // Called from several threads at once.

@@ -11,8 +11,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "model/data/dataset.h"
 #include "model/data/dataset_loader.h"
 #include "model/nn/parallel.h"
@@ -28,11 +30,16 @@
 ABSL_FLAG(
     std::string, dataset, "",
     "arabic-digit, arabic-voice, svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc, "
-    "or the path of a CSV manifest (docs/DATA_FORMATS.md)");
+    "or the path of a CSV manifest (docs/DATA_FORMATS.md); or a comma list of signature "
+    "datasets (e.g. svc2004,svc2004-task1), merged with each dataset's signers kept apart, for "
+    "--protocol=signers");
 ABSL_FLAG(std::string, data_dir, "",
           "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain",
-          "within-domain, out-of-domain, one-shot, or all (train on every class, no test)");
+          "within-domain, out-of-domain, one-shot, all (train on every class, no test), "
+          "svc2004-cv (signature cross-validation: --folds, --fold), or signers (signature data: "
+          "every signer trains but 10% of those with skilled forgeries, held out for validation; "
+          "no test)");
 ABSL_FLAG(std::string, validation, srn::TrainSettings().validation,
           "how validation data is held out of training: classes (10% of them), examples (10% of "
           "each class), or auto (classes when there are 20 or more)");
@@ -84,6 +91,9 @@ ABSL_FLAG(double, augment_noise, srn::TrainSettings().augment_noise,
           "frames: Gaussian noise added to each copy, in units of each feature's spread");
 ABSL_FLAG(double, augment_strength, srn::TrainSettings().augment_strength,
           "signature data: multiplies every augmentation amplitude");
+ABSL_FLAG(double, pressure_dropout, 0,
+          "signature data: each training example (augmented copies included) has its pressure "
+          "features zeroed with this probability, so the model also works without pressure");
 ABSL_FLAG(int, fold, 0, "--protocol=svc2004-cv: the fold whose signers are held out (0-based)");
 ABSL_FLAG(std::string, objective, "pair",
           "pair (the paper's: similar/dissimilar pairs, cross-entropy on the pooled embedding's "
@@ -122,14 +132,27 @@ std::string FlagName(absl::string_view field) {
   return absl::StrCat("--", field);
 }
 
+// "merged svc2004 (40 signers), svc2004-task1 (40 signers)" for the datasets `names` merged into
+// `data` by LoadSignatureDatasets (whose label names start with their dataset's name).
+std::string DescribeMerge(const srn::Dataset& data, const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) {
+    const std::string prefix = absl::StrCat(name, "/");
+    int count = 0;
+    for (const std::string& label : data.label_names) count += absl::StartsWith(label, prefix);
+    absl::StrAppend(&out, out.empty() ? "merged " : ", ", name, " (", count, " signers)");
+  }
+  return out;
+}
+
 // --objective=frame-triplet: trains `config.arch` on triplets through soft-DTW
 // (model/signature/frame_triplet_trainer.h), writes the weights file, and leaves evaluation to
 // srn-eval --srn_score=states-dtw. Returns the process exit code.
 int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& split,
-                      const std::string& dataset, const std::string& out) {
+                      bool signature_data, const std::string& out) {
   using srn::tools::Fail;
   const std::string tool = "srn-train";
-  if (!srn::IsSignatureDataset(dataset)) {
+  if (!signature_data) {
     return Fail(tool, absl::InvalidArgumentError(
                           "--objective=frame-triplet trains signature verifiers: it needs a "
                           "signature dataset (its validation scores skilled forgeries)"));
@@ -227,10 +250,23 @@ int main(int argc, char** argv) {
 
   // svc2004-cv trains one fold of the signature cross-validation
   // (model/signature/signature_protocol.h); srn-eval --protocol=svc2004-cv evaluates the fold
-  // models, so no evaluation here.
+  // models, so no evaluation here. signers trains on every signer of one or several signature
+  // datasets but the validation signers (MakeSignatureSignersSplit), with no test.
   const bool signature_cv = absl::GetFlag(FLAGS_protocol) == "svc2004-cv";
-  absl::StatusOr<srn::Protocol> protocol =
-      signature_cv ? srn::Protocol::kAll : srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
+  const bool signers = absl::GetFlag(FLAGS_protocol) == "signers";
+  const std::vector<std::string> names = absl::StrSplit(dataset, ',');
+  if (names.size() > 1 && !signers) {
+    return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                          "a list of datasets (", dataset, ") trains with --protocol=signers")));
+  }
+  const double pressure_dropout = absl::GetFlag(FLAGS_pressure_dropout);
+  if (!(pressure_dropout >= 0 && pressure_dropout <= 1)) {
+    return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                          "--pressure_dropout must be in [0, 1], got ", pressure_dropout)));
+  }
+  absl::StatusOr<srn::Protocol> protocol = signature_cv || signers
+                                               ? srn::Protocol::kAll
+                                               : srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
   if (!protocol.ok()) return Fail(tool, protocol.status());
   srn::TrainSettings settings;
   settings.family = absl::GetFlag(FLAGS_model);
@@ -267,7 +303,25 @@ int main(int argc, char** argv) {
   const srn::ValidationSplit validation = *srn::ParseValidationSplit(checked->validation);
 
   absl::StatusOr<srn::Split> split;
-  if (signature_cv) {
+  bool signature_data = srn::IsSignatureDataset(dataset);
+  if (signers) {
+    absl::StatusOr<srn::Dataset> data = names.size() > 1
+                                            ? srn::LoadSignatureDatasets(names, data_dir)
+                                            : srn::LoadNamedDataset(dataset, data_dir);
+    if (!data.ok()) return Fail(tool, data.status());
+    if (names.size() > 1) signature_data = true;
+    split = srn::MakeSignatureSignersSplit(*data, o.seed);
+    if (split.ok()) {
+      if (names.size() > 1) {
+        split->description = absl::StrCat(DescribeMerge(*data, names), "; ", split->description);
+      }
+      std::cerr << absl::StrFormat("%s: %d series, %d signers; %s\n", dataset,
+                                   data->examples.size(), data->num_labels(), split->description)
+                << absl::StrFormat("  train %d, validation %d series\n",
+                                   split->train.examples.size(),
+                                   split->validation.examples.size());
+    }
+  } else if (signature_cv) {
     absl::StatusOr<srn::Dataset> data = srn::LoadNamedDataset(dataset, data_dir);
     if (!data.ok()) return Fail(tool, data.status());
     split = srn::MakeSignatureCvSplit(*data, absl::GetFlag(FLAGS_folds), absl::GetFlag(FLAGS_fold),
@@ -277,19 +331,32 @@ int main(int argc, char** argv) {
     split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, validation);
   }
   if (!split.ok()) return Fail(tool, split.status());
-  absl::StatusOr<srn::DatasetSource> source = srn::NamedDatasetSource(dataset, data_dir);
-  if (!source.ok()) return Fail(tool, source.status());
-  config.kind = srn::DatasetKind(source->format);
-  config.training_data = signature_cv ? absl::StrCat(dataset, ": ", split->description)
-                                      : absl::StrCat(dataset, " (", srn::ProtocolName(*protocol),
-                                                     "): ", split->description);
+  if (names.size() > 1) {
+    config.kind = srn::FeatureKind::kSignature;
+  } else {
+    absl::StatusOr<srn::DatasetSource> source = srn::NamedDatasetSource(dataset, data_dir);
+    if (!source.ok()) return Fail(tool, source.status());
+    config.kind = srn::DatasetKind(source->format);
+  }
+  if (signers) {
+    config.training_data = absl::StrCat(dataset, " (signers): ", split->description);
+  } else {
+    config.training_data = signature_cv ? absl::StrCat(dataset, ": ", split->description)
+                                        : absl::StrCat(dataset, " (", srn::ProtocolName(*protocol),
+                                                       "): ", split->description);
+  }
+  if (pressure_dropout > 0 && config.kind != srn::FeatureKind::kSignature) {
+    return Fail(tool, absl::InvalidArgumentError(
+                          "--pressure_dropout needs signature data (pen samples with pressure)"));
+  }
+  config.augment.pressure_dropout = pressure_dropout;
   config.command = srn::tools::CommandLine(argc, argv);
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   const std::string objective = absl::GetFlag(FLAGS_objective);
   if (objective == "frame-triplet") {
-    return TrainFrameTriplet(config, *split, dataset, out);
+    return TrainFrameTriplet(config, *split, signature_data, out);
   }
   if (objective != "pair") {
     return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
@@ -338,8 +405,7 @@ int main(int argc, char** argv) {
     if (!result.ok()) return Fail(tool, result.status());
     std::string name = absl::GetFlag(FLAGS_name);
     if (name.empty()) name = trained->model->architecture().FamilyName();
-    std::cout << srn::ResultLine(*protocol, dataset, name, *result,
-                                 srn::IsSignatureDataset(dataset))
+    std::cout << srn::ResultLine(*protocol, dataset, name, *result, signature_data)
               << std::endl;
   }
   return 0;

@@ -22,11 +22,12 @@ enum Column { kX = 0, kY, kVx, kVy, kSpeed, kCos, kSin, kAx, kAy, kP, kDp, kStar
 absl::Status CheckOptions(const AugmentOptions& o) {
   if (!(o.max_rotation >= 0 && o.max_scale >= 0 && o.max_scale < 1 && o.max_shear >= 0 &&
         o.time_warp >= 0 && o.time_warp < 1 && o.max_length_change >= 0 &&
-        o.max_length_change < 1 && o.noise >= 0) ||
+        o.max_length_change < 1 && o.noise >= 0 && o.pressure_dropout >= 0 &&
+        o.pressure_dropout <= 1) ||
       o.copies < 0) {
     return absl::InvalidArgumentError(
         "augmentation needs copies >= 0, non-negative amplitudes and noise, max_scale < 1, "
-        "time_warp < 1 and max_length_change < 1");
+        "time_warp < 1, max_length_change < 1 and pressure_dropout in [0, 1]");
   }
   return absl::OkStatus();
 }
@@ -155,6 +156,19 @@ absl::StatusOr<Series> AugmentFrames(const Series& frames, const AugmentOptions&
 absl::StatusOr<Dataset> AugmentDataset(const Dataset& data, const AugmentOptions& options,
                                        FeatureKind kind) {
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  if (options.pressure_dropout > 0) {
+    if (kind != FeatureKind::kSignature) {
+      return absl::InvalidArgumentError(
+          "pressure dropout needs signature features (pen samples), not frames");
+    }
+    for (const Example& e : data.examples) {
+      if (e.series.dims() != kSignatureFeatureDims) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(e.source, ": pressure dropout needs ", kSignatureFeatureDims,
+                         " signature features, got ", e.series.dims()));
+      }
+    }
+  }
   Dataset out = data;
   std::mt19937_64 rng(options.seed);
   for (int copy = 1; copy <= options.copies; ++copy) {
@@ -171,14 +185,29 @@ absl::StatusOr<Dataset> AugmentDataset(const Dataset& data, const AugmentOptions
       out.examples.push_back(std::move(a));
     }
   }
+  if (options.pressure_dropout > 0) {
+    // Its own stream, so that the copies above do not depend on whether dropout is on.
+    std::mt19937_64 drop_rng(options.seed ^ 0x9E3779B97F4A7C15ull);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    for (Example& e : out.examples) {
+      if (unit(drop_rng) < options.pressure_dropout) {
+        e.series.mutable_frames().col(kP).setZero();
+        e.series.mutable_frames().col(kDp).setZero();
+      }
+    }
+  }
   return out;
 }
 
 std::string DescribeAugment(const AugmentOptions& options) {
-  return absl::StrFormat("rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",
-                         options.max_rotation, options.max_scale, options.max_shear,
-                         options.time_warp, options.max_length_change, options.noise,
-                         options.seed);
+  std::string out =
+      absl::StrFormat("rotation %g scale %g shear %g time_warp %g length %g noise %g seed %d",
+                      options.max_rotation, options.max_scale, options.max_shear,
+                      options.time_warp, options.max_length_change, options.noise, options.seed);
+  if (options.pressure_dropout > 0) {
+    absl::StrAppendFormat(&out, " pressure_dropout %g", options.pressure_dropout);
+  }
+  return out;
 }
 
 }  // namespace srn

@@ -35,6 +35,11 @@ namespace srn {
 // Frames (e.g. MFCCs of speech) get the same time warp, every feature interpolated alike (a
 // speaker talking a little faster or slower in places), then Gaussian noise of `noise` times
 // each feature's own standard deviation over the series.
+// Pressure dropout (signatures only): after the copies are made, every example of the result,
+// original or copy, independently has its pressure features (p and dp, columns 9 and 10 of
+// ComputeSignatureFeatures) set to zero with probability `pressure_dropout`, as a tablet without
+// pressure gives them, so that one model learns to verify with and without pressure. Its draws
+// come from their own generator (seeded by `seed`), so the copies are the same with or without it.
 // Pure given the generator; thread-compatible.
 
 struct AugmentOptions {
@@ -45,10 +50,17 @@ struct AugmentOptions {
   double time_warp = 0.3;
   double max_length_change = 0.1;
   double noise = 0.0;  // frames only (see above)
+  double pressure_dropout = 0.0;  // signatures only: [0, 1] (see above)
   uint64_t seed = 1;
 };
 
-// The options as a weights file's metadata records them ("rotation 0.08 scale ...").
+// Whether AugmentDataset changes anything (copies or pressure dropout).
+inline bool AugmentsData(const AugmentOptions& options) {
+  return options.copies > 0 || options.pressure_dropout > 0;
+}
+
+// The options as a weights file's metadata records them ("rotation 0.08 scale ..."; "...
+// pressure_dropout 0.3" only when it is on, so older records read the same).
 std::string DescribeAugment(const AugmentOptions& options);
 
 // One perturbed copy of a signature feature series. InvalidArgument unless the series has
@@ -64,7 +76,9 @@ absl::StatusOr<Series> AugmentFrames(const Series& frames, const AugmentOptions&
 
 // `data` followed by options.copies perturbed copies of every example (same label, forgery flag
 // and group; source suffixed "#aug<k>"): AugmentSignature for kSignature data, AugmentFrames for
-// kFrames, drawn from a generator seeded by options.seed. The error names the failing example.
+// kFrames, drawn from a generator seeded by options.seed; then pressure dropout over all of them.
+// The error names the failing example; InvalidArgument for pressure dropout on kFrames data or
+// on series without kSignatureFeatureDims features.
 absl::StatusOr<Dataset> AugmentDataset(const Dataset& data, const AugmentOptions& options,
                                        FeatureKind kind);
 

@@ -318,12 +318,12 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
                        Preprocessor::Fit(train.SeriesPointers(), config.window, config.kind,
                                          config.center_series));
   Dataset augmented;
-  if (config.augment.copies > 0) {
+  if (AugmentsData(config.augment)) {
     SRN_ASSIGN_OR_RETURN(augmented, AugmentDataset(train, config.augment, config.kind));
   }
-  SRN_ASSIGN_OR_RETURN(Dataset train_p, PreprocessDataset(preprocessor, config.augment.copies > 0
-                                                                            ? augmented
-                                                                            : train));
+  SRN_ASSIGN_OR_RETURN(Dataset train_p,
+                       PreprocessDataset(preprocessor,
+                                         AugmentsData(config.augment) ? augmented : train));
   SRN_ASSIGN_OR_RETURN(Dataset val_p, PreprocessDataset(preprocessor, validation));
   Architecture arch = config.arch;
   arch.input_dims = preprocessor.output_dims();

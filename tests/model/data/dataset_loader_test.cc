@@ -106,4 +106,43 @@ TEST(DatasetLoaderNamesTest, LoadsTheNamedSignatureSets) {
   }
 }
 
+TEST(LoadSignatureDatasetsTest, RefusesOtherDatasetsAndRepeats) {
+  const absl::Status frames =
+      LoadSignatureDatasets({"svc2004", "arabic-digit"}, "/nonexistent").status();
+  EXPECT_EQ(frames.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(frames.message()).find("'arabic-digit' is not a signature dataset"),
+            std::string::npos)
+      << frames;
+  EXPECT_EQ(LoadSignatureDatasets({"svc2004", "svc2004"}, "/nonexistent").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadSignatureDatasets({}, "/nonexistent").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Names are checked before anything is read; then the reader's error passes through.
+  EXPECT_EQ(LoadSignatureDatasets({"svc2004-task1", "sigcomp2009-nisdcc"}, "/nonexistent")
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(LoadSignatureDatasetsTest, MergesTask1AndNisdccIntoDisjointSigners) {
+  SRN_REQUIRE_DATA(task1, "svc2004/Task1");
+  SRN_REQUIRE_DATA(sigcomp, "sigcomp2009/NISDCC");
+  absl::StatusOr<Dataset> d = LoadSignatureDatasets({"svc2004-task1", "sigcomp2009-nisdcc"},
+                                                    DataDir());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->examples.size(), 1600u + 780u);
+  ASSERT_EQ(d->num_labels(), 40 + 12);
+  EXPECT_EQ(d->label_names[0].rfind("svc2004-task1/", 0), 0u) << d->label_names[0];
+  EXPECT_EQ(d->label_names[40].rfind("sigcomp2009-nisdcc/", 0), 0u) << d->label_names[40];
+  int nisdcc_forgeries = 0;
+  for (const Example& e : d->examples) {
+    // SVC2004 files come first; every SigComp2009 file (path under sigcomp2009/) has a label of
+    // the NISDCC range, forgeries included.
+    const bool nisdcc = e.source.find("sigcomp2009") != std::string::npos;
+    EXPECT_EQ(nisdcc, e.label >= 40) << e.source << " has label " << e.label;
+    nisdcc_forgeries += nisdcc && e.forgery;
+  }
+  EXPECT_EQ(nisdcc_forgeries, 720);
+}
+
 }  // namespace srn

@@ -86,6 +86,59 @@ TEST(SignatureCvSplitTest, SignerDisjoint) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(SignatureSignersSplitTest, ValidatesOnEligibleSignersChosenByTheSeed) {
+  // Signers 0-39: 20 genuine and skilled forgeries; 40-51: 5 genuine (too few to validate on);
+  // 52-59: no forgeries. Eligible: 40, so 4 validate.
+  Dataset data = MakeData(40, 20, 3);
+  const Dataset few = MakeData(12, 5, 4), unforged = MakeData(8, 20, 0);
+  for (const Dataset* part : {&few, &unforged}) {
+    const int offset = data.num_labels();
+    for (const std::string& name : part->label_names) data.label_names.push_back(name);
+    for (Example e : part->examples) {
+      e.label += offset;
+      data.examples.push_back(e);
+    }
+  }
+  absl::StatusOr<Split> split = MakeSignatureSignersSplit(data, 1);
+  ASSERT_TRUE(split.ok()) << split.status();
+  std::set<int> train, validation;
+  for (const Example& e : split->train.examples) train.insert(e.label);
+  for (const Example& e : split->validation.examples) validation.insert(e.label);
+  EXPECT_EQ(validation.size(), 4u);
+  EXPECT_EQ(train.size(), 60u - 4u);
+  for (int s : validation) {
+    EXPECT_LT(s, 40) << "signer " << s << " cannot be validated on";
+    EXPECT_FALSE(train.count(s)) << "signer " << s << " leaks";
+  }
+  EXPECT_TRUE(split->test.examples.empty());
+  EXPECT_EQ(split->train.examples.size() + split->validation.examples.size(),
+            data.examples.size());
+  EXPECT_EQ(split->validation.examples.size(), 4u * 23u);  // forgeries included
+  EXPECT_THAT(split->description, ::testing::HasSubstr("validation signers S"));
+  // The seed chooses; the same seed chooses the same.
+  const absl::StatusOr<Split> same_seed = MakeSignatureSignersSplit(data, 1);
+  const absl::StatusOr<Split> other_seed = MakeSignatureSignersSplit(data, 2);
+  ASSERT_TRUE(same_seed.ok() && other_seed.ok());
+  std::set<int> again, other;
+  for (const Example& e : same_seed->validation.examples) again.insert(e.label);
+  for (const Example& e : other_seed->validation.examples) other.insert(e.label);
+  EXPECT_EQ(again, validation);
+  EXPECT_NE(other, validation);
+}
+
+TEST(SignatureSignersSplitTest, NeedsTwoEligibleSigners) {
+  EXPECT_EQ(MakeSignatureSignersSplit(MakeData(10, 5, 2), 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeSignatureSignersSplit(MakeData(10, 20, 0), 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Two eligible signers validate; at least one other must train... here 3 signers leave one.
+  EXPECT_EQ(MakeSignatureSignersSplit(MakeData(3, 6, 1), 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<Split> four = MakeSignatureSignersSplit(MakeData(4, 6, 1), 1);
+  ASSERT_TRUE(four.ok()) << four.status();
+  EXPECT_EQ(four->validation.examples.size(), 2u * 7u);
+}
+
 TEST(SignatureTrialsTest, CountsPerSigner) {
   // 3 signers x (6 genuine + 4 forgeries); 2 references, 2 draws. Per signer and draw: 4 genuine
   // trials, 4 skilled, 2 x 6 random.

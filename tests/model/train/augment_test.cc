@@ -237,5 +237,107 @@ TEST(AugmentDatasetTest, FramesGetFrameCopiesAndErrorsNameTheExample) {
   EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("utterance 7"));
 }
 
+// `n` signatures (the same trajectory) of two signers, with their pressure.
+Dataset PressureData(int n) {
+  Dataset d{"toy", {"a", "b"}, {}};
+  const Series f = Features();
+  for (int i = 0; i < n; ++i) {
+    Example e;
+    e.series = f;
+    e.label = i % 2;
+    e.source = "s" + std::to_string(i);
+    d.examples.push_back(e);
+  }
+  return d;
+}
+
+constexpr int kPressure = 9, kPressureChange = 10;
+
+bool PressureZero(const Series& s) {
+  return s.frames().col(kPressure).isZero(0) && s.frames().col(kPressureChange).isZero(0);
+}
+
+TEST(PressureDropoutTest, ProbabilityOneZeroesEveryExampleAndCopy) {
+  const Dataset d = PressureData(10);
+  ASSERT_FALSE(PressureZero(d.examples[0].series));
+  AugmentOptions o;
+  o.copies = 2;
+  o.pressure_dropout = 1;
+  absl::StatusOr<Dataset> a = AugmentDataset(d, o, FeatureKind::kSignature);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->examples.size(), 30u);
+  for (const Example& e : a->examples) EXPECT_TRUE(PressureZero(e.series)) << e.source;
+}
+
+TEST(PressureDropoutTest, ZeroChangesNothingAndHalfDropsAboutHalfOfTheExamplesAlone) {
+  const Dataset d = PressureData(200);
+  AugmentOptions o;
+  o.copies = 1;
+  o.seed = 7;
+  absl::StatusOr<Dataset> plain = AugmentDataset(d, o, FeatureKind::kSignature);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  // Without dropout, the record reads as it always has.
+  EXPECT_THAT(DescribeAugment(o), ::testing::Not(::testing::HasSubstr("pressure")));
+  for (const Example& e : plain->examples) EXPECT_FALSE(PressureZero(e.series)) << e.source;
+
+  o.pressure_dropout = 0.5;
+  EXPECT_THAT(DescribeAugment(o), ::testing::HasSubstr("pressure_dropout 0.5"));
+  absl::StatusOr<Dataset> dropped = AugmentDataset(d, o, FeatureKind::kSignature);
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  ASSERT_EQ(dropped->examples.size(), plain->examples.size());
+  int zeroed = 0, zeroed_copies = 0;
+  for (size_t i = 0; i < dropped->examples.size(); ++i) {
+    const Series& got = dropped->examples[i].series;
+    const Series& want = plain->examples[i].series;
+    ASSERT_EQ(got.length(), want.length()) << "the copies do not depend on the dropout";
+    for (int c = 0; c < got.dims(); ++c) {
+      if (c == kPressure || c == kPressureChange) continue;
+      EXPECT_TRUE(got.frames().col(c) == want.frames().col(c)) << "example " << i << " col " << c;
+    }
+    if (PressureZero(got)) {
+      ++zeroed;
+      zeroed_copies += i >= d.examples.size();
+    } else {
+      EXPECT_TRUE(got.frames() == want.frames()) << "example " << i;
+    }
+  }
+  EXPECT_GT(zeroed, 400 * 0.4);
+  EXPECT_LT(zeroed, 400 * 0.6);
+  EXPECT_GT(zeroed_copies, 0);
+  EXPECT_LT(zeroed_copies, zeroed);
+
+  // The same seed drops the same examples.
+  absl::StatusOr<Dataset> again = AugmentDataset(d, o, FeatureKind::kSignature);
+  ASSERT_TRUE(again.ok()) << again.status();
+  for (size_t i = 0; i < again->examples.size(); ++i) {
+    EXPECT_TRUE(again->examples[i].series.frames() == dropped->examples[i].series.frames()) << i;
+  }
+}
+
+TEST(PressureDropoutTest, OnlySignatureFeaturesAndProbabilitiesInRange) {
+  AugmentOptions o;
+  o.pressure_dropout = 0.3;
+  Dataset frames{"frames", {"a"}, {}};
+  Example e;
+  e.series = Series(5, 13);
+  e.source = "utterance 1";
+  frames.examples.push_back(e);
+  EXPECT_EQ(AugmentDataset(frames, o, FeatureKind::kFrames).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status dims = AugmentDataset(frames, o, FeatureKind::kSignature).status();
+  EXPECT_EQ(dims.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(dims.message()), ::testing::HasSubstr("utterance 1"));
+  for (double p : {-0.1, 1.5}) {
+    o.pressure_dropout = p;
+    EXPECT_EQ(AugmentDataset(PressureData(2), o, FeatureKind::kSignature).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << p;
+  }
+  // Nothing to change: copies 0 and no dropout.
+  EXPECT_FALSE(AugmentsData(AugmentOptions()));
+  o.pressure_dropout = 0.1;
+  EXPECT_TRUE(AugmentsData(o));
+}
+
 }  // namespace
 }  // namespace srn
