@@ -162,8 +162,8 @@ double PlainDtw(const Series& a, const Series& b, const DtwOptions& options) {
         }
       }
       for (; d < dims; ++d) {
-        const double diff =
-            static_cast<double>(a.data()[i * dims + d]) - static_cast<double>(b.data()[j * dims + d]);
+        const double diff = static_cast<double>(a.data()[i * dims + d]) -
+                            static_cast<double>(b.data()[j * dims + d]);
         sum[0] = std::fma(diff, diff, sum[0]);
       }
       double cost = (sum[0] + sum[1]) + (sum[2] + sum[3]);
