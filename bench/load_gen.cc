@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -67,6 +68,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "base/flags_help.h"
+#include "client/series_files.h"
 #include "srn/v1/similarity.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
@@ -100,6 +102,10 @@ ABSL_FLAG(int, enroll_subjects, 0,
 ABSL_FLAG(int, enroll_concurrency, 32, "enrollment calls in flight");
 ABSL_FLAG(int, top_k, 5, "identify: candidates asked for");
 ABSL_FLAG(int, payloads, 64, "distinct random requests, cycled through");
+ABSL_FLAG(std::string, signatures, "",
+          "a directory of SVC2004 signature files (U<user>S<n>.TXT) to send instead of generated "
+          "series: the first user's S1..S<references> are the Verify subject's references, and "
+          "--payloads other files (genuine and forged, every user) the queries");
 ABSL_FLAG(std::string, subject_prefix, "loadgen", "prefix of the subject ids this tool enrolls");
 ABSL_FLAG(uint64_t, seed, 1, "random seed of the generated series");
 ABSL_FLAG(int, server_pid, 0,
@@ -619,14 +625,20 @@ std::string Authorization() {
   return "";
 }
 
+// Where the requests' series come from: generated frames of standard-normal features (shape is
+// what costs, not content), or real signatures (--signatures): one signer's first files are the
+// Verify subject's references, and the queries cycle through other files (genuine signatures and
+// skilled forgeries of every signer, spread over the directory).
 class Generator {
  public:
   Generator(uint64_t seed, int features, int frames)
       : rng_(seed), features_(features), frames_(frames) {}
+  Generator(std::vector<v1::SeriesInput> references, std::vector<v1::SeriesInput> queries)
+      : references_(std::move(references)), queries_(std::move(queries)) {}
 
-  // A series of `frames` frames of standard-normal features: shape is what
-  // costs, not content.
+  // The next query (or series to embed, enroll, identify).
   v1::SeriesInput Series() {
+    if (!queries_.empty()) return queries_[next_++ % queries_.size()];
     v1::SeriesInput input;
     v1::Series* s = input.mutable_frames();
     s->set_num_features(features_);
@@ -635,11 +647,19 @@ class Generator {
     return input;
   }
 
+  // The Verify subject's reference `r` (generated like the queries without files).
+  v1::SeriesInput Reference(int r) {
+    return r < static_cast<int>(references_.size()) ? references_[r] : Series();
+  }
+
  private:
   std::mt19937_64 rng_;
   std::normal_distribution<float> normal_;
-  const int features_;
-  const int frames_;
+  const int features_ = 0;
+  const int frames_ = 0;
+  const std::vector<v1::SeriesInput> references_;
+  const std::vector<v1::SeriesInput> queries_;
+  size_t next_ = 0;
 };
 
 struct Setup {
@@ -669,6 +689,54 @@ void Require(bool ok, const std::string& what) {
 void RequireOk(const grpc::Status& status, const std::string& what) {
   Require(status.ok(),
           absl::StrCat(what, " failed: code ", status.error_code(), ": ", status.error_message()));
+}
+
+// Reads the SVC2004 files U<user>S<n>.TXT of `dir`: the first user's S1..S<references> become
+// the references, and `payloads` of the others, evenly spread in (user, n) order, the queries.
+// Describes them in `*shape`.
+Generator SignatureGenerator(const std::string& dir, int references, int payloads,
+                             std::string* shape) {
+  std::vector<std::pair<std::pair<int, int>, std::string>> files;
+  std::error_code error;
+  for (const auto& f : std::filesystem::directory_iterator(dir, error)) {
+    int user = 0, n = 0;
+    char tail[8] = {};
+    if (std::sscanf(f.path().filename().c_str(), "U%dS%d.%7s", &user, &n, tail) == 3 &&
+        absl::EqualsIgnoreCase(tail, "txt")) {
+      files.push_back({{user, n}, f.path().string()});
+    }
+  }
+  Require(!error, absl::StrCat("cannot list --signatures=", dir, ": ", error.message()));
+  std::sort(files.begin(), files.end());
+  Require(!files.empty(), absl::StrCat("no SVC2004 files (U<n>S<n>.TXT) in ", dir));
+  const int first_user = files.front().first.first;
+  std::vector<v1::SeriesInput> refs, queries;
+  std::vector<std::string> ref_paths, rest;
+  for (const auto& [key, path] : files) {
+    const bool reference = key.first == first_user && key.second >= 1 && key.second <= references;
+    (reference ? ref_paths : rest).push_back(path);
+  }
+  Require(static_cast<int>(ref_paths.size()) == references,
+          absl::StrCat("--signatures: user ", first_user, " has ", ref_paths.size(),
+                       " of the files S1..S", references));
+  auto read = [](const std::string& path) {
+    absl::StatusOr<v1::SeriesInput> input = ReadSeriesInput(path, SeriesFormat::kSvc);
+    Require(input.ok(), absl::StrCat("--signatures: ", input.status().ToString()));
+    return *std::move(input);
+  };
+  for (const std::string& path : ref_paths) refs.push_back(read(path));
+  const int queries_wanted = std::min<int>(payloads, rest.size());
+  Require(queries_wanted > 0, "--signatures: no files left for queries");
+  int64_t samples = 0;
+  for (int q = 0; q < queries_wanted; ++q) {
+    queries.push_back(read(rest[static_cast<size_t>(q) * rest.size() / queries_wanted]));
+    samples += queries.back().pen().x_size();
+  }
+  *shape = absl::StrFormat(
+      "SVC2004 signatures of %s: references U%dS1-%d, %d query files of %.0f samples on average",
+      dir, first_user, references, queries_wanted,
+      static_cast<double>(samples) / queries_wanted);
+  return Generator(std::move(refs), std::move(queries));
 }
 
 std::string FormatMs(int64_t ns) { return absl::StrFormat("%.3f", ns * 1e-6); }
@@ -877,7 +945,16 @@ int Main() {
     shape = absl::StrFormat("model %s (%s, hidden %d, window %d): %d frames x %d features",
                             info.model_id(), info.family(), info.hidden(), info.window(), frames,
                             features);
-    Generator gen(absl::GetFlag(FLAGS_seed), features, frames);
+    const std::string signatures = absl::GetFlag(FLAGS_signatures);
+    std::string files;
+    Generator gen = signatures.empty()
+                        ? Generator(absl::GetFlag(FLAGS_seed), features, frames)
+                        : SignatureGenerator(signatures, references, payloads, &files);
+    if (!signatures.empty()) {
+      shape = absl::StrFormat("model %s (%s, hidden %d, window %d, %s score): %s",
+                              info.model_id(), info.family(), info.hidden(), info.window(),
+                              info.verification_score(), files);
+    }
     std::vector<grpc::ByteBuffer> pool;
     if (rpc == "embed") {
       v1::EmbedRequest first;
@@ -911,7 +988,7 @@ int Main() {
       v1::EnrollRequest enroll;
       enroll.set_subject_id(subject);
       enroll.set_mode(v1::ENROLL_MODE_REPLACE);
-      for (int r = 0; r < references; ++r) *enroll.add_references() = gen.Series();
+      for (int r = 0; r < references; ++r) *enroll.add_references() = gen.Reference(r);
       v1::EnrollResponse enrolled;
       RequireOk(service->Enroll(Context(setup).get(), enroll, &enrolled),
                 "Enroll of the verify subject");

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "model/data/preprocess.h"
+#include "model/signature/frame_triplet_trainer.h"
 #include "model/weights/weights_file.h"
 
 namespace srn {
@@ -12,6 +13,10 @@ namespace srn {
 bool ServingModel::FusesDtw() const {
   return calibration.dtw_fusion.enabled() &&
          model->preprocessor().kind == FeatureKind::kSignature;
+}
+
+bool ServingModel::VerifiesByStates() const {
+  return calibration.learned == LearnedScore::kStatesDtw;
 }
 
 absl::StatusOr<std::shared_ptr<const ServingModel>> MakeServingModel(
@@ -29,6 +34,14 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> MakeServingModel(
   }
   if (calibration.dtw_fusion.has_value()) serving->calibration.dtw_fusion = *calibration.dtw_fusion;
   if (calibration.dtw_spread_set) serving->calibration.dtw_spread = calibration.dtw_spread;
+  if (serving->VerifiesByStates()) {
+    // FrameStates reads the normalization on every call; a model that cannot be read is refused
+    // here, once, rather than failing each Verify.
+    if (absl::Status readable = FrameNormalizationOf(*model).status(); !readable.ok()) {
+      return absl::DataLossError(absl::StrCat(source, ": verifies by its states, but ",
+                                              readable.message()));
+    }
+  }
   serving->id = ModelFingerprint(*model);
   serving->model = std::move(model);
   serving->source = std::move(source);

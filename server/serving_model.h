@@ -32,10 +32,14 @@ struct ServingModel {
 
   // Whether Verify fuses the DTW signature verifier: a signature model with fusion enabled.
   bool FusesDtw() const;
+  // Whether Verify compares the encoder's per-frame states by DTW (calibration learned=
+  // states-dtw) instead of the pooled embeddings. Identify and Embed always use the embeddings.
+  bool VerifiesByStates() const;
 };
 
 // The one factory of ServingModel: fingerprints `model` and settles its calibration.
-// DataLoss when the weights file's recorded calibration is unreadable (and not overridden).
+// DataLoss when the weights file's recorded calibration is unreadable (and not overridden), or
+// when it asks for the states score of a model whose frame normalization is unreadable.
 absl::StatusOr<std::shared_ptr<const ServingModel>> MakeServingModel(
     std::shared_ptr<const SimilarityModel> model, std::string source, std::string version,
     const CalibrationOverride& calibration = {});

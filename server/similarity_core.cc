@@ -8,6 +8,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "model/nn/parallel.h"
+#include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
 #include "base/status_macros.h"
@@ -240,13 +241,14 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     if (append) {
       entry->embeddings.topRows(old_rows) = view.subject->embeddings;
       entry->inputs = view.subject->inputs;
-      // The stored references' DTW preparation is by the same model and options: keep it.
+      // The stored references' DTW preparation and states are by the same model and options:
+      // keep them.
       entry->dtw_references = view.subject->dtw_references;
+      entry->states_references = view.subject->states_references;
     }
     entry->embeddings.bottomRows(emb.rows()) = emb;
     entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
-    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get(), &raw,
-                                            static_cast<int>(entry->dtw_references.size())));
+    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get(), &raw, old_rows));
 
     const auto start = std::chrono::steady_clock::now();
     SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
@@ -277,22 +279,41 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   SRN_ASSIGN_OR_RETURN(const Series raw,
                        ToRawSeries(request.query(), *model.model, options_.limits, "query"));
   if (metrics_ != nullptr) metrics_->SeriesLength(raw.length());
-  SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
   const SubjectEntry& subject = *view.subject;
-  std::vector<double> similarities(subject.references());
-  model.model->Score(query.row(0).data(), subject.embeddings.data(), subject.references(),
-                     similarities.data());
+  const int references = subject.references();
   VerificationPolicy policy;
-  policy.fusion = Fusion(request.fusion());
-  policy.top_k = request.top_k() > 0 ? request.top_k() : options_.default_fusion_k;
   VerificationEvidence evidence;
-  evidence.similarities = similarities;
-  evidence.mutual_similarity = subject.mutual_similarity;
-  std::vector<double> distances;
-  // The entry's DTW references match the model it was built with, which is `model` (they are
-  // read together); they are empty only when the fusion is off.
-  if (model.FusesDtw() && !subject.dtw_references.empty()) {
+  std::vector<double> similarities(references);
+  if (model.VerifiesByStates()) {
+    // The entry's states are by `model` (they are read together). The calibrated score always
+    // averages over the references.
+    policy.learned = LearnedScore::kStatesDtw;
+    policy.fusion = ReferenceFusion::kMean;
     policy.dtw_fusion = model.calibration.dtw_fusion;
+    SRN_ASSIGN_OR_RETURN(const Series states, FrameStates(*model.model, raw));
+    for (int r = 0; r < references; ++r) {
+      similarities[r] =
+          -StatesDistance(states, subject.states_references[r], model.calibration.states_dtw);
+    }
+    evidence.mutual_similarity = -subject.states_spread;
+  } else {
+    SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
+    model.model->Score(query.row(0).data(), subject.embeddings.data(), references,
+                       similarities.data());
+    policy.fusion = Fusion(request.fusion());
+    policy.top_k = request.top_k() > 0 ? request.top_k() : options_.default_fusion_k;
+    evidence.mutual_similarity = subject.mutual_similarity;
+    if (model.FusesDtw()) policy.dtw_fusion = model.calibration.dtw_fusion;
+  }
+  evidence.similarities = similarities;
+  std::vector<double> distances;
+  // The entry's DTW references match the model it was built with, which is `model`; they are
+  // empty only when the fusion is off. A states model skips the DTW verifier when its weight
+  // for this number of references is 0.
+  const double dtw_weight = references >= 2 ? model.calibration.dtw_fusion.weight_many
+                                            : model.calibration.dtw_fusion.weight_one;
+  if (model.FusesDtw() && !subject.dtw_references.empty() &&
+      (!model.VerifiesByStates() || dtw_weight > 0)) {
     SRN_ASSIGN_OR_RETURN(const Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
     for (const Series& ref : subject.dtw_references) {
       distances.push_back(SignatureDtwDistance(prepared, ref, options_.dtw));
@@ -301,13 +322,24 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     evidence.dtw_spread = subject.dtw_spread;
   }
   const VerificationScore verification = ScoreVerification(evidence, policy);
+  if (!std::isfinite(verification.score)) {
+    // Finite inputs give finite scores; anything else is a query the model cannot compare.
+    return absl::InvalidArgumentError(
+        "the query cannot be compared with the references (its score is not finite)");
+  }
   const float score = static_cast<float>(verification.score);
   const float threshold = request.has_threshold() ? request.threshold()
                           : subject.threshold.has_value() ? *subject.threshold
                                                           : options_.default_threshold;
   v1::VerifyResponse response;
-  if (verification.dtw_ratio.has_value()) {
+  if (verification.states_ratio.has_value()) {
+    // The learned part of a states score: minus d / D, higher for more similar like the
+    // embedding's similarity (see VerifyResponse.srn_score).
+    response.set_srn_score(static_cast<float>(-*verification.states_ratio));
+  } else if (verification.dtw_ratio.has_value()) {
     response.set_srn_score(static_cast<float>(verification.srn));
+  }
+  if (verification.dtw_ratio.has_value()) {
     response.set_dtw_distance_ratio(static_cast<float>(*verification.dtw_ratio));
   }
   response.set_score(score);
@@ -430,8 +462,17 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
   info.set_source(serving->source);
   info.set_default_threshold(options_.default_threshold);
   info.set_default_fusion(ToProto(options_.default_fusion));
-  if (serving->FusesDtw()) {
-    const VerificationCalibration& c = serving->calibration;
+  const VerificationCalibration& c = serving->calibration;
+  info.set_verification_score(LearnedScoreName(c.learned));
+  if (serving->VerifiesByStates()) {
+    info.set_states_dtw(absl::StrCat(
+        "band=", c.states_dtw.band_fraction, " cost=",
+        c.states_dtw.local_cost == DtwLocalCost::kEuclidean ? "euclidean" : "squared"));
+    if (c.states_spread.has_value()) {
+      info.set_states_single_reference_spread(FormatDtwSpreadModel(*c.states_spread));
+    }
+  }
+  if (serving->FusesDtw() || serving->VerifiesByStates()) {
     v1::DtwFusion* f = info.mutable_dtw_fusion();
     f->set_weight_one(c.dtw_fusion.weight_one);
     f->set_offset_one(c.dtw_fusion.offset_one);
@@ -480,16 +521,21 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
                                                  int prepared) const {
   const SimilarityModel& model = *serving.model;
   const bool fused = serving.FusesDtw();
-  // Only the fused score and a derived threshold use the mutual similarity.
-  entry->mutual_similarity = fused || entry->threshold_shift.has_value()
+  const bool states = serving.VerifiesByStates();
+  // Only the embedding score's DTW fusion and its derived threshold use the mutual similarity
+  // (a states score is calibrated: its derived threshold starts from 0.5).
+  entry->mutual_similarity = !states && (fused || entry->threshold_shift.has_value())
                                  ? MeanMutualScore(MutualSimilarities(model, entry->embeddings))
                                  : 0.0;
   entry->dtw_references.resize(fused ? prepared : 0);
   entry->dtw_spread = 1;
-  if (fused) {
+  entry->states_references.resize(states ? prepared : 0);
+  entry->states_spread = 1;
+  const int references = static_cast<int>(entry->inputs.size());
+  if (fused || states) {
     RequestLimits unlimited = options_.limits;
     unlimited.max_series_length = std::numeric_limits<int>::max();
-    const int references = static_cast<int>(entry->inputs.size());
+    const VerificationCalibration& calibration = serving.calibration;
     for (int r = prepared; r < references; ++r) {
       Series parsed;
       if (raw == nullptr) {
@@ -501,20 +547,35 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
         SRN_ASSIGN_OR_RETURN(parsed, ToRawSeries(input, model, unlimited, "reference"));
       }
       const Series& features = raw != nullptr ? (*raw)[r - prepared] : parsed;
-      SRN_ASSIGN_OR_RETURN(Series dtw_ready, PrepareForSignatureDtw(features, options_.dtw));
-      entry->dtw_references.push_back(std::move(dtw_ready));
-      if (references == 1 && serving.calibration.dtw_spread.has_value()) {
-        SRN_ASSIGN_OR_RETURN(entry->dtw_spread,
-                             PredictDtwSpread(*serving.calibration.dtw_spread, features));
+      if (fused) {
+        SRN_ASSIGN_OR_RETURN(Series dtw_ready, PrepareForSignatureDtw(features, options_.dtw));
+        entry->dtw_references.push_back(std::move(dtw_ready));
+        if (references == 1 && calibration.dtw_spread.has_value()) {
+          SRN_ASSIGN_OR_RETURN(entry->dtw_spread,
+                               PredictDtwSpread(*calibration.dtw_spread, features));
+        }
+      }
+      if (states) {
+        SRN_ASSIGN_OR_RETURN(Series frame_states, FrameStates(model, features));
+        entry->states_references.push_back(std::move(frame_states));
+        if (references == 1 && calibration.states_spread.has_value()) {
+          SRN_ASSIGN_OR_RETURN(entry->states_spread,
+                               PredictDtwSpread(*calibration.states_spread, features));
+        }
       }
     }
-    if (references >= 2) {
+    if (references >= 2 && fused) {
       entry->dtw_spread = MeanMutualDtwDistance(entry->dtw_references, options_.dtw);
+    }
+    if (references >= 2 && states) {
+      entry->states_spread = MeanMutualStatesDistance(entry->states_references,
+                                                      calibration.states_dtw);
     }
   }
   if (entry->threshold_shift.has_value()) {
-    absl::StatusOr<double> threshold = DerivedThreshold(
-        entry->references(), entry->mutual_similarity, *entry->threshold_shift, fused);
+    absl::StatusOr<double> threshold =
+        DerivedThreshold(entry->references(), entry->mutual_similarity, *entry->threshold_shift,
+                         /*fused=*/fused || states);
     if (!threshold.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("subject '", entry->id, "': ", threshold.status().message()));

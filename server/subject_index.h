@@ -33,6 +33,11 @@ struct SubjectEntry {
   double mutual_similarity = 0;
   std::vector<Series> dtw_references;  // prepared for the DTW verifier (only with DTW fusion)
   double dtw_spread = 1;  // MeanMutualDtwDistance of dtw_references, or PredictDtwSpread of one
+  // Only when the model verifies by its states (ServingModel::VerifiesByStates): each
+  // reference's FrameStates, and their spread D: the mean StatesDistance over the reference
+  // pairs, or with one reference the calibration's states_spread prediction (1 without one).
+  std::vector<Series> states_references;
+  double states_spread = 1;
 
   int references() const { return static_cast<int>(embeddings.rows()); }
 };

@@ -10,6 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 namespace srn {
 namespace {
 
@@ -20,58 +24,152 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kPruneMargin = 1 + 1e-9;
 
 // Squared Euclidean distance between two frames. Symmetric bit for bit, which makes DTW symmetric.
-// Four partial sums break the add latency chain (the compiler may not reorder a double sum).
+// Four partial sums break the add latency chain (the compiler may not reorder a double sum); each
+// step is one fused multiply-add, written out so that every kernel rounds the same way.
 inline double FrameCost(const float* a, const float* b, int dims) {
   double sum[4] = {0, 0, 0, 0};
   int d = 0;
   for (; d + 4 <= dims; d += 4) {
     for (int k = 0; k < 4; ++k) {
       const double diff = static_cast<double>(a[d + k]) - static_cast<double>(b[d + k]);
-      sum[k] += diff * diff;
+      sum[k] = std::fma(diff, diff, sum[k]);
     }
   }
   for (; d < dims; ++d) {
     const double diff = static_cast<double>(a[d]) - static_cast<double>(b[d]);
-    sum[0] += diff * diff;
+    sum[0] = std::fma(diff, diff, sum[0]);
   }
   return (sum[0] + sum[1]) + (sum[2] + sum[3]);
-}
-
-template <DtwLocalCost kCost>
-inline double LocalCost(const float* a, const float* b, int dims) {
-  const double squared = FrameCost(a, b, dims);
-  return kCost == DtwLocalCost::kEuclidean ? std::sqrt(squared) : squared;
 }
 
 bool Comparable(const Series& a, const Series& b) {
   return !a.empty() && !b.empty() && a.dims() == b.dims();
 }
 
+// The local costs of one DP row: frame `a_frame` (dims doubles) against b's frames lo..hi, from
+// b transposed to doubles (`bt`, dims rows of `stride`), into cost[lo..hi]. Each cost is summed
+// exactly as FrameCost sums it (partial sums by dimension mod 4, each in increasing dimension,
+// combined as (s0 + s1) + (s2 + s3)), so the result is the same bit for bit; but four frames at a
+// time, one per vector lane, which has no long dependency chain per cell and needs no horizontal
+// sums or conversions.
+template <DtwLocalCost kCost>
+inline void RowCosts(const double* a_frame, const double* bt, size_t stride, int dims, int lo,
+                     int hi, double* cost) {
+  constexpr int kLanes = 4;
+  int j = lo;
+#if defined(__AVX2__) && defined(__FMA__)
+  // The same arithmetic in explicit vectors: the generic loop below leaves the lanes' sums, the
+  // square roots (errno-checked) and the stores to scalar code.
+  for (; j + kLanes <= hi + 1; j += kLanes) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+    const double* y = bt + j;
+    int d = 0;
+    for (; d + 4 <= dims; d += 4, y += 4 * stride) {
+      __m256d diff = _mm256_sub_pd(_mm256_broadcast_sd(a_frame + d), _mm256_loadu_pd(y));
+      s0 = _mm256_fmadd_pd(diff, diff, s0);
+      diff = _mm256_sub_pd(_mm256_broadcast_sd(a_frame + d + 1), _mm256_loadu_pd(y + stride));
+      s1 = _mm256_fmadd_pd(diff, diff, s1);
+      diff = _mm256_sub_pd(_mm256_broadcast_sd(a_frame + d + 2), _mm256_loadu_pd(y + 2 * stride));
+      s2 = _mm256_fmadd_pd(diff, diff, s2);
+      diff = _mm256_sub_pd(_mm256_broadcast_sd(a_frame + d + 3), _mm256_loadu_pd(y + 3 * stride));
+      s3 = _mm256_fmadd_pd(diff, diff, s3);
+    }
+    for (; d < dims; ++d, y += stride) {
+      const __m256d diff = _mm256_sub_pd(_mm256_broadcast_sd(a_frame + d), _mm256_loadu_pd(y));
+      s0 = _mm256_fmadd_pd(diff, diff, s0);
+    }
+    __m256d squared = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
+    if (kCost == DtwLocalCost::kEuclidean) squared = _mm256_sqrt_pd(squared);
+    _mm256_storeu_pd(cost + j, squared);
+  }
+#endif
+  for (; j + kLanes <= hi + 1; j += kLanes) {
+    double sum[4][kLanes] = {};
+    int d = 0;
+    for (; d + 4 <= dims; d += 4) {
+      for (int k = 0; k < 4; ++k) {
+        const double x = a_frame[d + k];
+        const double* y = bt + static_cast<size_t>(d + k) * stride + j;
+        for (int l = 0; l < kLanes; ++l) {
+          const double diff = x - y[l];
+          sum[k][l] = std::fma(diff, diff, sum[k][l]);
+        }
+      }
+    }
+    for (; d < dims; ++d) {
+      const double x = a_frame[d];
+      const double* y = bt + static_cast<size_t>(d) * stride + j;
+      for (int l = 0; l < kLanes; ++l) {
+        const double diff = x - y[l];
+        sum[0][l] = std::fma(diff, diff, sum[0][l]);
+      }
+    }
+    for (int l = 0; l < kLanes; ++l) {
+      const double squared = (sum[0][l] + sum[1][l]) + (sum[2][l] + sum[3][l]);
+      cost[j + l] = kCost == DtwLocalCost::kEuclidean ? std::sqrt(squared) : squared;
+    }
+  }
+  for (; j <= hi; ++j) {
+    double sum[4] = {0, 0, 0, 0};
+    int d = 0;
+    for (; d + 4 <= dims; d += 4) {
+      for (int k = 0; k < 4; ++k) {
+        const double diff = a_frame[d + k] - bt[static_cast<size_t>(d + k) * stride + j];
+        sum[k] = std::fma(diff, diff, sum[k]);
+      }
+    }
+    for (; d < dims; ++d) {
+      const double diff = a_frame[d] - bt[static_cast<size_t>(d) * stride + j];
+      sum[0] = std::fma(diff, diff, sum[0]);
+    }
+    const double squared = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    cost[j] = kCost == DtwLocalCost::kEuclidean ? std::sqrt(squared) : squared;
+  }
+}
+
 // Banded DTW over two rows. Row i of the DP lives at offsets 1..tb of its buffer; offset 0 stands
 // for column -1, so the recurrence needs no bounds checks. Cells outside the band are never
-// written; the two neighbours of the band that the next row reads are set to +infinity.
+// written; the two neighbours of the band that the next row reads are set to +infinity. Each row's
+// local costs are computed first (RowCosts, the same values as LocalCost), then the recurrence
+// runs over them.
 template <DtwLocalCost kCost = DtwLocalCost::kSquaredEuclidean>
 double DtwCore(const Series& a, const Series& b, int radius, double abandon_above) {
   const int ta = a.length();
   const int tb = b.length();
   const int dims = a.dims();
   thread_local std::vector<double> buffer;
+  thread_local std::vector<double> row_cost;
+  thread_local std::vector<double> b_t;
+  thread_local std::vector<double> a_d;
   buffer.assign(2 * static_cast<size_t>(tb + 1), kInf);
+  row_cost.resize(tb);
+  // Conversions to double are exact, so converting once up front changes no cost.
+  const size_t stride = static_cast<size_t>(tb);
+  b_t.resize(stride * dims);
+  const float* b_data = b.data();
+  for (int j = 0; j < tb; ++j) {
+    for (int d = 0; d < dims; ++d) {
+      b_t[static_cast<size_t>(d) * stride + j] = b_data[static_cast<size_t>(j) * dims + d];
+    }
+  }
+  a_d.resize(static_cast<size_t>(ta) * dims);
+  std::copy(a.data(), a.data() + static_cast<size_t>(ta) * dims, a_d.begin());
   double* prev = buffer.data();
   double* cur = prev + tb + 1;
   prev[0] = 0;  // D(-1, -1): the path starts at (0, 0)
-  const float* a_data = a.data();
-  const float* b_data = b.data();
+  double* cost = row_cost.data();
   for (int i = 0; i < ta; ++i) {
     const int lo = std::max(0, i - radius);
     const int hi = std::min(tb - 1, i + radius);
-    const float* a_frame = a_data + static_cast<size_t>(i) * dims;
+    RowCosts<kCost>(a_d.data() + static_cast<size_t>(i) * dims, b_t.data(), stride, dims, lo, hi,
+                    cost);
     cur[lo] = kInf;
     double left = kInf;
     double row_min = kInf;
     for (int j = lo; j <= hi; ++j) {
       const double best = std::min(left, std::min(prev[j], prev[j + 1]));
-      left = LocalCost<kCost>(a_frame, b_data + static_cast<size_t>(j) * dims, dims) + best;
+      left = cost[j] + best;
       cur[j + 1] = left;
       row_min = std::min(row_min, left);
     }

@@ -32,4 +32,14 @@ double StatesDistance(const Series& a, const Series& b, const DtwOptions& dtw) {
   return NormalizedDtwDistance(a, b, dtw);
 }
 
+double MeanMutualStatesDistance(absl::Span<const Series> states, const DtwOptions& dtw) {
+  const size_t n = states.size();
+  if (n < 2) return 1.0;
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = i + 1; j < n; ++j) sum += StatesDistance(states[i], states[j], dtw);
+  }
+  return sum / static_cast<double>(n * (n - 1) / 2);
+}
+
 }  // namespace srn

@@ -2,6 +2,7 @@
 #define SRN_MODEL_SIGNATURE_FRAME_STATES_H_
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "model/data/series.h"
 #include "model/eval/dtw.h"
 #include "model/nn/similarity_model.h"
@@ -27,6 +28,10 @@ absl::StatusOr<Series> FrameStates(const SimilarityModel& model, const Series& r
 // The distance of two series of states: DTW with `dtw`'s band and frame cost, normalized by the
 // sum of their lengths (NormalizedDtwDistance).
 double StatesDistance(const Series& a, const Series& b, const DtwOptions& dtw);
+
+// The spread D of a subject's references' states: the mean StatesDistance over the pairs (i, j),
+// i < j, in order (1 for fewer than 2), as the states score divides by (LearnedScore::kStatesDtw).
+double MeanMutualStatesDistance(absl::Span<const Series> states, const DtwOptions& dtw);
 
 }  // namespace srn
 

@@ -280,6 +280,7 @@ VerificationScore ScoreVerification(const VerificationEvidence& evidence,
     out.srn = FuseReferenceScores(evidence.similarities, ReferenceFusion::kMean, 0);
     const double states_ratio =
         -out.srn / std::max(kMinRatioScale, std::abs(evidence.mutual_similarity));
+    out.states_ratio = states_ratio;
     const DtwFusionCalibration& c = policy.dtw_fusion;
     double dtw_ratio = 0;
     if ((references >= 2 ? c.weight_many : c.weight_one) > 0 && !evidence.dtw_distances.empty()) {

@@ -167,6 +167,7 @@ struct VerificationEvidence {
 
 struct VerificationScore {
   double srn = 0;                   // the fused similarity (FuseReferenceScores)
+  std::optional<double> states_ratio;  // kStatesDtw: d / D, the learned score's ratio
   std::optional<double> dtw_ratio;  // mean DTW distance over the spread, when fused
   double score = 0;                 // what is compared with the threshold
 };

@@ -3,8 +3,12 @@
 #include <cmath>
 #include <random>
 
+#include "absl/strings/str_cat.h"
+
 #include "gtest/gtest.h"
+#include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
+#include "model/signature/verification.h"
 #include "model/data/signature_features.h"
 #include "model/weights/weights_file.h"
 #include "server/series_input.h"
@@ -513,6 +517,305 @@ TEST_F(SimilarityCoreTest, SwapModelReembedsAndSwitchesTogether) {
   EXPECT_EQ(core->SwapModel(incompatible).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(core->model()->id, next->id);
   EXPECT_TRUE(core->Verify(v).ok());
+}
+
+
+// ---- Verification by the encoder's per-frame states (LearnedScore::kStatesDtw) ----------------
+
+// A signature model that verifies by its states: random GRU parameters whose metadata records
+// what the frame-triplet objective records (L2-normalized frames, Euclidean frame cost) and the
+// verification calibration `calibration`, as srn-eval --stamp_out writes it.
+std::shared_ptr<const ServingModel> StatesServing(const VerificationCalibration& calibration,
+                                                  uint64_t seed = 11) {
+  const std::shared_ptr<const SimilarityModel> base =
+      testing::RandomModel("gru-a", kSignatureFeatureDims, 8, seed, /*signature=*/true);
+  ModelMetadata metadata = base->metadata();
+  metadata.hyperparameters["objective"] = "frame-triplet";
+  metadata.hyperparameters["frame_normalization"] = "l2";
+  metadata.hyperparameters["frame_cost"] = "euclidean";
+  metadata.verification = FormatVerificationCalibration(calibration);
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = SimilarityModel::Create(
+      base->architecture(), base->preprocessor(), base->params(), metadata);
+  EXPECT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<std::shared_ptr<const ServingModel>> serving =
+      MakeServingModel(*std::move(model), "test", "");
+  EXPECT_TRUE(serving.ok()) << serving.status();
+  return *serving;
+}
+
+VerificationCalibration StatesCalibration(double weight,
+                                          std::optional<DtwSpreadModel> spread = std::nullopt) {
+  VerificationCalibration c;
+  c.learned = LearnedScore::kStatesDtw;
+  c.states_dtw = DtwOptions::Fraction(0.3).WithCost(DtwLocalCost::kEuclidean);
+  c.states_spread = spread;
+  c.dtw_fusion = {weight, -1.2, weight, -1.6};
+  return c;
+}
+
+DtwSpreadModel SomeSpreadModel() {
+  DtwSpreadModel spread;
+  spread.coefficients = {0.2, -0.3, 0.5, 0.1};
+  spread.log_min = -3;
+  spread.log_max = 3;
+  return spread;
+}
+
+// What Verify must answer for a states model, computed here from the model's own functions:
+// FrameStates, StatesDistance and, when weighted, the DTW verifier, combined by
+// ScoreVerification.
+VerificationScore ExpectedStatesScore(const ServingModel& serving,
+                                      const std::vector<v1::SeriesInput>& refs,
+                                      const v1::SeriesInput& query,
+                                      std::vector<double>* similarities) {
+  const SimilarityModel& model = *serving.model;
+  const VerificationCalibration& c = serving.calibration;
+  const RequestLimits limits;
+  const Series query_features = *ToRawSeries(query, model, limits, "q");
+  const Series query_states = *FrameStates(model, query_features);
+  std::vector<Series> ref_features, ref_states;
+  for (const v1::SeriesInput& ref : refs) {
+    ref_features.push_back(*ToRawSeries(ref, model, limits, "ref"));
+    ref_states.push_back(*FrameStates(model, ref_features.back()));
+  }
+  const int n = static_cast<int>(refs.size());
+  similarities->clear();
+  for (int r = 0; r < n; ++r) {
+    similarities->push_back(-StatesDistance(query_states, ref_states[r], c.states_dtw));
+  }
+  double spread = 1;
+  if (n >= 2) {
+    double sum = 0;
+    for (int a = 0; a < n; ++a) {
+      for (int b = a + 1; b < n; ++b) {
+        sum += StatesDistance(ref_states[a], ref_states[b], c.states_dtw);
+      }
+    }
+    spread = sum / (n * (n - 1) / 2);
+  } else if (c.states_spread.has_value()) {
+    spread = *PredictDtwSpread(*c.states_spread, ref_features[0]);
+  }
+  VerificationEvidence evidence;
+  evidence.similarities = *similarities;
+  evidence.mutual_similarity = -spread;
+  std::vector<double> distances;
+  if ((n >= 2 ? c.dtw_fusion.weight_many : c.dtw_fusion.weight_one) > 0) {
+    const SignatureDtwOptions dtw;
+    std::vector<Series> prepared;
+    for (const Series& f : ref_features) prepared.push_back(*PrepareForSignatureDtw(f, dtw));
+    const Series q = *PrepareForSignatureDtw(query_features, dtw);
+    for (const Series& p : prepared) distances.push_back(SignatureDtwDistance(q, p, dtw));
+    evidence.dtw_distances = distances;
+    evidence.dtw_spread = n >= 2 ? MeanMutualDtwDistance(prepared, dtw) : 1.0;
+  }
+  VerificationPolicy policy;
+  policy.learned = LearnedScore::kStatesDtw;
+  policy.dtw_fusion = c.dtw_fusion;
+  return ScoreVerification(evidence, policy);
+}
+
+class StatesVerifyTest : public SimilarityCoreTest {
+ protected:
+  v1::VerifyResponse Verify(SimilarityCore& core, const std::string& id,
+                            const v1::SeriesInput& query) {
+    v1::VerifyRequest v;
+    v.set_subject_id(id);
+    *v.mutable_query() = query;
+    absl::StatusOr<v1::VerifyResponse> r = core.Verify(v);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : v1::VerifyResponse();
+  }
+
+  // Verify's answer against ExpectedStatesScore, bit for bit (as floats, as the response has them).
+  void ExpectExact(SimilarityCore& core, const std::string& id,
+                   const std::vector<v1::SeriesInput>& refs, const v1::SeriesInput& query,
+                   const std::string& where) {
+    SCOPED_TRACE(where);
+    std::vector<double> similarities;
+    const VerificationScore expected =
+        ExpectedStatesScore(*core.model(), refs, query, &similarities);
+    const v1::VerifyResponse r = Verify(core, id, query);
+    ASSERT_TRUE(std::isfinite(expected.score));
+    EXPECT_EQ(r.score(), static_cast<float>(expected.score));
+    ASSERT_TRUE(expected.states_ratio.has_value());
+    ASSERT_TRUE(r.has_srn_score());
+    EXPECT_EQ(r.srn_score(), static_cast<float>(-*expected.states_ratio));
+    EXPECT_EQ(r.has_dtw_distance_ratio(), expected.dtw_ratio.has_value());
+    if (expected.dtw_ratio.has_value()) {
+      EXPECT_EQ(r.dtw_distance_ratio(), static_cast<float>(*expected.dtw_ratio));
+    }
+    ASSERT_EQ(r.reference_scores_size(), static_cast<int>(similarities.size()));
+    for (size_t i = 0; i < similarities.size(); ++i) {
+      EXPECT_EQ(r.reference_scores(i), static_cast<float>(similarities[i]));
+    }
+    EXPECT_EQ(r.fusion(), v1::FUSION_MEAN);
+    EXPECT_EQ(r.model_id(), core.model()->id);
+  }
+};
+
+TEST_F(StatesVerifyTest, ScoreIsScoreVerificationOfTheStatesBitForBit) {
+  for (const double weight : {0.0, 0.5}) {
+    for (const bool with_spread : {false, true}) {
+      const std::string where = absl::StrCat("DTW weight ", weight, with_spread ? ", " : ", no ",
+                                             "states spread");
+      auto model = StatesServing(
+          StatesCalibration(weight, with_spread ? std::optional(SomeSpreadModel()) : std::nullopt));
+      ASSERT_TRUE(model->VerifiesByStates());
+      EXPECT_EQ(model->FusesDtw(), weight > 0);
+      auto core = MakeCore(model);
+      const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
+                                                 Signature(0, &rng_), Signature(0, &rng_)};
+      // One reference; three enrolled at once; four by adding one to the three (the appended
+      // subject keeps the first three's states and computes the fourth's).
+      ASSERT_TRUE(core->Enroll(Enroll("one", {refs[0]})).ok());
+      ASSERT_TRUE(core->Enroll(Enroll("three", {refs[0], refs[1], refs[2]})).ok());
+      ASSERT_TRUE(core->Enroll(Enroll("four", {refs[0], refs[1], refs[2]})).ok());
+      ASSERT_TRUE(core->Enroll(Enroll("four", {refs[3]})).ok());
+      for (const int shape : {0, 1}) {
+        const v1::SeriesInput query = Signature(shape, &rng_);
+        ExpectExact(*core, "one", {refs[0]}, query, where + ", 1 reference");
+        ExpectExact(*core, "three", {refs[0], refs[1], refs[2]}, query, where + ", 3 references");
+        ExpectExact(*core, "four", refs, query, where + ", 4 references (appended)");
+      }
+      if (with_spread) {
+        // The prediction is really used: without it the one-reference score differs.
+        std::vector<double> sims;
+        auto plain = StatesServing(StatesCalibration(weight));
+        const v1::SeriesInput query = Signature(0, &rng_);
+        EXPECT_NE(Verify(*core, "one", query).score(),
+                  static_cast<float>(ExpectedStatesScore(*plain, {refs[0]}, query, &sims).score));
+      }
+    }
+  }
+}
+
+TEST_F(StatesVerifyTest, GenuineLikeQueryScoresHigherThanAnotherShape) {
+  auto core = MakeCore(StatesServing(StatesCalibration(0.0)));
+  ASSERT_TRUE(core->Enroll(Enroll("s", {Signature(0, &rng_), Signature(0, &rng_),
+                                        Signature(0, &rng_)})).ok());
+  for (int trial = 0; trial < 3; ++trial) {
+    const v1::VerifyResponse genuine = Verify(*core, "s", Signature(0, &rng_));
+    const v1::VerifyResponse other = Verify(*core, "s", Signature(1, &rng_));
+    EXPECT_GT(genuine.score(), other.score());
+    EXPECT_GT(genuine.srn_score(), other.srn_score());
+    EXPECT_GT(genuine.score(), 0.0f);
+    EXPECT_LT(genuine.score(), 1.0f);
+  }
+}
+
+TEST_F(StatesVerifyTest, ThresholdShiftStartsFromTheCalibratedEqualErrorPoint) {
+  auto core = MakeCore(StatesServing(StatesCalibration(0.5)));
+  v1::EnrollRequest e = Enroll("s", {Signature(0, &rng_), Signature(0, &rng_)});
+  e.set_threshold_shift(0.1f);
+  absl::StatusOr<v1::EnrollResponse> enrolled = core->Enroll(e);
+  ASSERT_TRUE(enrolled.ok()) << enrolled.status();
+  const v1::VerifyResponse r = Verify(*core, "s", Signature(0, &rng_));
+  EXPECT_FLOAT_EQ(r.threshold(), 0.6f);
+  EXPECT_EQ(r.accepted(), r.score() >= 0.6f);
+}
+
+TEST_F(StatesVerifyTest, ModelSwapsReprepareSubjects) {
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto embedding = SignatureServing(DtwFusionCalibration{2.0, -1.0, 2.0, -3.0});
+  auto states = StatesServing(StatesCalibration(0.5, SomeSpreadModel()), /*seed=*/23);
+  ASSERT_NE(embedding->id, states->id);
+  auto core = MakeCore(embedding, std::make_unique<SharedStore>(backing.get()));
+  const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
+                                             Signature(0, &rng_)};
+  ASSERT_TRUE(core->Enroll(Enroll("three", refs)).ok());
+  ASSERT_TRUE(core->Enroll(Enroll("one", {refs[0]})).ok());
+  const v1::SeriesInput query = Signature(0, &rng_);
+  const v1::VerifyResponse before = Verify(*core, "three", query);
+
+  // Embedding -> states: the enrolled subjects verify by the new model's states.
+  int64_t reembedded = 0;
+  ASSERT_TRUE(core->SwapModel(states, &reembedded).ok());
+  EXPECT_EQ(reembedded, 2);
+  ExpectExact(*core, "three", refs, query, "after the swap to states");
+  ExpectExact(*core, "one", {refs[0]}, query, "after the swap to states, 1 reference");
+  // A server restarting on the store (subjects stored under the states model) prepares them
+  // the same way.
+  auto recovered = MakeCore(states, std::make_unique<SharedStore>(backing.get()));
+  ExpectExact(*recovered, "three", refs, query, "recovered under states");
+  ExpectExact(*recovered, "one", {refs[0]}, query, "recovered under states, 1 reference");
+  // Identify still ranks by the embeddings.
+  v1::IdentifyRequest identify;
+  *identify.mutable_query() = query;
+  absl::StatusOr<v1::IdentifyResponse> candidates = recovered->Identify(identify);
+  ASSERT_TRUE(candidates.ok()) << candidates.status();
+  EXPECT_EQ(candidates->candidates_size(), 2);
+
+  // States -> embedding: back to the embedding score, the same as before.
+  ASSERT_TRUE(core->SwapModel(embedding).ok());
+  const v1::VerifyResponse after = Verify(*core, "three", query);
+  EXPECT_EQ(after.score(), before.score());
+  EXPECT_EQ(after.srn_score(), before.srn_score());
+  EXPECT_EQ(after.reference_scores(0), before.reference_scores(0));
+}
+
+TEST_F(StatesVerifyTest, GetModelInfoReportsTheVerificationScore) {
+  auto core = MakeCore(StatesServing(StatesCalibration(0.0, SomeSpreadModel())));
+  absl::StatusOr<v1::ModelInfo> info = core->GetModelInfo();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->verification_score(), "states-dtw");
+  EXPECT_EQ(info->states_dtw(), "band=0.3 cost=euclidean");
+  EXPECT_EQ(info->states_single_reference_spread(), FormatDtwSpreadModel(SomeSpreadModel()));
+  // The offsets calibrate the score even without the DTW verifier.
+  ASSERT_TRUE(info->has_dtw_fusion());
+  EXPECT_EQ(info->dtw_fusion().weight_many(), 0.0);
+  EXPECT_EQ(info->dtw_fusion().offset_many(), -1.6);
+
+  auto embedding = MakeCore(SignatureServing(DtwFusionCalibration{}));
+  EXPECT_EQ(embedding->GetModelInfo()->verification_score(), "embedding");
+  EXPECT_EQ(embedding->GetModelInfo()->states_dtw(), "");
+}
+
+TEST_F(StatesVerifyTest, BadQueriesAreInvalidArguments) {
+  auto core = MakeCore(StatesServing(StatesCalibration(0.5)));
+  ASSERT_TRUE(core->Enroll(Enroll("s", {Signature(0, &rng_), Signature(0, &rng_)})).ok());
+  ASSERT_TRUE(core->Enroll(Enroll("one", {Signature(0, &rng_)})).ok());
+  for (const std::string id : {"s", "one"}) {
+    SCOPED_TRACE(id);
+    // One pen sample.
+    v1::VerifyRequest v;
+    v.set_subject_id(id);
+    v1::PenTrajectory* pen = v.mutable_query()->mutable_pen();
+    pen->add_x(1);
+    pen->add_y(2);
+    pen->add_t_ms(0);
+    pen->add_pressure(100);
+    EXPECT_EQ(core->Verify(v).status().code(), absl::StatusCode::kInvalidArgument);
+    // Frames of the wrong width.
+    *v.mutable_query() = RandomInput(30, &rng_);
+    EXPECT_EQ(core->Verify(v).status().code(), absl::StatusCode::kInvalidArgument);
+    // A constant trajectory (no movement at all).
+    v.mutable_query()->Clear();
+    pen = v.mutable_query()->mutable_pen();
+    for (int i = 0; i < 40; ++i) {
+      pen->add_x(5);
+      pen->add_y(5);
+      pen->add_t_ms(10.0 * i);
+      pen->add_pressure(0);
+    }
+    absl::StatusOr<v1::VerifyResponse> r = core->Verify(v);
+    if (r.ok()) {
+      EXPECT_TRUE(std::isfinite(r->score()));
+    } else {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    }
+  }
+  // A model recording an unreadable frame normalization is refused when it is loaded.
+  const std::shared_ptr<const SimilarityModel> base =
+      testing::RandomModel("gru-a", kSignatureFeatureDims, 8, 5, /*signature=*/true);
+  ModelMetadata metadata = base->metadata();
+  metadata.hyperparameters["frame_normalization"] = "cubic";
+  metadata.verification = FormatVerificationCalibration(StatesCalibration(0.0));
+  EXPECT_EQ(MakeServingModel(*SimilarityModel::Create(base->architecture(), base->preprocessor(),
+                                                      base->params(), metadata),
+                             "test", "")
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "model/eval/dtw.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -139,6 +140,59 @@ TEST(DtwTest, SymmetricAndNoBandEqualsWideBand) {
     // Narrowing the band can only remove paths.
     EXPECT_GE(DtwDistance(a, b, DtwOptions::Frames(2)), free);
     EXPECT_GE(DtwDistance(a, b, DtwOptions::Frames(0)), DtwDistance(a, b, DtwOptions::Frames(2)));
+  }
+}
+
+// The plain definition, cell by cell over the whole matrix, each frame cost summed one frame pair
+// at a time as the kernel documents it (partial sums by dimension mod 4, (s0 + s1) + (s2 + s3)).
+double PlainDtw(const Series& a, const Series& b, const DtwOptions& options) {
+  const int ta = a.length(), tb = b.length(), dims = a.dims();
+  const int radius = DtwBandRadius(options, ta, tb);
+  std::vector<std::vector<double>> dp(ta + 1, std::vector<double>(tb + 1, kInf));
+  dp[0][0] = 0;
+  for (int i = 0; i < ta; ++i) {
+    for (int j = std::max(0, i - radius); j <= std::min(tb - 1, i + radius); ++j) {
+      double sum[4] = {0, 0, 0, 0};
+      int d = 0;
+      for (; d + 4 <= dims; d += 4) {
+        for (int k = 0; k < 4; ++k) {
+          const double diff = static_cast<double>(a.data()[i * dims + d + k]) -
+                              static_cast<double>(b.data()[j * dims + d + k]);
+          sum[k] = std::fma(diff, diff, sum[k]);
+        }
+      }
+      for (; d < dims; ++d) {
+        const double diff = static_cast<double>(a.data()[i * dims + d]) -
+                            static_cast<double>(b.data()[j * dims + d]);
+        sum[0] = std::fma(diff, diff, sum[0]);
+      }
+      double cost = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+      if (options.local_cost == DtwLocalCost::kEuclidean) cost = std::sqrt(cost);
+      dp[i + 1][j + 1] = cost + std::min(dp[i][j + 1], std::min(dp[i + 1][j], dp[i][j]));
+    }
+  }
+  return dp[ta][tb];
+}
+
+// The row kernel (four frame costs at a time) gives the plain definition's value bit for bit, for
+// every number of dimensions around the vector widths, both frame costs, bands and lengths that
+// leave partial vectors.
+TEST(DtwTest, RowKernelEqualsThePlainDefinitionBitForBit) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> length(1, 41);
+  for (const int dims : {1, 3, 4, 7, 8, 13, 32, 33}) {
+    for (int trial = 0; trial < 30; ++trial) {
+      const Series a = RandomWalk(rng, length(rng), dims);
+      const Series b = RandomWalk(rng, length(rng), dims);
+      for (const DtwLocalCost cost : {DtwLocalCost::kSquaredEuclidean, DtwLocalCost::kEuclidean}) {
+        for (const DtwOptions& band :
+             {DtwOptions::NoBand(), DtwOptions::Frames(0), DtwOptions::Fraction(0.3)}) {
+          const DtwOptions options = band.WithCost(cost);
+          EXPECT_EQ(DtwDistance(a, b, options), PlainDtw(a, b, options))
+              << dims << " dims, lengths " << a.length() << " and " << b.length();
+        }
+      }
+    }
   }
 }
 
