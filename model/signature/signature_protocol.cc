@@ -679,6 +679,21 @@ FoldScorerFactory SrnFoldScorer(
   };
 }
 
+void AppendServedTrialsCsv(int fold, const Dataset& test, const SignatureTrials& t,
+                           const std::vector<std::vector<int>>& references, std::ostream& out) {
+  for (size_t i = 0; i < t.score.size(); ++i) {
+    std::string refs_text;
+    for (int r : references[i]) {
+      absl::StrAppend(&refs_text, refs_text.empty() ? "" : ";", test.examples[r].source);
+    }
+    out << absl::StrFormat("%d,%d,%d,%d,%d,%s,%s,%s,%.9g\n", fold, t.refs, t.draw[i], t.signer[i],
+                           t.label[i],
+                           t.label[i] == 1 ? "genuine" : t.skilled[i] ? "skilled" : "random",
+                           test.examples[t.query[i]].source, refs_text,
+                           static_cast<float>(t.score[i]));
+  }
+}
+
 absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
                                                             const FoldScorerFactory& factory,
                                                             const SignatureCvOptions& options) {

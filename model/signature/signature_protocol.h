@@ -221,6 +221,15 @@ absl::StatusOr<SignatureTrials> ServedTrials(const FoldMatrix& srn, const FoldMa
                                              absl::Span<const double> single_reference_spread = {},
                                              std::vector<std::vector<int>>* references = nullptr);
 
+// The served trials' CSV (srn-eval --served_trials): a header line, then one row per trial
+// "fold,refs,draw,signer,label,kind,query,references,score" with the query's and references'
+// source files (references ';'-separated, in enrollment order) and the score as a float (%.9g,
+// which reads back to the same float). `references` is ServedTrials' output for `trials`.
+inline constexpr char kServedTrialsCsvHeader[] =
+    "fold,refs,draw,signer,label,kind,query,references,score\n";
+void AppendServedTrialsCsv(int fold, const Dataset& test, const SignatureTrials& trials,
+                           const std::vector<std::vector<int>>& references, std::ostream& out);
+
 // Scores every fold with one scorer (the expensive part; trials are cheap afterwards).
 absl::StatusOr<std::vector<FoldMatrix>> ScoreSignatureFolds(const Dataset& data,
                                                             const FoldScorerFactory& factory,

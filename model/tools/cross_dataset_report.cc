@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -152,10 +153,18 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
     name = "dtw";
   }
   const bool states = calibration.learned == LearnedScore::kStatesDtw;
-  SRN_ASSIGN_OR_RETURN(const Dataset data, LoadNamedDataset(request.dataset, request.data_dir));
+  SRN_ASSIGN_OR_RETURN(Dataset data, LoadNamedDataset(request.dataset, request.data_dir));
+  if (request.max_signers < 0) {
+    return absl::InvalidArgumentError("max_signers must be 0 (all) or positive");
+  }
+  if (request.max_signers > 0 && request.max_signers < data.num_labels()) {
+    data = data.Filter([&](const Example& e) { return e.label < request.max_signers; });
+    data.label_names.resize(request.max_signers);
+  }
 
   SignatureCvOptions options = request.options;
-  options.folds = std::max(1, (data.num_labels() + kSignersPerGroup - 1) / kSignersPerGroup);
+  // At least two groups: each group's spread model (with fit_calibration) is fitted on the others.
+  options.folds = std::max(2, (data.num_labels() + kSignersPerGroup - 1) / kSignersPerGroup);
   options.fusion = ReferenceFusion::kMean;
   log << absl::StrFormat(
       "cross-dataset: %s, %d signers in %d groups, %d examples, %d draws of references\n",
@@ -246,15 +255,28 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
   policy.fusion = ReferenceFusion::kMean;
   policy.dtw_fusion = calibration.dtw_fusion;
   const bool uses_dtw = states || calibration.dtw_fusion.enabled();
+  std::ofstream csv;
+  if (!request.served_trials_csv.empty()) {
+    csv.open(request.served_trials_csv);
+    if (!csv) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot write served trials to ", request.served_trials_csv));
+    }
+    csv << kServedTrialsCsvHeader;
+  }
   log << "served score: " << LearnedScoreName(calibration.learned) << ", calibration \""
       << FormatVerificationCalibration(calibration) << "\"\n";
   for (int refs : options.refs) {
     std::vector<SignatureTrials> groups;
     for (size_t g = 0; g < learned.size(); ++g) {
+      std::vector<std::vector<int>> references;
       SRN_ASSIGN_OR_RETURN(
           SignatureTrials t,
           ServedTrials(learned[g], uses_dtw ? &dtw[g] : nullptr, refs, options, policy,
-                       dtw[g].single_reference_spread));
+                       dtw[g].single_reference_spread, &references));
+      if (csv.is_open()) {
+        AppendServedTrialsCsv(static_cast<int>(g), learned[g].test, t, references, csv);
+      }
       groups.push_back(std::move(t));
     }
     const SignatureTrials served = Concatenate(groups);
@@ -283,6 +305,10 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
             refs, threshold, far, r.frr, r.far_skilled, r.far_random);
       }
     }
+  }
+  if (csv.is_open()) {
+    csv.close();
+    if (!csv) return absl::DataLossError(absl::StrCat("error writing ", request.served_trials_csv));
   }
   return lines;
 }

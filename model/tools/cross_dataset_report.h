@@ -54,6 +54,12 @@ struct CrossDatasetRequest {
   // With fit_calibration: print the threshold of the served score for each of these target FARs
   // on skilled forgeries (for the model card).
   std::vector<double> target_fars = {0.01, 0.05, 0.1};
+  // Evaluate only the data set's first `max_signers` signers (0: all): a quick check, not a
+  // figure to report.
+  int max_signers = 0;
+  // Write every trial of the served score here, as srn-server's Verify scores it ("": don't;
+  // kServedTrialsCsvHeader's format, "fold" being the group of signers).
+  std::string served_trials_csv;
 };
 
 // "RESULT protocol=cross-dataset dataset=<d> model=<m> refs=<n> eer_skilled=<x> eer_random=<y>"

@@ -35,7 +35,7 @@ absl::Status WriteServedTrials(const SignatureCvRequest& request,
     return absl::PermissionDeniedError(
         absl::StrCat("cannot write served trials to ", request.served_trials_csv));
   }
-  out << "fold,refs,draw,signer,label,kind,query,references,score\n";
+  out << kServedTrialsCsvHeader;
   VerificationPolicy policy;
   policy.fusion = request.options.fusion;
   policy.top_k = request.options.top_k;
@@ -58,16 +58,9 @@ absl::Status WriteServedTrials(const SignatureCvRequest& request,
           const SignatureTrials t,
           ServedTrials(srn_folds[f], dtw_folds != nullptr ? &(*dtw_folds)[f] : nullptr, refs,
                        request.options, policy, spreads, &references));
+      AppendServedTrialsCsv(static_cast<int>(f), test, t, references, out);
       for (size_t i = 0; i < t.score.size(); ++i) {
         const float score = static_cast<float>(t.score[i]);
-        std::string refs_text;
-        for (int r : references[i]) {
-          absl::StrAppend(&refs_text, refs_text.empty() ? "" : ";", test.examples[r].source);
-        }
-        out << absl::StrFormat("%d,%d,%d,%d,%d,%s,%s,%s,%.9g\n", f, refs, t.draw[i],
-                               t.signer[i], t.label[i],
-                               t.label[i] == 1 ? "genuine" : t.skilled[i] ? "skilled" : "random",
-                               test.examples[t.query[i]].source, refs_text, score);
         const bool accepted = score >= 0.5f;
         if (t.label[i] == 1) {
           ++genuine;

@@ -110,9 +110,9 @@ ABSL_FLAG(bool, dtw_spread, true,
 ABSL_FLAG(std::string, det_csv, "",
           "svc2004-cv: write the DET curves (kind,refs,threshold,far,frr) here");
 ABSL_FLAG(std::string, served_trials, "",
-          "svc2004-cv: write every trial as srn-server's Verify scores it here (CSV, see "
-          "model/signature/signature_protocol.h), with the model's recorded calibration or "
-          "--verification, and log FRR and FAR at the threshold 0.5");
+          "svc2004-cv and cross-dataset: write every trial as srn-server's Verify scores it here "
+          "(CSV, see model/signature/signature_protocol.h), with the model's recorded calibration "
+          "or --verification, and log FRR and FAR at the threshold 0.5");
 ABSL_FLAG(std::string, verification, "",
           "a verification calibration \"dtw_fusion=W1:O1,WN:ON dtw_spread=c0,..,hi\" (the "
           "'to deploy' lines of --protocol=svc2004-cv --fuse_dtw): used by --served_trials, and "
@@ -126,6 +126,8 @@ ABSL_FLAG(bool, fit_calibration, false,
 ABSL_FLAG(std::string, thresholds, "",
           "cross-dataset: also report FRR and FAR of the served score at these thresholds (e.g. "
           "the model card's for a target FAR)");
+ABSL_FLAG(int, signers, 0,
+          "cross-dataset: evaluate only the data set's first N signers (0: all), a quick check");
 ABSL_FLAG(std::string, stamp_out, "",
           "write a copy of the weights file --model here with --verification recorded in it "
           "(srn-server then verifies with it), and exit");
@@ -248,6 +250,8 @@ int RunCrossDataset(const std::string& model, const std::string& dataset,
       ParseList<double>("thresholds", absl::GetFlag(FLAGS_thresholds));
   if (!thresholds.ok()) return Fail(tool, thresholds.status());
   request.thresholds = *thresholds;
+  request.max_signers = absl::GetFlag(FLAGS_signers);
+  request.served_trials_csv = absl::GetFlag(FLAGS_served_trials);
   if (o.draws < 20) {
     std::cerr << "note: " << o.draws << " draws of references; the figures in docs/ use 20 or "
               << "more (--draws=20)\n";

@@ -95,6 +95,9 @@ ABSL_FLAG(double, pressure_dropout, 0,
           "signature data: each training example (augmented copies included) has its pressure "
           "features zeroed with this probability, so the model also works without pressure");
 ABSL_FLAG(int, fold, 0, "--protocol=svc2004-cv: the fold whose signers are held out (0-based)");
+ABSL_FLAG(std::string, extra_train, "",
+          "--protocol=svc2004-cv: also train on these whole signature datasets (a comma list, e.g. "
+          "svc2004-task1,sigcomp2009-nisdcc); the folds still hold out SVC2004 signers only");
 ABSL_FLAG(std::string, objective, "pair",
           "pair (the paper's: similar/dissimilar pairs, cross-entropy on the pooled embedding's "
           "head) or frame-triplet (signature data: triplets with a margin on soft-DTW between "
@@ -255,6 +258,11 @@ int main(int argc, char** argv) {
   const bool signature_cv = absl::GetFlag(FLAGS_protocol) == "svc2004-cv";
   const bool signers = absl::GetFlag(FLAGS_protocol) == "signers";
   const std::vector<std::string> names = absl::StrSplit(dataset, ',');
+  if (!absl::GetFlag(FLAGS_extra_train).empty() && !signature_cv) {
+    return Fail(tool, absl::InvalidArgumentError(
+                          "--extra_train adds training data to --protocol=svc2004-cv folds; with "
+                          "--protocol=signers list every dataset in --dataset"));
+  }
   if (names.size() > 1 && !signers) {
     return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
                           "a list of datasets (", dataset, ") trains with --protocol=signers")));
@@ -327,6 +335,16 @@ int main(int argc, char** argv) {
     split = srn::MakeSignatureCvSplit(*data, absl::GetFlag(FLAGS_folds), absl::GetFlag(FLAGS_fold),
                                       srn::SignatureCvOptions().fold_seed);
     if (split.ok()) split->test.examples.clear();  // evaluated by srn-eval --protocol=svc2004-cv
+    if (const std::string extra = absl::GetFlag(FLAGS_extra_train); split.ok() && !extra.empty()) {
+      const std::vector<std::string> extra_names = absl::StrSplit(extra, ',');
+      absl::StatusOr<srn::Dataset> more = srn::LoadSignatureDatasets(extra_names, data_dir);
+      if (!more.ok()) return Fail(tool, more.status());
+      absl::StatusOr<srn::Dataset> merged = srn::MergeDatasets({split->train, *more});
+      if (!merged.ok()) return Fail(tool, merged.status());
+      split->train = *std::move(merged);
+      split->description = absl::StrCat(split->description, "; also trained on every signer of ",
+                                        extra, " (", more->num_labels(), " signers)");
+    }
   } else {
     split = srn::tools::LoadAndSplit(dataset, data_dir, *protocol, o.seed, validation);
   }

@@ -68,6 +68,29 @@ TEST_F(SrnTrainTest, RefusesAPressureDropoutOutsideZeroToOne) {
   EXPECT_THAT(run.err, HasSubstr("--pressure_dropout must be in [0, 1]"));
 }
 
+TEST_F(SrnTrainTest, ExtraTrainingDataOnlyJoinsSvc2004CvFolds) {
+  const Run run = Train({"--dataset=svc2004", "--protocol=signers", "--extra_train=svc2004-task1",
+                         "--data_dir=/nonexistent", "--out=" + dir() + "/m.srnw"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("--extra_train adds training data to --protocol=svc2004-cv"));
+}
+
+TEST_F(SrnTrainTest, Svc2004CvFoldTrainsOnExtraSetsAndRecordsThem) {
+  SRN_REQUIRE_DATA(task2, "svc2004/Task2");
+  SRN_REQUIRE_DATA(nisdcc, "sigcomp2009/NISDCC");
+  const std::string out = dir() + "/fold.srnw";
+  const Run run = Train({"--dataset=svc2004", "--protocol=svc2004-cv", "--fold=1",
+                         "--extra_train=sigcomp2009-nisdcc", "--data_dir=" + DataDir(),
+                         "--objective=frame-triplet", "--model=gru-a", "--hidden=4",
+                         "--frame_norm=l2", "--epochs=1", "--triplets_per_epoch=32",
+                         "--threads=2", "--out=" + out});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = LoadModel(out);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_THAT((*model)->metadata().training_data,
+              HasSubstr("also trained on every signer of sigcomp2009-nisdcc (12 signers)"));
+}
+
 TEST_F(SrnTrainTest, FrameTripletOnTwoMergedSetsRecordsThemAndThePressureDropout) {
   SRN_REQUIRE_DATA(task1, "svc2004/Task1");
   SRN_REQUIRE_DATA(nisdcc, "sigcomp2009/NISDCC");
