@@ -339,6 +339,43 @@ absl::StatusOr<double> KindEer(const SignatureTrials& t, bool skilled, Keep keep
 
 }  // namespace
 
+SignatureTrials ConcatenateTrials(const std::vector<SignatureTrials>& folds) {
+  SignatureTrials all;
+  for (const SignatureTrials& t : folds) {
+    all.refs = t.refs;
+    all.score.insert(all.score.end(), t.score.begin(), t.score.end());
+    all.label.insert(all.label.end(), t.label.begin(), t.label.end());
+    all.skilled.insert(all.skilled.end(), t.skilled.begin(), t.skilled.end());
+    all.signer.insert(all.signer.end(), t.signer.begin(), t.signer.end());
+    all.draw.insert(all.draw.end(), t.draw.begin(), t.draw.end());
+    all.query.insert(all.query.end(), t.query.begin(), t.query.end());
+  }
+  return all;
+}
+
+ErrorRates ErrorRatesAt(const SignatureTrials& t, double threshold) {
+  ErrorRates r;
+  int64_t rejected = 0, skilled_in = 0, random_in = 0;
+  for (size_t i = 0; i < t.score.size(); ++i) {
+    const bool accepted = static_cast<float>(t.score[i]) >= threshold;
+    if (t.label[i] == 1) {
+      ++r.genuine;
+      rejected += !accepted;
+    } else if (t.skilled[i]) {
+      ++r.skilled;
+      skilled_in += accepted;
+    } else {
+      ++r.random;
+      random_in += accepted;
+    }
+  }
+  const auto rate = [](int64_t k, int64_t n) { return n > 0 ? static_cast<double>(k) / n : 0.0; };
+  r.frr = rate(rejected, r.genuine);
+  r.far_skilled = rate(skilled_in, r.skilled);
+  r.far_random = rate(random_in, r.random);
+  return r;
+}
+
 absl::StatusOr<VerificationErrors> ComputeVerificationErrors(const SignatureTrials& trials,
                                                              int draw) {
   const auto in_draw = [&](size_t k) { return draw < 0 || trials.draw[k] == draw; };

@@ -108,6 +108,17 @@ struct VerificationErrors {
   double eer_random_per_signer = 0;
 };
 
+// The trials of several folds as one set (one global threshold over all of them).
+SignatureTrials ConcatenateTrials(const std::vector<SignatureTrials>& folds);
+
+// Error rates at a threshold, over every draw: a trial is accepted iff its score, as the float a
+// server returns, is >= threshold. Rates are 0 for a kind without trials.
+struct ErrorRates {
+  double frr = 0, far_skilled = 0, far_random = 0;
+  int64_t genuine = 0, skilled = 0, random = 0;  // trials of each kind
+};
+ErrorRates ErrorRatesAt(const SignatureTrials& trials, double threshold);
+
 // EERs of the trials of one draw (all draws when draw < 0). InvalidArgument when a needed class
 // of trials is missing.
 absl::StatusOr<VerificationErrors> ComputeVerificationErrors(const SignatureTrials& trials,

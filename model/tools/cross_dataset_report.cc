@@ -37,47 +37,8 @@ bool IsFrameTripletModel(const SimilarityModel& model) {
   return it != h.end() && it->second == "frame-triplet";
 }
 
-// One set of trials of every group, concatenated: one global threshold over every signer.
-SignatureTrials Concatenate(const std::vector<SignatureTrials>& groups) {
-  SignatureTrials all;
-  for (const SignatureTrials& t : groups) {
-    all.refs = t.refs;
-    all.score.insert(all.score.end(), t.score.begin(), t.score.end());
-    all.label.insert(all.label.end(), t.label.begin(), t.label.end());
-    all.skilled.insert(all.skilled.end(), t.skilled.begin(), t.skilled.end());
-    all.signer.insert(all.signer.end(), t.signer.begin(), t.signer.end());
-    all.draw.insert(all.draw.end(), t.draw.begin(), t.draw.end());
-    all.query.insert(all.query.end(), t.query.begin(), t.query.end());
-  }
-  return all;
-}
-
-struct Rates {
-  double frr = 0, far_skilled = 0, far_random = 0;
-};
-
-// Error rates at a threshold (accept iff score >= threshold), over every draw.
-Rates RatesAt(const SignatureTrials& t, double threshold) {
-  int64_t genuine = 0, rejected = 0, skilled = 0, skilled_in = 0, random = 0, random_in = 0;
-  for (size_t i = 0; i < t.score.size(); ++i) {
-    const bool accepted = t.score[i] >= threshold;
-    if (t.label[i] == 1) {
-      ++genuine;
-      rejected += !accepted;
-    } else if (t.skilled[i]) {
-      ++skilled;
-      skilled_in += accepted;
-    } else {
-      ++random;
-      random_in += accepted;
-    }
-  }
-  const auto rate = [](int64_t k, int64_t n) { return n > 0 ? static_cast<double>(k) / n : 0.0; };
-  return {rate(rejected, genuine), rate(skilled_in, skilled), rate(random_in, random)};
-}
-
 std::string ResultLine(const std::string& dataset, const std::string& model,
-                       const SignatureCvRow& row, const Rates* rates) {
+                       const SignatureCvRow& row, const ErrorRates* rates) {
   std::string line = absl::StrFormat(
       "RESULT protocol=cross-dataset dataset=%s model=%s refs=%d eer_skilled=%.4f "
       "eer_random=%.4f",
@@ -100,7 +61,7 @@ void LogRow(const std::string& name, const SignatureCvRow& row, std::ostream& lo
 absl::StatusOr<SignatureTrials> PooledTrials(const std::vector<FoldMatrix>& groups, int refs,
                                              const SignatureCvOptions& options) {
   SRN_ASSIGN_OR_RETURN(const std::vector<SignatureTrials> t, FoldTrials(groups, refs, options));
-  return Concatenate(t);
+  return ConcatenateTrials(t);
 }
 
 absl::StatusOr<SignatureCvRow> Summarize(const SignatureTrials& trials,
@@ -279,15 +240,15 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
       }
       groups.push_back(std::move(t));
     }
-    const SignatureTrials served = Concatenate(groups);
+    const SignatureTrials served = ConcatenateTrials(groups);
     SRN_ASSIGN_OR_RETURN(const SignatureCvRow row, Summarize(served, options));
     LogRow(name, row, log);
-    const Rates at_default = RatesAt(served, 0.5);
+    const ErrorRates at_default = ErrorRatesAt(served, 0.5);
     lines.push_back(ResultLine(request.dataset, name, row, &at_default));
     std::vector<double> thresholds = {0.5};
     thresholds.insert(thresholds.end(), request.thresholds.begin(), request.thresholds.end());
     for (double threshold : thresholds) {
-      const Rates r = RatesAt(served, threshold);
+      const ErrorRates r = ErrorRatesAt(served, threshold);
       log << absl::StrFormat("  at threshold %.4f: FRR %.4f, FAR skilled %.4f, FAR random %.4f\n",
                              threshold, r.frr, r.far_skilled, r.far_random);
     }
@@ -298,7 +259,7 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
       }
       for (double far : request.target_fars) {
         SRN_ASSIGN_OR_RETURN(const double threshold, ThresholdForFar(skilled_scores, far));
-        const Rates r = RatesAt(served, threshold);
+        const ErrorRates r = ErrorRatesAt(served, threshold);
         log << absl::StrFormat(
             "  to deploy, %d reference(s): threshold %.4f for skilled FAR %.3f (here FRR %.4f, "
             "FAR skilled %.4f, random %.4f)\n",

@@ -41,8 +41,7 @@ absl::Status WriteServedTrials(const SignatureCvRequest& request,
   policy.top_k = request.options.top_k;
   policy.dtw_fusion = calibration.dtw_fusion;
   for (int refs : request.options.refs) {
-    int64_t genuine = 0, rejected = 0, skilled = 0, skilled_accepted = 0, random = 0,
-            random_accepted = 0;
+    std::vector<SignatureTrials> folds;
     for (size_t f = 0; f < srn_folds.size(); ++f) {
       const Dataset& test = srn_folds[f].test;
       std::vector<double> spreads;
@@ -55,31 +54,17 @@ absl::Status WriteServedTrials(const SignatureCvRequest& request,
       }
       std::vector<std::vector<int>> references;
       SRN_ASSIGN_OR_RETURN(
-          const SignatureTrials t,
+          SignatureTrials t,
           ServedTrials(srn_folds[f], dtw_folds != nullptr ? &(*dtw_folds)[f] : nullptr, refs,
                        request.options, policy, spreads, &references));
       AppendServedTrialsCsv(static_cast<int>(f), test, t, references, out);
-      for (size_t i = 0; i < t.score.size(); ++i) {
-        const float score = static_cast<float>(t.score[i]);
-        const bool accepted = score >= 0.5f;
-        if (t.label[i] == 1) {
-          ++genuine;
-          rejected += !accepted;
-        } else if (t.skilled[i]) {
-          ++skilled;
-          skilled_accepted += accepted;
-        } else {
-          ++random;
-          random_accepted += accepted;
-        }
-      }
+      folds.push_back(std::move(t));
     }
+    const ErrorRates r = ErrorRatesAt(ConcatenateTrials(folds), 0.5);
     log << absl::StrFormat(
         "served trials, %d reference(s), at threshold 0.5: FRR %.4f, FAR skilled %.4f, FAR "
         "random %.4f (%d genuine, %d skilled, %d random trials)\n",
-        refs, genuine ? static_cast<double>(rejected) / genuine : 0.0,
-        skilled ? static_cast<double>(skilled_accepted) / skilled : 0.0,
-        random ? static_cast<double>(random_accepted) / random : 0.0, genuine, skilled, random);
+        refs, r.frr, r.far_skilled, r.far_random, r.genuine, r.skilled, r.random);
   }
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("error writing ", request.served_trials_csv));
