@@ -364,6 +364,16 @@ int ModelInfo(const Client& client, const std::vector<std::string>&) {
             << "default_threshold: " << absl::StrFormat("%.6f", info.default_threshold()) << "\n"
             << "default_fusion: " << FusionName(info.default_fusion()) << "\n"
             << "source: " << info.source() << "\n";
+  const bool states = info.verification_score() == "states-dtw";
+  if (!info.verification_score().empty()) {
+    std::cout << "verification score: " << info.verification_score();
+    if (states) std::cout << " (DTW over the per-frame states, " << info.states_dtw() << ")";
+    std::cout << "\n";
+  }
+  if (states && !info.states_single_reference_spread().empty()) {
+    std::cout << "one reference: states distance divided by the predicted spread "
+              << info.states_single_reference_spread() << "\n";
+  }
   if (info.has_dtw_fusion()) {
     const v1::DtwFusion& f = info.dtw_fusion();
     std::cout << absl::StrFormat(
@@ -498,7 +508,10 @@ int Verify(const Client& client, const std::vector<std::string>& files) {
               << Floats(response.reference_scores().data(),
                         response.reference_scores().data() + response.reference_scores_size())
               << "\n";
-    if (response.has_srn_score()) {
+    if (response.has_srn_score() && !response.has_dtw_distance_ratio()) {
+      // A states model with the DTW verifier's weight 0 for this many references.
+      std::cout << absl::StrFormat("learned score %.6f\n", response.srn_score());
+    } else if (response.has_srn_score()) {
       std::cout << absl::StrFormat("fused with DTW: srn score %.6f, dtw distance ratio %.4f\n",
                                    response.srn_score(), response.dtw_distance_ratio());
     }

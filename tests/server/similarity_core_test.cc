@@ -490,7 +490,12 @@ TEST(BundledCalibrationTest, TravelsInTheBundledWeightsFile) {
   absl::StatusOr<std::shared_ptr<const ServingModel>> bundled =
       LoadServingModel(SRN_DEFAULT_MODEL_PATH, "");
   ASSERT_TRUE(bundled.ok()) << bundled.status();
+  // A learned verifier: DTW over its states, fused with the DTW verifier, with both one-reference
+  // spread models.
+  EXPECT_TRUE((*bundled)->VerifiesByStates());
+  EXPECT_EQ((*bundled)->calibration.learned, LearnedScore::kStatesDtw);
   EXPECT_TRUE((*bundled)->FusesDtw());
+  EXPECT_TRUE((*bundled)->calibration.states_spread.has_value());
   EXPECT_TRUE((*bundled)->calibration.dtw_spread.has_value());
 }
 
