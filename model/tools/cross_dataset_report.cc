@@ -79,6 +79,20 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
         "signature data set (svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc), not '",
         request.dataset, "'"));
   }
+  if (request.max_signers < 0) {
+    return absl::InvalidArgumentError("max_signers must be 0 (all) or positive");
+  }
+  if (request.options.refs.empty()) {
+    return absl::InvalidArgumentError("no reference counts to evaluate (e.g. refs 1 and 5)");
+  }
+  const int most_refs = *std::max_element(request.options.refs.begin(), request.options.refs.end());
+  const int fewest_refs =
+      *std::min_element(request.options.refs.begin(), request.options.refs.end());
+  if (request.fit_calibration && (fewest_refs != 1 || most_refs < 2)) {
+    return absl::InvalidArgumentError(
+        "fitting a calibration needs trials with one reference and with several (refs 1 and, "
+        "for example, 5): the served score has a weight and an offset for each");
+  }
   const bool is_dtw = request.model == "dtw";
   std::shared_ptr<const SimilarityModel> model;
   VerificationCalibration calibration;
@@ -115,9 +129,6 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
   }
   const bool states = calibration.learned == LearnedScore::kStatesDtw;
   SRN_ASSIGN_OR_RETURN(Dataset data, LoadNamedDataset(request.dataset, request.data_dir));
-  if (request.max_signers < 0) {
-    return absl::InvalidArgumentError("max_signers must be 0 (all) or positive");
-  }
   if (request.max_signers > 0 && request.max_signers < data.num_labels()) {
     data = data.Filter([&](const Example& e) { return e.label < request.max_signers; });
     data.label_names.resize(request.max_signers);
@@ -174,7 +185,6 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
   dtw_options.normalization = ScoreNormalization::kRatio;
   SignatureCvOptions learned_options = options;
   learned_options.normalization = states ? ScoreNormalization::kRatio : ScoreNormalization::kShift;
-  const int most_refs = *std::max_element(options.refs.begin(), options.refs.end());
   // With fit_calibration: each reference count's trials of both systems, to fit the fusion.
   for (int refs : options.refs) {
     SRN_ASSIGN_OR_RETURN(const SignatureTrials dtw_trials, PooledTrials(dtw, refs, dtw_options));

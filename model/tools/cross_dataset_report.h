@@ -44,8 +44,9 @@ struct CrossDatasetRequest {
   // Replaces the model's recorded calibration (srn-eval --verification).
   std::optional<VerificationCalibration> calibration;
   // Fit the calibration here: the one-reference spread models of the states and of DTW, and for
-  // one reference and for several the DTW fusion weight among `fuse_dtw_weights` with the lowest
-  // skilled EER and the offset at its equal-error point.
+  // one reference and for several (the largest of options.refs, which must hold 1 and more) the
+  // DTW fusion weight among `fuse_dtw_weights` with the lowest skilled EER and the offset at its
+  // equal-error point. (An embedding model's offsets only apply with a positive weight.)
   bool fit_calibration = false;
   std::vector<double> fuse_dtw_weights = {0.0};
   // Also report FRR and FARs of the served score at these thresholds (besides 0.5), e.g. the

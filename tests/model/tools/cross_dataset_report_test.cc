@@ -89,6 +89,19 @@ TEST(CrossDatasetReportTest, RejectsADataSetThatIsNotSignatures) {
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("signature data set"));
 }
 
+TEST(CrossDatasetReportTest, FittingNeedsOneReferenceAndSeveral) {
+  CrossDatasetRequest request;
+  request.dataset = "svc2004-task1";
+  request.model = "dtw";
+  request.fit_calibration = true;
+  request.options.refs = {5};
+  std::ostringstream log;
+  const absl::Status status = RunCrossDatasetReport(request, log).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::HasSubstr("one reference and with several"));
+}
+
 TEST(CrossDatasetReportTest, RefusesAModelTrainedOnTheDataSet) {
   CrossDatasetRequest request;
   request.dataset = "svc2004-task1";
