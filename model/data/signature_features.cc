@@ -222,4 +222,16 @@ absl::StatusOr<Series> ComputePenSignatureFeatures(absl::Span<const PenSample> s
   return ComputeSignatureFeatures(*resampled, has_pressure);
 }
 
+absl::Status DropPressure(Series* features) {
+  if (features->dims() != kSignatureFeatureDims) {
+    return absl::InvalidArgumentError(absl::StrCat("dropping pressure needs ",
+                                                   kSignatureFeatureDims,
+                                                   " signature features per frame, not ",
+                                                   features->dims()));
+  }
+  features->mutable_frames().col(9).setZero();
+  features->mutable_frames().col(10).setZero();
+  return absl::OkStatus();
+}
+
 }  // namespace srn

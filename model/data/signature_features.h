@@ -43,6 +43,11 @@ inline constexpr int kSignatureFeatureDims = 12;
 absl::StatusOr<Series> ComputeSignatureFeatures(absl::Span<const PenSample> samples,
                                                 bool has_pressure);
 
+// Sets the pressure features (9 and 10) of signature features to 0, as ComputeSignatureFeatures
+// makes them for a tablet without pressure. InvalidArgument unless the series has
+// kSignatureFeatureDims features.
+absl::Status DropPressure(Series* features);
+
 // The one sampling rate of signature features: SVC2004's 100 Hz. Velocities are per second
 // whatever the rate, but the frames per second (what a recurrent network and DTW see), and the
 // noise of the central differences (x2 for velocity, x4 for acceleration when the step halves),

@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "model/data/dataset.h"
 #include "model/data/dataset_loader.h"
+#include "model/data/signature_features.h"
 #include "model/nn/similarity_model.h"
 #include "model/weights/weights_file.h"
 
@@ -129,6 +130,9 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
   }
   const bool states = calibration.learned == LearnedScore::kStatesDtw;
   SRN_ASSIGN_OR_RETURN(Dataset data, LoadNamedDataset(request.dataset, request.data_dir));
+  if (request.drop_pressure) {
+    for (Example& e : data.examples) SRN_RETURN_IF_ERROR(DropPressure(&e.series));
+  }
   if (request.max_signers > 0 && request.max_signers < data.num_labels()) {
     data = data.Filter([&](const Example& e) { return e.label < request.max_signers; });
     data.label_names.resize(request.max_signers);
@@ -139,9 +143,9 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
   options.folds = std::max(2, (data.num_labels() + kSignersPerGroup - 1) / kSignersPerGroup);
   options.fusion = ReferenceFusion::kMean;
   log << absl::StrFormat(
-      "cross-dataset: %s, %d signers in %d groups, %d examples, %d draws of references\n",
-      request.dataset, data.num_labels(), options.folds, static_cast<int>(data.examples.size()),
-      options.draws);
+      "cross-dataset: %s%s, %d signers in %d groups, %d examples, %d draws of references\n",
+      request.dataset, request.drop_pressure ? " (pressure dropped)" : "", data.num_labels(),
+      options.folds, static_cast<int>(data.examples.size()), options.draws);
 
   // The DTW verifier's distances: its own system, and the DTW half of a fused score.
   SRN_ASSIGN_OR_RETURN(std::vector<FoldMatrix> dtw,

@@ -55,6 +55,9 @@ struct CrossDatasetRequest {
   // With fit_calibration: print the threshold of the served score for each of these target FARs
   // on skilled forgeries (for the model card).
   std::vector<double> target_fars = {0.01, 0.05, 0.1};
+  // Evaluate as if the tablet had no pressure channel (DropPressure on every signature): how the
+  // model does on tablets without pressure.
+  bool drop_pressure = false;
   // Evaluate only the data set's first `max_signers` signers (0: all): a quick check, not a
   // figure to report.
   int max_signers = 0;

@@ -126,6 +126,9 @@ ABSL_FLAG(bool, fit_calibration, false,
 ABSL_FLAG(std::string, thresholds, "",
           "cross-dataset: also report FRR and FAR of the served score at these thresholds (e.g. "
           "the model card's for a target FAR)");
+ABSL_FLAG(bool, drop_pressure, false,
+          "cross-dataset: evaluate as if the tablet had no pressure channel (pressure features "
+          "zeroed in every signature)");
 ABSL_FLAG(int, signers, 0,
           "cross-dataset: evaluate only the data set's first N signers (0: all), a quick check");
 ABSL_FLAG(std::string, stamp_out, "",
@@ -251,6 +254,7 @@ int RunCrossDataset(const std::string& model, const std::string& dataset,
   if (!thresholds.ok()) return Fail(tool, thresholds.status());
   request.thresholds = *thresholds;
   request.max_signers = absl::GetFlag(FLAGS_signers);
+  request.drop_pressure = absl::GetFlag(FLAGS_drop_pressure);
   request.served_trials_csv = absl::GetFlag(FLAGS_served_trials);
   if (o.draws < 20) {
     std::cerr << "note: " << o.draws << " draws of references; the figures in docs/ use 20 or "

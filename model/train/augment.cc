@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "model/data/signature_features.h"
 
 namespace srn {
@@ -191,8 +192,7 @@ absl::StatusOr<Dataset> AugmentDataset(const Dataset& data, const AugmentOptions
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     for (Example& e : out.examples) {
       if (unit(drop_rng) < options.pressure_dropout) {
-        e.series.mutable_frames().col(kP).setZero();
-        e.series.mutable_frames().col(kDp).setZero();
+        SRN_RETURN_IF_ERROR(DropPressure(&e.series));  // dims checked above
       }
     }
   }

@@ -96,6 +96,23 @@ std::vector<PenSample> Spiral() {
   return samples;
 }
 
+// Dropping pressure gives exactly the features of the same samples from a tablet without it.
+TEST(SignatureFeaturesTest, DropPressureIsATabletWithoutPressure) {
+  std::vector<PenSample> samples = Spiral();
+  for (size_t i = 0; i < samples.size(); ++i) samples[i].pressure = 100 + 7 * (i % 5);
+  absl::StatusOr<Series> with = ComputeSignatureFeatures(samples, /*has_pressure=*/true);
+  absl::StatusOr<Series> without = ComputeSignatureFeatures(samples, /*has_pressure=*/false);
+  ASSERT_TRUE(with.ok() && without.ok());
+  ASSERT_GT(with->frames().col(9).cwiseAbs().maxCoeff(), 0.5f);
+  Series dropped = *with;
+  ASSERT_TRUE(DropPressure(&dropped).ok());
+  EXPECT_EQ(dropped.frames(), without->frames());
+  Series frames(RowMatrix::Zero(3, 4));
+  const absl::Status bad = DropPressure(&frames);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("12 signature features"));
+}
+
 TEST(SignatureFeaturesTest, InvariantToTranslationAndScale) {
   const std::vector<PenSample> base = Spiral();
   absl::StatusOr<Series> want = ComputeSignatureFeatures(base, true);
