@@ -364,6 +364,8 @@ absl::Status ValidateFrameTripletOptions(const FrameTripletOptions& o) {
   if (o.validation_refs < 2 || o.validation_draws < 1) {
     return bad("validation needs validation_refs >= 2 and validation_draws >= 1");
   }
+  if (o.head_pairs < 2) return bad("head_pairs must be >= 2");
+  if (!(o.head_l2 >= 0) || !std::isfinite(o.head_l2)) return bad("head_l2 must be >= 0");
   return absl::OkStatus();
 }
 
@@ -631,6 +633,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
       {"augment", DescribeAugment(config.augment)},
       {"train_examples", absl::StrCat(train.examples.size())},
       {"validation_examples", absl::StrCat(validation.examples.size())},
+      {"head", "not trained: as initialized"},  // replaced by FitSimilarityHead's description
   };
   const FrameTripletEpoch& chosen = result.history[result.best_epoch - 1];
   meta.metrics = {{"val_eer_skilled", chosen.val_eer_skilled},
@@ -641,6 +644,28 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
   SRN_ASSIGN_OR_RETURN(
       result.model, SimilarityModel::Create(arch, std::move(preprocessor), std::move(best_params),
                                             std::move(meta)));
+  if (o.fit_head) {
+    // The original training examples: an augmented copy and its origin would be a pair too
+    // easy to be similar.
+    Dataset originals;
+    if (AugmentsData(config.augment)) {
+      SRN_ASSIGN_OR_RETURN(originals, PreprocessDataset(result.model->preprocessor(), train));
+    }
+    HeadFitOptions head;
+    head.pairs = o.head_pairs;
+    head.forgery_fraction = o.forgery_fraction;
+    head.l2 = o.head_l2;
+    head.seed = o.seed;
+    head.threads = threads;
+    SRN_ASSIGN_OR_RETURN(
+        HeadFit fit,
+        FitSimilarityHead(*result.model, AugmentsData(config.augment) ? originals : train_p,
+                          val_p, head));
+    result.model = std::move(fit.model);
+    result.head_val_auc = fit.val_auc;
+    result.head_val_auc_before = fit.val_auc_before;
+    result.head_pairs = fit.pairs;
+  }
   return result;
 }
 

@@ -20,6 +20,7 @@
 #include "model/nn/similarity_model.h"
 #include "model/signature/soft_dtw.h"
 #include "model/train/augment.h"
+#include "model/train/head_fit.h"
 
 namespace srn {
 
@@ -38,9 +39,13 @@ namespace srn {
 //
 // The result is an ordinary weights file of the architecture (a GRU, an LSTM, or a ReLU network
 // of two or more layers: one float ReLU layer trains series by series and keeps no per-frame
-// states for BackwardFrames), so Embed still works; the pooled embedding and the head (v, c) are
-// never trained by this objective and stay as initialized. The metadata's hyperparameters record
-// the objective ("objective" = "frame-triplet") and its settings.
+// states for BackwardFrames), so Embed still works. The objective never trains the pooled
+// embedding nor the head (v, c) that Identify and Similarity score it by: after training, the
+// head is fitted on the frozen encoder by logistic regression on training pairs
+// (FitSimilarityHead, model/train/head_fit.h; FrameTripletOptions::fit_head), which leaves every
+// encoder weight, and so every per-frame state, bit for bit what training gave. The metadata's
+// hyperparameters record the objective ("objective" = "frame-triplet"), its settings and how the
+// head came to be ("head").
 
 // How each per-frame state is normalized before the frame cost.
 enum class FrameNormalization {
@@ -186,6 +191,13 @@ struct FrameTripletOptions {
   double validation_band = 0.3;
   int validation_refs = 5;
   int validation_draws = 5;
+  // After training, fit the head (v, c) on the frozen encoder (FitSimilarityHead: head_pairs
+  // balanced training pairs with this trainer's forgery_fraction, L2 head_l2, pairs from the
+  // seed's own streams); false leaves it at its random initialization. The encoder is the same
+  // either way.
+  bool fit_head = true;
+  int head_pairs = 4000;
+  double head_l2 = 1e-2;
   uint64_t seed = 1;
   int threads = 0;  // 0: DefaultThreads()
   // Gradient shards per mini-batch, fixed independently of `threads` so that a seed gives the
@@ -234,12 +246,19 @@ struct FrameTripletResult {
   int best_epoch = 0;
   std::vector<FrameTripletEpoch> history;
   bool cancelled = false;
+  // The head's AUC on balanced pairs of the validation signers (as the pair trainer's val_auc):
+  // fitted, and as initialized (the same pairs); -1 when fit_head is false.
+  double head_val_auc = -1;
+  double head_val_auc_before = -1;
+  int head_pairs = 0;  // training pairs the head was fitted on
 };
 
 // Fits the preprocessing on `train` (original examples only), augments and preprocesses it,
 // trains with Adam on mini-batches of triplets (gradient shards on worker threads, summed in a
 // fixed order: a seed always gives the same model), validates on `validation` (signers disjoint
-// from train's) after each epoch, and packages the best epoch's parameters with metadata.
+// from train's) after each epoch, fits the head of the best epoch's encoder (fit_head; on the
+// original training examples, not the augmented copies) and packages the parameters with
+// metadata.
 // InvalidArgument on bad options or an architecture without trainable per-frame states (the
 // logistic model; one float ReLU layer); FailedPrecondition when the data cannot give triplets
 // or validation trials (each validation signer needs more than validation_refs genuine

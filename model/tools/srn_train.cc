@@ -119,6 +119,10 @@ ABSL_FLAG(int, triplets_per_epoch, 2000, "frame-triplet: triplets per epoch");
 ABSL_FLAG(int, mining, 1,
           "frame-triplet: each triplet takes the farthest of this many positives and the "
           "closest of as many negatives (1: no mining)");
+ABSL_FLAG(bool, fit_head, true,
+          "frame-triplet: after training, fit the pooled embedding's head (which Identify and "
+          "Similarity score by) by logistic regression on training pairs, the encoder frozen; "
+          "false leaves it random. The per-frame states are the same either way");
 
 namespace {
 
@@ -194,6 +198,7 @@ int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& spl
   o.patience = p.patience;
   o.forgery_fraction = p.forgery_fraction;
   o.mining_candidates = absl::GetFlag(FLAGS_mining);
+  o.fit_head = absl::GetFlag(FLAGS_fit_head);
   o.seed = p.seed;
   o.threads = p.threads;
 
@@ -230,6 +235,14 @@ int TrainFrameTriplet(const srn::TrainConfig& pair_config, const srn::Split& spl
       "fingerprint %s); evaluate with srn-eval --srn_score=states-dtw\n",
       out, trained->model->architecture().ToString(), trained->best_val_eer, trained->best_epoch,
       srn::ModelFingerprint(*trained->model));
+  if (o.fit_head) {
+    std::cerr << absl::StrFormat(
+        "head (pooled embedding): logistic regression on %d training pairs, validation pair AUC "
+        "%.4f (%.4f with the random head)\n",
+        trained->head_pairs, trained->head_val_auc, trained->head_val_auc_before);
+  } else {
+    std::cerr << "head (pooled embedding): not fitted (--fit_head=false), random\n";
+  }
   return 0;
 }
 

@@ -102,6 +102,7 @@ TEST_F(SrnTrainTest, FrameTripletOnTwoMergedSetsRecordsThemAndThePressureDropout
                          "--pressure_dropout=0.5", "--threads=2", "--out=" + out});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.err, HasSubstr("val skilled EER"));
+  EXPECT_THAT(run.err, HasSubstr("head (pooled embedding): logistic regression on 4000"));
   absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = LoadModel(out);
   ASSERT_TRUE(model.ok()) << model.status();
   const ModelMetadata& meta = (*model)->metadata();
@@ -114,6 +115,8 @@ TEST_F(SrnTrainTest, FrameTripletOnTwoMergedSetsRecordsThemAndThePressureDropout
   EXPECT_THAT(meta.training_data, HasSubstr("48 training signers"));
   EXPECT_THAT(meta.hyperparameters.at("augment"), HasSubstr("pressure_dropout 0.5"));
   EXPECT_EQ(meta.hyperparameters.at("objective"), "frame-triplet");
+  EXPECT_THAT(meta.hyperparameters.at("head"), HasSubstr("logistic regression"));
+  EXPECT_GT(meta.metrics.at("val_auc"), 0);
 }
 
 }  // namespace
