@@ -273,7 +273,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "evaluates a weights file or the DTW baseline on a protocol.\n"
       "Example: srn-eval --model=voice.srnw --dataset=arabic-voice --protocol=out-of-domain");
-  absl::ParseCommandLine(argc, argv);
+  srn::ParseCommandLineWithHelp(argc, argv);
   using srn::tools::Fail;
   const std::string tool = "srn-eval";
   const std::string model_arg = absl::GetFlag(FLAGS_model);

@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
       "trains a siamese similarity model and writes its weights file.\n"
       "Example: srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a "
       "--out=voice.srnw");
-  absl::ParseCommandLine(argc, argv);
+  srn::ParseCommandLineWithHelp(argc, argv);
   using srn::tools::Fail;
   const std::string tool = "srn-train";
   const std::string dataset = absl::GetFlag(FLAGS_dataset);
