@@ -21,8 +21,10 @@ absl::StatusOr<Protocol> ParseProtocol(const std::string& name) {
   if (name == "out-of-domain") return Protocol::kOutOfDomain;
   if (name == "one-shot") return Protocol::kOneShot;
   if (name == "all") return Protocol::kAll;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown protocol '", name, "' (expected within-domain, out-of-domain, one-shot or all)"));
+  if (name == "test") return Protocol::kTest;
+  return absl::InvalidArgumentError(absl::StrCat("unknown protocol '", name,
+                                                 "' (expected within-domain, out-of-domain, "
+                                                 "one-shot, all or test)"));
 }
 
 std::string ProtocolName(Protocol protocol) {
@@ -31,26 +33,43 @@ std::string ProtocolName(Protocol protocol) {
     case Protocol::kOutOfDomain: return "out-of-domain";
     case Protocol::kOneShot: return "one-shot";
     case Protocol::kAll: return "all";
+    case Protocol::kTest: return "test";
   }
   return "unknown";
 }
 
 namespace {
 
-// First label of the out-of-domain test classes.
-int FirstTestLabel(const std::string& name, int num_labels) {
-  if (name == "arabic-digit") return 7;   // digits 1-7 train, 8-10 test
-  if (name == "arabic-voice") return 60;  // speakers 1-60 train, 61-88 test
+// The fixed class-disjoint split of a public data set: the first label of its test classes, or
+// -1 for a dataset without one (a CSV manifest).
+int FixedFirstTestLabel(const std::string& name, int num_labels) {
+  if (name == "arabic-digit") return 7;   // digits 1-7 train, 8-10 test (the paper's)
+  if (name == "arabic-voice") return 60;  // speakers 1-60 train, 61-88 test (the paper's)
   if (name == "svc2004" || name == "svc2004-task1") return 30;  // signers 1-30 train, 31-40 test
-  return static_cast<int>(std::lround(0.7 * num_labels));
+  if (name == "sigcomp2009-nfi" || name == "sigcomp2009-nisdcc") {
+    return static_cast<int>(std::lround(0.7 * num_labels));  // the first 70% of authors by id
+  }
+  return -1;
 }
 
-std::string LabelRange(const Dataset& data, int first, int last) {
-  if (first > last) return "none";
-  const auto name = [&](int l) {
-    return l < data.num_labels() ? data.label_names[l] : absl::StrCat(l);
-  };
-  return first == last ? name(first) : absl::StrCat(name(first), " .. ", name(last));
+// The labels of `data`'s examples, in label order.
+std::set<int> LabelsOf(const Dataset& data) {
+  std::set<int> labels;
+  for (const Example& e : data.examples) labels.insert(e.label);
+  return labels;
+}
+
+// "train classes (3): a, b, c" for every class of `labels`, named as in `data`.
+std::string ClassList(const std::string& part, const std::set<int>& labels,
+                      const Dataset& data) {
+  std::string out = absl::StrCat(part, " classes (", labels.size(), "):");
+  bool first = true;
+  for (int l : labels) {
+    absl::StrAppend(&out, first ? " " : ", ",
+                    l < data.num_labels() ? data.label_names[l] : absl::StrCat(l));
+    first = false;
+  }
+  return out;
 }
 
 // Moves a validation set out of `train`: whole classes when there are enough of them (like the
@@ -71,14 +90,12 @@ void HoldOutValidation(ValidationSplit how, std::mt19937_64* rng, Split* split) 
     for (int k = 0; k < held; ++k) {
       for (int i : by_label[labels[k]]) to_validation[i] = true;
     }
-    absl::StrAppend(&split->description, "; validation: ", held, " held-out training classes");
   } else {
     for (auto& [label, members] : by_label) {
       std::shuffle(members.begin(), members.end(), *rng);
       const int held = static_cast<int>(std::lround(0.1 * members.size()));
       for (int k = 0; k < held; ++k) to_validation[members[k]] = true;
     }
-    absl::StrAppend(&split->description, "; validation: 10% of each training class");
   }
   Dataset train{split->train.name, split->train.label_names, {}};
   split->validation = Dataset{split->train.name, split->train.label_names, {}};
@@ -89,31 +106,68 @@ void HoldOutValidation(ValidationSplit how, std::mt19937_64* rng, Split* split) 
   split->train = std::move(train);
 }
 
+// Moves the examples of the validation classes (`parts`) out of `split->train`.
+void MoveValidationClasses(const std::vector<SplitPart>& parts, Split* split) {
+  Dataset train{split->train.name, split->train.label_names, {}};
+  split->validation = Dataset{split->train.name, split->train.label_names, {}};
+  for (Example& e : split->train.examples) {
+    (parts[e.label] == SplitPart::kValidation ? split->validation : train)
+        .examples.push_back(std::move(e));
+  }
+  split->train = std::move(train);
+}
+
 }  // namespace
 
 absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
-                                uint64_t seed, ValidationSplit validation) {
+                                uint64_t seed, ValidationSplit validation,
+                                const ClassChoice& classes) {
   if (data.num_labels() < 2) {
     return absl::InvalidArgumentError(absl::StrCat("dataset ", name, " has fewer than 2 classes"));
+  }
+  const bool class_disjoint = protocol == Protocol::kOutOfDomain || protocol == Protocol::kOneShot;
+  if (!classes.empty() && !class_disjoint) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        classes.origin, " chooses the classes of --protocol=out-of-domain or one-shot; ",
+        ProtocolName(protocol), " ",
+        protocol == Protocol::kTest ? "tests every class" : "does not split by class",
+        ": drop ", classes.origin));
   }
   std::mt19937_64 rng(seed);
   Split split;
   split.train = Dataset{data.name, data.label_names, {}};
   split.test = Dataset{data.name, data.label_names, {}};
+  std::string how;  // how the split was chosen, the description's start
+  bool validation_chosen = false;
   switch (protocol) {
     case Protocol::kOutOfDomain:
     case Protocol::kOneShot: {
-      const int first_test = FirstTestLabel(name, data.num_labels());
-      if (first_test <= 0 || first_test >= data.num_labels()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "dataset ", name, " has ", data.num_labels(), " classes: too few to split by class"));
+      std::vector<SplitPart> parts;
+      const int fixed = FixedFirstTestLabel(name, data.num_labels());
+      if (!classes.empty()) {
+        SRN_ASSIGN_OR_RETURN(parts, AssignClasses(classes, data.label_names));
+        how = absl::StrCat("split of ", classes.origin);
+      } else if (fixed >= 0) {
+        if (fixed <= 0 || fixed >= data.num_labels()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "dataset ", name, " has ", data.num_labels(), " classes: too few to split by class"));
+        }
+        parts.assign(data.num_labels(), SplitPart::kTrain);
+        for (int l = fixed; l < data.num_labels(); ++l) parts[l] = SplitPart::kTest;
+        how = absl::StrCat("fixed split of ", name);
+      } else {
+        // A separate generator, so that `rng`'s draws (validation) stay what they were.
+        parts = SeededClassParts(data.num_labels(), seed);
+        how = absl::StrCat("split drawn by seed ", seed,
+                           " (choose one with --test_classes or --split)");
       }
       for (const Example& e : data.examples) {
-        (e.label < first_test ? split.train : split.test).examples.push_back(e);
+        (parts[e.label] == SplitPart::kTest ? split.test : split.train).examples.push_back(e);
       }
-      split.description = absl::StrCat("train classes ", LabelRange(data, 0, first_test - 1),
-                                       ", test classes ",
-                                       LabelRange(data, first_test, data.num_labels() - 1));
+      if (std::count(parts.begin(), parts.end(), SplitPart::kValidation) > 0) {
+        MoveValidationClasses(parts, &split);
+        validation_chosen = true;
+      }
       break;
     }
     case Protocol::kWithinDomain: {
@@ -129,18 +183,44 @@ absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Pr
               .examples.push_back(data.examples[members[k]]);
         }
       }
-      split.description = "every class; 70% of each class's examples train, 30% test";
+      how = "every class; 70% of each class's examples train, 30% test";
       break;
     }
     case Protocol::kAll:
       split.train.examples = data.examples;
-      split.description = "every example trains";
+      how = "no class is held out for testing";
       break;
+    case Protocol::kTest:
+      split.test.examples = data.examples;
+      split.validation = Dataset{data.name, data.label_names, {}};
+      split.description =
+          absl::StrCat("every class tests; ", ClassList("test", LabelsOf(split.test), data));
+      return split;
   }
-  HoldOutValidation(validation, &rng, &split);
+  if (!validation_chosen) HoldOutValidation(validation, &rng, &split);
   if (split.train.examples.empty() || split.validation.examples.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dataset ", name, " is too small to hold out a validation set"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset ", name, " is too small to hold out a validation set (",
+        split.train.examples.size() + split.validation.examples.size(),
+        " training examples); add examples or classes, or choose validation classes with "
+        "--split"));
+  }
+  // Every class of every part, by name.
+  const std::set<int> train = LabelsOf(split.train), held = LabelsOf(split.validation);
+  const bool held_by_class = std::none_of(held.begin(), held.end(),
+                                          [&](int l) { return train.count(l) > 0; });
+  if (protocol == Protocol::kWithinDomain) {
+    split.description = how;
+  } else {
+    split.description = absl::StrCat(how, "; ", ClassList("train", train, data));
+  }
+  if (held_by_class) {
+    absl::StrAppend(&split.description, "; ", ClassList("validation", held, data));
+  } else {
+    absl::StrAppend(&split.description, "; validation: 10% of each training class's examples");
+  }
+  if (class_disjoint) {
+    absl::StrAppend(&split.description, "; ", ClassList("test", LabelsOf(split.test), data));
   }
   return split;
 }

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/data/dataset.h"
+#include "model/eval/class_split.h"
 #include "model/eval/dtw.h"
 #include "model/metrics/metrics.h"
 #include "model/nn/similarity_model.h"
@@ -20,6 +21,7 @@ enum class Protocol {
   kOutOfDomain,   // train and test classes are disjoint (AUC and one-shot on the test classes)
   kOneShot,       // the out-of-domain split, reporting one-shot 1-NN accuracy only
   kAll,           // every class trains (for shipped models); nothing is held out for testing
+  kTest,          // every class tests (a model trained elsewhere): the out-of-domain evaluation
 };
 
 absl::StatusOr<Protocol> ParseProtocol(const std::string& name);
@@ -29,17 +31,29 @@ struct Split {
   Dataset train;
   Dataset validation;  // held out of the training classes, for learning-rate decay and stopping
   Dataset test;
-  std::string description;  // e.g. "train digits 1-7 (minus validation), test digits 8-10"
+  // How the split was chosen and every class of each part by name, e.g. "the paper's fixed
+  // split of arabic-digit: train classes (6): 1, 2, ...; validation classes (1): 4; test ..."
+  std::string description;
 };
 
 // Splits `data` (loaded by LoadNamedDataset of model/data/dataset_loader.h under `name`) for a
-// protocol. Out of domain: arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice
-// trains on speakers 1-60 and tests on 61-88; svc2004 and svc2004-task1 train on signers 1-30
-// and test on 31-40; any other dataset (the SigComp2009 sets, a CSV dataset) trains on the first
-// 70% of its classes in label order (for SigComp2009, authors by id; for CSV, order of
-// appearance). Validation as `validation` says. The seed drives every random choice.
+// protocol.
+//
+// Out of domain and one-shot (class-disjoint): the classes `classes` assigns (--test_classes,
+// --split; see model/eval/class_split.h), else the fixed splits of the public data sets:
+// arabic-digit trains on digits 1-7 and tests on 8-10; arabic-voice trains on speakers 1-60 and
+// tests on 61-88 (both the paper's); svc2004 and svc2004-task1 train on signers 1-30 and test on
+// 31-40; the SigComp2009 sets train on the first 70% of their authors by id. Any other dataset
+// (a CSV manifest) gets a split drawn by `seed` (SeededClassParts): 70% of the classes train.
+// Validation: the classes `classes` marks as validation, else as `validation` says. A choice in
+// `classes` for another protocol is InvalidArgument.
+//
+// Test: every example tests; train and validation are empty.
+//
+// The seed drives every random choice; the test part does not depend on `validation`.
 absl::StatusOr<Split> MakeSplit(const Dataset& data, const std::string& name, Protocol protocol,
-                                uint64_t seed, ValidationSplit validation = ValidationSplit::kAuto);
+                                uint64_t seed, ValidationSplit validation = ValidationSplit::kAuto,
+                                const ClassChoice& classes = {});
 
 // Similarity of test examples i and j (higher = more similar); must be thread-safe.
 using PairScorer = std::function<double(int i, int j)>;

@@ -6,6 +6,7 @@
 //   srn-eval --model=fisher-kernel --dataset=arabic-voice --protocol=out-of-domain  (or
 //   fisher-vector)
 //   srn-eval --model=default.srnw --dataset=sigcomp2009-nfi --protocol=cross-dataset --draws=20
+//   srn-eval --model=my.srnw --dataset=new_classes.csv --protocol=test  (every class tests)
 
 #include <cmath>
 #include <fstream>
@@ -49,10 +50,14 @@ ABSL_FLAG(
 ABSL_FLAG(std::string, data_dir, "",
           "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain",
-          "within-domain, out-of-domain or one-shot (the paper's), svc2004-cv (signer-disjoint "
-          "folds of SVC2004) or cross-dataset (a signature data set never trained on)");
+          "within-domain, out-of-domain or one-shot (the paper's; give the --test_classes or "
+          "--split that srn-train had), test (every class of --dataset is a test class, e.g. a "
+          "manifest of classes the model never saw: AUC over all pairs, one-shot over all "
+          "classes), svc2004-cv (signer-disjoint folds of SVC2004) or cross-dataset (a signature "
+          "data set never trained on)");
 ABSL_FLAG(int64_t, seed, -1,
-          "split and draw seed (default: the weights file's training seed, else 1)");
+          "split and draw seed (default: the weights file's training seed, else 1; a CSV "
+          "manifest's seeded class split needs srn-train's seed)");
 ABSL_FLAG(int, draws, 10, "one-shot draws (one random reference per class each)");
 ABSL_FLAG(int64_t, max_pairs, 0, "score a uniform sample of about this many trial pairs (0: all)");
 // NaN stands for "the protocol's default" (see BandOr).
@@ -139,14 +144,16 @@ namespace {
 
 // The DTW baseline through a full test distance matrix (for t-SNE maps): the same scores as
 // EvaluateDtw, written as CSV rows "index,label,label_name,forgery,group,source,d0..d(n-1)".
-absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Split& split,
+// Standardized with `standardize_on`'s statistics.
+absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Dataset& standardize_on,
+                                                  const srn::Dataset& raw_test,
                                                   const srn::DtwOptions& dtw,
                                                   const srn::EvalOptions& eval, bool center,
                                                   const std::string& path) {
   absl::StatusOr<srn::Preprocessor> standardize =
-      srn::Preprocessor::Fit(split.train.SeriesPointers(), 1, srn::FeatureKind::kFrames, center);
+      srn::Preprocessor::Fit(standardize_on.SeriesPointers(), 1, srn::FeatureKind::kFrames, center);
   if (!standardize.ok()) return standardize.status();
-  absl::StatusOr<srn::Dataset> test = srn::PreprocessDataset(*standardize, split.test);
+  absl::StatusOr<srn::Dataset> test = srn::PreprocessDataset(*standardize, raw_test);
   if (!test.ok()) return test.status();
   const int n = static_cast<int>(test->examples.size());
   Eigen::MatrixXf d = Eigen::MatrixXf::Zero(n, n);
@@ -166,8 +173,8 @@ absl::StatusOr<srn::EvalResult> EvaluateDtwMatrix(const srn::Split& split,
   for (int k = 0; k < n; ++k) f << ",d" << k;
   f << "\n";
   for (int i = 0; i < n; ++i) {
-    const srn::Example& ex = split.test.examples[i];
-    f << i << "," << ex.label << ",\"" << split.test.label_names[ex.label] << "\","
+    const srn::Example& ex = raw_test.examples[i];
+    f << i << "," << ex.label << ",\"" << raw_test.label_names[ex.label] << "\","
       << (ex.forgery ? 1 : 0) << "," << ex.group << ",\"" << ex.source << "\"";
     for (int k = 0; k < n; ++k) f << "," << d(i, k);
     f << "\n";
@@ -272,8 +279,9 @@ int main(int argc, char** argv) {
   srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "evaluates a weights file or the DTW baseline on a protocol.\n"
-      "Example: srn-eval --model=voice.srnw --dataset=arabic-voice --protocol=out-of-domain");
-  absl::ParseCommandLine(argc, argv);
+      "Examples: srn-eval --model=voice.srnw --dataset=arabic-voice --protocol=out-of-domain\n"
+      "          srn-eval --model=my.srnw --dataset=test.csv --protocol=test");
+  srn::ParseCommandLineWithHelp(argc, argv);
   using srn::tools::Fail;
   const std::string tool = "srn-eval";
   const std::string model_arg = absl::GetFlag(FLAGS_model);
@@ -306,6 +314,17 @@ int main(int argc, char** argv) {
   if (dataset.empty()) return Fail(tool, absl::InvalidArgumentError("--dataset is required"));
   std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (data_dir.empty()) data_dir = srn::DataDir();
+  if (absl::GetFlag(FLAGS_protocol) == "cross-dataset" ||
+      absl::GetFlag(FLAGS_protocol) == "svc2004-cv") {
+    absl::StatusOr<srn::ClassChoice> classes = srn::tools::ClassChoiceFromFlags();
+    if (!classes.ok()) return Fail(tool, classes.status());
+    if (!classes->empty()) {
+      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                            classes->origin, " chooses the classes of --protocol=out-of-domain or "
+                            "one-shot; --protocol=", absl::GetFlag(FLAGS_protocol),
+                            " has its own signer split")));
+    }
+  }
   if (absl::GetFlag(FLAGS_protocol) == "cross-dataset") {
     return RunCrossDataset(model_arg, dataset, data_dir, calibration);
   }
@@ -396,11 +415,20 @@ int main(int argc, char** argv) {
   absl::StatusOr<srn::Protocol> protocol = srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
   if (!protocol.ok()) return Fail(tool, protocol.status());
   if (*protocol == srn::Protocol::kAll) {
-    return Fail(tool, absl::InvalidArgumentError("protocol 'all' has no test split to evaluate"));
+    return Fail(tool, absl::InvalidArgumentError(
+                          "protocol 'all' has no test split to evaluate; to evaluate a model on "
+                          "every class of a dataset (e.g. a separate test manifest) use "
+                          "--protocol=test"));
   }
+  const bool every_class_tests = *protocol == srn::Protocol::kTest;
 
   std::shared_ptr<const srn::SimilarityModel> model;
   const bool fisher = model_arg == "fisher-kernel" || model_arg == "fisher-vector";
+  if (fisher && every_class_tests) {
+    return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                          "--model=", model_arg, " fits its HMM on training classes, and "
+                          "--protocol=test has none: use out-of-domain, or --model=dtw")));
+  }
   if (model_arg != "dtw" && !fisher) {
     absl::StatusOr<std::shared_ptr<const srn::SimilarityModel>> loaded = srn::LoadModel(model_arg);
     if (!loaded.ok()) return Fail(tool, loaded.status());
@@ -461,11 +489,19 @@ int main(int argc, char** argv) {
     if (name.empty()) name = model_arg;
   } else if (model == nullptr) {
     const srn::DtwOptions dtw = BandOr(srn::DtwOptions::Fraction(0.1));
+    // With no training classes (--protocol=test), the features are standardized with the test
+    // series' own statistics: no labels are used.
+    const srn::Dataset& standardize_on = every_class_tests ? split->test : split->train;
+    if (every_class_tests) {
+      std::cerr << "dtw: features standardized with the test series' own means and spreads "
+                   "(no training data)\n";
+    }
     if (!absl::GetFlag(FLAGS_dtw_matrix).empty()) {
-      result = EvaluateDtwMatrix(*split, dtw, eval, absl::GetFlag(FLAGS_center_series),
+      result = EvaluateDtwMatrix(standardize_on, split->test, dtw, eval,
+                                 absl::GetFlag(FLAGS_center_series),
                                  absl::GetFlag(FLAGS_dtw_matrix));
     } else {
-      result = srn::EvaluateDtw(split->train, split->test, dtw, eval,
+      result = srn::EvaluateDtw(standardize_on, split->test, dtw, eval,
                                 absl::GetFlag(FLAGS_center_series));
     }
     if (name.empty()) name = "dtw";

@@ -36,10 +36,12 @@ ABSL_FLAG(
 ABSL_FLAG(std::string, data_dir, "",
           "folder holding the public data sets (default: $SRN_DATA_DIR or ../shared/data)");
 ABSL_FLAG(std::string, protocol, "out-of-domain",
-          "within-domain, out-of-domain, one-shot, all (train on every class, no test), "
-          "svc2004-cv (signature cross-validation: --folds, --fold), or signers (signature data: "
-          "every signer trains but 10% of those with skilled forgeries, held out for validation; "
-          "no test)");
+          "within-domain, out-of-domain (train and test classes disjoint: choose them with "
+          "--test_classes or --split, else --seed draws them for a CSV manifest), one-shot (as "
+          "out-of-domain), all (train on every class, no test), svc2004-cv (signature "
+          "cross-validation: --folds, --fold), or signers (signature data: every signer trains "
+          "but 10% of those with skilled forgeries, held out for validation; no test). The split "
+          "is printed and recorded in the weights file");
 ABSL_FLAG(std::string, validation, srn::TrainSettings().validation,
           "how validation data is held out of training: classes (10% of them), examples (10% of "
           "each class), or auto (classes when there are 20 or more)");
@@ -77,7 +79,8 @@ ABSL_FLAG(double, weight_average, srn::TrainSettings().weight_average,
           "0: off; else validate and keep a moving average of the parameters with this decay per "
           "step (e.g. 0.998: about the last 500 steps)");
 ABSL_FLAG(uint64_t, seed, srn::TrainSettings().seed,
-          "random seed (splits, initialisation, pairs, dropout)");
+          "random seed (a CSV manifest's class split unless --test_classes or --split, validation "
+          "hold-out, initialisation, pairs, dropout); srn-eval reads it from the weights file");
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, out, "", "where to write the weights file");
 ABSL_FLAG(bool, eval, true, "evaluate on the test split after training and print a RESULT line");
@@ -252,9 +255,10 @@ int main(int argc, char** argv) {
   srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "trains a siamese similarity model and writes its weights file.\n"
-      "Example: srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a "
-      "--out=voice.srnw");
-  absl::ParseCommandLine(argc, argv);
+      "Examples: srn-train --dataset=arabic-voice --protocol=out-of-domain --model=srn-a "
+      "--out=voice.srnw\n"
+      "          srn-train --dataset=my/manifest.csv --test_classes=walk,wave --out=my.srnw");
+  srn::ParseCommandLineWithHelp(argc, argv);
   using srn::tools::Fail;
   const std::string tool = "srn-train";
   const std::string dataset = absl::GetFlag(FLAGS_dataset);
@@ -289,6 +293,11 @@ int main(int argc, char** argv) {
                                                ? srn::Protocol::kAll
                                                : srn::ParseProtocol(absl::GetFlag(FLAGS_protocol));
   if (!protocol.ok()) return Fail(tool, protocol.status());
+  if (*protocol == srn::Protocol::kTest) {
+    return Fail(tool, absl::InvalidArgumentError(
+                          "--protocol=test has no training classes: it is srn-eval's, to evaluate "
+                          "a trained model on every class of a dataset"));
+  }
   srn::TrainSettings settings;
   settings.family = absl::GetFlag(FLAGS_model);
   settings.hidden = absl::GetFlag(FLAGS_hidden);
@@ -323,6 +332,16 @@ int main(int argc, char** argv) {
   o.threads = absl::GetFlag(FLAGS_threads);
   const srn::ValidationSplit validation = *srn::ParseValidationSplit(checked->validation);
 
+  if (signers || signature_cv) {
+    absl::StatusOr<srn::ClassChoice> classes = srn::tools::ClassChoiceFromFlags();
+    if (!classes.ok()) return Fail(tool, classes.status());
+    if (!classes->empty()) {
+      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
+                            classes->origin, " chooses the classes of --protocol=out-of-domain or "
+                            "one-shot; --protocol=", absl::GetFlag(FLAGS_protocol),
+                            " splits by signer itself")));
+    }
+  }
   absl::StatusOr<srn::Split> split;
   bool signature_data = srn::IsSignatureDataset(dataset);
   if (signers) {

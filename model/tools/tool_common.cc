@@ -5,9 +5,21 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "model/data/dataset_loader.h"
+
+ABSL_FLAG(std::string, test_classes, "",
+          "out-of-domain and one-shot: the test classes, a comma list of class names as in the "
+          "dataset (a manifest's label column, e.g. walk,wave); every other class trains "
+          "(minus the validation classes). srn-eval needs the same flag as srn-train");
+ABSL_FLAG(std::string, split, "",
+          "out-of-domain and one-shot: a split file with one line '<class>,<part>' per class of "
+          "the dataset, part train, validation or test (docs/DATA_FORMATS.md). Without "
+          "--test_classes or --split a CSV manifest is split by --seed (70% of the classes "
+          "train), the public data sets by their fixed splits");
 
 namespace srn::tools {
 
@@ -16,15 +28,31 @@ int Fail(const std::string& tool, const absl::Status& status) {
   return 1;
 }
 
+absl::StatusOr<ClassChoice> ClassChoiceFromFlags() {
+  const std::string test_classes = absl::GetFlag(FLAGS_test_classes);
+  const std::string split = absl::GetFlag(FLAGS_split);
+  if (!test_classes.empty() && !split.empty()) {
+    return absl::InvalidArgumentError(
+        "--test_classes and --split both choose the split: give one (a split file can list the "
+        "test classes as '<class>,test' lines)");
+  }
+  if (!test_classes.empty()) return ParseTestClasses(test_classes);
+  if (!split.empty()) return ReadSplitFile(split);
+  return ClassChoice{};
+}
+
 absl::StatusOr<Split> LoadAndSplit(const std::string& dataset, const std::string& data_dir,
                                    Protocol protocol, uint64_t seed, ValidationSplit validation) {
+  absl::StatusOr<ClassChoice> classes = ClassChoiceFromFlags();
+  if (!classes.ok()) return classes.status();
   absl::StatusOr<Dataset> data = LoadNamedDataset(dataset, data_dir);
   if (!data.ok()) return data.status();
-  absl::StatusOr<Split> split = MakeSplit(*data, dataset, protocol, seed, validation);
+  absl::StatusOr<Split> split = MakeSplit(*data, dataset, protocol, seed, validation, *classes);
   if (!split.ok()) return split.status();
+  // One part per line: every class name of each part.
   std::cerr << absl::StrFormat("%s: %d series, %d classes; %s: %s\n", dataset,
                                data->examples.size(), data->num_labels(), ProtocolName(protocol),
-                               split->description)
+                               absl::StrReplaceAll(split->description, {{"; ", "\n  "}}))
             << absl::StrFormat("  train %d, validation %d, test %d series\n",
                                split->train.examples.size(), split->validation.examples.size(),
                                split->test.examples.size());

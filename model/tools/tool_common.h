@@ -13,8 +13,14 @@ namespace srn::tools {
 // Prints "<tool>: <status message>" to stderr and returns the exit code for it (1).
 int Fail(const std::string& tool, const absl::Status& status);
 
-// Loads a named dataset or CSV manifest and splits it for a protocol, saying on stderr what
-// was loaded and how it was split.
+// The classes chosen by the flags --test_classes and --split, which are defined in
+// tool_common.cc so that srn-train and srn-eval share them: empty when neither is given,
+// InvalidArgument when both are, or when the split file cannot be read or parsed.
+absl::StatusOr<ClassChoice> ClassChoiceFromFlags();
+
+// Loads a named dataset or CSV manifest and splits it for a protocol (MakeSplit) with the classes
+// of ClassChoiceFromFlags, saying on stderr what was loaded and every class of each part. The one
+// way srn-train and srn-eval split, so that the same flags give both the same test classes.
 absl::StatusOr<Split> LoadAndSplit(const std::string& dataset, const std::string& data_dir,
                                    Protocol protocol, uint64_t seed,
                                    ValidationSplit validation = ValidationSplit::kAuto);

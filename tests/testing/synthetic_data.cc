@@ -1,9 +1,12 @@
 #include "tests/testing/synthetic_data.h"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace srn::testing {
 
@@ -42,6 +45,27 @@ Dataset MakeSineDataset(int classes, int per_class, int dims, int min_len, int m
     }
   }
   return data;
+}
+
+std::string WriteCsvManifest(const std::string& dir, const Dataset& data) {
+  std::filesystem::create_directories(dir);
+  std::string rows = "path,label,forgery\n";
+  for (size_t i = 0; i < data.examples.size(); ++i) {
+    const Example& e = data.examples[i];
+    std::string text;
+    for (int t = 0; t < e.series.length(); ++t) {
+      for (int d = 0; d < e.series.dims(); ++d) {
+        absl::StrAppend(&text, d ? "," : "", absl::StrFormat("%.6f", e.series.frames()(t, d)));
+      }
+      text += "\n";
+    }
+    const std::string name = absl::StrCat("s", i, ".csv");
+    std::ofstream(absl::StrCat(dir, "/", name), std::ios::binary) << text;
+    absl::StrAppend(&rows, name, ",", data.label_names[e.label], ",", e.forgery ? 1 : 0, "\n");
+  }
+  const std::string manifest = absl::StrCat(dir, "/manifest.csv");
+  std::ofstream(manifest, std::ios::binary) << rows;
+  return manifest;
 }
 
 GaussianHmm RandomHmm(int states, int dims, uint64_t seed, double mean_scale,

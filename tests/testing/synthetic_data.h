@@ -2,6 +2,7 @@
 #define SRN_TESTS_TESTING_SYNTHETIC_DATA_H_
 
 #include <cstdint>
+#include <string>
 
 #include "model/data/dataset.h"
 #include "model/baselines/hmm.h"
@@ -14,6 +15,12 @@ namespace srn::testing {
 // at a slightly shifted frequency and offset, marked as forgeries of the class.
 Dataset MakeSineDataset(int classes, int per_class, int dims, int min_len, int max_len,
                         uint64_t seed, int forgeries = 0);
+
+// Writes `data` as a CSV manifest (docs/DATA_FORMATS.md) `dir`/manifest.csv, with the header
+// path,label,forgery and one series file per example beside it (values to 6 decimals, so a
+// reload is close but not identical); returns the manifest's path. Label names must not contain
+// commas. For tests of the tools and loaders on data of their own.
+std::string WriteCsvManifest(const std::string& dir, const Dataset& data);
 
 // A random valid HMM with `states` states over `dims` features: initial and transition
 // probabilities bounded away from 0, means normal with standard deviation `mean_scale`, variances

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/data/dataset_loader.h"
 #include "tests/testing/synthetic_data.h"
@@ -11,6 +12,7 @@ namespace srn {
 namespace {
 
 using ::srn::testing::MakeSineDataset;
+using ::testing::HasSubstr;
 
 std::set<int> Labels(const Dataset& d) {
   std::set<int> labels;
@@ -19,7 +21,7 @@ std::set<int> Labels(const Dataset& d) {
 }
 
 TEST(ProtocolsTest, ParsesProtocolNames) {
-  for (const char* name : {"within-domain", "out-of-domain", "one-shot", "all"}) {
+  for (const char* name : {"within-domain", "out-of-domain", "one-shot", "all", "test"}) {
     absl::StatusOr<Protocol> p = ParseProtocol(name);
     ASSERT_TRUE(p.ok());
     EXPECT_EQ(ProtocolName(*p), name);
@@ -44,14 +46,96 @@ TEST(ProtocolsTest, OutOfDomainSplitIsClassDisjoint) {
   ASSERT_TRUE(split.ok()) << split.status();
   const std::set<int> train = Labels(split->train), val = Labels(split->validation),
                       test = Labels(split->test);
-  // First 70% of the classes train (21), the rest test; 10% of 21 training classes validate.
-  EXPECT_EQ(test, (std::set<int>{21, 22, 23, 24, 25, 26, 27, 28, 29}));
+  // 70% of the classes train (21), the rest test; 10% of 21 training classes validate.
+  EXPECT_EQ(test.size(), 9u);
   EXPECT_EQ(val.size(), 2u);
   EXPECT_EQ(train.size(), 19u);
   for (int l : val) EXPECT_EQ(train.count(l), 0u);
+  for (int l : test) EXPECT_EQ(train.count(l) + val.count(l), 0u);
   EXPECT_EQ(split->train.examples.size() + split->validation.examples.size() +
                 split->test.examples.size(),
             data.examples.size());
+}
+
+TEST(ProtocolsTest, TheSeedDrawsADatasetsClassSplitAndTheDescriptionNamesEveryClass) {
+  const Dataset data = MakeSineDataset(30, 5, 1, 5, 5, 1);
+  absl::StatusOr<Split> a = MakeSplit(data, "my.csv", Protocol::kOutOfDomain, 1);
+  absl::StatusOr<Split> again = MakeSplit(data, "my.csv", Protocol::kOneShot, 1);
+  absl::StatusOr<Split> b = MakeSplit(data, "my.csv", Protocol::kOutOfDomain, 2);
+  ASSERT_TRUE(a.ok() && again.ok() && b.ok());
+  EXPECT_EQ(Labels(a->test), Labels(again->test));
+  EXPECT_EQ(a->description, again->description);
+  EXPECT_NE(Labels(a->test), Labels(b->test));
+  // Not the last 30% in label order, which every seed gave before.
+  EXPECT_NE(Labels(a->test), (std::set<int>{21, 22, 23, 24, 25, 26, 27, 28, 29}));
+  // The validation hold-out does not move the test classes.
+  absl::StatusOr<Split> by_examples =
+      MakeSplit(data, "my.csv", Protocol::kOutOfDomain, 1, ValidationSplit::kExamples);
+  ASSERT_TRUE(by_examples.ok());
+  EXPECT_EQ(Labels(by_examples->test), Labels(a->test));
+
+  EXPECT_THAT(a->description, HasSubstr("split drawn by seed 1 (choose one with --test_classes "
+                                        "or --split); train classes (19): "));
+  EXPECT_THAT(a->description, HasSubstr("; validation classes (2): "));
+  EXPECT_THAT(a->description, HasSubstr("; test classes (9): "));
+  for (int l = 0; l < 30; ++l) {
+    EXPECT_THAT(a->description, HasSubstr(data.label_names[l])) << l;
+  }
+  EXPECT_THAT(by_examples->description,
+              HasSubstr("; validation: 10% of each training class's examples; test classes"));
+}
+
+TEST(ProtocolsTest, ChosenTestClassesAndSplitFileClassesAreHonoured) {
+  const Dataset data = MakeSineDataset(6, 10, 1, 5, 5, 1);  // "class 0" .. "class 5"
+  absl::StatusOr<Split> split = MakeSplit(data, "my.csv", Protocol::kOutOfDomain, 1,
+                                          ValidationSplit::kExamples,
+                                          *ParseTestClasses("class 4,class 1"));
+  ASSERT_TRUE(split.ok()) << split.status();
+  EXPECT_EQ(Labels(split->test), (std::set<int>{1, 4}));
+  EXPECT_EQ(Labels(split->train), (std::set<int>{0, 2, 3, 5}));
+  EXPECT_THAT(split->description,
+              HasSubstr("split of --test_classes; train classes (4): class 0, class 2, class 3, "
+                        "class 5; validation: 10% of each training class's examples; test "
+                        "classes (2): class 1, class 4"));
+
+  absl::StatusOr<ClassChoice> file = ParseSplitFile(
+      "class 0,train\nclass 1,test\nclass 2,validation\nclass 3,train\nclass 4,train\n"
+      "class 5,test\n",
+      "split.txt");
+  ASSERT_TRUE(file.ok()) << file.status();
+  split = MakeSplit(data, "my.csv", Protocol::kOneShot, 1, ValidationSplit::kAuto, *file);
+  ASSERT_TRUE(split.ok()) << split.status();
+  EXPECT_EQ(Labels(split->test), (std::set<int>{1, 5}));
+  EXPECT_EQ(Labels(split->validation), (std::set<int>{2}));
+  EXPECT_EQ(Labels(split->train), (std::set<int>{0, 3, 4}));
+  EXPECT_EQ(split->description,
+            "split of --split=split.txt; train classes (3): class 0, class 3, class 4; "
+            "validation classes (1): class 2; test classes (2): class 1, class 5");
+}
+
+TEST(ProtocolsTest, AChoiceOfClassesForAnotherProtocolIsRefused) {
+  const Dataset data = MakeSineDataset(6, 10, 1, 5, 5, 1);
+  for (Protocol p : {Protocol::kWithinDomain, Protocol::kAll, Protocol::kTest}) {
+    absl::StatusOr<Split> split =
+        MakeSplit(data, "my.csv", p, 1, ValidationSplit::kAuto, *ParseTestClasses("class 1"));
+    EXPECT_EQ(split.status().code(), absl::StatusCode::kInvalidArgument) << ProtocolName(p);
+    EXPECT_THAT(split.status().message(),
+                HasSubstr("--test_classes chooses the classes of --protocol=out-of-domain or "
+                          "one-shot"));
+  }
+  absl::StatusOr<Split> unknown = MakeSplit(data, "my.csv", Protocol::kOutOfDomain, 1,
+                                            ValidationSplit::kAuto, *ParseTestClasses("class 9"));
+  EXPECT_THAT(unknown.status().message(), HasSubstr("class 'class 9' is not in the dataset"));
+}
+
+TEST(ProtocolsTest, TheTestProtocolTestsEveryClass) {
+  const Dataset data = MakeSineDataset(3, 4, 1, 5, 5, 1);
+  absl::StatusOr<Split> split = MakeSplit(data, "new.csv", Protocol::kTest, 1);
+  ASSERT_TRUE(split.ok()) << split.status();
+  EXPECT_EQ(split->test.examples.size(), data.examples.size());
+  EXPECT_TRUE(split->train.examples.empty());
+  EXPECT_TRUE(split->validation.examples.empty());
+  EXPECT_EQ(split->description, "every class tests; test classes (3): class 0, class 1, class 2");
 }
 
 TEST(ProtocolsTest, ValidationByExamplesKeepsEveryTrainingClass) {
@@ -137,6 +221,8 @@ TEST(ResultLineTest, FormatsTheMachineReadableLine) {
   EXPECT_EQ(
       ResultLine(Protocol::kOutOfDomain, "arabic-voice", "srn-a", r, false),
       "RESULT protocol=out-of-domain dataset=arabic-voice model=srn-a auc=0.9123 oneshot=0.4500");
+  EXPECT_EQ(ResultLine(Protocol::kTest, "new.csv", "srn-a", r, false),
+            "RESULT protocol=test dataset=new.csv model=srn-a auc=0.9123 oneshot=0.4500");
   EXPECT_EQ(ResultLine(Protocol::kOneShot, "svc2004", "dtw", r, true),
             "RESULT protocol=one-shot dataset=svc2004 model=dtw oneshot=0.4500 eer=0.0512");
 }
@@ -152,6 +238,9 @@ TEST(ProtocolsRealDataTest, PaperSplitsOfTheArabicData) {
   for (int l : Labels(split->validation)) train.insert(l);
   EXPECT_EQ(train, (std::set<int>{0, 1, 2, 3, 4, 5, 6}));
   EXPECT_EQ(split->test.examples.size(), 3u * 880u);
+  EXPECT_EQ(split->description,
+            "fixed split of arabic-digit; train classes (7): 0, 1, 2, 3, 4, 5, 6; validation: 10% "
+            "of each training class's examples; test classes (3): 7, 8, 9");
 
   absl::StatusOr<Dataset> voices = LoadNamedDataset("arabic-voice", DataDir());
   ASSERT_TRUE(voices.ok());
