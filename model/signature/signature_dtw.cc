@@ -70,6 +70,18 @@ double MeanMutualDtwDistance(absl::Span<const Series> references,
   return sum / static_cast<double>(n * (n - 1) / 2);
 }
 
+namespace {
+
+// The index of the mean pressure among the shape descriptors.
+constexpr int kPressureDescriptor = 1;
+
+// A signature's mean pressure, or the model's mean for one without pressure (exactly 0).
+double PressureOrMean(double pressure, const DtwSpreadModel& model) {
+  return pressure == 0 && model.mean_pressure > 0 ? model.mean_pressure : pressure;
+}
+
+}  // namespace
+
 absl::StatusOr<std::array<double, kSpreadDescriptors>> SignatureShapeDescriptors(
     const Series& features) {
   if (features.length() < 2 || features.dims() < kSignatureFeatureDims) {
@@ -174,16 +186,27 @@ absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(absl::Span<const SpreadSample> 
         "the spread model needs at least ", kMinSamples,
         " genuine signatures of signers with at least 2 of them; got ", samples.size()));
   }
+  DtwSpreadModel model;
+  double pressure_sum = 0;
+  int with_pressure = 0;
+  for (const SpreadSample& s : samples) {
+    if (s.descriptors[kPressureDescriptor] > 0) {
+      pressure_sum += s.descriptors[kPressureDescriptor];
+      ++with_pressure;
+    }
+  }
+  if (with_pressure > 0) model.mean_pressure = pressure_sum / with_pressure;
   const Eigen::Index n = static_cast<Eigen::Index>(samples.size());
   Eigen::MatrixXd design(n, kSpreadDescriptors + 1);
   Eigen::VectorXd target(n);
   for (Eigen::Index r = 0; r < n; ++r) {
     design(r, 0) = 1;
     for (int d = 0; d < kSpreadDescriptors; ++d) design(r, d + 1) = samples[r].descriptors[d];
+    design(r, kPressureDescriptor + 1) =
+        PressureOrMean(samples[r].descriptors[kPressureDescriptor], model);
     target(r) = samples[r].log_spread;
   }
   const Eigen::VectorXd c = design.colPivHouseholderQr().solve(target);
-  DtwSpreadModel model;
   for (int d = 0; d <= kSpreadDescriptors; ++d) model.coefficients[d] = c(d);
   model.log_min = target.minCoeff();
   model.log_max = target.maxCoeff();
@@ -194,7 +217,9 @@ absl::StatusOr<double> PredictDtwSpread(const DtwSpreadModel& model, const Serie
   SRN_ASSIGN_OR_RETURN(const auto descriptors, SignatureShapeDescriptors(features));
   double log_spread = model.coefficients[0];
   for (int d = 0; d < kSpreadDescriptors; ++d) {
-    log_spread += model.coefficients[d + 1] * descriptors[d];
+    const double value =
+        d == kPressureDescriptor ? PressureOrMean(descriptors[d], model) : descriptors[d];
+    log_spread += model.coefficients[d + 1] * value;
   }
   return std::exp(std::clamp(log_spread, model.log_min, model.log_max));
 }
@@ -203,18 +228,22 @@ std::string FormatDtwSpreadModel(const DtwSpreadModel& model) {
   std::string out;
   for (double c : model.coefficients) absl::StrAppend(&out, absl::StrFormat("%.6g,", c));
   absl::StrAppend(&out, absl::StrFormat("%.6g,%.6g", model.log_min, model.log_max));
+  if (model.mean_pressure > 0) absl::StrAppend(&out, absl::StrFormat(",%.6g", model.mean_pressure));
   return out;
 }
 
 absl::StatusOr<DtwSpreadModel> ParseDtwSpreadModel(absl::string_view text) {
   const std::vector<absl::string_view> parts = absl::StrSplit(text, ',');
-  double values[kSpreadDescriptors + 3];
+  double values[kSpreadDescriptors + 4];
   const auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat("DTW spread model '", text, "' ", why,
-                     " (expected c0,c1,c2,c3,log_min,log_max as srn-eval prints it)"));
+                     " (expected c0,c1,c2,c3,log_min,log_max[,mean_pressure] as srn-eval prints "
+                     "it)"));
   };
-  if (parts.size() != std::size(values)) return bad("does not have six numbers");
+  if (parts.size() != std::size(values) && parts.size() != std::size(values) - 1) {
+    return bad("does not have six or seven numbers");
+  }
   for (size_t k = 0; k < parts.size(); ++k) {
     if (!absl::SimpleAtod(parts[k], &values[k]) || !std::isfinite(values[k])) {
       return bad(absl::StrCat("has a malformed number '", parts[k], "'"));
@@ -225,6 +254,10 @@ absl::StatusOr<DtwSpreadModel> ParseDtwSpreadModel(absl::string_view text) {
   model.log_min = values[kSpreadDescriptors + 1];
   model.log_max = values[kSpreadDescriptors + 2];
   if (model.log_min > model.log_max) return bad("has log_min above log_max");
+  if (parts.size() == std::size(values)) {
+    model.mean_pressure = values[kSpreadDescriptors + 3];
+    if (!(model.mean_pressure > 0)) return bad("has a mean pressure that is not positive");
+  }
   return model;
 }
 

@@ -61,6 +61,10 @@ inline constexpr int kSpreadDescriptors = 3;
 struct DtwSpreadModel {
   std::array<double, kSpreadDescriptors + 1> coefficients = {};  // c0 (intercept), c1..c3
   double log_min = 0, log_max = 0;                               // the clamp on log D
+  // The mean pressure descriptor of the fitting signatures that have pressure, which stands in
+  // for a signature without pressure (a mean pressure of exactly 0: a tablet or a pad that
+  // reports none); <= 0: unknown (such a signature's 0 is used as it is).
+  double mean_pressure = 0;
 };
 
 // The three descriptors above of one signature's features (12 per frame, as
@@ -91,16 +95,19 @@ absl::StatusOr<std::vector<SpreadSample>> DtwSpreadSamples(const Dataset& data,
                                                            const SignatureDtwOptions& options,
                                                            int threads);
 
-// Fits the model by least squares; the clamp is the samples' range of log_spread.
+// Fits the model by least squares; the clamp is the samples' range of log_spread. Samples without
+// pressure take the mean pressure of those with it (see DtwSpreadModel::mean_pressure).
 // InvalidArgument on fewer than 10 samples.
 absl::StatusOr<DtwSpreadModel> FitDtwSpreadModel(absl::Span<const SpreadSample> samples);
 
-// The predicted spread D of one reference (see above), from its features.
+// The predicted spread D of one reference (see above), from its features; a signature without
+// pressure is given the model's mean_pressure.
 absl::StatusOr<double> PredictDtwSpread(const DtwSpreadModel& model, const Series& features);
 
-// "c0,c1,c2,c3,log_min,log_max", as srn-eval prints it and srn-server --dtw_spread reads it.
+// "c0,c1,c2,c3,log_min,log_max[,mean_pressure]", as srn-eval prints it and srn-server
+// --dtw_spread reads it (mean_pressure only when known).
 std::string FormatDtwSpreadModel(const DtwSpreadModel& model);
-// InvalidArgument on anything but six finite numbers with log_min <= log_max.
+// InvalidArgument on anything but six or seven finite numbers with log_min <= log_max.
 absl::StatusOr<DtwSpreadModel> ParseDtwSpreadModel(absl::string_view text);
 
 

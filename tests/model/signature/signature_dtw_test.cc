@@ -220,6 +220,35 @@ TEST(DtwSpreadModelTest, PredictsWithinTheFittedRange) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A signature without pressure (a tablet or pad that reports none: mean pressure exactly 0) is
+// predicted as if it had the fitting signatures' mean pressure, not a pressure of 0 that none of
+// them had.
+TEST(DtwSpreadModelTest, ASignatureWithoutPressureTakesTheMeanPressure) {
+  const Dataset data = SpreadData(5, 4);
+  absl::StatusOr<std::vector<SpreadSample>> samples =
+      DtwSpreadSamples(data, SignatureDtwOptions{}, 2);
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  absl::StatusOr<DtwSpreadModel> model = FitDtwSpreadModel(*samples);
+  ASSERT_TRUE(model.ok()) << model.status();
+  double mean = 0;
+  for (const SpreadSample& s : *samples) mean += s.descriptors[1];
+  mean /= static_cast<double>(samples->size());
+  EXPECT_NEAR(model->mean_pressure, mean, 1e-12);
+  model->log_min = -100;  // no clamp, to see the prediction itself
+  model->log_max = 100;
+  const Series with = Signature({0, 2, 2}, {0, 0, 1}, {0.5, 1, 0});
+  const Series without = Signature({0, 2, 2}, {0, 0, 1}, {0, 0, 0});
+  const std::array<double, kSpreadDescriptors> d = *SignatureShapeDescriptors(without);
+  const double expected = model->coefficients[0] + model->coefficients[1] * d[0] +
+                          model->coefficients[2] * mean + model->coefficients[3] * d[2];
+  EXPECT_NEAR(*PredictDtwSpread(*model, without), std::exp(expected), 1e-9);
+  EXPECT_NE(*PredictDtwSpread(*model, without), *PredictDtwSpread(*model, with));
+  // Without a known mean, 0 is used as it is.
+  model->mean_pressure = 0;
+  EXPECT_NEAR(*PredictDtwSpread(*model, without),
+              std::exp(expected - model->coefficients[2] * mean), 1e-9);
+}
+
 TEST(DtwSpreadModelTest, FormatAndParseRoundTrip) {
   DtwSpreadModel model;
   model.coefficients = {-0.423193, -0.255644, -0.693426, 0.0868051};
@@ -232,8 +261,15 @@ TEST(DtwSpreadModelTest, FormatAndParseRoundTrip) {
   EXPECT_EQ(parsed->coefficients, model.coefficients);
   EXPECT_EQ(parsed->log_min, model.log_min);
   EXPECT_EQ(parsed->log_max, model.log_max);
-  for (const char* bad :
-       {"", "1,2,3,4,5", "1,2,3,4,5,6,7", "1,2,x,4,5,6", "1,2,3,4,nan,6", "1,2,3,4,1,0"}) {
+  // A known mean pressure is the seventh number.
+  model.mean_pressure = 0.52;
+  EXPECT_EQ(FormatDtwSpreadModel(model), text + ",0.52");
+  parsed = ParseDtwSpreadModel(text + ",0.52");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->mean_pressure, 0.52);
+  EXPECT_EQ(ParseDtwSpreadModel(text)->mean_pressure, 0);
+  for (const char* bad : {"", "1,2,3,4,5", "1,2,3,4,5,6,7,8", "1,2,x,4,5,6", "1,2,3,4,nan,6",
+                          "1,2,3,4,1,0", "1,2,3,4,5,6,0", "1,2,3,4,5,6,-1"}) {
     const absl::Status status = ParseDtwSpreadModel(bad).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("c0,c1,c2,c3")) << bad;
