@@ -13,6 +13,7 @@
 #include "model/signature/verification.h"
 #include "base/status_macros.h"
 #include "base/clock.h"
+#include "server/request_enums.h"
 
 namespace srn {
 namespace {
@@ -137,7 +138,7 @@ ReferenceFusion SimilarityCore::Fusion(v1::Fusion requested) const {
     case v1::FUSION_MAX: return ReferenceFusion::kMax;
     case v1::FUSION_MEAN: return ReferenceFusion::kMean;
     case v1::FUSION_TOP_K_MEAN: return ReferenceFusion::kTopKMean;
-    default: return options_.default_fusion;
+    default: return options_.default_fusion;  // unspecified: requests pass CheckKnownEnums
   }
 }
 
@@ -214,6 +215,7 @@ absl::StatusOr<v1::SimilarityResponse> SimilarityCore::Similarity(
 }
 
 absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollRequest& request) {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   if (request.references_size() == 0) {
     return absl::InvalidArgumentError("no references to enroll");
@@ -236,10 +238,6 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
   }
   const bool replace = request.mode() == v1::ENROLL_MODE_REPLACE;
-  if (request.mode() != v1::ENROLL_MODE_UNSPECIFIED && request.mode() != v1::ENROLL_MODE_ADD &&
-      !replace) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown enroll mode ", request.mode()));
-  }
   std::vector<std::string> inputs;
   for (const v1::SeriesInput& input : request.references())
     inputs.push_back(input.SerializeAsString());
@@ -310,6 +308,7 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
 }
 
 absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request) const {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   if (request.has_threshold())
     SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
@@ -407,6 +406,7 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
 
 absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(
     const v1::IdentifyRequest& request) const {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   if (request.top_k() < 0 || request.top_k() > options_.limits.max_top_k) {
     return absl::InvalidArgumentError(absl::StrCat(
         "top_k must be in [0, ", options_.limits.max_top_k, "], got ", request.top_k()));

@@ -1034,5 +1034,35 @@ TEST_F(NoNanTest, ValuesNearTheFloatLimitAreRefusedSayingWhatToDo) {
   EXPECT_NE(pen_status.message().find("t_ms in milliseconds"), std::string::npos) << pen_status;
 }
 
+TEST_F(SimilarityCoreTest, UnknownEnumValuesAreRefusedNamingFieldAndAllowedValues) {
+  auto core = MakeCore(Serving(33));
+  const v1::SeriesInput a = RandomInput(6, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("s", {a})).ok());
+  const std::string fusion =
+      "fusion: 7 is not a known srn.v1.Fusion value; allowed: FUSION_UNSPECIFIED, FUSION_MAX, "
+      "FUSION_MEAN, FUSION_TOP_K_MEAN";
+  v1::VerifyRequest verify;
+  verify.set_subject_id("s");
+  *verify.mutable_query() = a;
+  verify.set_fusion(static_cast<v1::Fusion>(7));
+  absl::Status status = core->Verify(verify).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), fusion);
+  v1::IdentifyRequest identify;
+  *identify.mutable_query() = a;
+  identify.set_fusion(static_cast<v1::Fusion>(7));
+  status = core->Identify(identify).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), fusion);
+  status = core->Enroll(Enroll("s", {a}, static_cast<v1::EnrollMode>(-3))).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "mode: -3 is not a known srn.v1.EnrollMode value; allowed: ENROLL_MODE_UNSPECIFIED, "
+            "ENROLL_MODE_ADD, ENROLL_MODE_REPLACE");
+  // Known values still work.
+  verify.set_fusion(v1::FUSION_MAX);
+  EXPECT_TRUE(core->Verify(verify).ok());
+}
+
 }  // namespace
 }  // namespace srn
