@@ -81,7 +81,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   std::unique_ptr<Server> server(new Server());
 
   if (!options.tokens_file.empty()) {
-    SRN_ASSIGN_OR_RETURN(server->auth_, TokenAuth::FromFile(options.tokens_file));
+    std::string warning;
+    SRN_ASSIGN_OR_RETURN(server->auth_, TokenAuth::FromFile(options.tokens_file, &warning));
+    if (!warning.empty()) std::cerr << "srn-server: " << warning << "\n";
   }
   SRN_RETURN_IF_ERROR(server->auth_.AddFromEnvironment());
   if (!server->auth_.enabled() && !IsLoopback(options.listen_address) &&
