@@ -597,7 +597,10 @@ TEST(WeightsFileCorruptionTest, LargeFilesAreJudgedByTheirHeaderBeforeBeingRead)
        "truncated: the header announces a 1157442765409226768-byte payload but only 314572772 "
        "bytes follow it",
        absl::StatusCode::kDataLoss},
-      {"announcing less than the file holds", header, "unexpected bytes after the",
+      {"announcing less than the file holds", header,
+       absl::StrCat(kSize - 28 - (good.size() - kWeightsHeaderSize),
+                    " unexpected bytes after the ", good.size() - kWeightsHeaderSize,
+                    "-byte payload"),
        absl::StatusCode::kDataLoss},
       {"version 0", zero_version, "invalid format version 0", absl::StatusCode::kDataLoss},
   };
