@@ -113,6 +113,7 @@ TEST_F(ServerStartup, BadFlags) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--default_fusion must be max, mean or top-k-mean"));
   ASSERT_TRUE(WriteFile(dir_.File("short.tokens"), "admin short\n"));
+  ASSERT_EQ(::chmod(dir_.File("short.tokens").c_str(), 0600), 0);
   r = RunServer({"--listen=127.0.0.1:0",
                  "--store=:memory:", absl::StrCat("--weights=", model_path_),
                  absl::StrCat("--tokens_file=", dir_.File("short.tokens"))});
