@@ -1,9 +1,12 @@
 #include "server/auth.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/file.h"
@@ -42,7 +45,24 @@ absl::Status TokenAuth::Add(const std::string& role, const std::string& token,
   return absl::OkStatus();
 }
 
-absl::StatusOr<TokenAuth> TokenAuth::FromFile(const std::string& path) {
+absl::StatusOr<TokenAuth> TokenAuth::FromFile(const std::string& path, std::string* warning) {
+  // As ssh does for private keys: a file others may read or change gives their tokens away.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    const unsigned mode = st.st_mode & 0777;
+    if ((mode & (S_IRWXO | S_IWGRP | S_IXGRP)) != 0) {
+      return absl::PermissionDeniedError(absl::StrFormat(
+          "tokens file %s is accessible by %s (mode %04o): run chmod 600 %s", path,
+          (mode & S_IRWXO) != 0 ? "other users" : "its group for writing", mode, path));
+    }
+    if ((mode & S_IRGRP) != 0 && warning != nullptr) {
+      *warning = absl::StrFormat(
+          "WARNING: tokens file %s is readable by its group (mode %04o): every member can read "
+          "the tokens; run chmod 600 %s unless the group is the server's own (as with a "
+          "Kubernetes Secret mounted with fsGroup)",
+          path, mode, path);
+    }
+  }
   absl::StatusOr<std::string> text = ReadFileToString(path);
   if (!text.ok()) return text.status();
   TokenAuth auth;

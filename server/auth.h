@@ -22,7 +22,11 @@ class TokenAuth final {
 
   // Reads "<role> <token>" lines (role reader or admin; '#' comments and blank lines ignored).
   // InvalidArgument names the line of a malformed entry or a token shorter than 16 characters.
-  static absl::StatusOr<TokenAuth> FromFile(const std::string& path);
+  // PermissionDenied, saying to chmod 600 it, when other users may read or change the file or
+  // its group may change it. A file its group may read is accepted (a Kubernetes Secret mounted
+  // with fsGroup is 0440) with a warning in `warning` (when given) for the caller to log.
+  static absl::StatusOr<TokenAuth> FromFile(const std::string& path,
+                                            std::string* warning = nullptr);
   // Adds tokens from $SRN_ADMIN_TOKEN and $SRN_READER_TOKEN when set (comma-separated lists).
   absl::Status AddFromEnvironment();
 

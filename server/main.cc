@@ -52,6 +52,9 @@ ABSL_FLAG(std::string, tokens_file, "",
           "$SRN_READER_TOKEN add more. Tokens are never taken from the command line");
 ABSL_FLAG(bool, allow_unauthenticated_remote, false,
           "allow a non-loopback listen address without tokens");
+ABSL_FLAG(bool, metrics_public, false,
+          "allow a non-loopback --metrics_listen address without tokens (the metrics endpoint "
+          "never asks for a token; without tokens a non-loopback one is refused)");
 ABSL_FLAG(std::string, model_dir, "",
           "model registry directory (versions v<N>.srnw, MANIFEST): enables training and model "
           "management (srn.v1.TrainingService, srn.v1.ModelRegistry); its active version is served "
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   options.allow_unauthenticated_remote = absl::GetFlag(FLAGS_allow_unauthenticated_remote);
+  options.metrics_public = absl::GetFlag(FLAGS_metrics_public);
   options.model_dir = absl::GetFlag(FLAGS_model_dir);
   options.model_poll_seconds = absl::GetFlag(FLAGS_model_poll_seconds);
   options.training.data_dir = absl::GetFlag(FLAGS_data_dir);

@@ -1,9 +1,11 @@
 #include "server/series_input.h"
 
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "model/data/preprocess.h"
 #include "model/data/signature_features.h"
 
 namespace srn {
@@ -92,19 +94,55 @@ absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityMod
   return features;
 }
 
+// InvalidArgument naming the first value of `raw` (from frames, or from a pen trajectory when
+// `pen`) that `model` cannot compute with, and what to do about it.
+absl::Status CheckRange(const Series& raw, const SimilarityModel& model, bool pen,
+                        const std::string& what) {
+  const std::optional<Preprocessor::OutOfRange> bad = model.preprocessor().FirstOutOfRange(raw);
+  if (!bad.has_value()) return absl::OkStatus();
+  const std::string range = absl::StrCat(
+      "[", bad->low, ", ", bad->high, "] (at most ",
+      kMaxStandardizedValue,
+      " training standard deviations from the model's training mean, and ",
+      kMaxRawValue, " in magnitude)");
+  if (pen) {
+    const std::string name = bad->feature < kSignatureFeatureDims
+                                 ? kSignatureFeatureNames[bad->feature]
+                                 : absl::StrCat(bad->feature);
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": pen sample ", bad->frame, " gives signature feature '", name, "' = ",
+        bad->value, ", outside ", range,
+        "; the trajectory's derivatives overflow: give t_ms in milliseconds, strictly "
+        "increasing at a plausible sampling rate, and x, y, pressure of a plausible scale"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, ": frame ", bad->frame, " value ", bad->value, " (feature ",
+      bad->feature, ") is too large for this model: feature ", bad->feature, " takes values in ",
+      range, "; scale the series so its values fit"));
+}
+
 }  // namespace
 
 absl::StatusOr<Series> ToRawSeries(const v1::SeriesInput& input, const SimilarityModel& model,
                                    const RequestLimits& limits, const std::string& what) {
+  absl::StatusOr<Series> series;
   switch (input.kind_case()) {
     case v1::SeriesInput::kFrames:
-      return FromFrames(input.frames(), &model, limits, what);
-    case v1::SeriesInput::kPen:
-      return FromPen(input.pen(), &model, limits, what);
-    case v1::SeriesInput::KIND_NOT_SET:
+      series = FromFrames(input.frames(), &model, limits, what);
       break;
+    case v1::SeriesInput::kPen:
+      series = FromPen(input.pen(), &model, limits, what);
+      break;
+    case v1::SeriesInput::KIND_NOT_SET:
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": no series given (set frames or pen)"));
   }
-  return absl::InvalidArgumentError(absl::StrCat(what, ": no series given (set frames or pen)"));
+  if (series.ok() && limits.check_value_range) {
+    const absl::Status range =
+        CheckRange(*series, model, input.kind_case() == v1::SeriesInput::kPen, what);
+    if (!range.ok()) return range;
+  }
+  return series;
 }
 
 absl::StatusOr<Series> ToTrainingSeries(const v1::SeriesInput& input, const RequestLimits& limits,

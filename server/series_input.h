@@ -18,13 +18,18 @@ struct RequestLimits {
   int max_references = 64;        // references per subject
   int max_subject_id_length = 128;
   int max_top_k = 1000;
+  // Refuse values the model cannot compute with (Preprocessor::FirstOutOfRange). Off only for
+  // stored references, which an earlier server accepted: a restart must not fail on them.
+  bool check_value_range = true;
 };
 
 // Turns one input series into the model's raw input: frames are checked against the model's
 // feature count, and pen samples (signature models only) become signature features exactly as in
 // training. InvalidArgument says what was wrong (empty, non-finite, not a multiple of
-// num_features, wrong feature count, mismatched pen arrays, ...); ResourceExhausted when longer
-// than the limit. `what` names the series in messages (e.g. "references[2]").
+// num_features, wrong feature count, mismatched pen arrays, values or derived pen features out
+// of the model's range: see kMaxStandardizedValue and kMaxRawValue in model/data/preprocess.h);
+// ResourceExhausted when longer than the limit. `what` names the series in messages (e.g.
+// "references[2]").
 absl::StatusOr<Series> ToRawSeries(const v1::SeriesInput& input, const SimilarityModel& model,
                                    const RequestLimits& limits, const std::string& what);
 

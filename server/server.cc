@@ -15,6 +15,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "base/file.h"
+#include "server/grpc_auth.h"
 #include "base/status_macros.h"
 #include "model/weights/weights_file.h"
 
@@ -81,7 +82,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   std::unique_ptr<Server> server(new Server());
 
   if (!options.tokens_file.empty()) {
-    SRN_ASSIGN_OR_RETURN(server->auth_, TokenAuth::FromFile(options.tokens_file));
+    std::string warning;
+    SRN_ASSIGN_OR_RETURN(server->auth_, TokenAuth::FromFile(options.tokens_file, &warning));
+    if (!warning.empty()) std::cerr << "srn-server: " << warning << "\n";
   }
   SRN_RETURN_IF_ERROR(server->auth_.AddFromEnvironment());
   if (!server->auth_.enabled() && !IsLoopback(options.listen_address) &&
@@ -91,6 +94,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
                      " without authentication: give tokens (--tokens_file, $SRN_ADMIN_TOKEN, "
                      "$SRN_READER_TOKEN), "
                      "listen on a loopback address, or pass --allow_unauthenticated_remote"));
+  }
+  // The metrics say what the server serves and how much; without tokens, exposing them beyond
+  // this machine must be asked for as explicitly as for the API.
+  if (!server->auth_.enabled() && !options.metrics_address.empty() &&
+      !IsLoopback(options.metrics_address) && !options.metrics_public) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve metrics on ", options.metrics_address,
+        " without authentication: serve them on a loopback address (--metrics_listen="
+        "127.0.0.1:9464), give tokens (--tokens_file, $SRN_ADMIN_TOKEN, $SRN_READER_TOKEN), or "
+        "pass --metrics_public to say they may be public"));
   }
   SRN_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
 
@@ -193,6 +206,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->training_service_.get());
   builder.RegisterService(server->registry_service_.get());
+  if (server->auth_.enabled()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> roles;
+    roles.push_back(NewMethodRoleInterceptor(&server->auth_));
+    builder.experimental().SetInterceptorCreators(std::move(roles));
+  }
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   server->grpc_server_ = builder.BuildAndStart();

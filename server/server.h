@@ -45,6 +45,9 @@ struct ServerOptions {
   std::string tokens_file;
   // Without tokens the server refuses non-loopback addresses unless this is set.
   bool allow_unauthenticated_remote = false;
+  // Without tokens the server refuses a non-loopback metrics address unless this is set (the
+  // metrics endpoint itself never asks for a token).
+  bool metrics_public = false;
 
   // Training and the model registry (proto/srn/v1/training.proto). Without a model directory
   // both services answer FAILED_PRECONDITION. With one, the registry's active version is served

@@ -13,6 +13,7 @@
 #include "model/signature/verification.h"
 #include "base/status_macros.h"
 #include "base/clock.h"
+#include "server/request_enums.h"
 
 namespace srn {
 namespace {
@@ -23,6 +24,39 @@ absl::Status CheckThreshold(float threshold, const std::string& what) {
         absl::StrCat(what, " must be a similarity in [0, 1], got ", threshold));
   }
   return absl::OkStatus();
+}
+
+// What leaves the server is finite, and every similarity or score is in [0, 1] (the API's
+// promise). An embedding that overflowed comes from the input (values or length the network
+// cannot take): InvalidArgument. A score out of range from finite embeddings is a bug: Internal.
+absl::Status CheckEmbeddings(const RowMatrix& embeddings, const std::string& what) {
+  for (int i = 0; i < embeddings.rows(); ++i) {
+    if (!embeddings.row(i).allFinite()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, "[", i, "]: the model's computation overflowed on this series (its embedding is "
+          "not finite); scale the values down or shorten the series"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckStates(const Series& states, const std::string& what) {
+  if (states.frames().allFinite()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, ": the model's computation overflowed on this series (its per-frame states are not "
+      "finite); scale the values down or shorten the series"));
+}
+
+absl::Status CheckScore(double score, const std::string& what) {
+  if (score >= 0.0 && score <= 1.0) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("the ", what, " came out as ", score, ", outside [0, 1]; please report this"));
+}
+
+absl::Status CheckFinite(double value, const std::string& what) {
+  if (std::isfinite(value)) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("the ", what, " came out as ", value, "; please report this"));
 }
 
 v1::Fusion ToProto(ReferenceFusion rule) {
@@ -104,7 +138,7 @@ ReferenceFusion SimilarityCore::Fusion(v1::Fusion requested) const {
     case v1::FUSION_MAX: return ReferenceFusion::kMax;
     case v1::FUSION_MEAN: return ReferenceFusion::kMean;
     case v1::FUSION_TOP_K_MEAN: return ReferenceFusion::kTopKMean;
-    default: return options_.default_fusion;
+    default: return options_.default_fusion;  // unspecified: requests pass CheckKnownEnums
   }
 }
 
@@ -126,6 +160,7 @@ absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
   absl::InlinedVector<const Series*, 1> pointers;
   for (const Series& s : series) pointers.push_back(&s);
   SRN_ASSIGN_OR_RETURN(RowMatrix embeddings, model.model->Embed(pointers, options_.threads));
+  SRN_RETURN_IF_ERROR(CheckEmbeddings(embeddings, what));
   if (raw != nullptr) raw->assign(std::make_move_iterator(series.begin()),
                                   std::make_move_iterator(series.end()));
   return embeddings;
@@ -136,7 +171,9 @@ absl::StatusOr<RowMatrix> SimilarityCore::EmbedOne(const ServingModel& model,
                                                    const std::string& what) const {
   SRN_ASSIGN_OR_RETURN(Series s, ToRawSeries(input, *model.model, options_.limits, what));
   if (metrics_ != nullptr) metrics_->SeriesLength(s.length());
-  return model.model->Embed({&s});
+  SRN_ASSIGN_OR_RETURN(RowMatrix embedding, model.model->Embed({&s}));
+  SRN_RETURN_IF_ERROR(CheckEmbeddings(embedding, what));
+  return embedding;
 }
 
 absl::StatusOr<v1::EmbedResponse> SimilarityCore::Embed(const v1::EmbedRequest& request) const {
@@ -167,13 +204,18 @@ absl::StatusOr<v1::SimilarityResponse> SimilarityCore::Similarity(
     metrics_->SeriesLength(b.length());
   }
   SRN_ASSIGN_OR_RETURN(RowMatrix emb, model->model->Embed({&a, &b}, options_.threads));
+  SRN_RETURN_IF_ERROR(CheckEmbeddings(emb.topRows(1), "a"));
+  SRN_RETURN_IF_ERROR(CheckEmbeddings(emb.bottomRows(1), "b"));
+  const float similarity = model->model->Score(emb.row(0).data(), emb.row(1).data());
+  SRN_RETURN_IF_ERROR(CheckScore(similarity, "similarity"));
   v1::SimilarityResponse response;
-  response.set_similarity(model->model->Score(emb.row(0).data(), emb.row(1).data()));
+  response.set_similarity(similarity);
   response.set_model_id(model->id);
   return response;
 }
 
 absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollRequest& request) {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   if (request.references_size() == 0) {
     return absl::InvalidArgumentError("no references to enroll");
@@ -196,10 +238,6 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
   }
   const bool replace = request.mode() == v1::ENROLL_MODE_REPLACE;
-  if (request.mode() != v1::ENROLL_MODE_UNSPECIFIED && request.mode() != v1::ENROLL_MODE_ADD &&
-      !replace) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown enroll mode ", request.mode()));
-  }
   std::vector<std::string> inputs;
   for (const v1::SeriesInput& input : request.references())
     inputs.push_back(input.SerializeAsString());
@@ -249,6 +287,10 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     entry->embeddings.bottomRows(emb.rows()) = emb;
     entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
     SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get(), &raw, old_rows));
+    for (int r = old_rows; r < static_cast<int>(entry->states_references.size()); ++r) {
+      SRN_RETURN_IF_ERROR(CheckStates(entry->states_references[r],
+                                      absl::StrCat("references[", r - old_rows, "]")));
+    }
 
     const auto start = std::chrono::steady_clock::now();
     SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
@@ -266,6 +308,7 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
 }
 
 absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request) const {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   if (request.has_threshold())
     SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
@@ -291,6 +334,7 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     policy.fusion = ReferenceFusion::kMean;
     policy.dtw_fusion = model.calibration.dtw_fusion;
     SRN_ASSIGN_OR_RETURN(const Series states, FrameStates(*model.model, raw));
+    SRN_RETURN_IF_ERROR(CheckStates(states, "query"));
     for (int r = 0; r < references; ++r) {
       similarities[r] =
           -StatesDistance(states, subject.states_references[r], model.calibration.states_dtw);
@@ -298,6 +342,7 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     evidence.mutual_similarity = -subject.states_spread;
   } else {
     SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
+    SRN_RETURN_IF_ERROR(CheckEmbeddings(query, "query"));
     model.model->Score(query.row(0).data(), subject.embeddings.data(), references,
                        similarities.data());
     policy.fusion = Fusion(request.fusion());
@@ -342,6 +387,13 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   if (verification.dtw_ratio.has_value()) {
     response.set_dtw_distance_ratio(static_cast<float>(*verification.dtw_ratio));
   }
+  SRN_RETURN_IF_ERROR(CheckScore(score, "verification score"));
+  SRN_RETURN_IF_ERROR(CheckScore(threshold, "threshold"));
+  for (double v : similarities) SRN_RETURN_IF_ERROR(CheckFinite(v, "reference score"));
+  if (response.has_srn_score()) SRN_RETURN_IF_ERROR(CheckFinite(response.srn_score(), "SRN score"));
+  if (response.has_dtw_distance_ratio()) {
+    SRN_RETURN_IF_ERROR(CheckFinite(response.dtw_distance_ratio(), "DTW distance ratio"));
+  }
   response.set_score(score);
   response.set_accepted(score >= threshold);
   response.set_threshold(threshold);
@@ -354,6 +406,7 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
 
 absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(
     const v1::IdentifyRequest& request) const {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   if (request.top_k() < 0 || request.top_k() > options_.limits.max_top_k) {
     return absl::InvalidArgumentError(absl::StrCat(
         "top_k must be in [0, ", options_.limits.max_top_k, "], got ", request.top_k()));
@@ -375,6 +428,8 @@ absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(
     if (stale) continue;  // the model was swapped between embedding and scanning
     v1::IdentifyResponse response;
     for (const IdentifyCandidate& c : candidates) {
+      SRN_RETURN_IF_ERROR(
+          CheckScore(c.score, absl::StrCat("score of subject '", c.subject->id, "'")));
       v1::Candidate* out = response.add_candidates();
       out->set_subject_id(c.subject->id);
       out->set_score(c.score);
@@ -497,6 +552,7 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
     // Stored series were accepted once; a new model may still not take them (other features).
     RequestLimits unlimited = options_.limits;
     unlimited.max_series_length = std::numeric_limits<int>::max();
+    unlimited.check_value_range = false;
     absl::StatusOr<Series> s = ToRawSeries(input, *model.model, unlimited, "reference");
     if (!s.ok()) {
       return absl::FailedPreconditionError(absl::StrCat("subject '", entry.id, "' reference ", r,
@@ -535,6 +591,7 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
   if (fused || states) {
     RequestLimits unlimited = options_.limits;
     unlimited.max_series_length = std::numeric_limits<int>::max();
+    unlimited.check_value_range = false;
     const VerificationCalibration& calibration = serving.calibration;
     for (int r = prepared; r < references; ++r) {
       Series parsed;

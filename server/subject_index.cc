@@ -227,7 +227,9 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
         if (!run.alive) continue;
         sims.assign(block_scores.begin() + run.begin, block_scores.begin() + run.begin + run.rows);
         const float score = static_cast<float>(FuseReferenceScores(sims, rule, fusion_k));
-        if (score < threshold) continue;
+        // A score that is not a number (embeddings stored by a server that let an overflow
+        // through) never qualifies, whatever the threshold.
+        if (!(score >= threshold)) continue;
         if (static_cast<int>(heap.size()) < top_k) {
           heap.push({run.entry, score});
         } else if (score > heap.top().score) {

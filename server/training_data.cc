@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
+#include "server/request_enums.h"
 #include "model/data/svc2004.h"
 
 namespace srn {
@@ -63,6 +64,7 @@ absl::StatusOr<std::string> ResolveDataPath(const std::string& data_dir, const s
 
 absl::StatusOr<DataDirDataset> ResolveDatasetRef(const std::string& data_dir,
                                                  const v1::DatasetRef& ref) {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(ref));
   DataDirDataset dataset;
   switch (ref.format()) {
     case v1::DATASET_FORMAT_ARABIC_DIGIT:

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "server/request_enums.h"
 
 namespace srn {
 namespace {
@@ -53,16 +54,13 @@ void SetSettings(const TrainSettings& s, v1::TrainingSpec* spec) {
 }  // namespace
 
 absl::StatusOr<v1::TrainingSpec> CompleteTrainingSpec(const v1::TrainingSpec& in) {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(in));
   SRN_ASSIGN_OR_RETURN(const TrainSettings settings,
                        CompleteTrainSettings(SettingsOf(in), ZeroMeans::kDefault));
   v1::TrainingSpec spec = in;
   SetSettings(settings, &spec);
   if (spec.activation() == v1::ACTIVATION_POLICY_UNSPECIFIED) {
     spec.set_activation(v1::ACTIVATION_POLICY_MANUAL);
-  }
-  if (!v1::ActivationPolicy_IsValid(spec.activation())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown activation policy ", spec.activation()));
   }
   if (spec.description().size() > 1000) {
     return absl::InvalidArgumentError("description is longer than 1000 characters");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -143,6 +144,36 @@ absl::StatusOr<Series> Preprocessor::Apply(const Series& raw) const {
     StandardizeFrame(x + static_cast<size_t>(t + window - 1) * dims, m, s, dims, row + shared);
   }
   return out;
+}
+
+std::optional<Preprocessor::OutOfRange> Preprocessor::FirstOutOfRange(const Series& raw) const {
+  const int dims = raw.dims();
+  std::vector<double> offset(dims, 0.0);  // the series' own mean when centring
+  if (center_series) {
+    for (int t = 0; t < raw.length(); ++t) {
+      for (int d = 0; d < dims; ++d) offset[d] += raw.frames()(t, d);
+    }
+    for (int d = 0; d < dims; ++d) offset[d] /= std::max(1, raw.length());
+  }
+  for (int t = 0; t < raw.length(); ++t) {
+    for (int d = 0; d < dims && d < raw_dims; ++d) {
+      const float x = raw.frames()(t, d);
+      const double z = (static_cast<double>(x) - offset[d] - mean[d]) * scale[d];
+      if (std::isfinite(z) && std::abs(z) <= kMaxStandardizedValue &&
+          std::abs(x) <= kMaxRawValue) {
+        continue;
+      }
+      OutOfRange out;
+      out.frame = t;
+      out.feature = d;
+      out.value = x;
+      out.standardized = std::isfinite(x) ? z : static_cast<double>(x);
+      out.low = std::max(-kMaxRawValue, offset[d] + mean[d] - kMaxStandardizedValue / scale[d]);
+      out.high = std::min(kMaxRawValue, offset[d] + mean[d] + kMaxStandardizedValue / scale[d]);
+      return out;
+    }
+  }
+  return std::nullopt;
 }
 
 absl::Status Preprocessor::Validate() const {

@@ -40,6 +40,10 @@ inline constexpr int kSignatureFeatureDims = 12;
 // used otherwise, because tablets report repeated (0 ms) and even backwards timestamps.
 // InvalidArgument on fewer than 2 samples, non-finite values, negative pressure or all points
 // identical (zero radius). Pure function; thread-safe.
+//
+// The features' short names, in this order (for messages).
+inline constexpr const char* kSignatureFeatureNames[kSignatureFeatureDims] = {
+    "x~", "y~", "vx", "vy", "speed", "cos", "sin", "ax", "ay", "p", "dp", "start"};
 absl::StatusOr<Series> ComputeSignatureFeatures(absl::Span<const PenSample> samples,
                                                 bool has_pressure);
 

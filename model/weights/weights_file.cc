@@ -517,21 +517,28 @@ std::string SerializeModel(const SimilarityModel& model) {
   return weights_internal::FramePayload(*payload);
 }
 
-absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(absl::string_view bytes,
-                                                                  absl::string_view name) {
+namespace {
+
+// Everything the header alone can tell about a file of `file_size` bytes that starts with
+// `header` (its first min(file_size, kWeightsHeaderSize) bytes): magic, a version that can be
+// valid, and a payload length that matches the file and stays within protobuf's limit. Checked
+// before the payload is read, so a large file of garbage costs a few bytes of reading.
+absl::Status CheckHeader(absl::string_view header, uint64_t file_size, absl::string_view name) {
   constexpr absl::StatusCode kDataLoss = absl::StatusCode::kDataLoss;
-  const size_t magic_bytes = std::min(bytes.size(), kMagicSize);
-  if (bytes.substr(0, magic_bytes) != absl::string_view(kMagic, magic_bytes)) {
+  const size_t magic_bytes = std::min(header.size(), kMagicSize);
+  if (header.substr(0, magic_bytes) != absl::string_view(kMagic, magic_bytes)) {
     return Error(kDataLoss, name, "not an srn weights file (bad magic bytes)");
   }
-  if (bytes.size() < kWeightsHeaderSize) {
-    return Error(kDataLoss, name, "truncated: ", bytes.size(), " bytes, less than the ",
+  if (file_size < kWeightsHeaderSize) {
+    return Error(kDataLoss, name, "truncated: ", file_size, " bytes, less than the ",
                  kWeightsHeaderSize, "-byte header");
   }
-  const uint32_t version = GetLe32(bytes.data() + kVersionOffset);
-  const uint64_t length = GetLe64(bytes.data() + kLengthOffset);
-  const uint64_t stored_checksum = GetLe64(bytes.data() + kChecksumOffset);
-  const uint64_t available = bytes.size() - kWeightsHeaderSize;
+  // Versions above this build's are told apart from corruption by the checksum, later.
+  if (GetLe32(header.data() + kVersionOffset) == 0) {
+    return Error(kDataLoss, name, "invalid format version 0");
+  }
+  const uint64_t length = GetLe64(header.data() + kLengthOffset);
+  const uint64_t available = file_size - kWeightsHeaderSize;
   if (length > available) {
     return Error(kDataLoss, name, "truncated: the header announces a ", length,
                  "-byte payload but only ", available, " bytes follow it");
@@ -540,6 +547,23 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(absl::string_v
     return Error(kDataLoss, name, available - length, " unexpected bytes after the ", length,
                  "-byte payload");
   }
+  if (length > kMaxPayloadSize) {
+    return Error(absl::StatusCode::kResourceExhausted, name, "the ", length,
+                 "-byte payload exceeds the ", kMaxPayloadSize, "-byte limit");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(absl::string_view bytes,
+                                                                  absl::string_view name) {
+  constexpr absl::StatusCode kDataLoss = absl::StatusCode::kDataLoss;
+  SRN_RETURN_IF_ERROR(
+      CheckHeader(bytes.substr(0, std::min(bytes.size(), kWeightsHeaderSize)), bytes.size(), name));
+  const uint32_t version = GetLe32(bytes.data() + kVersionOffset);
+  const uint64_t length = GetLe64(bytes.data() + kLengthOffset);
+  const uint64_t stored_checksum = GetLe64(bytes.data() + kChecksumOffset);
   const absl::string_view payload = bytes.substr(kWeightsHeaderSize);
   uint32_t checksum = weights_internal::Crc32c(0, bytes.data() + kVersionOffset,
                                                kChecksumOffset - kVersionOffset);
@@ -551,16 +575,11 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(absl::string_v
                  absl::StrFormat("0x%016x", stored_checksum), ", computed ",
                  absl::StrFormat("0x%016x", checksum), "): the file is corrupt");
   }
-  if (version == 0) return Error(kDataLoss, name, "invalid format version 0");
   if (version > kWeightsFormatVersion) {
     return Error(absl::StatusCode::kFailedPrecondition, name,
                  "written by a newer srn (weights format version ", version,
                  "); this build reads versions up to ", kWeightsFormatVersion,
                  ": upgrade srn to load it");
-  }
-  if (length > kMaxPayloadSize) {
-    return Error(absl::StatusCode::kResourceExhausted, name, "the ", length,
-                 "-byte payload exceeds the ", kMaxPayloadSize, "-byte limit");
   }
   pb::WeightsFile file;
   if (!file.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
@@ -608,10 +627,26 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> LoadModel(const std::stri
   if (S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(path, " is a directory, not a weights file"));
   }
+  // The header first: a file that is not a weights file, or whose header disagrees with its
+  // size, is refused before its payload is read (or memory allocated for it).
+  std::string bytes(kWeightsHeaderSize, '\0');
+  size_t used = 0;
+  if (S_ISREG(st.st_mode)) {
+    while (used < bytes.size()) {
+      const ssize_t n = ::read(fd, &bytes[used], bytes.size() - used);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
+      }
+      if (n == 0) break;
+      used += static_cast<size_t>(n);
+    }
+    SRN_RETURN_IF_ERROR(CheckHeader(absl::string_view(bytes.data(), used),
+                                    static_cast<uint64_t>(st.st_size), path));
+  }
   // One spare byte so that a regular file is read in one call plus the call that sees its end;
   // the buffer still grows if the file does (or st_size is 0, as for pipes).
-  std::string bytes(static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1, '\0');
-  size_t used = 0;
+  bytes.resize(std::max(used, static_cast<size_t>(std::max<off_t>(st.st_size, 0))) + 1);
   for (;;) {
     if (used == bytes.size()) bytes.resize(bytes.size() * 2);
     const ssize_t n = ::read(fd, &bytes[used], bytes.size() - used);

@@ -42,7 +42,9 @@ inline constexpr size_t kWeightsHeaderSize = 28;
 // operating system (e.g. NotFound for a missing directory); the .tmp file is removed on failure.
 absl::Status SaveModel(const SimilarityModel& model, const std::string& path);
 
-// Reads and checks a weights file; the result can be shared between threads.
+// Reads and checks a weights file; the result can be shared between threads. The header (magic,
+// version, the payload length against the file's size and the 2 GiB limit) is checked before the
+// payload is read, so a large file that is not a weights file costs a few bytes of reading.
 absl::StatusOr<std::shared_ptr<const SimilarityModel>> LoadModel(const std::string& path);
 
 // Like LoadModel, from the bytes of a file held in memory.

@@ -1,6 +1,8 @@
 // Bearer-token authentication and roles, end to end: srn-server with a tokens file, srnctl with
 // tokens from --token_file or $SRN_TOKEN.
 
+#include <sys/stat.h>
+
 #include <string>
 #include <vector>
 
@@ -34,6 +36,7 @@ class AuthEndToEnd : public EndToEndTest {
     tokens_ = dir_.File("tokens");
     ASSERT_TRUE(WriteFile(tokens_, absl::StrCat("# roles for the test\nadmin ", kAdminToken,
                                                 "\n\nreader ", kReaderToken, "\n")));
+  ASSERT_EQ(::chmod(tokens_.c_str(), 0600), 0);  // the server refuses a file others may read
     admin_file_ = dir_.File("admin.token");
     ASSERT_TRUE(WriteFile(admin_file_, absl::StrCat(kAdminToken, "\n")));  // newline is trimmed
     wrong_file_ = dir_.File("wrong.token");

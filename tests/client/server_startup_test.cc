@@ -1,5 +1,7 @@
 // srn-server refuses to start, with a reason and a non-zero exit, when it cannot serve safely.
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -80,12 +82,38 @@ TEST_F(ServerStartup, NonLoopbackAddressNeedsTokens) {
   EXPECT_EQ(server->Terminate(10, &seconds), 0) << server->Log();
 }
 
+TEST_F(ServerStartup, NonLoopbackMetricsNeedTokensOrMetricsPublic) {
+  ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--metrics_listen=0.0.0.0:0",
+                               "--store=:memory:", absl::StrCat("--weights=", model_path_)});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("refusing to serve metrics on 0.0.0.0:0 without authentication"));
+  EXPECT_THAT(r.err, HasSubstr("--metrics_public"));
+
+  std::unique_ptr<ServerProcess> server = StartServer(
+      ":memory:", {"--metrics_listen=0.0.0.0:0", "--metrics_public", "--drain_seconds=0"});
+  ASSERT_NE(server, nullptr);
+  double seconds = 0;
+  EXPECT_EQ(server->Terminate(10, &seconds), 0) << server->Log();
+}
+
+TEST_F(ServerStartup, TokensFileOthersMayReadIsRefused) {
+  const std::string tokens = dir_.File("tokens");
+  ASSERT_TRUE(WriteFile(tokens, "admin admin-token-0123456789abcdef\n"));
+  ASSERT_EQ(::chmod(tokens.c_str(), 0644), 0);
+  ProcessResult r =
+      RunServer({"--listen=127.0.0.1:0", "--store=:memory:", absl::StrCat("--tokens_file=", tokens),
+                 absl::StrCat("--weights=", model_path_)});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("run chmod 600 ", tokens)));
+}
+
 TEST_F(ServerStartup, BadFlags) {
   ProcessResult r = RunServer({"--listen=127.0.0.1:0", "--store=:memory:",
                                absl::StrCat("--weights=", model_path_), "--default_fusion=median"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--default_fusion must be max, mean or top-k-mean"));
   ASSERT_TRUE(WriteFile(dir_.File("short.tokens"), "admin short\n"));
+  ASSERT_EQ(::chmod(dir_.File("short.tokens").c_str(), 0600), 0);
   r = RunServer({"--listen=127.0.0.1:0",
                  "--store=:memory:", absl::StrCat("--weights=", model_path_),
                  absl::StrCat("--tokens_file=", dir_.File("short.tokens"))});

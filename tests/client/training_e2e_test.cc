@@ -3,6 +3,8 @@
 // Embed load, checking that no call fails and that every response's scores are those of the model
 // it names.
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -195,6 +197,7 @@ TEST_F(TrainingEndToEndTest, AdminOnlyAndNeedsAModelDirectory) {
   const std::string tokens = dir_.File("tokens");
   ASSERT_TRUE(WriteFile(
       tokens, "admin admin-token-0123456789abcdef\nreader reader-token-0123456789abcdef\n"));
+  ASSERT_EQ(::chmod(tokens.c_str(), 0600), 0);  // the server refuses a file others may read
   std::unique_ptr<ServerProcess> server =
       StartTrainingServer({absl::StrCat("--tokens_file=", tokens)});
   ASSERT_NE(server, nullptr);

@@ -1,6 +1,8 @@
 // deploy/k8s: every kustomization renders with the real kubectl, and the rendered objects agree
 // with the real srn-server (its flags, health service names, ports) and with each other.
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -577,6 +579,12 @@ TEST(K8sDevOverlayTest, RenderedServerStartsAndServesTheProbedHealthServices) {
           std::string decoded;
           ASSERT_TRUE(absl::Base64Unescape(value.string_value(), &decoded)) << key;
           ASSERT_TRUE(WriteFile(dir + "/" + key, decoded));
+          // As the kubelet does: the volume's defaultMode (0644 when unset), which the server
+          // checks for a tokens file.
+          const Value* mode = Find(v->struct_value(), {"secret", "defaultMode"});
+          ASSERT_EQ(::chmod((dir + "/" + key).c_str(),
+                            mode != nullptr ? static_cast<mode_t>(mode->number_value()) : 0644),
+                    0);
         }
       }
     }

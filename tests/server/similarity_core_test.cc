@@ -1,6 +1,8 @@
 #include "server/similarity_core.h"
 
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +11,7 @@
 #include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
+#include "model/data/preprocess.h"
 #include "model/data/signature_features.h"
 #include "model/weights/weights_file.h"
 #include "server/series_input.h"
@@ -821,6 +824,246 @@ TEST_F(StatesVerifyTest, BadQueriesAreInvalidArguments) {
                 .status()
                 .code(),
             absl::StatusCode::kDataLoss);
+}
+
+
+// ---- No NaN leaves the server: property tests over extreme inputs ----------------------------
+
+// Frames of `frames` x kDims values from `value(i)` (i counts values).
+v1::SeriesInput FramesOf(int frames, const std::function<float(int)>& value) {
+  v1::SeriesInput in;
+  in.mutable_frames()->set_num_features(kDims);
+  for (int i = 0; i < frames * kDims; ++i) in.mutable_frames()->add_values(value(i));
+  return in;
+}
+
+// Extreme frame series, by name: huge, tiny, mixed-sign, denormal, long constant runs.
+std::vector<std::pair<std::string, v1::SeriesInput>> ExtremeFrames() {
+  const float max = std::numeric_limits<float>::max();
+  const float denorm = std::numeric_limits<float>::denorm_min();
+  return {
+      {"3.4e38 everywhere", FramesOf(8, [&](int) { return 3.4e38f; })},
+      {"float max, mixed sign", FramesOf(8, [&](int i) { return i % 2 ? max : -max; })},
+      {"one huge value", FramesOf(8, [&](int i) { return i == 10 ? 3.4e38f : 0.5f; })},
+      {"1e30 ramp", FramesOf(8, [&](int i) { return 1e30f * static_cast<float>(i); })},
+      {"1e20 mixed sign", FramesOf(8, [&](int i) { return i % 3 ? 1e20f : -1e20f; })},
+      {"1e6 constant, long", FramesOf(5000, [&](int) { return 1e6f; })},
+      {"tiny", FramesOf(8, [&](int i) { return 1e-38f * static_cast<float>(i % 5); })},
+      {"denormal", FramesOf(8, [&](int i) { return i % 2 ? denorm : -denorm; })},
+      {"zeros, long", FramesOf(5000, [&](int) { return 0.0f; })},
+      {"constant run then a jump",
+       FramesOf(3000, [&](int i) { return i < 2900 * kDims ? 1.0f : 1e9f; })},
+  };
+}
+
+// A pen trajectory of `n` samples with x(i), y(i), t_ms(i) and pressure(i).
+v1::SeriesInput PenOf(int n, const std::function<double(int)>& x,
+                      const std::function<double(int)>& y, const std::function<double(int)>& t,
+                      const std::function<double(int)>& p) {
+  v1::SeriesInput in;
+  v1::PenTrajectory* pen = in.mutable_pen();
+  for (int i = 0; i < n; ++i) {
+    pen->add_x(x(i));
+    pen->add_y(y(i));
+    pen->add_t_ms(t(i));
+    pen->add_pressure(p(i));
+  }
+  return in;
+}
+
+std::vector<std::pair<std::string, v1::SeriesInput>> ExtremePens() {
+  const auto wave = [](double scale) {
+    return [scale](int i) { return scale * std::sin(0.3 * i); };
+  };
+  const auto ramp = [](double scale) { return [scale](int i) { return scale * i; }; };
+  const auto ms = [](double step) { return [step](int i) { return step * i; }; };
+  const auto constant = [](double v) { return [v](int) { return v; }; };
+  const double denorm = std::numeric_limits<double>::denorm_min();
+  return {
+      {"huge coordinates", PenOf(60, wave(1e300), ramp(1e300), ms(10), constant(500))},
+      {"float-limit coordinates", PenOf(60, wave(3.4e38), ramp(3.4e38), ms(10), constant(500))},
+      {"huge mixed-sign coordinates",
+       PenOf(60, [](int i) { return i % 2 ? 1e300 : -1e300; }, wave(1), ms(10), constant(1))},
+      {"tiny coordinates", PenOf(60, wave(1e-300), ramp(1e-300), ms(10), constant(500))},
+      {"denormal coordinates", PenOf(60, wave(denorm), ramp(denorm), ms(10), constant(0))},
+      {"denormal time steps", PenOf(60, wave(100), ramp(1), ms(denorm), constant(500))},
+      {"tiny time steps", PenOf(60, wave(100), ramp(1), ms(1e-30), constant(500))},
+      {"huge time steps", PenOf(60, wave(100), ramp(1), ms(1e300), constant(500))},
+      {"huge start time", PenOf(60, wave(100), ramp(1),
+                                [](int i) { return 1e300 + 10.0 * i; }, constant(500))},
+      {"huge pressure", PenOf(60, wave(100), ramp(1), ms(10),
+                              [](int i) { return 1e300 * (1.5 + std::sin(0.3 * i)); })},
+      {"long constant run, then movement",
+       PenOf(3000, [](int i) { return i < 2950 ? 5.0 : 5.0 + i; }, constant(5), ms(10),
+             constant(300))},
+      {"long constant run with tiny steps",
+       PenOf(3000, [](int i) { return i < 2950 ? 5.0 : 5.0 + 1e-300 * i; }, constant(5),
+             ms(10), constant(300))},
+  };
+}
+
+class NoNanTest : public SimilarityCoreTest {
+ protected:
+  // Either a refusal saying what is wrong (INVALID_ARGUMENT, or INTERNAL rather than a wrong
+  // number), or an answer whose every number is finite and whose scores are in [0, 1].
+  static bool Refused(const absl::Status& status) {
+    EXPECT_TRUE(status.code() == absl::StatusCode::kInvalidArgument ||
+                status.code() == absl::StatusCode::kInternal)
+        << status;
+    EXPECT_FALSE(status.message().empty());
+    return true;
+  }
+  static void ExpectScore(float score, const std::string& what) {
+    EXPECT_TRUE(score >= 0.0f && score <= 1.0f) << what << " = " << score;
+  }
+  static void ExpectFinite(float value, const std::string& what) {
+    EXPECT_TRUE(std::isfinite(value)) << what << " = " << value;
+  }
+
+  // Every call of the similarity service with `input` as its series, query or reference.
+  void ExpectNoNan(SimilarityCore& core, const v1::SeriesInput& input,
+                   const v1::SeriesInput& normal) {
+    v1::EmbedRequest embed;
+    *embed.add_series() = input;
+    if (absl::StatusOr<v1::EmbedResponse> r = core.Embed(embed); !r.ok()) {
+      Refused(r.status());
+    } else {
+      for (float v : r->embeddings(0).values()) ExpectFinite(v, "embedding value");
+    }
+    v1::SimilarityRequest similarity;
+    *similarity.mutable_a() = input;
+    *similarity.mutable_b() = normal;
+    if (absl::StatusOr<v1::SimilarityResponse> r = core.Similarity(similarity); !r.ok()) {
+      Refused(r.status());
+    } else {
+      ExpectScore(r->similarity(), "similarity");
+    }
+    for (const std::string id : {"normal", "extreme"}) {
+      SCOPED_TRACE(id);
+      v1::VerifyRequest verify;
+      verify.set_subject_id(id);
+      *verify.mutable_query() = id == "normal" ? input : normal;
+      absl::StatusOr<v1::VerifyResponse> r = core.Verify(verify);
+      if (!r.ok()) {
+        // Only a subject the extreme input was enrolled into may be missing.
+        if (r.status().code() != absl::StatusCode::kNotFound) Refused(r.status());
+        continue;
+      }
+      ExpectScore(r->score(), "verification score");
+      ExpectScore(r->threshold(), "threshold");
+      for (float s : r->reference_scores()) ExpectFinite(s, "reference score");
+      if (r->has_srn_score()) ExpectFinite(r->srn_score(), "srn_score");
+      if (r->has_dtw_distance_ratio()) ExpectFinite(r->dtw_distance_ratio(), "DTW ratio");
+    }
+    for (const bool with_threshold : {false, true}) {
+      v1::IdentifyRequest identify;
+      *identify.mutable_query() = input;
+      if (with_threshold) identify.set_threshold(0.01f);
+      if (absl::StatusOr<v1::IdentifyResponse> r = core.Identify(identify); !r.ok()) {
+        Refused(r.status());
+      } else {
+        for (const v1::Candidate& c : r->candidates()) ExpectScore(c.score(), "candidate score");
+      }
+    }
+  }
+
+  // Enrolls `normal` references as "normal" and tries `input` as "extreme", then checks every
+  // call. `huge_refused`: inputs named as overflowing must be INVALID_ARGUMENT saying what to do.
+  void Check(std::shared_ptr<const ServingModel> model,
+             const std::vector<std::pair<std::string, v1::SeriesInput>>& inputs,
+             const std::vector<v1::SeriesInput>& normal) {
+    for (const auto& [name, input] : inputs) {
+      SCOPED_TRACE(name);
+      auto core = MakeCore(model);
+      ASSERT_TRUE(core->Enroll(Enroll("normal", normal)).ok());
+      absl::StatusOr<v1::EnrollResponse> enrolled = core->Enroll(Enroll("extreme", {input}));
+      if (!enrolled.ok()) Refused(enrolled.status());
+      ExpectNoNan(*core, input, normal[0]);
+    }
+  }
+};
+
+TEST_F(NoNanTest, FramesModelsRefuseOrAnswerFiniteScores) {
+  for (const std::string family : {"srn-a", "gru-a", "lstm-s", "sn-l"}) {
+    SCOPED_TRACE(family);
+    Check(Serving(31, family), ExtremeFrames(), {RandomInput(6, &rng_), RandomInput(7, &rng_)});
+  }
+}
+
+TEST_F(NoNanTest, SignatureEmbeddingModelRefusesOrAnswersFiniteScores) {
+  Check(SignatureServing(DtwFusionCalibration{2.0, -1.0, 2.0, -3.0}), ExtremePens(),
+        {Signature(0, &rng_), Signature(0, &rng_)});
+}
+
+TEST_F(NoNanTest, StatesModelRefusesOrAnswersFiniteScores) {
+  for (const double weight : {0.0, 0.5}) {
+    SCOPED_TRACE(weight);
+    Check(StatesServing(StatesCalibration(weight, SomeSpreadModel())), ExtremePens(),
+          {Signature(0, &rng_), Signature(0, &rng_)});
+  }
+}
+
+TEST_F(NoNanTest, ValuesNearTheFloatLimitAreRefusedSayingWhatToDo) {
+  auto core = MakeCore(Serving(32));
+  v1::EmbedRequest embed;
+  *embed.add_series() = FramesOf(5, [](int i) { return i == 10 ? 3.4e38f : 0.5f; });
+  const absl::Status status = core->Embed(embed).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("series[0]: frame 3 value 3.4e+38 (feature 1) is too large"),
+            std::string::npos)
+      << status;
+  EXPECT_NE(status.message().find("scale the series"), std::string::npos) << status;
+
+  // The bound is in training standard deviations: a value just inside it is served.
+  const Preprocessor& pre = core->model()->model->preprocessor();
+  const double step = kMaxStandardizedValue / pre.scale[0];
+  const float inside = static_cast<float>(pre.mean[0] + 0.99 * step);
+  const float outside = static_cast<float>(pre.mean[0] + 1.01 * step);
+  *embed.mutable_series(0) = FramesOf(5, [&](int i) { return i == 0 ? inside : 0.5f; });
+  EXPECT_TRUE(core->Embed(embed).ok());
+  *embed.mutable_series(0) = FramesOf(5, [&](int i) { return i == 0 ? outside : 0.5f; });
+  EXPECT_EQ(core->Embed(embed).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Pen features are invariant to translation and scale, so coordinates near the float limit
+  // (or beyond it, as doubles) give ordinary features: served, with scores in [0, 1] (checked
+  // above); ComputeSignatureFeatures refuses the degenerate ones (no extent, one sample).
+  auto signature = MakeCore(SignatureServing(DtwFusionCalibration{}));
+  v1::SimilarityRequest pens;
+  *pens.mutable_a() = ExtremePens()[1].second;  // float-limit coordinates
+  *pens.mutable_b() = ExtremePens()[0].second;  // 1e300 coordinates
+  absl::StatusOr<v1::SimilarityResponse> similar = signature->Similarity(pens);
+  ASSERT_TRUE(similar.ok()) << similar.status();
+  EXPECT_TRUE(similar->similarity() >= 0.0f && similar->similarity() <= 1.0f);
+}
+
+TEST_F(SimilarityCoreTest, UnknownEnumValuesAreRefusedNamingFieldAndAllowedValues) {
+  auto core = MakeCore(Serving(33));
+  const v1::SeriesInput a = RandomInput(6, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("s", {a})).ok());
+  const std::string fusion =
+      "fusion: 7 is not a known srn.v1.Fusion value; allowed: FUSION_UNSPECIFIED, FUSION_MAX, "
+      "FUSION_MEAN, FUSION_TOP_K_MEAN";
+  v1::VerifyRequest verify;
+  verify.set_subject_id("s");
+  *verify.mutable_query() = a;
+  verify.set_fusion(static_cast<v1::Fusion>(7));
+  absl::Status status = core->Verify(verify).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), fusion);
+  v1::IdentifyRequest identify;
+  *identify.mutable_query() = a;
+  identify.set_fusion(static_cast<v1::Fusion>(7));
+  status = core->Identify(identify).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), fusion);
+  status = core->Enroll(Enroll("s", {a}, static_cast<v1::EnrollMode>(-3))).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "mode: -3 is not a known srn.v1.EnrollMode value; allowed: ENROLL_MODE_UNSPECIFIED, "
+            "ENROLL_MODE_ADD, ENROLL_MODE_REPLACE");
+  // Known values still work.
+  verify.set_fusion(v1::FUSION_MAX);
+  EXPECT_TRUE(core->Verify(verify).ok());
 }
 
 }  // namespace

@@ -94,6 +94,14 @@ TEST_F(TrainingDataTest, ChecksAndDescribesDatasetReferences) {
   EXPECT_EQ(
       ResolveDatasetRef(data_dir_, Ref(v1::DATASET_FORMAT_UNSPECIFIED, "sines")).status().code(),
       absl::StatusCode::kInvalidArgument);
+  // An unknown format is named as such, with the allowed values.
+  const absl::Status unknown =
+      ResolveDatasetRef(data_dir_, Ref(static_cast<v1::DatasetFormat>(42), "sines")).status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("format: 42 is not a known srn.v1.DatasetFormat value; "
+                                   "allowed: DATASET_FORMAT_UNSPECIFIED"),
+            std::string::npos)
+      << unknown;
   svc.add_svc2004_users(41);
   EXPECT_EQ(ResolveDatasetRef(data_dir_, svc).status().code(), absl::StatusCode::kInvalidArgument);
   v1::DatasetRef users_on_csv = Ref(v1::DATASET_FORMAT_CSV, "sines/manifest.csv");

@@ -80,7 +80,10 @@ TEST(TrainingSpecTest, RefusesValuesOutOfRangeNamingTheField) {
   ExpectRefused(spec, "validation must be auto, classes or examples, got 'bogus'");
   spec = v1::TrainingSpec();
   spec.set_activation(static_cast<v1::ActivationPolicy>(99));
-  ExpectRefused(spec, "unknown activation policy 99");
+  ExpectRefused(spec,
+                "activation: 99 is not a known srn.v1.ActivationPolicy value; allowed: "
+                "ACTIVATION_POLICY_UNSPECIFIED, ACTIVATION_POLICY_MANUAL, "
+                "ACTIVATION_POLICY_IF_BETTER, ACTIVATION_POLICY_ALWAYS");
   spec = v1::TrainingSpec();
   spec.set_description(std::string(1001, 'x'));
   ExpectRefused(spec, "description is longer than 1000 characters");

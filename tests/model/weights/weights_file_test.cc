@@ -555,6 +555,74 @@ TEST(WeightsFileCorruptionTest, WrongMagicIsDataLoss) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("not an srn weights file"));
 }
 
+// Bytes this process has read through read() and the like so far (Linux's /proc/self/io).
+int64_t BytesReadSoFar() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  int64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "rchar:") return value;
+  }
+  return -1;
+}
+
+// A sparse file of `size` bytes that starts with `head`.
+void WriteSparse(const std::string& path, const std::string& head, int64_t size) {
+  WriteFile(path, head);
+  ASSERT_EQ(::truncate(path.c_str(), size), 0);
+}
+
+TEST(WeightsFileCorruptionTest, LargeFilesAreJudgedByTheirHeaderBeforeBeingRead) {
+  constexpr int64_t kSize = 300 << 20;
+  const std::string path = TempPath("large.srnw");
+  if (BytesReadSoFar() < 0) GTEST_SKIP() << "no /proc/self/io";
+  const std::string good = SerializeModel(*SmallModel());
+  std::string header = good.substr(0, kWeightsHeaderSize);
+
+  struct Case {
+    std::string name, head, message;
+    absl::StatusCode code;
+  };
+  std::string wrong_length = header;
+  for (int i = 12; i < 20; ++i) wrong_length[i] = '\x10';  // about 1.2e18 bytes announced
+  std::string zero_version = header;
+  zero_version.replace(8, 4, std::string(4, '\0'));
+  std::string exact = header;
+  for (int i = 0; i < 8; ++i) exact[12 + i] = static_cast<char>(((kSize - 28) >> (8 * i)) & 0xff);
+  const std::vector<Case> cases = {
+      {"garbage", "this is not a weights file at all", "not an srn weights file (bad magic bytes)",
+       absl::StatusCode::kDataLoss},
+      {"zip", "PK\x03\x04", "not an srn weights file", absl::StatusCode::kDataLoss},
+      {"announcing more than the file holds", wrong_length,
+       "truncated: the header announces a 1157442765409226768-byte payload but only 314572772 "
+       "bytes follow it",
+       absl::StatusCode::kDataLoss},
+      {"announcing less than the file holds", header,
+       absl::StrCat(kSize - 28 - (good.size() - kWeightsHeaderSize),
+                    " unexpected bytes after the ", good.size() - kWeightsHeaderSize,
+                    "-byte payload"),
+       absl::StatusCode::kDataLoss},
+      {"version 0", zero_version, "invalid format version 0", absl::StatusCode::kDataLoss},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    WriteSparse(path, c.head, kSize);
+    const int64_t before = BytesReadSoFar();
+    const absl::Status status = LoadModel(path).status();
+    const int64_t read = BytesReadSoFar() - before;
+    EXPECT_EQ(status.code(), c.code) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(path + ": " + c.message));
+    EXPECT_LT(read, 4096) << "bytes read before refusing";
+  }
+  // A header that agrees with the file's size is worth reading the payload for (which then
+  // fails its checksum).
+  WriteSparse(path, exact, kSize);
+  const absl::Status status = LoadModel(path).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("checksum mismatch"));
+  ::unlink(path.c_str());
+}
+
 TEST(WeightsFileCorruptionTest, NewerVersionIsRefusedClearly) {
   const std::string bytes = SerializeModel(*SmallModel());
   const std::string payload = bytes.substr(kWeightsHeaderSize);
