@@ -53,7 +53,8 @@ VOLUME ["/var/lib/srn"]
 EXPOSE 50051 9464
 
 # Listening on all interfaces needs tokens: give $SRN_ADMIN_TOKEN / $SRN_READER_TOKEN or
-# --tokens_file, or the server refuses to start (and says so). Arguments after the image name
+# --tokens_file, or the server refuses to start (and says so); without tokens, both
+# --allow_unauthenticated_remote and --metrics_public are needed. Arguments after the image name
 # are added to these flags; a repeated flag overrides the one here.
 ENTRYPOINT ["/usr/local/bin/srn-server", "--listen=0.0.0.0:50051", "--metrics_listen=0.0.0.0:9464", \
             "--store=/var/lib/srn/store.db", "--model_dir=/var/lib/srn/models", \
