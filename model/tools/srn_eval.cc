@@ -316,13 +316,9 @@ int main(int argc, char** argv) {
   if (data_dir.empty()) data_dir = srn::DataDir();
   if (absl::GetFlag(FLAGS_protocol) == "cross-dataset" ||
       absl::GetFlag(FLAGS_protocol) == "svc2004-cv") {
-    absl::StatusOr<srn::ClassChoice> classes = srn::tools::ClassChoiceFromFlags();
-    if (!classes.ok()) return Fail(tool, classes.status());
-    if (!classes->empty()) {
-      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
-                            classes->origin, " chooses the classes of --protocol=out-of-domain or "
-                            "one-shot; --protocol=", absl::GetFlag(FLAGS_protocol),
-                            " has its own signer split")));
+    if (absl::Status s = srn::tools::RequireNoClassChoice(absl::GetFlag(FLAGS_protocol));
+        !s.ok()) {
+      return Fail(tool, s);
     }
   }
   if (absl::GetFlag(FLAGS_protocol) == "cross-dataset") {

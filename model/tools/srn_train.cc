@@ -333,13 +333,9 @@ int main(int argc, char** argv) {
   const srn::ValidationSplit validation = *srn::ParseValidationSplit(checked->validation);
 
   if (signers || signature_cv) {
-    absl::StatusOr<srn::ClassChoice> classes = srn::tools::ClassChoiceFromFlags();
-    if (!classes.ok()) return Fail(tool, classes.status());
-    if (!classes->empty()) {
-      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
-                            classes->origin, " chooses the classes of --protocol=out-of-domain or "
-                            "one-shot; --protocol=", absl::GetFlag(FLAGS_protocol),
-                            " splits by signer itself")));
+    if (absl::Status s = srn::tools::RequireNoClassChoice(absl::GetFlag(FLAGS_protocol));
+        !s.ok()) {
+      return Fail(tool, s);
     }
   }
   absl::StatusOr<srn::Split> split;

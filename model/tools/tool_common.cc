@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "model/data/dataset_loader.h"
@@ -39,6 +40,14 @@ absl::StatusOr<ClassChoice> ClassChoiceFromFlags() {
   if (!test_classes.empty()) return ParseTestClasses(test_classes);
   if (!split.empty()) return ReadSplitFile(split);
   return ClassChoice{};
+}
+
+absl::Status RequireNoClassChoice(const std::string& protocol) {
+  SRN_ASSIGN_OR_RETURN(const ClassChoice classes, ClassChoiceFromFlags());
+  if (classes.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      classes.origin, " chooses the classes of --protocol=out-of-domain or one-shot; --protocol=",
+      protocol, " splits by signer itself"));
 }
 
 absl::StatusOr<Split> LoadAndSplit(const std::string& dataset, const std::string& data_dir,

@@ -18,6 +18,10 @@ int Fail(const std::string& tool, const absl::Status& status);
 // InvalidArgument when both are, or when the split file cannot be read or parsed.
 absl::StatusOr<ClassChoice> ClassChoiceFromFlags();
 
+// OK when --test_classes and --split are not given; InvalidArgument saying that `protocol` (a
+// signature protocol: svc2004-cv, signers, cross-dataset) splits by signer itself otherwise.
+absl::Status RequireNoClassChoice(const std::string& protocol);
+
 // Loads a named dataset or CSV manifest and splits it for a protocol (MakeSplit) with the classes
 // of ClassChoiceFromFlags, saying on stderr what was loaded and every class of each part. The one
 // way srn-train and srn-eval split, so that the same flags give both the same test classes.

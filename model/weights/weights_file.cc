@@ -561,8 +561,8 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> ParseModel(absl::string_v
   constexpr absl::StatusCode kDataLoss = absl::StatusCode::kDataLoss;
   SRN_RETURN_IF_ERROR(
       CheckHeader(bytes.substr(0, std::min(bytes.size(), kWeightsHeaderSize)), bytes.size(), name));
+  // CheckHeader has checked the declared payload length against the bytes.
   const uint32_t version = GetLe32(bytes.data() + kVersionOffset);
-  const uint64_t length = GetLe64(bytes.data() + kLengthOffset);
   const uint64_t stored_checksum = GetLe64(bytes.data() + kChecksumOffset);
   const absl::string_view payload = bytes.substr(kWeightsHeaderSize);
   uint32_t checksum = weights_internal::Crc32c(0, bytes.data() + kVersionOffset,
@@ -610,6 +610,22 @@ class FdCloser final {
   int fd_;
 };
 
+// Reads from `fd` into (*bytes)[*used, limit) until that is full or the file ends, retrying on
+// EINTR; returns whether the file may hold more (false once a read returned 0).
+absl::StatusOr<bool> ReadUpTo(int fd, const std::string& path, size_t limit, std::string* bytes,
+                              size_t* used) {
+  while (*used < limit) {
+    const ssize_t n = ::read(fd, &(*bytes)[*used], limit - *used);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
+    }
+    if (n == 0) return false;
+    *used += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status SaveModel(const SimilarityModel& model, const std::string& path) {
@@ -632,15 +648,8 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> LoadModel(const std::stri
   std::string bytes(kWeightsHeaderSize, '\0');
   size_t used = 0;
   if (S_ISREG(st.st_mode)) {
-    while (used < bytes.size()) {
-      const ssize_t n = ::read(fd, &bytes[used], bytes.size() - used);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
-      }
-      if (n == 0) break;
-      used += static_cast<size_t>(n);
-    }
+    SRN_ASSIGN_OR_RETURN(const bool more, ReadUpTo(fd, path, bytes.size(), &bytes, &used));
+    (void)more;
     SRN_RETURN_IF_ERROR(CheckHeader(absl::string_view(bytes.data(), used),
                                     static_cast<uint64_t>(st.st_size), path));
   }
@@ -649,13 +658,8 @@ absl::StatusOr<std::shared_ptr<const SimilarityModel>> LoadModel(const std::stri
   bytes.resize(std::max(used, static_cast<size_t>(std::max<off_t>(st.st_size, 0))) + 1);
   for (;;) {
     if (used == bytes.size()) bytes.resize(bytes.size() * 2);
-    const ssize_t n = ::read(fd, &bytes[used], bytes.size() - used);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
-    }
-    if (n == 0) break;
-    used += static_cast<size_t>(n);
+    SRN_ASSIGN_OR_RETURN(const bool more, ReadUpTo(fd, path, bytes.size(), &bytes, &used));
+    if (!more) break;
   }
   bytes.resize(used);
   closer.Close();
