@@ -1129,7 +1129,7 @@ int main(int argc, char** argv) {
       "prints QPS and latency percentiles, and a final machine-readable "
       "LOADGEN line.\n"
       "Exit status: 0 ok, 1 setup failed, 2 bad flags, 3 some calls failed.");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> rest = srn::ParseCommandLineWithHelp(argc, argv);
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex deadlock
   // detection on: every gRPC-internal lock then updates a global lock graph
   // under a global lock. A load generator must not spend its CPU there.

@@ -962,7 +962,7 @@ constexpr Command kCommands[] = {
 int Main(int argc, char** argv) {
   srn::ShowOwnFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> positional = srn::ParseCommandLineWithHelp(argc, argv);
   if (positional.size() < 2) {
     std::cerr << "srnctl: " << kUsage << "\n";
     return kExitUsage;

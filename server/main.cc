@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   // Debian builds Abseil with deadlock detection on, which puts every lock through a global
   // graph; the thread-safety annotations and the TSan build in CI do that job instead.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  absl::ParseCommandLine(argc, argv);
+  srn::ParseCommandLineWithHelp(argc, argv);
 
   srn::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);

@@ -28,6 +28,22 @@ class ServerStartup : public EndToEndTest {
   }
 };
 
+// --help is an answer, not an error: exit 0, the tool's own flags, no source or build paths.
+TEST_F(ServerStartup, HelpExitsZeroWithoutBuildPaths) {
+  for (const char* flag : {"--help", "-helpshort"}) {
+    const ProcessResult server = RunServer({flag});
+    EXPECT_EQ(server.exit_code, 0) << flag << ": " << server.err;
+    EXPECT_THAT(server.out, HasSubstr("  --weights (default")) << flag;
+    const ProcessResult client = RunSrnctl({flag}, CleanEnvironment());
+    EXPECT_EQ(client.exit_code, 0) << flag << ": " << client.err;
+    EXPECT_THAT(client.out, HasSubstr("  --server (default")) << flag;
+    for (const ProcessResult* r : {&server, &client}) {
+      EXPECT_THAT(r->out, ::testing::Not(HasSubstr("Flags from"))) << flag;
+      EXPECT_THAT(r->out, ::testing::Not(HasSubstr(".cc"))) << flag;
+    }
+  }
+}
+
 TEST_F(ServerStartup, MissingWeightsFile) {
   const std::string missing = dir_.File("no-such-model.srnw");
   ProcessResult r =

@@ -45,8 +45,10 @@ std::optional<std::string> FindTool(const std::string& name, const std::string& 
 
 absl::StatusOr<BinaryFlags> FlagsOf(const std::string& binary) {
   BinaryFlags result;
+  // base/flags_help.h's "  --name (default value)" followed by the help's lines, or Abseil's
   // "    --name (help...); default: value;" possibly wrapped over several lines.
   static const std::regex kFlag(R"(^\s+--([A-Za-z0-9_]+) \()");
+  static const std::regex kOwnFlag(R"(^  --([A-Za-z0-9_]+) \(default (.*)\)$)");
   static const std::regex kEnv(R"(\$(SRN_[A-Z0-9_]+))");
   for (const char* help : {"--help", "--helpfull"}) {
     ProcessResult run = RunProcess({binary, help}, CleanEnvironment());
@@ -69,7 +71,15 @@ absl::StatusOr<BinaryFlags> FlagsOf(const std::string& binary) {
     };
     for (const std::string& line : Lines(text)) {
       std::smatch m;
-      if (std::regex_search(line, m, kFlag)) {
+      if (std::regex_match(line, m, kOwnFlag)) {
+        finish();
+        result.flags.insert(m[1]);
+        std::string value = m[2];
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+          value = value.substr(1, value.size() - 2);
+        }
+        result.defaults[m[1]] = value;
+      } else if (std::regex_search(line, m, kFlag)) {
         finish();
         current = m[1];
         result.flags.insert(current);
