@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   srn::CalibrationOverride& calibration = options.calibration;
   const std::string dtw_fusion = absl::GetFlag(FLAGS_dtw_fusion);
   if (dtw_fusion == "off") {
-    calibration.dtw_fusion = srn::DtwFusionCalibration{};
+    calibration.dtw_fusion_off = true;
   } else if (!dtw_fusion.empty()) {
     absl::StatusOr<srn::DtwFusionCalibration> parsed = srn::ParseDtwFusionCalibration(dtw_fusion);
     if (!parsed.ok()) {

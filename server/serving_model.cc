@@ -23,16 +23,25 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> MakeServingModel(
     std::shared_ptr<const SimilarityModel> model, std::string source, std::string version,
     const CalibrationOverride& calibration) {
   auto serving = std::make_shared<ServingModel>();
-  const bool all_overridden = calibration.dtw_fusion.has_value() && calibration.dtw_spread_set;
-  if (!all_overridden) {
-    absl::StatusOr<VerificationCalibration> recorded = ModelVerificationCalibration(*model);
-    if (!recorded.ok()) {
-      return absl::Status(recorded.status().code(),
-                          absl::StrCat(source, ": ", recorded.status().message()));
-    }
+  // An unreadable recorded calibration is an error unless the flags replace every part of it.
+  const bool all_overridden =
+      (calibration.dtw_fusion.has_value() || calibration.dtw_fusion_off) &&
+      calibration.dtw_spread_set;
+  absl::StatusOr<VerificationCalibration> recorded = ModelVerificationCalibration(*model);
+  if (recorded.ok()) {
     serving->calibration = *std::move(recorded);
+  } else if (!all_overridden) {
+    return absl::Status(recorded.status().code(),
+                        absl::StrCat(source, ": ", recorded.status().message()));
   }
-  if (calibration.dtw_fusion.has_value()) serving->calibration.dtw_fusion = *calibration.dtw_fusion;
+  DtwFusionCalibration& fusion = serving->calibration.dtw_fusion;
+  if (calibration.dtw_fusion_off) {
+    fusion = serving->VerifiesByStates()
+                 ? DtwFusionCalibration{0.0, fusion.offset_one, 0.0, fusion.offset_many}
+                 : DtwFusionCalibration{};
+  } else if (calibration.dtw_fusion.has_value()) {
+    fusion = *calibration.dtw_fusion;
+  }
   if (calibration.dtw_spread_set) serving->calibration.dtw_spread = calibration.dtw_spread;
   if (serving->VerifiesByStates()) {
     // FrameStates reads the normalization on every call; a model that cannot be read is refused

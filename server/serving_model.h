@@ -13,9 +13,13 @@ namespace srn {
 
 // What a server's flags say about verification calibration (--dtw_fusion, --dtw_spread). A part
 // that is not set comes from the served model's weights file; a set part replaces it for every
-// model the server serves ("off" sets it disabled).
+// model the server serves. What a model verifies by (its learned score and the states' DTW and
+// spread) always comes from its weights file.
 struct CalibrationOverride {
   std::optional<DtwFusionCalibration> dtw_fusion;
+  // --dtw_fusion=off: no DTW verifier. A states model keeps its recorded offsets (its score stays
+  // calibrated, with the learned part alone); an embedding model's score is its fused similarity.
+  bool dtw_fusion_off = false;
   bool dtw_spread_set = false;
   std::optional<DtwSpreadModel> dtw_spread;  // with dtw_spread_set; unset: "off"
 };

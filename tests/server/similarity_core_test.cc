@@ -430,7 +430,7 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
   EXPECT_EQ(verify(refs[0]).score(), verify(refs[0]).score());
   EXPECT_EQ(core->GetModelInfo()->dtw_fusion().weight_many(), 2.0);
   CalibrationOverride off;
-  off.dtw_fusion = DtwFusionCalibration{};
+  off.dtw_fusion_off = true;
   core = MakeCore(*MakeServingModel(recorded, "test", "", off),
                   std::make_unique<SharedStore>(backing.get()));
   EXPECT_FALSE(verify(refs[0]).has_srn_score());
@@ -559,6 +559,33 @@ VerificationCalibration StatesCalibration(double weight,
   c.states_spread = spread;
   c.dtw_fusion = {weight, -1.2, weight, -1.6};
   return c;
+}
+
+// The server's flags replace parts of a states model's calibration, never what it verifies by:
+// --dtw_fusion=off drops the DTW verifier but keeps the offsets that calibrate the score, and
+// overriding both the fusion and the DTW spread still verifies by the states.
+TEST(CalibrationOverrideTest, AStatesModelKeepsItsScoreAndOffsets) {
+  const std::shared_ptr<const ServingModel> recorded =
+      StatesServing(StatesCalibration(0.5, DtwSpreadModel{}));
+  CalibrationOverride off;
+  off.dtw_fusion_off = true;
+  absl::StatusOr<std::shared_ptr<const ServingModel>> served =
+      MakeServingModel(recorded->model, "test", "", off);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_TRUE((*served)->VerifiesByStates());
+  EXPECT_FALSE((*served)->FusesDtw());
+  EXPECT_EQ((*served)->calibration.dtw_fusion.weight_many, 0.0);
+  EXPECT_EQ((*served)->calibration.dtw_fusion.offset_one, -1.2);
+  EXPECT_EQ((*served)->calibration.dtw_fusion.offset_many, -1.6);
+  CalibrationOverride both;
+  both.dtw_fusion = DtwFusionCalibration{1.0, -2.0, 1.0, -3.0};
+  both.dtw_spread_set = true;
+  served = MakeServingModel(recorded->model, "test", "", both);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_TRUE((*served)->VerifiesByStates());
+  EXPECT_TRUE((*served)->calibration.states_spread.has_value());
+  EXPECT_EQ((*served)->calibration.dtw_fusion.offset_many, -3.0);
+  EXPECT_FALSE((*served)->calibration.dtw_spread.has_value());
 }
 
 DtwSpreadModel SomeSpreadModel() {
