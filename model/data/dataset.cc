@@ -1,10 +1,26 @@
 #include "model/data/dataset.h"
 
 #include <cstdlib>
+#include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace srn {
+
+std::vector<std::string> Dataset::ClassNames() const {
+  std::set<std::string> names;
+  for (const Example& e : examples) names.insert(label_names[e.label]);
+  return {names.begin(), names.end()};
+}
+
+std::vector<std::string> TrainedClassNames(const Dataset& train, const Dataset& validation) {
+  std::set<std::string> names;
+  for (const Dataset* d : {&train, &validation}) {
+    for (std::string& name : d->ClassNames()) names.insert(std::move(name));
+  }
+  return {names.begin(), names.end()};
+}
 
 std::vector<const Series*> Dataset::SeriesPointers() const {
   std::vector<const Series*> out;

@@ -39,6 +39,8 @@ struct Dataset {
     return out;
   }
   std::vector<const Series*> SeriesPointers() const;
+  // The names of the classes that have examples here, sorted.
+  std::vector<std::string> ClassNames() const;
 };
 
 // One dataset holding every example of `parts`, in order, with labels that never collide: part
@@ -48,6 +50,10 @@ struct Dataset {
 // and sources are kept. InvalidArgument when `parts` is empty, a part has no examples, or two
 // parts' feature dims differ.
 absl::StatusOr<Dataset> MergeDatasets(const std::vector<Dataset>& parts);
+
+// The classes of `train` and `validation` together by name, sorted (what a model trained on them
+// has seen: ModelMetadata::trained_classes).
+std::vector<std::string> TrainedClassNames(const Dataset& train, const Dataset& validation);
 
 // The data directory: $SRN_DATA_DIR if set, else the build's default (../shared/data).
 std::string DataDir();

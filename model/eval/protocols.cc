@@ -286,6 +286,10 @@ absl::StatusOr<EvalResult> EvaluatePairs(const Dataset& test, const PairScorer& 
     SRN_ASSIGN_OR_RETURN(std::vector<OperatingPoint> curve, OperatingPoints(scores, labels));
     result.curve = ThinCurve(curve, options.curve_points);
     result.has_auc = true;
+    if (options.keep_scores) {
+      result.scores = std::move(scores);
+      result.labels = std::move(labels);
+    }
   }
   if (options.want_oneshot) {
     std::vector<int> genuine;
@@ -326,7 +330,15 @@ absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dat
     return static_cast<double>(
         HeadLogit<float>(params, layout, emb.row(i).data(), emb.row(j).data(), e));
   };
-  absl::StatusOr<EvalResult> result = EvaluatePairs(test, score, nullptr, options);
+  SRN_ASSIGN_OR_RETURN(EvalResult result, EvaluatePairs(test, score, nullptr, options));
+  // Ranked by the logit (no ties from a saturated sigmoid); thresholds and scores reported as the
+  // similarity srn-server returns, sigmoid(logit), so that every threshold is in one unit.
+  const auto similarity = [](double logit) {
+    return std::isinf(logit) ? logit : 1.0 / (1.0 + std::exp(-logit));
+  };
+  result.eer.threshold = similarity(result.eer.threshold);
+  for (OperatingPoint& p : result.curve) p.threshold = similarity(p.threshold);
+  for (double& x : result.scores) x = similarity(x);
   if (embeddings != nullptr) *embeddings = emb;
   return result;
 }

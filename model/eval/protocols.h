@@ -66,6 +66,7 @@ struct EvalOptions {
   bool want_oneshot = true;
   bool want_auc = true;
   int curve_points = 200;   // operating points kept for ROC/DET export
+  bool keep_scores = false; // keep every pair's score and label in the result (for histograms)
 };
 
 struct EvalResult {
@@ -77,6 +78,9 @@ struct EvalResult {
   bool has_oneshot = false;
   std::vector<OperatingPoint>
       curve;  // thinned operating points (ROC = (far, 1-frr), DET = (far, frr))
+  // With EvalOptions::keep_scores: every scored pair (labels 1 similar, 0 not).
+  std::vector<double> scores;
+  std::vector<int> labels;
 };
 
 // Scores trial pairs of `test`: every unordered pair of distinct examples except two forgeries,
@@ -87,8 +91,10 @@ absl::StatusOr<EvalResult> EvaluatePairs(const Dataset& test, const PairScorer& 
                                          const ReferenceScorer* oneshot_scorer,
                                          const EvalOptions& options);
 
-// Evaluates a trained model on raw `test` data (the model's preprocessing is applied), scoring
-// pairs by the head's logit. When `embeddings` is not null it receives the test embeddings.
+// Evaluates a trained model on raw `test` data (the model's preprocessing is applied), ranking
+// pairs by the head's logit; the thresholds (and kept scores) are reported as the similarity
+// srn-server returns, sigmoid(logit) in [0, 1]. When `embeddings` is not null it receives the
+// test embeddings.
 absl::StatusOr<EvalResult> EvaluateModel(const SimilarityModel& model, const Dataset& test,
                                          const EvalOptions& options,
                                          RowMatrix* embeddings = nullptr);

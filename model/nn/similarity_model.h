@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,30 @@ namespace srn {
 template <typename T>
 class Network;
 
+// Acceptance thresholds measured for a model by `srn-eval --calibrate` on classes it was not
+// trained on: Verify trials (a query against `references` enrolled examples of a class, their
+// similarities averaged as srn-server's default fusion does), thresholds in the server's units (a
+// similarity in [0, 1]). A server with no --default_threshold of its own accepts at
+// `default_threshold`.
+struct ThresholdCalibration {
+  struct Point {
+    double target_far = 0;  // asked for
+    double threshold = 0;   // the lowest threshold whose measured FAR is at most target_far
+    double far = 0;         // measured there
+    double frr = 0;
+  };
+  std::vector<Point> points;  // by decreasing target FAR
+  double eer = 0;             // the equal-error point of the same trials
+  double eer_threshold = 0;
+  // The operating point the server uses by default: "eer" or "far=<target>" (one of `points`).
+  std::string default_choice;
+  double default_threshold = 0;
+  int references = 1;
+  int64_t genuine_trials = 0;
+  int64_t impostor_trials = 0;
+  std::string measured_on;  // e.g. "glove.csv (--protocol=test): 19 classes"
+};
+
 // What a weights file says about how a model came to be (reported by GetModelInfo).
 struct ModelMetadata {
   std::string training_data;                          // e.g. "arabic-voice speakers 1-60"
@@ -30,6 +55,11 @@ struct ModelMetadata {
   // How this model verifies, as measured for it (see model/signature/verification.h,
   // FormatVerificationCalibration); "" when nothing was measured.
   std::string verification;
+  // The classes the model was trained (and validated) on, by name, sorted; empty when unknown
+  // (files written before it was recorded).
+  std::vector<std::string> trained_classes;
+  // Measured acceptance thresholds; unset until `srn-eval --calibrate` records them.
+  std::optional<ThresholdCalibration> thresholds;
 };
 
 // A trained siamese similarity model: preprocessing, encoder and head with their weights.

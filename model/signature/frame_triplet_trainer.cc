@@ -600,6 +600,7 @@ absl::StatusOr<FrameTripletResult> TrainFrameTripletModel(const Dataset& train,
 
   ModelMetadata meta;
   meta.training_data = config.training_data;
+  meta.trained_classes = TrainedClassNames(train, validation);
   meta.command = config.command;
   meta.seed = o.seed;
   meta.created = NowUtcIso8601();

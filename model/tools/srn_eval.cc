@@ -33,8 +33,11 @@
 #include "model/eval/protocols.h"
 #include "model/signature/signature_protocol.h"
 #include "model/signature/verification.h"
+#include "model/tools/calibration_report.h"
 #include "model/tools/cross_dataset_report.h"
+#include "model/tools/evaluation_plot.h"
 #include "base/flags_help.h"
+#include "base/status_macros.h"
 #include "model/tools/signature_cv_report.h"
 #include "model/tools/tool_common.h"
 #include "model/train/trainer.h"
@@ -67,7 +70,13 @@ ABSL_FLAG(double, dtw_band, std::numeric_limits<double>::quiet_NaN(),
 ABSL_FLAG(bool, center_series, false, "DTW only: centre each series on its own mean first");
 ABSL_FLAG(int, threads, 0, "worker threads (0: all cores)");
 ABSL_FLAG(std::string, embeddings_csv, "", "write the test embeddings here (weights files only)");
-ABSL_FLAG(std::string, roc_csv, "", "write ROC/DET operating points (threshold,far,frr) here");
+ABSL_FLAG(std::string, roc_csv, "",
+          "write ROC/DET operating points (threshold,far,frr) here, thresholds in the units of the "
+          "score: a weights file's similarity in [0, 1] as srn-server returns it, minus the DTW "
+          "distance for dtw; and the picture next to it (--plot)");
+ABSL_FLAG(std::string, plot, "",
+          "write the ROC and DET curves and the score histograms here as SVG, the equal-error "
+          "point and --calibrate's thresholds marked (default: --roc_csv's path ending .svg)");
 ABSL_FLAG(std::string, hmm_states, "2,4,8,16,32",
           "fisher-kernel/-vector: HMM state counts to choose from on the validation split");
 ABSL_FLAG(int, hmm_restarts, 3, "fisher-kernel/-vector: Baum-Welch restarts per state count");
@@ -136,6 +145,21 @@ ABSL_FLAG(bool, drop_pressure, false,
           "zeroed in every signature)");
 ABSL_FLAG(int, signers, 0,
           "cross-dataset: evaluate only the data set's first N signers (0: all), a quick check");
+// --calibrate (model/tools/calibration_report.h).
+ABSL_FLAG(bool, calibrate, false,
+          "measure acceptance thresholds on the test classes (--protocol=test or out-of-domain: "
+          "classes the model never trained on) and record them in the weights file, which "
+          "srn-server then accepts at by default");
+ABSL_FLAG(std::string, target_far, "0.01,0.001",
+          "--calibrate: the false-accept rates to find thresholds for (each in (0, 1))");
+ABSL_FLAG(std::string, calibration_default, "",
+          "--calibrate: the server's default threshold: eer or far=<one of --target_far> "
+          "(default: the first target)");
+ABSL_FLAG(int, calibration_refs, 1,
+          "--calibrate: references enrolled per subject in the Verify trials (their similarities "
+          "averaged, as srn-server's default fusion does)");
+ABSL_FLAG(std::string, calibrated_out, "",
+          "--calibrate: write the calibrated weights file here (default: over --model)");
 ABSL_FLAG(std::string, stamp_out, "",
           "write a copy of the weights file --model here with --verification recorded in it "
           "(srn-server then verifies with it), and exit");
@@ -271,6 +295,36 @@ int RunCrossDataset(const std::string& model, const std::string& dataset,
   if (!lines.ok()) return Fail(tool, lines.status());
   for (const std::string& line : *lines) std::cout << line << std::endl;
   return 0;
+}
+
+// --plot, or --roc_csv's path with .svg in place of its extension; "" for neither.
+std::string PlotPath() {
+  if (std::string plot = absl::GetFlag(FLAGS_plot); !plot.empty()) return plot;
+  std::string roc = absl::GetFlag(FLAGS_roc_csv);
+  if (roc.empty()) return "";
+  const size_t slash = roc.find_last_of('/'), dot = roc.find_last_of('.');
+  if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) roc.resize(dot);
+  return roc + ".svg";
+}
+
+// --calibrate: the thresholds of `model` measured on `test`, written into the weights file.
+absl::StatusOr<srn::CalibrationReport> Calibrate(
+    const std::shared_ptr<const srn::SimilarityModel>& model, const srn::Dataset& test,
+    const std::string& dataset, srn::Protocol protocol, uint64_t seed, int threads) {
+  srn::CalibrationRequest request;
+  request.model = model;
+  request.data = test;
+  request.measured_on = absl::StrCat(dataset, " (--protocol=", srn::ProtocolName(protocol), ")");
+  SRN_ASSIGN_OR_RETURN(request.target_fars,
+                       ParseList<double>("target_far", absl::GetFlag(FLAGS_target_far)));
+  request.default_choice = absl::GetFlag(FLAGS_calibration_default);
+  request.trials.references = absl::GetFlag(FLAGS_calibration_refs);
+  request.trials.draws = absl::GetFlag(FLAGS_draws);
+  request.trials.seed = seed;
+  request.trials.threads = threads;
+  request.out = absl::GetFlag(FLAGS_calibrated_out);
+  if (request.out.empty()) request.out = absl::GetFlag(FLAGS_model);
+  return srn::RunCalibration(request, std::cerr);
 }
 
 }  // namespace
@@ -417,6 +471,14 @@ int main(int argc, char** argv) {
                           "--protocol=test"));
   }
   const bool every_class_tests = *protocol == srn::Protocol::kTest;
+  if (absl::GetFlag(FLAGS_calibrate) &&
+      ((*protocol != srn::Protocol::kTest && *protocol != srn::Protocol::kOutOfDomain) ||
+       model_arg == "dtw" || model_arg == "fisher-kernel" || model_arg == "fisher-vector")) {
+    return Fail(tool, absl::InvalidArgumentError(
+                          "--calibrate measures a weights file's thresholds on classes it never "
+                          "saw: give --model=<file.srnw> and --protocol=test (a manifest of other "
+                          "classes) or out-of-domain (the test classes of its training split)"));
+  }
 
   std::shared_ptr<const srn::SimilarityModel> model;
   const bool fisher = model_arg == "fisher-kernel" || model_arg == "fisher-vector";
@@ -452,7 +514,9 @@ int main(int argc, char** argv) {
   eval.oneshot_draws = absl::GetFlag(FLAGS_draws);
   eval.max_pairs = absl::GetFlag(FLAGS_max_pairs);
   eval.want_oneshot = *protocol != srn::Protocol::kWithinDomain;
-  eval.want_auc = *protocol != srn::Protocol::kOneShot || !absl::GetFlag(FLAGS_roc_csv).empty();
+  eval.want_auc = *protocol != srn::Protocol::kOneShot || !absl::GetFlag(FLAGS_roc_csv).empty() ||
+                  !PlotPath().empty();
+  eval.keep_scores = !PlotPath().empty();
 
   absl::StatusOr<srn::EvalResult> result;
   std::string name = absl::GetFlag(FLAGS_name);
@@ -532,6 +596,33 @@ int main(int argc, char** argv) {
         !s.ok()) {
       return Fail(tool, s);
     }
+  }
+  std::optional<srn::ThresholdCalibration> calibrated;
+  if (absl::GetFlag(FLAGS_calibrate)) {
+    absl::StatusOr<srn::CalibrationReport> report =
+        Calibrate(model, split->test, dataset, *protocol, seed, eval.threads);
+    if (!report.ok()) return Fail(tool, report.status());
+    for (const std::string& line : report->lines) std::cout << line << "\n";
+    calibrated = report->calibration;
+  }
+  if (const std::string svg = PlotPath(); !svg.empty()) {
+    srn::EvaluationPlot plot;
+    plot.title = absl::StrCat(name, " on ", result_dataset, " (--protocol=",
+                              srn::ProtocolName(*protocol), "): AUC ",
+                              absl::StrFormat("%.4f", result->auc));
+    plot.score_name = model != nullptr ? "similarity (as srn-server returns it)"
+                                       : "score (higher = more similar)";
+    plot.curve = result->curve;
+    plot.scores = std::move(result->scores);
+    plot.labels = std::move(result->labels);
+    plot.eer = result->eer;
+    if (calibrated.has_value()) {
+      for (const srn::ThresholdCalibration::Point& p : calibrated->points) {
+        plot.marks.push_back({absl::StrFormat("FAR<=%g", p.target_far), p.threshold, p.far, p.frr});
+      }
+    }
+    if (absl::Status s = srn::WriteEvaluationSvg(plot, svg); !s.ok()) return Fail(tool, s);
+    std::cerr << "wrote " << svg << "\n";
   }
   std::cout << srn::ResultLine(*protocol, result_dataset, name, *result,
                                srn::IsSignatureDataset(dataset))

@@ -335,6 +335,7 @@ absl::StatusOr<TrainedModel> TrainModel(const Dataset& train, const Dataset& val
   const TrainOptions& o = config.options;
   ModelMetadata meta;
   meta.training_data = config.training_data;
+  meta.trained_classes = TrainedClassNames(train, validation);
   meta.command = config.command;
   meta.seed = o.seed;
   meta.created = NowUtcIso8601();

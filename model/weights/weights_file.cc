@@ -216,6 +216,26 @@ pb::WeightsFile ToProto(const SimilarityModel& model) {
   m->set_seed(meta.seed);
   m->set_created(meta.created);
   m->set_verification(meta.verification);
+  for (const std::string& c : meta.trained_classes) m->add_trained_classes(c);
+  if (meta.thresholds.has_value()) {
+    const ThresholdCalibration& t = *meta.thresholds;
+    pb::ThresholdCalibration* out = m->mutable_thresholds();
+    for (const ThresholdCalibration::Point& p : t.points) {
+      pb::ThresholdCalibration::Point* q = out->add_points();
+      q->set_target_far(p.target_far);
+      q->set_threshold(p.threshold);
+      q->set_far(p.far);
+      q->set_frr(p.frr);
+    }
+    out->set_eer(t.eer);
+    out->set_eer_threshold(t.eer_threshold);
+    out->set_default_choice(t.default_choice);
+    out->set_default_threshold(t.default_threshold);
+    out->set_references(t.references);
+    out->set_genuine_trials(t.genuine_trials);
+    out->set_impostor_trials(t.impostor_trials);
+    out->set_measured_on(t.measured_on);
+  }
   return file;
 }
 
@@ -346,6 +366,41 @@ absl::StatusOr<Vector> ParamsFromProto(const pb::WeightsFile& file, const Archit
   return params;
 }
 
+// A recorded calibration whose numbers a server could not use is refused: every rate in [0, 1],
+// every threshold a similarity in [0, 1], at least one reference and some trials of each kind.
+absl::StatusOr<ThresholdCalibration> ThresholdsFromProto(const pb::ThresholdCalibration& t,
+                                                         absl::string_view name) {
+  const auto in_unit = [](double x) { return x >= 0.0 && x <= 1.0; };  // false for NaN
+  const auto bad = [&](absl::string_view what) {
+    return Error(absl::StatusCode::kInvalidArgument, name, "metadata: thresholds: ", what,
+                 " (recalibrate with srn-eval --calibrate)");
+  };
+  ThresholdCalibration out;
+  for (const pb::ThresholdCalibration::Point& p : t.points()) {
+    if (!in_unit(p.target_far()) || !in_unit(p.threshold()) || !in_unit(p.far()) ||
+        !in_unit(p.frr())) {
+      return bad(absl::StrFormat("the point for FAR %g has a value outside [0, 1]",
+                                 p.target_far()));
+    }
+    out.points.push_back({p.target_far(), p.threshold(), p.far(), p.frr()});
+  }
+  if (!in_unit(t.eer()) || !in_unit(t.eer_threshold()) || !in_unit(t.default_threshold())) {
+    return bad("the equal-error point or the default threshold is outside [0, 1]");
+  }
+  if (t.references() < 1 || t.genuine_trials() < 1 || t.impostor_trials() < 1) {
+    return bad("it needs at least one reference and trials of each kind");
+  }
+  out.eer = t.eer();
+  out.eer_threshold = t.eer_threshold();
+  out.default_choice = t.default_choice();
+  out.default_threshold = t.default_threshold();
+  out.references = t.references();
+  out.genuine_trials = t.genuine_trials();
+  out.impostor_trials = t.impostor_trials();
+  out.measured_on = t.measured_on();
+  return out;
+}
+
 absl::StatusOr<ModelMetadata> MetadataFromProto(const pb::Metadata& m, absl::string_view name) {
   ModelMetadata meta;
   meta.training_data = m.training_data();
@@ -365,6 +420,10 @@ absl::StatusOr<ModelMetadata> MetadataFromProto(const pb::Metadata& m, absl::str
   meta.seed = m.seed();
   meta.created = m.created();
   meta.verification = m.verification();
+  meta.trained_classes.assign(m.trained_classes().begin(), m.trained_classes().end());
+  if (m.has_thresholds()) {
+    SRN_ASSIGN_OR_RETURN(meta.thresholds, ThresholdsFromProto(m.thresholds(), name));
+  }
   return meta;
 }
 
