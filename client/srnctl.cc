@@ -361,7 +361,11 @@ int ModelInfo(const Client& client, const std::vector<std::string>&) {
             << "embedding_dims: " << info.embedding_dims() << "\n"
             << "input: " << v1::ModelInfo::InputKind_Name(info.input_kind()) << ", "
             << info.input_features() << " features per frame, window " << info.window() << "\n"
-            << "default_threshold: " << absl::StrFormat("%.6f", info.default_threshold()) << "\n"
+            << "default_threshold: " << absl::StrFormat("%.6f", info.default_threshold())
+            << (info.default_threshold_source().empty()
+                    ? ""
+                    : absl::StrCat(" (", info.default_threshold_source(), ")"))
+            << "\n"
             << "default_fusion: " << FusionName(info.default_fusion()) << "\n"
             << "source: " << info.source() << "\n";
   const bool states = info.verification_score() == "states-dtw";
@@ -384,7 +388,23 @@ int ModelInfo(const Client& client, const std::vector<std::string>&) {
                 << f.single_reference_spread() << "\n";
     }
   }
+  if (info.has_threshold_calibration()) {
+    const v1::ThresholdCalibration& t = info.threshold_calibration();
+    for (const v1::ThresholdCalibration::Point& p : t.points()) {
+      std::cout << absl::StrFormat("calibrated threshold %.6f for FAR <= %g (FAR %.4f, FRR %.4f)\n",
+                                   p.threshold(), p.target_far(), p.far(), p.frr());
+    }
+    std::cout << absl::StrFormat(
+        "calibrated equal-error point: threshold %.6f, EER %.4f\n"
+        "calibrated on %s: %d genuine and %d impostor trials, %d reference(s) each\n",
+        t.eer_threshold(), t.eer(), t.measured_on(), t.genuine_trials(), t.impostor_trials(),
+        t.references());
+  }
   if (!info.training_data().empty()) std::cout << "training_data: " << info.training_data() << "\n";
+  if (info.trained_classes_size() > 0) {
+    std::cout << "trained_classes (" << info.trained_classes_size()
+              << "): " << absl::StrJoin(info.trained_classes(), ", ") << "\n";
+  }
   if (!info.command().empty()) std::cout << "command: " << info.command() << "\n";
   if (!info.created().empty()) std::cout << "created: " << info.created() << "\n";
   std::cout << "seed: " << info.seed() << "\n";
@@ -508,6 +528,9 @@ int Verify(const Client& client, const std::vector<std::string>& files) {
               << Floats(response.reference_scores().data(),
                         response.reference_scores().data() + response.reference_scores_size())
               << "\n";
+    if (!response.threshold_source().empty()) {
+      std::cout << "threshold from " << response.threshold_source() << "\n";
+    }
     if (response.has_srn_score() && !response.has_dtw_distance_ratio()) {
       // A states model with the DTW verifier's weight 0 for this many references.
       std::cout << absl::StrFormat("learned score %.6f\n", response.srn_score());

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -23,9 +24,10 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
 ABSL_FLAG(std::string, weights, "", "weights file to serve (default: the bundled signature model)");
 ABSL_FLAG(std::string, store, "srn-store.db",
           "SQLite file of enrolled subjects (':memory:' keeps nothing)");
-ABSL_FLAG(double, default_threshold, 0.5,
-          "accept a verification when the fused similarity reaches this (the bundled model's "
-          "measured equal-error point is 0.506: docs/DEFAULT_MODEL.md)");
+ABSL_FLAG(std::optional<double>, default_threshold, std::nullopt,
+          "accept a verification whose score reaches this, for every model served (default: "
+          "the served model's calibrated threshold, recorded by srn-eval --calibrate; 0.5 for a "
+          "model whose Verify score is calibrated, like the bundled one, or has no calibration)");
 ABSL_FLAG(std::string, dtw_fusion, "",
           "signature models: fuse Verify's SRN score with the DTW signature verifier, calibrated "
           "as W1:O1,WN:ON (weight and offset with one reference, then with several; srn-eval "
@@ -133,7 +135,14 @@ int main(int argc, char** argv) {
       calibration.dtw_spread = *spread;
     }
   }
-  core.default_threshold = static_cast<float>(absl::GetFlag(FLAGS_default_threshold));
+  if (const std::optional<double> t = absl::GetFlag(FLAGS_default_threshold); t.has_value()) {
+    if (!(*t >= 0 && *t <= 1)) {
+      std::cerr << "srn-server: --default_threshold must be a similarity in [0, 1], got " << *t
+                << " (or leave it out to use the served model's calibrated threshold)\n";
+      return 2;
+    }
+    core.default_threshold = static_cast<float>(*t);
+  }
   core.default_fusion_k = absl::GetFlag(FLAGS_fusion_k);
   core.threads = absl::GetFlag(FLAGS_threads);
   core.limits.max_series_length = absl::GetFlag(FLAGS_max_series_length);
@@ -151,10 +160,10 @@ int main(int argc, char** argv) {
     std::cerr << "srn-server: --default_fusion must be max, mean or top-k-mean\n";
     return 2;
   }
-  if (!(core.default_threshold >= 0 && core.default_threshold <= 1) || core.default_fusion_k < 1 ||
-      core.limits.max_series_length < 1 || core.limits.max_batch < 1 ||
+  if (core.default_fusion_k < 1 || core.limits.max_series_length < 1 || core.limits.max_batch < 1 ||
       core.limits.max_references < 1) {
-    std::cerr << "srn-server: need 0 <= --default_threshold <= 1 and positive limits\n";
+    std::cerr << "srn-server: need positive --fusion_k, --max_series_length, --max_batch and "
+                 "--max_references\n";
     return 2;
   }
 

@@ -70,6 +70,25 @@ v1::Fusion ToProto(ReferenceFusion rule) {
 
 }  // namespace
 
+DefaultThreshold ResolveDefaultThreshold(const ServingModel& model,
+                                         const std::optional<float>& server_threshold) {
+  if (server_threshold.has_value()) {
+    return {*server_threshold, "the server's --default_threshold"};
+  }
+  if (model.FusesDtw() || model.VerifiesByStates()) {
+    return {0.5f, "0.5, the equal-error point of the model's calibrated Verify score"};
+  }
+  if (const std::optional<ThresholdCalibration>& t = model.model->metadata().thresholds;
+      t.has_value()) {
+    return {static_cast<float>(t->default_threshold),
+            absl::StrCat("the model's calibration (", t->default_choice, ", measured on ",
+                         t->measured_on, ")")};
+  }
+  return {0.5f,
+          "0.5, uncalibrated: this model records no threshold (srn-eval --calibrate measures "
+          "one for a target false-accept rate)"};
+}
+
 SubjectRecord ToRecord(const SubjectEntry& entry) {
   SubjectRecord record;
   record.id = entry.id;
@@ -373,10 +392,22 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
         "the query cannot be compared with the references (its score is not finite)");
   }
   const float score = static_cast<float>(verification.score);
-  const float threshold = request.has_threshold() ? request.threshold()
-                          : subject.threshold.has_value() ? *subject.threshold
-                                                          : options_.default_threshold;
   v1::VerifyResponse response;
+  float threshold = 0;
+  if (request.has_threshold()) {
+    threshold = request.threshold();
+    response.set_threshold_source("the request's threshold");
+  } else if (subject.threshold.has_value()) {
+    threshold = *subject.threshold;
+    response.set_threshold_source(subject.threshold_shift.has_value()
+                                      ? "the subject's, derived from its references "
+                                        "(threshold_shift)"
+                                      : "the subject's threshold");
+  } else {
+    const DefaultThreshold d = ResolveDefaultThreshold(model, options_.default_threshold);
+    threshold = d.value;
+    response.set_threshold_source(d.source);
+  }
   if (verification.states_ratio.has_value()) {
     // The learned part of a states score: minus d / D, higher for more similar like the
     // embedding's similarity (see VerifyResponse.srn_score).
@@ -515,7 +546,31 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
   info.set_seed(meta.seed);
   info.set_created(meta.created);
   info.set_source(serving->source);
-  info.set_default_threshold(options_.default_threshold);
+  const DefaultThreshold default_threshold =
+      ResolveDefaultThreshold(*serving, options_.default_threshold);
+  info.set_default_threshold(default_threshold.value);
+  info.set_default_threshold_source(default_threshold.source);
+  info.mutable_trained_classes()->Assign(meta.trained_classes.begin(),
+                                         meta.trained_classes.end());
+  if (meta.thresholds.has_value()) {
+    const ThresholdCalibration& t = *meta.thresholds;
+    v1::ThresholdCalibration* out = info.mutable_threshold_calibration();
+    for (const ThresholdCalibration::Point& p : t.points) {
+      v1::ThresholdCalibration::Point* q = out->add_points();
+      q->set_target_far(p.target_far);
+      q->set_threshold(p.threshold);
+      q->set_far(p.far);
+      q->set_frr(p.frr);
+    }
+    out->set_eer(t.eer);
+    out->set_eer_threshold(t.eer_threshold);
+    out->set_default_choice(t.default_choice);
+    out->set_default_threshold(t.default_threshold);
+    out->set_references(t.references);
+    out->set_genuine_trials(t.genuine_trials);
+    out->set_impostor_trials(t.impostor_trials);
+    out->set_measured_on(t.measured_on);
+  }
   info.set_default_fusion(ToProto(options_.default_fusion));
   const VerificationCalibration& c = serving->calibration;
   info.set_verification_score(LearnedScoreName(c.learned));

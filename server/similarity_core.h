@@ -20,7 +20,9 @@ namespace srn {
 
 struct CoreOptions {
   RequestLimits limits;
-  float default_threshold = 0.5f;  // accept when the fused similarity reaches it
+  // Accept when Verify's score reaches it, for every model (srn-server --default_threshold);
+  // unset: each model's own (DefaultThreshold).
+  std::optional<float> default_threshold;
   ReferenceFusion default_fusion = ReferenceFusion::kMean;
   int default_fusion_k = 3;        // for top-k mean
   int threads = 0;                 // for batch embedding and Identify scans; 0: all cores
@@ -31,6 +33,18 @@ struct CoreOptions {
   // the references.
   SignatureDtwOptions dtw;
 };
+
+// The threshold Verify accepts at when neither the request nor the subject sets one, and why.
+struct DefaultThreshold {
+  float value = 0.5f;
+  std::string source;  // e.g. "the model's calibration (far=0.01, measured on ...)"
+};
+
+// The server's --default_threshold when set; else, for a model whose Verify score is calibrated
+// (DTW fusion, states), 0.5, its equal-error point; else the threshold the model's weights file
+// records (srn-eval --calibrate); else 0.5, with a source that says how to calibrate.
+DefaultThreshold ResolveDefaultThreshold(const ServingModel& model,
+                                         const std::optional<float>& server_threshold);
 
 // The logic of the similarity service, independent of gRPC: validates each request, embeds with
 // the model snapshot the request started with, and keeps the durable store and the in-memory

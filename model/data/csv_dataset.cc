@@ -60,9 +60,34 @@ void SplitFields(absl::string_view line, std::vector<absl::string_view>* fields)
   }
 }
 
+// A decimal number as the format allows: an optional sign, digits with an optional decimal point
+// (at least one digit), an optional exponent (e or E, an optional sign, digits). No hex, no
+// "inf" or "nan", no leading or trailing junk.
+bool IsDecimalNumber(absl::string_view f) {
+  size_t i = 0;
+  const auto digits = [&]() {
+    const size_t start = i;
+    while (i < f.size() && absl::ascii_isdigit(static_cast<unsigned char>(f[i]))) ++i;
+    return i - start;
+  };
+  if (i < f.size() && (f[i] == '+' || f[i] == '-')) ++i;
+  size_t mantissa = digits();
+  if (i < f.size() && f[i] == '.') {
+    ++i;
+    mantissa += digits();
+  }
+  if (mantissa == 0) return false;
+  if (i < f.size() && (f[i] == 'e' || f[i] == 'E')) {
+    ++i;
+    if (i < f.size() && (f[i] == '+' || f[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == f.size();
+}
+
 bool ParsesAsNumber(absl::string_view field) {
   float value;
-  return !field.empty() && absl::SimpleAtof(field, &value);
+  return IsDecimalNumber(field) && absl::SimpleAtof(field, &value);
 }
 
 std::string Where(const std::string& file, int line) { return absl::StrCat(file, ":", line, ": "); }
@@ -80,6 +105,8 @@ absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits
   std::vector<absl::string_view> fields;
   int dims = 0;
   int dims_line = 0;
+  int header_columns = 0;  // 0 without a header
+  int header_line = 0;
   bool seen_content = false;
   int64_t frames = 0;
   absl::Status status = ForEachLine(text, [&](int line_number, absl::string_view line) {
@@ -89,10 +116,20 @@ absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits
       seen_content = true;
       bool any_number = false;
       for (absl::string_view f : fields) any_number = any_number || ParsesAsNumber(f);
-      if (!any_number) return absl::OkStatus();  // a header line
+      if (!any_number) {  // a header line
+        header_columns = static_cast<int>(fields.size());
+        header_line = line_number;
+        return absl::OkStatus();
+      }
     }
     const int count = static_cast<int>(fields.size());
     if (dims == 0) {
+      // Later lines must match this one, so checking the first against the header is enough.
+      if (header_columns > 0 && count != header_columns) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Where(path, line_number), count, " values, but the header on line ", header_line,
+            " names ", header_columns, " columns: give every line one value per named column"));
+      }
       if (count > limits.max_dims) {
         return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), count,
                                                        " values per frame; the limit is ",
@@ -115,9 +152,10 @@ absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits
         return absl::InvalidArgumentError(
             absl::StrCat(Where(path, line_number), "value ", c + 1, " is empty"));
       }
-      if (!absl::SimpleAtof(fields[c], &value)) {
-        return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "value ", c + 1,
-                                                       " ('", fields[c], "') is not a number"));
+      if (!IsDecimalNumber(fields[c]) || !absl::SimpleAtof(fields[c], &value)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Where(path, line_number), "value ", c + 1, " ('", fields[c],
+            "') is not a decimal number (write numbers like -1.5, 2e-3 or +4)"));
       }
       if (!std::isfinite(value)) {
         return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "value ", c + 1,

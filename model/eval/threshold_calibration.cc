@@ -34,13 +34,8 @@ std::string FarChoice(double target) { return absl::StrCat("far=", target); }
 
 }  // namespace
 
-absl::StatusOr<VerifyTrials> ScoreVerifyTrials(const SimilarityModel& model, const Dataset& data,
-                                               const VerifyTrialOptions& options) {
-  if (options.references < 1 || options.draws < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "calibration needs at least 1 reference and 1 draw, got ", options.references, " and ",
-        options.draws));
-  }
+absl::StatusOr<VerifyTrialScorer> VerifyTrialScorer::Create(const SimilarityModel& model,
+                                                             const Dataset& data, int threads) {
   if (data.examples.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(data.name, " has no examples to calibrate on"));
   }
@@ -50,10 +45,32 @@ absl::StatusOr<VerifyTrials> ScoreVerifyTrials(const SimilarityModel& model, con
         "was trained on",
         model.preprocessor().raw_dims, data.name, data.dims()));
   }
-  // Genuine examples of each class; the classes that can be subjects.
+  SRN_ASSIGN_OR_RETURN(
+      RowMatrix embeddings,
+      model.Embed(data.SeriesPointers(), threads > 0 ? threads : DefaultThreads()));
+  return VerifyTrialScorer(model, data, std::move(embeddings));
+}
+
+absl::StatusOr<VerifyTrials> VerifyTrialScorer::Score(const VerifyTrialOptions& options,
+                                                      const std::vector<int>* classes) const {
+  if (options.references < 1 || options.draws < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "calibration needs at least 1 reference and 1 draw, got ", options.references, " and ",
+        options.draws));
+  }
+  const Dataset& data = *data_;
+  std::vector<bool> included(data.num_labels(), classes == nullptr);
+  if (classes != nullptr) {
+    for (int c : *classes) included[c] = true;
+  }
+  // The examples taking part, the genuine ones of each class, the classes that can be subjects.
+  std::vector<int> queries;
   std::vector<std::vector<int>> genuine(data.num_labels());
   for (int i = 0; i < static_cast<int>(data.examples.size()); ++i) {
-    if (!data.examples[i].forgery) genuine[data.examples[i].label].push_back(i);
+    const Example& e = data.examples[i];
+    if (!included[e.label]) continue;
+    queries.push_back(i);
+    if (!e.forgery) genuine[e.label].push_back(i);
   }
   std::vector<int> subjects;
   for (int c = 0; c < data.num_labels(); ++c) {
@@ -66,9 +83,7 @@ absl::StatusOr<VerifyTrials> ScoreVerifyTrials(const SimilarityModel& model, con
         data.name, subjects.size(), options.references));
   }
   const int threads = options.threads > 0 ? options.threads : DefaultThreads();
-  SRN_ASSIGN_OR_RETURN(const RowMatrix emb, model.Embed(data.SeriesPointers(), threads));
-  const int n = static_cast<int>(data.examples.size());
-  const int dims = model.embedding_dims();
+  const int dims = model_->embedding_dims();
 
   VerifyTrials trials;
   trials.subjects = static_cast<int>(subjects.size());
@@ -89,10 +104,13 @@ absl::StatusOr<VerifyTrials> ScoreVerifyTrials(const SimilarityModel& model, con
       RowMatrix ref_rows(options.references, dims);
       std::vector<double> sims(options.references);
       for (int s = begin; s < end; ++s) {
-        for (int r = 0; r < options.references; ++r) ref_rows.row(r) = emb.row(refs[s][r]);
-        for (int q = 0; q < n; ++q) {
+        for (int r = 0; r < options.references; ++r) {
+          ref_rows.row(r) = embeddings_.row(refs[s][r]);
+        }
+        for (int q : queries) {
           if (std::find(refs[s].begin(), refs[s].end(), q) != refs[s].end()) continue;
-          model.Score(emb.row(q).data(), ref_rows.data(), options.references, sims.data());
+          model_->Score(embeddings_.row(q).data(), ref_rows.data(), options.references,
+                        sims.data());
           const Example& e = data.examples[q];
           scores[s].push_back(std::accumulate(sims.begin(), sims.end(), 0.0) /
                               options.references);
@@ -107,6 +125,13 @@ absl::StatusOr<VerifyTrials> ScoreVerifyTrials(const SimilarityModel& model, con
   }
   for (int label : trials.labels) ++(label == 1 ? trials.genuine : trials.impostor);
   return trials;
+}
+
+absl::StatusOr<VerifyTrials> ScoreVerifyTrials(const SimilarityModel& model, const Dataset& data,
+                                               const VerifyTrialOptions& options) {
+  SRN_ASSIGN_OR_RETURN(const VerifyTrialScorer scorer,
+                       VerifyTrialScorer::Create(model, data, options.threads));
+  return scorer.Score(options);
 }
 
 absl::StatusOr<ThresholdCalibration> CalibrateThresholds(const VerifyTrials& trials,

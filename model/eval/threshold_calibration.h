@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,13 +34,36 @@ struct VerifyTrialOptions {
   int threads = 0;     // 0: DefaultThreads()
 };
 
-// The Verify trials of `data` as srn-server scores them with an embedding model: every class
+// The Verify trials of a dataset as srn-server scores them with an embedding model: every class
 // with at least references + 1 genuine examples is a subject; each draw enrolls `references`
 // of its genuine examples (uniformly, by `seed`), and every other example queries it: the
 // class's other genuine examples as genuine trials, every example of the other classes and the
 // class's own skilled forgeries as impostor trials. The score is the mean of the head's
-// similarities to the references. InvalidArgument, saying what to do, when fewer than 2
-// classes can be subjects or the model does not take the data's features.
+// similarities to the references. The data is embedded once, when the scorer is made; the
+// model and the data must outlive it. Thread-compatible.
+class VerifyTrialScorer final {
+ public:
+  // InvalidArgument, saying what to do, when the model does not take the data's features or the
+  // data is empty.
+  static absl::StatusOr<VerifyTrialScorer> Create(const SimilarityModel& model,
+                                                  const Dataset& data, int threads = 0);
+
+  // The trials among the classes `classes` (label ids; nullptr: every class), as if the data
+  // held only those. InvalidArgument, saying what to do, when fewer than 2 of them can be
+  // subjects.
+  absl::StatusOr<VerifyTrials> Score(const VerifyTrialOptions& options,
+                                     const std::vector<int>* classes = nullptr) const;
+
+ private:
+  VerifyTrialScorer(const SimilarityModel& model, const Dataset& data, RowMatrix embeddings)
+      : model_(&model), data_(&data), embeddings_(std::move(embeddings)) {}
+
+  const SimilarityModel* model_;
+  const Dataset* data_;
+  RowMatrix embeddings_;
+};
+
+// VerifyTrialScorer::Create(model, data, options.threads), then Score(options).
 absl::StatusOr<VerifyTrials> ScoreVerifyTrials(const SimilarityModel& model, const Dataset& data,
                                                const VerifyTrialOptions& options);
 

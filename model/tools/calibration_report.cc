@@ -1,6 +1,7 @@
 #include "model/tools/calibration_report.h"
 
 #include <algorithm>
+#include <numeric>
 #include <random>
 #include <set>
 #include <utility>
@@ -46,21 +47,70 @@ absl::Status RequireUnseenClasses(const SimilarityModel& model, const Dataset& d
       "trained ones)"));
 }
 
-// The classes of `data` split in two halves by `seed` (a partial Fisher-Yates shuffle of the
-// engine's raw output, the same on every platform).
-std::pair<Dataset, Dataset> HalvesByClass(const Dataset& data, uint64_t seed) {
-  std::vector<int> labels;
-  std::set<int> present;
-  for (const Example& e : data.examples) present.insert(e.label);
-  labels.assign(present.begin(), present.end());
+// The classes of `data` that have examples, in two halves drawn by `seed` (a partial Fisher-Yates
+// shuffle of the engine's raw output, the same on every platform).
+std::pair<std::vector<int>, std::vector<int>> HalvesByClass(const Dataset& data, uint64_t seed) {
+  const std::set<int> present = [&] {
+    std::set<int> labels;
+    for (const Example& e : data.examples) labels.insert(e.label);
+    return labels;
+  }();
+  std::vector<int> labels(present.begin(), present.end());
   std::mt19937_64 rng(seed);
   for (size_t i = 0; i + 1 < labels.size(); ++i) {
     const size_t j = i + rng() % (labels.size() - i);
     std::swap(labels[i], labels[j]);
   }
-  const std::set<int> first(labels.begin(), labels.begin() + labels.size() / 2);
-  return {data.Filter([&](const Example& e) { return first.count(e.label) > 0; }),
-          data.Filter([&](const Example& e) { return first.count(e.label) == 0; })};
+  const auto middle = labels.begin() + static_cast<std::ptrdiff_t>(labels.size() / 2);
+  return {std::vector<int>(labels.begin(), middle), std::vector<int>(middle, labels.end())};
+}
+
+// How thresholds carry over to classes the calibration did not see either: for each of
+// `halvings` random halvings of the classes, calibrated on one half and measured on the other.
+// One line per target: the mean and median FAR over the halvings, and the range. Empty (with
+// the reason on `log`) when the halves are too small.
+std::vector<std::string> CheckOnOtherClasses(const VerifyTrialScorer& scorer,
+                                             const CalibrationRequest& request,
+                                             std::ostream& log) {
+  std::vector<std::vector<double>> fars(request.target_fars.size());
+  std::vector<double> targets;
+  int calibrated_on = 0, measured_on = 0;
+  for (int h = 0; h < request.check_halvings; ++h) {
+    const auto [first, second] = HalvesByClass(request.data, request.trials.seed + h);
+    absl::StatusOr<VerifyTrials> a = scorer.Score(request.trials, &first);
+    absl::StatusOr<VerifyTrials> b = scorer.Score(request.trials, &second);
+    absl::StatusOr<ThresholdCalibration> from_a =
+        a.ok() ? CalibrateThresholds(*a, request.target_fars, request.default_choice) : a.status();
+    absl::StatusOr<ThresholdCalibration> on_b =
+        from_a.ok() && b.ok() ? MeasureAtThresholds(*from_a, *b)
+                              : absl::StatusOr<ThresholdCalibration>(
+                                    from_a.ok() ? b.status() : from_a.status());
+    if (!on_b.ok()) {
+      log << "calibrate: no check on other classes (" << on_b.status().message() << ")\n";
+      return {};
+    }
+    targets.clear();
+    for (size_t k = 0; k < on_b->points.size(); ++k) {
+      targets.push_back(on_b->points[k].target_far);
+      fars[k].push_back(on_b->points[k].far);
+    }
+    calibrated_on = a->subjects;
+    measured_on = b->subjects;
+  }
+  std::vector<std::string> lines;
+  for (size_t k = 0; k < targets.size(); ++k) {
+    std::vector<double>& f = fars[k];
+    std::sort(f.begin(), f.end());
+    const size_t m = f.size() / 2;
+    const double median = f.size() % 2 ? f[m] : (f[m - 1] + f[m]) / 2;
+    const double mean = std::accumulate(f.begin(), f.end(), 0.0) / static_cast<double>(f.size());
+    lines.push_back(absl::StrFormat(
+        "check: FAR <= %g calibrated on %d classes, measured on %d others, %d random halvings: "
+        "FAR mean %.4f (%.2fx the target), median %.4f, range %.4f-%.4f",
+        targets[k], calibrated_on, measured_on, request.check_halvings, mean, mean / targets[k],
+        median, f.front(), f.back()));
+  }
+  return lines;
 }
 
 }  // namespace
@@ -70,35 +120,13 @@ absl::StatusOr<CalibrationReport> RunCalibration(const CalibrationRequest& reque
   const SimilarityModel& model = *request.model;
   SRN_RETURN_IF_ERROR(RequireEmbeddingScore(model));
   SRN_RETURN_IF_ERROR(RequireUnseenClasses(model, request.data));
-  std::vector<std::string> lines;
-
-  // How thresholds carry over to classes the calibration did not see either: calibrated on one
-  // half of the classes, measured on the other (skipped when a half is too small).
-  const auto [half_a, half_b] = HalvesByClass(request.data, request.trials.seed);
-  absl::StatusOr<VerifyTrials> trials_a = ScoreVerifyTrials(model, half_a, request.trials);
-  absl::StatusOr<VerifyTrials> trials_b = ScoreVerifyTrials(model, half_b, request.trials);
-  absl::StatusOr<ThresholdCalibration> from_a =
-      trials_a.ok() ? CalibrateThresholds(*trials_a, request.target_fars, request.default_choice)
-                    : trials_a.status();
-  if (from_a.ok() && trials_b.ok()) {
-    SRN_ASSIGN_OR_RETURN(const ThresholdCalibration on_b, MeasureAtThresholds(*from_a, *trials_b));
-    for (size_t k = 0; k < on_b.points.size(); ++k) {
-      const ThresholdCalibration::Point& p = on_b.points[k];
-      lines.push_back(absl::StrFormat(
-          "check: threshold %.6f for FAR <= %g from %d classes, on %d other classes: FAR %.4f "
-          "(%.2fx the target), FRR %.4f",
-          p.threshold, p.target_far, trials_a->subjects, trials_b->subjects, p.far,
-          p.far / p.target_far, p.frr));
-    }
-  } else {
-    const absl::Status why = from_a.ok() ? trials_b.status() : from_a.status();
-    log << "calibrate: no half-and-half check (" << why.message() << ")\n";
-  }
+  SRN_ASSIGN_OR_RETURN(const VerifyTrialScorer scorer,
+                       VerifyTrialScorer::Create(model, request.data, request.trials.threads));
+  std::vector<std::string> lines = CheckOnOtherClasses(scorer, request, log);
 
   log << "calibrate: scoring Verify trials with " << request.trials.references
       << " reference(s), " << request.trials.draws << " draws\n";
-  SRN_ASSIGN_OR_RETURN(const VerifyTrials trials,
-                       ScoreVerifyTrials(model, request.data, request.trials));
+  SRN_ASSIGN_OR_RETURN(const VerifyTrials trials, scorer.Score(request.trials));
   SRN_ASSIGN_OR_RETURN(ThresholdCalibration calibration,
                        CalibrateThresholds(trials, request.target_fars, request.default_choice));
   calibration.references = request.trials.references;

@@ -15,8 +15,9 @@
 namespace srn {
 
 // What `srn-eval --calibrate` does: measures acceptance thresholds for a model on classes it was
-// never trained on (ScoreVerifyTrials, CalibrateThresholds), checks how they hold on other unseen
-// classes (calibrated on a seeded half of the classes, measured on the other half), and writes
+// never trained on (VerifyTrialScorer, CalibrateThresholds), checks how they hold on other unseen
+// classes (calibrated on a random half of the classes, measured on the other half, over several
+// halvings), and writes
 // the model with the thresholds recorded (ModelMetadata::thresholds) for srn-server to accept at.
 // Thread-compatible: one call at a time per `log`.
 
@@ -27,6 +28,9 @@ struct CalibrationRequest {
   std::vector<double> target_fars = {0.01, 0.001};
   std::string default_choice;  // "eer" or "far=<t>"; "" for the first target
   VerifyTrialOptions trials;
+  // Random halvings of the classes for the check (calibrated on one half, measured on the
+  // other); 0 skips it.
+  int check_halvings = 10;
   std::string out;  // the weights file to write (may be the model's own path)
 };
 

@@ -19,7 +19,8 @@ constexpr double kDetMin = 0.001, kDetMax = 0.95;  // the DET axes' range of err
 constexpr int kBins = 40;
 
 std::string Escape(const std::string& text) {
-  return absl::StrReplaceAll(text, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
+  return absl::StrReplaceAll(text,
+                             {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"'", "&apos;"}});
 }
 
 // One panel: maps data coordinates in [x0, x1] x [y0, y1] to the panel at column `k`.

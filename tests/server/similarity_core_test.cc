@@ -6,7 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
@@ -20,6 +20,9 @@
 
 namespace srn {
 namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 constexpr int kDims = 3;
 
@@ -142,6 +145,70 @@ TEST_F(SimilarityCoreTest, ThresholdPrecedenceRequestThenSubjectThenServer) {
   EXPECT_EQ(core->Verify(v)->threshold(), 1.0f);
   v.set_threshold(0.25f);
   EXPECT_EQ(core->Verify(v)->threshold(), 0.25f);
+}
+
+// Serving(seed) with thresholds recorded as srn-eval --calibrate does.
+std::shared_ptr<const ServingModel> CalibratedServing(uint64_t seed, double default_threshold) {
+  const auto m = testing::RandomModel("srn-a", kDims, 8, seed);
+  ModelMetadata meta;
+  ThresholdCalibration t;
+  t.points = {{0.01, default_threshold, 0.009, 0.3}};
+  t.default_choice = "far=0.01";
+  t.default_threshold = default_threshold;
+  t.genuine_trials = 10;
+  t.impostor_trials = 1000;
+  t.measured_on = "held-out sines";
+  meta.thresholds = t;
+  meta.trained_classes = {"a", "b"};
+  return *MakeServingModel(
+      *SimilarityModel::Create(m->architecture(), m->preprocessor(), m->params(), meta), "test",
+      "");
+}
+
+TEST_F(SimilarityCoreTest, DefaultThresholdIsTheModelsCalibratedOneAndVerifySaysWhy) {
+  auto core = MakeCore(CalibratedServing(3, 0.875));
+  const v1::SeriesInput a = RandomInput(6, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("s", {a})).ok());
+  v1::VerifyRequest v;
+  v.set_subject_id("s");
+  *v.mutable_query() = RandomInput(6, &rng_);
+  absl::StatusOr<v1::VerifyResponse> r = core->Verify(v);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->threshold(), 0.875f);
+  EXPECT_EQ(r->accepted(), r->score() >= 0.875f);
+  EXPECT_EQ(r->threshold_source(),
+            "the model's calibration (far=0.01, measured on held-out sines)");
+  v.set_threshold(0.25f);
+  EXPECT_EQ(core->Verify(v)->threshold_source(), "the request's threshold");
+
+  absl::StatusOr<v1::ModelInfo> info = core->GetModelInfo();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->default_threshold(), 0.875f);
+  EXPECT_THAT(info->default_threshold_source(), HasSubstr("the model's calibration"));
+  ASSERT_EQ(info->threshold_calibration().points_size(), 1);
+  EXPECT_EQ(info->threshold_calibration().points(0).threshold(), 0.875);
+  EXPECT_EQ(info->threshold_calibration().measured_on(), "held-out sines");
+  EXPECT_THAT(info->trained_classes(), ElementsAre("a", "b"));
+}
+
+TEST_F(SimilarityCoreTest, TheServersDefaultThresholdOverridesTheModels) {
+  options_.default_threshold = 0.125f;
+  auto core = MakeCore(CalibratedServing(3, 0.875));
+  EXPECT_EQ(core->GetModelInfo()->default_threshold(), 0.125f);
+  EXPECT_EQ(core->GetModelInfo()->default_threshold_source(), "the server's --default_threshold");
+}
+
+TEST_F(SimilarityCoreTest, AnUncalibratedModelAcceptsAtOneHalfAndSaysHowToCalibrate) {
+  auto core = MakeCore(Serving(3));
+  EXPECT_EQ(core->GetModelInfo()->default_threshold(), 0.5f);
+  EXPECT_THAT(core->GetModelInfo()->default_threshold_source(),
+              HasSubstr("uncalibrated: this model records no threshold (srn-eval --calibrate"));
+  const v1::SeriesInput a = RandomInput(6, &rng_);
+  ASSERT_TRUE(core->Enroll(Enroll("s", {a})).ok());
+  v1::VerifyRequest v;
+  v.set_subject_id("s");
+  *v.mutable_query() = a;
+  EXPECT_THAT(core->Verify(v)->threshold_source(), HasSubstr("0.5, uncalibrated"));
 }
 
 // The mean similarity among the embeddings of `inputs` under `model`, computed independently.

@@ -59,7 +59,21 @@ TEST_F(CsvDatasetTest, MalformedSeriesNameFileAndLine) {
               path + ":4: expected 2 values (as on line 2), found 3");
   path = Write("nan.csv", "1,2\n3,abc\n");
   ExpectError(ReadCsvSeries(path).status(), absl::StatusCode::kInvalidArgument,
-              path + ":2: value 2 ('abc') is not a number");
+              path + ":2: value 2 ('abc') is not a decimal number");
+  // Only decimal numbers, as docs/DATA_FORMATS.md says: no hexadecimal, no words.
+  for (const std::string bad : {"0x1F", "1e", "+", ".", "1.5.2", "infinity", "1_000", "e5"}) {
+    path = Write("strict.csv", "1,2\n3," + bad + "\n");
+    ExpectError(ReadCsvSeries(path).status(), absl::StatusCode::kInvalidArgument,
+                path + ":2: value 2 ('" + bad + "') is not a decimal number");
+  }
+  absl::StatusOr<Series> decimal =
+      ReadCsvSeries(Write("decimal.csv", "-1.5,2e-3,+4,.5,7.,1E+2\n"));
+  ASSERT_TRUE(decimal.ok()) << decimal.status();
+  EXPECT_EQ(decimal->frames()(0, 5), 100.0f);
+  // A header names every column: a column more (or less) in the data is an error.
+  path = Write("extra.csv", "x,y\n1,2,3\n4,5,6\n");
+  ExpectError(ReadCsvSeries(path).status(), absl::StatusCode::kInvalidArgument,
+              path + ":2: 3 values, but the header on line 1 names 2 columns");
   // A first line with any number in it is data, not a header.
   path = Write("typo.csv", "1,x\n3,4\n");
   ExpectError(ReadCsvSeries(path).status(), absl::StatusCode::kInvalidArgument, path + ":1:");

@@ -2,6 +2,8 @@
 // (reproducible, driven by the seed, the same as srn-train's for the same flags), --protocol=test
 // on a manifest of classes the model never saw (for a trained model and for DTW), and --help.
 
+#include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -128,6 +130,46 @@ TEST_F(SrnEvalTest, TheTestProtocolRefusesAChosenSplitAndAllPointsToIt) {
   run = Eval({"--model=fisher-kernel", "--dataset=" + manifest, "--protocol=test"});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("--protocol=test has none"));
+}
+
+TEST_F(SrnEvalTest, CalibrateRecordsThresholdsAndDrawsThePicture) {
+  const std::string model = TrainTiny(WriteSines("train", 10, "c", 5), {});
+  const std::string unseen = WriteSines("unseen", 6, "new", 11);
+  const std::string calibrated = dir() + "/calibrated.srnw";
+  testing::ToolRun run =
+      Eval({"--model=" + model, "--dataset=" + unseen, "--protocol=test", "--calibrate",
+            "--target_far=0.1,0.05", "--calibrated_out=" + calibrated,
+            "--roc_csv=" + dir() + "/roc.csv"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.out, ContainsRegex("check: FAR <= 0.1 calibrated on 3 classes, measured on 3 "
+                                     "others, 10 random halvings: FAR mean [0-9.]+"));
+  EXPECT_THAT(run.out, ContainsRegex("threshold [0-9.]+ for FAR <= 0.05: FAR 0\\.0[0-5]"));
+  EXPECT_THAT(run.out, ContainsRegex("default threshold \\(far=0.1\\): [0-9.]+\n"));
+  EXPECT_THAT(run.out, HasSubstr("measured on " + unseen + " (--protocol=test): 6 classes never "
+                                 "trained on"));
+  EXPECT_THAT(run.out, HasSubstr("wrote " + calibrated));
+  EXPECT_THAT(run.out, ContainsRegex("\nRESULT protocol=test [^\n]*\n$"));  // still last
+  EXPECT_THAT(run.err, HasSubstr("wrote " + dir() + "/roc.svg"));
+  // The ROC CSV's thresholds are similarities, as the server's.
+  std::ifstream roc(dir() + "/roc.csv");
+  std::string line;
+  std::getline(roc, line);
+  EXPECT_EQ(line, "threshold,far,frr");
+  while (std::getline(roc, line)) {
+    const double threshold = std::stod(line.substr(0, line.find(',')));
+    if (!std::isinf(threshold)) EXPECT_TRUE(threshold >= 0 && threshold <= 1) << line;
+  }
+
+  // Calibrating on the classes it trained on is refused, naming them.
+  run = Eval({"--model=" + calibrated, "--dataset=" + dir() + "/train/manifest.csv",
+              "--protocol=test", "--calibrate", "--target_far=0.1"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("the model was trained on"));
+  EXPECT_THAT(run.err, HasSubstr("Calibrate on classes it never saw"));
+  // And calibrating a baseline, or on a protocol without unseen classes, says what to give.
+  run = Eval({"--model=dtw", "--dataset=" + unseen, "--protocol=test", "--calibrate"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.err, HasSubstr("give --model=<file.srnw>"));
 }
 
 TEST_F(SrnEvalTest, HelpExitsZeroAndNamesNoBuildPath) {

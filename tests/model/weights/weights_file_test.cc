@@ -56,6 +56,18 @@ ModelMetadata MakeMetadata() {
   m.metrics = {{"val_auc", 0.93}, {"val_eer", 0.0712345678901234}};
   m.seed = 0xfedcba9876543210ULL;
   m.created = "2026-11-25T12:00:00Z";
+  m.trained_classes = {"speaker 1", "speaker 2", "speaker 60"};
+  ThresholdCalibration t;
+  t.points = {{0.01, 0.91, 0.0097, 0.31}, {0.001, 0.97, 0.0009, 0.55}};
+  t.eer = 0.071;
+  t.eer_threshold = 0.62;
+  t.default_choice = "far=0.01";
+  t.default_threshold = 0.91;
+  t.references = 3;
+  t.genuine_trials = 2000;
+  t.impostor_trials = 90000;
+  t.measured_on = "voice.csv (--protocol=test): 28 classes never trained on";
+  m.thresholds = t;
   return m;
 }
 
@@ -189,6 +201,27 @@ void ExpectSameModel(const SimilarityModel& got, const SimilarityModel& want) {
   EXPECT_EQ(m.metrics, n.metrics);
   EXPECT_EQ(m.seed, n.seed);
   EXPECT_EQ(m.created, n.created);
+  EXPECT_EQ(m.trained_classes, n.trained_classes);
+  ASSERT_EQ(m.thresholds.has_value(), n.thresholds.has_value());
+  if (n.thresholds.has_value()) {
+    const ThresholdCalibration& t = *m.thresholds;
+    const ThresholdCalibration& u = *n.thresholds;
+    ASSERT_EQ(t.points.size(), u.points.size());
+    for (size_t k = 0; k < t.points.size(); ++k) {
+      EXPECT_EQ(t.points[k].target_far, u.points[k].target_far);
+      EXPECT_EQ(t.points[k].threshold, u.points[k].threshold);
+      EXPECT_EQ(t.points[k].far, u.points[k].far);
+      EXPECT_EQ(t.points[k].frr, u.points[k].frr);
+    }
+    EXPECT_EQ(t.eer, u.eer);
+    EXPECT_EQ(t.eer_threshold, u.eer_threshold);
+    EXPECT_EQ(t.default_choice, u.default_choice);
+    EXPECT_EQ(t.default_threshold, u.default_threshold);
+    EXPECT_EQ(t.references, u.references);
+    EXPECT_EQ(t.genuine_trials, u.genuine_trials);
+    EXPECT_EQ(t.impostor_trials, u.impostor_trials);
+    EXPECT_EQ(t.measured_on, u.measured_on);
+  }
 }
 
 // --- round trips -----------------------------------------------------------------------------
@@ -703,6 +736,16 @@ TEST(WeightsFileConsistencyTest, InconsistentModelsAreInvalidArgumentNamingThePr
        "unexpected tensor 'l1.W'"},
       {"duplicate tensor", [](pb::WeightsFile* f) { *f->add_tensors() = *FindTensor(f, "v"); },
        "tensor 'v' appears more than once"},
+      {"calibrated threshold above 1",
+       [](pb::WeightsFile* f) {
+         f->mutable_metadata()->mutable_thresholds()->mutable_points(0)->set_threshold(1.5);
+       },
+       "metadata: thresholds: the point for FAR 0.01 has a value outside [0, 1] (recalibrate"},
+      {"calibration without trials",
+       [](pb::WeightsFile* f) {
+         f->mutable_metadata()->mutable_thresholds()->set_genuine_trials(0);
+       },
+       "metadata: thresholds: it needs at least one reference and trials of each kind"},
       {"NaN weight", [&](pb::WeightsFile* f) { FindTensor(f, "l0.W")->set_data(13, nan); },
        "tensor 'l0.W' value [2, 1] is not finite (nan)"},
       {"infinite bias", [&](pb::WeightsFile* f) { FindTensor(f, "c")->set_data(0, -inf); },
