@@ -924,6 +924,9 @@ int Models(const Client& client, const std::vector<std::string>& args) {
                                  m.signature() ? "signature" : "frames", m.input_features(),
                                  m.val_auc(), m.origin(), m.created());
     if (!m.error().empty()) std::cout << "    unusable: " << m.error() << "\n";
+    if (m.served() && !m.active()) {
+      std::cout << "    served instead of the active version, which did not load at start-up\n";
+    }
   }
   return kExitOk;
 }

@@ -14,12 +14,25 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::ChooseInitial(
   if (registry != nullptr && registry->active_version() > 0) {
     const int64_t active = registry->active_version();
     absl::StatusOr<std::shared_ptr<const ServingModel>> loaded = registry->LoadVersion(active);
-    if (!loaded.ok()) {
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat("cannot load the active model version ", active, " of ",
-                                       registry->dir(), ": ", loaded.status().message()));
+    if (loaded.ok()) return loaded;
+    // A damaged or missing active file must not stop every restart (a crash loop): the newest
+    // version that loads serves, loudly, until someone activates a good one.
+    for (int64_t version : registry->LoadableVersions()) {
+      if (version == active) continue;
+      absl::StatusOr<std::shared_ptr<const ServingModel>> fallback =
+          registry->LoadVersion(version);
+      if (!fallback.ok()) continue;
+      std::cerr << "srn-server: WARNING: the active model version " << active << " of "
+                << registry->dir() << " does not load (" << loaded.status().message()
+                << "); serving version " << version
+                << ", the newest that does. ListModels shows the error; replace the file or "
+                   "activate a version (srnctl activate) to clear srn_model_fallback.\n";
+      return fallback;
     }
-    return loaded;
+    return absl::Status(
+        loaded.status().code(),
+        absl::StrCat("cannot load the active model version ", active, " of ", registry->dir(),
+                     ", and no other version loads: ", loaded.status().message()));
   }
   if (weights_path.empty()) {
     return absl::FailedPreconditionError(
@@ -68,7 +81,16 @@ absl::StatusOr<v1::ActivateModelResponse> ModelManager::ActivateLocked(int64_t v
   v1::ActivateModelResponse response;
   SRN_ASSIGN_OR_RETURN(*response.mutable_model(), registry_->Find(version));
   response.mutable_model()->set_active(true);
-  if (!rollback && registry_->active_version() == version) return response;
+  // No swap when `version` is served already. After a start-up fallback it is not the
+  // registry's active version: activating it records it as such (and activating the damaged
+  // active version, its file mended, swaps it in).
+  if (!rollback && core_->model()->version == absl::StrCat(version)) {
+    if (registry_->active_version() != version) {
+      SRN_RETURN_IF_ERROR(registry_->RecordActivation(version, false));
+      if (metrics_ != nullptr) metrics_->SetModelFallback(false);
+    }
+    return response;
+  }
   absl::StatusOr<std::shared_ptr<const ServingModel>> serving = registry_->LoadVersion(version);
   if (!serving.ok()) {
     if (metrics_ != nullptr) metrics_->ModelSwap(false);
@@ -97,6 +119,7 @@ absl::StatusOr<v1::ActivateModelResponse> ModelManager::ActivateLocked(int64_t v
                                                "so a restart would bring back the previous "
                                                "version: ", s.message()));
   }
+  if (metrics_ != nullptr) metrics_->SetModelFallback(false);
   return response;
 }
 

@@ -25,9 +25,11 @@ namespace srn {
 // (may be null: no --model_dir), the core and the metrics (may be null) must outlive it.
 class ModelManager final {
  public:
-  // The model a server starts with: the registry's active version when there is one; otherwise
-  // the weights file at `weights_path`, which an empty registry imports as version 1.
-  // `weights_path` must be given then (the caller passes the bundled default).
+  // The model a server starts with: the registry's active version when there is one (when its
+  // file does not load, the newest version that does, with a warning on stderr; an error only
+  // when none loads); otherwise the weights file at `weights_path`, which an empty registry
+  // imports as version 1. `weights_path` must be given then (the caller passes the bundled
+  // default). The caller sees a fallback as a version other than the registry's active one.
   static absl::StatusOr<std::shared_ptr<const ServingModel>> ChooseInitial(
       const std::string& weights_path, ModelRegistry* registry,
       const CalibrationOverride& calibration);

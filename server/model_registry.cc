@@ -223,6 +223,15 @@ absl::Status ModelRegistry::RecordActivation(int64_t version, bool rollback) {
   return SaveManifest();
 }
 
+std::vector<int64_t> ModelRegistry::LoadableVersions() const {
+  MutexLock lock(&mu_);
+  std::vector<int64_t> out;
+  for (auto it = versions_.rbegin(); it != versions_.rend(); ++it) {
+    if (it->second.error.empty()) out.push_back(it->first);
+  }
+  return out;
+}
+
 v1::ListModelsResponse ModelRegistry::List() const {
   MutexLock lock(&mu_);
   v1::ListModelsResponse response;

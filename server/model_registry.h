@@ -51,6 +51,9 @@ class ModelRegistry final {
   // (start-up of an empty registry: the model the server starts with). Returns the version.
   absl::StatusOr<int64_t> ImportInitial(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The versions whose files loaded when last checked, newest first.
+  std::vector<int64_t> LoadableVersions() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Writes `model` as a new version; `origin` says where it came from (e.g. "job-3").
   absl::StatusOr<int64_t> AddModel(const SimilarityModel& model, const std::string& origin)
       ABSL_LOCKS_EXCLUDED(mu_);

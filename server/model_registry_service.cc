@@ -1,5 +1,7 @@
 #include "server/model_registry_service.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace srn {
 namespace {
 
@@ -29,7 +31,12 @@ grpc::Status ModelRegistryService::ListModels(grpc::ServerContext* ctx,
   return edge_.Call(*ctx, kListModels, Role::kAdmin, response,
                     [&]() -> absl::StatusOr<v1::ListModelsResponse> {
     if (absl::Status s = Configured(); !s.ok()) return s;
-    return manager_->registry()->List();
+    v1::ListModelsResponse list = manager_->registry()->List();
+    const std::string served = manager_->current()->version;
+    for (v1::ModelVersion& m : *list.mutable_models()) {
+      m.set_served(absl::StrCat(m.version()) == served);
+    }
+    return list;
   });
 }
 

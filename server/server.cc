@@ -152,6 +152,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
       ModelManager::ChooseInitial(
           options.weights_path.empty() ? DefaultModelPath() : options.weights_path,
           server->model_registry_.get(), options.calibration));
+  if (server->model_registry_ != nullptr && server->model_registry_->active_version() > 0 &&
+      serving_model->version != absl::StrCat(server->model_registry_->active_version())) {
+    server->metrics_->SetModelFallback(true);  // ChooseInitial said why on stderr
+  }
   // Weights files dropped while the server was down (after the import, so that a new registry's
   // version 1 is the model it started with).
   if (server->model_registry_ != nullptr) server->model_registry_->Poll();

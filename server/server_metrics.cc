@@ -97,6 +97,12 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                             .Help("Progress (0..1) of the running training job(s); 0 when idle.")
                             .Register(*registry_)
                             .Add({});
+  model_fallback_ = &prometheus::BuildGauge()
+                        .Name("srn_model_fallback")
+                        .Help("1 while the server serves another version because the model "
+                              "registry's active version did not load at start-up.")
+                        .Register(*registry_)
+                        .Add({});
   auto& swaps = prometheus::BuildCounter()
                     .Name("srn_model_swaps_total")
                     .Help("Model activations (swaps of the served model), by outcome.")
@@ -141,6 +147,8 @@ void ServerMetrics::SetTrainingProgress(double ratio) { training_progress_->Set(
 void ServerMetrics::ModelSwap(bool success) {
   (success ? swaps_success_ : swaps_failure_)->Increment();
 }
+
+void ServerMetrics::SetModelFallback(bool fallback) { model_fallback_->Set(fallback ? 1 : 0); }
 
 void ServerMetrics::ReembedSeconds(double seconds) { reembed_seconds_->Observe(seconds); }
 

@@ -66,6 +66,9 @@ class ServerMetrics final {
   // srn_model_swaps_total{outcome} and, for a swap that got to re-embedding,
   // srn_model_reembed_seconds.
   void ModelSwap(bool success);
+  // srn_model_fallback: 1 while the server serves another version because the registry's
+  // active one did not load at start-up (an alert watches it); 0 once a version is activated.
+  void SetModelFallback(bool fallback);
   void ReembedSeconds(double seconds);
 
   prometheus::Registry& registry() { return *registry_; }
@@ -86,6 +89,7 @@ class ServerMetrics final {
   std::map<std::string, prometheus::Gauge*> training_jobs_;
   std::map<std::string, prometheus::Counter*> jobs_finished_;
   prometheus::Gauge* training_progress_;
+  prometheus::Gauge* model_fallback_;
   prometheus::Counter* swaps_success_;
   prometheus::Counter* swaps_failure_;
   prometheus::Histogram* reembed_seconds_;

@@ -73,6 +73,46 @@ TEST_F(ServerStartup, CorruptWeightsFile) {
   EXPECT_THAT(r.err, HasSubstr("cannot load model: "));
 }
 
+// A damaged active model version must not stop every restart (a crash loop under Kubernetes):
+// the newest version that loads serves, the metric an alert watches says so, and ListModels
+// names the damaged version.
+TEST_F(ServerStartup, CorruptActiveModelVersionFallsBackToTheNewestGoodOne) {
+  const std::string models = dir_.File("models");
+  ASSERT_TRUE(std::filesystem::create_directory(models));
+  // A second model dropped into the directory becomes version 2 when the server starts.
+  ASSERT_TRUE(WriteSignatureModel(models + "/dropped.srnw", features_, 77).ok());
+  {
+    std::unique_ptr<ServerProcess> server = StartServer(":memory:", {"--model_dir=" + models});
+    ASSERT_NE(server, nullptr);
+    const ProcessResult activated = Ctl(*server, {"activate", "2"});
+    ASSERT_EQ(activated.exit_code, 0) << activated.err;
+    double seconds = 0;
+    EXPECT_EQ(server->Terminate(30, &seconds), 0);
+  }
+  ASSERT_TRUE(WriteFile(models + "/v2.srnw", "damaged on disk\n"));
+
+  std::unique_ptr<ServerProcess> server = StartServer(":memory:", {"--model_dir=" + models});
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(server->Log(), HasSubstr("WARNING: the active model version 2 of " + models +
+                                       " does not load"));
+  EXPECT_THAT(server->Log(), HasSubstr("serving version 1, the newest that does"));
+  ProcessResult r = Ctl(*server, {"health"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = Ctl(*server, {"models"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("    unusable: "));
+  EXPECT_THAT(r.out, HasSubstr("served instead of the active version"));
+  absl::StatusOr<std::string> metrics = HttpGet(server->metrics_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(MetricValue(*metrics, "srn_model_fallback", {}), 1.0);
+  // Activating a version that loads ends the fallback.
+  r = Ctl(*server, {"activate", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  metrics = HttpGet(server->metrics_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(MetricValue(*metrics, "srn_model_fallback", {}), 0.0);
+}
+
 TEST_F(ServerStartup, StorePathIsADirectory) {
   const std::string store = dir_.File("store-dir");
   ASSERT_TRUE(std::filesystem::create_directory(store));

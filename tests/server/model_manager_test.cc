@@ -1,5 +1,6 @@
 #include "server/model_manager.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -200,6 +201,61 @@ TEST_F(ModelManagerTest, ChoosesTheRegistrysActiveVersionElseImportsTheWeightsFi
   const absl::Status none = ModelManager::ChooseInitial("", empty->get(), {}).status();
   EXPECT_EQ(none.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(none.message().find("--weights"), std::string::npos) << none;
+}
+
+TEST_F(ModelManagerTest, ACorruptOrMissingActiveVersionFallsBackToTheNewestThatLoads) {
+  std::vector<std::shared_ptr<const SimilarityModel>> models;
+  std::string active_path;
+  {
+    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    for (int v = 1; v <= 3; ++v) {
+      models.push_back(testing::RandomModel("srn-a", kDims, 8, 10 + v));
+      ASSERT_EQ(*(*registry)->AddModel(*models.back(), "test"), v);
+    }
+    ASSERT_TRUE((*registry)->RecordActivation(3, false).ok());
+    active_path = (*registry)->Find(3)->path();
+  }
+  // The active file is damaged: version 2, the newest good one, serves; ListModels says why.
+  std::ofstream(active_path, std::ios::binary | std::ios::trunc) << "not a weights file";
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  absl::StatusOr<std::shared_ptr<const ServingModel>> chosen =
+      ModelManager::ChooseInitial("", registry->get(), {});
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  EXPECT_EQ((*chosen)->version, "2");
+  EXPECT_EQ((*chosen)->id, ModelFingerprint(*models[1]));
+  const v1::ListModelsResponse list = (*registry)->List();
+  EXPECT_EQ(list.active_version(), 3);
+  ASSERT_EQ(list.models_size(), 3);
+  EXPECT_FALSE(list.models(2).error().empty());
+  EXPECT_TRUE(list.models(1).error().empty());
+
+  // Missing instead of damaged: the same.
+  ASSERT_EQ(std::remove(active_path.c_str()), 0);
+  registry = ModelRegistry::Open(ModelDir());
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  chosen = ModelManager::ChooseInitial("", registry->get(), {});
+  ASSERT_TRUE(chosen.ok()) << chosen.status();
+  EXPECT_EQ((*chosen)->version, "2");
+
+  // Activating a good version from the fallback swaps it in and records it.
+  SimilarityCore core(*chosen, NewInMemorySubjectStore(), CoreOptions(), nullptr);
+  ModelManager manager(registry->get(), &core, nullptr);
+  ASSERT_TRUE(manager.Activate(1).ok());
+  EXPECT_EQ(core.model()->version, "1");
+  EXPECT_EQ((*registry)->active_version(), 1);
+
+  // No version loads at all: the start is refused, naming the active version.
+  for (int v = 1; v <= 2; ++v) {
+    std::ofstream((*registry)->Find(v)->path(), std::ios::binary | std::ios::trunc) << "x";
+  }
+  registry = ModelRegistry::Open(ModelDir());
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const absl::Status none = ModelManager::ChooseInitial("", registry->get(), {}).status();
+  EXPECT_FALSE(none.ok());
+  EXPECT_NE(none.message().find("active model version 1"), std::string::npos) << none;
+  EXPECT_NE(none.message().find("no other version loads"), std::string::npos) << none;
 }
 
 TEST_F(ModelManagerTest, WithoutARegistryActivationIsAFailedPrecondition) {
