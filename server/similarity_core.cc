@@ -233,7 +233,8 @@ absl::StatusOr<v1::SimilarityResponse> SimilarityCore::Similarity(
   return response;
 }
 
-absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollRequest& request) {
+absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollRequest& request,
+                                                          const Cancellation& cancel) {
   SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   if (request.references_size() == 0) {
@@ -305,7 +306,7 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
     entry->embeddings.bottomRows(emb.rows()) = emb;
     entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
-    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get(), &raw, old_rows));
+    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get(), &raw, old_rows, cancel));
     for (int r = old_rows; r < static_cast<int>(entry->states_references.size()); ++r) {
       SRN_RETURN_IF_ERROR(CheckStates(entry->states_references[r],
                                       absl::StrCat("references[", r - old_rows, "]")));
@@ -326,7 +327,8 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
   return absl::UnavailableError("the model kept changing during enrollment; retry");
 }
 
-absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request) const {
+absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request,
+                                                          const Cancellation& cancel) const {
   SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   if (request.has_threshold())
@@ -355,9 +357,11 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     SRN_ASSIGN_OR_RETURN(const Series states, FrameStates(*model.model, raw));
     SRN_RETURN_IF_ERROR(CheckStates(states, "query"));
     for (int r = 0; r < references; ++r) {
-      similarities[r] =
-          -StatesDistance(states, subject.states_references[r], model.calibration.states_dtw);
+      SRN_RETURN_IF_ERROR(cancel.Check());
+      similarities[r] = -StatesDistance(states, subject.states_references[r],
+                                        model.calibration.states_dtw, &cancel);
     }
+    SRN_RETURN_IF_ERROR(cancel.Check());  // the last distance may have been cut short
     evidence.mutual_similarity = -subject.states_spread;
   } else {
     SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
@@ -380,8 +384,10 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
       (!model.VerifiesByStates() || dtw_weight > 0)) {
     SRN_ASSIGN_OR_RETURN(const Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
     for (const Series& ref : subject.dtw_references) {
-      distances.push_back(SignatureDtwDistance(prepared, ref, options_.dtw));
+      SRN_RETURN_IF_ERROR(cancel.Check());
+      distances.push_back(SignatureDtwDistance(prepared, ref, options_.dtw, &cancel));
     }
+    SRN_RETURN_IF_ERROR(cancel.Check());
     evidence.dtw_distances = distances;
     evidence.dtw_spread = subject.dtw_spread;
   }
@@ -628,8 +634,8 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
 }
 
 absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, SubjectEntry* entry,
-                                                 const std::vector<Series>* raw,
-                                                 int prepared) const {
+                                                 const std::vector<Series>* raw, int prepared,
+                                                 const Cancellation& cancel) const {
   const SimilarityModel& model = *serving.model;
   const bool fused = serving.FusesDtw();
   const bool states = serving.VerifiesByStates();
@@ -649,6 +655,7 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
     unlimited.check_value_range = false;
     const VerificationCalibration& calibration = serving.calibration;
     for (int r = prepared; r < references; ++r) {
+      SRN_RETURN_IF_ERROR(cancel.Check());
       Series parsed;
       if (raw == nullptr) {
         v1::SeriesInput input;
@@ -676,12 +683,22 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
         }
       }
     }
+    // The same sums as MeanMutualDtwDistance and MeanMutualStatesDistance (srn-eval's), with the
+    // call's cancellation checked between pairs.
+    const auto dtw_pair = [&](int i, int j) {
+      return SignatureDtwDistance(entry->dtw_references[i], entry->dtw_references[j],
+                                  options_.dtw, &cancel);
+    };
+    const auto states_pair = [&](int i, int j) {
+      return StatesDistance(entry->states_references[i], entry->states_references[j],
+                            calibration.states_dtw, &cancel);
+    };
     if (references >= 2 && fused) {
-      entry->dtw_spread = MeanMutualDtwDistance(entry->dtw_references, options_.dtw);
+      SRN_ASSIGN_OR_RETURN(entry->dtw_spread, MeanMutualDistance(references, dtw_pair, cancel));
     }
     if (references >= 2 && states) {
-      entry->states_spread = MeanMutualStatesDistance(entry->states_references,
-                                                      calibration.states_dtw);
+      SRN_ASSIGN_OR_RETURN(entry->states_spread,
+                           MeanMutualDistance(references, states_pair, cancel));
     }
   }
   if (entry->threshold_shift.has_value()) {

@@ -7,6 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "base/cancellation.h"
 #include "base/mutex.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
@@ -76,9 +77,13 @@ class SimilarityCore final {
 
   absl::StatusOr<v1::EmbedResponse> Embed(const v1::EmbedRequest& request) const;
   absl::StatusOr<v1::SimilarityResponse> Similarity(const v1::SimilarityRequest& request) const;
-  absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request)
+  // Enroll and Verify check `cancel` between units of bounded work (one reference's DTW or
+  // states), and stop with its status when the call was abandoned (nothing is stored then).
+  absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request,
+                                            const Cancellation& cancel = NeverCancelled())
       ABSL_LOCKS_EXCLUDED(write_mu_);
-  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request) const;
+  absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request,
+                                            const Cancellation& cancel = NeverCancelled()) const;
   absl::StatusOr<v1::IdentifyResponse> Identify(const v1::IdentifyRequest& request) const;
   absl::StatusOr<v1::Subject> GetSubject(const v1::GetSubjectRequest& request) const;
   absl::StatusOr<v1::ListSubjectsResponse> ListSubjects(
@@ -104,8 +109,8 @@ class SimilarityCore final {
   // when given, holds the others' inputs already converted (one series per reference from
   // `prepared` on), saving their parsing.
   absl::Status PrepareVerification(const ServingModel& model, SubjectEntry* entry,
-                                   const std::vector<Series>* raw = nullptr,
-                                   int prepared = 0) const;
+                                   const std::vector<Series>* raw = nullptr, int prepared = 0,
+                                   const Cancellation& cancel = NeverCancelled()) const;
   ReferenceFusion Fusion(v1::Fusion requested) const;
   void UpdateEnrolledMetrics() const;
 

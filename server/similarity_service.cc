@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/call_cancellation.h"
 
 namespace srn {
 namespace {
@@ -47,13 +48,15 @@ grpc::ServerUnaryReactor* SimilarityService::Similarity(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* SimilarityService::Enroll(grpc::CallbackServerContext* ctx,
                                                     const v1::EnrollRequest* request,
                                                     v1::EnrollResponse* response) {
-  return Handle(ctx, kEnroll, Role::kAdmin, response, [&] { return core_->Enroll(*request); });
+  return Handle(ctx, kEnroll, Role::kAdmin, response,
+                [&] { return core_->Enroll(*request, CallCancellation(*ctx)); });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::Verify(grpc::CallbackServerContext* ctx,
                                                     const v1::VerifyRequest* request,
                                                     v1::VerifyResponse* response) {
-  return Handle(ctx, kVerify, Role::kReader, response, [&] { return core_->Verify(*request); });
+  return Handle(ctx, kVerify, Role::kReader, response,
+                [&] { return core_->Verify(*request, CallCancellation(*ctx)); });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::Identify(grpc::CallbackServerContext* ctx,

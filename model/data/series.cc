@@ -1,5 +1,6 @@
 #include "model/data/series.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,21 @@ absl::Status ValidateSeries(const Series& series, const SeriesLimits& limits) {
     }
   }
   return absl::OkStatus();
+}
+
+Series CapFrames(const Series& series, int max_frames) {
+  const int n = series.length();
+  if (n <= max_frames) return series;
+  Series out(max_frames, series.dims());
+  const double step = static_cast<double>(n - 1) / (max_frames - 1);
+  for (int t = 0; t < max_frames; ++t) {
+    const double at = t * step;
+    const int lo = std::min(static_cast<int>(at), n - 2);
+    const float w = static_cast<float>(at - lo);
+    out.mutable_frames().row(t) =
+        (1.0f - w) * series.frames().row(lo) + w * series.frames().row(lo + 1);
+  }
+  return out;
 }
 
 }  // namespace srn

@@ -51,6 +51,11 @@ class Series final {
   RowMatrix frames_;
 };
 
+// `series` with at most `max_frames` frames (max_frames >= 2): unchanged when it has no more,
+// else resampled to exactly max_frames frames at evenly spaced positions from its first frame to
+// its last, each feature linearly interpolated. Bounds the cost of quadratic work (DTW).
+Series CapFrames(const Series& series, int max_frames);
+
 // Checks a series against the limits and for non-finite values; InvalidArgument says what is wrong.
 absl::Status ValidateSeries(const Series& series, const SeriesLimits& limits = {});
 

@@ -134,7 +134,8 @@ inline void RowCosts(const double* a_frame, const double* bt, size_t stride, int
 // local costs are computed first (RowCosts, the same values as LocalCost), then the recurrence
 // runs over them.
 template <DtwLocalCost kCost = DtwLocalCost::kSquaredEuclidean>
-double DtwCore(const Series& a, const Series& b, int radius, double abandon_above) {
+double DtwCore(const Series& a, const Series& b, int radius, double abandon_above,
+               const Cancellation* cancel) {
   const int ta = a.length();
   const int tb = b.length();
   const int dims = a.dims();
@@ -160,6 +161,7 @@ double DtwCore(const Series& a, const Series& b, int radius, double abandon_abov
   prev[0] = 0;  // D(-1, -1): the path starts at (0, 0)
   double* cost = row_cost.data();
   for (int i = 0; i < ta; ++i) {
+    if (cancel != nullptr && i % 64 == 0 && !cancel->Check().ok()) return kInf;
     const int lo = std::max(0, i - radius);
     const int hi = std::min(tb - 1, i + radius);
     RowCosts<kCost>(a_d.data() + static_cast<size_t>(i) * dims, b_t.data(), stride, dims, lo, hi,
@@ -375,7 +377,7 @@ DtwNeighbor SearchNearest(const Series& query, absl::Span<const Series* const> r
     }
     const Series& ref = *references[cand.position];
     const double norm = static_cast<double>(n + ref.length());
-    const double cost = DtwCore(query, ref, cand.radius, limit * norm);
+    const double cost = DtwCore(query, ref, cand.radius, limit * norm, nullptr);
     if (cost == kInf) {
       ++local.abandoned;
       continue;
@@ -420,17 +422,19 @@ absl::StatusOr<DtwResult> Dtw(const Series& a, const Series& b, const DtwOptions
 }
 
 double DtwDistance(const Series& a, const Series& b, const DtwOptions& options,
-                   double abandon_above) {
+                   double abandon_above, const Cancellation* cancel) {
   if (!Comparable(a, b)) return kNaN;
   const int radius = DtwBandRadius(options, a.length(), b.length());
   if (options.local_cost == DtwLocalCost::kEuclidean) {
-    return DtwCore<DtwLocalCost::kEuclidean>(a, b, radius, abandon_above);
+    return DtwCore<DtwLocalCost::kEuclidean>(a, b, radius, abandon_above, cancel);
   }
-  return DtwCore(a, b, radius, abandon_above);
+  return DtwCore(a, b, radius, abandon_above, cancel);
 }
 
-double NormalizedDtwDistance(const Series& a, const Series& b, const DtwOptions& options) {
-  return DtwDistance(a, b, options) / static_cast<double>(a.length() + b.length());
+double NormalizedDtwDistance(const Series& a, const Series& b, const DtwOptions& options,
+                             const Cancellation* cancel) {
+  return DtwDistance(a, b, options, std::numeric_limits<double>::infinity(), cancel) /
+         static_cast<double>(a.length() + b.length());
 }
 
 double LbKim(const Series& query, const Series& candidate) {
@@ -523,6 +527,21 @@ absl::StatusOr<ReferenceScorer> MakeDtwReferenceScorer(std::vector<const Series*
       state->stats->Add(local);
     }
   });
+}
+
+absl::StatusOr<double> MeanMutualDistance(int n, const std::function<double(int, int)>& distance,
+                                          const Cancellation& cancel) {
+  if (n < 2) return 1.0;
+  double sum = 0;
+  for (int i = 0; i < n; ++i) {
+    for (int j = i + 1; j < n; ++j) {
+      if (absl::Status s = cancel.Check(); !s.ok()) return s;
+      sum += distance(i, j);
+    }
+  }
+  // A distance cut short by `cancel` is not a distance.
+  if (absl::Status s = cancel.Check(); !s.ok()) return s;
+  return sum / static_cast<double>(static_cast<int64_t>(n) * (n - 1) / 2);
 }
 
 }  // namespace srn

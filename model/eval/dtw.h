@@ -2,16 +2,32 @@
 #define SRN_MODEL_EVAL_DTW_H_
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "base/cancellation.h"
 #include "model/metrics/metrics.h"
 #include "model/data/series.h"
 
 namespace srn {
+
+// Signature verification resamples series longer than this (CapFrames) before DTW, the hand-made
+// features' (PrepareForSignatureDtw) and the model's states' (HiddenStates), so that one
+// comparison costs at most 5000^2 x band cells (tens of milliseconds) whatever a caller sends:
+// 50 s of signing at 100 Hz, longer than any signature of SVC2004 or SigComp2009 NFI (so no
+// recorded figure changes).
+inline constexpr int kMaxDtwFrames = 5000;
+
+// The mean of distance(i, j) over the n(n-1)/2 pairs i < j, summed in the order i ascending,
+// then j ascending (so every caller gets the same bits); 1 when n < 2 (nothing to divide by).
+// `cancel` is checked before each pair and at the end: its status when the work was abandoned
+// (so `distance` may pass it on to stop a long DTW early).
+absl::StatusOr<double> MeanMutualDistance(int n, const std::function<double(int, int)>& distance,
+                                          const Cancellation& cancel = NeverCancelled());
 
 // Dynamic time warping, the classic baseline of the paper.
 //
@@ -62,11 +78,14 @@ absl::StatusOr<DtwResult> Dtw(const Series& a, const Series& b, const DtwOptions
 // Unchecked hot path, O(Ta * radius) time and two rows of memory. Returns the accumulated cost, or
 // +infinity as soon as every cell of a row exceeds `abandon_above` (the row minima never decrease,
 // so the final cost would exceed it too). Returns NaN instead of crashing when a series is empty or
-// the dims differ; non-finite values propagate.
+// the dims differ; non-finite values propagate. With `cancel`, checked every 64 rows, returns
+// +infinity early once it says stop: the caller checks `cancel` before using the result.
 double DtwDistance(const Series& a, const Series& b, const DtwOptions& options = {},
-                   double abandon_above = std::numeric_limits<double>::infinity());
+                   double abandon_above = std::numeric_limits<double>::infinity(),
+                   const Cancellation* cancel = nullptr);
 // DtwDistance(a, b, options) / (Ta + Tb).
-double NormalizedDtwDistance(const Series& a, const Series& b, const DtwOptions& options = {});
+double NormalizedDtwDistance(const Series& a, const Series& b, const DtwOptions& options = {},
+                             const Cancellation* cancel = nullptr);
 
 // Lower bounds on DtwDistance(query, candidate, options) (unnormalized, unchecked like it) with
 // the squared Euclidean local cost.

@@ -10,7 +10,7 @@
 namespace srn {
 
 Series HiddenStates(const SimilarityModel& model, const Series& preprocessed) {
-  if (model.architecture().is_logistic()) return preprocessed;
+  if (model.architecture().is_logistic()) return CapFrames(preprocessed, kMaxDtwFrames);
   const Network<float> network(model.architecture(), model.layout());
   Network<float>::Workspace ws;
   RowMatrix pooled;
@@ -19,7 +19,8 @@ Series HiddenStates(const SimilarityModel& model, const Series& preprocessed) {
   network.Forward(model.params().data(), {&preprocessed}, 0.0f, &unused, &ws, &pooled);
   RowMatrix states = std::move(ws.layers.back().out);
   NormalizeFrames(FrameNormalizationOf(model).value_or(FrameNormalization::kNone), &states);
-  return Series(std::move(states));
+  Series out(std::move(states));
+  return out.length() > kMaxDtwFrames ? CapFrames(out, kMaxDtwFrames) : out;
 }
 
 absl::StatusOr<Series> FrameStates(const SimilarityModel& model, const Series& raw) {
@@ -28,18 +29,15 @@ absl::StatusOr<Series> FrameStates(const SimilarityModel& model, const Series& r
   return HiddenStates(model, preprocessed);
 }
 
-double StatesDistance(const Series& a, const Series& b, const DtwOptions& dtw) {
-  return NormalizedDtwDistance(a, b, dtw);
+double StatesDistance(const Series& a, const Series& b, const DtwOptions& dtw,
+                      const Cancellation* cancel) {
+  return NormalizedDtwDistance(a, b, dtw, cancel);
 }
 
 double MeanMutualStatesDistance(absl::Span<const Series> states, const DtwOptions& dtw) {
-  const size_t n = states.size();
-  if (n < 2) return 1.0;
-  double sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = i + 1; j < n; ++j) sum += StatesDistance(states[i], states[j], dtw);
-  }
-  return sum / static_cast<double>(n * (n - 1) / 2);
+  return *MeanMutualDistance(static_cast<int>(states.size()), [&](int i, int j) {
+    return StatesDistance(states[i], states[j], dtw);
+  });
 }
 
 }  // namespace srn

@@ -17,7 +17,8 @@ namespace srn {
 // The top layer's hidden state at every frame of a preprocessed series (T x hidden), normalized
 // per frame as the model's metadata records it (FrameNormalizationOf: models trained with the
 // frame-triplet objective may L2-normalize them), or the series itself for the logistic model.
-// The model's recorded normalization must be readable (check FrameNormalizationOf first).
+// The model's recorded normalization must be readable (check FrameNormalizationOf first). The
+// states feed DTW only: more than kMaxDtwFrames of them are resampled to that many (CapFrames).
 Series HiddenStates(const SimilarityModel& model, const Series& preprocessed);
 
 // HiddenStates of raw features: the model's preprocessing first. InvalidArgument (from the
@@ -27,7 +28,9 @@ absl::StatusOr<Series> FrameStates(const SimilarityModel& model, const Series& r
 
 // The distance of two series of states: DTW with `dtw`'s band and frame cost, normalized by the
 // sum of their lengths (NormalizedDtwDistance).
-double StatesDistance(const Series& a, const Series& b, const DtwOptions& dtw);
+// With `cancel`, stops early once it says stop (see DtwDistance): check it before using the result.
+double StatesDistance(const Series& a, const Series& b, const DtwOptions& dtw,
+                      const Cancellation* cancel = nullptr);
 
 // The spread D of a subject's references' states: the mean StatesDistance over the pairs (i, j),
 // i < j, in order (1 for fewer than 2), as the states score divides by (LearnedScore::kStatesDtw).

@@ -51,23 +51,20 @@ absl::StatusOr<Series> SelectAndNormalize(const Series& series, absl::Span<const
 
 absl::StatusOr<Series> PrepareForSignatureDtw(const Series& features,
                                               const SignatureDtwOptions& options) {
-  return SelectAndNormalize(features, options.features, options.per_series);
+  return SelectAndNormalize(CapFrames(features, kMaxDtwFrames), options.features,
+                            options.per_series);
 }
 
-double SignatureDtwDistance(const Series& a, const Series& b, const SignatureDtwOptions& options) {
-  return NormalizedDtwDistance(a, b, options.dtw);
+double SignatureDtwDistance(const Series& a, const Series& b, const SignatureDtwOptions& options,
+                            const Cancellation* cancel) {
+  return NormalizedDtwDistance(a, b, options.dtw, cancel);
 }
 
 double MeanMutualDtwDistance(absl::Span<const Series> references,
                              const SignatureDtwOptions& options) {
-  const size_t n = references.size();
-  if (n < 2) return 1.0;
-  double sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = i + 1; j < n; ++j)
-      sum += SignatureDtwDistance(references[i], references[j], options);
-  }
-  return sum / static_cast<double>(n * (n - 1) / 2);
+  return *MeanMutualDistance(static_cast<int>(references.size()), [&](int i, int j) {
+    return SignatureDtwDistance(references[i], references[j], options);
+  });
 }
 
 namespace {

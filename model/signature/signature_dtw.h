@@ -36,12 +36,16 @@ struct SignatureDtwOptions {
 absl::StatusOr<Series> SelectAndNormalize(const Series& series, absl::Span<const int> features,
                                           bool per_series);
 
-// SelectAndNormalize with the options' features and normalization.
+// SelectAndNormalize with the options' features and normalization, of the features capped at
+// kMaxDtwFrames.
 absl::StatusOr<Series> PrepareForSignatureDtw(const Series& features,
                                               const SignatureDtwOptions& options);
 
 // The length-normalized DTW distance of two prepared series (NormalizedDtwDistance).
-double SignatureDtwDistance(const Series& a, const Series& b, const SignatureDtwOptions& options);
+// With `cancel`, stops early once it says stop (see DtwDistance): check it before using the
+// result.
+double SignatureDtwDistance(const Series& a, const Series& b, const SignatureDtwOptions& options,
+                            const Cancellation* cancel = nullptr);
 
 // The mean distance between the r prepared references over their r(r-1)/2 pairs: the spread
 // that a query's distance is divided by. 1 for fewer than 2 references (no normalization).

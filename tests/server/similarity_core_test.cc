@@ -401,6 +401,54 @@ v1::SeriesInput Signature(int shape, std::mt19937_64* rng) {
   return in;
 }
 
+// A Cancellation that says stop after `allowed` checks (counting them).
+class StopAfter final : public Cancellation {
+ public:
+  explicit StopAfter(int allowed) : allowed_(allowed) {}
+  absl::Status Check() const override {
+    return ++checks_ > allowed_ ? absl::DeadlineExceededError("deadline passed")
+                                : absl::OkStatus();
+  }
+  int checks() const { return checks_; }
+
+ private:
+  const int allowed_;
+  mutable int checks_ = 0;
+};
+
+TEST_F(SimilarityCoreTest, AbandonedEnrollAndVerifyStopWithTheReasonAndStoreNothing) {
+  auto core = MakeCore(SignatureServing({2.0, -1.0, 2.0, -3.0}));
+  const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
+                                             Signature(0, &rng_), Signature(0, &rng_)};
+  // How many times an enrollment that runs to the end checks (per reference, per pair, inside
+  // each DTW); stopped at any of them, it stores nothing and says why.
+  StopAfter never(1 << 20);
+  ASSERT_TRUE(core->Enroll(Enroll("counted", refs), never).ok());
+  const int enroll_checks = never.checks();
+  EXPECT_GE(enroll_checks, 4 + 6);
+  v1::GetSubjectRequest get;
+  get.set_subject_id("a");
+  for (int allowed : {0, 2, 5, enroll_checks - 1}) {
+    StopAfter stop(allowed);
+    const absl::Status status = core->Enroll(Enroll("a", refs), stop).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << allowed;
+    EXPECT_EQ(core->GetSubject(get).status().code(), absl::StatusCode::kNotFound) << allowed;
+  }
+
+  v1::VerifyRequest v;
+  v.set_subject_id("counted");
+  *v.mutable_query() = Signature(0, &rng_);
+  StopAfter verify_never(1 << 20);
+  const absl::StatusOr<v1::VerifyResponse> full = core->Verify(v, verify_never);
+  ASSERT_TRUE(full.ok()) << full.status();
+  for (int allowed : {0, 1, verify_never.checks() - 1}) {
+    StopAfter stop(allowed);
+    EXPECT_EQ(core->Verify(v, stop).status().code(), absl::StatusCode::kDeadlineExceeded)
+        << allowed;
+  }
+  EXPECT_EQ(core->Verify(v)->score(), full->score());  // nothing was left behind
+}
+
 TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
   const DtwFusionCalibration fusion = {2.0, -1.0, 2.0, -3.0};
   auto model = SignatureServing(fusion);

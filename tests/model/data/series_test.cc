@@ -77,5 +77,24 @@ TEST(SeriesTest, ValidateSeries) {
   EXPECT_EQ(ValidateSeries(s).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CapFramesTest, LeavesShortSeriesAndResamplesLongOnesLinearly) {
+  Series s(5, 2);
+  for (int t = 0; t < 5; ++t) {
+    s.mutable_frames()(t, 0) = static_cast<float>(t);       // a ramp
+    s.mutable_frames()(t, 1) = static_cast<float>(t * t);  // a parabola
+  }
+  const Series same = CapFrames(s, 5);
+  EXPECT_EQ(same.frames(), s.frames());
+  const Series capped = CapFrames(s, 3);  // positions 0, 2, 4
+  ASSERT_EQ(capped.length(), 3);
+  ASSERT_EQ(capped.dims(), 2);
+  EXPECT_FLOAT_EQ(capped.frames()(1, 0), 2.0f);
+  EXPECT_FLOAT_EQ(capped.frames()(2, 1), 16.0f);
+  const Series between = CapFrames(s, 4);  // positions 0, 4/3, 8/3, 4
+  EXPECT_FLOAT_EQ(between.frames()(1, 0), 4.0f / 3);
+  EXPECT_FLOAT_EQ(between.frames()(1, 1), 2.0f);  // 2/3 of 1 plus 1/3 of 4
+  EXPECT_FLOAT_EQ(between.frames()(3, 1), 16.0f);
+}
+
 }  // namespace
 }  // namespace srn

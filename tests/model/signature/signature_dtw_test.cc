@@ -52,6 +52,18 @@ TEST(SignatureDtwTest, DefaultsUseSevenOfTheTwelveFeatures) {
   EXPECT_NEAR(p->frames()(2, 6), std::sqrt(1.5), 1e-6);
 }
 
+TEST(SignatureDtwTest, LongSeriesAreResampledToBoundTheCost) {
+  // 20,000 frames (200 s at 100 Hz) enter DTW as kMaxDtwFrames, the same ramp.
+  Series s(20000, 12);
+  for (int t = 0; t < s.length(); ++t) s.mutable_frames().row(t).setConstant(t * 0.001f);
+  absl::StatusOr<Series> p = PrepareForSignatureDtw(s, SignatureDtwOptions{});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->length(), kMaxDtwFrames);
+  Series short_one(kMaxDtwFrames, 12);
+  short_one.mutable_frames().setRandom();
+  EXPECT_EQ(PrepareForSignatureDtw(short_one, SignatureDtwOptions{})->length(), kMaxDtwFrames);
+}
+
 TEST(SignatureDtwTest, MeanMutualDistanceAveragesThePairs) {
   SignatureDtwOptions raw;
   raw.features.clear();
