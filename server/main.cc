@@ -41,7 +41,8 @@ ABSL_FLAG(std::string, dtw_spread, "",
 ABSL_FLAG(std::string, default_fusion, "mean",
           "how reference scores fuse by default: max, mean or top-k-mean");
 ABSL_FLAG(int, fusion_k, 3, "k of top-k-mean fusion when a request does not say");
-ABSL_FLAG(int, max_series_length, 20000, "frames (or pen samples) per series");
+ABSL_FLAG(int, max_series_length, 20000,
+          "frames per series (pen samples, and the frames they resample to)");
 ABSL_FLAG(int, max_batch, 256, "series per Embed call");
 ABSL_FLAG(int, max_references, 64, "references per subject");
 ABSL_FLAG(int, max_message_bytes, 16 << 20, "largest request or response message");

@@ -89,7 +89,9 @@ absl::StatusOr<Series> FromPen(const v1::PenTrajectory& pen, const SimilarityMod
       return absl::InvalidArgumentError(absl::StrCat(what, ": pen sample ", i, " is not finite"));
     }
   }
-  absl::StatusOr<Series> features = ComputePenSignatureFeatures(samples, has_pressure);
+  // Resampling a few samples far apart in time would make many frames: bounded by the limit.
+  absl::StatusOr<Series> features =
+      ComputePenSignatureFeatures(samples, has_pressure, limits.max_series_length);
   if (!features.ok()) return Prefixed(what, features.status());
   return features;
 }

@@ -13,7 +13,7 @@ namespace srn {
 // What the server accepts in one request; every limit gives RESOURCE_EXHAUSTED when exceeded
 // (a well-formed request that is too big) or INVALID_ARGUMENT (a malformed one).
 struct RequestLimits {
-  int max_series_length = 20000;  // frames (or pen samples) per series
+  int max_series_length = 20000;  // frames per series (pen samples, and the frames they make)
   int max_batch = 256;            // series per Embed call
   int max_references = 64;        // references per subject
   int max_subject_id_length = 128;
@@ -28,7 +28,8 @@ struct RequestLimits {
 // training. InvalidArgument says what was wrong (empty, non-finite, not a multiple of
 // num_features, wrong feature count, mismatched pen arrays, values or derived pen features out
 // of the model's range: see kMaxStandardizedValue and kMaxRawValue in model/data/preprocess.h);
-// ResourceExhausted when longer than the limit. `what` names the series in messages (e.g.
+// ResourceExhausted when longer than the limit, pen samples included that resample to more
+// frames than it (see ComputePenSignatureFeatures). `what` names the series in messages (e.g.
 // "references[2]").
 absl::StatusOr<Series> ToRawSeries(const v1::SeriesInput& input, const SimilarityModel& model,
                                    const RequestLimits& limits, const std::string& what);

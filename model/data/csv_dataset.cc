@@ -90,7 +90,7 @@ bool ParsesAsNumber(absl::string_view field) {
   return IsDecimalNumber(field) && absl::SimpleAtof(field, &value);
 }
 
-std::string Where(const std::string& file, int line) { return absl::StrCat(file, ":", line, ": "); }
+std::string Where(absl::string_view file, int line) { return absl::StrCat(file, ":", line, ": "); }
 
 // Prefixes a status message with the manifest line that led to it, keeping the code.
 absl::Status WithContext(const absl::Status& status, const std::string& prefix) {
@@ -101,6 +101,11 @@ absl::Status WithContext(const absl::Status& status, const std::string& prefix) 
 
 absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits& limits) {
   SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+  return ParseCsvSeries(text, path, limits);
+}
+
+absl::StatusOr<Series> ParseCsvSeries(absl::string_view text, absl::string_view name,
+                                      const SeriesLimits& limits) {
   std::vector<float> values;
   std::vector<absl::string_view> fields;
   int dims = 0;
@@ -127,38 +132,38 @@ absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits
       // Later lines must match this one, so checking the first against the header is enough.
       if (header_columns > 0 && count != header_columns) {
         return absl::InvalidArgumentError(absl::StrCat(
-            Where(path, line_number), count, " values, but the header on line ", header_line,
+            Where(name, line_number), count, " values, but the header on line ", header_line,
             " names ", header_columns, " columns: give every line one value per named column"));
       }
       if (count > limits.max_dims) {
-        return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), count,
+        return absl::InvalidArgumentError(absl::StrCat(Where(name, line_number), count,
                                                        " values per frame; the limit is ",
                                                        limits.max_dims));
       }
       dims = count;
       dims_line = line_number;
     } else if (count != dims) {
-      return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "expected ", dims,
+      return absl::InvalidArgumentError(absl::StrCat(Where(name, line_number), "expected ", dims,
                                                      " values (as on line ", dims_line,
                                                      "), found ", count));
     }
     if (++frames > limits.max_length) {
-      return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "more than ",
+      return absl::InvalidArgumentError(absl::StrCat(Where(name, line_number), "more than ",
                                                      limits.max_length, " frames (the limit)"));
     }
     for (int c = 0; c < count; ++c) {
       float value;
       if (fields[c].empty()) {
         return absl::InvalidArgumentError(
-            absl::StrCat(Where(path, line_number), "value ", c + 1, " is empty"));
+            absl::StrCat(Where(name, line_number), "value ", c + 1, " is empty"));
       }
       if (!IsDecimalNumber(fields[c]) || !absl::SimpleAtof(fields[c], &value)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            Where(path, line_number), "value ", c + 1, " ('", fields[c],
+            Where(name, line_number), "value ", c + 1, " ('", fields[c],
             "') is not a decimal number (write numbers like -1.5, 2e-3 or +4)"));
       }
       if (!std::isfinite(value)) {
-        return absl::InvalidArgumentError(absl::StrCat(Where(path, line_number), "value ", c + 1,
+        return absl::InvalidArgumentError(absl::StrCat(Where(name, line_number), "value ", c + 1,
                                                        " ('", fields[c],
                                                        "') is not finite or out of range"));
       }
@@ -167,12 +172,17 @@ absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits
     return absl::OkStatus();
   });
   SRN_RETURN_IF_ERROR(status);
-  if (frames == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": no frames"));
+  if (frames == 0) return absl::InvalidArgumentError(absl::StrCat(name, ": no frames"));
   return Series::FromValues(values, dims, limits);
 }
 
 absl::StatusOr<std::vector<CsvManifestRow>> ReadCsvManifest(const std::string& manifest_path) {
   SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(manifest_path));
+  return ParseCsvManifest(text, manifest_path);
+}
+
+absl::StatusOr<std::vector<CsvManifestRow>> ParseCsvManifest(absl::string_view text,
+                                                             const std::string& manifest_path) {
   const std::filesystem::path folder = std::filesystem::path(manifest_path).parent_path();
   std::vector<CsvManifestRow> rows;
   std::vector<absl::string_view> fields;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model/data/dataset.h"
 #include "model/data/series.h"
 
@@ -22,6 +23,10 @@ namespace srn {
 // bad content, and when the series has no frames or exceeds `limits`.
 absl::StatusOr<Series> ReadCsvSeries(const std::string& path, const SeriesLimits& limits = {});
 
+// Like ReadCsvSeries, from the file's content held in memory; messages name `name_for_errors`.
+absl::StatusOr<Series> ParseCsvSeries(absl::string_view text, absl::string_view name_for_errors,
+                                      const SeriesLimits& limits = {});
+
 // One row of a manifest: a series file and its class.
 struct CsvManifestRow {
   std::string path;      // the series file, resolved against the manifest's folder when relative
@@ -37,6 +42,11 @@ struct CsvManifestRow {
 // InvalidArgument "<manifest>:<line>: ..." for a bad header or row, and when no series is listed.
 // The one reader of the format: LoadCsvDataset and srnctl's uploads both use it.
 absl::StatusOr<std::vector<CsvManifestRow>> ReadCsvManifest(const std::string& manifest_path);
+
+// Like ReadCsvManifest, from the manifest's content held in memory: relative paths are resolved
+// against the folder of `manifest_path`, which messages name; the file itself is not read.
+absl::StatusOr<std::vector<CsvManifestRow>> ParseCsvManifest(absl::string_view text,
+                                                             const std::string& manifest_path);
 
 // Loads the dataset a manifest (see ReadCsvManifest) lists, reading every series with
 // ReadCsvSeries. Labels get ids in order of first appearance and label_names keeps the strings.

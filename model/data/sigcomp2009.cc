@@ -29,13 +29,13 @@ constexpr int64_t kHover = -1;   // P = 0 is hovering too
 constexpr int64_t kMarker = -4;  // the `0 0 -4 0 0` rows
 
 // Parses line 1, `<tag> <N>`, into N.
-absl::StatusOr<int64_t> ParseHeader(absl::string_view line, const std::string& path) {
+absl::StatusOr<int64_t> ParseHeader(absl::string_view line, absl::string_view name) {
   const std::vector<absl::string_view> tokens =
       absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
   int64_t n = 0;
   if (tokens.size() != 2 || !absl::SimpleAtoi(tokens[1], &n) || n < 1 || n > kMaxRows) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ":1: expected the header '<tag> <number of samples>' with 1 to ",
+        absl::StrCat(name, ":1: expected the header '<tag> <number of samples>' with 1 to ",
                      kMaxRows, " samples, found '", line, "'"));
   }
   return n;
@@ -138,6 +138,11 @@ std::string SigComp2009SubsetName(SigComp2009Subset subset) {
 
 absl::StatusOr<std::vector<PenSample>> ReadSigComp2009File(const std::string& path) {
   SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+  return ParseSigComp2009File(text, path);
+}
+
+absl::StatusOr<std::vector<PenSample>> ParseSigComp2009File(absl::string_view text,
+                                                            absl::string_view name) {
   std::vector<PenSample> samples;
   int64_t expected = -1;  // N, once the header is read
   int64_t rows = 0;       // sample rows so far, pen-down or not
@@ -146,17 +151,17 @@ absl::StatusOr<std::vector<PenSample>> ReadSigComp2009File(const std::string& pa
   size_t pos = 0;
   while (pos < text.size()) {
     size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
+    if (eol == absl::string_view::npos) eol = text.size();
     const absl::string_view line(text.data() + pos, eol - pos);
     pos = eol + 1;
     ++line_number;
     if (IsBlankLine(line)) continue;
     if (expected < 0) {
-      SRN_ASSIGN_OR_RETURN(expected, ParseHeader(line, path));
+      SRN_ASSIGN_OR_RETURN(expected, ParseHeader(line, name));
       samples.reserve(static_cast<size_t>(expected));
       continue;
     }
-    const std::string where = absl::StrCat(path, ":", line_number, ": ");
+    const std::string where = absl::StrCat(name, ":", line_number, ": ");
     int64_t v[kColumns];
     int count = 0;
     absl::string_view bad;
@@ -191,15 +196,15 @@ absl::StatusOr<std::vector<PenSample>> ReadSigComp2009File(const std::string& pa
   }
   if (expected < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ":1: empty file, expected the header '<tag> <number of samples>'"));
+        absl::StrCat(name, ":1: empty file, expected the header '<tag> <number of samples>'"));
   }
   if (rows != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": line 1 announces ",
+    return absl::InvalidArgumentError(absl::StrCat(name, ":", line_number, ": line 1 announces ",
                                                    expected, " samples but the file has ", rows));
   }
   if (samples.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": no pen-down row (every one of the ", rows, " has pressure <= 0)"));
+        absl::StrCat(name, ": no pen-down row (every one of the ", rows, " has pressure <= 0)"));
   }
   return samples;
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model/data/dataset.h"
 #include "model/data/signature_features.h"
 
@@ -38,6 +39,11 @@ std::string SigComp2009SubsetName(SigComp2009Subset subset);
 // without exactly 5 integers, a P below -1 other than -4, or rows that disagree with N;
 // InvalidArgument "<file>: ..." when no row is pen-down.
 absl::StatusOr<std::vector<PenSample>> ReadSigComp2009File(const std::string& path);
+
+// Like ReadSigComp2009File, from the file's content held in memory; messages name
+// `name_for_errors`.
+absl::StatusOr<std::vector<PenSample>> ParseSigComp2009File(absl::string_view text,
+                                                            absl::string_view name_for_errors);
 
 // Loads one subset from the SigComp2009 folder `dir` (which holds NFI/ and NISDCC/): every .hwr
 // file of <subset>/genuine/ and <subset>/forgery/ (other files are ignored). From the file name,

@@ -17,8 +17,6 @@ constexpr double kMinSpeed = 1e-9;
 // Relative to the largest coordinate: a radius this small is rounding error, not a shape.
 constexpr double kMinRelativeRadius = 1e-10;
 
-// ResamplePenSamples refuses to make more samples than this (a guard against absurd time spans).
-constexpr int64_t kMaxResampledSamples = int64_t{1} << 24;
 // Slack, in steps, for a grid time that lands on a stroke's last time up to rounding.
 constexpr double kGridSlack = 1e-9;
 
@@ -130,11 +128,12 @@ absl::StatusOr<Series> ComputeSignatureFeatures(absl::Span<const PenSample> samp
 }
 
 absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSample> samples,
-                                                          double step_ms) {
+                                                          double step_ms, int64_t max_samples) {
   if (!(step_ms > 0) || !std::isfinite(step_ms)) {
     return absl::InvalidArgumentError(
         absl::StrCat("resampling step must be positive, got ", step_ms));
   }
+  max_samples = std::min(max_samples, kMaxResampledPenSamples);
   const size_t n = samples.size();
   // Strokes as [begin, end) ranges, checked, with the output size counted before any work.
   std::vector<size_t> stroke_begins;
@@ -158,16 +157,18 @@ absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSa
   for (size_t k = 0; k + 1 < stroke_begins.size(); ++k) {
     const double span = samples[stroke_begins[k + 1] - 1].t_ms - samples[stroke_begins[k]].t_ms;
     const double steps = std::floor(span / step_ms + kGridSlack);
-    if (steps >= static_cast<double>(kMaxResampledSamples)) {
-      return absl::InvalidArgumentError(absl::StrCat("resampling a stroke of ", span, " ms every ",
-                                                     step_ms, " ms makes too many samples"));
+    // Compared as doubles first: `steps` may be far beyond int64_t.
+    if (steps >= static_cast<double>(max_samples)) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("resampling a stroke of ", span, " ms every ", step_ms,
+                       " ms makes too many samples (more than the limit of ", max_samples, ")"));
     }
     counts[k] = static_cast<int64_t>(steps) + 1;
     total += counts[k];
-    if (total > kMaxResampledSamples) {
-      return absl::InvalidArgumentError(absl::StrCat("resampling to one sample every ", step_ms,
-                                                     " ms makes more than ", kMaxResampledSamples,
-                                                     " samples"));
+    if (total > max_samples) {
+      return absl::ResourceExhaustedError(absl::StrCat("resampling to one sample every ", step_ms,
+                                                       " ms makes more than ", max_samples,
+                                                       " samples (the limit)"));
     }
   }
 
@@ -212,12 +213,17 @@ absl::StatusOr<Series> ComputeTabletSignatureFeatures(absl::Span<const PenSample
 }
 
 absl::StatusOr<Series> ComputePenSignatureFeatures(absl::Span<const PenSample> samples,
-                                                   bool has_pressure) {
+                                                   bool has_pressure, int64_t max_frames) {
   const double step_ms = 1000.0 * RobustStepSeconds(samples);
   if (step_ms >= 0.75 * kSignatureStepMs && step_ms <= 1.5 * kSignatureStepMs) {
+    if (static_cast<int64_t>(samples.size()) > max_frames) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          samples.size(), " pen samples make more than ", max_frames, " frames (the limit)"));
+    }
     return ComputeSignatureFeatures(samples, has_pressure);
   }
-  absl::StatusOr<std::vector<PenSample>> resampled = ResamplePenSamples(samples, kSignatureStepMs);
+  absl::StatusOr<std::vector<PenSample>> resampled =
+      ResamplePenSamples(samples, kSignatureStepMs, max_frames);
   if (!resampled.ok()) return resampled.status();
   return ComputeSignatureFeatures(*resampled, has_pressure);
 }

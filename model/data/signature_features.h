@@ -1,6 +1,7 @@
 #ifndef SRN_MODEL_DATA_SIGNATURE_FEATURES_H_
 #define SRN_MODEL_DATA_SIGNATURE_FEATURES_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -65,10 +66,14 @@ inline constexpr double kSignatureStepMs = 1000.0 / kSignatureRateHz;
 // pressure linearly interpolated between the two input samples around each time (the later one
 // of samples with equal times), stroke_start on the first. Every stroke keeps at least its first
 // sample. Times must not go backwards within a stroke (they may between strokes).
-// InvalidArgument on step_ms <= 0 or not finite, a non-finite value, time going backwards within
-// a stroke, or more than 2^24 output samples. Pure function; thread-safe.
-absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(absl::Span<const PenSample> samples,
-                                                          double step_ms);
+// InvalidArgument on step_ms <= 0 or not finite, a non-finite value, or time going backwards
+// within a stroke; ResourceExhausted, before anything is allocated, when the result would have
+// more than `max_samples` samples, or than kMaxResampledPenSamples whatever `max_samples` (a few
+// samples far apart in time make many). Pure function; thread-safe.
+inline constexpr int64_t kMaxResampledPenSamples = int64_t{1} << 24;
+absl::StatusOr<std::vector<PenSample>> ResamplePenSamples(
+    absl::Span<const PenSample> samples, double step_ms,
+    int64_t max_samples = kMaxResampledPenSamples);
 
 // The feature pipeline of every signature loader: samples from a tablet sampling at `rate_hz`
 // are resampled to kSignatureRateHz (ResamplePenSamples), then ComputeSignatureFeatures. At
@@ -83,9 +88,12 @@ absl::StatusOr<Series> ComputeTabletSignatureFeatures(absl::Span<const PenSample
 // rate is taken from the median positive time step, and samples whose median step is within
 // [kSignatureStepMs * 0.75, kSignatureStepMs * 1.5] (SVC2004's irregular 100 Hz clock included)
 // are used as recorded, the others resampled to kSignatureRateHz, as
-// ComputeTabletSignatureFeatures does for a known rate. Pure function; thread-safe.
+// ComputeTabletSignatureFeatures does for a known rate. ResourceExhausted, before the work, when
+// the result would have more than `max_frames` frames (a few samples far apart in time resample
+// to many). Pure function; thread-safe.
 absl::StatusOr<Series> ComputePenSignatureFeatures(absl::Span<const PenSample> samples,
-                                                   bool has_pressure);
+                                                   bool has_pressure,
+                                                   int64_t max_frames = kMaxResampledPenSamples);
 
 }  // namespace srn
 

@@ -21,6 +21,12 @@ constexpr int64_t kMaxSamples = 1000000;
 absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
                                                        bool* has_pressure) {
   SRN_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(path));
+  return ParseSvc2004File(text, path, has_pressure);
+}
+
+absl::StatusOr<std::vector<PenSample>> ParseSvc2004File(absl::string_view text,
+                                                        absl::string_view name,
+                                                        bool* has_pressure) {
   std::vector<PenSample> samples;
   int64_t expected = -1;  // N, once the first line is read
   int columns = 0;        // 4 or 7, fixed by the first sample line
@@ -30,12 +36,12 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
   size_t pos = 0;
   while (pos < text.size()) {
     size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
+    if (eol == absl::string_view::npos) eol = text.size();
     const absl::string_view line(text.data() + pos, eol - pos);
     pos = eol + 1;
     ++line_number;
     if (IsBlankLine(line)) continue;
-    const std::string where = absl::StrCat(path, ":", line_number, ": ");
+    const std::string where = absl::StrCat(name, ":", line_number, ": ");
     int64_t v[7];
     int count = 0;
     absl::string_view bad;
@@ -80,10 +86,10 @@ absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
   }
   if (expected < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ":1: empty file, expected the number of samples"));
+        absl::StrCat(name, ":1: empty file, expected the number of samples"));
   }
   if (static_cast<int64_t>(samples.size()) != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": line 1 announces ",
+    return absl::InvalidArgumentError(absl::StrCat(name, ":", line_number, ": line 1 announces ",
                                                    expected, " samples but the file has ",
                                                    samples.size()));
   }

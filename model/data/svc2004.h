@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "model/data/dataset.h"
 #include "model/data/signature_features.h"
@@ -30,6 +31,11 @@ inline constexpr double kSvc2004RateHz = 100.0;    // the tablet's nominal rate 
 // sample lines than N.
 absl::StatusOr<std::vector<PenSample>> ReadSvc2004File(const std::string& path,
                                                        bool* has_pressure = nullptr);
+
+// Like ReadSvc2004File, from the file's content held in memory; messages name `name_for_errors`.
+absl::StatusOr<std::vector<PenSample>> ParseSvc2004File(absl::string_view text,
+                                                        absl::string_view name_for_errors,
+                                                        bool* has_pressure = nullptr);
 
 // Loads `users` (each in 1..40) from a Task2 folder: 40 examples per user, in user order then
 // S1..S40. label = user - 1 (label_names "U1".."U40" for all 40 users, whatever subset is

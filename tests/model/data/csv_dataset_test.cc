@@ -53,6 +53,26 @@ TEST_F(CsvDatasetTest, SeriesWithoutHeaderAndSingleColumn) {
   EXPECT_EQ(s->frames()(2, 0), 3.0f);
 }
 
+TEST(ParseCsvTest, ParsesSeriesAndManifestsInMemory) {
+  absl::StatusOr<Series> s = ParseCsvSeries("x,y\n1,2\n3,4\n", "upload");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->length(), 2);
+  EXPECT_EQ(s->frames()(1, 1), 4.0f);
+  absl::Status bad = ParseCsvSeries("1,2\n3\n", "upload").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("upload:2: expected 2 values"));
+
+  absl::StatusOr<std::vector<CsvManifestRow>> rows =
+      ParseCsvManifest("path,label\na.csv,x\n/abs/b.csv,y\n", "data/m.csv");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].path, "data/a.csv");  // relative to the manifest's folder
+  EXPECT_EQ((*rows)[1].path, "/abs/b.csv");
+  bad = ParseCsvManifest("path,label\na.csv,\n", "data/m.csv").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("data/m.csv:2: label is empty"));
+}
+
 TEST_F(CsvDatasetTest, MalformedSeriesNameFileAndLine) {
   std::string path = Write("cols.csv", "a,b\n1,2\n\n3,4,5\n");
   ExpectError(ReadCsvSeries(path).status(), absl::StatusCode::kInvalidArgument,

@@ -60,6 +60,18 @@ TEST_F(SigComp2009Test, KeepsPenDownRowsWithTimeFromTheRowIndex) {
   }
 }
 
+TEST(ParseSigComp2009FileTest, ParsesContentInMemoryNamingTheGivenName) {
+  absl::StatusOr<std::vector<PenSample>> s =
+      ParseSigComp2009File("Tag 3\n1 1 -1 0 0\n2 2 50 0 0\n3 3 60 0 0\n", "upload");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->size(), 2u);
+  EXPECT_EQ((*s)[0].t_ms, 5);
+  EXPECT_TRUE((*s)[0].stroke_start);
+  const absl::Status bad = ParseSigComp2009File("Tag 1\n1 1 -2 0 0\n", "upload").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("upload:2: pen state -2"));
+}
+
 TEST_F(SigComp2009Test, MalformedFilesNameFileAndLine) {
   struct Case {
     std::string text;

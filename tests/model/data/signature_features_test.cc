@@ -1,6 +1,7 @@
 #include "model/data/signature_features.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -244,9 +245,29 @@ TEST(ResamplePenSamplesTest, RejectsBadInput) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("pen sample 1 has a non-finite value"));
   const std::vector<PenSample> huge = {Sample(0, 0, 0), Sample(1, 1, 1e12)};
   status = ResamplePenSamples(huge, 10).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(status.message()), HasSubstr("too many samples"));
   EXPECT_TRUE(ResamplePenSamples({}, 10).ok());
+}
+
+TEST(ResamplePenSamplesTest, RefusesToMakeMoreThanMaxSamplesBeforeMakingAny) {
+  // Two strokes of 0..90 ms and 100..190 ms: 10 + 10 samples every 10 ms.
+  const std::vector<PenSample> two = {Sample(0, 0, 0, 1, true), Sample(1, 1, 90),
+                                      Sample(2, 0, 100, 1, true), Sample(3, 1, 190)};
+  absl::StatusOr<std::vector<PenSample>> at_limit = ResamplePenSamples(two, 10, 20);
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status();
+  EXPECT_EQ(at_limit->size(), 20u);
+  absl::Status status = ResamplePenSamples(two, 10, 19).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("more than 19 samples"));
+  status = ResamplePenSamples(two, 10, 9).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("more than the limit of 9"));
+  // A larger max_samples does not lift the absolute limit.
+  const std::vector<PenSample> long_stroke = {Sample(0, 0, 0), Sample(1, 1, 1e9)};
+  status = ResamplePenSamples(long_stroke, 10, int64_t{1} << 40).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("too many samples"));
 }
 
 // A smooth two-stroke signature "recorded" at 100 Hz and at 200 Hz.
@@ -321,6 +342,27 @@ TEST(ComputePenSignatureFeaturesTest, ResamplesWhenTheMedianStepIsNotAbout10Ms) 
   absl::StatusOr<Series> at50 = ComputePenSignatureFeatures(Recorded(50), true);
   ASSERT_TRUE(at50.ok()) << at50.status();
   EXPECT_EQ(at50->length(), at100->length());
+}
+
+// Found by fuzz/series_input_fuzzer: a few pen samples far apart in time resampled to a series
+// far longer than the caller's limit (here up to 2^24 frames from 2 samples), allocated before
+// anyone could check its length.
+TEST(ComputePenSignatureFeaturesTest, ResamplesToAtMostMaxFrames) {
+  const std::vector<PenSample> slow = {Sample(0, 0, 0, 1, true), Sample(5, 3, 1000, 2),
+                                       Sample(9, 1, 1e6, 1)};
+  absl::Status status = ComputePenSignatureFeatures(slow, true, 20000).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("more than the limit of 20000"));
+  absl::StatusOr<Series> within = ComputePenSignatureFeatures(slow, true, 100001);
+  ASSERT_TRUE(within.ok()) << within.status();
+  EXPECT_EQ(within->length(), 100001);
+  // Samples used as recorded give a frame each.
+  absl::StatusOr<Series> at100 = ComputePenSignatureFeatures(Recorded(100), true, 202);
+  ASSERT_TRUE(at100.ok()) << at100.status();
+  EXPECT_EQ(at100->length(), 202);
+  status = ComputePenSignatureFeatures(Recorded(100), true, 201).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("202 pen samples make more than 201"));
 }
 
 }  // namespace

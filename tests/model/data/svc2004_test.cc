@@ -62,6 +62,19 @@ TEST_F(Svc2004Test, FourColumnFilesHaveNoPressure) {
   EXPECT_TRUE(ReadSvc2004File(path).ok());  // has_pressure is optional
 }
 
+TEST(ParseSvc2004FileTest, ParsesContentInMemoryNamingTheGivenName) {
+  bool has_pressure = true;
+  absl::StatusOr<std::vector<PenSample>> s =
+      ParseSvc2004File("2\n1 2 100 0\n3 4 110 1\n", "upload", &has_pressure);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(has_pressure);
+  ASSERT_EQ(s->size(), 2u);
+  EXPECT_EQ((*s)[1].t_ms, 10);
+  const absl::Status bad = ParseSvc2004File("2\n1 2 100 0\n", "upload").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("upload:2: line 1 announces 2 samples"));
+}
+
 TEST_F(Svc2004Test, MalformedFilesNameFileAndLine) {
   const std::string dir = MakeTempDir();
   struct Case {
