@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # srn-server and srnctl in a small Debian bookworm image (docs/DEPLOY.md).
 #
 #   docker build -t srn .

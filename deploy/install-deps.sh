@@ -8,6 +8,8 @@
 #   deploy/install-deps.sh deploy     the validators the deployment tests run: promtool (package
 #                                     prometheus) and kubectl (package kubernetes-client, skipped
 #                                     when some kubectl is already installed)
+#   deploy/install-deps.sh docker     the Docker engine (docker.io, not started) and debootstrap,
+#                                     which makes the base images (tests/deploy/container_test.sh)
 #
 # Several groups may be given at once. This is the one list of packages: the README, .ci/run
 # and the Dockerfile all call it.
@@ -28,6 +30,8 @@ deploy_pkgs=(prometheus)
 # Debian's kubectl; another kubectl (e.g. from Google's or Kubernetes' apt repository) owns the
 # same path, so keep that one when present.
 command -v kubectl >/dev/null 2>&1 || deploy_pkgs+=(kubernetes-client)
+# The engine and what builds its base images; the Debian CLI matches the Debian engine.
+docker_pkgs=(docker.io debootstrap)
 python_pkgs=(python3 python3-numpy python3-torch python3-sklearn python3-matplotlib python3-grpcio python3-protobuf)
 
 groups=("$@")
@@ -41,7 +45,12 @@ for g in "${groups[@]}"; do
     python) want+=("${python_pkgs[@]}") ;;
     sanitizers) want+=("${sanitizer_pkgs[@]}") ;;
     deploy) want+=("${deploy_pkgs[@]}") ;;
-    *) echo "install-deps.sh: unknown group '$g' (build, runtime, python, sanitizers, deploy)" >&2; exit 2 ;;
+    docker) want+=("${docker_pkgs[@]}") ;;
+    *)
+      echo "install-deps.sh: unknown group '$g'" \
+        "(build, runtime, python, sanitizers, deploy, docker)" >&2
+      exit 2
+      ;;
   esac
 done
 
@@ -60,10 +69,12 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # The prometheus package only provides promtool here; its maintainer scripts would start a
-# Prometheus daemon on port 9090. Unless the machine already has a policy (Docker images do),
-# forbid service starts for the duration of this install.
+# Prometheus daemon on port 9090. docker.io's would start a system Docker engine with a bridge and
+# iptables rules; the container test starts its own, with neither. Unless the machine already has
+# a policy (Docker images do), forbid service starts for the duration of this install.
 policy=/usr/sbin/policy-rc.d
-if [[ " ${missing[*]} " == *" prometheus "* ]] && [ ! -e "$policy" ]; then
+if [[ " ${missing[*]} " == *" prometheus "* || " ${missing[*]} " == *" docker.io "* ]] &&
+  [ ! -e "$policy" ]; then
   trap '$SUDO rm -f "$policy"' EXIT
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
   $SUDO chmod 755 "$policy"
