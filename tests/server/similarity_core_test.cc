@@ -1046,10 +1046,13 @@ std::vector<std::pair<std::string, v1::SeriesInput>> ExtremePens() {
 
 class NoNanTest : public SimilarityCoreTest {
  protected:
-  // Either a refusal saying what is wrong (INVALID_ARGUMENT, or INTERNAL rather than a wrong
-  // number), or an answer whose every number is finite and whose scores are in [0, 1].
+  // Either a refusal saying what is wrong (INVALID_ARGUMENT; RESOURCE_EXHAUSTED for a pen
+  // trajectory whose times would resample into more frames than the limit; or INTERNAL rather
+  // than a wrong number), or an answer whose every number is finite and whose scores are in
+  // [0, 1].
   static bool Refused(const absl::Status& status) {
     EXPECT_TRUE(status.code() == absl::StatusCode::kInvalidArgument ||
+                status.code() == absl::StatusCode::kResourceExhausted ||
                 status.code() == absl::StatusCode::kInternal)
         << status;
     EXPECT_FALSE(status.message().empty());
