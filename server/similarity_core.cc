@@ -11,6 +11,7 @@
 #include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
+#include "model/weights/threshold_calibration_proto.h"
 #include "base/status_macros.h"
 #include "base/clock.h"
 #include "server/request_enums.h"
@@ -559,23 +560,7 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
   info.mutable_trained_classes()->Assign(meta.trained_classes.begin(),
                                          meta.trained_classes.end());
   if (meta.thresholds.has_value()) {
-    const ThresholdCalibration& t = *meta.thresholds;
-    v1::ThresholdCalibration* out = info.mutable_threshold_calibration();
-    for (const ThresholdCalibration::Point& p : t.points) {
-      v1::ThresholdCalibration::Point* q = out->add_points();
-      q->set_target_far(p.target_far);
-      q->set_threshold(p.threshold);
-      q->set_far(p.far);
-      q->set_frr(p.frr);
-    }
-    out->set_eer(t.eer);
-    out->set_eer_threshold(t.eer_threshold);
-    out->set_default_choice(t.default_choice);
-    out->set_default_threshold(t.default_threshold);
-    out->set_references(t.references);
-    out->set_genuine_trials(t.genuine_trials);
-    out->set_impostor_trials(t.impostor_trials);
-    out->set_measured_on(t.measured_on);
+    ThresholdCalibrationToProto(*meta.thresholds, info.mutable_threshold_calibration());
   }
   info.set_default_fusion(ToProto(options_.default_fusion));
   const VerificationCalibration& c = serving->calibration;

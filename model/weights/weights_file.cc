@@ -19,6 +19,7 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "base/file.h"
 #include "base/status_macros.h"
+#include "model/weights/threshold_calibration_proto.h"
 #include "model/weights/weights.pb.h"
 
 #if defined(__SSE4_2__) && defined(__x86_64__)
@@ -218,23 +219,7 @@ pb::WeightsFile ToProto(const SimilarityModel& model) {
   m->set_verification(meta.verification);
   for (const std::string& c : meta.trained_classes) m->add_trained_classes(c);
   if (meta.thresholds.has_value()) {
-    const ThresholdCalibration& t = *meta.thresholds;
-    pb::ThresholdCalibration* out = m->mutable_thresholds();
-    for (const ThresholdCalibration::Point& p : t.points) {
-      pb::ThresholdCalibration::Point* q = out->add_points();
-      q->set_target_far(p.target_far);
-      q->set_threshold(p.threshold);
-      q->set_far(p.far);
-      q->set_frr(p.frr);
-    }
-    out->set_eer(t.eer);
-    out->set_eer_threshold(t.eer_threshold);
-    out->set_default_choice(t.default_choice);
-    out->set_default_threshold(t.default_threshold);
-    out->set_references(t.references);
-    out->set_genuine_trials(t.genuine_trials);
-    out->set_impostor_trials(t.impostor_trials);
-    out->set_measured_on(t.measured_on);
+    ThresholdCalibrationToProto(*meta.thresholds, m->mutable_thresholds());
   }
   return file;
 }
