@@ -41,6 +41,14 @@ absl::Status TokenAuth::Add(const std::string& role, const std::string& token,
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": tokens must have at least ", kMinTokenLength, " characters"));
   }
+  for (const Entry& e : tokens_) {
+    // One token, one role: a token listed twice would get whichever role came last.
+    if (e.token == token) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": this token is already listed (as ", e.role == Role::kAdmin ? "admin" : "reader",
+          "); give each token one line and one role"));
+    }
+  }
   tokens_.push_back({token, r});
   return absl::OkStatus();
 }

@@ -21,7 +21,8 @@ class TokenAuth final {
   TokenAuth() = default;
 
   // Reads "<role> <token>" lines (role reader or admin; '#' comments and blank lines ignored).
-  // InvalidArgument names the line of a malformed entry or a token shorter than 16 characters.
+  // InvalidArgument names the line of a malformed entry, an unknown role, a token shorter than
+  // 16 characters or one listed before (each token has one role).
   // PermissionDenied, saying to chmod 600 it, when other users may read or change the file or
   // its group may change it. A file its group may read is accepted (a Kubernetes Secret mounted
   // with fsGroup is 0440) with a warning in `warning` (when given) for the caller to log.
