@@ -10,6 +10,13 @@ class Never final : public Cancellation {
 
 }  // namespace
 
+absl::Status CancellationFlag::Check() const {
+  if (cancelled_.load(std::memory_order_relaxed)) {
+    return absl::CancelledError("stopped: its owner is shutting down");
+  }
+  return absl::OkStatus();
+}
+
 const Cancellation& NeverCancelled() {
   static const Never* never = new Never();
   return *never;

@@ -1,6 +1,8 @@
 #ifndef SRN_BASE_CANCELLATION_H_
 #define SRN_BASE_CANCELLATION_H_
 
+#include <atomic>
+
 #include "absl/status/status.h"
 
 namespace srn {
@@ -17,6 +19,16 @@ class Cancellation {
 
 // The Cancellation of work that nobody abandons (tools, tests, start-up).
 const Cancellation& NeverCancelled();
+
+// A Cancellation that says stop once Cancel is called (background work the owner stops).
+class CancellationFlag final : public Cancellation {
+ public:
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  absl::Status Check() const override;
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
 
 }  // namespace srn
 

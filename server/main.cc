@@ -47,6 +47,9 @@ ABSL_FLAG(int, max_batch, 256, "series per Embed call");
 ABSL_FLAG(int, max_references, 64, "references per subject");
 ABSL_FLAG(int, max_message_bytes, 16 << 20, "largest request or response message");
 ABSL_FLAG(int, threads, 0, "threads for batch embedding and Identify scans (0: all cores)");
+ABSL_FLAG(int, prepared_cache_mb, 1024,
+          "memory for the references prepared for Verify (DTW series and per-frame states) of the "
+          "subjects verified most recently; others are prepared again when verified");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle: require client certificates it signed");
@@ -146,6 +149,12 @@ int main(int argc, char** argv) {
   }
   core.default_fusion_k = absl::GetFlag(FLAGS_fusion_k);
   core.threads = absl::GetFlag(FLAGS_threads);
+  const int prepared_cache_mb = absl::GetFlag(FLAGS_prepared_cache_mb);
+  if (prepared_cache_mb < 0) {
+    std::cerr << "srn-server: --prepared_cache_mb must not be negative (0 keeps nothing)\n";
+    return 2;
+  }
+  core.prepared_cache_bytes = static_cast<size_t>(prepared_cache_mb) << 20;
   core.limits.max_series_length = absl::GetFlag(FLAGS_max_series_length);
   core.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
   core.limits.max_references = absl::GetFlag(FLAGS_max_references);

@@ -23,7 +23,7 @@ bool operator==(const SubjectRecord& a, const SubjectRecord& b) {
   if (a.id != b.id || a.threshold != b.threshold || a.threshold_shift != b.threshold_shift ||
       a.created_unix_ms != b.created_unix_ms ||
       a.updated_unix_ms != b.updated_unix_ms || a.model_id != b.model_id ||
-      a.references.size() != b.references.size()) {
+      a.derived != b.derived || a.references.size() != b.references.size()) {
     return false;
   }
   for (size_t i = 0; i < a.references.size(); ++i) {

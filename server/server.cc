@@ -76,6 +76,8 @@ Server::~Server() {
   Shutdown(0, 0);
   if (grpc_server_ != nullptr) grpc_server_->Wait();
   if (metrics_stopper_.joinable()) metrics_stopper_.join();
+  stop_deriving_.Cancel();
+  if (deriver_.joinable()) deriver_.join();
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
@@ -240,6 +242,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   health->SetServingStatus(true);
   health->SetServingStatus(SimilarityService::kServiceName, true);
+  // What the store lacked (spreads from before they were stored, or under other options) is
+  // derived once serving; Verify derives it for itself meanwhile.
+  if (const int64_t missing = server->core_->subjects_missing_spreads(); missing > 0) {
+    std::cerr << "srn-server: " << missing << " subjects have no stored reference spreads for "
+              << "this model and these options; deriving them in the background\n";
+    SimilarityCore* core = server->core_.get();
+    const Cancellation* stop = &server->stop_deriving_;
+    server->deriver_ = std::thread([core, stop] {
+      const auto start = std::chrono::steady_clock::now();
+      const absl::StatusOr<int64_t> derived = core->DeriveMissingSpreads(*stop);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (derived.ok()) {
+        std::cerr << "srn-server: derived and stored the spreads of " << *derived
+                  << " subjects in " << seconds << " s\n";
+      } else if (!absl::IsCancelled(derived.status())) {
+        std::cerr << "srn-server: deriving the reference spreads stopped after " << seconds
+                  << " s: " << derived.status().message()
+                  << " (Verify derives them for itself; the next start tries again)\n";
+      }
+    });
+  }
   return server;
 }
 
@@ -270,6 +294,7 @@ void Server::Shutdown(double drain_seconds, double grace_seconds) {
   service_->StartDraining();
   training_service_->StartDraining();
   registry_service_->StartDraining();
+  stop_deriving_.Cancel();
   // Running jobs end as interrupted (they would be after a restart anyway).
   if (worker_ != nullptr) worker_->Stop();
   const auto deadline = std::chrono::system_clock::now() +

@@ -5,6 +5,7 @@
 #include <string>
 #include <thread>
 
+#include "base/cancellation.h"
 #include "base/mutex.h"
 
 #include "absl/status/statusor.h"
@@ -106,6 +107,10 @@ class Server final {
   int port_ = 0;
   int metrics_port_ = 0;
   std::thread metrics_stopper_;
+  // Derives the spreads the store lacked once serving (SimilarityCore::DeriveMissingSpreads);
+  // Shutdown stops it, the destructor joins it.
+  CancellationFlag stop_deriving_;
+  std::thread deriver_;
   Mutex shutdown_mu_;
   bool shutting_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };

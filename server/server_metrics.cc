@@ -97,6 +97,13 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                             .Help("Progress (0..1) of the running training job(s); 0 when idle.")
                             .Register(*registry_)
                             .Add({});
+  missing_spreads_ = &prometheus::BuildGauge()
+                         .Name("srn_subjects_missing_spreads")
+                         .Help("Enrolled subjects whose references' mutual distances are still "
+                               "to be derived and stored (in the background after start-up); "
+                               "their Verify derives them itself meanwhile.")
+                         .Register(*registry_)
+                         .Add({});
   model_fallback_ = &prometheus::BuildGauge()
                         .Name("srn_model_fallback")
                         .Help("1 while the server serves another version because the model "
@@ -181,6 +188,10 @@ void ServerMetrics::StoreCommit(double seconds) { store_commit_seconds_->Observe
 void ServerMetrics::SetEnrolled(int64_t subjects, int64_t references) {
   enrolled_subjects_->Set(static_cast<double>(subjects));
   enrolled_references_->Set(static_cast<double>(references));
+}
+
+void ServerMetrics::SetMissingSpreads(int64_t subjects) {
+  missing_spreads_->Set(static_cast<double>(subjects));
 }
 
 void ServerMetrics::SetModel(const std::string& model_id, const std::string& family,

@@ -47,6 +47,9 @@ class ServerMetrics final {
   void SeriesLength(int frames);
   void StoreCommit(double seconds);
   void SetEnrolled(int64_t subjects, int64_t references);
+  // srn_subjects_missing_spreads: subjects whose references' spreads are still to be derived in
+  // the background after start-up (SimilarityCore::DeriveMissingSpreads).
+  void SetMissingSpreads(int64_t subjects);
   // Sets srn_model_info{model_id, family, version} = 1 for the active model (and 0 for the
   // previous). `version` is the registry version ("" when the server runs without --model_dir).
   void SetModel(const std::string& model_id, const std::string& family,
@@ -85,6 +88,7 @@ class ServerMetrics final {
   prometheus::Histogram* store_commit_seconds_;
   prometheus::Gauge* enrolled_subjects_;
   prometheus::Gauge* enrolled_references_;
+  prometheus::Gauge* missing_spreads_;
   prometheus::Family<prometheus::Gauge>* model_info_;
   std::map<std::string, prometheus::Gauge*> training_jobs_;
   std::map<std::string, prometheus::Counter*> jobs_finished_;

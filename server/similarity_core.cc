@@ -90,8 +90,9 @@ DefaultThreshold ResolveDefaultThreshold(const ServingModel& model,
           "one for a target false-accept rate)"};
 }
 
-SubjectRecord ToRecord(const SubjectEntry& entry) {
+SubjectRecord ToRecord(const SubjectEntry& entry, const std::string& derivation_tag) {
   SubjectRecord record;
+  if (entry.spreads.has_value()) record.derived = EncodeSpreads(derivation_tag, *entry.spreads);
   record.id = entry.id;
   record.threshold = entry.threshold;
   record.threshold_shift = entry.threshold_shift;
@@ -147,7 +148,11 @@ v1::Subject ToProto(const SubjectEntry& entry) {
 SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
                                std::unique_ptr<SubjectStore> store, const CoreOptions& options,
                                ServerMetrics* metrics)
-    : options_(options), metrics_(metrics), store_(std::move(store)), index_(model) {
+    : options_(options),
+      metrics_(metrics),
+      store_(std::move(store)),
+      index_(model),
+      prepared_(options.prepared_cache_bytes) {
   if (metrics_ != nullptr) {
     metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model->version);
   }
@@ -263,33 +268,32 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
   for (const v1::SeriesInput& input : request.references())
     inputs.push_back(input.SerializeAsString());
 
-  // Embedding is slow, so it happens before taking the write lock; if the model changed in the
-  // meantime, embed again with the new one.
+  // Embedding and preparing the references (DTWs between every pair of them) are slow, so they
+  // happen before taking the write lock; if the model or the subject changed in the meantime, it
+  // is all done again from the new state.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    const std::shared_ptr<const ServingModel> model = index_.model();
+    const SubjectIndex::View before = index_.Lookup(request.subject_id());
+    const ServingModel& model = *before.model;
     std::vector<Series> raw;
     SRN_ASSIGN_OR_RETURN(RowMatrix emb,
-                         EmbedInputs(*model, request.references(), "references", &raw));
-
-    MutexLock write(&write_mu_);
-    const SubjectIndex::View view = index_.Lookup(request.subject_id());
-    if (view.model->id != model->id) continue;
+                         EmbedInputs(model, request.references(), "references", &raw));
     auto entry = std::make_shared<SubjectEntry>();
     entry->id = request.subject_id();
-    entry->model_id = model->id;
+    entry->model_id = model.id;
     entry->updated_unix_ms = NowUnixMs();
-    entry->created_unix_ms = view.subject ? view.subject->created_unix_ms : entry->updated_unix_ms;
+    entry->created_unix_ms =
+        before.subject ? before.subject->created_unix_ms : entry->updated_unix_ms;
     entry->threshold = request.has_threshold()
                            ? std::optional<float>(request.threshold())
-                           : (view.subject ? view.subject->threshold : std::nullopt);
+                           : (before.subject ? before.subject->threshold : std::nullopt);
     // A shift is kept until a fixed threshold replaces it.
     entry->threshold_shift = request.has_threshold_shift()
                                  ? std::optional<float>(request.threshold_shift())
-                                 : request.has_threshold() || !view.subject
+                                 : request.has_threshold() || !before.subject
                                        ? std::nullopt
-                                       : view.subject->threshold_shift;
-    const bool append = view.subject != nullptr && !replace;
-    const int old_rows = append ? view.subject->references() : 0;
+                                       : before.subject->threshold_shift;
+    const bool append = before.subject != nullptr && !replace;
+    const int old_rows = append ? before.subject->references() : 0;
     if (old_rows + emb.rows() > options_.limits.max_references) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "subject '", request.subject_id(), "' would have ", old_rows + emb.rows(),
@@ -298,34 +302,52 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
     entry->embeddings.resize(old_rows + emb.rows(), emb.cols());
     if (append) {
-      entry->embeddings.topRows(old_rows) = view.subject->embeddings;
-      entry->inputs = view.subject->inputs;
-      // The stored references' DTW preparation and states are by the same model and options:
-      // keep them.
-      entry->dtw_references = view.subject->dtw_references;
-      entry->states_references = view.subject->states_references;
+      entry->embeddings.topRows(old_rows) = before.subject->embeddings;
+      entry->inputs = before.subject->inputs;
     }
     entry->embeddings.bottomRows(emb.rows()) = emb;
     entry->inputs.insert(entry->inputs.end(), inputs.begin(), inputs.end());
-    SRN_RETURN_IF_ERROR(PrepareVerification(*model, entry.get(), &raw, old_rows, cancel));
-    for (int r = old_rows; r < static_cast<int>(entry->states_references.size()); ++r) {
-      SRN_RETURN_IF_ERROR(CheckStates(entry->states_references[r],
-                                      absl::StrCat("references[", r - old_rows, "]")));
+    SRN_RETURN_IF_ERROR(DeriveFromEmbeddings(model, entry.get()));
+    std::shared_ptr<const PreparedReferences> prepared;
+    if (model.FusesDtw() || model.VerifiesByStates()) {
+      auto fresh = std::make_shared<PreparedReferences>();
+      if (append) {
+        // The stored references' preparation is by the same model and options: reuse it.
+        SRN_ASSIGN_OR_RETURN(std::shared_ptr<const PreparedReferences> old,
+                             Prepared(model, before.subject, cancel));
+        fresh->dtw = old->dtw;
+        fresh->states = old->states;
+      }
+      SRN_RETURN_IF_ERROR(PrepareReferences(model, *entry, &raw, old_rows, cancel, fresh.get()));
+      for (int r = old_rows; r < static_cast<int>(fresh->states.size()); ++r) {
+        SRN_RETURN_IF_ERROR(
+            CheckStates(fresh->states[r], absl::StrCat("references[", r - old_rows, "]")));
+      }
+      SRN_ASSIGN_OR_RETURN(entry->spreads,
+                           DeriveSpreads(model, *fresh, entry->references(), cancel));
+      prepared = std::move(fresh);
     }
+    const SubjectRecord record = ToRecord(*entry, DerivationTag(model, options_.dtw));
 
+    MutexLock write(&write_mu_);
+    const SubjectIndex::View now = index_.Lookup(request.subject_id());
+    if (now.model != before.model || now.subject != before.subject) continue;
     const auto start = std::chrono::steady_clock::now();
-    SRN_RETURN_IF_ERROR(store_->Put(ToRecord(*entry)));
+    SRN_RETURN_IF_ERROR(store_->Put(record));
     if (metrics_ != nullptr) {
       metrics_->StoreCommit(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     v1::EnrollResponse response;
     *response.mutable_subject() = ToProto(*entry);
+    if (prepared != nullptr) prepared_.Insert(entry, std::move(prepared));
     index_.Upsert(std::move(entry));
     UpdateEnrolledMetrics();
     return response;
   }
-  return absl::UnavailableError("the model kept changing during enrollment; retry");
+  return absl::UnavailableError(
+      "the model or the subject kept changing during enrollment (other writes to it, or model "
+      "swaps); retry");
 }
 
 absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request,
@@ -349,9 +371,19 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   VerificationPolicy policy;
   VerificationEvidence evidence;
   std::vector<double> similarities(references);
+  // The entry's prepared references and spreads are by `model` (they are read together).
+  SRN_ASSIGN_OR_RETURN(const std::shared_ptr<const PreparedReferences> prepared,
+                       Prepared(model, view.subject, cancel));
+  ReferenceSpreads spreads;
+  if (prepared != nullptr) {
+    if (subject.spreads.has_value()) {
+      spreads = *subject.spreads;
+    } else {  // recovered without them; DeriveMissingSpreads stores them
+      SRN_ASSIGN_OR_RETURN(spreads, DeriveSpreads(model, *prepared, references, cancel));
+    }
+  }
   if (model.VerifiesByStates()) {
-    // The entry's states are by `model` (they are read together). The calibrated score always
-    // averages over the references.
+    // The calibrated score always averages over the references.
     policy.learned = LearnedScore::kStatesDtw;
     policy.fusion = ReferenceFusion::kMean;
     policy.dtw_fusion = model.calibration.dtw_fusion;
@@ -359,11 +391,11 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     SRN_RETURN_IF_ERROR(CheckStates(states, "query"));
     for (int r = 0; r < references; ++r) {
       SRN_RETURN_IF_ERROR(cancel.Check());
-      similarities[r] = -StatesDistance(states, subject.states_references[r],
-                                        model.calibration.states_dtw, &cancel);
+      similarities[r] =
+          -StatesDistance(states, prepared->states[r], model.calibration.states_dtw, &cancel);
     }
     SRN_RETURN_IF_ERROR(cancel.Check());  // the last distance may have been cut short
-    evidence.mutual_similarity = -subject.states_spread;
+    evidence.mutual_similarity = -spreads.states;
   } else {
     SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
     SRN_RETURN_IF_ERROR(CheckEmbeddings(query, "query"));
@@ -376,21 +408,18 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   }
   evidence.similarities = similarities;
   std::vector<double> distances;
-  // The entry's DTW references match the model it was built with, which is `model`; they are
-  // empty only when the fusion is off. A states model skips the DTW verifier when its weight
-  // for this number of references is 0.
+  // A states model skips the DTW verifier when its weight for this number of references is 0.
   const double dtw_weight = references >= 2 ? model.calibration.dtw_fusion.weight_many
                                             : model.calibration.dtw_fusion.weight_one;
-  if (model.FusesDtw() && !subject.dtw_references.empty() &&
-      (!model.VerifiesByStates() || dtw_weight > 0)) {
-    SRN_ASSIGN_OR_RETURN(const Series prepared, PrepareForSignatureDtw(raw, options_.dtw));
-    for (const Series& ref : subject.dtw_references) {
+  if (model.FusesDtw() && (!model.VerifiesByStates() || dtw_weight > 0)) {
+    SRN_ASSIGN_OR_RETURN(const Series query, PrepareForSignatureDtw(raw, options_.dtw));
+    for (const Series& ref : prepared->dtw) {
       SRN_RETURN_IF_ERROR(cancel.Check());
-      distances.push_back(SignatureDtwDistance(prepared, ref, options_.dtw, &cancel));
+      distances.push_back(SignatureDtwDistance(query, ref, options_.dtw, &cancel));
     }
     SRN_RETURN_IF_ERROR(cancel.Check());
     evidence.dtw_distances = distances;
-    evidence.dtw_spread = subject.dtw_spread;
+    evidence.dtw_spread = spreads.dtw;
   }
   const VerificationScore verification = ScoreVerification(evidence, policy);
   if (!std::isfinite(verification.score)) {
@@ -613,79 +642,29 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   auto fresh = std::make_shared<SubjectEntry>(entry);
   fresh->embeddings = std::move(emb);
   fresh->model_id = model.id;
+  fresh->spreads.reset();
   // A derived threshold follows the new model's similarities.
-  SRN_RETURN_IF_ERROR(PrepareVerification(model, fresh.get(), &raw));
+  SRN_RETURN_IF_ERROR(DeriveFromEmbeddings(model, fresh.get()));
+  if (model.FusesDtw() || model.VerifiesByStates()) {
+    PreparedReferences prepared;
+    SRN_RETURN_IF_ERROR(
+        PrepareReferences(model, *fresh, &raw, 0, NeverCancelled(), &prepared));
+    SRN_ASSIGN_OR_RETURN(fresh->spreads, DeriveSpreads(model, prepared, fresh->references(),
+                                                       NeverCancelled()));
+  }
   return std::shared_ptr<const SubjectEntry>(std::move(fresh));
 }
 
-absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, SubjectEntry* entry,
-                                                 const std::vector<Series>* raw, int prepared,
-                                                 const Cancellation& cancel) const {
-  const SimilarityModel& model = *serving.model;
+absl::Status SimilarityCore::DeriveFromEmbeddings(const ServingModel& serving,
+                                                  SubjectEntry* entry) const {
   const bool fused = serving.FusesDtw();
   const bool states = serving.VerifiesByStates();
   // Only the embedding score's DTW fusion and its derived threshold use the mutual similarity
   // (a states score is calibrated: its derived threshold starts from 0.5).
-  entry->mutual_similarity = !states && (fused || entry->threshold_shift.has_value())
-                                 ? MeanMutualScore(MutualSimilarities(model, entry->embeddings))
-                                 : 0.0;
-  entry->dtw_references.resize(fused ? prepared : 0);
-  entry->dtw_spread = 1;
-  entry->states_references.resize(states ? prepared : 0);
-  entry->states_spread = 1;
-  const int references = static_cast<int>(entry->inputs.size());
-  if (fused || states) {
-    RequestLimits unlimited = options_.limits;
-    unlimited.max_series_length = std::numeric_limits<int>::max();
-    unlimited.check_value_range = false;
-    const VerificationCalibration& calibration = serving.calibration;
-    for (int r = prepared; r < references; ++r) {
-      SRN_RETURN_IF_ERROR(cancel.Check());
-      Series parsed;
-      if (raw == nullptr) {
-        v1::SeriesInput input;
-        if (!input.ParseFromString(entry->inputs[r])) {
-          return absl::DataLossError(absl::StrCat("subject '", entry->id, "': stored reference ", r,
-                                                  " is not a readable series"));
-        }
-        SRN_ASSIGN_OR_RETURN(parsed, ToRawSeries(input, model, unlimited, "reference"));
-      }
-      const Series& features = raw != nullptr ? (*raw)[r - prepared] : parsed;
-      if (fused) {
-        SRN_ASSIGN_OR_RETURN(Series dtw_ready, PrepareForSignatureDtw(features, options_.dtw));
-        entry->dtw_references.push_back(std::move(dtw_ready));
-        if (references == 1 && calibration.dtw_spread.has_value()) {
-          SRN_ASSIGN_OR_RETURN(entry->dtw_spread,
-                               PredictDtwSpread(*calibration.dtw_spread, features));
-        }
-      }
-      if (states) {
-        SRN_ASSIGN_OR_RETURN(Series frame_states, FrameStates(model, features));
-        entry->states_references.push_back(std::move(frame_states));
-        if (references == 1 && calibration.states_spread.has_value()) {
-          SRN_ASSIGN_OR_RETURN(entry->states_spread,
-                               PredictDtwSpread(*calibration.states_spread, features));
-        }
-      }
-    }
-    // The same sums as MeanMutualDtwDistance and MeanMutualStatesDistance (srn-eval's), with the
-    // call's cancellation checked between pairs.
-    const auto dtw_pair = [&](int i, int j) {
-      return SignatureDtwDistance(entry->dtw_references[i], entry->dtw_references[j],
-                                  options_.dtw, &cancel);
-    };
-    const auto states_pair = [&](int i, int j) {
-      return StatesDistance(entry->states_references[i], entry->states_references[j],
-                            calibration.states_dtw, &cancel);
-    };
-    if (references >= 2 && fused) {
-      SRN_ASSIGN_OR_RETURN(entry->dtw_spread, MeanMutualDistance(references, dtw_pair, cancel));
-    }
-    if (references >= 2 && states) {
-      SRN_ASSIGN_OR_RETURN(entry->states_spread,
-                           MeanMutualDistance(references, states_pair, cancel));
-    }
-  }
+  entry->mutual_similarity =
+      !states && (fused || entry->threshold_shift.has_value())
+          ? MeanMutualScore(MutualSimilarities(*serving.model, entry->embeddings))
+          : 0.0;
   if (entry->threshold_shift.has_value()) {
     absl::StatusOr<double> threshold =
         DerivedThreshold(entry->references(), entry->mutual_similarity, *entry->threshold_shift,
@@ -699,38 +678,187 @@ absl::Status SimilarityCore::PrepareVerification(const ServingModel& serving, Su
   return absl::OkStatus();
 }
 
+absl::Status SimilarityCore::PrepareReferences(const ServingModel& serving,
+                                               const SubjectEntry& entry,
+                                               const std::vector<Series>* raw, int first,
+                                               const Cancellation& cancel,
+                                               PreparedReferences* prepared) const {
+  const SimilarityModel& model = *serving.model;
+  const bool fused = serving.FusesDtw();
+  const bool states = serving.VerifiesByStates();
+  RequestLimits unlimited = options_.limits;
+  unlimited.max_series_length = std::numeric_limits<int>::max();
+  unlimited.check_value_range = false;
+  const VerificationCalibration& calibration = serving.calibration;
+  const int references = static_cast<int>(entry.inputs.size());
+  for (int r = first; r < references; ++r) {
+    SRN_RETURN_IF_ERROR(cancel.Check());
+    Series parsed;
+    if (raw == nullptr) {
+      v1::SeriesInput input;
+      if (!input.ParseFromString(entry.inputs[r])) {
+        return absl::DataLossError(absl::StrCat("subject '", entry.id, "': stored reference ", r,
+                                                " is not a readable series"));
+      }
+      SRN_ASSIGN_OR_RETURN(parsed, ToRawSeries(input, model, unlimited, "reference"));
+    }
+    const Series& features = raw != nullptr ? (*raw)[r - first] : parsed;
+    if (fused) {
+      SRN_ASSIGN_OR_RETURN(Series dtw_ready, PrepareForSignatureDtw(features, options_.dtw));
+      prepared->dtw.push_back(std::move(dtw_ready));
+      if (references == 1 && calibration.dtw_spread.has_value()) {
+        SRN_ASSIGN_OR_RETURN(prepared->one_reference_dtw_spread,
+                             PredictDtwSpread(*calibration.dtw_spread, features));
+      }
+    }
+    if (states) {
+      SRN_ASSIGN_OR_RETURN(Series frame_states, FrameStates(model, features));
+      prepared->states.push_back(std::move(frame_states));
+      if (references == 1 && calibration.states_spread.has_value()) {
+        SRN_ASSIGN_OR_RETURN(prepared->one_reference_states_spread,
+                             PredictDtwSpread(*calibration.states_spread, features));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const PreparedReferences>> SimilarityCore::Prepared(
+    const ServingModel& model, const std::shared_ptr<const SubjectEntry>& entry,
+    const Cancellation& cancel, bool keep) const {
+  if (!model.FusesDtw() && !model.VerifiesByStates()) return nullptr;
+  if (std::shared_ptr<const PreparedReferences> kept = prepared_.Find(entry)) return kept;
+  auto fresh = std::make_shared<PreparedReferences>();
+  SRN_RETURN_IF_ERROR(PrepareReferences(model, *entry, nullptr, 0, cancel, fresh.get()));
+  if (keep) prepared_.Insert(entry, fresh);
+  return std::shared_ptr<const PreparedReferences>(std::move(fresh));
+}
+
+absl::StatusOr<ReferenceSpreads> SimilarityCore::DeriveSpreads(const ServingModel& model,
+                                                               const PreparedReferences& prepared,
+                                                               int references,
+                                                               const Cancellation& cancel) const {
+  ReferenceSpreads spreads;
+  if (references < 2) {
+    spreads.dtw = model.FusesDtw() ? prepared.one_reference_dtw_spread : 1;
+    spreads.states = model.VerifiesByStates() ? prepared.one_reference_states_spread : 1;
+    return spreads;
+  }
+  // The same sums as MeanMutualDtwDistance and MeanMutualStatesDistance (srn-eval's), with the
+  // cancellation checked between pairs.
+  if (model.FusesDtw()) {
+    const auto pair = [&](int i, int j) {
+      return SignatureDtwDistance(prepared.dtw[i], prepared.dtw[j], options_.dtw, &cancel);
+    };
+    SRN_ASSIGN_OR_RETURN(spreads.dtw, MeanMutualDistance(references, pair, cancel));
+  }
+  if (model.VerifiesByStates()) {
+    const auto pair = [&](int i, int j) {
+      return StatesDistance(prepared.states[i], prepared.states[j],
+                            model.calibration.states_dtw, &cancel);
+    };
+    SRN_ASSIGN_OR_RETURN(spreads.states, MeanMutualDistance(references, pair, cancel));
+  }
+  return spreads;
+}
+
 absl::Status SimilarityCore::Recover() {
   MutexLock write(&write_mu_);
   const std::shared_ptr<const ServingModel> model = index_.model();
+  const std::string tag = DerivationTag(*model, options_.dtw);
+  const bool uses_spreads = model->FusesDtw() || model->VerifiesByStates();
   std::vector<std::shared_ptr<const SubjectEntry>> entries;
-  std::vector<std::shared_ptr<SubjectEntry>> current;  // stored under `model`, to prepare
   std::vector<SubjectRecord> rewritten;
   SRN_RETURN_IF_ERROR(store_->ForEach([&](SubjectRecord record) -> absl::Status {
+    const std::string derived = std::move(record.derived);
     SRN_ASSIGN_OR_RETURN(std::shared_ptr<SubjectEntry> entry, FromRecord(std::move(record)));
     if (entry->model_id != model->id) {
       SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SubjectEntry> fresh, Reembed(*entry, *model));
-      rewritten.push_back(ToRecord(*fresh));
+      rewritten.push_back(ToRecord(*fresh, tag));
       entries.push_back(std::move(fresh));
-    } else {
-      current.push_back(std::move(entry));
+      return absl::OkStatus();
     }
+    SRN_RETURN_IF_ERROR(DeriveFromEmbeddings(*model, entry.get()));
+    if (uses_spreads) entry->spreads = DecodeSpreads(derived, tag);
+    entries.push_back(std::move(entry));
     return absl::OkStatus();
   }));
-  // Derived state is never stored (the server may now run with other options), and with DTW
-  // fusion it costs about a millisecond per subject: prepare on every core.
-  std::vector<absl::Status> prepared(current.size());
-  const int threads = options_.threads > 0 ? options_.threads : DefaultThreads();
-  ParallelFor(static_cast<int>(current.size()), threads, [&](int begin, int end, int) {
-    for (int i = begin; i < end; ++i) prepared[i] = PrepareVerification(*model, current[i].get());
-  });
-  for (size_t i = 0; i < current.size(); ++i) {
-    SRN_RETURN_IF_ERROR(prepared[i]);
-    entries.push_back(std::move(current[i]));
-  }
   if (!rewritten.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(rewritten));
+  prepared_.Clear();
   index_.Reset(model, std::move(entries));
   UpdateEnrolledMetrics();
   return absl::OkStatus();
+}
+
+int64_t SimilarityCore::subjects_missing_spreads() const {
+  const std::shared_ptr<const ServingModel> model = index_.model();
+  if (!model->FusesDtw() && !model->VerifiesByStates()) return 0;
+  int64_t missing = 0;
+  for (const auto& entry : index_.List("", std::numeric_limits<int>::max())) {
+    if (!entry->spreads.has_value()) ++missing;
+  }
+  return missing;
+}
+
+absl::StatusOr<int64_t> SimilarityCore::DeriveMissingSpreads(const Cancellation& stop) {
+  constexpr int kBatch = 256;
+  const int64_t missing = subjects_missing_spreads();
+  int64_t completed = 0;
+  if (metrics_ != nullptr) metrics_->SetMissingSpreads(missing);
+  std::string after;
+  while (true) {
+    const std::shared_ptr<const ServingModel> model = index_.model();
+    if (!model->FusesDtw() && !model->VerifiesByStates()) break;
+    const std::string tag = DerivationTag(*model, options_.dtw);
+    const std::vector<std::shared_ptr<const SubjectEntry>> page = index_.List(after, 4 * kBatch);
+    if (page.empty()) break;
+    after = page.back()->id;
+    // Derived off the lock; stored and published only for the entries still current once it is
+    // taken.
+    std::vector<std::shared_ptr<const SubjectEntry>> before;
+    std::vector<std::shared_ptr<SubjectEntry>> derived;
+    const auto publish = [&]() -> absl::Status {
+      MutexLock write(&write_mu_);
+      std::vector<SubjectRecord> records;
+      std::vector<size_t> current;
+      for (size_t i = 0; i < derived.size(); ++i) {
+        const SubjectIndex::View view = index_.Lookup(derived[i]->id);
+        if (view.model != model || view.subject != before[i]) continue;
+        records.push_back(ToRecord(*derived[i], tag));
+        current.push_back(i);
+      }
+      SRN_RETURN_IF_ERROR(store_->PutAll(records));
+      for (const size_t i : current) {
+        if (std::shared_ptr<const PreparedReferences> kept = prepared_.Find(before[i])) {
+          prepared_.Insert(derived[i], std::move(kept));
+        }
+        index_.Upsert(std::move(derived[i]));
+      }
+      completed += static_cast<int64_t>(current.size());
+      if (metrics_ != nullptr) {
+        metrics_->SetMissingSpreads(std::max<int64_t>(0, missing - completed));
+      }
+      before.clear();
+      derived.clear();
+      return absl::OkStatus();
+    };
+    for (const auto& entry : page) {
+      if (entry->spreads.has_value() || entry->model_id != model->id) continue;
+      SRN_RETURN_IF_ERROR(stop.Check());
+      // Not kept: a pass over every subject would push the verified ones out of the cache.
+      SRN_ASSIGN_OR_RETURN(std::shared_ptr<const PreparedReferences> prepared,
+                           Prepared(*model, entry, stop, /*keep=*/false));
+      auto fresh = std::make_shared<SubjectEntry>(*entry);
+      SRN_ASSIGN_OR_RETURN(fresh->spreads,
+                           DeriveSpreads(*model, *prepared, fresh->references(), stop));
+      before.push_back(entry);
+      derived.push_back(std::move(fresh));
+      if (static_cast<int>(derived.size()) == kBatch) SRN_RETURN_IF_ERROR(publish());
+    }
+    if (!derived.empty()) SRN_RETURN_IF_ERROR(publish());
+  }
+  if (metrics_ != nullptr) metrics_->SetMissingSpreads(subjects_missing_spreads());
+  return completed;
 }
 
 absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model,
@@ -738,18 +866,20 @@ absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model
   MutexLock write(&write_mu_);
   const std::vector<std::shared_ptr<const SubjectEntry>> current =
       index_.List("", std::numeric_limits<int>::max());
+  const std::string tag = DerivationTag(*model, options_.dtw);
   std::vector<std::shared_ptr<const SubjectEntry>> entries;
   std::vector<SubjectRecord> records;
   entries.reserve(current.size());
   for (const auto& entry : current) {
     SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SubjectEntry> fresh, Reembed(*entry, *model));
-    records.push_back(ToRecord(*fresh));
+    records.push_back(ToRecord(*fresh, tag));
     entries.push_back(std::move(fresh));
   }
   if (!records.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(records));
   if (metrics_ != nullptr) {
     metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model->version);
   }
+  prepared_.Clear();
   index_.Reset(std::move(model), std::move(entries));
   if (reembedded != nullptr) *reembedded = static_cast<int64_t>(records.size());
   UpdateEnrolledMetrics();

@@ -1,6 +1,8 @@
 #ifndef SRN_SERVER_SIMILARITY_CORE_H_
 #define SRN_SERVER_SIMILARITY_CORE_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 #include "base/mutex.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
+#include "server/prepared_references.h"
 #include "server/series_input.h"
 #include "server/server_metrics.h"
 #include "server/subject_index.h"
@@ -33,6 +36,10 @@ struct CoreOptions {
   // references (threshold_shift) is 0.5 + shift, since the fused score is already normalized by
   // the references.
   SignatureDtwOptions dtw;
+  // Memory for the references prepared for Verify (the DTW verifier's series and the per-frame
+  // states: tens of floats per frame), kept for the subjects verified most recently; others are
+  // prepared again from their stored inputs when verified (srn-server --prepared_cache_mb).
+  size_t prepared_cache_bytes = size_t{1} << 30;
 };
 
 // The threshold Verify accepts at when neither the request nor the subject sets one, and why.
@@ -61,8 +68,21 @@ class SimilarityCore final {
                  const CoreOptions& options, ServerMetrics* metrics);
 
   // Loads every stored subject into memory, re-embedding (and durably rewriting) those stored
-  // under another model first. Call once before serving.
+  // under another model first. It derives nothing costly: the references' spreads come from the
+  // store, and those it lacks (a store written before, or under other options) are left to
+  // DeriveMissingSpreads; the references are prepared for Verify when first verified. Call once
+  // before serving.
   absl::Status Recover() ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  // Derives and durably stores the spreads of the subjects that lack them (see Recover), a batch
+  // at a time with the write lock taken only to store and publish each batch, until none is left
+  // or `stop` says stop (returning its status). Verify derives a missing spread for itself
+  // meanwhile. Returns how many subjects it completed. The server runs it in the background once
+  // serving.
+  absl::StatusOr<int64_t> DeriveMissingSpreads(const Cancellation& stop)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
+  // How many served subjects lack their spreads (0 when the model needs none).
+  int64_t subjects_missing_spreads() const;
 
   // Makes `model` the active one: re-embeds every enrolled reference with it off to the side,
   // stores the new embeddings in one transaction, then switches model and subjects together.
@@ -100,17 +120,28 @@ class SimilarityCore final {
       const std::string& what, std::vector<Series>* raw = nullptr) const;
   absl::StatusOr<RowMatrix> EmbedOne(const ServingModel& model, const v1::SeriesInput& input,
                                      const std::string& what) const;
-  // Re-embeds a subject's stored inputs with `model`.
+  // Re-embeds a subject's stored inputs with `model` and derives its spreads.
   absl::StatusOr<std::shared_ptr<const SubjectEntry>> Reembed(const SubjectEntry& entry,
                                                               const ServingModel& model) const;
-  // Fills what Verify needs beyond the embeddings (mutual similarity, DTW references) and the
-  // derived threshold, from the entry's inputs and embeddings by `model`. The first `prepared`
-  // DTW references already in the entry are kept (an enrollment that adds references); `raw`,
-  // when given, holds the others' inputs already converted (one series per reference from
-  // `prepared` on), saving their parsing.
-  absl::Status PrepareVerification(const ServingModel& model, SubjectEntry* entry,
-                                   const std::vector<Series>* raw = nullptr, int prepared = 0,
-                                   const Cancellation& cancel = NeverCancelled()) const;
+  // Sets what the entry derives cheaply from its embeddings: the mutual similarity and a derived
+  // threshold.
+  absl::Status DeriveFromEmbeddings(const ServingModel& model, SubjectEntry* entry) const;
+  // Prepares the entry's references from `first` on into `prepared` (which holds the first
+  // `first`) for `model`: `raw`, when given, holds their converted series (one per reference from
+  // `first` on), else their stored inputs are parsed. Checks `cancel` between references.
+  absl::Status PrepareReferences(const ServingModel& model, const SubjectEntry& entry,
+                                 const std::vector<Series>* raw, int first,
+                                 const Cancellation& cancel, PreparedReferences* prepared) const;
+  // The entry's prepared references by `model` (the entry's model): from the cache, or prepared
+  // now (and cached when `keep`). Null when the model compares no prepared references.
+  absl::StatusOr<std::shared_ptr<const PreparedReferences>> Prepared(
+      const ServingModel& model, const std::shared_ptr<const SubjectEntry>& entry,
+      const Cancellation& cancel, bool keep = true) const;
+  // The spreads of `references` prepared references (the mean distance over their pairs, checking
+  // `cancel` between pairs).
+  absl::StatusOr<ReferenceSpreads> DeriveSpreads(const ServingModel& model,
+                                                 const PreparedReferences& prepared,
+                                                 int references, const Cancellation& cancel) const;
   ReferenceFusion Fusion(v1::Fusion requested) const;
   void UpdateEnrolledMetrics() const;
 
@@ -121,10 +152,12 @@ class SimilarityCore final {
   Mutex write_mu_;
   const std::unique_ptr<SubjectStore> store_ ABSL_PT_GUARDED_BY(write_mu_);
   SubjectIndex index_;
+  mutable PreparedReferenceCache prepared_;
 };
 
-// Conversions between the index's entries and the store's records.
-SubjectRecord ToRecord(const SubjectEntry& entry);
+// Conversions between the index's entries and the store's records. The entry's spreads are stored
+// under `derivation_tag` (DerivationTag of its model and the server's options).
+SubjectRecord ToRecord(const SubjectEntry& entry, const std::string& derivation_tag);
 // The entry of a stored record, without the derived state (SimilarityCore fills that in).
 absl::StatusOr<std::shared_ptr<SubjectEntry>> FromRecord(SubjectRecord record);
 v1::Subject ToProto(const SubjectEntry& entry);

@@ -1,10 +1,11 @@
 // The SQLite SubjectStore: one file in WAL mode with synchronous=FULL, so that a commit is in the
 // fsynced WAL before Put/PutAll/Delete return, and WAL checksums make recovery ignore a torn tail.
 //
-// Schema (version 2; PRAGMA application_id marks the file as ours, PRAGMA user_version is the
-// schema version; a version 1 file is upgraded in place when opened):
+// Schema (version 3; PRAGMA application_id marks the file as ours, PRAGMA user_version is the
+// schema version; a file of an older version is upgraded in place when opened):
 //   subjects(id TEXT PRIMARY KEY, threshold REAL NULL, created_ms INTEGER, updated_ms INTEGER,
-//            model_id TEXT, threshold_shift REAL NULL)   -- threshold_shift: since version 2
+//            model_id TEXT, threshold_shift REAL NULL,   -- threshold_shift: since version 2
+//            derived BLOB NULL)                          -- derived: since version 3
 //   subject_references(subject_id TEXT REFERENCES subjects(id) ON DELETE CASCADE,
 //                      position INTEGER, input BLOB, embedding BLOB,
 //                      PRIMARY KEY(subject_id, position))
@@ -40,7 +41,7 @@ namespace srn {
 namespace {
 
 constexpr int32_t kApplicationId = 0x73726E73;  // "srns"
-constexpr int64_t kSchemaVersion = 2;
+constexpr int64_t kSchemaVersion = 3;
 // How long a write waits for another process holding the write lock before giving up.
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -51,7 +52,8 @@ constexpr char kCreateSchemaSql[] =
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL,"
     "  model_id TEXT NOT NULL,"
-    "  threshold_shift REAL NULL"
+    "  threshold_shift REAL NULL,"
+    "  derived BLOB NULL"
     ") WITHOUT ROWID;"
     "CREATE TABLE subject_references("
     "  subject_id TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,"
@@ -62,11 +64,12 @@ constexpr char kCreateSchemaSql[] =
     ") WITHOUT ROWID;";
 
 constexpr char kUpsertSubjectSql[] =
-    "INSERT INTO subjects(id, threshold, created_ms, updated_ms, model_id, threshold_shift) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+    "INSERT INTO subjects(id, threshold, created_ms, updated_ms, model_id, threshold_shift, "
+    "derived) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
     "ON CONFLICT(id) DO UPDATE SET threshold = excluded.threshold, "
     "created_ms = excluded.created_ms, updated_ms = excluded.updated_ms, "
-    "model_id = excluded.model_id, threshold_shift = excluded.threshold_shift";
+    "model_id = excluded.model_id, threshold_shift = excluded.threshold_shift, "
+    "derived = excluded.derived";
 constexpr char kDeleteReferencesSql[] = "DELETE FROM subject_references WHERE subject_id = ?1";
 constexpr char kInsertReferenceSql[] =
     "INSERT INTO subject_references(subject_id, position, input, embedding) "
@@ -74,8 +77,8 @@ constexpr char kInsertReferenceSql[] =
 constexpr char kDeleteSubjectSql[] = "DELETE FROM subjects WHERE id = ?1";
 constexpr char kCountSql[] = "SELECT count(*) FROM subjects";
 constexpr char kScanSubjectsSql[] =
-    "SELECT id, threshold, created_ms, updated_ms, model_id, threshold_shift FROM subjects "
-    "ORDER BY id";
+    "SELECT id, threshold, created_ms, updated_ms, model_id, threshold_shift, derived "
+    "FROM subjects ORDER BY id";
 constexpr char kScanReferencesSql[] =
     "SELECT subject_id, position, input, embedding FROM subject_references "
     "ORDER BY subject_id, position";
@@ -225,16 +228,20 @@ absl::Status InitializeSchema(sqlite3* db, absl::string_view path) {
   return status;
 }
 
-// Brings a version 1 store to version 2 (adds subjects.threshold_shift), unless another process
-// did so first; existing rows keep no shift.
+// Brings an older store to the current version in one transaction, unless another process did so
+// first: version 2 added subjects.threshold_shift (existing rows keep no shift), version 3
+// subjects.derived (existing rows have none; the server derives it again).
 absl::Status UpgradeSchema(sqlite3* db, absl::string_view path) {
   SRN_RETURN_IF_ERROR(ExecSql(db, "BEGIN IMMEDIATE", path));
   absl::Status status = [&]() -> absl::Status {
     SRN_ASSIGN_OR_RETURN(const int64_t version, QueryInt(db, "PRAGMA user_version", path));
-    if (version >= 2) return absl::OkStatus();
-    SRN_RETURN_IF_ERROR(
-        ExecSql(db, "ALTER TABLE subjects ADD COLUMN threshold_shift REAL NULL", path));
-    return ExecSql(db, "PRAGMA user_version = 2", path);
+    if (version >= kSchemaVersion) return absl::OkStatus();
+    if (version < 2) {
+      SRN_RETURN_IF_ERROR(
+          ExecSql(db, "ALTER TABLE subjects ADD COLUMN threshold_shift REAL NULL", path));
+    }
+    SRN_RETURN_IF_ERROR(ExecSql(db, "ALTER TABLE subjects ADD COLUMN derived BLOB NULL", path));
+    return ExecSql(db, absl::StrCat("PRAGMA user_version = ", kSchemaVersion).c_str(), path);
   }();
   if (status.ok()) status = ExecSql(db, "COMMIT", path);
   if (!status.ok() && !sqlite3_get_autocommit(db)) {
@@ -395,6 +402,16 @@ absl::Status ReadSubjectRow(sqlite3_stmt* stmt, absl::string_view path, SubjectR
       break;
     default:
       return CorruptRow(path, id, "the threshold shift is not a number");
+  }
+  switch (sqlite3_column_type(stmt, 6)) {
+    case SQLITE_NULL:
+      record->derived.clear();
+      break;
+    case SQLITE_BLOB:
+      record->derived = std::string(ColumnBytes(stmt, 6));
+      break;
+    default:
+      return CorruptRow(path, id, "the derived state is not a BLOB");
   }
   return absl::OkStatus();
 }
@@ -576,6 +593,9 @@ class SqliteSubjectStore final : public SubjectStore {
                                     ? sqlite3_bind_double(stmt, 6, *record.threshold_shift)
                                     : sqlite3_bind_null(stmt, 6),
                                 "bind threshold shift"));
+      SRN_RETURN_IF_ERROR(Bound(record.derived.empty() ? sqlite3_bind_null(stmt, 7)
+                                                       : BindBlob(stmt, 7, record.derived),
+                                "bind derived state"));
       SRN_RETURN_IF_ERROR(StepDone(stmt, absl::StrCat("store subject '", record.id, "'")));
     }
     {

@@ -13,6 +13,7 @@
 #include "base/mutex.h"
 #include "model/data/series.h"
 #include "model/signature/verification.h"
+#include "server/prepared_references.h"
 #include "server/serving_model.h"
 
 namespace srn {
@@ -27,17 +28,16 @@ struct SubjectEntry {
   std::string model_id;             // the model that made `embeddings`
   RowMatrix embeddings;             // one row per reference
   std::vector<std::string> inputs;  // each reference's serialized srn.v1.SeriesInput
-  // Derived from the above when the entry is built; never stored.
-  // Mean similarity among the references (0 for one; only set when the fused score or a
-  // derived threshold needs it).
+  // Derived from the above when the entry is built, never stored: the mean similarity among the
+  // references' embeddings (0 for one; only set when the fused score or a derived threshold needs
+  // it).
   double mutual_similarity = 0;
-  std::vector<Series> dtw_references;  // prepared for the DTW verifier (only with DTW fusion)
-  double dtw_spread = 1;  // MeanMutualDtwDistance of dtw_references, or PredictDtwSpread of one
-  // Only when the model verifies by its states (ServingModel::VerifiesByStates): each
-  // reference's FrameStates, and their spread D: the mean StatesDistance over the reference
-  // pairs, or with one reference the calibration's states_spread prediction (1 without one).
-  std::vector<Series> states_references;
-  double states_spread = 1;
+  // How far the references lie from each other (see ReferenceSpreads), by `model_id`'s model and
+  // the server's options; stored with the subject. Unset when the store did not have them (a store
+  // written before, or under other options): Verify then derives them for itself, and the server
+  // derives and stores them in the background after start-up. Only a model that fuses DTW or
+  // verifies by states uses them.
+  std::optional<ReferenceSpreads> spreads;
 
   int references() const { return static_cast<int>(embeddings.rows()); }
 };

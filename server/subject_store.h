@@ -31,6 +31,9 @@ struct SubjectRecord {
   int64_t updated_unix_ms = 0;
   std::string model_id;            // fingerprint of the model that made the embeddings
   std::vector<StoredReference> references;
+  // What the server derived from the references and keeps so that a restart need not derive it
+  // again (opaque to the store; empty when nothing is kept).
+  std::string derived;
 };
 
 bool operator==(const SubjectRecord& a, const SubjectRecord& b);

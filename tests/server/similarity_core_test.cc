@@ -903,6 +903,112 @@ TEST_F(StatesVerifyTest, ModelSwapsReprepareSubjects) {
   EXPECT_EQ(after.reference_scores(0), before.reference_scores(0));
 }
 
+// The stored record of `id` in `store`.
+SubjectRecord StoredRecord(SubjectStore& store, const std::string& id) {
+  SubjectRecord found;
+  EXPECT_TRUE(store
+                  .ForEach([&](SubjectRecord record) {
+                    if (record.id == id) found = std::move(record);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  return found;
+}
+
+// Enrollment stores the references' spreads with the subject, tagged by the model and the
+// options; a restart under the same ones reads them instead of deriving them again (a value
+// planted in the store is what Verify then divides by), and answers exactly as before.
+TEST_F(StatesVerifyTest, ARestartReusesTheStoredSpreads) {
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto model = StatesServing(StatesCalibration(0.5));
+  const std::string tag = DerivationTag(*model, options_.dtw);
+  const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
+                                             Signature(0, &rng_)};
+  const v1::SeriesInput query = Signature(0, &rng_);
+  {
+    auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+    ASSERT_TRUE(core->Enroll(Enroll("s", refs)).ok());
+  }
+  SubjectRecord record = StoredRecord(*backing, "s");
+  const std::optional<ReferenceSpreads> stored = DecodeSpreads(record.derived, tag);
+  ASSERT_TRUE(stored.has_value()) << record.derived;
+  EXPECT_GT(stored->states, 0);
+  EXPECT_GT(stored->dtw, 0);
+  {
+    auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+    EXPECT_EQ(core->subjects_missing_spreads(), 0);
+    ExpectExact(*core, "s", refs, query, "restarted");
+  }
+  // Plant other spreads under the same tag: the restarted server uses them as stored.
+  record.derived = EncodeSpreads(tag, {stored->dtw * 2, stored->states * 2});
+  ASSERT_TRUE(backing->Put(record).ok());
+  auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  std::vector<double> similarities;
+  const VerificationScore derived = ExpectedStatesScore(*model, refs, query, &similarities);
+  const v1::VerifyResponse planted = Verify(*core, "s", query);
+  EXPECT_NE(planted.score(), static_cast<float>(derived.score));
+  EXPECT_EQ(planted.srn_score(), static_cast<float>(-*derived.states_ratio / 2));
+}
+
+// A store without spreads (written before they were stored), or with spreads under another tag
+// (other options): the server recovers without deriving them, Verify derives them for itself and
+// answers exactly, and DeriveMissingSpreads stores them; a stopped one stores nothing.
+TEST_F(StatesVerifyTest, SpreadsTheStoreLacksAreDerivedOnDemandThenStored) {
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto model = StatesServing(StatesCalibration(0.5, SomeSpreadModel()));
+  const std::string tag = DerivationTag(*model, options_.dtw);
+  const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_)};
+  {
+    auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+    ASSERT_TRUE(core->Enroll(Enroll("one", {refs[0]})).ok());
+    ASSERT_TRUE(core->Enroll(Enroll("two", refs)).ok());
+  }
+  const std::string one_derived = StoredRecord(*backing, "one").derived;
+  const std::string two_derived = StoredRecord(*backing, "two").derived;
+  SubjectRecord one = StoredRecord(*backing, "one");
+  one.derived.clear();
+  SubjectRecord two = StoredRecord(*backing, "two");
+  SignatureDtwOptions other = options_.dtw;
+  other.dtw.band_fraction = 0.2;
+  two.derived = EncodeSpreads(DerivationTag(*model, other), *DecodeSpreads(two_derived, tag));
+  ASSERT_TRUE(backing->PutAll({one, two}).ok());
+
+  {
+    auto stopped = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+    CancellationFlag stop;
+    stop.Cancel();
+    EXPECT_EQ(stopped->DeriveMissingSpreads(stop).status().code(), absl::StatusCode::kCancelled);
+    EXPECT_EQ(stopped->subjects_missing_spreads(), 2);
+    EXPECT_EQ(StoredRecord(*backing, "one"), one);
+  }
+  auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  EXPECT_EQ(core->subjects_missing_spreads(), 2);
+  const v1::SeriesInput query = Signature(0, &rng_);
+  ExpectExact(*core, "one", {refs[0]}, query, "derived by Verify, 1 reference");
+  ExpectExact(*core, "two", refs, query, "derived by Verify, 2 references");
+  absl::StatusOr<int64_t> derived = core->DeriveMissingSpreads(NeverCancelled());
+  ASSERT_TRUE(derived.ok()) << derived.status();
+  EXPECT_EQ(*derived, 2);
+  EXPECT_EQ(core->subjects_missing_spreads(), 0);
+  EXPECT_EQ(StoredRecord(*backing, "one").derived, one_derived);
+  EXPECT_EQ(StoredRecord(*backing, "two").derived, two_derived);
+  ExpectExact(*core, "two", refs, query, "stored");
+  EXPECT_EQ(*core->DeriveMissingSpreads(NeverCancelled()), 0);
+}
+
+// Without memory for prepared references, every Verify prepares them again, and answers the same.
+TEST_F(StatesVerifyTest, VerifyAnswersTheSameWithoutPreparedReferencesKept) {
+  options_.prepared_cache_bytes = 0;
+  auto core = MakeCore(StatesServing(StatesCalibration(0.5)));
+  const std::vector<v1::SeriesInput> refs = {Signature(0, &rng_), Signature(0, &rng_),
+                                             Signature(0, &rng_)};
+  ASSERT_TRUE(core->Enroll(Enroll("s", {refs[0], refs[1]})).ok());
+  ASSERT_TRUE(core->Enroll(Enroll("s", {refs[2]})).ok());  // appends, preparing the first two
+  for (const int shape : {0, 1}) {
+    ExpectExact(*core, "s", refs, Signature(shape, &rng_), absl::StrCat("shape ", shape));
+  }
+}
+
 TEST_F(StatesVerifyTest, GetModelInfoReportsTheVerificationScore) {
   auto core = MakeCore(StatesServing(StatesCalibration(0.0, SomeSpreadModel())));
   absl::StatusOr<v1::ModelInfo> info = core->GetModelInfo();

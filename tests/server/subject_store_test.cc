@@ -79,6 +79,8 @@ SubjectRecord MakeRecord(const std::string& id, int version, int num_references 
   record.created_unix_ms = 1700000000000 + version;
   record.updated_unix_ms = 1700000001000 + version;
   record.model_id = absl::StrCat("model-", version);
+  // Opaque bytes, NUL included; some records keep none.
+  if (version % 3 != 2) record.derived = std::string("derived\0", 8) + absl::StrCat(version);
   for (int j = 0; j < num_references; ++j) {
     StoredReference reference;
     // NUL and high bytes: the input is opaque binary, not text.
@@ -549,7 +551,7 @@ TEST_F(SqliteSubjectStoreTest, FileHasTheDocumentedSchemaAndEncoding) {
   }
   RawDb raw(path);
   EXPECT_EQ(raw.Query("PRAGMA application_id"), "1936879219");  // 0x73726E73, "srns"
-  EXPECT_EQ(raw.Query("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), "3");
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");  // persistent in the file
   EXPECT_EQ(raw.Query("SELECT threshold FROM subjects WHERE id = 'alice'"), "0.75");
   EXPECT_EQ(raw.Query("SELECT threshold_shift FROM subjects WHERE id = 'alice'"), "-0.25");
@@ -660,11 +662,11 @@ TEST_F(SqliteSubjectStoreTest, AnotherProgramsDatabaseIsRefusedAndLeftAlone) {
 TEST_F(SqliteSubjectStoreTest, AStoreOfANewerSchemaVersionIsRefused) {
   const std::string path = dir_.File("subjects.db");
   MakeStore(path);
-  RawDb(path).Exec("PRAGMA user_version = 3");
+  RawDb(path).Exec("PRAGMA user_version = 4");
   absl::StatusOr<std::unique_ptr<SubjectStore>> store = OpenSqliteSubjectStore(path);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
   EXPECT_THAT(std::string(store.status().message()),
-              HasSubstr("schema version 3, which is newer than the version 2"));
+              HasSubstr("schema version 4, which is newer than the version 3"));
 }
 
 // A store written before threshold shifts existed (schema version 1, built here exactly as that
@@ -693,17 +695,65 @@ TEST_F(SqliteSubjectStoreTest, AVersion1StoreIsUpgradedInPlace) {
     EXPECT_EQ((*records)[0].id, "old");
     EXPECT_EQ((*records)[0].threshold, 0.5f);
     EXPECT_FALSE((*records)[0].threshold_shift.has_value());
+    EXPECT_TRUE((*records)[0].derived.empty());
     EXPECT_EQ((*records)[0].references[0].embedding, std::vector<float>{1.0f});
     SubjectRecord shifted = MakeRecord("new", 1);
     ASSERT_TRUE(shifted.threshold_shift.has_value());
+    ASSERT_FALSE(shifted.derived.empty());
     ASSERT_OK(store->Put(shifted));
   }
-  EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), "2");
+  EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), "3");
   std::unique_ptr<SubjectStore> store = OpenOrDie(path);
   absl::StatusOr<std::vector<SubjectRecord>> records = ReadAll(*store);
   ASSERT_OK(records.status());
   ASSERT_EQ(records->size(), 2u);
   EXPECT_EQ((*records)[0], MakeRecord("new", 1));
+}
+
+// A store of schema version 2 (before derived state was kept) opens with its subjects intact and
+// none of them derived; derived state is stored from then on.
+TEST_F(SqliteSubjectStoreTest, AVersion2StoreIsUpgradedInPlace) {
+  const std::string path = dir_.File("v2.db");
+  {
+    RawDb raw(path);
+    raw.Exec(
+        "PRAGMA journal_mode = WAL;"
+        "CREATE TABLE subjects(id TEXT PRIMARY KEY NOT NULL, threshold REAL NULL,"
+        "  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, model_id TEXT NOT NULL,"
+        "  threshold_shift REAL NULL) WITHOUT ROWID;"
+        "CREATE TABLE subject_references(subject_id TEXT NOT NULL REFERENCES subjects(id)"
+        "  ON DELETE CASCADE, position INTEGER NOT NULL, input BLOB NOT NULL,"
+        "  embedding BLOB NOT NULL, PRIMARY KEY(subject_id, position)) WITHOUT ROWID;"
+        "INSERT INTO subjects VALUES('old', NULL, 1, 2, 'm', -0.5);"
+        "INSERT INTO subject_references VALUES('old', 0, x'01', x'0000803F');"
+        "PRAGMA application_id = 1936879219; PRAGMA user_version = 2;");
+  }
+  {
+    std::unique_ptr<SubjectStore> store = OpenOrDie(path);
+    absl::StatusOr<std::vector<SubjectRecord>> records = ReadAll(*store);
+    ASSERT_OK(records.status());
+    ASSERT_EQ(records->size(), 1u);
+    EXPECT_EQ((*records)[0].threshold_shift, -0.5f);
+    EXPECT_TRUE((*records)[0].derived.empty());
+    ASSERT_OK(store->Put(MakeRecord("new", 1)));
+  }
+  EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), "3");
+  std::unique_ptr<SubjectStore> store = OpenOrDie(path);
+  absl::StatusOr<std::vector<SubjectRecord>> records = ReadAll(*store);
+  ASSERT_OK(records.status());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0], MakeRecord("new", 1));
+}
+
+// Derived state of another type than a BLOB is a damaged row, named.
+TEST_F(SqliteSubjectStoreTest, ADerivedValueThatIsNotABlobIsDataLoss) {
+  const std::string path = dir_.File("subjects.db");
+  ASSERT_OK(OpenOrDie(path)->Put(MakeRecord("alice", 1)));
+  RawDb(path).Exec("UPDATE subjects SET derived = 12 WHERE id = 'alice'");
+  absl::StatusOr<std::vector<SubjectRecord>> records = ReadAll(*OpenOrDie(path));
+  EXPECT_EQ(records.status().code(), absl::StatusCode::kDataLoss) << records.status();
+  EXPECT_THAT(std::string(records.status().message()),
+              HasSubstr("subject 'alice': the derived state is not a BLOB"));
 }
 
 TEST_F(SqliteSubjectStoreTest, ATruncatedDatabaseFileIsDataLoss) {
