@@ -47,6 +47,10 @@ ABSL_FLAG(int, max_batch, 256, "series per Embed call");
 ABSL_FLAG(int, max_references, 64, "references per subject");
 ABSL_FLAG(int, max_message_bytes, 16 << 20, "largest request or response message");
 ABSL_FLAG(int, threads, 0, "threads for batch embedding and Identify scans (0: all cores)");
+ABSL_FLAG(int64_t, max_dtw_cells_per_call, 300'000'000,
+          "DTW cells one Verify (query against the references) or Enroll (the references' mutual "
+          "distances) may compute; calls above are refused with RESOURCE_EXHAUSTED (3e8: about "
+          "a second of one core)");
 ABSL_FLAG(int, prepared_cache_mb, 1024,
           "memory for the references prepared for Verify (DTW series and per-frame states) of the "
           "subjects verified most recently; others are prepared again when verified");
@@ -155,6 +159,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   core.prepared_cache_bytes = static_cast<size_t>(prepared_cache_mb) << 20;
+  core.max_dtw_cells = absl::GetFlag(FLAGS_max_dtw_cells_per_call);
+  if (core.max_dtw_cells < 1) {
+    std::cerr << "srn-server: --max_dtw_cells_per_call must be positive\n";
+    return 2;
+  }
   core.limits.max_series_length = absl::GetFlag(FLAGS_max_series_length);
   core.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
   core.limits.max_references = absl::GetFlag(FLAGS_max_references);

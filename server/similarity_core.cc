@@ -7,6 +7,8 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "model/eval/dtw.h"
 #include "model/nn/parallel.h"
 #include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
@@ -101,7 +103,7 @@ SubjectRecord ToRecord(const SubjectEntry& entry, const std::string& derivation_
   record.model_id = entry.model_id;
   for (int r = 0; r < entry.references(); ++r) {
     StoredReference ref;
-    ref.input = entry.inputs[r];
+    ref.input = *entry.inputs[r];
     ref.embedding.assign(entry.embeddings.row(r).data(),
                          entry.embeddings.row(r).data() + entry.embeddings.cols());
     record.references.push_back(std::move(ref));
@@ -128,7 +130,8 @@ absl::StatusOr<std::shared_ptr<SubjectEntry>> FromRecord(SubjectRecord record) {
                                               " embedding values, reference 0 has ", dims));
     }
     std::copy(ref.embedding.begin(), ref.embedding.end(), entry->embeddings.row(r).data());
-    entry->inputs.push_back(std::move(record.references[r].input));
+    entry->inputs.push_back(
+        std::make_shared<const std::string>(std::move(record.references[r].input)));
   }
   return entry;
 }
@@ -264,9 +267,9 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
   }
   const bool replace = request.mode() == v1::ENROLL_MODE_REPLACE;
-  std::vector<std::string> inputs;
+  std::vector<std::shared_ptr<const std::string>> inputs;
   for (const v1::SeriesInput& input : request.references())
-    inputs.push_back(input.SerializeAsString());
+    inputs.push_back(std::make_shared<const std::string>(input.SerializeAsString()));
 
   // Embedding and preparing the references (DTWs between every pair of them) are slow, so they
   // happen before taking the write lock; if the model or the subject changed in the meantime, it
@@ -319,6 +322,10 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
         fresh->states = old->states;
       }
       SRN_RETURN_IF_ERROR(PrepareReferences(model, *entry, &raw, old_rows, cancel, fresh.get()));
+      SRN_RETURN_IF_ERROR(CheckDtwBudget(
+          MutualDtwCells(model, *fresh),
+          absl::StrCat("enrolling (the mutual distances of the subject's ", entry->references(),
+                       " references)")));
       for (int r = old_rows; r < static_cast<int>(fresh->states.size()); ++r) {
         SRN_RETURN_IF_ERROR(
             CheckStates(fresh->states[r], absl::StrCat("references[", r - old_rows, "]")));
@@ -374,6 +381,23 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   // The entry's prepared references and spreads are by `model` (they are read together).
   SRN_ASSIGN_OR_RETURN(const std::shared_ptr<const PreparedReferences> prepared,
                        Prepared(model, view.subject, cancel));
+  // A states model skips the DTW verifier when its weight for this number of references is 0.
+  const double dtw_weight = references >= 2 ? model.calibration.dtw_fusion.weight_many
+                                            : model.calibration.dtw_fusion.weight_one;
+  const bool use_dtw = model.FusesDtw() && (!model.VerifiesByStates() || dtw_weight > 0);
+  if (prepared != nullptr) {
+    const int query_frames = std::min(raw.length(), kMaxDtwFrames);
+    int64_t cells = 0;
+    for (const Series& ref : prepared->states) {
+      cells += DtwCells(model.calibration.states_dtw, query_frames, ref.length());
+    }
+    for (const Series& ref : prepared->dtw) {
+      if (use_dtw) cells += DtwCells(options_.dtw.dtw, query_frames, ref.length());
+    }
+    SRN_RETURN_IF_ERROR(CheckDtwBudget(
+        cells, absl::StrCat("this Verify (a query of ", raw.length(), " frames against ",
+                            references, " references)")));
+  }
   ReferenceSpreads spreads;
   if (prepared != nullptr) {
     if (subject.spreads.has_value()) {
@@ -408,10 +432,7 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   }
   evidence.similarities = similarities;
   std::vector<double> distances;
-  // A states model skips the DTW verifier when its weight for this number of references is 0.
-  const double dtw_weight = references >= 2 ? model.calibration.dtw_fusion.weight_many
-                                            : model.calibration.dtw_fusion.weight_one;
-  if (model.FusesDtw() && (!model.VerifiesByStates() || dtw_weight > 0)) {
+  if (use_dtw) {
     SRN_ASSIGN_OR_RETURN(const Series query, PrepareForSignatureDtw(raw, options_.dtw));
     for (const Series& ref : prepared->dtw) {
       SRN_RETURN_IF_ERROR(cancel.Check());
@@ -620,7 +641,7 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   std::vector<Series> raw;
   for (int r = 0; r < static_cast<int>(entry.inputs.size()); ++r) {
     v1::SeriesInput input;
-    if (!input.ParseFromString(entry.inputs[r])) {
+    if (!input.ParseFromString(*entry.inputs[r])) {
       return absl::DataLossError(absl::StrCat("subject '", entry.id, "': stored reference ", r,
                                               " is not a readable series"));
     }
@@ -696,7 +717,7 @@ absl::Status SimilarityCore::PrepareReferences(const ServingModel& serving,
     Series parsed;
     if (raw == nullptr) {
       v1::SeriesInput input;
-      if (!input.ParseFromString(entry.inputs[r])) {
+      if (!input.ParseFromString(*entry.inputs[r])) {
         return absl::DataLossError(absl::StrCat("subject '", entry.id, "': stored reference ", r,
                                                 " is not a readable series"));
       }
@@ -732,6 +753,31 @@ absl::StatusOr<std::shared_ptr<const PreparedReferences>> SimilarityCore::Prepar
   SRN_RETURN_IF_ERROR(PrepareReferences(model, *entry, nullptr, 0, cancel, fresh.get()));
   if (keep) prepared_.Insert(entry, fresh);
   return std::shared_ptr<const PreparedReferences>(std::move(fresh));
+}
+
+int64_t SimilarityCore::MutualDtwCells(const ServingModel& model,
+                                      const PreparedReferences& prepared) const {
+  int64_t cells = 0;
+  for (size_t i = 0; i < prepared.states.size(); ++i) {
+    for (size_t j = i + 1; j < prepared.states.size(); ++j) {
+      cells += DtwCells(model.calibration.states_dtw, prepared.states[i].length(),
+                        prepared.states[j].length());
+    }
+  }
+  for (size_t i = 0; i < prepared.dtw.size(); ++i) {
+    for (size_t j = i + 1; j < prepared.dtw.size(); ++j) {
+      cells += DtwCells(options_.dtw.dtw, prepared.dtw[i].length(), prepared.dtw[j].length());
+    }
+  }
+  return cells;
+}
+
+absl::Status SimilarityCore::CheckDtwBudget(int64_t cells, const std::string& what) const {
+  if (cells <= options_.max_dtw_cells) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "%s would compute %.3g DTW cells, more than the %.3g one call may "
+      "(srn-server --max_dtw_cells_per_call): use fewer or shorter series",
+      what, static_cast<double>(cells), static_cast<double>(options_.max_dtw_cells)));
 }
 
 absl::StatusOr<ReferenceSpreads> SimilarityCore::DeriveSpreads(const ServingModel& model,

@@ -40,6 +40,11 @@ struct CoreOptions {
   // states: tens of floats per frame), kept for the subjects verified most recently; others are
   // prepared again from their stored inputs when verified (srn-server --prepared_cache_mb).
   size_t prepared_cache_bytes = size_t{1} << 30;
+  // The DTW cells (DtwCells) one call may compute: Verify's query against every reference, and
+  // Enroll's mutual distances of the subject's references. A call over it is refused with
+  // RESOURCE_EXHAUSTED before any of that work (srn-server --max_dtw_cells_per_call). 3e8 cells
+  // take about a second of one core; 5 signatures of 2,000 frames need about 2.4e7 to verify.
+  int64_t max_dtw_cells = 300'000'000;
 };
 
 // The threshold Verify accepts at when neither the request nor the subject sets one, and why.
@@ -137,6 +142,10 @@ class SimilarityCore final {
   absl::StatusOr<std::shared_ptr<const PreparedReferences>> Prepared(
       const ServingModel& model, const std::shared_ptr<const SubjectEntry>& entry,
       const Cancellation& cancel, bool keep = true) const;
+  // The DTW cells of the prepared references' mutual distances (DeriveSpreads's work).
+  int64_t MutualDtwCells(const ServingModel& model, const PreparedReferences& prepared) const;
+  // ResourceExhausted, saying `what` would cost how much, when `cells` exceed the budget.
+  absl::Status CheckDtwBudget(int64_t cells, const std::string& what) const;
   // The spreads of `references` prepared references (the mean distance over their pairs, checking
   // `cancel` between pairs).
   absl::StatusOr<ReferenceSpreads> DeriveSpreads(const ServingModel& model,

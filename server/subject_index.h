@@ -27,7 +27,9 @@ struct SubjectEntry {
   int64_t updated_unix_ms = 0;
   std::string model_id;             // the model that made `embeddings`
   RowMatrix embeddings;             // one row per reference
-  std::vector<std::string> inputs;  // each reference's serialized srn.v1.SeriesInput
+  // Each reference's serialized srn.v1.SeriesInput, shared (immutable) by the entries that
+  // replace this one with the same references, so that a copy costs no copy of the inputs.
+  std::vector<std::shared_ptr<const std::string>> inputs;
   // Derived from the above when the entry is built, never stored: the mean similarity among the
   // references' embeddings (0 for one; only set when the fused score or a derived threshold needs
   // it).

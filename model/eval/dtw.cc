@@ -410,6 +410,11 @@ int DtwBandRadius(const DtwOptions& options, int ta, int tb) {
   return std::max(radius, difference);
 }
 
+int64_t DtwCells(const DtwOptions& options, int ta, int tb) {
+  const int64_t width = std::min<int64_t>(tb, 2 * int64_t{DtwBandRadius(options, ta, tb)} + 1);
+  return int64_t{ta} * width;
+}
+
 absl::StatusOr<DtwResult> Dtw(const Series& a, const Series& b, const DtwOptions& options) {
   absl::Status status = ValidateOptions(options);
   if (!status.ok()) return status;

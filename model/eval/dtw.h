@@ -66,6 +66,10 @@ struct DtwOptions {
 // The band radius used for series of lengths ta and tb (both >= 1); see DtwOptions.
 int DtwBandRadius(const DtwOptions& options, int ta, int tb);
 
+// At most how many cells DTW computes for series of lengths ta and tb (both >= 1): ta rows of at
+// most min(tb, 2 * radius + 1) cells. What a call's cost budget counts.
+int64_t DtwCells(const DtwOptions& options, int ta, int tb);
+
 struct DtwResult {
   double cost;        // accumulated cost of the best path (DtwOptions::local_cost per cell)
   double normalized;  // cost / (Ta + Tb)

@@ -996,6 +996,35 @@ TEST_F(StatesVerifyTest, SpreadsTheStoreLacksAreDerivedOnDemandThenStored) {
   EXPECT_EQ(*core->DeriveMissingSpreads(NeverCancelled()), 0);
 }
 
+// DTW work over the call's budget is refused before it starts, saying what and how to proceed:
+// Enroll's mutual distances (none for one reference) and Verify's query against the references.
+TEST_F(StatesVerifyTest, CallsOverTheDtwBudgetAreRefusedBeforeTheWork) {
+  options_.max_dtw_cells = 1;
+  auto core = MakeCore(StatesServing(StatesCalibration(0.5)));
+  absl::StatusOr<v1::EnrollResponse> two =
+      core->Enroll(Enroll("two", {Signature(0, &rng_), Signature(0, &rng_)}));
+  EXPECT_EQ(two.status().code(), absl::StatusCode::kResourceExhausted) << two.status();
+  EXPECT_THAT(std::string(two.status().message()),
+              HasSubstr("enrolling (the mutual distances of the subject's 2 references) would "
+                        "compute"));
+  EXPECT_THAT(std::string(two.status().message()), HasSubstr("--max_dtw_cells_per_call"));
+  EXPECT_EQ(core->enrolled_subjects(), 0);
+  ASSERT_TRUE(core->Enroll(Enroll("one", {Signature(0, &rng_)})).ok());
+  v1::VerifyRequest v;
+  v.set_subject_id("one");
+  *v.mutable_query() = Signature(0, &rng_);
+  absl::StatusOr<v1::VerifyResponse> refused = core->Verify(v);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("against 1 references) would compute"));
+  // The default budget takes signatures with room to spare.
+  options_.max_dtw_cells = CoreOptions().max_dtw_cells;
+  auto roomy = MakeCore(StatesServing(StatesCalibration(0.5)));
+  ASSERT_TRUE(roomy->Enroll(Enroll("two", {Signature(0, &rng_), Signature(0, &rng_)})).ok());
+  v.set_subject_id("two");
+  EXPECT_TRUE(roomy->Verify(v).ok());
+}
+
 // Without memory for prepared references, every Verify prepares them again, and answers the same.
 TEST_F(StatesVerifyTest, VerifyAnswersTheSameWithoutPreparedReferencesKept) {
   options_.prepared_cache_bytes = 0;

@@ -26,7 +26,7 @@ std::shared_ptr<const SubjectEntry> Entry(const std::string& id, int refs,
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
   e->embeddings.resize(refs, model.model->embedding_dims());
   for (int i = 0; i < e->embeddings.size(); ++i) e->embeddings.data()[i] = u(*rng);
-  e->inputs.assign(refs, "input");
+  e->inputs.assign(refs, std::make_shared<const std::string>("input"));
   return e;
 }
 

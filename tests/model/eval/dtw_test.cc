@@ -61,6 +61,27 @@ TEST(DtwBandRadiusTest, FramesFractionAndWidening) {
   EXPECT_EQ(DtwBandRadius(both, 20, 20), 1);
 }
 
+// The budget's count bounds the cells inside the band (|i - j| <= radius) from above, and equals it
+// when the band is clipped by neither end.
+TEST(DtwCellsTest, BoundsTheCellsInsideTheBand) {
+  EXPECT_EQ(DtwCells(DtwOptions::NoBand(), 7, 3), 21);
+  EXPECT_EQ(DtwCells(DtwOptions::Frames(2), 10, 10), 50);
+  EXPECT_EQ(DtwCells(DtwOptions::Fraction(0.3), 5000, 5000), int64_t{5000} * 3001);
+  for (const DtwOptions options :
+       {DtwOptions::NoBand(), DtwOptions::Frames(0), DtwOptions::Frames(3),
+        DtwOptions::Fraction(0.1), DtwOptions::Fraction(0.3)}) {
+    for (const auto& [ta, tb] : {std::pair{1, 1}, {10, 10}, {40, 33}, {17, 60}, {200, 180}}) {
+      const int r = DtwBandRadius(options, ta, tb);
+      int64_t inside = 0;
+      for (int i = 0; i < ta; ++i) {
+        for (int j = 0; j < tb; ++j) inside += std::abs(i - j) <= r ? 1 : 0;
+      }
+      EXPECT_GE(DtwCells(options, ta, tb), inside) << ta << "x" << tb << " radius " << r;
+      EXPECT_LE(DtwCells(options, ta, tb), int64_t{ta} * tb);
+    }
+  }
+}
+
 TEST(DtwTest, IdenticalSeriesCostZero) {
   std::mt19937 rng(1);
   const Series a = RandomWalk(rng, 25, 3);
