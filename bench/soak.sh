@@ -85,7 +85,7 @@ WRITER_PID=$!
 sample() {
   printf 'SOAK minute=%d rss_mib=%d fds=%d threads=%d store_mib=%d writer(enrolled,deleted,failed)=%s load=%s\n' \
     "$1" $(( $(kib "$PID" VmRSS) / 1024 )) "$(ls "/proc/$PID/fd" | wc -l)" "$(kib "$PID" Threads)" \
-    $(( $(du -sk "$DIR" | cut -f1) / 1024 )) "$(tr ' ' ',' < "$DIR/writer.counts" 2>/dev/null || echo 0,0,0)" \
+    $(( $(du -sk "$DIR" | cut -f1) / 1024 )) "$(cat "$DIR/writer.counts" 2>/dev/null | tr ' ' ',')" \
     "$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$DIR/samples.txt"
 }
 minutes=$(( DURATION / 60 ))

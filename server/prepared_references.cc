@@ -78,6 +78,11 @@ void PreparedReferenceCache::Insert(const std::shared_ptr<const SubjectEntry>& e
   while (bytes_ > capacity_bytes_) Erase(slots_.find(lru_.back().key));
 }
 
+void PreparedReferenceCache::Erase(const std::shared_ptr<const SubjectEntry>& entry) {
+  MutexLock lock(&mu_);
+  if (const auto it = slots_.find(entry.get()); it != slots_.end()) Erase(it);
+}
+
 void PreparedReferenceCache::Clear() {
   MutexLock lock(&mu_);
   slots_.clear();

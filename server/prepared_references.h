@@ -74,6 +74,8 @@ class PreparedReferenceCache final {
   // used until within capacity. A value larger than the whole capacity is not kept.
   void Insert(const std::shared_ptr<const SubjectEntry>& entry,
               std::shared_ptr<const PreparedReferences> prepared) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops what was kept for `entry` (replaced or removed from the index).
+  void Erase(const std::shared_ptr<const SubjectEntry>& entry) ABSL_LOCKS_EXCLUDED(mu_);
   void Clear() ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t bytes() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -348,6 +348,7 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     v1::EnrollResponse response;
     *response.mutable_subject() = ToProto(*entry);
     if (prepared != nullptr) prepared_.Insert(entry, std::move(prepared));
+    if (before.subject != nullptr) prepared_.Erase(before.subject);
     index_.Upsert(std::move(entry));
     UpdateEnrolledMetrics();
     return response;
@@ -562,7 +563,8 @@ absl::StatusOr<v1::DeleteSubjectResponse> SimilarityCore::DeleteSubject(
     const v1::DeleteSubjectRequest& request) {
   SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
   MutexLock write(&write_mu_);
-  if (index_.Lookup(request.subject_id()).subject == nullptr) {
+  const std::shared_ptr<const SubjectEntry> subject = index_.Lookup(request.subject_id()).subject;
+  if (subject == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
@@ -573,6 +575,7 @@ absl::StatusOr<v1::DeleteSubjectResponse> SimilarityCore::DeleteSubject(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   index_.Remove(request.subject_id());
+  prepared_.Erase(subject);
   UpdateEnrolledMetrics();
   return v1::DeleteSubjectResponse();
 }
@@ -877,6 +880,7 @@ absl::StatusOr<int64_t> SimilarityCore::DeriveMissingSpreads(const Cancellation&
       for (const size_t i : current) {
         if (std::shared_ptr<const PreparedReferences> kept = prepared_.Find(before[i])) {
           prepared_.Insert(derived[i], std::move(kept));
+          prepared_.Erase(before[i]);
         }
         index_.Upsert(std::move(derived[i]));
       }

@@ -65,6 +65,11 @@ TEST(PreparedReferenceCacheTest, KeepsTheMostRecentlyUsedWithinItsBytes) {
   cache.Insert(b, OfFloats(301));
   EXPECT_EQ(cache.Find(b), nullptr);
   EXPECT_EQ(cache.size(), 3u);
+  cache.Erase(a);
+  EXPECT_EQ(cache.Find(a), nullptr);
+  EXPECT_EQ(cache.bytes(), 200 * sizeof(float));
+  cache.Erase(a);  // not kept: nothing happens
+  EXPECT_EQ(cache.size(), 2u);
   cache.Clear();
   EXPECT_EQ(cache.size(), 0u);
   EXPECT_EQ(cache.bytes(), 0u);
