@@ -4,6 +4,7 @@
 // and the next call succeeds once the store works again.
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <random>
@@ -343,23 +344,38 @@ TEST(CoreSwapRaceTest, WritesDuringSwapsAreNeverLostOrLeftWithAnotherModelsEmbed
           }
           continue;
         }
-        absl::StatusOr<v1::EnrollResponse> r =
-            core->Enroll(Enroll(id, {RandomInput(5 + i % 4, &rng)},
-                                i % 3 == 0 ? v1::ENROLL_MODE_REPLACE : v1::ENROLL_MODE_ADD));
+        const v1::SeriesInput input = RandomInput(5 + i % 4, &rng);
+        absl::StatusOr<v1::EnrollResponse> r = core->Enroll(
+            Enroll(id, {input}, i % 3 == 0 ? v1::ENROLL_MODE_REPLACE : v1::ENROLL_MODE_ADD));
         if (r.ok()) {
           acknowledged[w][id] = r->subject().reference_count();
         } else if (r.status().code() != absl::StatusCode::kUnavailable) {
           ++unexpected;
           ADD_FAILURE() << r.status();
         }
+        // Verify the enrolled input itself: the model that answers scores its own embedding of
+        // it against the subject's last reference (this one: only this writer writes `id`), so
+        // that reference must hold that model's embedding, whatever swaps happened meanwhile.
         v1::VerifyRequest v;
         v.set_subject_id(id);
-        *v.mutable_query() = RandomInput(6, &rng);
+        *v.mutable_query() = input;
         absl::StatusOr<v1::VerifyResponse> verified = core->Verify(v);
-        if (!verified.ok() && verified.status().code() != absl::StatusCode::kNotFound) {
-          ++unexpected;
-          ADD_FAILURE() << verified.status();
+        if (!verified.ok()) {
+          if (verified.status().code() != absl::StatusCode::kNotFound || r.ok()) {
+            ++unexpected;
+            ADD_FAILURE() << verified.status();
+          }
+          continue;
         }
+        if (!r.ok()) continue;
+        const ServingModel& answered = verified->model_id() == a->id ? *a : *b;
+        const Series series = *Series::FromValues(input.frames().values(), kDims);
+        const RowMatrix e = *answered.model->Embed({&series});
+        double self = 0;
+        answered.model->Score(e.data(), e.data(), 1, &self);
+        EXPECT_FLOAT_EQ(verified->reference_scores(verified->reference_scores_size() - 1),
+                        static_cast<float>(self))
+            << id << " holds an embedding that is not by the model that answered";
       }
     });
   }
@@ -367,6 +383,8 @@ TEST(CoreSwapRaceTest, WritesDuringSwapsAreNeverLostOrLeftWithAnotherModelsEmbed
     for (int s = 0; !done; ++s) {
       const absl::Status swapped = core->SwapModel(s % 2 == 0 ? b : a);
       ++swaps;
+      // A pause, so that writers get the lock between swaps (it is not fair) and race the next.
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
       if (!swapped.ok()) {
         ++unexpected;
         ADD_FAILURE() << swapped;
