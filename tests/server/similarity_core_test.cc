@@ -1,11 +1,15 @@
 #include "server/similarity_core.h"
 
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/signature/frame_states.h"
@@ -1023,6 +1027,42 @@ TEST_F(StatesVerifyTest, CallsOverTheDtwBudgetAreRefusedBeforeTheWork) {
   ASSERT_TRUE(roomy->Enroll(Enroll("two", {Signature(0, &rng_), Signature(0, &rng_)})).ok());
   v.set_subject_id("two");
   EXPECT_TRUE(roomy->Verify(v).ok());
+}
+
+// The slow part of an enrollment (each reference's states and DTW series, the DTWs between every
+// pair) runs without the write lock: while one enrollment is held inside it, another subject's
+// enrollment and a deletion complete. (Before, the pairs were computed under the lock, and
+// another Enroll waited for all of them.)
+TEST_F(StatesVerifyTest, AnEnrollmentPreparesWithoutHoldingOtherWritesBack) {
+  auto core = MakeCore(StatesServing(StatesCalibration(0.5)));
+  ASSERT_TRUE(core->Enroll(Enroll("gone", {Signature(1, &rng_)})).ok());
+  // Holds the enrollment at its first cancellation check, inside the preparation, until the
+  // other writes are done (or 20 s pass: then they were waiting for it, which fails the test).
+  class HoldAtFirstCheck final : public Cancellation {
+   public:
+    absl::Status Check() const override {
+      if (!held_.exchange(true)) {
+        entered_.Notify();
+        timed_out_ = !released_.WaitForNotificationWithTimeout(absl::Seconds(20));
+      }
+      return absl::OkStatus();
+    }
+    mutable std::atomic<bool> held_{false}, timed_out_{false};
+    mutable absl::Notification entered_, released_;
+  } hold;
+  const v1::EnrollRequest slow = Enroll("slow", {Signature(0, &rng_), Signature(0, &rng_)});
+  absl::Status slow_status;
+  std::thread slow_enroll([&] { slow_status = core->Enroll(slow, hold).status(); });
+  hold.entered_.WaitForNotification();
+  EXPECT_TRUE(core->Enroll(Enroll("other", {Signature(1, &rng_)})).ok());
+  v1::DeleteSubjectRequest del;
+  del.set_subject_id("gone");
+  EXPECT_TRUE(core->DeleteSubject(del).ok());
+  hold.released_.Notify();
+  slow_enroll.join();
+  EXPECT_FALSE(hold.timed_out_) << "the other writes waited for the held enrollment";
+  EXPECT_TRUE(slow_status.ok()) << slow_status;
+  EXPECT_EQ(core->enrolled_subjects(), 2);
 }
 
 // Without memory for prepared references, every Verify prepares them again, and answers the same.
