@@ -15,6 +15,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "base/file.h"
+#include "server/tls_files.h"
 #include "server/grpc_auth.h"
 #include "base/status_macros.h"
 #include "model/weights/weights_file.h"
@@ -42,14 +43,22 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }
-  SRN_ASSIGN_OR_RETURN(std::string cert, ReadFileToString(options.tls_cert_file));
-  SRN_ASSIGN_OR_RETURN(std::string key, ReadFileToString(options.tls_key_file));
+  TlsFiles files;
+  files.cert_path = options.tls_cert_file;
+  files.key_path = options.tls_key_file;
+  files.client_ca_path = options.tls_client_ca_file;
+  SRN_ASSIGN_OR_RETURN(files.cert_pem, ReadFileToString(files.cert_path));
+  SRN_ASSIGN_OR_RETURN(files.key_pem, ReadFileToString(files.key_path));
+  if (!files.client_ca_path.empty()) {
+    SRN_ASSIGN_OR_RETURN(files.client_ca_pem, ReadFileToString(files.client_ca_path));
+  }
+  SRN_RETURN_IF_ERROR(CheckTlsFiles(files));
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  if (!options.tls_client_ca_file.empty()) {
-    SRN_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileToString(options.tls_client_ca_file));
+  if (!files.client_ca_path.empty()) {
+    ssl.pem_root_certs = files.client_ca_pem;
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
-  ssl.pem_key_cert_pairs.push_back({key, cert});
+  ssl.pem_key_cert_pairs.push_back({files.key_pem, files.cert_pem});
   return grpc::SslServerCredentials(ssl);
 }
 

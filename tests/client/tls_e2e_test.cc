@@ -14,6 +14,9 @@
 namespace srn::testing {
 namespace {
 
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr char kOpensslConfig[] = R"([req]
@@ -139,34 +142,75 @@ TEST_F(TlsEndToEnd, MutualTls) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, StartsWith("similarity: "));
 
-  // No client certificate: the handshake fails.
-  r = CtlWith(by_name, {absl::StrCat("--tls_ca=", dir_.File("ca.pem")), "--timeout=5"},
-              {"model-info"});
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_THAT(r.err, StartsWith("srnctl: "));
-  // A client certificate from another CA.
-  std::vector<std::string> stranger = ClientFlags("stranger");
-  r = CtlWith(by_name, stranger, {"model-info"});
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_THAT(r.err, StartsWith("srnctl: "));
-  // A server certificate the client cannot verify (the client trusts only the other CA).
-  r = CtlWith(by_name, {absl::StrCat("--tls_ca=", dir_.File("other-ca.pem")),
-                        absl::StrCat("--tls_cert=", dir_.File("client.pem")),
-                        absl::StrCat("--tls_key=", dir_.File("client.key")), "--timeout=5"},
-              {"model-info"});
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  // A name the certificate does not carry.
+  // Each rejected client gets the status of a failed handshake, and the server, still up, then
+  // answers a correct client (so a crashed server cannot pass as "rejected").
+  const auto expect_rejected = [&](const ProcessResult& rejected, const std::string& what) {
+    SCOPED_TRACE(what);
+    EXPECT_EQ(rejected.exit_code, 1) << rejected.out << rejected.err;
+    // (gRPC may log the handshake's failure on a line before srnctl's own.)
+    EXPECT_THAT(rejected.err, ContainsRegex("(^|\n)srnctl: UNAVAILABLE: "));
+    const ProcessResult after = CtlWith(by_name, good, {"model-info"});
+    EXPECT_EQ(after.exit_code, 0) << after.err << server->Log();
+  };
+  expect_rejected(
+      CtlWith(by_name, {absl::StrCat("--tls_ca=", dir_.File("ca.pem")), "--timeout=5"},
+              {"model-info"}),
+      "no client certificate");
+  expect_rejected(CtlWith(by_name, ClientFlags("stranger"), {"model-info"}),
+                  "a client certificate from another CA");
+  expect_rejected(
+      CtlWith(by_name,
+              {absl::StrCat("--tls_ca=", dir_.File("other-ca.pem")),
+               absl::StrCat("--tls_cert=", dir_.File("client.pem")),
+               absl::StrCat("--tls_key=", dir_.File("client.key")), "--timeout=5"},
+              {"model-info"}),
+      "a server certificate the client cannot verify");
   std::vector<std::string> misnamed = good;
   misnamed.push_back("--tls_server_name=example.com");
-  r = CtlWith(by_ip, misnamed, {"model-info"});
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  // Plaintext against a TLS server.
-  r = CtlWith(by_name, {"--timeout=5"}, {"model-info"});
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_THAT(r.err, StartsWith("srnctl: UNAVAILABLE: "));
-  // A certificate without its key is a usage error.
+  expect_rejected(CtlWith(by_ip, misnamed, {"model-info"}), "a name the certificate lacks");
+  expect_rejected(CtlWith(by_name, {"--timeout=5"}, {"model-info"}), "plaintext");
+  // A certificate without its key is a usage error, before any connection.
   r = CtlWith(by_name, {absl::StrCat("--tls_cert=", dir_.File("client.pem"))}, {"model-info"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+// srn-server refuses to start, naming the file and what is wrong, when it was asked for TLS it
+// cannot give; it never listens without it.
+TEST_F(TlsEndToEnd, StartUpRefusesTlsFilesItCannotServeWith) {
+  // An expired certificate for the server's own key, and the key encrypted with a passphrase.
+  Openssl({"x509", "-req", "-in", dir_.File("server.csr"), "-CA", dir_.File("ca.pem"), "-CAkey",
+           dir_.File("ca.key"), "-set_serial", "999", "-days", "-1", "-out",
+           dir_.File("expired.pem"), "-extfile", config_, "-extensions", "server"});
+  Openssl({"pkey", "-in", dir_.File("server.key"), "-aes128", "-passout", "pass:secret", "-out",
+           dir_.File("encrypted.key")});
+  struct Case {
+    std::string what, cert, key, client_ca, expected;
+  };
+  const std::string cert = dir_.File("server.pem"), key = dir_.File("server.key");
+  const std::vector<Case> cases = {
+      {"missing certificate", dir_.File("none.pem"), key, "", "no such file"},
+      {"key is a directory", cert, dir_.path(), "", "not a regular file"},
+      {"key of another certificate", cert, dir_.File("client.key"), "",
+       "is not the key of the certificate in"},
+      {"certificate and key swapped", key, cert, "", "holds no PEM certificate"},
+      {"encrypted key", cert, dir_.File("encrypted.key"), "", "protected by a passphrase"},
+      {"expired certificate", dir_.File("expired.pem"), key, "", "expired on"},
+      {"missing client CA", cert, key, dir_.File("none-ca.pem"), "no such file"},
+      {"client CA that is a key", cert, key, dir_.File("ca.key"),
+       "--tls_client_ca " + dir_.File("ca.key") + " holds no PEM certificate"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::vector<std::string> argv = {SRN_SERVER_BINARY, "--store=:memory:",
+                                     "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+                                     "--tls_cert=" + c.cert, "--tls_key=" + c.key};
+    if (!c.client_ca.empty()) argv.push_back("--tls_client_ca=" + c.client_ca);
+    const ProcessResult r = RunProcess(argv, CleanEnvironment(), /*timeout_seconds=*/15);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.expected));
+    EXPECT_THAT(r.err, StartsWith("srn-server: "));
+    EXPECT_THAT(r.err, Not(HasSubstr("on port")));  // never served
+  }
 }
 
 TEST_F(TlsEndToEnd, ServerOnlyTls) {
