@@ -1,9 +1,11 @@
 #include "server/model_manager.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "model/weights/weights_file.h"
@@ -256,6 +258,84 @@ TEST_F(ModelManagerTest, ACorruptOrMissingActiveVersionFallsBackToTheNewestThatL
   EXPECT_FALSE(none.ok());
   EXPECT_NE(none.message().find("active model version 1"), std::string::npos) << none;
   EXPECT_NE(none.message().find("no other version loads"), std::string::npos) << none;
+}
+
+// Rollbacks in a row walk back through the activations, each swapping the served model, until
+// there is nothing before.
+TEST_F(ModelManagerTest, SeveralRollbacksInARowWalkBackThroughTheActivations) {
+  std::unique_ptr<ModelRegistry> registry = OpenSeeded();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_NO_FATAL_FAILURE(EnrollOne("alice"));
+  std::vector<std::string> ids = {core_->model()->id};
+  for (int v = 2; v <= 4; ++v) {
+    auto m = testing::RandomModel("srn-a", kDims, 8, 20 + v);
+    ASSERT_EQ(*registry->AddModel(*m, "job"), v);
+    ASSERT_TRUE(manager_->Activate(v).ok());
+    ids.push_back(ModelFingerprint(*m));
+  }
+  EXPECT_EQ(core_->model()->id, ids[3]);
+  v1::VerifyRequest verify;
+  verify.set_subject_id("alice");
+  *verify.mutable_query() = RandomInput(5, &rng_);
+  for (int expected = 3; expected >= 1; --expected) {
+    absl::StatusOr<v1::ActivateModelResponse> back = manager_->Rollback();
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->model().version(), expected);
+    EXPECT_EQ(registry->active_version(), expected);
+    EXPECT_EQ(core_->model()->id, ids[expected - 1]);
+    EXPECT_EQ(core_->Verify(verify)->model_id(), ids[expected - 1]);  // re-embedded, answering
+  }
+  EXPECT_EQ(manager_->Rollback().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core_->model()->id, ids[0]);
+}
+
+// A registered version whose file has gone: activating it fails naming the file, the active model
+// keeps serving, and ListModels marks that version.
+TEST_F(ModelManagerTest, AVersionWhoseFileIsMissingIsRefusedAndMarked) {
+  std::unique_ptr<ModelRegistry> registry = OpenSeeded();
+  ASSERT_NE(registry, nullptr);
+  const std::string before = core_->model()->id;
+  ASSERT_EQ(*registry->AddModel(*testing::RandomModel("srn-a", kDims, 8, 31), "job"), 2);
+  const std::string path = registry->Find(2)->path();
+  ASSERT_EQ(std::remove(path.c_str()), 0);
+  absl::StatusOr<v1::ActivateModelResponse> activated = manager_->Activate(2);
+  EXPECT_FALSE(activated.ok());
+  EXPECT_NE(activated.status().message().find(path), std::string::npos) << activated.status();
+  EXPECT_EQ(core_->model()->id, before);
+  EXPECT_EQ(registry->active_version(), 1);
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = ModelRegistry::Open(ModelDir());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  const v1::ListModelsResponse list = (*reopened)->List();
+  ASSERT_EQ(list.models_size(), 2);
+  EXPECT_FALSE(list.models(1).error().empty());
+  EXPECT_TRUE(list.models(0).error().empty());
+}
+
+// With polling on, a dropped file that does not load is left alone, and once it is replaced by
+// one that loads, the background poll registers it (waited for, not timed).
+TEST_F(ModelManagerTest, TheBackgroundPollPicksUpARejectedFileOnceItIsFixed) {
+  std::unique_ptr<ModelRegistry> registry = OpenSeeded();
+  ASSERT_NE(registry, nullptr);
+  const std::string dropped = ModelDir() + "/offline.srnw";
+  std::ofstream(dropped, std::ios::binary) << "not yet a weights file";
+  registry->StartPolling(0.02);
+  // Several polls pass over the broken file without registering it.
+  const auto polled_for = std::chrono::milliseconds(200);
+  std::this_thread::sleep_for(polled_for);
+  EXPECT_EQ(registry->List().models_size(), 1);
+  EXPECT_TRUE(std::filesystem::exists(dropped));
+  auto fixed = testing::RandomModel("srn-a", kDims, 8, 41);
+  ASSERT_TRUE(SaveModel(*fixed, dropped + ".tmp").ok());
+  std::filesystem::rename(dropped + ".tmp", dropped);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (registry->List().models_size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const v1::ListModelsResponse list = registry->List();
+  ASSERT_EQ(list.models_size(), 2);
+  EXPECT_EQ(list.models(1).model_id(), ModelFingerprint(*fixed));
+  EXPECT_EQ(list.models(1).origin(), "dropped offline.srnw");
+  EXPECT_EQ(list.active_version(), 1);  // registered, not activated
 }
 
 TEST_F(ModelManagerTest, WithoutARegistryActivationIsAFailedPrecondition) {
