@@ -5,7 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +67,55 @@ bool WaitFor(pid_t pid, double timeout_seconds, int* status) {
 
 int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
+// Starts `argv` with exactly `env`, stdin from /dev/null and stdout and stderr on `out_fd` and
+// `err_fd`, as a child that the kernel kills (SIGKILL) when the thread that started it ends, so
+// that no server or tool outlives a test process that crashed or was killed (a test starts its
+// children from the thread that waits for them). The pid, or -1 with `*error` set.
+pid_t SpawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                 int out_fd, int err_fd, std::string* error) {
+  std::vector<char*> args = CStrings(argv);
+  std::vector<char*> envp = CStrings(env);
+  const int dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int exec_pipe[2];  // reports the child's exec failure; closed by a successful exec
+  if (dev_null < 0 || pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    *error = absl::StrCat("cannot start ", argv[0], ": ", std::strerror(errno));
+    if (dev_null >= 0) close(dev_null);
+    return -1;
+  }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the parent already died
+    dup2(dev_null, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    execve(args[0], args.data(), envp.data());
+    const int e = errno;
+    (void)!write(exec_pipe[1], &e, sizeof(e));
+    _exit(127);
+  }
+  close(exec_pipe[1]);
+  close(dev_null);
+  if (pid < 0) {
+    *error = absl::StrCat("cannot start ", argv[0], ": ", std::strerror(errno));
+    close(exec_pipe[0]);
+    return -1;
+  }
+  int exec_errno = 0;
+  ssize_t n;
+  while ((n = read(exec_pipe[0], &exec_errno, sizeof(exec_errno))) < 0 && errno == EINTR) {
+  }
+  close(exec_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof(exec_errno))) {
+    waitpid(pid, nullptr, 0);
+    *error = absl::StrCat("cannot run ", argv[0], ": ", std::strerror(exec_errno));
+    return -1;
+  }
+  return pid;
+}
+
 }  // namespace
 
 std::vector<std::string> CleanEnvironment() {
@@ -86,24 +135,15 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::vector
     result.err = "pipe failed";
     return result;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  std::vector<char*> args = CStrings(argv);
-  std::vector<char*> envp = CStrings(env);
-  pid_t pid = -1;
-  const int spawn_error =
-      posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
+  std::string error;
+  const pid_t pid = SpawnChild(argv, env, out_pipe[1], err_pipe[1], &error);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  if (spawn_error != 0) {
+  if (pid < 0) {
     close(out_pipe[0]);
     close(err_pipe[0]);
     result.exit_code = 127;
-    result.err = absl::StrCat("cannot run ", argv[0], ": ", std::strerror(spawn_error));
+    result.err = error;
     return result;
   }
   const auto start = Clock::now();
@@ -179,21 +219,17 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
 
   std::unique_ptr<ServerProcess> server(new ServerProcess());
   server->log_path_ = log_path;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<char*> args = CStrings(argv);
-  std::vector<char*> envp = CStrings(env);
-  const int spawn_error =
-      posix_spawn(&server->pid_, argv[0].c_str(), &actions, nullptr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawn_error != 0) {
+  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    return absl::InternalError(absl::StrCat("cannot create ", log_path, ": ",
+                                            std::strerror(errno)));
+  }
+  std::string error;
+  server->pid_ = SpawnChild(argv, env, log_fd, log_fd, &error);
+  close(log_fd);
+  if (server->pid_ < 0) {
     server->pid_ = -1;
-    return absl::InternalError(
-        absl::StrCat("cannot run ", argv[0], ": ", std::strerror(spawn_error)));
+    return absl::InternalError(error);
   }
 
   const auto start = Clock::now();

