@@ -13,9 +13,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/series_files.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/weights/weights_file.h"
 #include "srn/v1/similarity.grpc.pb.h"
@@ -114,7 +116,9 @@ TEST_F(TrainingEndToEndTest, TrainsOnUploadedSignaturesActivatesAndStillVerifies
   r = Ctl(*server, {"--json", "--subject=alice", "verify", Svc(1)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(JsonString(r.out, "model_id"), ModelFingerprint(*model_)) << r.out;
-  EXPECT_NEAR(*NumberAfter(r.out, "\"score\":"), (Similarity(1, 0) + Similarity(1, 1)) / 2, 1e-4);
+  EXPECT_NEAR(NumberAfter(r.out, "\"score\":").value_or(-1), (Similarity(1, 0) + Similarity(1, 1)) / 2,
+              1e-4)
+      << r.out;
   r = Ctl(*server, {"--all", "jobs"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("job-1\tsucceeded"), std::string::npos) << r.out;
@@ -325,10 +329,32 @@ TEST_F(TrainingEndToEndTest, SwapsUnderLoadFailNothingAndNeverMixModels) {
   const std::vector<std::vector<std::string>> steps = {
       {"activate", "2"}, {"activate", "3"}, {"rollback"}, {"rollback"}, {"activate", "3"},
       {"activate", "1"}, {"rollback"},      {"activate", "2"}};
+  // Each step names the version it made active, which is the one expected (a rollback returns to
+  // the activation before), its model is one of the three, and Verify then answers with it.
+  std::vector<int> history = {1};
+  std::map<int, std::string> version_ids = {{1, ModelFingerprint(*model_)}};
   for (const auto& step : steps) {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    const std::string what = absl::StrJoin(step, " ");
     ProcessResult r = Ctl(*server, step);
-    EXPECT_EQ(r.exit_code, 0) << step[0] << ": " << r.err;
+    ASSERT_EQ(r.exit_code, 0) << what << ": " << r.err;
+    if (step[0] == "rollback") {
+      history.pop_back();
+    } else {
+      history.push_back(std::stoi(step[1]));
+    }
+    const std::string prefix = absl::StrCat("active: v", history.back(), " ");
+    ASSERT_THAT(r.out, ::testing::StartsWith(prefix)) << what;
+    const std::string id =
+        r.out.substr(prefix.size(), r.out.find(' ', prefix.size()) - prefix.size());
+    EXPECT_TRUE(models.count(id)) << what << ": unknown model " << id;
+    // A version keeps its model: the same id whenever it comes back.
+    if (auto [it, added] = version_ids.emplace(history.back(), id); !added) {
+      EXPECT_EQ(it->second, id) << what;
+    }
+    r = Ctl(*server, {"--json", "--subject=alice", "verify", Svc(0)});
+    ASSERT_EQ(r.exit_code, 0) << what << ": " << r.err;
+    EXPECT_EQ(JsonString(r.out, "model_id"), id) << what;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   stop.store(true);
