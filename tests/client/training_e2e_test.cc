@@ -116,8 +116,8 @@ TEST_F(TrainingEndToEndTest, TrainsOnUploadedSignaturesActivatesAndStillVerifies
   r = Ctl(*server, {"--json", "--subject=alice", "verify", Svc(1)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(JsonString(r.out, "model_id"), ModelFingerprint(*model_)) << r.out;
-  EXPECT_NEAR(NumberAfter(r.out, "\"score\":").value_or(-1), (Similarity(1, 0) + Similarity(1, 1)) / 2,
-              1e-4)
+  EXPECT_NEAR(NumberAfter(r.out, "\"score\":").value_or(-1),
+              (Similarity(1, 0) + Similarity(1, 1)) / 2, 1e-4)
       << r.out;
   r = Ctl(*server, {"--all", "jobs"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

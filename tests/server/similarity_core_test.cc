@@ -96,7 +96,8 @@ TEST_F(SimilarityCoreTest, EmbedMatchesTheModelAndTagsIt) {
 }
 
 TEST_F(SimilarityCoreTest, EnrollAddsOrReplacesAndVerifyFusesScores) {
-  auto core = MakeCore(Serving(2));
+  auto model = Serving(2);
+  auto core = MakeCore(model);
   const v1::SeriesInput a = RandomInput(6, &rng_), b = RandomInput(7, &rng_),
                         c = RandomInput(8, &rng_);
   ASSERT_TRUE(core->Enroll(Enroll("alice", {a})).ok());
@@ -117,7 +118,16 @@ TEST_F(SimilarityCoreTest, EnrollAddsOrReplacesAndVerifyFusesScores) {
   absl::StatusOr<v1::VerifyResponse> r = core->Verify(v);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->reference_scores_size(), 3);
-  // The query is reference 1 itself: its score is that of identical embeddings.
+  // The references kept, in order, are b, a, c: each score is the model's similarity of the query
+  // (a) to that one (the second is a itself).
+  const auto similarity = [&](const v1::SeriesInput& x) {
+    const Series qa = *Series::FromValues(a.frames().values(), kDims);
+    const Series sx = *Series::FromValues(x.frames().values(), kDims);
+    return *model->model->Similarity(qa, sx);
+  };
+  EXPECT_FLOAT_EQ(r->reference_scores(0), similarity(b));
+  EXPECT_FLOAT_EQ(r->reference_scores(1), similarity(a));
+  EXPECT_FLOAT_EQ(r->reference_scores(2), similarity(c));
   const float s0 = r->reference_scores(0), s1 = r->reference_scores(1), s2 = r->reference_scores(2);
   EXPECT_FLOAT_EQ(r->score(), std::max({s0, s1, s2}));
   v.set_fusion(v1::FUSION_MEAN);
