@@ -1,8 +1,14 @@
 #include "model/nn/relu_kernels.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define SRN_X86_KERNELS 1
@@ -497,11 +503,43 @@ bool CpuHas(Isa isa) {
 
 }  // namespace
 
+namespace {
+
+// The cap, as an Isa's value; initialized from SRN_KERNELS (an unknown value is reported on
+// stderr and ignored).
+std::atomic<int>& Cap() {
+  static std::atomic<int> cap([] {
+    const char* env = std::getenv("SRN_KERNELS");
+    if (env == nullptr) return static_cast<int>(Isa::kAvx512);
+    absl::StatusOr<Isa> parsed = ParseKernels(env);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "srn: ignoring SRN_KERNELS: %s\n",
+                   std::string(parsed.status().message()).c_str());
+      return static_cast<int>(Isa::kAvx512);
+    }
+    return static_cast<int>(*parsed);
+  }());
+  return cap;
+}
+
+}  // namespace
+
+absl::StatusOr<Isa> ParseKernels(absl::string_view name) {
+  if (name == "auto") return Isa::kAvx512;
+  if (name == "avx2") return Isa::kAvx2;
+  if (name == "portable") return Isa::kNone;
+  return absl::InvalidArgumentError(
+      absl::StrCat("kernels '", name, "': use auto, avx2 or portable"));
+}
+
+void CapIsa(Isa cap) { Cap().store(static_cast<int>(cap), std::memory_order_relaxed); }
+
 Isa BestIsa() {
-  static const Isa best = CpuHas(Isa::kAvx512) ? Isa::kAvx512
-                          : CpuHas(Isa::kAvx2) ? Isa::kAvx2
-                                               : Isa::kNone;
-  return best;
+  static const Isa cpu = CpuHas(Isa::kAvx512) ? Isa::kAvx512
+                         : CpuHas(Isa::kAvx2) ? Isa::kAvx2
+                                              : Isa::kNone;
+  return static_cast<Isa>(
+      std::min(static_cast<int>(cpu), Cap().load(std::memory_order_relaxed)));
 }
 
 bool Supported(Isa isa, int hidden) {

@@ -14,6 +14,9 @@
 
 #include <cstdint>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
 namespace srn {
 namespace relu_kernels {
 
@@ -22,8 +25,16 @@ namespace relu_kernels {
 // Ordered: a CPU with one of them has those before it.
 enum class Isa { kNone, kAvx2, kAvx512 };
 
-// The best variant this CPU (and OS) runs.
+// The best variant this CPU (and OS) runs, within the cap (CapIsa, else the environment variable
+// SRN_KERNELS: "auto" or unset for no cap, "avx2", "portable").
 Isa BestIsa();
+
+// Which kernels may run, by name: "auto" (the best the CPU has, AVX-512 included), "avx2" (never
+// AVX-512: the same results on every CPU with AVX2, with or without AVX-512), "portable" (none:
+// the generic Eigen code). InvalidArgument naming the accepted values otherwise.
+absl::StatusOr<Isa> ParseKernels(absl::string_view name);
+// Caps BestIsa at `cap` from now on (tools call it once, before any work, from their --kernels).
+void CapIsa(Isa cap);
 
 // Whether `isa` has a kernel for `hidden` units (AVX2: a multiple of 8; AVX-512: of 16) and the
 // CPU runs it.

@@ -338,6 +338,7 @@ int main(int argc, char** argv) {
   srn::ParseCommandLineWithHelp(argc, argv);
   using srn::tools::Fail;
   const std::string tool = "srn-eval";
+  if (absl::Status s = srn::tools::ApplyKernelsFlag(); !s.ok()) return Fail(tool, s);
   const std::string model_arg = absl::GetFlag(FLAGS_model);
   const std::string dataset = absl::GetFlag(FLAGS_dataset);
   if (model_arg.empty())

@@ -261,6 +261,7 @@ int main(int argc, char** argv) {
   srn::ParseCommandLineWithHelp(argc, argv);
   using srn::tools::Fail;
   const std::string tool = "srn-train";
+  if (absl::Status s = srn::tools::ApplyKernelsFlag(); !s.ok()) return Fail(tool, s);
   const std::string dataset = absl::GetFlag(FLAGS_dataset);
   const std::string out = absl::GetFlag(FLAGS_out);
   if (dataset.empty()) return Fail(tool, absl::InvalidArgumentError("--dataset is required"));

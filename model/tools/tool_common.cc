@@ -11,7 +11,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "model/data/dataset_loader.h"
+#include "model/nn/relu_kernels.h"
 
+ABSL_FLAG(std::string, kernels, "avx2",
+          "the recurrent ReLU layers' kernels: avx2 (default) gives the same model and metrics "
+          "for a seed on every x86-64 CPU with AVX2, with AVX-512 or without; auto also uses "
+          "AVX-512 where the CPU has it (other last bits, so after training another model: "
+          "docs/RESULTS.md, 'Reproducing results'); portable uses none (the generic code)");
 ABSL_FLAG(std::string, test_classes, "",
           "out-of-domain and one-shot: the test classes, a comma list of class names as in the "
           "dataset (a manifest's label column, e.g. walk,wave); every other class trains "
@@ -27,6 +33,13 @@ namespace srn::tools {
 int Fail(const std::string& tool, const absl::Status& status) {
   std::cerr << tool << ": " << status.message() << "\n";
   return 1;
+}
+
+absl::Status ApplyKernelsFlag() {
+  SRN_ASSIGN_OR_RETURN(const relu_kernels::Isa cap,
+                       relu_kernels::ParseKernels(absl::GetFlag(FLAGS_kernels)));
+  relu_kernels::CapIsa(cap);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ClassChoice> ClassChoiceFromFlags() {

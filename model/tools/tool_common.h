@@ -13,6 +13,10 @@ namespace srn::tools {
 // Prints "<tool>: <status message>" to stderr and returns the exit code for it (1).
 int Fail(const std::string& tool, const absl::Status& status);
 
+// Caps the kernels by the flag --kernels (defined in tool_common.cc, shared by srn-train and
+// srn-eval; default avx2, so that results reproduce across CPUs). Call before any work.
+absl::Status ApplyKernelsFlag();
+
 // The classes chosen by the flags --test_classes and --split, which are defined in
 // tool_common.cc so that srn-train and srn-eval share them: empty when neither is given,
 // InvalidArgument when both are, or when the split file cannot be read or parsed.

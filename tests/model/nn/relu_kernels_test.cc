@@ -82,6 +82,29 @@ TEST(ReluKernelsTest, BestIsaIsSupported) {
   EXPECT_FALSE(Supported(Isa::kNone, 64));
 }
 
+// The cap (srn-train's and srn-eval's --kernels, SRN_KERNELS): avx2 keeps AVX-512 out, so that
+// results are those of a CPU without it; portable keeps every kernel out; auto lifts it.
+TEST(ReluKernelsTest, TheCapLimitsTheKernelsChosen) {
+  EXPECT_EQ(*ParseKernels("auto"), Isa::kAvx512);
+  EXPECT_EQ(*ParseKernels("avx2"), Isa::kAvx2);
+  EXPECT_EQ(*ParseKernels("portable"), Isa::kNone);
+  const absl::StatusOr<Isa> bad = ParseKernels("avx512");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("use auto, avx2 or portable"), std::string::npos);
+
+  CapIsa(Isa::kAvx512);
+  const Isa cpu = BestIsa();
+  CapIsa(Isa::kAvx2);
+  EXPECT_EQ(BestIsa(), cpu == Isa::kAvx512 ? Isa::kAvx2 : cpu);
+  EXPECT_NE(BestIsaFor(64), Isa::kAvx512);
+  EXPECT_FALSE(Supported(Isa::kAvx512, 64));
+  CapIsa(Isa::kNone);
+  EXPECT_EQ(BestIsa(), Isa::kNone);
+  EXPECT_EQ(BestIsaFor(64), Isa::kNone);
+  CapIsa(Isa::kAvx512);
+  EXPECT_EQ(BestIsa(), cpu);
+}
+
 TEST(ReluKernelsTest, NonZerosListsEveryNonZeroInOrder) {
   std::vector<Isa> isas = Variants();
   isas.push_back(Isa::kNone);
