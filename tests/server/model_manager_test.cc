@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "model/weights/weights_file.h"
+#include "tests/testing/requests.h"
 #include "tests/testing/scratch_dir.h"
 #include "tests/testing/test_models.h"
 
@@ -18,11 +19,7 @@ namespace {
 constexpr int kDims = 3;
 
 v1::SeriesInput RandomInput(int frames, std::mt19937_64* rng, int dims = kDims) {
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  v1::SeriesInput in;
-  in.mutable_frames()->set_num_features(dims);
-  for (int i = 0; i < frames * dims; ++i) in.mutable_frames()->add_values(n(*rng));
-  return in;
+  return testing::RandomFramesInput(frames, dims, rng);
 }
 
 class ModelManagerTest : public testing::ScratchDirTest {

@@ -18,6 +18,7 @@
 #include "server/series_input.h"
 #include "server/similarity_core.h"
 #include "server/subject_store.h"
+#include "tests/testing/requests.h"
 #include "tests/testing/test_models.h"
 
 namespace srn {
@@ -68,20 +69,12 @@ std::shared_ptr<const ServingModel> Serving(uint64_t seed) {
 }
 
 v1::SeriesInput RandomInput(int frames, std::mt19937_64* rng) {
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  v1::SeriesInput in;
-  in.mutable_frames()->set_num_features(kDims);
-  for (int i = 0; i < frames * kDims; ++i) in.mutable_frames()->add_values(n(*rng));
-  return in;
+  return testing::RandomFramesInput(frames, kDims, rng);
 }
 
-v1::EnrollRequest Enroll(const std::string& id, std::vector<v1::SeriesInput> refs,
+v1::EnrollRequest Enroll(const std::string& id, const std::vector<v1::SeriesInput>& refs,
                          v1::EnrollMode mode = v1::ENROLL_MODE_ADD) {
-  v1::EnrollRequest r;
-  r.set_subject_id(id);
-  r.set_mode(mode);
-  for (auto& in : refs) *r.add_references() = in;
-  return r;
+  return testing::EnrollRequestOf(id, refs, mode);
 }
 
 // What the index serves about every subject, by id: references, threshold, and the embedding of
