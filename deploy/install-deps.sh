@@ -19,11 +19,12 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates openssl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev
   libeigen3-dev libabsl-dev prometheus-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev libpq-dev
+  postgresql  # the PostgreSQL store's tests start a throwaway server of their own
 )
 runtime_pkgs=(
   libgrpc++1.51 libprotobuf32 libsqlite3-0 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0
-  libabsl20220623 ca-certificates
+  libabsl20220623 libpq5 ca-certificates
 )
 sanitizer_pkgs=(clang libclang-rt-14-dev)
 deploy_pkgs=(prometheus)

@@ -23,7 +23,9 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics address (empty: off)");
 ABSL_FLAG(std::string, weights, "", "weights file to serve (default: the bundled signature model)");
 ABSL_FLAG(std::string, store, "srn-store.db",
-          "SQLite file of enrolled subjects (':memory:' keeps nothing)");
+          "where enrolled subjects are stored: an SQLite file, a PostgreSQL database shared by "
+          "several servers (postgresql://user@host:port/db, a libpq URI; the password in "
+          "$PGPASSWORD or ~/.pgpass), or ':memory:' (keeps nothing)");
 ABSL_FLAG(std::optional<double>, default_threshold, std::nullopt,
           "accept a verification whose score reaches this, for every model served (default: "
           "the served model's calibrated threshold, recorded by srn-eval --calibrate; 0.5 for a "

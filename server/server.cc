@@ -137,8 +137,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     server->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
 
-  // One server per store: the lock is taken before the model directory or the store is touched.
-  if (options.store_path != ":memory:") {
+  const bool postgres = IsPostgresUri(options.store_path);
+  if (postgres && !options.model_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "--model_dir (the model registry and training jobs) needs a SQLite store for now: with a "
+        "PostgreSQL store, serve a --weights file (a registry shared through the database is "
+        "not built yet)");
+  }
+  // One server per store file: the lock is taken before the model directory or the store is
+  // touched. (A PostgreSQL store is shared by design.)
+  if (options.store_path != ":memory:" && !postgres) {
     SRN_ASSIGN_OR_RETURN(StoreLock lock, StoreLock::Acquire(options.store_path));
     server->store_lock_ = std::make_unique<StoreLock>(std::move(lock));
   }
@@ -174,6 +182,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   std::unique_ptr<SubjectStore> store;
   if (options.store_path == ":memory:") {
     store = NewInMemorySubjectStore();
+  } else if (postgres) {
+    // The message names the database without the URI's password.
+    SRN_ASSIGN_OR_RETURN(store, OpenPostgresSubjectStore(options.store_path));
   } else {
     absl::StatusOr<std::unique_ptr<SubjectStore>> opened =
         OpenSqliteSubjectStore(options.store_path);

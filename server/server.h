@@ -31,7 +31,8 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // port 0 picks a free port
   std::string metrics_address = "127.0.0.1:9464";  // empty: no metrics endpoint; port 0: free port
   std::string weights_path;                        // empty: the bundled default model
-  std::string store_path = "srn-store.db";         // SQLite file, or ":memory:" (not durable)
+  // SQLite file, a postgresql:// URI (servers may share it), or ":memory:" (not durable).
+  std::string store_path = "srn-store.db";
   CoreOptions core;
   // Replaces parts of the served models' recorded verification calibration (--dtw_fusion,
   // --dtw_spread).

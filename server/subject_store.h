@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace srn {
 
@@ -87,6 +88,19 @@ class SubjectStore {
 // anything else. Each ForEach reads through a connection of its own (a snapshot), so that
 // enrollments go on meanwhile; a ForEach that runs for long keeps the WAL from being recycled.
 absl::StatusOr<std::unique_ptr<SubjectStore>> OpenSqliteSubjectStore(const std::string& path);
+
+// Whether `store` (srn-server --store) names a PostgreSQL database: a postgresql:// (or
+// postgres://) libpq connection URI.
+bool IsPostgresUri(absl::string_view store);
+
+// Connects to the PostgreSQL database at `uri` and creates the schema if it is missing (several
+// servers may share one database; server/postgres_subject_store.cc). Every write returns once its
+// transaction committed. InvalidArgument for a URI libpq cannot parse; Unavailable when the
+// database cannot be reached (the message names host, port and database, never the password);
+// afterwards Unavailable for connection failures (the next call reconnects), Aborted for
+// serialization failures, ResourceExhausted for a full disk, Internal otherwise. ForEach reads
+// one snapshot through a connection of its own.
+absl::StatusOr<std::unique_ptr<SubjectStore>> OpenPostgresSubjectStore(const std::string& uri);
 
 // A store that keeps records in memory only (tests, and --store=memory for throwaway servers).
 std::unique_ptr<SubjectStore> NewInMemorySubjectStore();

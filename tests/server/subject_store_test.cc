@@ -32,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/scratch_postgres.h"
 
 namespace srn {
 namespace {
@@ -144,19 +145,36 @@ std::string FirstDifference(const std::vector<SubjectRecord>& actual,
 // ---------------------------------------------------------------------------------------------
 // The behaviour every SubjectStore shares.
 
-enum class StoreKind { kMemory, kSqlite };
+enum class StoreKind { kMemory, kSqlite, kPostgres };
 
 class SubjectStoreTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
+    if (GetParam() == StoreKind::kPostgres) {
+      // A real PostgreSQL server of this test's own, and a fresh database in it.
+      std::string why;
+      postgres_ = testing::ScratchPostgres::Start(&why);
+      if (postgres_ != nullptr) postgres_uri_ = postgres_->NewDatabase(&why);
+      if (postgres_uri_.empty()) {
+        if (testing::PostgresRequired()) FAIL() << why;
+        GTEST_SKIP() << "PostgreSQL store not tested: " << why;
+      }
+    }
     absl::StatusOr<std::unique_ptr<SubjectStore>> store = Open();
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
   }
 
   absl::StatusOr<std::unique_ptr<SubjectStore>> Open() {
-    if (GetParam() == StoreKind::kMemory) return NewInMemorySubjectStore();
-    return OpenSqliteSubjectStore(dir_.File("subjects.db"));
+    switch (GetParam()) {
+      case StoreKind::kMemory:
+        return NewInMemorySubjectStore();
+      case StoreKind::kSqlite:
+        return OpenSqliteSubjectStore(dir_.File("subjects.db"));
+      case StoreKind::kPostgres:
+        return OpenPostgresSubjectStore(postgres_uri_);
+    }
+    return absl::InternalError("unknown store kind");
   }
 
   std::vector<SubjectRecord> All() {
@@ -172,6 +190,8 @@ class SubjectStoreTest : public ::testing::TestWithParam<StoreKind> {
   }
 
   TempDir dir_;
+  std::unique_ptr<testing::ScratchPostgres> postgres_;  // declared first: destroyed after store_
+  std::string postgres_uri_;
   std::unique_ptr<SubjectStore> store_;
 };
 
@@ -436,9 +456,15 @@ TEST_P(SubjectStoreTest, ConcurrentWritersAndReaders) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SubjectStoreTest,
-                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite),
+                         ::testing::Values(StoreKind::kMemory, StoreKind::kSqlite,
+                                           StoreKind::kPostgres),
                          [](const ::testing::TestParamInfo<StoreKind>& info) {
-                           return info.param == StoreKind::kMemory ? "Memory" : "Sqlite";
+                           switch (info.param) {
+                             case StoreKind::kMemory: return "Memory";
+                             case StoreKind::kSqlite: return "Sqlite";
+                             case StoreKind::kPostgres: return "Postgres";
+                           }
+                           return "Unknown";
                          });
 
 // ---------------------------------------------------------------------------------------------

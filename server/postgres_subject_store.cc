@@ -1,0 +1,476 @@
+// The PostgreSQL SubjectStore: the same records as the SQLite store, in two tables of a database
+// that several servers may share (issue 19). A write is acknowledged only once its transaction
+// committed (synchronous_commit as the server has it; PostgreSQL's default waits for the WAL to
+// be flushed).
+//
+// Schema (created if missing; srn_store_meta.schema_version says which):
+//   srn_subjects(id BYTEA PRIMARY KEY, threshold FLOAT8 NULL, threshold_shift FLOAT8 NULL,
+//                created_ms INT8, updated_ms INT8, model_id TEXT, derived BYTEA NULL)
+//   srn_subject_references(subject_id BYTEA REFERENCES srn_subjects ON DELETE CASCADE,
+//                          position INT4, input BYTEA, embedding BYTEA,
+//                          PRIMARY KEY(subject_id, position))
+// Ids are BYTEA so that any id the API accepts is stored as sent and ordered bytewise (TEXT
+// would need valid UTF-8 and order by collation). Embeddings are little-endian float32 blobs, as
+// in SQLite. Results are read in binary (network byte order for numbers).
+
+#include <libpq-fe.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "base/mutex.h"
+#include "base/status_macros.h"
+#include "server/subject_store.h"
+
+namespace srn {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+// Rows fetched per round trip while ForEach reads.
+constexpr int kFetchRows = 1000;
+
+constexpr char kCreateSchemaSql[] =
+    "CREATE TABLE IF NOT EXISTS srn_store_meta(schema_version INT4 NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS srn_subjects("
+    "  id BYTEA PRIMARY KEY,"
+    "  threshold FLOAT8 NULL,"
+    "  threshold_shift FLOAT8 NULL,"
+    "  created_ms INT8 NOT NULL,"
+    "  updated_ms INT8 NOT NULL,"
+    "  model_id TEXT NOT NULL,"
+    "  derived BYTEA NULL);"
+    "CREATE TABLE IF NOT EXISTS srn_subject_references("
+    "  subject_id BYTEA NOT NULL REFERENCES srn_subjects(id) ON DELETE CASCADE,"
+    "  position INT4 NOT NULL,"
+    "  input BYTEA NOT NULL,"
+    "  embedding BYTEA NOT NULL,"
+    "  PRIMARY KEY(subject_id, position));";
+
+struct ConnCloser {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+using Conn = std::unique_ptr<PGconn, ConnCloser>;
+struct ResultClearer {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultClearer>;
+
+// The store as errors name it: the URI without its password.
+std::string Redacted(const std::string& uri) {
+  PQconninfoOption* options = PQconninfoParse(uri.c_str(), nullptr);
+  if (options == nullptr) return "(an unparsable connection URI)";
+  std::string host, port, db;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    if (std::strcmp(o->keyword, "host") == 0 || std::strcmp(o->keyword, "hostaddr") == 0) {
+      host = o->val;
+    }
+    if (std::strcmp(o->keyword, "port") == 0) port = o->val;
+    if (std::strcmp(o->keyword, "dbname") == 0) db = o->val;
+  }
+  PQconninfoFree(options);
+  return absl::StrCat("postgresql://", host, port.empty() ? "" : ":", port, "/", db);
+}
+
+// The absl code for a failed statement, by SQLSTATE class: connection trouble and serialization
+// failures are retryable (Unavailable, Aborted), a full disk ResourceExhausted, the rest Internal.
+absl::StatusCode CodeOf(const PGresult* result) {
+  const char* state = result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  if (state == nullptr) return absl::StatusCode::kUnavailable;  // no result: the connection
+  const absl::string_view s(state);
+  if (absl::StartsWith(s, "08") || absl::StartsWith(s, "57")) {
+    return absl::StatusCode::kUnavailable;  // connection exception, operator intervention
+  }
+  if (s == "40001" || s == "40P01") return absl::StatusCode::kAborted;  // retry
+  if (absl::StartsWith(s, "53")) return absl::StatusCode::kResourceExhausted;
+  if (absl::StartsWith(s, "28")) return absl::StatusCode::kPermissionDenied;
+  return absl::StatusCode::kInternal;
+}
+
+std::string Message(PGconn* conn, const PGresult* result) {
+  const char* m = result != nullptr ? PQresultErrorMessage(result) : "";
+  if (m == nullptr || *m == '\0') m = PQerrorMessage(conn);
+  std::string message(m == nullptr ? "" : m);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
+uint64_t ReadBigEndian(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = v << 8 | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+// Parameters of one statement, all text except BYTEA ones, which are binary.
+class Params final {
+ public:
+  void Text(std::string value) { Add(std::move(value), 0, false); }
+  void Bytes(std::string value) { Add(std::move(value), 1, false); }
+  void Null() { Add("", 0, true); }
+  void Double(std::optional<float> value) {
+    if (!value.has_value()) return Null();
+    char buffer[40];
+    std::snprintf(buffer, sizeof(buffer), "%.17g", static_cast<double>(*value));
+    Text(buffer);
+  }
+
+  int size() const { return static_cast<int>(values_.size()); }
+  const char* const* values() {
+    pointers_.clear();
+    for (size_t i = 0; i < values_.size(); ++i) {
+      pointers_.push_back(null_[i] ? nullptr : values_[i].data());
+    }
+    return pointers_.data();
+  }
+  const int* lengths() const { return lengths_.data(); }
+  const int* formats() const { return formats_.data(); }
+
+ private:
+  void Add(std::string value, int format, bool null) {
+    lengths_.push_back(static_cast<int>(value.size()));
+    values_.push_back(std::move(value));
+    formats_.push_back(format);
+    null_.push_back(null);
+  }
+  std::vector<std::string> values_;
+  std::vector<int> lengths_, formats_;
+  std::vector<bool> null_;
+  std::vector<const char*> pointers_;
+};
+
+void EncodeFloats(const std::vector<float>& values, std::string* out) {
+  out->resize(values.size() * 4);
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[i], 4);
+    for (int b = 0; b < 4; ++b) (*out)[4 * i + b] = static_cast<char>((bits >> (8 * b)) & 0xff);
+  }
+}
+
+void DecodeFloats(absl::string_view bytes, std::vector<float>* out) {
+  out->resize(bytes.size() / 4);
+  for (size_t i = 0; i < out->size(); ++i) {
+    uint32_t bits = 0;
+    for (int b = 0; b < 4; ++b) {
+      bits |= uint32_t{static_cast<unsigned char>(bytes[4 * i + b])} << (8 * b);
+    }
+    std::memcpy(&(*out)[i], &bits, 4);
+  }
+}
+
+class PostgresSubjectStore final : public SubjectStore {
+ public:
+  PostgresSubjectStore(std::string uri, Conn conn)
+      : uri_(std::move(uri)), name_(Redacted(uri_)), conn_(std::move(conn)) {}
+
+  absl::Status Initialize() {
+    MutexLock lock(&mu_);
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN"));
+    absl::Status status = [&]() -> absl::Status {
+      // Two servers creating the schema at once: the lock serializes them.
+      SRN_RETURN_IF_ERROR(Exec(conn_.get(), "SELECT pg_advisory_xact_lock(7393628716)"));
+      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kCreateSchemaSql));
+      SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "SELECT schema_version FROM srn_store_meta",
+                                           Params(), "read the schema version"));
+      if (PQntuples(r.get()) == 0) {
+        Params p;
+        p.Text(absl::StrCat(kSchemaVersion));
+        SRN_RETURN_IF_ERROR(Query(conn_.get(),
+                                  "INSERT INTO srn_store_meta(schema_version) VALUES($1::int4)", p,
+                                  "record the schema version")
+                                .status());
+        return absl::OkStatus();
+      }
+      const int version = static_cast<int>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 4));
+      if (version > kSchemaVersion) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "subject store ", name_, " has schema version ", version,
+            ", newer than the version ", kSchemaVersion, " this build understands"));
+      }
+      return absl::OkStatus();
+    }();
+    if (status.ok()) status = Exec(conn_.get(), "COMMIT");
+    if (!status.ok()) Exec(conn_.get(), "ROLLBACK").IgnoreError();
+    return status;
+  }
+
+  absl::Status Put(const SubjectRecord& record) override { return Write(&record, 1); }
+
+  absl::Status PutAll(const std::vector<SubjectRecord>& records) override {
+    if (records.empty()) return absl::OkStatus();
+    return Write(records.data(), records.size());
+  }
+
+  absl::Status Delete(const std::string& id) override {
+    MutexLock lock(&mu_);
+    SRN_RETURN_IF_ERROR(Reconnect());
+    Params p;
+    p.Bytes(id);
+    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "DELETE FROM srn_subjects WHERE id = $1", p,
+                                         absl::StrCat("delete subject '", id, "'")));
+    if (std::strcmp(PQcmdTuples(r.get()), "0") == 0) {
+      return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ForEach(const std::function<absl::Status(SubjectRecord)>& fn) override {
+    // A connection of its own and one snapshot for both cursors, so that writers go on and `fn`
+    // may call back into the store.
+    SRN_ASSIGN_OR_RETURN(Conn conn, Connect(uri_, name_));
+    PGconn* c = conn.get();
+    SRN_RETURN_IF_ERROR(Exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    SRN_RETURN_IF_ERROR(Exec(c,
+                             "DECLARE subjects NO SCROLL CURSOR FOR SELECT id, threshold, "
+                             "threshold_shift, created_ms, updated_ms, model_id, derived FROM "
+                             "srn_subjects ORDER BY id"));
+    SRN_RETURN_IF_ERROR(Exec(c,
+                             "DECLARE refs NO SCROLL CURSOR FOR SELECT subject_id, position, "
+                             "input, embedding FROM srn_subject_references ORDER BY subject_id, "
+                             "position"));
+    const std::string fetch_subjects = absl::StrCat("FETCH ", kFetchRows, " FROM subjects");
+    const std::string fetch_refs = absl::StrCat("FETCH ", kFetchRows, " FROM refs");
+    Result refs;
+    int ref_row = 0;
+    // The next reference row, fetching more as needed; false at the end.
+    const auto next_ref = [&]() -> absl::StatusOr<bool> {
+      if (refs != nullptr && ref_row + 1 < PQntuples(refs.get())) {
+        ++ref_row;
+        return true;
+      }
+      SRN_ASSIGN_OR_RETURN(refs, Query(c, fetch_refs.c_str(), Params(), "read references"));
+      ref_row = 0;
+      return PQntuples(refs.get()) > 0;
+    };
+    SRN_ASSIGN_OR_RETURN(bool have_ref, next_ref());
+    while (true) {
+      SRN_ASSIGN_OR_RETURN(Result subjects,
+                           Query(c, fetch_subjects.c_str(), Params(), "read subjects"));
+      const int n = PQntuples(subjects.get());
+      if (n == 0) break;
+      for (int row = 0; row < n; ++row) {
+        SubjectRecord record;
+        SRN_RETURN_IF_ERROR(ReadSubject(subjects.get(), row, &record));
+        while (have_ref) {
+          const absl::string_view owner = Bytes(refs.get(), ref_row, 0);
+          if (owner > record.id) break;
+          if (owner < record.id) return Corrupt(owner, "has references but no subject row");
+          SRN_RETURN_IF_ERROR(ReadReference(refs.get(), ref_row, &record));
+          SRN_ASSIGN_OR_RETURN(have_ref, next_ref());
+        }
+        SRN_RETURN_IF_ERROR(fn(std::move(record)));
+      }
+    }
+    if (have_ref) return Corrupt(Bytes(refs.get(), ref_row, 0), "has references but no subject row");
+    return Exec(c, "COMMIT");
+  }
+
+  absl::StatusOr<int64_t> Count() override {
+    MutexLock lock(&mu_);
+    SRN_RETURN_IF_ERROR(Reconnect());
+    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "SELECT count(*) FROM srn_subjects",
+                                         Params(), "count subjects"));
+    return static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 8));
+  }
+
+  static absl::StatusOr<Conn> Connect(const std::string& uri, const std::string& name) {
+    Conn conn(PQconnectdb(uri.c_str()));
+    if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
+      return absl::UnavailableError(absl::StrCat("cannot connect to the subject store ", name,
+                                                 ": ", Message(conn.get(), nullptr)));
+    }
+    return conn;
+  }
+
+ private:
+  // One statement (or several, without parameters), no rows wanted.
+  absl::Status Exec(PGconn* c, const char* sql) {
+    Result r(PQexec(c, sql));
+    const ExecStatusType s = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r.get());
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return absl::OkStatus();
+    return absl::Status(CodeOf(r.get()), absl::StrCat("subject store ", name_, ": ",
+                                                      Message(c, r.get())));
+  }
+
+  // One parameterized statement; results in binary.
+  absl::StatusOr<Result> Query(PGconn* c, const char* sql, Params params, absl::string_view what) {
+    Result r(PQexecParams(c, sql, params.size(), nullptr, params.values(), params.lengths(),
+                          params.formats(), /*resultFormat=*/1));
+    const ExecStatusType s = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r.get());
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
+    return absl::Status(CodeOf(r.get()), absl::StrCat("subject store ", name_, ": cannot ", what,
+                                                      ": ", Message(c, r.get())));
+  }
+
+  // After the database restarted or the network dropped, the next call reconnects.
+  absl::Status Reconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (PQstatus(conn_.get()) == CONNECTION_OK) return absl::OkStatus();
+    PQreset(conn_.get());
+    if (PQstatus(conn_.get()) == CONNECTION_OK) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("subject store ", name_, " is unreachable: ",
+                                               Message(conn_.get(), nullptr)));
+  }
+
+  // Stores `count` records in one transaction; on any failure rolls it back, so nothing changed.
+  absl::Status Write(const SubjectRecord* records, size_t count) {
+    for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(ValidateSubjectRecord(records[i]));
+    MutexLock lock(&mu_);
+    SRN_RETURN_IF_ERROR(Reconnect());
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN"));
+    absl::Status status;
+    for (size_t i = 0; i < count && status.ok(); ++i) status = WriteRecord(records[i]);
+    if (status.ok()) status = Exec(conn_.get(), "COMMIT");
+    if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      Exec(conn_.get(), "ROLLBACK").IgnoreError();
+    }
+    return status;
+  }
+
+  absl::Status WriteRecord(const SubjectRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const std::string what = absl::StrCat("store subject '", record.id, "'");
+    Params subject;
+    subject.Bytes(record.id);
+    subject.Double(record.threshold);
+    subject.Double(record.threshold_shift);
+    subject.Text(absl::StrCat(record.created_unix_ms));
+    subject.Text(absl::StrCat(record.updated_unix_ms));
+    subject.Text(record.model_id);
+    if (record.derived.empty()) {
+      subject.Null();
+    } else {
+      subject.Bytes(record.derived);
+    }
+    SRN_RETURN_IF_ERROR(
+        Query(conn_.get(),
+              "INSERT INTO srn_subjects(id, threshold, threshold_shift, created_ms, updated_ms, "
+              "model_id, derived) VALUES($1, $2::float8, $3::float8, $4::int8, $5::int8, $6, $7) "
+              "ON CONFLICT(id) DO UPDATE SET threshold = excluded.threshold, "
+              "threshold_shift = excluded.threshold_shift, created_ms = excluded.created_ms, "
+              "updated_ms = excluded.updated_ms, model_id = excluded.model_id, "
+              "derived = excluded.derived",
+              std::move(subject), what)
+            .status());
+    Params id;
+    id.Bytes(record.id);
+    SRN_RETURN_IF_ERROR(Query(conn_.get(),
+                              "DELETE FROM srn_subject_references WHERE subject_id = $1",
+                              std::move(id), what)
+                            .status());
+    for (size_t i = 0; i < record.references.size(); ++i) {
+      Params ref;
+      ref.Bytes(record.id);
+      ref.Text(absl::StrCat(i));
+      ref.Bytes(record.references[i].input);
+      std::string embedding;
+      EncodeFloats(record.references[i].embedding, &embedding);
+      ref.Bytes(std::move(embedding));
+      SRN_RETURN_IF_ERROR(Query(conn_.get(),
+                                "INSERT INTO srn_subject_references(subject_id, position, input, "
+                                "embedding) VALUES($1, $2::int4, $3, $4)",
+                                std::move(ref), what)
+                              .status());
+    }
+    return absl::OkStatus();
+  }
+
+  static absl::string_view Bytes(const PGresult* r, int row, int column) {
+    return absl::string_view(PQgetvalue(r, row, column),
+                             static_cast<size_t>(PQgetlength(r, row, column)));
+  }
+
+  absl::Status Corrupt(absl::string_view id, absl::string_view what) const {
+    return absl::DataLossError(
+        absl::StrCat("subject store ", name_, ": subject '", id, "': ", what));
+  }
+
+  static std::optional<float> OptionalDouble(const PGresult* r, int row, int column) {
+    if (PQgetisnull(r, row, column)) return std::nullopt;
+    const uint64_t bits = ReadBigEndian(PQgetvalue(r, row, column), 8);
+    double value;
+    std::memcpy(&value, &bits, 8);
+    return static_cast<float>(value);
+  }
+
+  absl::Status ReadSubject(const PGresult* r, int row, SubjectRecord* record) const {
+    record->id = std::string(Bytes(r, row, 0));
+    record->threshold = OptionalDouble(r, row, 1);
+    record->threshold_shift = OptionalDouble(r, row, 2);
+    record->created_unix_ms = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r, row, 3), 8));
+    record->updated_unix_ms = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r, row, 4), 8));
+    record->model_id = std::string(Bytes(r, row, 5));
+    record->derived = PQgetisnull(r, row, 6) ? std::string() : std::string(Bytes(r, row, 6));
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadReference(const PGresult* r, int row, SubjectRecord* record) const {
+    const size_t expected = record->references.size();
+    const int64_t position = static_cast<int32_t>(ReadBigEndian(PQgetvalue(r, row, 1), 4));
+    if (position != static_cast<int64_t>(expected)) {
+      return Corrupt(record->id, absl::StrCat("reference at position ", position,
+                                              " where position ", expected, " was expected"));
+    }
+    StoredReference reference;
+    reference.input = std::string(Bytes(r, row, 2));
+    const absl::string_view embedding = Bytes(r, row, 3);
+    if (embedding.size() % 4 != 0) {
+      return Corrupt(record->id, absl::StrCat("reference ", expected, ": embedding of ",
+                                              embedding.size(), " bytes"));
+    }
+    DecodeFloats(embedding, &reference.embedding);
+    for (const float v : reference.embedding) {
+      if (!std::isfinite(v)) {
+        return Corrupt(record->id, absl::StrCat("reference ", expected, ": embedding holds ", v));
+      }
+    }
+    if (!record->references.empty() &&
+        reference.embedding.size() != record->references[0].embedding.size()) {
+      return Corrupt(record->id, absl::StrCat("reference ", expected, " has another dimension"));
+    }
+    record->references.push_back(std::move(reference));
+    return absl::OkStatus();
+  }
+
+  const std::string uri_;
+  const std::string name_;  // for messages: no password
+  Mutex mu_;
+  Conn conn_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+bool IsPostgresUri(absl::string_view store) {
+  return absl::StartsWith(store, "postgresql://") || absl::StartsWith(store, "postgres://");
+}
+
+absl::StatusOr<std::unique_ptr<SubjectStore>> OpenPostgresSubjectStore(const std::string& uri) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(uri.c_str(), &error);
+  if (options == nullptr) {
+    std::string message = error == nullptr ? "out of memory" : error;
+    PQfreemem(error);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    return absl::InvalidArgumentError(
+        absl::StrCat("the subject store URI is not a PostgreSQL connection URI: ", message));
+  }
+  PQconninfoFree(options);
+  const std::string name = Redacted(uri);
+  SRN_ASSIGN_OR_RETURN(Conn conn, PostgresSubjectStore::Connect(uri, name));
+  auto store = std::make_unique<PostgresSubjectStore>(uri, std::move(conn));
+  SRN_RETURN_IF_ERROR(store->Initialize());
+  return std::unique_ptr<SubjectStore>(std::move(store));
+}
+
+}  // namespace srn
