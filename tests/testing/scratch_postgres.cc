@@ -1,5 +1,6 @@
 #include "tests/testing/scratch_postgres.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -109,7 +111,34 @@ std::unique_ptr<ScratchPostgres> ScratchPostgres::Start(std::string* why) {
                         Slurp(pg->dir_ + "/server.log"));
     return nullptr;
   }
+  pg->StartReaper();
   return pg;
+}
+
+void ScratchPostgres::StartReaper() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return;
+  const std::string stop = absl::StrCat(as_, "'", bin_, "/pg_ctl' -D '", dir_,
+                                        "/data' -m immediate -w stop >/dev/null 2>&1; rm -rf '",
+                                        dir_, "'");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls: wait for the write end to close (this process ended, or the
+    // destructor closed it), then stop the server.
+    close(fds[1]);
+    char c;
+    while (read(fds[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    execl("/bin/sh", "sh", "-c", stop.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[0]);
+  if (pid < 0) {
+    close(fds[1]);
+    return;
+  }
+  reaper_pipe_ = fds[1];
+  reaper_pid_ = pid;
 }
 
 ScratchPostgres::~ScratchPostgres() {
@@ -119,6 +148,10 @@ ScratchPostgres::~ScratchPostgres() {
   }
   std::error_code ec;
   if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  if (reaper_pid_ > 0) {
+    close(reaper_pipe_);  // the reaper finds the server stopped and the directory gone
+    waitpid(reaper_pid_, nullptr, 0);
+  }
 }
 
 std::string ScratchPostgres::NewDatabase(std::string* why) {

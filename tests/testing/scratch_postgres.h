@@ -29,12 +29,18 @@ class ScratchPostgres final {
   // Runs `command` (a shell command line) as the server's user; its exit code, output in `*out`.
   int Run(const std::string& command, std::string* out) const;
 
+  // Forks a process that stops the server once this process is gone, however it ends (the server
+  // is a daemon that would outlive a crashed test otherwise).
+  void StartReaper();
+
   std::string bin_;   // the directory of initdb, pg_ctl, psql
   std::string dir_;   // data in dir_/data, the socket and logs in dir_
   std::string as_;    // "runuser -u nobody -- " when root, else ""
   int port_ = 0;
   int databases_ = 0;
   bool started_ = false;
+  int reaper_pipe_ = -1;  // its write end; the reaper wakes when it closes
+  int reaper_pid_ = -1;
 };
 
 // Whether tests that need PostgreSQL must fail, rather than skip, when it is absent: in CI
