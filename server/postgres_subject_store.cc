@@ -274,7 +274,9 @@ class PostgresSubjectStore final : public SubjectStore {
         SRN_RETURN_IF_ERROR(fn(std::move(record)));
       }
     }
-    if (have_ref) return Corrupt(Bytes(refs.get(), ref_row, 0), "has references but no subject row");
+    if (have_ref) {
+      return Corrupt(Bytes(refs.get(), ref_row, 0), "has references but no subject row");
+    }
     return Exec(c, "COMMIT");
   }
 
