@@ -104,6 +104,13 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                                "their Verify derives them itself meanwhile.")
                          .Register(*registry_)
                          .Add({});
+  auto& prepared = prometheus::BuildGauge()
+                       .Name("srn_prepared_references")
+                       .Help("The cache of subjects' references prepared for Verify (DTW series "
+                             "and per-frame states): bytes held and subjects.")
+                       .Register(*registry_);
+  prepared_bytes_ = &prepared.Add({{"kind", "bytes"}});
+  prepared_subjects_ = &prepared.Add({{"kind", "subjects"}});
   model_fallback_ = &prometheus::BuildGauge()
                         .Name("srn_model_fallback")
                         .Help("1 while the server serves another version because the model "
@@ -192,6 +199,11 @@ void ServerMetrics::SetEnrolled(int64_t subjects, int64_t references) {
 
 void ServerMetrics::SetMissingSpreads(int64_t subjects) {
   missing_spreads_->Set(static_cast<double>(subjects));
+}
+
+void ServerMetrics::SetPreparedCache(size_t bytes, size_t subjects) {
+  prepared_bytes_->Set(static_cast<double>(bytes));
+  prepared_subjects_->Set(static_cast<double>(subjects));
 }
 
 void ServerMetrics::SetModel(const std::string& model_id, const std::string& family,

@@ -2,6 +2,8 @@
 #define SRN_SERVER_SERVER_METRICS_H_
 
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +52,9 @@ class ServerMetrics final {
   // srn_subjects_missing_spreads: subjects whose references' spreads are still to be derived in
   // the background after start-up (SimilarityCore::DeriveMissingSpreads).
   void SetMissingSpreads(int64_t subjects);
+  // srn_prepared_references{kind="bytes"|"subjects"}: what the cache of references prepared for
+  // Verify holds (--prepared_cache_mb bounds the bytes).
+  void SetPreparedCache(size_t bytes, size_t subjects);
   // Sets srn_model_info{model_id, family, version} = 1 for the active model (and 0 for the
   // previous). `version` is the registry version ("" when the server runs without --model_dir).
   void SetModel(const std::string& model_id, const std::string& family,
@@ -89,6 +94,8 @@ class ServerMetrics final {
   prometheus::Gauge* enrolled_subjects_;
   prometheus::Gauge* enrolled_references_;
   prometheus::Gauge* missing_spreads_;
+  prometheus::Gauge* prepared_bytes_;
+  prometheus::Gauge* prepared_subjects_;
   prometheus::Family<prometheus::Gauge>* model_info_;
   std::map<std::string, prometheus::Gauge*> training_jobs_;
   std::map<std::string, prometheus::Counter*> jobs_finished_;

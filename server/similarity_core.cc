@@ -171,7 +171,13 @@ ReferenceFusion SimilarityCore::Fusion(v1::Fusion requested) const {
 }
 
 void SimilarityCore::UpdateEnrolledMetrics() const {
-  if (metrics_ != nullptr) metrics_->SetEnrolled(index_.subjects(), index_.references());
+  if (metrics_ == nullptr) return;
+  metrics_->SetEnrolled(index_.subjects(), index_.references());
+  UpdatePreparedMetrics();
+}
+
+void SimilarityCore::UpdatePreparedMetrics() const {
+  if (metrics_ != nullptr) metrics_->SetPreparedCache(prepared_.bytes(), prepared_.size());
 }
 
 absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
@@ -754,7 +760,10 @@ absl::StatusOr<std::shared_ptr<const PreparedReferences>> SimilarityCore::Prepar
   if (std::shared_ptr<const PreparedReferences> kept = prepared_.Find(entry)) return kept;
   auto fresh = std::make_shared<PreparedReferences>();
   SRN_RETURN_IF_ERROR(PrepareReferences(model, *entry, nullptr, 0, cancel, fresh.get()));
-  if (keep) prepared_.Insert(entry, fresh);
+  if (keep) {
+    prepared_.Insert(entry, fresh);
+    UpdatePreparedMetrics();
+  }
   return std::shared_ptr<const PreparedReferences>(std::move(fresh));
 }
 

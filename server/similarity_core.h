@@ -152,7 +152,9 @@ class SimilarityCore final {
                                                  const PreparedReferences& prepared,
                                                  int references, const Cancellation& cancel) const;
   ReferenceFusion Fusion(v1::Fusion requested) const;
+  // Sets the gauges of enrolled subjects and references, and of the prepared-reference cache.
   void UpdateEnrolledMetrics() const;
+  void UpdatePreparedMetrics() const;
 
   const CoreOptions options_;
   ServerMetrics* const metrics_;

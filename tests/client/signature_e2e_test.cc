@@ -110,6 +110,14 @@ TEST_F(BundledServerTest, FiveReferences) {
   Tally tally;
   for (int user : {3, 17, 29}) EnrollAndVerify(dir, user, refs, queries, &tally);
   tally.ExpectWithin(kReportedEer, kReportedEer, kMargin);
+  // The three subjects' prepared references are kept for the next Verify, and their spreads
+  // were derived at enrollment.
+  const absl::StatusOr<std::string> metrics = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(MetricValue(*metrics, "srn_prepared_references", {{"kind", "subjects"}}), 3.0);
+  EXPECT_GT(MetricValue(*metrics, "srn_prepared_references", {{"kind", "bytes"}}).value_or(0),
+            3 * kRefs * 100 * 32 * 4.0);  // at least 100 frames of 32 states per reference
+  EXPECT_EQ(MetricValue(*metrics, "srn_subjects_missing_spreads", {}), 0.0);
 }
 
 // One reference: the states' and the DTW distances are divided by spreads predicted from the
