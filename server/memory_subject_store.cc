@@ -35,6 +35,18 @@ bool operator==(const SubjectRecord& a, const SubjectRecord& b) {
   return true;
 }
 
+absl::StatusOr<int64_t> SubjectStore::ChangePosition() {
+  return absl::UnimplementedError("this store is not shared: there are no changes to follow");
+}
+
+absl::StatusOr<SubjectStore::Changes> SubjectStore::WaitForChanges(int64_t, double) {
+  return absl::UnimplementedError("this store is not shared: there are no changes to follow");
+}
+
+absl::StatusOr<SubjectRecord> SubjectStore::Get(const std::string&) {
+  return absl::UnimplementedError("this store does not read single subjects");
+}
+
 absl::Status ValidateSubjectRecord(const SubjectRecord& record) {
   if (record.id.empty()) return absl::InvalidArgumentError("subject id is empty");
   if (record.id.size() > kMaxSubjectIdBytes) {

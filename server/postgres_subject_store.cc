@@ -3,6 +3,10 @@
 // committed (synchronous_commit as the server has it; PostgreSQL's default waits for the WAL to
 // be flushed).
 //
+// Servers sharing the database follow each other's writes: every write also appends the ids it
+// changed to srn_changes(seq, subject_id) in its transaction and notifies srn_subject_changes
+// on commit; WaitForChanges listens and reads the rows after a position.
+//
 // Schema (created if missing; srn_store_meta.schema_version says which):
 //   srn_subjects(id BYTEA PRIMARY KEY, threshold FLOAT8 NULL, threshold_shift FLOAT8 NULL,
 //                created_ms INT8, updated_ms INT8, model_id TEXT, derived BYTEA NULL)
@@ -14,6 +18,7 @@
 // in SQLite. Results are read in binary (network byte order for numbers).
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <cmath>
 #include <cstdio>
@@ -57,7 +62,16 @@ constexpr char kCreateSchemaSql[] =
     "  position INT4 NOT NULL,"
     "  input BYTEA NOT NULL,"
     "  embedding BYTEA NOT NULL,"
-    "  PRIMARY KEY(subject_id, position));";
+    "  PRIMARY KEY(subject_id, position));"
+    "CREATE TABLE IF NOT EXISTS srn_changes("
+    "  seq BIGSERIAL PRIMARY KEY,"
+    "  subject_id BYTEA NOT NULL);";
+// Every write takes this transaction-scoped lock first, so that changes commit in the order of
+// their sequence numbers and a follower that has seen change n has seen every change before it.
+constexpr char kWriteLockSql[] = "SELECT pg_advisory_xact_lock(7393628717)";
+constexpr char kRecordChangeSql[] = "INSERT INTO srn_changes(subject_id) VALUES($1)";
+// Delivered to listeners when the transaction commits.
+constexpr char kNotifySql[] = "NOTIFY srn_subject_changes";
 
 struct ConnCloser {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -217,14 +231,90 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::Status Delete(const std::string& id) override {
     MutexLock lock(&mu_);
     SRN_RETURN_IF_ERROR(Reconnect());
-    Params p;
-    p.Bytes(id);
-    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "DELETE FROM srn_subjects WHERE id = $1", p,
-                                         absl::StrCat("delete subject '", id, "'")));
-    if (std::strcmp(PQcmdTuples(r.get()), "0") == 0) {
-      return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN"));
+    absl::Status status = [&]() -> absl::Status {
+      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
+      Params p;
+      p.Bytes(id);
+      SRN_ASSIGN_OR_RETURN(Result r,
+                           Query(conn_.get(), "DELETE FROM srn_subjects WHERE id = $1", p,
+                                 absl::StrCat("delete subject '", id, "'")));
+      if (std::strcmp(PQcmdTuples(r.get()), "0") == 0) {
+        return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+      }
+      SRN_RETURN_IF_ERROR(
+          Query(conn_.get(), kRecordChangeSql, std::move(p), "record the change").status());
+      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kNotifySql));
+      return Exec(conn_.get(), "COMMIT");
+    }();
+    if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      Exec(conn_.get(), "ROLLBACK").IgnoreError();
     }
-    return absl::OkStatus();
+    return status;
+  }
+
+  absl::StatusOr<int64_t> ChangePosition() override {
+    MutexLock lock(&mu_);
+    SRN_RETURN_IF_ERROR(Reconnect());
+    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "SELECT coalesce(max(seq), 0) FROM "
+                                         "srn_changes", Params(), "read the change position"));
+    return static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 8));
+  }
+
+  absl::StatusOr<Changes> WaitForChanges(int64_t after, double wait_seconds) override {
+    MutexLock lock(&listen_mu_);
+    if (listen_ == nullptr || PQstatus(listen_.get()) != CONNECTION_OK) {
+      listen_.reset();
+      SRN_ASSIGN_OR_RETURN(Conn conn, Connect(uri_, name_));
+      // Listening before reading: a change committed after the read still wakes the wait.
+      SRN_RETURN_IF_ERROR(Exec(conn.get(), "LISTEN srn_subject_changes"));
+      listen_ = std::move(conn);
+    }
+    SRN_ASSIGN_OR_RETURN(Changes changes, ReadChanges(after));
+    if (!changes.ids.empty() || wait_seconds <= 0) return changes;
+    pollfd fd = {PQsocket(listen_.get()), POLLIN, 0};
+    const int ready = poll(&fd, 1, static_cast<int>(wait_seconds * 1000));
+    if (ready > 0) {
+      if (PQconsumeInput(listen_.get()) != 1) {
+        return absl::UnavailableError(absl::StrCat("subject store ", name_, ": ",
+                                                   Message(listen_.get(), nullptr)));
+      }
+      while (PGnotify* n = PQnotifies(listen_.get())) PQfreemem(n);
+    }
+    return ReadChanges(after);
+  }
+
+  absl::StatusOr<SubjectRecord> Get(const std::string& id) override {
+    MutexLock lock(&mu_);
+    SRN_RETURN_IF_ERROR(Reconnect());
+    // One snapshot for both reads.
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    absl::StatusOr<SubjectRecord> record = [&]() -> absl::StatusOr<SubjectRecord> {
+      Params p;
+      p.Bytes(id);
+      SRN_ASSIGN_OR_RETURN(Result s,
+                           Query(conn_.get(),
+                                 "SELECT id, threshold, threshold_shift, created_ms, updated_ms, "
+                                 "model_id, derived FROM srn_subjects WHERE id = $1",
+                                 p, "read a subject"));
+      if (PQntuples(s.get()) == 0) {
+        return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+      }
+      SubjectRecord out;
+      SRN_RETURN_IF_ERROR(ReadSubject(s.get(), 0, &out));
+      SRN_ASSIGN_OR_RETURN(Result refs,
+                           Query(conn_.get(),
+                                 "SELECT subject_id, position, input, embedding FROM "
+                                 "srn_subject_references WHERE subject_id = $1 ORDER BY position",
+                                 std::move(p), "read a subject's references"));
+      for (int row = 0; row < PQntuples(refs.get()); ++row) {
+        SRN_RETURN_IF_ERROR(ReadReference(refs.get(), row, &out));
+      }
+      return out;
+    }();
+    const absl::Status ended = Exec(conn_.get(), record.ok() ? "COMMIT" : "ROLLBACK");
+    if (record.ok() && !ended.ok()) return ended;
+    return record;
   }
 
   absl::Status ForEach(const std::function<absl::Status(SubjectRecord)>& fn) override {
@@ -294,6 +384,8 @@ class PostgresSubjectStore final : public SubjectStore {
       return absl::UnavailableError(absl::StrCat("cannot connect to the subject store ", name,
                                                  ": ", Message(conn.get(), nullptr)));
     }
+    // Notices ("relation already exists, skipping") are not errors; keep them off stderr.
+    PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
     return conn;
   }
 
@@ -332,8 +424,9 @@ class PostgresSubjectStore final : public SubjectStore {
     MutexLock lock(&mu_);
     SRN_RETURN_IF_ERROR(Reconnect());
     SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN"));
-    absl::Status status;
+    absl::Status status = Exec(conn_.get(), kWriteLockSql);
     for (size_t i = 0; i < count && status.ok(); ++i) status = WriteRecord(records[i]);
+    if (status.ok()) status = Exec(conn_.get(), kNotifySql);
     if (status.ok()) status = Exec(conn_.get(), "COMMIT");
     if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
       Exec(conn_.get(), "ROLLBACK").IgnoreError();
@@ -368,9 +461,10 @@ class PostgresSubjectStore final : public SubjectStore {
     Params id;
     id.Bytes(record.id);
     SRN_RETURN_IF_ERROR(Query(conn_.get(),
-                              "DELETE FROM srn_subject_references WHERE subject_id = $1",
-                              std::move(id), what)
+                              "DELETE FROM srn_subject_references WHERE subject_id = $1", id,
+                              what)
                             .status());
+    SRN_RETURN_IF_ERROR(Query(conn_.get(), kRecordChangeSql, std::move(id), what).status());
     for (size_t i = 0; i < record.references.size(); ++i) {
       Params ref;
       ref.Bytes(record.id);
@@ -386,6 +480,23 @@ class PostgresSubjectStore final : public SubjectStore {
                               .status());
     }
     return absl::OkStatus();
+  }
+
+  // The changes after `after` (at most a batch), read through the listening connection.
+  absl::StatusOr<Changes> ReadChanges(int64_t after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(listen_mu_) {
+    Params p;
+    p.Text(absl::StrCat(after));
+    SRN_ASSIGN_OR_RETURN(Result r, Query(listen_.get(),
+                                         "SELECT seq, subject_id FROM srn_changes WHERE seq > "
+                                         "$1::int8 ORDER BY seq LIMIT 10000",
+                                         std::move(p), "read changes"));
+    Changes changes;
+    changes.next = after;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      changes.next = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 0), 8));
+      changes.ids.emplace_back(Bytes(r.get(), row, 1));
+    }
+    return changes;
   }
 
   static absl::string_view Bytes(const PGresult* r, int row, int column) {
@@ -449,6 +560,9 @@ class PostgresSubjectStore final : public SubjectStore {
   const std::string name_;  // for messages: no password
   Mutex mu_;
   Conn conn_ ABSL_GUARDED_BY(mu_);
+  // The follower's connection, listening for notifications (WaitForChanges).
+  Mutex listen_mu_;
+  Conn listen_ ABSL_GUARDED_BY(listen_mu_);
 };
 
 }  // namespace

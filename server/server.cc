@@ -85,8 +85,9 @@ Server::~Server() {
   Shutdown(0, 0);
   if (grpc_server_ != nullptr) grpc_server_->Wait();
   if (metrics_stopper_.joinable()) metrics_stopper_.join();
-  stop_deriving_.Cancel();
+  stop_background_.Cancel();
   if (deriver_.joinable()) deriver_.join();
+  if (follower_.joinable()) follower_.join();
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
@@ -262,13 +263,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   health->SetServingStatus(true);
   health->SetServingStatus(SimilarityService::kServiceName, true);
+  // Other servers' writes to a shared store, from the snapshot recovered on.
+  if (server->core_->follows_store()) {
+    SimilarityCore* core = server->core_.get();
+    const Cancellation* stop = &server->stop_background_;
+    server->follower_ = std::thread([core, stop] { core->FollowStore(*stop).IgnoreError(); });
+  }
   // What the store lacked (spreads from before they were stored, or under other options) is
   // derived once serving; Verify derives it for itself meanwhile.
   if (const int64_t missing = server->core_->subjects_missing_spreads(); missing > 0) {
     std::cerr << "srn-server: " << missing << " subjects have no stored reference spreads for "
               << "this model and these options; deriving them in the background\n";
     SimilarityCore* core = server->core_.get();
-    const Cancellation* stop = &server->stop_deriving_;
+    const Cancellation* stop = &server->stop_background_;
     server->deriver_ = std::thread([core, stop] {
       const auto start = std::chrono::steady_clock::now();
       const absl::StatusOr<int64_t> derived = core->DeriveMissingSpreads(*stop);
@@ -314,7 +321,7 @@ void Server::Shutdown(double drain_seconds, double grace_seconds) {
   service_->StartDraining();
   training_service_->StartDraining();
   registry_service_->StartDraining();
-  stop_deriving_.Cancel();
+  stop_background_.Cancel();
   // Running jobs end as interrupted (they would be after a restart anyway).
   if (worker_ != nullptr) worker_->Stop();
   const auto deadline = std::chrono::system_clock::now() +

@@ -108,10 +108,12 @@ class Server final {
   int port_ = 0;
   int metrics_port_ = 0;
   std::thread metrics_stopper_;
-  // Derives the spreads the store lacked once serving (SimilarityCore::DeriveMissingSpreads);
-  // Shutdown stops it, the destructor joins it.
-  CancellationFlag stop_deriving_;
+  // Background work once serving: deriving the spreads the store lacked
+  // (SimilarityCore::DeriveMissingSpreads) and following a shared store's changes
+  // (SimilarityCore::FollowStore). Shutdown stops both, the destructor joins them.
+  CancellationFlag stop_background_;
   std::thread deriver_;
+  std::thread follower_;
   Mutex shutdown_mu_;
   bool shutting_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };

@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
+#include <iostream>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -154,6 +157,7 @@ SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
     : options_(options),
       metrics_(metrics),
       store_(std::move(store)),
+      waiter_(store_.get()),
       index_(model),
       prepared_(options.prepared_cache_bytes) {
   if (metrics_ != nullptr) {
@@ -822,6 +826,11 @@ absl::StatusOr<ReferenceSpreads> SimilarityCore::DeriveSpreads(const ServingMode
 
 absl::Status SimilarityCore::Recover() {
   MutexLock write(&write_mu_);
+  // Taken before the snapshot: a change committed meanwhile is applied again by FollowStore.
+  absl::StatusOr<int64_t> position = store_->ChangePosition();
+  if (!position.ok() && !absl::IsUnimplemented(position.status())) return position.status();
+  shared_store_ = position.ok();
+  follow_from_ = position.value_or(0);
   const std::shared_ptr<const ServingModel> model = index_.model();
   const std::string tag = DerivationTag(*model, options_.dtw);
   const bool uses_spreads = model->FusesDtw() || model->VerifiesByStates();
@@ -844,6 +853,90 @@ absl::Status SimilarityCore::Recover() {
   if (!rewritten.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(rewritten));
   prepared_.Clear();
   index_.Reset(model, std::move(entries));
+  UpdateEnrolledMetrics();
+  return absl::OkStatus();
+}
+
+bool SimilarityCore::follows_store() {
+  MutexLock write(&write_mu_);
+  return shared_store_;
+}
+
+absl::Status SimilarityCore::FollowStore(const Cancellation& stop) {
+  int64_t after;
+  {
+    MutexLock write(&write_mu_);
+    if (!shared_store_) return absl::UnimplementedError("the store is not shared");
+    after = follow_from_;
+  }
+  bool reported = false;
+  // Retries a store that cannot be reached, saying so once per outage.
+  const auto trouble = [&](const absl::Status& s) {
+    if (!reported) std::cerr << "srn-server: following the store: " << s.message() << "\n";
+    reported = true;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  };
+  while (true) {
+    SRN_RETURN_IF_ERROR(stop.Check());
+    absl::StatusOr<SubjectStore::Changes> changes = waiter_->WaitForChanges(after, 0.5);
+    if (!changes.ok()) {
+      trouble(changes.status());
+      continue;
+    }
+    absl::flat_hash_set<std::string> seen;
+    bool failed = false;
+    for (const std::string& id : changes->ids) {
+      if (!seen.insert(id).second) continue;
+      if (absl::Status s = ApplyStoredSubject(id); !s.ok()) {
+        trouble(s);
+        failed = true;
+        break;
+      }
+    }
+    if (failed) continue;  // from the same position
+    if (reported) std::cerr << "srn-server: following the store again\n";
+    reported = false;
+    after = changes->next;
+    MutexLock write(&write_mu_);
+    follow_from_ = after;
+  }
+}
+
+absl::Status SimilarityCore::ApplyStoredSubject(const std::string& id) {
+  MutexLock write(&write_mu_);
+  const SubjectIndex::View view = index_.Lookup(id);
+  absl::StatusOr<SubjectRecord> record = store_->Get(id);
+  if (absl::IsNotFound(record.status())) {
+    if (view.subject != nullptr) {
+      index_.Remove(id);
+      prepared_.Erase(view.subject);
+      UpdateEnrolledMetrics();
+    }
+    return absl::OkStatus();
+  }
+  SRN_RETURN_IF_ERROR(record.status());
+  // This server's own write, echoed: nothing to do.
+  if (view.subject != nullptr && view.subject->updated_unix_ms == record->updated_unix_ms &&
+      view.subject->model_id == record->model_id &&
+      view.subject->references() == static_cast<int>(record->references.size()) &&
+      view.subject->threshold == record->threshold) {
+    return absl::OkStatus();
+  }
+  const ServingModel& model = *view.model;
+  const std::string derived = std::move(record->derived);
+  SRN_ASSIGN_OR_RETURN(std::shared_ptr<SubjectEntry> entry, FromRecord(*std::move(record)));
+  std::shared_ptr<const SubjectEntry> published;
+  if (entry->model_id != model.id) {
+    SRN_ASSIGN_OR_RETURN(published, Reembed(*entry, model));
+  } else {
+    SRN_RETURN_IF_ERROR(DeriveFromEmbeddings(model, entry.get()));
+    if (model.FusesDtw() || model.VerifiesByStates()) {
+      entry->spreads = DecodeSpreads(derived, DerivationTag(model, options_.dtw));
+    }
+    published = std::move(entry);
+  }
+  if (view.subject != nullptr) prepared_.Erase(view.subject);
+  index_.Upsert(std::move(published));
   UpdateEnrolledMetrics();
   return absl::OkStatus();
 }

@@ -89,6 +89,17 @@ class SimilarityCore final {
   // How many served subjects lack their spreads (0 when the model needs none).
   int64_t subjects_missing_spreads() const;
 
+  // Whether Recover found a store that other servers share (SubjectStore::ChangePosition).
+  bool follows_store() ABSL_LOCKS_EXCLUDED(write_mu_);
+  // For such a store: applies every change committed after Recover's snapshot to the index, the
+  // other servers' writes as this server's own (whose echo changes nothing), until `stop` says
+  // stop (returning its status). Each changed subject is read and published under the write
+  // lock, so that it never overtakes a newer local write; a subject stored under another model
+  // is re-embedded with this server's (in memory; its writer stores its own). A store that cannot
+  // be reached is retried every second, the error on stderr once. The server runs it on a
+  // thread of its own once serving.
+  absl::Status FollowStore(const Cancellation& stop) ABSL_LOCKS_EXCLUDED(write_mu_);
+
   // Makes `model` the active one: re-embeds every enrolled reference with it off to the side,
   // stores the new embeddings in one transaction, then switches model and subjects together.
   // On any failure the active model stays and the error is returned. `reembedded` (optional)
@@ -125,6 +136,9 @@ class SimilarityCore final {
       const std::string& what, std::vector<Series>* raw = nullptr) const;
   absl::StatusOr<RowMatrix> EmbedOne(const ServingModel& model, const v1::SeriesInput& input,
                                      const std::string& what) const;
+  // Publishes the stored state of subject `id` (or withdraws it when it is no longer stored), as
+  // FollowStore applies a change.
+  absl::Status ApplyStoredSubject(const std::string& id) ABSL_LOCKS_EXCLUDED(write_mu_);
   // Re-embeds a subject's stored inputs with `model` and derives its spreads.
   absl::StatusOr<std::shared_ptr<const SubjectEntry>> Reembed(const SubjectEntry& entry,
                                                               const ServingModel& model) const;
@@ -162,6 +176,11 @@ class SimilarityCore final {
   // used under it.
   Mutex write_mu_;
   const std::unique_ptr<SubjectStore> store_ ABSL_PT_GUARDED_BY(write_mu_);
+  // The same store, for the one call that must not hold the write lock: FollowStore's wait for
+  // changes (the store is thread-safe; the lock only orders "durable, then publish").
+  SubjectStore* const waiter_;
+  bool shared_store_ ABSL_GUARDED_BY(write_mu_) = false;
+  int64_t follow_from_ ABSL_GUARDED_BY(write_mu_) = 0;  // the change position Recover read at
   SubjectIndex index_;
   mutable PreparedReferenceCache prepared_;
 };

@@ -76,6 +76,23 @@ class SubjectStore {
 
   // Number of stored subjects.
   virtual absl::StatusOr<int64_t> Count() = 0;
+
+  // For a store that several servers share, so that each follows the others' writes. Stores
+  // that one server owns answer Unimplemented (the defaults).
+  //
+  // The position of the latest committed change: take it before ForEach, then follow from it
+  // (a change committed meanwhile is seen twice, which is harmless).
+  virtual absl::StatusOr<int64_t> ChangePosition();
+  // The subjects written or deleted by changes after position `after`, in commit order, and the
+  // position to follow from next; waits up to `wait` for one when there is none yet (then
+  // returns none and `after`).
+  struct Changes {
+    std::vector<std::string> ids;
+    int64_t next = 0;
+  };
+  virtual absl::StatusOr<Changes> WaitForChanges(int64_t after, double wait_seconds);
+  // One subject's record as stored now; NotFound when it is not stored.
+  virtual absl::StatusOr<SubjectRecord> Get(const std::string& id);
 };
 
 // Opens (creating if needed) an SQLite database at `path` in WAL mode with synchronous=FULL, so

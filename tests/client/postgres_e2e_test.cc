@@ -2,10 +2,13 @@
 // the test starts (tests/testing/scratch_postgres.h): what one server enrolled, a server started
 // later serves; bad URIs and unsupported combinations are refused, never echoing a password.
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -70,6 +73,66 @@ TEST_F(PostgresEndToEnd, WhatOneServerEnrolledAServerStartedLaterServes) {
   r = Ctl(*b, {"get", "--subject=bob"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_THAT(r.err, StartsWith("srnctl: NOT_FOUND: "));
+}
+
+// Waits (up to 30 s) until `server` answers srnctl `args` with exit code `exit_code`; the last
+// answer.
+ProcessResult AwaitAnswer(const ServerProcess& server, const std::vector<std::string>& args,
+                          int exit_code) {
+  ProcessResult r;
+  for (int attempt = 0; attempt < 300; ++attempt) {
+    std::vector<std::string> full = {absl::StrCat("--server=", server.address())};
+    full.insert(full.end(), args.begin(), args.end());
+    r = RunSrnctl(full, CleanEnvironment());
+    if (r.exit_code == exit_code) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return r;
+}
+
+// Two servers running at once on one database follow each other's writes: an Enroll acknowledged
+// by A is verified on B, a Delete on B reaches A, and writes by both to one subject leave both
+// serving the same, stored state.
+TEST_F(PostgresEndToEnd, RunningServersFollowEachOthersWrites) {
+  std::unique_ptr<ServerProcess> a = StartServer(uri_);
+  std::unique_ptr<ServerProcess> b = StartServer(uri_);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ProcessResult r = Ctl(*a, {"enroll", "--subject=alice", Svc(0), Svc(1)});
+  ASSERT_EQ(r.exit_code, 0) << r.err << a->Log();
+  r = AwaitAnswer(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0);
+  ASSERT_EQ(r.exit_code, 0) << r.err << b->Log();
+  const std::vector<double> scores = NumbersAfter(r.out, "reference scores: ");
+  ASSERT_EQ(scores.size(), 2u) << r.out;
+  EXPECT_NEAR(scores[0], Similarity(0, 0), 1e-4);
+  EXPECT_NEAR(scores[1], Similarity(0, 1), 1e-4);
+
+  r = Ctl(*b, {"delete", "--subject=alice"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = AwaitAnswer(*a, {"get", "--subject=alice"}, 1);
+  EXPECT_THAT(r.err, StartsWith("srnctl: NOT_FOUND: ")) << r.out;
+
+  // Both add to one subject, one after the other: 4 references on both, then a threshold set on
+  // B, and both agree with what a server started now reads.
+  for (int i = 0; i < 4; ++i) {
+    const ServerProcess& writer = i % 2 == 0 ? *a : *b;
+    r = Ctl(writer, {"enroll", "--subject=carol", Svc(i)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  r = Ctl(*b, {"enroll", "--subject=carol", "--threshold=0.625", Svc(4)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const ServerProcess* server : {a.get(), b.get()}) {
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      r = Ctl(*server, {"get", "--subject=carol"});
+      if (absl::StartsWith(r.out, "carol\t5 references\tthreshold 0.625000")) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_THAT(r.out, StartsWith("carol\t5 references\tthreshold 0.625000")) << r.err;
+  }
+  std::unique_ptr<ServerProcess> c = StartServer(uri_);
+  ASSERT_NE(c, nullptr);
+  r = Ctl(*c, {"get", "--subject=carol"});
+  EXPECT_THAT(r.out, StartsWith("carol\t5 references\tthreshold 0.625000")) << r.err;
 }
 
 TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassword) {

@@ -467,6 +467,90 @@ INSTANTIATE_TEST_SUITE_P(Stores, SubjectStoreTest,
                            return "Unknown";
                          });
 
+// Only a shared store has changes to follow; the others say so.
+TEST_P(SubjectStoreTest, OnlyASharedStoreHasChangesToFollow) {
+  if (GetParam() == StoreKind::kPostgres) {
+    EXPECT_TRUE(store_->ChangePosition().ok());
+  } else {
+    EXPECT_EQ(store_->ChangePosition().status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_EQ(store_->WaitForChanges(0, 0).status().code(), absl::StatusCode::kUnimplemented);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: following the changes of other writers.
+
+class PostgresSubjectStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    postgres_ = testing::ScratchPostgres::Start(&why);
+    if (postgres_ != nullptr) uri_ = postgres_->NewDatabase(&why);
+    if (uri_.empty()) {
+      if (testing::PostgresRequired()) FAIL() << why;
+      GTEST_SKIP() << "PostgreSQL store not tested: " << why;
+    }
+  }
+
+  std::unique_ptr<SubjectStore> Open() {
+    absl::StatusOr<std::unique_ptr<SubjectStore>> store = OpenPostgresSubjectStore(uri_);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  std::unique_ptr<testing::ScratchPostgres> postgres_;
+  std::string uri_;
+};
+
+// Every write by any connection is a change, in commit order, and Get reads the state now.
+TEST_F(PostgresSubjectStoreTest, ChangesListEveryWriteInCommitOrder) {
+  std::unique_ptr<SubjectStore> writer = Open(), follower = Open();
+  ASSERT_NE(writer, nullptr);
+  ASSERT_NE(follower, nullptr);
+  const absl::StatusOr<int64_t> start = follower->ChangePosition();
+  ASSERT_OK(start.status());
+  ASSERT_OK(writer->Put(MakeRecord("a", 1)));
+  ASSERT_OK(writer->Put(MakeRecord("b", 1)));
+  ASSERT_OK(writer->Delete("a"));
+  EXPECT_EQ(writer->Delete("a").code(), absl::StatusCode::kNotFound);  // no change
+  ASSERT_OK(writer->PutAll({MakeRecord("c", 2), MakeRecord("b", 3)}));
+  absl::StatusOr<SubjectStore::Changes> changes = follower->WaitForChanges(*start, 0);
+  ASSERT_OK(changes.status());
+  EXPECT_EQ(changes->ids, (std::vector<std::string>{"a", "b", "a", "c", "b"}));
+  EXPECT_GT(changes->next, *start);
+  EXPECT_EQ(*follower->ChangePosition(), changes->next);
+  absl::StatusOr<SubjectStore::Changes> none = follower->WaitForChanges(changes->next, 0);
+  ASSERT_OK(none.status());
+  EXPECT_TRUE(none->ids.empty());
+  EXPECT_EQ(none->next, changes->next);
+
+  absl::StatusOr<SubjectRecord> b = follower->Get("b");
+  ASSERT_OK(b.status());
+  EXPECT_EQ(*b, MakeRecord("b", 3));
+  EXPECT_EQ(follower->Get("a").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A wait for changes ends when one commits, not at its timeout.
+TEST_F(PostgresSubjectStoreTest, AWaitEndsWhenAChangeCommits) {
+  std::unique_ptr<SubjectStore> writer = Open(), follower = Open();
+  ASSERT_NE(writer, nullptr);
+  ASSERT_NE(follower, nullptr);
+  const int64_t start = *follower->ChangePosition();
+  ASSERT_TRUE(follower->WaitForChanges(start, 0).ok());  // listening from here
+  std::thread write([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_OK(writer->Put(MakeRecord("late", 1)));
+  });
+  const auto begin = std::chrono::steady_clock::now();
+  absl::StatusOr<SubjectStore::Changes> changes = follower->WaitForChanges(start, 60);
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  write.join();
+  ASSERT_OK(changes.status());
+  EXPECT_EQ(changes->ids, std::vector<std::string>{"late"});
+  EXPECT_LT(waited, 30) << "the notification did not end the wait";
+}
+
 // ---------------------------------------------------------------------------------------------
 // SQLite: the file, reopening, bad files.
 
