@@ -192,33 +192,9 @@ class PostgresSubjectStore final : public SubjectStore {
 
   absl::Status Initialize() {
     MutexLock lock(&mu_);
-    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN"));
-    absl::Status status = [&]() -> absl::Status {
-      // Two servers creating the schema at once: the lock serializes them.
-      SRN_RETURN_IF_ERROR(Exec(conn_.get(), "SELECT pg_advisory_xact_lock(7393628716)"));
-      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kCreateSchemaSql));
-      SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "SELECT schema_version FROM srn_store_meta",
-                                           Params(), "read the schema version"));
-      if (PQntuples(r.get()) == 0) {
-        Params p;
-        p.Text(absl::StrCat(kSchemaVersion));
-        SRN_RETURN_IF_ERROR(Query(conn_.get(),
-                                  "INSERT INTO srn_store_meta(schema_version) VALUES($1::int4)", p,
-                                  "record the schema version")
-                                .status());
-        return absl::OkStatus();
-      }
-      const int version = static_cast<int>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 4));
-      if (version > kSchemaVersion) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "subject store ", name_, " has schema version ", version,
-            ", newer than the version ", kSchemaVersion, " this build understands"));
-      }
-      return absl::OkStatus();
-    }();
-    if (status.ok()) status = Exec(conn_.get(), "COMMIT");
-    if (!status.ok()) Exec(conn_.get(), "ROLLBACK").IgnoreError();
-    return status;
+    return InTransaction("BEGIN", [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return CreateSchema();
+    });
   }
 
   absl::Status Put(const SubjectRecord& record) override { return Write(&record, 1); }
@@ -231,26 +207,9 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::Status Delete(const std::string& id) override {
     MutexLock lock(&mu_);
     SRN_RETURN_IF_ERROR(Reconnect());
-    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN"));
-    absl::Status status = [&]() -> absl::Status {
-      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
-      Params p;
-      p.Bytes(id);
-      SRN_ASSIGN_OR_RETURN(Result r,
-                           Query(conn_.get(), "DELETE FROM srn_subjects WHERE id = $1", p,
-                                 absl::StrCat("delete subject '", id, "'")));
-      if (std::strcmp(PQcmdTuples(r.get()), "0") == 0) {
-        return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
-      }
-      SRN_RETURN_IF_ERROR(
-          Query(conn_.get(), kRecordChangeSql, std::move(p), "record the change").status());
-      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kNotifySql));
-      return Exec(conn_.get(), "COMMIT");
-    }();
-    if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
-      Exec(conn_.get(), "ROLLBACK").IgnoreError();
-    }
-    return status;
+    return InTransaction("BEGIN", [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return DeleteSubject(id);
+    });
   }
 
   absl::StatusOr<int64_t> ChangePosition() override {
@@ -287,33 +246,12 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::StatusOr<SubjectRecord> Get(const std::string& id) override {
     MutexLock lock(&mu_);
     SRN_RETURN_IF_ERROR(Reconnect());
+    SubjectRecord record;
     // One snapshot for both reads.
-    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-    absl::StatusOr<SubjectRecord> record = [&]() -> absl::StatusOr<SubjectRecord> {
-      Params p;
-      p.Bytes(id);
-      SRN_ASSIGN_OR_RETURN(Result s,
-                           Query(conn_.get(),
-                                 "SELECT id, threshold, threshold_shift, created_ms, updated_ms, "
-                                 "model_id, derived FROM srn_subjects WHERE id = $1",
-                                 p, "read a subject"));
-      if (PQntuples(s.get()) == 0) {
-        return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
-      }
-      SubjectRecord out;
-      SRN_RETURN_IF_ERROR(ReadSubject(s.get(), 0, &out));
-      SRN_ASSIGN_OR_RETURN(Result refs,
-                           Query(conn_.get(),
-                                 "SELECT subject_id, position, input, embedding FROM "
-                                 "srn_subject_references WHERE subject_id = $1 ORDER BY position",
-                                 std::move(p), "read a subject's references"));
-      for (int row = 0; row < PQntuples(refs.get()); ++row) {
-        SRN_RETURN_IF_ERROR(ReadReference(refs.get(), row, &out));
-      }
-      return out;
-    }();
-    const absl::Status ended = Exec(conn_.get(), record.ok() ? "COMMIT" : "ROLLBACK");
-    if (record.ok() && !ended.ok()) return ended;
+    SRN_RETURN_IF_ERROR(InTransaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                                      [this, &id, &record]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                        return ReadOne(id, &record);
+                                      }));
     return record;
   }
 
@@ -409,6 +347,80 @@ class PostgresSubjectStore final : public SubjectStore {
                                                       ": ", Message(c, r.get())));
   }
 
+  // Runs `body` in a transaction begun by `begin`: commits when it succeeds, rolls back
+  // otherwise (so a failed call changed nothing).
+  template <typename Body>
+  absl::Status InTransaction(const char* begin, Body body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), begin));
+    absl::Status status = body();
+    if (status.ok()) status = Exec(conn_.get(), "COMMIT");
+    if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      Exec(conn_.get(), "ROLLBACK").IgnoreError();
+    }
+    return status;
+  }
+
+  // Creates the tables unless another server did; refuses a newer schema.
+  absl::Status CreateSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Two servers creating the schema at once: the lock serializes them.
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "SELECT pg_advisory_xact_lock(7393628716)"));
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), kCreateSchemaSql));
+    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "SELECT schema_version FROM srn_store_meta",
+                                         Params(), "read the schema version"));
+    if (PQntuples(r.get()) == 0) {
+      Params p;
+      p.Text(absl::StrCat(kSchemaVersion));
+      return Query(conn_.get(), "INSERT INTO srn_store_meta(schema_version) VALUES($1::int4)", p,
+                   "record the schema version")
+          .status();
+    }
+    const int version = static_cast<int>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 4));
+    if (version > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "subject store ", name_, " has schema version ", version, ", newer than the version ",
+          kSchemaVersion, " this build understands"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteSubject(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
+    Params p;
+    p.Bytes(id);
+    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "DELETE FROM srn_subjects WHERE id = $1", p,
+                                         absl::StrCat("delete subject '", id, "'")));
+    if (std::strcmp(PQcmdTuples(r.get()), "0") == 0) {
+      return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+    }
+    SRN_RETURN_IF_ERROR(
+        Query(conn_.get(), kRecordChangeSql, std::move(p), "record the change").status());
+    return Exec(conn_.get(), kNotifySql);
+  }
+
+  absl::Status ReadOne(const std::string& id, SubjectRecord* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Params p;
+    p.Bytes(id);
+    SRN_ASSIGN_OR_RETURN(Result s, Query(conn_.get(),
+                                         "SELECT id, threshold, threshold_shift, created_ms, "
+                                         "updated_ms, model_id, derived FROM srn_subjects "
+                                         "WHERE id = $1",
+                                         p, "read a subject"));
+    if (PQntuples(s.get()) == 0) {
+      return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+    }
+    SRN_RETURN_IF_ERROR(ReadSubject(s.get(), 0, out));
+    SRN_ASSIGN_OR_RETURN(Result refs,
+                         Query(conn_.get(),
+                               "SELECT subject_id, position, input, embedding FROM "
+                               "srn_subject_references WHERE subject_id = $1 ORDER BY position",
+                               std::move(p), "read a subject's references"));
+    for (int row = 0; row < PQntuples(refs.get()); ++row) {
+      SRN_RETURN_IF_ERROR(ReadReference(refs.get(), row, out));
+    }
+    return absl::OkStatus();
+  }
+
   // After the database restarted or the network dropped, the next call reconnects.
   absl::Status Reconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (PQstatus(conn_.get()) == CONNECTION_OK) return absl::OkStatus();
@@ -423,15 +435,11 @@ class PostgresSubjectStore final : public SubjectStore {
     for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(ValidateSubjectRecord(records[i]));
     MutexLock lock(&mu_);
     SRN_RETURN_IF_ERROR(Reconnect());
-    SRN_RETURN_IF_ERROR(Exec(conn_.get(), "BEGIN"));
-    absl::Status status = Exec(conn_.get(), kWriteLockSql);
-    for (size_t i = 0; i < count && status.ok(); ++i) status = WriteRecord(records[i]);
-    if (status.ok()) status = Exec(conn_.get(), kNotifySql);
-    if (status.ok()) status = Exec(conn_.get(), "COMMIT");
-    if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
-      Exec(conn_.get(), "ROLLBACK").IgnoreError();
-    }
-    return status;
+    return InTransaction("BEGIN", [this, records, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
+      for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(WriteRecord(records[i]));
+      return Exec(conn_.get(), kNotifySql);
+    });
   }
 
   absl::Status WriteRecord(const SubjectRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
