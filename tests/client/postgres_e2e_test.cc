@@ -44,6 +44,16 @@ class PostgresEndToEnd : public EndToEndTest {
     return RunProcess(argv, CleanEnvironment(), /*timeout_seconds=*/30);
   }
 
+  // `r` is srnctl's answer to verifying signature 0 against alice, enrolled with signatures 0
+  // and 1 (fusion max): her two references, in order, scored by the model.
+  void ExpectAliceVerified(const ProcessResult& r) {
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::vector<double> scores = NumbersAfter(r.out, "reference scores: ");
+    ASSERT_EQ(scores.size(), 2u) << r.out;
+    EXPECT_NEAR(scores[0], Similarity(0, 0), 1e-4);
+    EXPECT_NEAR(scores[1], Similarity(0, 1), 1e-4);
+  }
+
   std::unique_ptr<ScratchPostgres> postgres_;
   std::string uri_;
 };
@@ -66,10 +76,7 @@ TEST_F(PostgresEndToEnd, WhatOneServerEnrolledAServerStartedLaterServes) {
   EXPECT_THAT(b->Log(), HasSubstr("; 1 subjects"));
   ProcessResult r = Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
   ASSERT_EQ(r.exit_code, 0) << r.err << b->Log();
-  const std::vector<double> scores = NumbersAfter(r.out, "reference scores: ");
-  ASSERT_EQ(scores.size(), 2u) << r.out;
-  EXPECT_NEAR(scores[0], Similarity(0, 0), 1e-4);
-  EXPECT_NEAR(scores[1], Similarity(0, 1), 1e-4);
+  ExpectAliceVerified(r);
   r = Ctl(*b, {"get", "--subject=bob"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_THAT(r.err, StartsWith("srnctl: NOT_FOUND: "));
@@ -102,10 +109,7 @@ TEST_F(PostgresEndToEnd, RunningServersFollowEachOthersWrites) {
   ASSERT_EQ(r.exit_code, 0) << r.err << a->Log();
   r = AwaitAnswer(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0);
   ASSERT_EQ(r.exit_code, 0) << r.err << b->Log();
-  const std::vector<double> scores = NumbersAfter(r.out, "reference scores: ");
-  ASSERT_EQ(scores.size(), 2u) << r.out;
-  EXPECT_NEAR(scores[0], Similarity(0, 0), 1e-4);
-  EXPECT_NEAR(scores[1], Similarity(0, 1), 1e-4);
+  ExpectAliceVerified(r);
 
   r = Ctl(*b, {"delete", "--subject=alice"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
