@@ -139,6 +139,38 @@ TEST_F(PostgresEndToEnd, RunningServersFollowEachOthersWrites) {
   EXPECT_THAT(r.out, StartsWith("carol\t5 references\tthreshold 0.625000")) << r.err;
 }
 
+// While PostgreSQL is down, writes fail with UNAVAILABLE naming the store, reads go on from
+// memory, nothing crashes; once it is back, both servers write and follow again by themselves.
+TEST_F(PostgresEndToEnd, ServersRideOutADatabaseRestart) {
+  std::unique_ptr<ServerProcess> a = StartServer(uri_);
+  std::unique_ptr<ServerProcess> b = StartServer(uri_);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ProcessResult r = Ctl(*a, {"enroll", "--subject=alice", Svc(0), Svc(1)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExpectAliceVerified(AwaitAnswer(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0));
+
+  std::string why;
+  ASSERT_TRUE(postgres_->Stop(&why)) << why;
+  r = Ctl(*a, {"enroll", "--subject=bob", Svc(2)});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, StartsWith("srnctl: UNAVAILABLE: subject store postgresql://127.0.0.1:"));
+  ExpectAliceVerified(Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}));
+
+  ASSERT_TRUE(postgres_->Restart(&why)) << why;
+  r = AwaitAnswer(*a, {"enroll", "--subject=bob", Svc(2)}, 0);
+  EXPECT_EQ(r.exit_code, 0) << r.err << a->Log();
+  r = AwaitAnswer(*b, {"get", "--subject=bob"}, 0);
+  EXPECT_EQ(r.exit_code, 0) << r.err << b->Log();
+  r = Ctl(*b, {"delete", "--subject=alice"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = AwaitAnswer(*a, {"get", "--subject=alice"}, 1);
+  EXPECT_THAT(r.err, StartsWith("srnctl: NOT_FOUND: "));
+  for (const ServerProcess* server : {a.get(), b.get()}) {
+    EXPECT_EQ(Ctl(*server, {"health"}).exit_code, 0) << server->Log();  // never crashed
+  }
+}
+
 TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassword) {
   // Nothing listens on this port (the scratch server's, plus one, is free enough: the refusal
   // is what is checked, whatever the reason).

@@ -154,6 +154,29 @@ ScratchPostgres::~ScratchPostgres() {
   }
 }
 
+bool ScratchPostgres::Stop(std::string* why) {
+  std::string out;
+  if (Run(absl::StrCat("'", bin_, "/pg_ctl' -D '", dir_, "/data' -m fast -w stop"), &out) != 0) {
+    *why = absl::StrCat("pg_ctl stop failed: ", out);
+    return false;
+  }
+  started_ = false;
+  return true;
+}
+
+bool ScratchPostgres::Restart(std::string* why) {
+  std::string out;
+  if (Run(absl::StrCat("'", bin_, "/pg_ctl' -D '", dir_, "/data' -l '", dir_,
+                       "/server.log' -w -t 60 -o \"-p ", port_, " -k '", dir_,
+                       "' -c listen_addresses=127.0.0.1\" start"),
+          &out) != 0) {
+    *why = absl::StrCat("pg_ctl start failed: ", out, Slurp(dir_ + "/server.log"));
+    return false;
+  }
+  started_ = true;
+  return true;
+}
+
 std::string ScratchPostgres::NewDatabase(std::string* why) {
   const std::string name = absl::StrCat("t", ++databases_);
   std::string out;

@@ -24,6 +24,11 @@ class ScratchPostgres final {
 
   int port() const { return port_; }
 
+  // Stops the server (fast shutdown: connections are closed) and starts it again on the same
+  // port and data; false, with the reason in `*why`, when it fails.
+  bool Stop(std::string* why);
+  bool Restart(std::string* why);
+
  private:
   ScratchPostgres() = default;
   // Runs `command` (a shell command line) as the server's user; its exit code, output in `*out`.
