@@ -13,7 +13,9 @@
 # Usage: bench/startup_bench.sh [build-dir]   (needs srn-server, srnctl, srn-store-gen:
 #        ninja -C build srn-server srnctl srn-store-gen)
 # Environment: SUBJECTS=100000 REFERENCES=5, SIGNATURES (default $SRN_DATA_DIR/svc2004/Task2,
-# SRN_DATA_DIR defaulting to ../shared/data), KEEP_STORE=path (reuse or keep the store there).
+# SRN_DATA_DIR defaulting to ../shared/data), KEEP_STORE=path (reuse or keep the store there),
+# STORE_URI=postgresql://... (an empty PostgreSQL database instead of a SQLite file; SKIP_GEN=1
+# when it is already filled).
 set -euo pipefail
 
 BUILD_DIR=${1:-build}
@@ -34,8 +36,8 @@ DIR=$(mktemp -d)
 PID=
 cleanup() { [[ -n $PID ]] && kill -9 "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
-STORE=${KEEP_STORE:-$DIR/store.db}
-if [[ ! -e $STORE ]]; then
+STORE=${STORE_URI:-${KEEP_STORE:-$DIR/store.db}}
+if [[ -n ${STORE_URI:-} && ${SKIP_GEN:-0} != 1 ]] || [[ -z ${STORE_URI:-} && ! -e $STORE ]]; then
   "$GEN" --store="$STORE" --subjects="$SUBJECTS" --references="$REFERENCES" \
     --signatures="$SIGNATURES" --weights="$HERE/deploy/models/default.srnw"
 fi
@@ -45,7 +47,8 @@ missing() {
   curl -s "http://127.0.0.1:$MPORT/metrics" | awk '$1 == "srn_subjects_missing_spreads" {print $2}'
 }
 
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); store $(du -h "$STORE" | cut -f1)"
+size=$([[ -n ${STORE_URI:-} ]] && echo "in PostgreSQL" || du -h "$STORE" | cut -f1)
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); store $size"
 for run in first again; do
   PORT=$(free_port); MPORT=$(free_port)
   t0=$(date +%s.%N)

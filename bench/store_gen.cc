@@ -24,7 +24,9 @@
 #include "server/subject_store.h"
 
 ABSL_FLAG(std::string, weights, "deploy/models/default.srnw", "the model that embeds");
-ABSL_FLAG(std::string, store, "", "the SQLite store to create (must not exist yet)");
+ABSL_FLAG(std::string, store, "",
+          "the store to fill: a new SQLite file, or an empty PostgreSQL database "
+          "(postgresql://...)");
 ABSL_FLAG(int, subjects, 100000, "subjects to write");
 ABSL_FLAG(int, references, 5, "references per subject (at most 20)");
 ABSL_FLAG(std::string, signatures, "", "an SVC2004 task directory (U<u>S<s>.TXT files)");
@@ -53,7 +55,8 @@ int main(int argc, char** argv) {
   if (subjects < 1 || references < 1 || references > 20) {
     return Fail("need --subjects >= 1 and --references in [1, 20]");
   }
-  if (std::filesystem::exists(store_path)) {
+  const bool postgres = srn::IsPostgresUri(store_path);
+  if (!postgres && std::filesystem::exists(store_path)) {
     return Fail(store_path + " exists; give a new file");
   }
   absl::StatusOr<std::shared_ptr<const srn::ServingModel>> model =
@@ -84,7 +87,8 @@ int main(int argc, char** argv) {
   if (signers.empty()) return Fail("no signer with U<u>S1-20.TXT in " + dir);
 
   absl::StatusOr<std::unique_ptr<srn::SubjectStore>> store =
-      srn::OpenSqliteSubjectStore(store_path);
+      postgres ? srn::OpenPostgresSubjectStore(store_path)
+               : srn::OpenSqliteSubjectStore(store_path);
   if (!store.ok()) return Fail(std::string(store.status().message()));
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
@@ -112,6 +116,6 @@ int main(int argc, char** argv) {
   std::cout << absl::StrFormat(
       "STOREGEN subjects=%d references=%d signers=%d model=%s seconds=%.1f bytes=%d\n", subjects,
       references, signers.size(), (*model)->id, seconds,
-      static_cast<int64_t>(std::filesystem::file_size(store_path)));
+      postgres ? -1 : static_cast<int64_t>(std::filesystem::file_size(store_path)));
   return 0;
 }
