@@ -10,12 +10,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace srn::testing {
@@ -187,6 +190,26 @@ std::string ScratchPostgres::NewDatabase(std::string* why) {
     return "";
   }
   return absl::StrCat("postgresql://srn@127.0.0.1:", port_, "/", name);
+}
+
+bool ScratchPostgres::WaitForNoClients(std::string* why) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string out;
+  for (;;) {
+    if (Run(absl::StrCat("'", bin_, "/psql' -X -q -t -A -h 127.0.0.1 -p ", port_,
+                         " -U srn -d postgres -c \"SELECT count(*) FROM pg_stat_activity"
+                         " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()\""),
+            &out) != 0) {
+      *why = absl::StrCat("cannot list the server's clients: ", out);
+      return false;
+    }
+    if (absl::StripAsciiWhitespace(out) == "0") return true;
+    if (std::chrono::steady_clock::now() > give_up) {
+      *why = absl::StrCat("clients still connected after 30 s: ", out);
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 int ScratchPostgres::Run(const std::string& command, std::string* out) const {

@@ -24,6 +24,12 @@ class ScratchPostgres final {
 
   int port() const { return port_; }
 
+  // Waits until no client but the caller's own query is connected (at most 30 s); false, with
+  // the reason in `*why`, when one stays. A client killed mid-transaction may still have that
+  // transaction commit on the server until its connection is gone: wait for this before reading
+  // what a killed writer left behind.
+  bool WaitForNoClients(std::string* why);
+
   // Stops the server (fast shutdown: connections are closed) and starts it again on the same
   // port and data; false, with the reason in `*why`, when it fails.
   bool Stop(std::string* why);
