@@ -7,7 +7,8 @@
 #   1. the server (bundled model, SQLite store in a temporary directory, all cores) starts;
 #   2. srn-loadgen measures Verify's saturating rate for 15 s (real SVC2004 signatures, 5
 #      references, closed loop);
-#   3. for DURATION seconds: srn-loadgen verifies at half that rate (open loop), while a writer
+#   3. for DURATION seconds: srn-loadgen verifies at half that rate (open loop, a SOAK_VERIFY line
+#      with its latencies every 10 minutes), while a writer
 #      enrolls a new subject (5 signatures) and deletes the one enrolled 20 writes before, about
 #      twice a second; every minute a SOAK line records the server's resident memory, its open file
 #      descriptors and threads, the store's size on disk and the writer's counts.
@@ -52,7 +53,18 @@ SATURATING=$(sed -n 's/^LOADGEN .* qps=\([0-9.]*\) .*/\1/p' "$DIR/saturating.txt
 RATE=$(echo "$SATURATING / 2" | bc -l | xargs printf '%.0f')
 echo "soak: Verify at $RATE calls/s (half of $SATURATING) for $DURATION s, with enrolls and deletes"
 
-load --rate="$RATE" --warmup=0 --duration="$DURATION" --deadline_ms=10000 > "$DIR/soak.txt" 2>&1 &
+# In runs of at most 10 minutes (srn-loadgen's limit), one LOADGEN line each: latency over time.
+verify_load() {
+  local left=$DURATION chunk
+  while (( left > 0 )); do
+    chunk=$(( left < 600 ? left : 600 ))
+    load --rate="$RATE" --warmup=0 --duration="$chunk" --deadline_ms=10000 >> "$DIR/soak.txt" 2>&1 \
+      || { echo "srn-loadgen failed" >> "$DIR/soak.txt"; return 1; }
+    grep '^LOADGEN' "$DIR/soak.txt" | tail -1 | sed 's/^/SOAK_VERIFY /'
+    left=$(( left - chunk ))
+  done
+}
+verify_load &
 LOAD_PID=$!
 
 # The writer: enroll soak-N from 5 signatures of one signer, delete soak-(N-20).
@@ -93,13 +105,14 @@ for m in $(seq 0 "$minutes"); do
   sample "$m"
   (( m == minutes )) || sleep 60
 done
-wait "$LOAD_PID" || true
+load_ok=1; wait "$LOAD_PID" || load_ok=0
 touch "$DIR/stop"; wait "$WRITER_PID" || true
-grep '^LOADGEN' "$DIR/soak.txt" || { cat "$DIR/soak.txt"; exit 1; }
+(( load_ok )) || { echo "SOAK_RESULT fail: srn-loadgen failed"; cat "$DIR/soak.txt"; exit 1; }
 kill -0 "$PID" || { echo "SOAK_RESULT fail: the server died"; cat "$DIR/server.log"; exit 1; }
 
 read -r enrolled deleted wfailed < "$DIR/writer.counts"
-errors=$(sed -n 's/^LOADGEN .* errors=\([0-9]*\).*/\1/p' "$DIR/soak.txt")
+errors=$(sed -n 's/^LOADGEN .* errors=\([0-9]*\).*/\1/p' "$DIR/soak.txt" | awk '{n += $1} END {print n + 0}')
+calls=$(sed -n 's/^LOADGEN .* calls=\([0-9]*\).*/\1/p' "$DIR/soak.txt" | awk '{n += $1} END {print n + 0}')
 first=$(awk -v m="$WARMUP_MIN" '$2 == "minute="m' "$DIR/samples.txt")
 last=$(tail -1 "$DIR/samples.txt")
 field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
@@ -111,6 +124,7 @@ verdict=pass
 (( fd1 <= fd0 + 4 )) || verdict=fail
 (( th1 <= th0 + 4 )) || verdict=fail
 (( errors == 0 && wfailed == 0 )) || verdict=fail
-echo "SOAK_RESULT $verdict duration_s=$DURATION rate=$RATE verify_errors=$errors enrolled=$enrolled deleted=$deleted writer_failed=$wfailed rss_mib=$rss0->$rss1 fds=$fd0->$fd1 threads=$th0->$th1"
+(( calls > 0 )) || verdict=fail
+echo "SOAK_RESULT $verdict duration_s=$DURATION rate=$RATE verify_calls=$calls verify_errors=$errors enrolled=$enrolled deleted=$deleted writer_failed=$wfailed rss_mib=$rss0->$rss1 fds=$fd0->$fd1 threads=$th0->$th1"
 [[ -s $DIR/writer.err ]] && { echo "writer errors:"; head -5 "$DIR/writer.err"; }
 [[ $verdict == pass ]]
