@@ -5,8 +5,9 @@
 // them and their embeddings by --weights. The spreads Enroll would derive are not written (as in
 // a store from before they were stored): the server derives them after it starts serving.
 //
-//   build/bench/srn-store-gen --store=/tmp/big.db --subjects=100000 \
+//   build/bench/srn-store-gen --store=/tmp/big.db --subjects=100000
 //       --signatures=$SRN_DATA_DIR/svc2004/Task2 [--weights=deploy/models/default.srnw]
+// (one command line).
 
 #include <chrono>
 #include <filesystem>

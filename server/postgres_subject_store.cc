@@ -4,7 +4,7 @@
 // be flushed).
 //
 // Servers sharing the database follow each other's writes: every write also appends the ids it
-// changed to srn_changes(seq, subject_id) in its transaction and notifies srn_subject_changes
+// changed to srn_changes(seq, subject_id, written_ms) in its transaction and notifies srn_subject_changes
 // on commit; WaitForChanges listens and reads the rows after a position.
 //
 // Schema (created if missing; srn_store_meta.schema_version says which):
@@ -13,6 +13,8 @@
 //   srn_subject_references(subject_id BYTEA REFERENCES srn_subjects ON DELETE CASCADE,
 //                          position INT4, input BYTEA, embedding BYTEA,
 //                          PRIMARY KEY(subject_id, position))
+//   srn_changes(seq BIGSERIAL PRIMARY KEY, subject_id BYTEA, written_ms INT8 by the database's
+//               clock)
 // Ids are BYTEA so that any id the API accepts is stored as sent and ordered bytewise (TEXT
 // would need valid UTF-8 and order by collation). Embeddings are little-endian float32 blobs, as
 // in SQLite. Results are read in binary (network byte order for numbers).
@@ -65,7 +67,9 @@ constexpr char kCreateSchemaSql[] =
     "  PRIMARY KEY(subject_id, position));"
     "CREATE TABLE IF NOT EXISTS srn_changes("
     "  seq BIGSERIAL PRIMARY KEY,"
-    "  subject_id BYTEA NOT NULL);";
+    "  subject_id BYTEA NOT NULL,"
+    "  written_ms INT8 NOT NULL"
+    "    DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::int8);";
 // Every write takes this transaction-scoped lock first, so that changes commit in the order of
 // their sequence numbers and a follower that has seen change n has seen every change before it.
 constexpr char kWriteLockSql[] = "SELECT pg_advisory_xact_lock(7393628717)";
@@ -495,7 +499,8 @@ class PostgresSubjectStore final : public SubjectStore {
     Params p;
     p.Text(absl::StrCat(after));
     SRN_ASSIGN_OR_RETURN(Result r, Query(listen_.get(),
-                                         "SELECT seq, subject_id FROM srn_changes WHERE seq > "
+                                         "SELECT seq, subject_id, written_ms FROM srn_changes "
+                                         "WHERE seq > "
                                          "$1::int8 ORDER BY seq LIMIT 10000",
                                          std::move(p), "read changes"));
     Changes changes;
@@ -503,6 +508,8 @@ class PostgresSubjectStore final : public SubjectStore {
     for (int row = 0; row < PQntuples(r.get()); ++row) {
       changes.next = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 0), 8));
       changes.ids.emplace_back(Bytes(r.get(), row, 1));
+      changes.written_unix_ms.push_back(
+          static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 2), 8)));
     }
     return changes;
   }

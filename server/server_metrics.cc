@@ -67,6 +67,27 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                                .Help("Time to make an Enroll or Delete durable.")
                                .Register(*registry_)
                                .Add({}, LatencyBuckets());
+  auto& store_errors = prometheus::BuildCounter()
+                           .Name("srn_store_errors_total")
+                           .Help("Store operations that failed: op=write (an Enroll or Delete "
+                                 "not made durable), op=follow (an attempt to read other "
+                                 "servers' changes, retried each second).")
+                           .Register(*registry_);
+  store_write_errors_ = &store_errors.Add({{"op", "write"}});
+  store_follow_errors_ = &store_errors.Add({{"op", "follow"}});
+  follow_lag_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("srn_store_follow_lag_seconds")
+           .Help("From a change's write in the shared store (the database's clock) to this "
+                 "server applying it (its own clock), for every change followed.")
+           .Register(*registry_)
+           .Add({}, LatencyBuckets());
+  follow_failing_ = &prometheus::BuildGauge()
+                         .Name("srn_store_follow_failing")
+                         .Help("1 while this server cannot read the shared store's changes "
+                               "(it serves what it has), else 0.")
+                         .Register(*registry_)
+                         .Add({});
   auto& enrolled = prometheus::BuildGauge()
                        .Name("srn_enrolled")
                        .Help("Enrolled subjects and reference series.")
@@ -191,6 +212,17 @@ void ServerMetrics::VerifyDecision(bool accepted) {
 void ServerMetrics::SeriesLength(int frames) { series_length_->Observe(frames); }
 
 void ServerMetrics::StoreCommit(double seconds) { store_commit_seconds_->Observe(seconds); }
+
+void ServerMetrics::StoreWriteFailed() { store_write_errors_->Increment(); }
+
+void ServerMetrics::FollowApplied(double lag_seconds) {
+  follow_lag_seconds_->Observe(lag_seconds < 0 ? 0 : lag_seconds);
+}
+
+void ServerMetrics::SetFollowFailing(bool failing) {
+  if (failing) store_follow_errors_->Increment();
+  follow_failing_->Set(failing ? 1 : 0);
+}
 
 void ServerMetrics::SetEnrolled(int64_t subjects, int64_t references) {
   enrolled_subjects_->Set(static_cast<double>(subjects));

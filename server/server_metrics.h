@@ -48,6 +48,13 @@ class ServerMetrics final {
   void VerifyDecision(bool accepted);
   void SeriesLength(int frames);
   void StoreCommit(double seconds);
+  // srn_store_errors_total{op="write"}: an Enroll or Delete the store did not make durable.
+  void StoreWriteFailed();
+  // Following a shared store: srn_store_follow_lag_seconds observes each change applied (a
+  // negative lag, from clocks apart, counts as 0); srn_store_follow_failing is 1 during an
+  // outage, and each failed attempt counts in srn_store_errors_total{op="follow"}.
+  void FollowApplied(double lag_seconds);
+  void SetFollowFailing(bool failing);
   void SetEnrolled(int64_t subjects, int64_t references);
   // srn_subjects_missing_spreads: subjects whose references' spreads are still to be derived in
   // the background after start-up (SimilarityCore::DeriveMissingSpreads).
@@ -91,6 +98,10 @@ class ServerMetrics final {
   prometheus::Counter* verify_reject_;
   prometheus::Histogram* series_length_;
   prometheus::Histogram* store_commit_seconds_;
+  prometheus::Counter* store_write_errors_;
+  prometheus::Counter* store_follow_errors_;
+  prometheus::Histogram* follow_lag_seconds_;
+  prometheus::Gauge* follow_failing_;
   prometheus::Gauge* enrolled_subjects_;
   prometheus::Gauge* enrolled_references_;
   prometheus::Gauge* missing_spreads_;

@@ -11,6 +11,8 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "model/eval/dtw.h"
 #include "model/nn/parallel.h"
 #include "model/signature/frame_states.h"
@@ -349,12 +351,7 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     MutexLock write(&write_mu_);
     const SubjectIndex::View now = index_.Lookup(request.subject_id());
     if (now.model != before.model || now.subject != before.subject) continue;
-    const auto start = std::chrono::steady_clock::now();
-    SRN_RETURN_IF_ERROR(store_->Put(record));
-    if (metrics_ != nullptr) {
-      metrics_->StoreCommit(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    }
+    SRN_RETURN_IF_ERROR(CommitWrite([&] { return store_->Put(record); }));
     v1::EnrollResponse response;
     *response.mutable_subject() = ToProto(*entry);
     if (prepared != nullptr) prepared_.Insert(entry, std::move(prepared));
@@ -578,12 +575,7 @@ absl::StatusOr<v1::DeleteSubjectResponse> SimilarityCore::DeleteSubject(
     return absl::NotFoundError(
         absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
-  const auto start = std::chrono::steady_clock::now();
-  SRN_RETURN_IF_ERROR(store_->Delete(request.subject_id()));
-  if (metrics_ != nullptr) {
-    metrics_->StoreCommit(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
+  SRN_RETURN_IF_ERROR(CommitWrite([&] { return store_->Delete(request.subject_id()); }));
   index_.Remove(request.subject_id());
   prepared_.Erase(subject);
   UpdateEnrolledMetrics();
@@ -857,6 +849,19 @@ absl::Status SimilarityCore::Recover() {
   return absl::OkStatus();
 }
 
+absl::Status SimilarityCore::CommitWrite(absl::FunctionRef<absl::Status()> write) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status status = write();
+  if (metrics_ == nullptr) return status;
+  if (status.ok()) {
+    metrics_->StoreCommit(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  } else {
+    metrics_->StoreWriteFailed();
+  }
+  return status;
+}
+
 bool SimilarityCore::follows_store() {
   MutexLock write(&write_mu_);
   return shared_store_;
@@ -874,6 +879,7 @@ absl::Status SimilarityCore::FollowStore(const Cancellation& stop) {
   const auto trouble = [&](const absl::Status& s) {
     if (!reported) std::cerr << "srn-server: following the store: " << s.message() << "\n";
     reported = true;
+    if (metrics_ != nullptr) metrics_->SetFollowFailing(true);
     std::this_thread::sleep_for(std::chrono::seconds(1));
   };
   while (true) {
@@ -894,6 +900,13 @@ absl::Status SimilarityCore::FollowStore(const Cancellation& stop) {
       }
     }
     if (failed) continue;  // from the same position
+    if (metrics_ != nullptr) {
+      const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+      for (const int64_t written_ms : changes->written_unix_ms) {
+        metrics_->FollowApplied(static_cast<double>(now_ms - written_ms) / 1000);
+      }
+      metrics_->SetFollowFailing(false);
+    }
     if (reported) std::cerr << "srn-server: following the store again\n";
     reported = false;
     after = changes->next;

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/cancellation.h"
 #include "base/mutex.h"
@@ -136,6 +138,9 @@ class SimilarityCore final {
       const std::string& what, std::vector<Series>* raw = nullptr) const;
   absl::StatusOr<RowMatrix> EmbedOne(const ServingModel& model, const v1::SeriesInput& input,
                                      const std::string& what) const;
+  // Runs one call's durable write (Enroll's Put, Delete's), recording its commit time or its
+  // failure in the metrics.
+  absl::Status CommitWrite(absl::FunctionRef<absl::Status()> write);
   // Publishes the stored state of subject `id` (or withdraws it when it is no longer stored), as
   // FollowStore applies a change.
   absl::Status ApplyStoredSubject(const std::string& id) ABSL_LOCKS_EXCLUDED(write_mu_);

@@ -88,6 +88,7 @@ class SubjectStore {
   // returns none and `after`).
   struct Changes {
     std::vector<std::string> ids;
+    std::vector<int64_t> written_unix_ms;  // when each was written, by the store's clock
     int64_t next = 0;
   };
   virtual absl::StatusOr<Changes> WaitForChanges(int64_t after, double wait_seconds);

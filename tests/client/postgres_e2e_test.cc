@@ -3,7 +3,9 @@
 // later serves; bad URIs and unsupported combinations are refused, never echoing a password.
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -97,6 +99,26 @@ ProcessResult AwaitAnswer(const ServerProcess& server, const std::vector<std::st
   return r;
 }
 
+// `server`'s metric `name` (with `labels`); nullopt when it cannot be read.
+std::optional<double> Metric(const ServerProcess& server, const std::string& name,
+                             const std::map<std::string, std::string>& labels = {}) {
+  absl::StatusOr<std::string> page = HttpGet(server.metrics_port(), "/metrics");
+  if (!page.ok()) return std::nullopt;
+  return MetricValue(*page, name, labels);
+}
+
+// Waits (up to 30 s) until `server`'s metric `name` is `value`; its last value.
+std::optional<double> AwaitMetric(const ServerProcess& server, const std::string& name,
+                                  double value) {
+  std::optional<double> now;
+  for (int attempt = 0; attempt < 300; ++attempt) {
+    now = Metric(server, name);
+    if (now == value) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return now;
+}
+
 // Two servers running at once on one database follow each other's writes: an Enroll acknowledged
 // by A is verified on B, a Delete on B reaches A, and writes by both to one subject leave both
 // serving the same, stored state.
@@ -110,6 +132,11 @@ TEST_F(PostgresEndToEnd, RunningServersFollowEachOthersWrites) {
   r = AwaitAnswer(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0);
   ASSERT_EQ(r.exit_code, 0) << r.err << b->Log();
   ExpectAliceVerified(r);
+  // B measured how long the change took to reach it (one change so far; loopback: well under 30
+  // s, however loaded the machine).
+  EXPECT_EQ(AwaitMetric(*b, "srn_store_follow_lag_seconds_count", 1), 1.0);
+  EXPECT_LT(Metric(*b, "srn_store_follow_lag_seconds_sum").value_or(1e9), 30.0);
+  EXPECT_EQ(Metric(*b, "srn_store_follow_failing"), 0.0);
 
   r = Ctl(*b, {"delete", "--subject=alice"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -155,7 +182,10 @@ TEST_F(PostgresEndToEnd, ServersRideOutADatabaseRestart) {
   r = Ctl(*a, {"enroll", "--subject=bob", Svc(2)});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_THAT(r.err, StartsWith("srnctl: UNAVAILABLE: subject store postgresql://127.0.0.1:"));
+  EXPECT_EQ(Metric(*a, "srn_store_errors_total", {{"op", "write"}}), 1.0);
   ExpectAliceVerified(Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}));
+  EXPECT_EQ(AwaitMetric(*b, "srn_store_follow_failing", 1), 1.0);
+  EXPECT_GE(Metric(*b, "srn_store_errors_total", {{"op", "follow"}}).value_or(0), 1.0);
 
   ASSERT_TRUE(postgres_->Restart(&why)) << why;
   r = AwaitAnswer(*a, {"enroll", "--subject=bob", Svc(2)}, 0);
@@ -168,6 +198,7 @@ TEST_F(PostgresEndToEnd, ServersRideOutADatabaseRestart) {
   EXPECT_THAT(r.err, StartsWith("srnctl: NOT_FOUND: "));
   for (const ServerProcess* server : {a.get(), b.get()}) {
     EXPECT_EQ(Ctl(*server, {"health"}).exit_code, 0) << server->Log();  // never crashed
+    EXPECT_EQ(AwaitMetric(*server, "srn_store_follow_failing", 0), 0.0);
   }
 }
 

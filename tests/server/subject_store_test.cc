@@ -31,6 +31,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/scratch_postgres.h"
@@ -510,6 +512,7 @@ TEST_F(PostgresSubjectStoreTest, ChangesListEveryWriteInCommitOrder) {
   ASSERT_NE(follower, nullptr);
   const absl::StatusOr<int64_t> start = follower->ChangePosition();
   ASSERT_OK(start.status());
+  const int64_t before_ms = absl::ToUnixMillis(absl::Now());
   ASSERT_OK(writer->Put(MakeRecord("a", 1)));
   ASSERT_OK(writer->Put(MakeRecord("b", 1)));
   ASSERT_OK(writer->Delete("a"));
@@ -518,6 +521,14 @@ TEST_F(PostgresSubjectStoreTest, ChangesListEveryWriteInCommitOrder) {
   absl::StatusOr<SubjectStore::Changes> changes = follower->WaitForChanges(*start, 0);
   ASSERT_OK(changes.status());
   EXPECT_EQ(changes->ids, (std::vector<std::string>{"a", "b", "a", "c", "b"}));
+  // Each with its write's time by the database's clock (this machine's: the same clock).
+  const int64_t after_ms = absl::ToUnixMillis(absl::Now());
+  ASSERT_EQ(changes->written_unix_ms.size(), changes->ids.size());
+  for (const int64_t written_ms : changes->written_unix_ms) {
+    EXPECT_GE(written_ms, before_ms - 5);
+    EXPECT_LE(written_ms, after_ms + 5);
+  }
+  EXPECT_TRUE(std::is_sorted(changes->written_unix_ms.begin(), changes->written_unix_ms.end()));
   EXPECT_GT(changes->next, *start);
   EXPECT_EQ(*follower->ChangePosition(), changes->next);
   absl::StatusOr<SubjectStore::Changes> none = follower->WaitForChanges(changes->next, 0);
