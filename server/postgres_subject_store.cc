@@ -4,8 +4,8 @@
 // be flushed).
 //
 // Servers sharing the database follow each other's writes: every write also appends the ids it
-// changed to srn_changes(seq, subject_id, written_ms) in its transaction and notifies srn_subject_changes
-// on commit; WaitForChanges listens and reads the rows after a position.
+// changed to srn_changes(seq, subject_id, written_ms) in its transaction and notifies
+// srn_subject_changes on commit; WaitForChanges listens and reads the rows after a position.
 //
 // Schema (created if missing; srn_store_meta.schema_version says which):
 //   srn_subjects(id BYTEA PRIMARY KEY, threshold FLOAT8 NULL, threshold_shift FLOAT8 NULL,
