@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, store, "srn-store.db",
           "where enrolled subjects are stored: an SQLite file, a PostgreSQL database shared by "
           "several servers (postgresql://user@host:port/db, a libpq URI; the password in "
           "$PGPASSWORD or ~/.pgpass), or ':memory:' (keeps nothing)");
+ABSL_FLAG(double, change_log_retention_seconds, 3600,
+          "PostgreSQL store: how long the change log keeps each write for the servers following "
+          "it; a server cut off from the database for longer reads the whole store again");
 ABSL_FLAG(std::optional<double>, default_threshold, std::nullopt,
           "accept a verification whose score reaches this, for every model served (default: "
           "the served model's calibrated threshold, recorded by srn-eval --calibrate; 0.5 for a "
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {
   options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
   options.weights_path = absl::GetFlag(FLAGS_weights);
   options.store_path = absl::GetFlag(FLAGS_store);
+  options.postgres.change_retention_seconds = absl::GetFlag(FLAGS_change_log_retention_seconds);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);

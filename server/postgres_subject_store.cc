@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -38,6 +39,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/mutex.h"
 #include "base/status_macros.h"
 #include "server/subject_store.h"
@@ -50,7 +53,9 @@ constexpr int kSchemaVersion = 1;
 constexpr int kFetchRows = 1000;
 
 constexpr char kCreateSchemaSql[] =
-    "CREATE TABLE IF NOT EXISTS srn_store_meta(schema_version INT4 NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS srn_store_meta("
+    "  schema_version INT4 NOT NULL,"
+    "  pruned_through INT8 NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS srn_subjects("
     "  id BYTEA PRIMARY KEY,"
     "  threshold FLOAT8 NULL,"
@@ -76,6 +81,12 @@ constexpr char kWriteLockSql[] = "SELECT pg_advisory_xact_lock(7393628717)";
 constexpr char kRecordChangeSql[] = "INSERT INTO srn_changes(subject_id) VALUES($1)";
 // Delivered to listeners when the transaction commits.
 constexpr char kNotifySql[] = "NOTIFY srn_subject_changes";
+// Drops the changes written before $1 (unix ms) and remembers the last one dropped, so that a
+// follower from before it learns it missed changes (in a write's transaction, under the lock).
+constexpr char kPruneChangesSql[] =
+    "WITH gone AS (DELETE FROM srn_changes WHERE written_ms < $1::int8 RETURNING seq) "
+    "UPDATE srn_store_meta SET pruned_through = GREATEST(pruned_through, "
+    "(SELECT max(seq) FROM gone)) WHERE EXISTS (SELECT 1 FROM gone)";
 
 struct ConnCloser {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -191,8 +202,8 @@ void DecodeFloats(absl::string_view bytes, std::vector<float>* out) {
 
 class PostgresSubjectStore final : public SubjectStore {
  public:
-  PostgresSubjectStore(std::string uri, Conn conn)
-      : uri_(std::move(uri)), name_(Redacted(uri_)), conn_(std::move(conn)) {}
+  PostgresSubjectStore(std::string uri, Conn conn, const PostgresStoreOptions& options)
+      : uri_(std::move(uri)), name_(Redacted(uri_)), options_(options), conn_(std::move(conn)) {}
 
   absl::Status Initialize() {
     MutexLock lock(&mu_);
@@ -219,8 +230,12 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::StatusOr<int64_t> ChangePosition() override {
     MutexLock lock(&mu_);
     SRN_RETURN_IF_ERROR(Reconnect());
-    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "SELECT coalesce(max(seq), 0) FROM "
-                                         "srn_changes", Params(), "read the change position"));
+    // Past the pruned changes even when none is left.
+    SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(),
+                                         "SELECT GREATEST(coalesce((SELECT max(seq) FROM "
+                                         "srn_changes), 0), (SELECT pruned_through FROM "
+                                         "srn_store_meta))",
+                                         Params(), "read the change position"));
     return static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 8));
   }
 
@@ -389,6 +404,7 @@ class PostgresSubjectStore final : public SubjectStore {
 
   absl::Status DeleteSubject(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
+    SRN_RETURN_IF_ERROR(PruneChanges());
     Params p;
     p.Bytes(id);
     SRN_ASSIGN_OR_RETURN(Result r, Query(conn_.get(), "DELETE FROM srn_subjects WHERE id = $1", p,
@@ -425,6 +441,23 @@ class PostgresSubjectStore final : public SubjectStore {
     return absl::OkStatus();
   }
 
+  // At most once per minute (or per retention, when shorter) of this server's writes: drops the
+  // changes older than the retention. Runs inside the write's transaction, so a failure fails
+  // the write (and nothing is dropped).
+  absl::Status PruneChanges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const absl::Time now = absl::Now();
+    const absl::Duration every =
+        std::min(absl::Minutes(1), absl::Seconds(options_.change_retention_seconds));
+    if (last_prune_.has_value() && now - *last_prune_ < every) return absl::OkStatus();
+    Params p;
+    p.Text(absl::StrCat(absl::ToUnixMillis(now) -
+                        static_cast<int64_t>(options_.change_retention_seconds * 1000)));
+    SRN_RETURN_IF_ERROR(Query(conn_.get(), kPruneChangesSql, std::move(p), "prune the change log")
+                            .status());
+    last_prune_ = now;
+    return absl::OkStatus();
+  }
+
   // After the database restarted or the network dropped, the next call reconnects.
   absl::Status Reconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (PQstatus(conn_.get()) == CONNECTION_OK) return absl::OkStatus();
@@ -441,6 +474,7 @@ class PostgresSubjectStore final : public SubjectStore {
     SRN_RETURN_IF_ERROR(Reconnect());
     return InTransaction("BEGIN", [this, records, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
+      SRN_RETURN_IF_ERROR(PruneChanges());
       for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(WriteRecord(records[i]));
       return Exec(conn_.get(), kNotifySql);
     });
@@ -498,18 +532,29 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::StatusOr<Changes> ReadChanges(int64_t after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(listen_mu_) {
     Params p;
     p.Text(absl::StrCat(after));
+    // One statement, so one snapshot: the changes and how far they were pruned agree.
     SRN_ASSIGN_OR_RETURN(Result r, Query(listen_.get(),
-                                         "SELECT seq, subject_id, written_ms FROM srn_changes "
-                                         "WHERE seq > "
-                                         "$1::int8 ORDER BY seq LIMIT 10000",
+                                         "SELECT m.pruned_through, c.seq, c.subject_id, "
+                                         "c.written_ms FROM srn_store_meta m LEFT JOIN LATERAL "
+                                         "(SELECT seq, subject_id, written_ms FROM srn_changes "
+                                         "WHERE seq > $1::int8 ORDER BY seq LIMIT 10000) c ON true "
+                                         "ORDER BY c.seq",
                                          std::move(p), "read changes"));
+    if (PQntuples(r.get()) == 0) return Corrupt("", "srn_store_meta has no row");
+    const int64_t pruned = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 8));
+    if (after < pruned) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "subject store ", name_, ": the changes after position ", after,
+          " are no longer kept (pruned through ", pruned, "): read the whole store again"));
+    }
     Changes changes;
     changes.next = after;
     for (int row = 0; row < PQntuples(r.get()); ++row) {
-      changes.next = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 0), 8));
-      changes.ids.emplace_back(Bytes(r.get(), row, 1));
+      if (PQgetisnull(r.get(), row, 1)) continue;  // no change after `after`
+      changes.next = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 1), 8));
+      changes.ids.emplace_back(Bytes(r.get(), row, 2));
       changes.written_unix_ms.push_back(
-          static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 2), 8)));
+          static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 3), 8)));
     }
     return changes;
   }
@@ -573,8 +618,10 @@ class PostgresSubjectStore final : public SubjectStore {
 
   const std::string uri_;
   const std::string name_;  // for messages: no password
+  const PostgresStoreOptions options_;
   Mutex mu_;
   Conn conn_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Time> last_prune_ ABSL_GUARDED_BY(mu_);
   // The follower's connection, listening for notifications (WaitForChanges).
   Mutex listen_mu_;
   Conn listen_ ABSL_GUARDED_BY(listen_mu_);
@@ -586,20 +633,26 @@ bool IsPostgresUri(absl::string_view store) {
   return absl::StartsWith(store, "postgresql://") || absl::StartsWith(store, "postgres://");
 }
 
-absl::StatusOr<std::unique_ptr<SubjectStore>> OpenPostgresSubjectStore(const std::string& uri) {
+absl::StatusOr<std::unique_ptr<SubjectStore>> OpenPostgresSubjectStore(
+    const std::string& uri, const PostgresStoreOptions& options) {
+  if (!(options.change_retention_seconds >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the change log's retention must be at least 0 seconds, not ",
+                     options.change_retention_seconds));
+  }
   char* error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(uri.c_str(), &error);
-  if (options == nullptr) {
+  PQconninfoOption* parsed = PQconninfoParse(uri.c_str(), &error);
+  if (parsed == nullptr) {
     std::string message = error == nullptr ? "out of memory" : error;
     PQfreemem(error);
     while (!message.empty() && message.back() == '\n') message.pop_back();
     return absl::InvalidArgumentError(
         absl::StrCat("the subject store URI is not a PostgreSQL connection URI: ", message));
   }
-  PQconninfoFree(options);
+  PQconninfoFree(parsed);
   const std::string name = Redacted(uri);
   SRN_ASSIGN_OR_RETURN(Conn conn, PostgresSubjectStore::Connect(uri, name));
-  auto store = std::make_unique<PostgresSubjectStore>(uri, std::move(conn));
+  auto store = std::make_unique<PostgresSubjectStore>(uri, std::move(conn), options);
   SRN_RETURN_IF_ERROR(store->Initialize());
   return std::unique_ptr<SubjectStore>(std::move(store));
 }

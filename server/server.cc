@@ -139,6 +139,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
 
   const bool postgres = IsPostgresUri(options.store_path);
+  if (!(options.postgres.change_retention_seconds >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--change_log_retention_seconds must be at least 0, not ",
+                     options.postgres.change_retention_seconds));
+  }
   if (postgres && !options.model_dir.empty()) {
     return absl::FailedPreconditionError(
         "--model_dir (the model registry and training jobs) needs a SQLite store for now: with a "
@@ -185,7 +190,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     store = NewInMemorySubjectStore();
   } else if (postgres) {
     // The message names the database without the URI's password.
-    SRN_ASSIGN_OR_RETURN(store, OpenPostgresSubjectStore(options.store_path));
+    SRN_ASSIGN_OR_RETURN(store, OpenPostgresSubjectStore(options.store_path, options.postgres));
   } else {
     absl::StatusOr<std::unique_ptr<SubjectStore>> opened =
         OpenSqliteSubjectStore(options.store_path);

@@ -20,6 +20,7 @@
 #include "server/model_registry.h"
 #include "server/model_registry_service.h"
 #include "server/store_lock.h"
+#include "server/subject_store.h"
 #include "server/training_service.h"
 #include "server/serving_model.h"
 #include "server/training_worker.h"
@@ -33,6 +34,7 @@ struct ServerOptions {
   std::string weights_path;                        // empty: the bundled default model
   // SQLite file, a postgresql:// URI (servers may share it), or ":memory:" (not durable).
   std::string store_path = "srn-store.db";
+  PostgresStoreOptions postgres;  // for a postgresql:// store
   CoreOptions core;
   // Replaces parts of the served models' recorded verification calibration (--dtw_fusion,
   // --dtw_spread).

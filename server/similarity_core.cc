@@ -885,6 +885,18 @@ absl::Status SimilarityCore::FollowStore(const Cancellation& stop) {
   while (true) {
     SRN_RETURN_IF_ERROR(stop.Check());
     absl::StatusOr<SubjectStore::Changes> changes = waiter_->WaitForChanges(after, 0.5);
+    if (absl::IsOutOfRange(changes.status())) {
+      // Cut off for longer than the store keeps changes: read it all again.
+      std::cerr << "srn-server: following the store: " << changes.status().message() << "\n";
+      if (absl::Status s = Recover(); !s.ok()) {
+        trouble(s);
+        continue;
+      }
+      std::cerr << "srn-server: read the whole store again; following it from there\n";
+      MutexLock write(&write_mu_);
+      after = follow_from_;
+      continue;
+    }
     if (!changes.ok()) {
       trouble(changes.status());
       continue;

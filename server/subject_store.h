@@ -85,7 +85,8 @@ class SubjectStore {
   virtual absl::StatusOr<int64_t> ChangePosition();
   // The subjects written or deleted by changes after position `after`, in commit order, and the
   // position to follow from next; waits up to `wait` for one when there is none yet (then
-  // returns none and `after`).
+  // returns none and `after`). OutOfRange when changes after `after` are no longer kept: read
+  // the whole store again (ForEach), then follow from the ChangePosition taken before it.
   struct Changes {
     std::vector<std::string> ids;
     std::vector<int64_t> written_unix_ms;  // when each was written, by the store's clock
@@ -118,7 +119,14 @@ bool IsPostgresUri(absl::string_view store);
 // afterwards Unavailable for connection failures (the next call reconnects), Aborted for
 // serialization failures, ResourceExhausted for a full disk, Internal otherwise. ForEach reads
 // one snapshot through a connection of its own.
-absl::StatusOr<std::unique_ptr<SubjectStore>> OpenPostgresSubjectStore(const std::string& uri);
+struct PostgresStoreOptions {
+  // How long the change log keeps a change for servers following it: a server further behind
+  // (cut off from the database while others wrote) gets OutOfRange from WaitForChanges and must
+  // read the whole store again. Pruned by the writers, at most once a minute each.
+  double change_retention_seconds = 3600;
+};
+absl::StatusOr<std::unique_ptr<SubjectStore>> OpenPostgresSubjectStore(
+    const std::string& uri, const PostgresStoreOptions& options = {});
 
 // A store that keeps records in memory only (tests, and --store=memory for throwaway servers).
 std::unique_ptr<SubjectStore> NewInMemorySubjectStore();

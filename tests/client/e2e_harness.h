@@ -67,6 +67,7 @@ class ServerProcess {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  pid_t pid() const { return pid_; }  // to signal it (SIGSTOP freezes it, SIGCONT thaws it)
   std::string address() const;
   std::string Log() const;
 

@@ -2,6 +2,8 @@
 // the test starts (tests/testing/scratch_postgres.h): what one server enrolled, a server started
 // later serves; bad URIs and unsupported combinations are refused, never echoing a password.
 
+#include <signal.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -200,6 +202,35 @@ TEST_F(PostgresEndToEnd, ServersRideOutADatabaseRestart) {
     EXPECT_EQ(Ctl(*server, {"health"}).exit_code, 0) << server->Log();  // never crashed
     EXPECT_EQ(AwaitMetric(*server, "srn_store_follow_failing", 0), 0.0);
   }
+}
+
+// A server frozen while another wrote for longer than the change log keeps changes (here: none
+// kept) finds the log pruned past its position when it thaws, reads the whole store again and
+// serves every write it missed, then follows again.
+TEST_F(PostgresEndToEnd, AServerCutOffLongerThanTheChangeLogReadsTheStoreAgain) {
+  const std::vector<std::string> no_retention = {"--change_log_retention_seconds=0"};
+  std::unique_ptr<ServerProcess> a = StartServer(uri_, no_retention);
+  std::unique_ptr<ServerProcess> b = StartServer(uri_, no_retention);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(kill(b->pid(), SIGSTOP), 0);
+  ProcessResult r = Ctl(*a, {"enroll", "--subject=alice", Svc(0), Svc(1)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // so alice's change is older
+  r = Ctl(*a, {"enroll", "--subject=bob", Svc(2)});              // and pruned by this write
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(kill(b->pid(), SIGCONT), 0);
+
+  ExpectAliceVerified(AwaitAnswer(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0));
+  EXPECT_EQ(AwaitAnswer(*b, {"get", "--subject=bob"}, 0).exit_code, 0) << b->Log();
+  EXPECT_THAT(b->Log(), HasSubstr("are no longer kept"));
+  EXPECT_THAT(b->Log(), HasSubstr("read the whole store again; following it from there"));
+  // And follows from there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  r = Ctl(*a, {"delete", "--subject=bob"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = AwaitAnswer(*b, {"get", "--subject=bob"}, 1);
+  EXPECT_THAT(r.err, StartsWith("srnctl: NOT_FOUND: ")) << b->Log();
 }
 
 TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassword) {

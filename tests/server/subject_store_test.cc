@@ -542,6 +542,43 @@ TEST_F(PostgresSubjectStoreTest, ChangesListEveryWriteInCommitOrder) {
   EXPECT_EQ(follower->Get("a").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Writers drop changes older than the retention (here 0 s: every older one); a follower from
+// before a dropped change is told to read the store again, and one from the position taken
+// after that follows on.
+TEST_F(PostgresSubjectStoreTest, AFollowerBehindThePrunedChangesIsToldToReadAgain) {
+  absl::StatusOr<std::unique_ptr<SubjectStore>> writer =
+      OpenPostgresSubjectStore(uri_, {.change_retention_seconds = 0});
+  ASSERT_OK(writer.status());
+  std::unique_ptr<SubjectStore> follower = Open();
+  ASSERT_NE(follower, nullptr);
+  const int64_t start = *follower->ChangePosition();
+  ASSERT_OK((*writer)->Put(MakeRecord("a", 1)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a's change is older than b's
+  ASSERT_OK((*writer)->Put(MakeRecord("b", 1)));
+  absl::StatusOr<SubjectStore::Changes> missed = follower->WaitForChanges(start, 0);
+  EXPECT_EQ(missed.status().code(), absl::StatusCode::kOutOfRange) << missed.status();
+  EXPECT_THAT(std::string(missed.status().message()), HasSubstr("read the whole store again"));
+
+  const int64_t now = *follower->ChangePosition();
+  EXPECT_GT(now, start);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_OK((*writer)->Delete("a"));  // drops b's change
+  absl::StatusOr<SubjectStore::Changes> changes = follower->WaitForChanges(now, 0);
+  ASSERT_OK(changes.status());
+  EXPECT_EQ(changes->ids, std::vector<std::string>{"a"});
+
+  // A store that keeps changes for an hour drops none of these.
+  std::unique_ptr<SubjectStore> keeper = Open();
+  ASSERT_NE(keeper, nullptr);
+  ASSERT_OK(keeper->Put(MakeRecord("c", 1)));
+  changes = follower->WaitForChanges(now, 0);
+  ASSERT_OK(changes.status());
+  EXPECT_EQ(changes->ids, (std::vector<std::string>{"a", "c"}));
+
+  EXPECT_EQ(OpenPostgresSubjectStore(uri_, {.change_retention_seconds = -1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // A wait for changes ends when one commits, not at its timeout.
 TEST_F(PostgresSubjectStoreTest, AWaitEndsWhenAChangeCommits) {
   std::unique_ptr<SubjectStore> writer = Open(), follower = Open();
