@@ -351,7 +351,8 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     MutexLock write(&write_mu_);
     const SubjectIndex::View now = index_.Lookup(request.subject_id());
     if (now.model != before.model || now.subject != before.subject) continue;
-    SRN_RETURN_IF_ERROR(CommitWrite([&] { return store_->Put(record); }));
+    const auto start = std::chrono::steady_clock::now();
+    SRN_RETURN_IF_ERROR(Committed(store_->Put(record), start));
     v1::EnrollResponse response;
     *response.mutable_subject() = ToProto(*entry);
     if (prepared != nullptr) prepared_.Insert(entry, std::move(prepared));
@@ -575,7 +576,8 @@ absl::StatusOr<v1::DeleteSubjectResponse> SimilarityCore::DeleteSubject(
     return absl::NotFoundError(
         absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
   }
-  SRN_RETURN_IF_ERROR(CommitWrite([&] { return store_->Delete(request.subject_id()); }));
+  const auto start = std::chrono::steady_clock::now();
+  SRN_RETURN_IF_ERROR(Committed(store_->Delete(request.subject_id()), start));
   index_.Remove(request.subject_id());
   prepared_.Erase(subject);
   UpdateEnrolledMetrics();
@@ -849,9 +851,8 @@ absl::Status SimilarityCore::Recover() {
   return absl::OkStatus();
 }
 
-absl::Status SimilarityCore::CommitWrite(absl::FunctionRef<absl::Status()> write) {
-  const auto start = std::chrono::steady_clock::now();
-  absl::Status status = write();
+absl::Status SimilarityCore::Committed(absl::Status status,
+                                       std::chrono::steady_clock::time_point start) {
   if (metrics_ == nullptr) return status;
   if (status.ok()) {
     metrics_->StoreCommit(

@@ -2,13 +2,13 @@
 #define SRN_SERVER_SIMILARITY_CORE_H_
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/cancellation.h"
@@ -138,9 +138,9 @@ class SimilarityCore final {
       const std::string& what, std::vector<Series>* raw = nullptr) const;
   absl::StatusOr<RowMatrix> EmbedOne(const ServingModel& model, const v1::SeriesInput& input,
                                      const std::string& what) const;
-  // Runs one call's durable write (Enroll's Put, Delete's), recording its commit time or its
-  // failure in the metrics.
-  absl::Status CommitWrite(absl::FunctionRef<absl::Status()> write);
+  // Records in the metrics how one call's durable write (Enroll's Put, Delete's), begun at
+  // `start`, ended: its commit time or its failure. Returns its `status`.
+  absl::Status Committed(absl::Status status, std::chrono::steady_clock::time_point start);
   // Publishes the stored state of subject `id` (or withdraws it when it is no longer stored), as
   // FollowStore applies a change.
   absl::Status ApplyStoredSubject(const std::string& id) ABSL_LOCKS_EXCLUDED(write_mu_);
