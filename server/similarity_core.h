@@ -1,8 +1,8 @@
 #ifndef SRN_SERVER_SIMILARITY_CORE_H_
 #define SRN_SERVER_SIMILARITY_CORE_H_
 
-#include <cstddef>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
