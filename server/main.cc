@@ -21,6 +21,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address (host:port; port 0 picks one)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics address (empty: off)");
+ABSL_FLAG(std::string, http_listen, "",
+          "host:port of the HTTP/JSON API and the signature pad page at / (empty: none)");
 ABSL_FLAG(std::string, weights, "", "weights file to serve (default: the bundled signature model)");
 ABSL_FLAG(std::string, store, "srn-store.db",
           "where enrolled subjects are stored: an SQLite file, a PostgreSQL database shared by "
@@ -101,6 +103,7 @@ int main(int argc, char** argv) {
   srn::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_listen);
+  options.http_address = absl::GetFlag(FLAGS_http_listen);
   options.weights_path = absl::GetFlag(FLAGS_weights);
   options.store_path = absl::GetFlag(FLAGS_store);
   options.postgres.change_retention_seconds = absl::GetFlag(FLAGS_change_log_retention_seconds);
@@ -206,9 +209,10 @@ int main(int argc, char** argv) {
   }
   const auto info = (*server)->core().GetModelInfo();
   std::cerr << absl::StrFormat(
-      "srn-server: serving model %s (%s) from %s on port %d; metrics on port %d; %d subjects\n",
+      "srn-server: serving model %s (%s) from %s on port %d; metrics on port %d; %d subjects%s\n",
       info->model_id(), info->family(), info->source(), (*server)->port(),
-      (*server)->metrics_port(), (*server)->core().enrolled_subjects());
+      (*server)->metrics_port(), (*server)->core().enrolled_subjects(),
+      (*server)->http_port() > 0 ? absl::StrCat("; HTTP on port ", (*server)->http_port()) : "");
 
   std::thread waiter([&] {
     int signal = 0;

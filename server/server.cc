@@ -83,6 +83,7 @@ std::string DefaultModelPath() {
 
 Server::~Server() {
   Shutdown(0, 0);
+  http_.reset();  // its calls in flight end with the gRPC server's grace period
   if (grpc_server_ != nullptr) grpc_server_->Wait();
   if (metrics_stopper_.joinable()) metrics_stopper_.join();
   stop_background_.Cancel();
@@ -106,6 +107,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
                      " without authentication: give tokens (--tokens_file, $SRN_ADMIN_TOKEN, "
                      "$SRN_READER_TOKEN), "
                      "listen on a loopback address, or pass --allow_unauthenticated_remote"));
+  }
+  if (!server->auth_.enabled() && !options.http_address.empty() &&
+      !IsLoopback(options.http_address) && !options.allow_unauthenticated_remote) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("refusing to serve HTTP on ", options.http_address,
+                     " without authentication: give tokens (--tokens_file, $SRN_ADMIN_TOKEN, "
+                     "$SRN_READER_TOKEN), listen on a loopback address, or pass "
+                     "--allow_unauthenticated_remote"));
   }
   // The metrics say what the server serves and how much; without tokens, exposing them beyond
   // this machine must be asked for as explicitly as for the API.
@@ -250,6 +259,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     server->grpc_server_.reset();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
                                                " (address in use or invalid?)"));
+  }
+  if (!options.http_address.empty()) {
+    HttpGatewayOptions http;
+    http.listen_address = options.http_address;
+    http.max_body_bytes = 4 * static_cast<int64_t>(options.max_message_bytes);
+    http.tls_cert_file = options.tls_cert_file;
+    http.tls_key_file = options.tls_key_file;
+    http.tls_client_ca_file = options.tls_client_ca_file;
+    grpc::ChannelArguments channel;
+    channel.SetMaxReceiveMessageSize(-1);  // the server's own limit applies
+    channel.SetMaxSendMessageSize(-1);
+    absl::StatusOr<std::unique_ptr<HttpGateway>> gateway = HttpGateway::Start(
+        http, server->grpc_server_->InProcessChannel(channel), server->metrics_.get());
+    if (!gateway.ok()) {
+      server->Shutdown(0, 0);
+      return gateway.status();
+    }
+    server->http_ = *std::move(gateway);
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   health->SetServingStatus(false);

@@ -12,6 +12,7 @@
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "server/auth.h"
+#include "server/http_gateway.h"
 #include "server/server_metrics.h"
 #include "server/similarity_core.h"
 #include "server/similarity_service.h"
@@ -31,6 +32,10 @@ namespace srn {
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // port 0 picks a free port
   std::string metrics_address = "127.0.0.1:9464";  // empty: no metrics endpoint; port 0: free port
+  // The HTTP/JSON API and the signature pad page (server/http_gateway.h); empty: none; port 0:
+  // a free port. Same tokens, TLS files and limits as gRPC (JSON bodies up to 4x
+  // max_message_bytes, since numbers take about that much more room as text).
+  std::string http_address;
   std::string weights_path;                        // empty: the bundled default model
   // SQLite file, a postgresql:// URI (servers may share it), or ":memory:" (not durable).
   std::string store_path = "srn-store.db";
@@ -84,6 +89,7 @@ class Server final {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  int http_port() const { return http_ != nullptr ? http_->port() : 0; }
   SimilarityCore& core() { return *core_; }
   // Null without a model directory.
   ModelRegistry* model_registry() { return model_registry_.get(); }
@@ -107,6 +113,7 @@ class Server final {
   std::unique_ptr<TrainingService> training_service_;
   std::unique_ptr<ModelRegistryService> registry_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<HttpGateway> http_;  // calls grpc_server_ in process
   int port_ = 0;
   int metrics_port_ = 0;
   std::thread metrics_stopper_;

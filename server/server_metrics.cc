@@ -1,5 +1,7 @@
 #include "server/server_metrics.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace srn {
 namespace {
 
@@ -73,6 +75,11 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                                  "not made durable), op=follow (an attempt to read other "
                                  "servers' changes, retried each second).")
                            .Register(*registry_);
+  http_responses_ = &prometheus::BuildCounter()
+                        .Name("srn_http_responses_total")
+                        .Help("HTTP responses of the JSON API and the signature pad page, by "
+                              "status code.")
+                        .Register(*registry_);
   store_write_errors_ = &store_errors.Add({{"op", "write"}});
   store_follow_errors_ = &store_errors.Add({{"op", "follow"}});
   follow_lag_seconds_ =
@@ -222,6 +229,10 @@ void ServerMetrics::FollowApplied(double lag_seconds) {
 void ServerMetrics::SetFollowFailing(bool failing) {
   if (failing) store_follow_errors_->Increment();
   follow_failing_->Set(failing ? 1 : 0);
+}
+
+void ServerMetrics::HttpResponded(int status) {
+  http_responses_->Add({{"code", absl::StrCat(status)}}).Increment();
 }
 
 void ServerMetrics::SetEnrolled(int64_t subjects, int64_t references) {

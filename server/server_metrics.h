@@ -56,6 +56,9 @@ class ServerMetrics final {
   void FollowApplied(double lag_seconds);
   void SetFollowFailing(bool failing);
   void SetEnrolled(int64_t subjects, int64_t references);
+  // srn_http_responses_total{code}: every HTTP response, by status (the API's calls are also
+  // counted as RPCs, since the HTTP gateway makes them on the server's in-process channel).
+  void HttpResponded(int status);
   // srn_subjects_missing_spreads: subjects whose references' spreads are still to be derived in
   // the background after start-up (SimilarityCore::DeriveMissingSpreads).
   void SetMissingSpreads(int64_t subjects);
@@ -102,6 +105,7 @@ class ServerMetrics final {
   prometheus::Counter* store_follow_errors_;
   prometheus::Histogram* follow_lag_seconds_;
   prometheus::Gauge* follow_failing_;
+  prometheus::Family<prometheus::Counter>* http_responses_;
   prometheus::Gauge* enrolled_subjects_;
   prometheus::Gauge* enrolled_references_;
   prometheus::Gauge* missing_spreads_;

@@ -1,0 +1,99 @@
+#ifndef SRN_SERVER_HTTP_GATEWAY_H_
+#define SRN_SERVER_HTTP_GATEWAY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/channel.h"
+#include "server/server_metrics.h"
+
+struct mg_connection;
+struct mg_context;
+
+namespace srn {
+
+struct HttpGatewayOptions {
+  std::string listen_address;  // host:port; port 0 picks a free port
+  int64_t max_body_bytes = 64 << 20;
+  int threads = 16;                         // requests served at once
+  double request_timeout_seconds = 30;      // to send the request's headers and body
+  double default_deadline_seconds = 30;     // of a call without X-Server-Timeout
+  // TLS (the server's own files): serve HTTPS, and ask for client certificates when a CA is set.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+};
+
+// The HTTP/JSON face of the similarity service, beside gRPC, as Google's HTTP mapping for gRPC
+// (google.api.http) lays it out:
+//
+//   POST   /v1:embed                         Embed           (body: EmbedRequest)
+//   POST   /v1:similarity                    Similarity      (body: SimilarityRequest)
+//   POST   /v1/subjects/{subject_id}:enroll  Enroll          (body: EnrollRequest)
+//   POST   /v1/subjects/{subject_id}:verify  Verify          (body: VerifyRequest)
+//   POST   /v1/subjects:identify             Identify        (body: IdentifyRequest)
+//   GET    /v1/subjects/{subject_id}         GetSubject
+//   GET    /v1/subjects?pageSize=&pageToken= ListSubjects
+//   DELETE /v1/subjects/{subject_id}         DeleteSubject
+//   GET    /v1/model                         GetModelInfo
+//
+// Bodies are the proto3 JSON mapping of the messages (protobuf's own JSON utilities); an error
+// is the HTTP status of its gRPC code with {"error": {"code", "status", "message"}}. Each call
+// is made on the server's in-process channel, so it passes the same edge as a gRPC call (start-up
+// and draining, roles and tokens from the Authorization header, message limits, deadlines,
+// metrics) and gets the same answer. GET / and the files of web/ (compiled in) are the signature
+// pad page. Thread-safe; stops when destroyed.
+class HttpGateway final {
+ public:
+  // `channel` (the server's in-process channel) must outlive the gateway's calls; `metrics` may
+  // be null.
+  static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(
+      const HttpGatewayOptions& options, std::shared_ptr<grpc::Channel> channel,
+      ServerMetrics* metrics);
+  ~HttpGateway();
+
+  HttpGateway(const HttpGateway&) = delete;
+  HttpGateway& operator=(const HttpGateway&) = delete;
+
+  int port() const { return port_; }
+
+  // Answers one request; called by civetweb's threads.
+  struct Reply {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::string allow;  // for 405
+  };
+  struct Request {
+    std::string method;
+    std::string path;
+    std::string query;
+    std::string authorization;  // the Authorization header, or empty
+    std::string timeout;        // the X-Server-Timeout header (seconds), or empty
+    std::string body;
+  };
+  Reply Handle(const Request& request) const;
+
+ private:
+  class Routes;
+
+  HttpGateway(const HttpGatewayOptions& options, std::unique_ptr<Routes> routes,
+              ServerMetrics* metrics);
+
+  // civetweb's request handler: reads the body (bounded in size and time), answers, records.
+  static int Serve(mg_connection* conn, void* gateway);
+
+  const HttpGatewayOptions options_;
+  const std::unique_ptr<Routes> routes_;
+  ServerMetrics* const metrics_;
+  mg_context* context_ = nullptr;
+  int port_ = 0;
+};
+
+// The HTTP status that Google's APIs give a gRPC code (google/rpc/code.proto).
+int HttpStatusFor(int grpc_code);
+
+}  // namespace srn
+
+#endif  // SRN_SERVER_HTTP_GATEWAY_H_
