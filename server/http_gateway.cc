@@ -1,7 +1,6 @@
 #include "server/http_gateway.h"
 
 #include <civetweb.h>
-#include <openssl/ssl.h>
 
 #include <chrono>
 #include <cstring>
@@ -394,24 +393,6 @@ int LogMessage(const mg_connection*, const char* message) {
   return 1;
 }
 
-// Loads the server's own PEM files (certificate chain, key, client CA) into civetweb's context.
-int InitSsl(void* ssl_ctx, void* data) {
-  const auto* options = static_cast<const HttpGatewayOptions*>(data);
-  auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
-  if (SSL_CTX_use_certificate_chain_file(ctx, options->tls_cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx, options->tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1) {
-    return -1;
-  }
-  if (!options->tls_client_ca_file.empty()) {
-    if (SSL_CTX_load_verify_locations(ctx, options->tls_client_ca_file.c_str(), nullptr) != 1) {
-      return -1;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-  }
-  return 1;
-}
-
 }  // namespace
 
 HttpGateway::HttpGateway(const HttpGatewayOptions& options, std::unique_ptr<Routes> routes,
@@ -427,15 +408,9 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
         "--http_listen must be host:port (for example 127.0.0.1:8080), not \"",
         options.listen_address, "\""));
   }
-  const bool tls = !options.tls_cert_file.empty();
-  if (tls && mg_check_feature(MG_FEATURES_TLS) == 0) {
-    return absl::UnimplementedError(
-        "this build's civetweb has no TLS: serve HTTP on loopback behind a TLS proxy");
-  }
   std::unique_ptr<HttpGateway> gateway(
       new HttpGateway(options, std::make_unique<Routes>(std::move(channel)), metrics));
-  // civetweb wants "host:port" with an 's' suffix for TLS; "[::1]:port" for IPv6.
-  const std::string ports = absl::StrCat(options.listen_address, tls ? "s" : "");
+  const std::string& ports = options.listen_address;  // "[::1]:port" for IPv6
   const std::string threads = absl::StrCat(options.threads);
   const std::string timeout_ms =
       absl::StrCat(static_cast<int64_t>(options.request_timeout_seconds * 1000));
@@ -448,13 +423,11 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));
   callbacks.log_message = LogMessage;
-  if (tls) callbacks.init_ssl = InitSsl;
-  mg_init_library(tls ? MG_FEATURES_TLS : 0);
+  mg_init_library(0);
   char error_text[256] = "";
   mg_init_data init;
   std::memset(&init, 0, sizeof(init));
   init.callbacks = &callbacks;
-  init.user_data = const_cast<HttpGatewayOptions*>(&gateway->options_);
   init.configuration_options = civet_options;
   mg_error_data error;
   std::memset(&error, 0, sizeof(error));

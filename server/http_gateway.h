@@ -19,10 +19,6 @@ struct HttpGatewayOptions {
   int threads = 16;                         // requests served at once
   double request_timeout_seconds = 30;      // to send the request's headers and body
   double default_deadline_seconds = 30;     // of a call without X-Server-Timeout
-  // TLS (the server's own files): serve HTTPS, and ask for client certificates when a CA is set.
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  std::string tls_client_ca_file;
 };
 
 // The HTTP/JSON face of the similarity service, beside gRPC, as Google's HTTP mapping for gRPC
@@ -43,7 +39,8 @@ struct HttpGatewayOptions {
 // is made on the server's in-process channel, so it passes the same edge as a gRPC call (start-up
 // and draining, roles and tokens from the Authorization header, message limits, deadlines,
 // metrics) and gets the same answer. GET / and the files of web/ (compiled in) are the signature
-// pad page. Thread-safe; stops when destroyed.
+// pad page. Plain HTTP only: TLS is the job of a proxy in front (an Ingress), and the server
+// keeps the listener on loopback when it serves gRPC over TLS. Thread-safe; stops when destroyed.
 class HttpGateway final {
  public:
   // `channel` (the server's in-process channel) must outlive the gateway's calls; `metrics` may

@@ -116,6 +116,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
                      "$SRN_READER_TOKEN), listen on a loopback address, or pass "
                      "--allow_unauthenticated_remote"));
   }
+  // The HTTP listener speaks no TLS: where gRPC is asked for TLS, HTTP stays on this machine
+  // (behind a TLS-terminating proxy), never a plain-text way around it.
+  if (!options.tls_cert_file.empty() && !options.http_address.empty() &&
+      !IsLoopback(options.http_address)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve plain HTTP on ", options.http_address,
+        " beside gRPC over TLS: the HTTP listener has no TLS of its own; serve it on a loopback "
+        "address behind a TLS-terminating proxy (an Ingress), or leave --http_listen out"));
+  }
   // The metrics say what the server serves and how much; without tokens, exposing them beyond
   // this machine must be asked for as explicitly as for the API.
   if (!server->auth_.enabled() && !options.metrics_address.empty() &&
@@ -264,9 +273,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     HttpGatewayOptions http;
     http.listen_address = options.http_address;
     http.max_body_bytes = 4 * static_cast<int64_t>(options.max_message_bytes);
-    http.tls_cert_file = options.tls_cert_file;
-    http.tls_key_file = options.tls_key_file;
-    http.tls_client_ca_file = options.tls_client_ca_file;
+    http.request_timeout_seconds = options.http_request_timeout_seconds;
     grpc::ChannelArguments channel;
     channel.SetMaxReceiveMessageSize(-1);  // the server's own limit applies
     channel.SetMaxSendMessageSize(-1);

@@ -33,9 +33,10 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // port 0 picks a free port
   std::string metrics_address = "127.0.0.1:9464";  // empty: no metrics endpoint; port 0: free port
   // The HTTP/JSON API and the signature pad page (server/http_gateway.h); empty: none; port 0:
-  // a free port. Same tokens, TLS files and limits as gRPC (JSON bodies up to 4x
-  // max_message_bytes, since numbers take about that much more room as text).
+  // a free port. Same tokens and limits as gRPC (JSON bodies up to 4x max_message_bytes, since
+  // numbers take about that much more room as text); no TLS of its own.
   std::string http_address;
+  double http_request_timeout_seconds = 30;  // for a client to send a request's headers and body
   std::string weights_path;                        // empty: the bundled default model
   // SQLite file, a postgresql:// URI (servers may share it), or ":memory:" (not durable).
   std::string store_path = "srn-store.db";

@@ -4,11 +4,19 @@
 #include "server/http_gateway.h"
 
 #include <civetweb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -354,6 +362,53 @@ TEST_F(HttpGatewayTest, BodiesAreBoundedLikeMessages) {
   EXPECT_EQ(Http("GET", "/v1/model").status, 200);
 }
 
+// Connects to 127.0.0.1:port with a plain socket; -1 on failure.
+int Connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(HttpGatewayTest, ClientsThatStallAreCutOffAndHoldNoOneElseUp) {
+  ServerOptions options = Options();
+  options.http_request_timeout_seconds = 1;
+  ASSERT_NO_FATAL_FAILURE(Start(options));
+  // More stalled clients than the gateway has threads (16): each promises a body it never sends,
+  // or never finishes its headers.
+  std::vector<int> stalled;
+  for (int i = 0; i < 20; ++i) {
+    const int fd = Connect(server_->http_port());
+    ASSERT_GE(fd, 0);
+    const std::string partial =
+        i % 2 == 0 ? "POST /v1:embed HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"ser"
+                   : "GET /v1/model HTTP/1.1\r\nHost: x\r\n";
+    ASSERT_EQ(::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(partial.size()));
+    stalled.push_back(fd);
+  }
+  // Others are still served once the stalled ones time out.
+  EXPECT_EQ(Http("GET", "/v1/model").status, 200);
+  // And each stalled connection is closed by the server (read returns 0 or an error, after any
+  // error response), within a generous bound.
+  for (int fd : stalled) {
+    timeval wait{20, 0};
+    ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)), 0);
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) {
+    }
+    EXPECT_TRUE(n == 0 || errno == ECONNRESET) << "still open after 20 s: " << std::strerror(errno);
+    ::close(fd);
+  }
+}
+
 TEST_F(HttpGatewayTest, TokensAndRolesHoldOverHttp) {
   ServerOptions options = Options();
   options.tokens_file = tokens_;
@@ -417,6 +472,20 @@ TEST_F(HttpGatewayTest, NonLoopbackHttpWithoutTokensIsRefused) {
   options.tokens_file = tokens_;
   server = Server::BuildAndStart(options);
   EXPECT_TRUE(server.ok()) << server.status();
+}
+
+TEST_F(HttpGatewayTest, PlainHttpBesideTlsStaysOnLoopback) {
+  ServerOptions options = Options();
+  options.tokens_file = tokens_;
+  options.tls_cert_file = Write("cert.pem", "not read before the address is checked");
+  options.tls_key_file = Write("key.pem", "not read before the address is checked");
+  options.http_address = "0.0.0.0:0";
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::BuildAndStart(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(server.status().message().find("refusing to serve plain HTTP on 0.0.0.0:0 beside "
+                                           "gRPC over TLS"),
+            std::string::npos)
+      << server.status();
 }
 
 TEST_F(HttpGatewayTest, ABusyPortIsAClearError) {
