@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -355,11 +356,11 @@ int HttpGateway::Serve(mg_connection* conn, void* data) {
     const auto deadline =
         start + std::chrono::milliseconds(
                     static_cast<int64_t>(gateway->options_.request_timeout_seconds * 1000));
-    char buffer[1 << 16];
+    std::vector<char> buffer(1 << 16);
     for (;;) {
-      const int n = mg_read(conn, buffer, sizeof(buffer));
+      const int n = mg_read(conn, buffer.data(), buffer.size());
       if (n <= 0) break;
-      request.body.append(buffer, n);
+      request.body.append(buffer.data(), n);
       if (static_cast<int64_t>(request.body.size()) > limit) {
         reply = ErrorReply(grpc::StatusCode::RESOURCE_EXHAUSTED,
                            absl::StrCat("the body is over the limit of ", limit,
@@ -376,7 +377,13 @@ int HttpGateway::Serve(mg_connection* conn, void* data) {
       }
     }
   }
-  if (read_ok) reply = gateway->Handle(request);
+  if (read_ok) {
+    // civetweb's threads have small stacks (100 KiB in Debian's build): parsing JSON and the
+    // call itself (which the in-process transport may run on the calling thread) get a thread
+    // with the default stack. civetweb's thread count bounds these too.
+    std::thread handler([&] { reply = gateway->Handle(request); });
+    handler.join();
+  }
   WriteReply(conn, reply, request.method == "HEAD", /*close=*/!read_ok);
   if (gateway->metrics_ != nullptr) {
     gateway->metrics_->HttpResponded(reply.status);
