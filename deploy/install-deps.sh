@@ -8,6 +8,9 @@
 #   deploy/install-deps.sh deploy     the validators the deployment tests run: promtool (package
 #                                     prometheus) and kubectl (package kubernetes-client, skipped
 #                                     when some kubectl is already installed)
+#   deploy/install-deps.sh browser    Chromium for the signature pad's browser test (tests/web), and
+#                                     Node.js with npm unless some node is already installed
+#                                     (the test's playwright-core wants node >= 20)
 #   deploy/install-deps.sh docker     the Docker engine (docker.io, not started) and debootstrap,
 #                                     which makes the base images (tests/deploy/container_test.sh)
 #
@@ -18,13 +21,13 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates openssl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev
-  libeigen3-dev libabsl-dev prometheus-cpp-dev
+  libeigen3-dev libabsl-dev prometheus-cpp-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev libpq-dev
   postgresql  # the PostgreSQL store's tests start a throwaway server of their own
 )
 runtime_pkgs=(
   libgrpc++1.51 libprotobuf32 libsqlite3-0 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0
-  libabsl20220623 libpq5 ca-certificates
+  libabsl20220623 libpq5 libcivetweb1 ca-certificates
 )
 sanitizer_pkgs=(clang libclang-rt-14-dev)
 deploy_pkgs=(prometheus)
@@ -33,6 +36,8 @@ deploy_pkgs=(prometheus)
 command -v kubectl >/dev/null 2>&1 || deploy_pkgs+=(kubernetes-client)
 # The engine and what builds its base images; the Debian CLI matches the Debian engine.
 docker_pkgs=(docker.io debootstrap)
+browser_pkgs=(chromium)
+command -v node >/dev/null 2>&1 || browser_pkgs+=(nodejs npm)
 python_pkgs=(python3 python3-numpy python3-torch python3-sklearn python3-matplotlib python3-grpcio python3-protobuf)
 
 groups=("$@")
@@ -47,9 +52,10 @@ for g in "${groups[@]}"; do
     sanitizers) want+=("${sanitizer_pkgs[@]}") ;;
     deploy) want+=("${deploy_pkgs[@]}") ;;
     docker) want+=("${docker_pkgs[@]}") ;;
+    browser) want+=("${browser_pkgs[@]}") ;;
     *)
       echo "install-deps.sh: unknown group '$g'" \
-        "(build, runtime, python, sanitizers, deploy, docker)" >&2
+        "(build, runtime, python, sanitizers, deploy, docker, browser)" >&2
       exit 2
       ;;
   esac
