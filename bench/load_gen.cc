@@ -58,6 +58,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -106,6 +107,10 @@ ABSL_FLAG(std::string, signatures, "",
           "a directory of SVC2004 signature files (U<user>S<n>.TXT) to send instead of generated "
           "series: the first user's S1..S<references> are the Verify subject's references, and "
           "--payloads other files (genuine and forged, every user) the queries");
+ABSL_FLAG(std::string, http_requests_out, "",
+          "verify: after enrolling, write the Verify requests as HTTP/JSON (one per line: the "
+          "path, a tab, the body) to this file for an HTTP load tool (bench/http_vs_grpc.sh), "
+          "and exit without applying load");
 ABSL_FLAG(std::string, subject_prefix, "loadgen", "prefix of the subject ids this tool enrolls");
 ABSL_FLAG(uint64_t, seed, 1, "random seed of the generated series");
 ABSL_FLAG(int, server_pid, 0,
@@ -1007,6 +1012,29 @@ int Main() {
       Require(response.reference_scores_size() == references,
               "Verify scored the wrong number of references");
       shape += absl::StrFormat(", subject of %d references", references);
+      if (const std::string out = absl::GetFlag(FLAGS_http_requests_out); !out.empty()) {
+        std::ofstream file(out);
+        for (const grpc::ByteBuffer& bytes : pool) {
+          v1::VerifyRequest request;
+          std::vector<grpc::Slice> slices;
+          Require(bytes.Dump(&slices).ok(), "cannot read back a request");
+          std::string serialized;
+          for (const grpc::Slice& slice : slices) {
+            serialized.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+          }
+          Require(request.ParseFromString(serialized), "cannot parse back a request");
+          request.clear_subject_id();  // the path names it
+          std::string json;
+          Require(google::protobuf::util::MessageToJsonString(request, &json).ok(),
+                  "cannot write a request as JSON");
+          file << "/v1/subjects/" << subject << ":verify\t" << json << "\n";
+        }
+        file.close();
+        Require(file.good(), absl::StrCat("cannot write ", out));
+        std::cout << "wrote " << pool.size() << " Verify requests as HTTP/JSON to " << out
+                  << "\n";
+        return 0;
+      }
     } else if (rpc == "identify") {
       if (enroll_subjects > 0) {
         EnrollMany(enroll_subjects, references, enroll_concurrency, threads, payloads, gen, prefix,

@@ -326,8 +326,9 @@ void WriteReply(mg_connection* conn, const HttpGateway::Reply& reply, bool head,
   if (!reply.allow.empty()) absl::StrAppend(&headers, "Allow: ", reply.allow, "\r\n");
   if (close) absl::StrAppend(&headers, "Connection: close\r\n");
   absl::StrAppend(&headers, "\r\n");
+  // One write: headers and body in separate segments would wait on the client's delayed ACK.
+  if (!head) absl::StrAppend(&headers, reply.body);
   mg_write(conn, headers.data(), headers.size());
-  if (!head) mg_write(conn, reply.body.data(), reply.body.size());
 }
 
 }  // namespace
@@ -426,6 +427,7 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
                                  "request_timeout_ms", timeout_ms.c_str(),
                                  "enable_keep_alive",  "yes",
                                  "keep_alive_timeout_ms", "5000",
+                                 "tcp_nodelay",        "1",
                                  nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));
