@@ -2,6 +2,7 @@
 
 #include <civetweb.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -310,7 +311,34 @@ HttpGateway::Reply HttpGateway::Handle(const Request& request) const {
   if (!request.authorization.empty()) {
     context.AddMetadata("authorization", request.authorization);
   }
-  return (*call)(routes_->stub(), context, request, subject_id);
+  if (!BeginCall(&context)) {
+    return ErrorReply(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+  }
+  Reply answer = (*call)(routes_->stub(), context, request, subject_id);
+  EndCall(&context);
+  return answer;
+}
+
+bool HttpGateway::BeginCall(grpc::ClientContext* context) const {
+  MutexLock lock(&mu_);
+  if (stopping_) return false;
+  calls_.insert(context);
+  return true;
+}
+
+void HttpGateway::EndCall(grpc::ClientContext* context) const {
+  MutexLock lock(&mu_);
+  calls_.erase(context);
+}
+
+void HttpGateway::StopCalls(std::chrono::system_clock::time_point deadline) {
+  MutexLock lock(&mu_);
+  stopping_ = true;
+  const auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
+  const auto left = deadline - std::chrono::system_clock::now();
+  if (mu_.AwaitWithTimeout(none, absl::FromChrono(std::max(left, left.zero())))) return;
+  for (grpc::ClientContext* context : calls_) context->TryCancel();
+  mu_.Await(none);
 }
 
 namespace {

@@ -1,11 +1,15 @@
 #ifndef SRN_SERVER_HTTP_GATEWAY_H_
 #define SRN_SERVER_HTTP_GATEWAY_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "base/mutex.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "server/server_metrics.h"
 
 struct mg_connection;
@@ -55,6 +59,12 @@ class HttpGateway final {
 
   int port() const { return port_; }
 
+  // Stops making calls on the channel (which must not see a call after its server shut down):
+  // later API requests get 503 UNAVAILABLE ("shutting down"), and calls in flight get until
+  // `deadline` to finish before they are cancelled. Returns once none is in flight. Call it
+  // before shutting the gRPC server down; the page is still served until destruction.
+  void StopCalls(std::chrono::system_clock::time_point deadline) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Answers one request; called by civetweb's threads.
   struct Reply {
     int status = 200;
@@ -81,9 +91,16 @@ class HttpGateway final {
   // civetweb's request handler: reads the body (bounded in size and time), answers, records.
   static int Serve(mg_connection* conn, void* gateway);
 
+  // Registers a call about to be made with `context`; false once StopCalls has begun.
+  bool BeginCall(grpc::ClientContext* context) const ABSL_LOCKS_EXCLUDED(mu_);
+  void EndCall(grpc::ClientContext* context) const ABSL_LOCKS_EXCLUDED(mu_);
+
   const HttpGatewayOptions options_;
   const std::unique_ptr<Routes> routes_;
   ServerMetrics* const metrics_;
+  mutable Mutex mu_;
+  mutable bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  mutable absl::flat_hash_set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);  // in flight
   mg_context* context_ = nullptr;
   int port_ = 0;
 };

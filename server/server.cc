@@ -365,6 +365,9 @@ void Server::Shutdown(double drain_seconds, double grace_seconds) {
   if (worker_ != nullptr) worker_->Stop();
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  // The HTTP gateway's calls go through the in-process channel, which must see none after the
+  // server shuts down (gRPC crashes creating one): they end first, within the same grace.
+  if (http_ != nullptr) http_->StopCalls(deadline);
   grpc_server_->Shutdown(deadline);
 }
 

@@ -13,9 +13,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -407,6 +410,45 @@ TEST_F(HttpGatewayTest, ClientsThatStallAreCutOffAndHoldNoOneElseUp) {
     EXPECT_TRUE(n == 0 || errno == ECONNRESET) << "still open after 20 s: " << std::strerror(errno);
     ::close(fd);
   }
+}
+
+// Requests keep coming while the server shuts down: each is answered, none crashes the server
+// (gRPC crashed creating an in-process call after its server shut down, before the gateway
+// stopped its calls first).
+TEST_F(HttpGatewayTest, ShuttingDownUnderHttpLoadAnswersEachCall) {
+  ASSERT_NO_FATAL_FAILURE(Start(Options()));
+  v1::EmbedRequest embed;
+  *embed.add_series() = Frames(1);
+  const std::string body = ToJson(embed);
+  const int port = server_->http_port();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, unavailable{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      while (!stop.load()) {
+        char error[256];
+        mg_connection* conn = mg_download(
+            "127.0.0.1", port, 0, error, sizeof(error),
+            "POST /v1:embed HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: "
+            "%zu\r\n\r\n%s",
+            body.size(), body.c_str());
+        if (conn == nullptr) continue;  // refused: the listener is gone
+        const int status = mg_get_response_info(conn)->status_code;
+        mg_close_connection(conn);
+        (status == 200 ? ok : status == 503 ? unavailable : other)++;
+      }
+    });
+  }
+  while (ok.load() < 20) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server_->Shutdown(/*drain_seconds=*/0.2, /*grace_seconds=*/1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // requests after the shutdown
+  stop = true;
+  for (std::thread& client : clients) client.join();
+  server_.reset();
+  EXPECT_GE(ok.load(), 20);
+  EXPECT_GE(unavailable.load(), 1) << "no request was answered 'shutting down'";
+  EXPECT_EQ(other.load(), 0);
 }
 
 TEST_F(HttpGatewayTest, TokensAndRolesHoldOverHttp) {
