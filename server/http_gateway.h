@@ -43,8 +43,12 @@ struct HttpGatewayOptions {
 // is made on the server's in-process channel, so it passes the same edge as a gRPC call (start-up
 // and draining, roles and tokens from the Authorization header, message limits, deadlines,
 // metrics) and gets the same answer. GET / and the files of web/ (compiled in) are the signature
-// pad page. Plain HTTP only: TLS is the job of a proxy in front (an Ingress), and the server
-// keeps the listener on loopback when it serves gRPC over TLS. Thread-safe; stops when destroyed.
+// pad page. civetweb serves it: already linked through prometheus-cpp's metrics endpoint and
+// packaged by Debian, a small C API with a bounded worker pool and per-request timeouts, which
+// is all a JSON gateway in front of an in-process channel needs (libmicrohttpd would add a
+// second HTTP server to the binary; Boost.Beast an async stack for no gain here). Plain HTTP
+// only: TLS is the job of a proxy in front (an Ingress), and the server keeps the listener on
+// loopback when it serves gRPC over TLS. Thread-safe; stops when destroyed.
 class HttpGateway final {
  public:
   // `channel` (the server's in-process channel) must outlive the gateway's calls; `metrics` may
