@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <future>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -272,6 +275,62 @@ class HttpGateway::Routes {
   const Call model_ = GetModelInfo;
 };
 
+// Threads with the default stack size that run the requests' work for civetweb's threads,
+// whose stacks are small (100 KiB in Debian's build): parsing JSON (protobuf may build
+// descriptors on first use) and the call itself (which the in-process transport may run on the
+// calling thread) need more. Each civetweb thread waits for its task, so at most as many tasks
+// as civetweb has threads are queued.
+class HttpGateway::Workers {
+ public:
+  explicit Workers(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Workers() {
+    {
+      MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  // Runs `task` on a worker; returns when it is done.
+  void Run(const std::function<void()>& task) ABSL_LOCKS_EXCLUDED(mu_) {
+    std::promise<void> done;
+    std::future<void> finished = done.get_future();
+    {
+      MutexLock lock(&mu_);
+      tasks_.push_back([&] {
+        task();
+        done.set_value();
+      });
+    }
+    wake_.notify_one();
+    finished.wait();
+  }
+
+ private:
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_) {
+    for (;;) {
+      std::function<void()> task;
+      {
+        MutexLock lock(&mu_);
+        while (!stopping_ && tasks_.empty()) mu_.Wait(&wake_);
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  Mutex mu_;
+  std::condition_variable_any wake_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
+
 HttpGateway::Reply HttpGateway::Handle(const Request& request) const {
   if (!absl::StartsWith(request.path, "/v1")) {
     if (request.method != "GET" && request.method != "HEAD") {
@@ -406,13 +465,7 @@ int HttpGateway::Serve(mg_connection* conn, void* data) {
       }
     }
   }
-  if (read_ok) {
-    // civetweb's threads have small stacks (100 KiB in Debian's build): parsing JSON and the
-    // call itself (which the in-process transport may run on the calling thread) get a thread
-    // with the default stack. civetweb's thread count bounds these too.
-    std::thread handler([&] { reply = gateway->Handle(request); });
-    handler.join();
-  }
+  if (read_ok) gateway->workers_->Run([&] { reply = gateway->Handle(request); });
   WriteReply(conn, reply, request.method == "HEAD", /*close=*/!read_ok);
   if (gateway->metrics_ != nullptr) {
     gateway->metrics_->HttpResponded(reply.status);
@@ -433,7 +486,10 @@ int LogMessage(const mg_connection*, const char* message) {
 
 HttpGateway::HttpGateway(const HttpGatewayOptions& options, std::unique_ptr<Routes> routes,
                          ServerMetrics* metrics)
-    : options_(options), routes_(std::move(routes)), metrics_(metrics) {}
+    : options_(options),
+      routes_(std::move(routes)),
+      workers_(std::make_unique<Workers>(options.threads)),
+      metrics_(metrics) {}
 
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
     const HttpGatewayOptions& options, std::shared_ptr<grpc::Channel> channel,
@@ -484,7 +540,7 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
 }
 
 HttpGateway::~HttpGateway() {
-  if (context_ != nullptr) mg_stop(context_);
+  if (context_ != nullptr) mg_stop(context_);  // before the workers it waits on go
   mg_exit_library();
 }
 

@@ -88,6 +88,7 @@ class HttpGateway final {
 
  private:
   class Routes;
+  class Workers;
 
   HttpGateway(const HttpGatewayOptions& options, std::unique_ptr<Routes> routes,
               ServerMetrics* metrics);
@@ -101,6 +102,7 @@ class HttpGateway final {
 
   const HttpGatewayOptions options_;
   const std::unique_ptr<Routes> routes_;
+  const std::unique_ptr<Workers> workers_;  // run Handle with full stacks (see Serve)
   ServerMetrics* const metrics_;
   mutable Mutex mu_;
   mutable bool stopping_ ABSL_GUARDED_BY(mu_) = false;
