@@ -87,6 +87,13 @@ HttpGateway::Reply OkReply(const Response& response) {
   return reply;
 }
 
+// The reply to a call: its response as JSON, or its error.
+template <typename Response>
+HttpGateway::Reply Answer(const grpc::Status& status, const Response& response) {
+  if (!status.ok()) return ErrorReply(status.error_code(), status.error_message());
+  return OkReply(response);
+}
+
 template <typename Request, typename Response>
 using StubMethod = grpc::Status (v1::SimilarityService::Stub::*)(grpc::ClientContext*,
                                                                  const Request&, Response*);
@@ -109,9 +116,7 @@ Call BodyCall(StubMethod<Request, Response> method) {
       request.set_subject_id(subject_id);
     }
     Response response;
-    const grpc::Status status = (stub.*method)(&context, request, &response);
-    if (!status.ok()) return ErrorReply(status.error_code(), status.error_message());
-    return OkReply(response);
+    return Answer((stub.*method)(&context, request, &response), response);
   };
 }
 
@@ -124,9 +129,7 @@ Call SubjectCall(StubMethod<Request, Response> method) {
     Request request;
     request.set_subject_id(subject_id);
     Response response;
-    const grpc::Status status = (stub.*method)(&context, request, &response);
-    if (!status.ok()) return ErrorReply(status.error_code(), status.error_message());
-    return OkReply(response);
+    return Answer((stub.*method)(&context, request, &response), response);
   };
 }
 
@@ -156,18 +159,14 @@ HttpGateway::Reply ListSubjects(v1::SimilarityService::Stub& stub, grpc::ClientC
     }
   }
   v1::ListSubjectsResponse response;
-  const grpc::Status status = stub.ListSubjects(&context, request, &response);
-  if (!status.ok()) return ErrorReply(status.error_code(), status.error_message());
-  return OkReply(response);
+  return Answer(stub.ListSubjects(&context, request, &response), response);
 }
 
 HttpGateway::Reply GetModelInfo(v1::SimilarityService::Stub& stub, grpc::ClientContext& context,
                                 const HttpGateway::Request& http, const std::string&) {
   if (!http.body.empty()) return InvalidArgument("this route takes no body");
   v1::ModelInfo response;
-  const grpc::Status status = stub.GetModelInfo(&context, v1::GetModelInfoRequest(), &response);
-  if (!status.ok()) return ErrorReply(status.error_code(), status.error_message());
-  return OkReply(response);
+  return Answer(stub.GetModelInfo(&context, v1::GetModelInfoRequest(), &response), response);
 }
 
 const char* ContentType(absl::string_view path) {
