@@ -27,10 +27,10 @@ namespace srn {
 namespace {
 
 constexpr const char* kCodeNames[] = {
-    "OK",        "CANCELLED",          "UNKNOWN",      "INVALID_ARGUMENT",  "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE", "UNIMPLEMENTED",     "INTERNAL",
-    "UNAVAILABLE", "DATA_LOSS",        "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 std::string CodeName(int code) {
   return code >= 0 && code <= 16 ? kCodeNames[code] : absl::StrCat("CODE_", code);
@@ -53,10 +53,9 @@ HttpGateway::Reply InvalidArgument(const std::string& message) {
 }
 
 // One mapped RPC: fills the request from the path, query and body, calls the stub.
-using Call = std::function<HttpGateway::Reply(v1::SimilarityService::Stub& stub,
-                                              grpc::ClientContext& context,
-                                              const HttpGateway::Request& request,
-                                              const std::string& subject_id)>;
+using Call = std::function<HttpGateway::Reply(
+    v1::SimilarityService::Stub& stub, grpc::ClientContext& context,
+    const HttpGateway::Request& request, const std::string& subject_id)>;
 
 template <typename Message>
 bool ParseBody(const std::string& body, Message* message, HttpGateway::Reply* error) {
@@ -80,9 +79,9 @@ HttpGateway::Reply OkReply(const Response& response) {
   HttpGateway::Reply reply;
   const auto status = google::protobuf::util::MessageToJsonString(response, &reply.body, options);
   if (!status.ok()) {
-    return ErrorReply(grpc::StatusCode::INTERNAL,
-                      absl::StrCat("cannot write the response as JSON: ",
-                                   std::string(status.message())));
+    return ErrorReply(
+        grpc::StatusCode::INTERNAL,
+        absl::StrCat("cannot write the response as JSON: ", std::string(status.message())));
   }
   return reply;
 }
@@ -140,8 +139,8 @@ HttpGateway::Reply ListSubjects(v1::SimilarityService::Stub& stub, grpc::ClientC
   for (absl::string_view pair : absl::StrSplit(http.query, '&', absl::SkipEmpty())) {
     const std::pair<std::string, std::string> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
     std::string value(kv.second.size() + 1, '\0');
-    const int n = mg_url_decode(kv.second.data(), static_cast<int>(kv.second.size()),
-                                value.data(), static_cast<int>(value.size()), 1);
+    const int n = mg_url_decode(kv.second.data(), static_cast<int>(kv.second.size()), value.data(),
+                                static_cast<int>(value.size()), 1);
     if (n < 0) return InvalidArgument(absl::StrCat("cannot decode the query parameter ", kv.first));
     value.resize(n);
     if (kv.first == "pageSize" || kv.first == "page_size") {
@@ -182,21 +181,36 @@ const char* ContentType(absl::string_view path) {
 
 int HttpStatusFor(int grpc_code) {
   switch (grpc_code) {
-    case grpc::StatusCode::OK: return 200;
-    case grpc::StatusCode::CANCELLED: return 499;
-    case grpc::StatusCode::INVALID_ARGUMENT: return 400;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return 504;
-    case grpc::StatusCode::NOT_FOUND: return 404;
-    case grpc::StatusCode::ALREADY_EXISTS: return 409;
-    case grpc::StatusCode::PERMISSION_DENIED: return 403;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return 429;
-    case grpc::StatusCode::FAILED_PRECONDITION: return 400;
-    case grpc::StatusCode::ABORTED: return 409;
-    case grpc::StatusCode::OUT_OF_RANGE: return 400;
-    case grpc::StatusCode::UNIMPLEMENTED: return 501;
-    case grpc::StatusCode::UNAVAILABLE: return 503;
-    case grpc::StatusCode::UNAUTHENTICATED: return 401;
-    default: return 500;  // UNKNOWN, INTERNAL, DATA_LOSS
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::CANCELLED:
+      return 499;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return 400;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return 409;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return 400;
+    case grpc::StatusCode::ABORTED:
+      return 409;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return 501;
+    case grpc::StatusCode::UNAVAILABLE:
+      return 503;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    default:
+      return 500;  // UNKNOWN, INTERNAL, DATA_LOSS
   }
 }
 
@@ -244,7 +258,8 @@ class HttpGateway::Routes {
     }
     if (routes.empty()) {
       *reply = ErrorReply(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("no route ", path, ": the API is under /v1 (see "
+                          absl::StrCat("no route ", path,
+                                       ": the API is under /v1 (see "
                                        "client/README.md), the signature pad page at /"));
       return nullptr;
     }
@@ -334,8 +349,7 @@ HttpGateway::Reply HttpGateway::Handle(const Request& request) const {
   if (!absl::StartsWith(request.path, "/v1")) {
     if (request.method != "GET" && request.method != "HEAD") {
       Reply reply = ErrorReply(grpc::StatusCode::UNIMPLEMENTED,
-                               absl::StrCat(request.path, " takes GET, not ", request.method),
-                               405);
+                               absl::StrCat(request.path, " takes GET, not ", request.method), 405);
       reply.allow = "GET";
       return reply;
     }
@@ -348,9 +362,9 @@ HttpGateway::Reply HttpGateway::Handle(const Request& request) const {
         return reply;
       }
     }
-    return ErrorReply(grpc::StatusCode::NOT_FOUND,
-                      absl::StrCat("no page ", request.path, ": the signature pad is at /, the "
-                                   "API under /v1"));
+    return ErrorReply(grpc::StatusCode::NOT_FOUND, absl::StrCat("no page ", request.path,
+                                                                ": the signature pad is at /, the "
+                                                                "API under /v1"));
   }
   std::string subject_id;
   Reply reply;
@@ -360,8 +374,8 @@ HttpGateway::Reply HttpGateway::Handle(const Request& request) const {
   double timeout = options_.default_deadline_seconds;
   if (!request.timeout.empty() &&
       !(absl::SimpleAtod(request.timeout, &timeout) && timeout > 0 && timeout < 1e6)) {
-    return InvalidArgument(absl::StrCat("X-Server-Timeout must be seconds above 0, not \"",
-                                        request.timeout, "\""));
+    return InvalidArgument(
+        absl::StrCat("X-Server-Timeout must be seconds above 0, not \"", request.timeout, "\""));
   }
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -435,14 +449,13 @@ int HttpGateway::Serve(mg_connection* conn, void* data) {
   bool read_ok = true;
   if (info->content_length > limit) {
     reply = ErrorReply(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                       absl::StrCat("the body has ", info->content_length,
-                                    " bytes; the limit is ", limit, " (--max_message_bytes x 4)"),
+                       absl::StrCat("the body has ", info->content_length, " bytes; the limit is ",
+                                    limit, " (--max_message_bytes x 4)"),
                        413);
     read_ok = false;
   } else {
-    const auto deadline =
-        start + std::chrono::milliseconds(
-                    static_cast<int64_t>(gateway->options_.request_timeout_seconds * 1000));
+    const auto deadline = start + std::chrono::milliseconds(static_cast<int64_t>(
+                                      gateway->options_.request_timeout_seconds * 1000));
     std::vector<char> buffer(1 << 16);
     for (;;) {
       const int n = mg_read(conn, buffer.data(), buffer.size());
@@ -495,9 +508,9 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
     ServerMetrics* metrics) {
   const size_t colon = options.listen_address.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--http_listen must be host:port (for example 127.0.0.1:8080), not \"",
-        options.listen_address, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http_listen must be host:port (for example 127.0.0.1:8080), not \"",
+                     options.listen_address, "\""));
   }
   std::unique_ptr<HttpGateway> gateway(
       new HttpGateway(options, std::make_unique<Routes>(std::move(channel)), metrics));
@@ -505,12 +518,18 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   const std::string threads = absl::StrCat(options.threads);
   const std::string timeout_ms =
       absl::StrCat(static_cast<int64_t>(options.request_timeout_seconds * 1000));
-  const char* civet_options[] = {"listening_ports",    ports.c_str(),
-                                 "num_threads",        threads.c_str(),
-                                 "request_timeout_ms", timeout_ms.c_str(),
-                                 "enable_keep_alive",  "yes",
-                                 "keep_alive_timeout_ms", "5000",
-                                 "tcp_nodelay",        "1",
+  const char* civet_options[] = {"listening_ports",
+                                 ports.c_str(),
+                                 "num_threads",
+                                 threads.c_str(),
+                                 "request_timeout_ms",
+                                 timeout_ms.c_str(),
+                                 "enable_keep_alive",
+                                 "yes",
+                                 "keep_alive_timeout_ms",
+                                 "5000",
+                                 "tcp_nodelay",
+                                 "1",
                                  nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));

@@ -20,9 +20,9 @@ namespace srn {
 struct HttpGatewayOptions {
   std::string listen_address;  // host:port; port 0 picks a free port
   int64_t max_body_bytes = 64 << 20;
-  int threads = 16;                         // requests served at once
-  double request_timeout_seconds = 30;      // to send the request's headers and body
-  double default_deadline_seconds = 30;     // of a call without X-Server-Timeout
+  int threads = 16;                      // requests served at once
+  double request_timeout_seconds = 30;   // to send the request's headers and body
+  double default_deadline_seconds = 30;  // of a call without X-Server-Timeout
 };
 
 // The HTTP/JSON face of the similarity service, beside gRPC, as Google's HTTP mapping for gRPC
@@ -53,9 +53,9 @@ class HttpGateway final {
  public:
   // `channel` (the server's in-process channel) must outlive the gateway's calls; `metrics` may
   // be null.
-  static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(
-      const HttpGatewayOptions& options, std::shared_ptr<grpc::Channel> channel,
-      ServerMetrics* metrics);
+  static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(const HttpGatewayOptions& options,
+                                                            std::shared_ptr<grpc::Channel> channel,
+                                                            ServerMetrics* metrics);
   ~HttpGateway();
 
   HttpGateway(const HttpGateway&) = delete;

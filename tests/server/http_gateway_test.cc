@@ -3,19 +3,18 @@
 // tokens, roles and limits hold over HTTP as over gRPC.
 #include "server/http_gateway.h"
 
-#include <civetweb.h>
 #include <arpa/inet.h>
+#include <civetweb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -55,13 +54,13 @@ struct HttpResponse {
 HttpResponse Fetch(int port, const std::string& method, const std::string& path,
                    const std::string& body = "", const std::string& token = "") {
   char error[256] = "";
-  const std::string auth = token.empty() ? "" : absl::StrCat("Authorization: Bearer ", token,
-                                                             "\r\n");
-  mg_connection* conn = mg_download(
-      "127.0.0.1", port, 0, error, sizeof(error),
-      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Type: "
-      "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-      method.c_str(), path.c_str(), auth.c_str(), body.size(), body.c_str());
+  const std::string auth =
+      token.empty() ? "" : absl::StrCat("Authorization: Bearer ", token, "\r\n");
+  mg_connection* conn =
+      mg_download("127.0.0.1", port, 0, error, sizeof(error),
+                  "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Type: "
+                  "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                  method.c_str(), path.c_str(), auth.c_str(), body.size(), body.c_str());
   HttpResponse response;
   if (conn == nullptr) {
     ADD_FAILURE() << method << " " << path << ": " << error;
@@ -239,8 +238,7 @@ TEST_F(HttpGatewayTest, EveryRpcAnswersOverHttpAsOverGrpc) {
     ASSERT_EQ(first.subjects_size(), 1);
     EXPECT_EQ(first.subjects(0).subject_id(), "alice");
     ASSERT_FALSE(first.next_page_token().empty());
-    r = Http("GET", absl::StrCat("/v1/subjects?page_size=1&pageToken=",
-                                 first.next_page_token()));
+    r = Http("GET", absl::StrCat("/v1/subjects?page_size=1&pageToken=", first.next_page_token()));
     ASSERT_EQ(r.status, 200) << r.body;
     const auto second = FromJson<v1::ListSubjectsResponse>(r.body);
     ASSERT_EQ(second.subjects_size(), 1);
