@@ -210,6 +210,8 @@ took=$((SECONDS - t))
 code=$($docker inspect -f '{{.State.ExitCode}}' "$container")
 [ "$code" = 0 ] || fail "exit code $code after docker stop (${took} s)"
 [ "$took" -lt "$stop_timeout" ] || fail "docker stop took $took s: killed, not drained"
-$docker logs "$container" 2>&1 | grep -q draining || fail "no drain in the server's log"
+# Read whole first: under pipefail, `docker logs | grep -q` fails when grep stops reading early.
+server_log=$($docker logs "$container" 2>&1)
+grep -q draining <<< "$server_log" || fail "no drain in the server's log"
 step "stopped in $took s (exit code 0, drained)"
 step "PASS in $((SECONDS - start)) s"

@@ -50,7 +50,9 @@ checked=0
 libs=()
 for bin in "$@"; do
   [ -x "$bin" ] || { echo "FAIL: $bin not built"; status=1; continue; }
-  if ldd "$bin" | grep -q "not found"; then
+  # Whole output first: under pipefail, `ldd | grep -q` fails when grep stops reading early.
+  linked=$(ldd "$bin")
+  if grep -q "not found" <<< "$linked"; then
     echo "FAIL: $bin has unresolved libraries:"; ldd "$bin" | grep "not found"; status=1
   fi
   libs+=($(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'))
