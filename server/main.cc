@@ -13,8 +13,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "model/nn/parallel.h"
 #include "base/flags_help.h"
+#include "model/nn/parallel.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -58,6 +58,11 @@ ABSL_FLAG(int64_t, max_dtw_cells_per_call, 300'000'000,
           "DTW cells one Verify (query against the references) or Enroll (the references' mutual "
           "distances) may compute; calls above are refused with RESOURCE_EXHAUSTED (3e8: about "
           "a second of one core)");
+ABSL_FLAG(int, identify_rerank, 20,
+          "for a model that verifies by its per-frame states: Identify ranks this many subjects, "
+          "the pooled embedding's best (at least top_k), by Verify's score, so that scores and "
+          "thresholds mean what they mean for Verify (each costs about a Verify); 0: rank by the "
+          "pooled embedding alone");
 ABSL_FLAG(int, prepared_cache_mb, 1024,
           "memory for the references prepared for Verify (DTW series and per-frame states) of the "
           "subjects verified most recently; others are prepared again when verified");
@@ -171,6 +176,12 @@ int main(int argc, char** argv) {
   core.max_dtw_cells = absl::GetFlag(FLAGS_max_dtw_cells_per_call);
   if (core.max_dtw_cells < 1) {
     std::cerr << "srn-server: --max_dtw_cells_per_call must be positive\n";
+    return 2;
+  }
+  core.identify_rerank = absl::GetFlag(FLAGS_identify_rerank);
+  if (core.identify_rerank < 0 || core.identify_rerank > 1000) {
+    std::cerr << "srn-server: --identify_rerank must be in [0, 1000] (0 turns re-ranking off), "
+              << "got " << core.identify_rerank << "\n";
     return 2;
   }
   core.limits.max_series_length = absl::GetFlag(FLAGS_max_series_length);

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <thread>
-#include <iostream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
@@ -13,14 +13,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
+#include "base/status_macros.h"
 #include "model/eval/dtw.h"
 #include "model/nn/parallel.h"
 #include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
 #include "model/weights/threshold_calibration_proto.h"
-#include "base/status_macros.h"
-#include "base/clock.h"
 #include "server/request_enums.h"
 
 namespace srn {
@@ -40,9 +40,10 @@ absl::Status CheckThreshold(float threshold, const std::string& what) {
 absl::Status CheckEmbeddings(const RowMatrix& embeddings, const std::string& what) {
   for (int i = 0; i < embeddings.rows(); ++i) {
     if (!embeddings.row(i).allFinite()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, "[", i, "]: the model's computation overflowed on this series (its embedding is "
-          "not finite); scale the values down or shorten the series"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, "[", i,
+                       "]: the model's computation overflowed on this series (its embedding is "
+                       "not finite); scale the values down or shorten the series"));
     }
   }
   return absl::OkStatus();
@@ -51,7 +52,8 @@ absl::Status CheckEmbeddings(const RowMatrix& embeddings, const std::string& wha
 absl::Status CheckStates(const Series& states, const std::string& what) {
   if (states.frames().allFinite()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      what, ": the model's computation overflowed on this series (its per-frame states are not "
+      what,
+      ": the model's computation overflowed on this series (its per-frame states are not "
       "finite); scale the values down or shorten the series"));
 }
 
@@ -69,9 +71,12 @@ absl::Status CheckFinite(double value, const std::string& what) {
 
 v1::Fusion ToProto(ReferenceFusion rule) {
   switch (rule) {
-    case ReferenceFusion::kMax: return v1::FUSION_MAX;
-    case ReferenceFusion::kMean: return v1::FUSION_MEAN;
-    case ReferenceFusion::kTopKMean: return v1::FUSION_TOP_K_MEAN;
+    case ReferenceFusion::kMax:
+      return v1::FUSION_MAX;
+    case ReferenceFusion::kMean:
+      return v1::FUSION_MEAN;
+    case ReferenceFusion::kTopKMean:
+      return v1::FUSION_TOP_K_MEAN;
   }
   return v1::FUSION_UNSPECIFIED;
 }
@@ -169,10 +174,14 @@ SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
 
 ReferenceFusion SimilarityCore::Fusion(v1::Fusion requested) const {
   switch (requested) {
-    case v1::FUSION_MAX: return ReferenceFusion::kMax;
-    case v1::FUSION_MEAN: return ReferenceFusion::kMean;
-    case v1::FUSION_TOP_K_MEAN: return ReferenceFusion::kTopKMean;
-    default: return options_.default_fusion;  // unspecified: requests pass CheckKnownEnums
+    case v1::FUSION_MAX:
+      return ReferenceFusion::kMax;
+    case v1::FUSION_MEAN:
+      return ReferenceFusion::kMean;
+    case v1::FUSION_TOP_K_MEAN:
+      return ReferenceFusion::kTopKMean;
+    default:
+      return options_.default_fusion;  // unspecified: requests pass CheckKnownEnums
   }
 }
 
@@ -193,7 +202,7 @@ absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
   series.reserve(inputs.size());
   for (int i = 0; i < inputs.size(); ++i) {
     SRN_ASSIGN_OR_RETURN(Series s, ToRawSeries(inputs[i], *model.model, options_.limits,
-                                                absl::StrCat(what, "[", i, "]")));
+                                               absl::StrCat(what, "[", i, "]")));
     if (metrics_ != nullptr) metrics_->SeriesLength(s.length());
     series.push_back(std::move(s));
   }
@@ -201,8 +210,8 @@ absl::StatusOr<RowMatrix> SimilarityCore::EmbedInputs(
   for (const Series& s : series) pointers.push_back(&s);
   SRN_ASSIGN_OR_RETURN(RowMatrix embeddings, model.model->Embed(pointers, options_.threads));
   SRN_RETURN_IF_ERROR(CheckEmbeddings(embeddings, what));
-  if (raw != nullptr) raw->assign(std::make_move_iterator(series.begin()),
-                                  std::make_move_iterator(series.end()));
+  if (raw != nullptr)
+    raw->assign(std::make_move_iterator(series.begin()), std::make_move_iterator(series.end()));
   return embeddings;
 }
 
@@ -274,8 +283,8 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
           "set threshold or threshold_shift (a threshold derived from the references), not both");
     }
     if (!(request.threshold_shift() >= -1.0f && request.threshold_shift() <= 1.0f)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "threshold_shift must be in [-1, 1], got ", request.threshold_shift()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("threshold_shift must be in [-1, 1], got ", request.threshold_shift()));
     }
   }
   const bool replace = request.mode() == v1::ENROLL_MODE_REPLACE;
@@ -302,18 +311,17 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
                            ? std::optional<float>(request.threshold())
                            : (before.subject ? before.subject->threshold : std::nullopt);
     // A shift is kept until a fixed threshold replaces it.
-    entry->threshold_shift = request.has_threshold_shift()
-                                 ? std::optional<float>(request.threshold_shift())
-                                 : request.has_threshold() || !before.subject
-                                       ? std::nullopt
-                                       : before.subject->threshold_shift;
+    entry->threshold_shift =
+        request.has_threshold_shift() ? std::optional<float>(request.threshold_shift())
+        : request.has_threshold() || !before.subject ? std::nullopt
+                                                     : before.subject->threshold_shift;
     const bool append = before.subject != nullptr && !replace;
     const int old_rows = append ? before.subject->references() : 0;
     if (old_rows + emb.rows() > options_.limits.max_references) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "subject '", request.subject_id(), "' would have ", old_rows + emb.rows(),
-          " references; the limit is ", options_.limits.max_references,
-          " (use mode REPLACE to replace them)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("subject '", request.subject_id(), "' would have ", old_rows + emb.rows(),
+                       " references; the limit is ", options_.limits.max_references,
+                       " (use mode REPLACE to replace them)"));
     }
     entry->embeddings.resize(old_rows + emb.rows(), emb.cols());
     if (append) {
@@ -334,10 +342,10 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
         fresh->states = old->states;
       }
       SRN_RETURN_IF_ERROR(PrepareReferences(model, *entry, &raw, old_rows, cancel, fresh.get()));
-      SRN_RETURN_IF_ERROR(CheckDtwBudget(
-          MutualDtwCells(model, *fresh),
-          absl::StrCat("enrolling (the mutual distances of the subject's ", entry->references(),
-                       " references)")));
+      SRN_RETURN_IF_ERROR(
+          CheckDtwBudget(MutualDtwCells(model, *fresh),
+                         absl::StrCat("enrolling (the mutual distances of the subject's ",
+                                      entry->references(), " references)")));
       for (int r = old_rows; r < static_cast<int>(fresh->states.size()); ++r) {
         SRN_RETURN_IF_ERROR(
             CheckStates(fresh->states[r], absl::StrCat("references[", r - old_rows, "]")));
@@ -366,36 +374,42 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
       "swaps); retry");
 }
 
-absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request,
-                                                          const Cancellation& cancel) const {
-  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
-  SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
-  if (request.has_threshold())
-    SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
-  if (request.top_k() < 0) return absl::InvalidArgumentError("top_k must not be negative");
-  const SubjectIndex::View view = index_.Lookup(request.subject_id());
-  if (view.subject == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+absl::StatusOr<SimilarityCore::Query> SimilarityCore::PrepareQuery(
+    const ServingModel& model, const v1::SeriesInput& input) const {
+  Query query;
+  SRN_ASSIGN_OR_RETURN(query.raw, ToRawSeries(input, *model.model, options_.limits, "query"));
+  if (metrics_ != nullptr) metrics_->SeriesLength(query.raw.length());
+  if (model.VerifiesByStates()) {
+    SRN_ASSIGN_OR_RETURN(query.states, FrameStates(*model.model, query.raw));
+    SRN_RETURN_IF_ERROR(CheckStates(*query.states, "query"));
+  } else {
+    SRN_ASSIGN_OR_RETURN(query.embedding, model.model->Embed({&query.raw}));
+    SRN_RETURN_IF_ERROR(CheckEmbeddings(*query.embedding, "query"));
   }
-  const ServingModel& model = *view.model;
-  SRN_ASSIGN_OR_RETURN(const Series raw,
-                       ToRawSeries(request.query(), *model.model, options_.limits, "query"));
-  if (metrics_ != nullptr) metrics_->SeriesLength(raw.length());
-  const SubjectEntry& subject = *view.subject;
+  if (model.FusesDtw()) {
+    SRN_ASSIGN_OR_RETURN(query.dtw, PrepareForSignatureDtw(query.raw, options_.dtw));
+  }
+  return query;
+}
+
+absl::StatusOr<SimilarityCore::SubjectVerification> SimilarityCore::VerifySubject(
+    const ServingModel& model, const std::shared_ptr<const SubjectEntry>& entry, const Query& query,
+    ReferenceFusion fusion, int fusion_k, const Cancellation& cancel) const {
+  const SubjectEntry& subject = *entry;
   const int references = subject.references();
+  SubjectVerification out;
   VerificationPolicy policy;
   VerificationEvidence evidence;
-  std::vector<double> similarities(references);
+  out.similarities.resize(references);
   // The entry's prepared references and spreads are by `model` (they are read together).
   SRN_ASSIGN_OR_RETURN(const std::shared_ptr<const PreparedReferences> prepared,
-                       Prepared(model, view.subject, cancel));
+                       Prepared(model, entry, cancel));
   // A states model skips the DTW verifier when its weight for this number of references is 0.
   const double dtw_weight = references >= 2 ? model.calibration.dtw_fusion.weight_many
                                             : model.calibration.dtw_fusion.weight_one;
   const bool use_dtw = model.FusesDtw() && (!model.VerifiesByStates() || dtw_weight > 0);
   if (prepared != nullptr) {
-    const int query_frames = std::min(raw.length(), kMaxDtwFrames);
+    const int query_frames = std::min(query.raw.length(), kMaxDtwFrames);
     int64_t cells = 0;
     for (const Series& ref : prepared->states) {
       cells += DtwCells(model.calibration.states_dtw, query_frames, ref.length());
@@ -403,9 +417,9 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     for (const Series& ref : prepared->dtw) {
       if (use_dtw) cells += DtwCells(options_.dtw.dtw, query_frames, ref.length());
     }
-    SRN_RETURN_IF_ERROR(CheckDtwBudget(
-        cells, absl::StrCat("this Verify (a query of ", raw.length(), " frames against ",
-                            references, " references)")));
+    SRN_RETURN_IF_ERROR(
+        CheckDtwBudget(cells, absl::StrCat("this Verify (a query of ", query.raw.length(),
+                                           " frames against ", references, " references)")));
   }
   ReferenceSpreads spreads;
   if (prepared != nullptr) {
@@ -420,43 +434,63 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
     policy.learned = LearnedScore::kStatesDtw;
     policy.fusion = ReferenceFusion::kMean;
     policy.dtw_fusion = model.calibration.dtw_fusion;
-    SRN_ASSIGN_OR_RETURN(const Series states, FrameStates(*model.model, raw));
-    SRN_RETURN_IF_ERROR(CheckStates(states, "query"));
     for (int r = 0; r < references; ++r) {
       SRN_RETURN_IF_ERROR(cancel.Check());
-      similarities[r] =
-          -StatesDistance(states, prepared->states[r], model.calibration.states_dtw, &cancel);
+      out.similarities[r] = -StatesDistance(*query.states, prepared->states[r],
+                                            model.calibration.states_dtw, &cancel);
     }
     SRN_RETURN_IF_ERROR(cancel.Check());  // the last distance may have been cut short
     evidence.mutual_similarity = -spreads.states;
   } else {
-    SRN_ASSIGN_OR_RETURN(RowMatrix query, model.model->Embed({&raw}));
-    SRN_RETURN_IF_ERROR(CheckEmbeddings(query, "query"));
-    model.model->Score(query.row(0).data(), subject.embeddings.data(), references,
-                       similarities.data());
-    policy.fusion = Fusion(request.fusion());
-    policy.top_k = request.top_k() > 0 ? request.top_k() : options_.default_fusion_k;
+    model.model->Score(query.embedding->row(0).data(), subject.embeddings.data(), references,
+                       out.similarities.data());
+    policy.fusion = fusion;
+    policy.top_k = fusion_k;
     evidence.mutual_similarity = subject.mutual_similarity;
     if (model.FusesDtw()) policy.dtw_fusion = model.calibration.dtw_fusion;
   }
-  evidence.similarities = similarities;
-  std::vector<double> distances;
+  evidence.similarities = out.similarities;
+  std::vector<double> distances;  // the evidence holds a view of it
   if (use_dtw) {
-    SRN_ASSIGN_OR_RETURN(const Series query, PrepareForSignatureDtw(raw, options_.dtw));
     for (const Series& ref : prepared->dtw) {
       SRN_RETURN_IF_ERROR(cancel.Check());
-      distances.push_back(SignatureDtwDistance(query, ref, options_.dtw, &cancel));
+      distances.push_back(SignatureDtwDistance(*query.dtw, ref, options_.dtw, &cancel));
     }
     SRN_RETURN_IF_ERROR(cancel.Check());
     evidence.dtw_distances = distances;
     evidence.dtw_spread = spreads.dtw;
   }
-  const VerificationScore verification = ScoreVerification(evidence, policy);
-  if (!std::isfinite(verification.score)) {
+  out.fusion = policy.fusion;
+  out.verification = ScoreVerification(evidence, policy);
+  if (!std::isfinite(out.verification.score)) {
     // Finite inputs give finite scores; anything else is a query the model cannot compare.
     return absl::InvalidArgumentError(
         "the query cannot be compared with the references (its score is not finite)");
   }
+  return out;
+}
+
+absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyRequest& request,
+                                                          const Cancellation& cancel) const {
+  SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
+  SRN_RETURN_IF_ERROR(ValidateSubjectId(request.subject_id(), options_.limits));
+  if (request.has_threshold())
+    SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
+  if (request.top_k() < 0) return absl::InvalidArgumentError("top_k must not be negative");
+  const SubjectIndex::View view = index_.Lookup(request.subject_id());
+  if (view.subject == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("subject '", request.subject_id(), "' is not enrolled"));
+  }
+  const ServingModel& model = *view.model;
+  const SubjectEntry& subject = *view.subject;
+  SRN_ASSIGN_OR_RETURN(const Query query, PrepareQuery(model, request.query()));
+  SRN_ASSIGN_OR_RETURN(
+      const SubjectVerification verified,
+      VerifySubject(model, view.subject, query, Fusion(request.fusion()),
+                    request.top_k() > 0 ? request.top_k() : options_.default_fusion_k, cancel));
+  const VerificationScore& verification = verified.verification;
+  const std::vector<double>& similarities = verified.similarities;
   const float score = static_cast<float>(verification.score);
   v1::VerifyResponse response;
   float threshold = 0;
@@ -495,14 +529,14 @@ absl::StatusOr<v1::VerifyResponse> SimilarityCore::Verify(const v1::VerifyReques
   response.set_accepted(score >= threshold);
   response.set_threshold(threshold);
   for (double s : similarities) response.add_reference_scores(static_cast<float>(s));
-  response.set_fusion(ToProto(policy.fusion));
+  response.set_fusion(ToProto(verified.fusion));
   response.set_model_id(model.id);
   if (metrics_ != nullptr) metrics_->VerifyDecision(response.accepted());
   return response;
 }
 
-absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(
-    const v1::IdentifyRequest& request) const {
+absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::IdentifyRequest& request,
+                                                              const Cancellation& cancel) const {
   SRN_RETURN_IF_ERROR(CheckKnownEnums(request));
   if (request.top_k() < 0 || request.top_k() > options_.limits.max_top_k) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -511,18 +545,40 @@ absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(
   if (request.has_threshold())
     SRN_RETURN_IF_ERROR(CheckThreshold(request.threshold(), "threshold"));
   const int top_k = request.top_k() > 0 ? request.top_k() : 5;
-  const float threshold = request.has_threshold() ? request.threshold()
-                                                  : -std::numeric_limits<float>::infinity();
+  const float threshold =
+      request.has_threshold() ? request.threshold() : -std::numeric_limits<float>::infinity();
   const ReferenceFusion rule = Fusion(request.fusion());
   const int threads = options_.threads > 0 ? options_.threads : DefaultThreads();
   for (int attempt = 0; attempt < 3; ++attempt) {
     const std::shared_ptr<const ServingModel> model = index_.model();
-    SRN_ASSIGN_OR_RETURN(RowMatrix query, EmbedOne(*model, request.query(), "query"));
+    SRN_ASSIGN_OR_RETURN(RowMatrix embedding, EmbedOne(*model, request.query(), "query"));
+    const bool rerank = model->VerifiesByStates() && options_.identify_rerank > 0;
     bool stale = false;
-    std::vector<IdentifyCandidate> candidates =
-        index_.Identify(*model, query.row(0).data(), top_k, rule, options_.default_fusion_k,
-                        threshold, threads, &stale);
+    // A states model's pooled embedding only shortlists: the shortlist is ranked by Verify's
+    // score, and the threshold applies to that score.
+    std::vector<IdentifyCandidate> candidates = index_.Identify(
+        *model, embedding.row(0).data(), rerank ? std::max(top_k, options_.identify_rerank) : top_k,
+        rule, options_.default_fusion_k,
+        rerank ? -std::numeric_limits<float>::infinity() : threshold, threads, &stale);
     if (stale) continue;  // the model was swapped between embedding and scanning
+    if (rerank && !candidates.empty()) {
+      SRN_ASSIGN_OR_RETURN(const Query query, PrepareQuery(*model, request.query()));
+      for (IdentifyCandidate& c : candidates) {
+        SRN_ASSIGN_OR_RETURN(const SubjectVerification verified,
+                             VerifySubject(*model, c.subject, query, ReferenceFusion::kMean,
+                                           options_.default_fusion_k, cancel));
+        c.score = static_cast<float>(verified.verification.score);
+      }
+      std::sort(candidates.begin(), candidates.end(),
+                [](const IdentifyCandidate& a, const IdentifyCandidate& b) {
+                  return a.score != b.score ? a.score > b.score : a.subject->id < b.subject->id;
+                });
+      candidates.erase(
+          std::remove_if(candidates.begin(), candidates.end(),
+                         [&](const IdentifyCandidate& c) { return c.score < threshold; }),
+          candidates.end());
+      if (static_cast<int>(candidates.size()) > top_k) candidates.resize(top_k);
+    }
     v1::IdentifyResponse response;
     for (const IdentifyCandidate& c : candidates) {
       SRN_RETURN_IF_ERROR(
@@ -614,8 +670,7 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
       ResolveDefaultThreshold(*serving, options_.default_threshold);
   info.set_default_threshold(default_threshold.value);
   info.set_default_threshold_source(default_threshold.source);
-  info.mutable_trained_classes()->Assign(meta.trained_classes.begin(),
-                                         meta.trained_classes.end());
+  info.mutable_trained_classes()->Assign(meta.trained_classes.begin(), meta.trained_classes.end());
   if (meta.thresholds.has_value()) {
     ThresholdCalibrationToProto(*meta.thresholds, info.mutable_threshold_calibration());
   }
@@ -624,8 +679,8 @@ absl::StatusOr<v1::ModelInfo> SimilarityCore::GetModelInfo() const {
   info.set_verification_score(LearnedScoreName(c.learned));
   if (serving->VerifiesByStates()) {
     info.set_states_dtw(absl::StrCat(
-        "band=", c.states_dtw.band_fraction, " cost=",
-        c.states_dtw.local_cost == DtwLocalCost::kEuclidean ? "euclidean" : "squared"));
+        "band=", c.states_dtw.band_fraction,
+        " cost=", c.states_dtw.local_cost == DtwLocalCost::kEuclidean ? "euclidean" : "squared"));
     if (c.states_spread.has_value()) {
       info.set_states_single_reference_spread(FormatDtwSpreadModel(*c.states_spread));
     }
@@ -675,10 +730,9 @@ absl::StatusOr<std::shared_ptr<const SubjectEntry>> SimilarityCore::Reembed(
   SRN_RETURN_IF_ERROR(DeriveFromEmbeddings(model, fresh.get()));
   if (model.FusesDtw() || model.VerifiesByStates()) {
     PreparedReferences prepared;
-    SRN_RETURN_IF_ERROR(
-        PrepareReferences(model, *fresh, &raw, 0, NeverCancelled(), &prepared));
-    SRN_ASSIGN_OR_RETURN(fresh->spreads, DeriveSpreads(model, prepared, fresh->references(),
-                                                       NeverCancelled()));
+    SRN_RETURN_IF_ERROR(PrepareReferences(model, *fresh, &raw, 0, NeverCancelled(), &prepared));
+    SRN_ASSIGN_OR_RETURN(fresh->spreads,
+                         DeriveSpreads(model, prepared, fresh->references(), NeverCancelled()));
   }
   return std::shared_ptr<const SubjectEntry>(std::move(fresh));
 }
@@ -766,7 +820,7 @@ absl::StatusOr<std::shared_ptr<const PreparedReferences>> SimilarityCore::Prepar
 }
 
 int64_t SimilarityCore::MutualDtwCells(const ServingModel& model,
-                                      const PreparedReferences& prepared) const {
+                                       const PreparedReferences& prepared) const {
   int64_t cells = 0;
   for (size_t i = 0; i < prepared.states.size(); ++i) {
     for (size_t j = i + 1; j < prepared.states.size(); ++j) {
@@ -810,8 +864,8 @@ absl::StatusOr<ReferenceSpreads> SimilarityCore::DeriveSpreads(const ServingMode
   }
   if (model.VerifiesByStates()) {
     const auto pair = [&](int i, int j) {
-      return StatesDistance(prepared.states[i], prepared.states[j],
-                            model.calibration.states_dtw, &cancel);
+      return StatesDistance(prepared.states[i], prepared.states[j], model.calibration.states_dtw,
+                            &cancel);
     };
     SRN_ASSIGN_OR_RETURN(spreads.states, MeanMutualDistance(references, pair, cancel));
   }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -30,8 +31,8 @@ struct CoreOptions {
   // unset: each model's own (DefaultThreshold).
   std::optional<float> default_threshold;
   ReferenceFusion default_fusion = ReferenceFusion::kMean;
-  int default_fusion_k = 3;        // for top-k mean
-  int threads = 0;                 // for batch embedding and Identify scans; 0: all cores
+  int default_fusion_k = 3;  // for top-k mean
+  int threads = 0;           // for batch embedding and Identify scans; 0: all cores
   // The DTW signature verifier that Verify fuses with signature models whose calibration enables
   // it (ServingModel::calibration, see model/signature/verification.h). Verify's score is then
   // the calibrated fused score, 0.5 at the equal-error point, and a threshold derived from the
@@ -47,6 +48,11 @@ struct CoreOptions {
   // RESOURCE_EXHAUSTED before any of that work (srn-server --max_dtw_cells_per_call). 3e8 cells
   // take about a second of one core; 5 signatures of 2,000 frames need about 2.4e7 to verify.
   int64_t max_dtw_cells = 300'000'000;
+  // For a model that verifies by its per-frame states (whose pooled embedding ranks signatures
+  // far worse than its states do): Identify ranks this many subjects, the pooled embedding's best
+  // (at least top_k), by Verify's score (srn-server --identify_rerank); 0 ranks by the pooled
+  // embedding alone. Each costs about what a Verify costs.
+  int identify_rerank = 20;
 };
 
 // The threshold Verify accepts at when neither the request nor the subject sets one, and why.
@@ -122,7 +128,12 @@ class SimilarityCore final {
       ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request,
                                             const Cancellation& cancel = NeverCancelled()) const;
-  absl::StatusOr<v1::IdentifyResponse> Identify(const v1::IdentifyRequest& request) const;
+  // Identify ranks by the model's pooled embedding; for a model that verifies by its per-frame
+  // states, the embedding's best CoreOptions::identify_rerank subjects are then ranked by the
+  // score Verify would give each (so a candidate's score and the threshold mean what they mean
+  // for Verify), checking `cancel` as Verify does.
+  absl::StatusOr<v1::IdentifyResponse> Identify(
+      const v1::IdentifyRequest& request, const Cancellation& cancel = NeverCancelled()) const;
   absl::StatusOr<v1::Subject> GetSubject(const v1::GetSubjectRequest& request) const;
   absl::StatusOr<v1::ListSubjectsResponse> ListSubjects(
       const v1::ListSubjectsRequest& request) const;
@@ -138,6 +149,25 @@ class SimilarityCore final {
       const std::string& what, std::vector<Series>* raw = nullptr) const;
   absl::StatusOr<RowMatrix> EmbedOne(const ServingModel& model, const v1::SeriesInput& input,
                                      const std::string& what) const;
+  // A Verify query, converted once and prepared for `model`: its per-frame states (states
+  // models) or its embedding (others), and its DTW series when the model fuses DTW.
+  struct Query {
+    Series raw;
+    std::optional<Series> states;
+    std::optional<RowMatrix> embedding;
+    std::optional<Series> dtw;
+  };
+  absl::StatusOr<Query> PrepareQuery(const ServingModel& model, const v1::SeriesInput& input) const;
+  // Verify's score of `query` against `subject` (by `model`) and its parts; `fusion` and
+  // `fusion_k` apply to embedding models (states models always average).
+  struct SubjectVerification {
+    VerificationScore verification;
+    std::vector<double> similarities;  // one per reference
+    ReferenceFusion fusion = ReferenceFusion::kMean;
+  };
+  absl::StatusOr<SubjectVerification> VerifySubject(
+      const ServingModel& model, const std::shared_ptr<const SubjectEntry>& subject,
+      const Query& query, ReferenceFusion fusion, int fusion_k, const Cancellation& cancel) const;
   // Records in the metrics how one call's durable write (Enroll's Put, Delete's), begun at
   // `start`, ended: its commit time or its failure. Returns its `status`.
   absl::Status Committed(absl::Status status, std::chrono::steady_clock::time_point start);
@@ -168,8 +198,8 @@ class SimilarityCore final {
   // The spreads of `references` prepared references (the mean distance over their pairs, checking
   // `cancel` between pairs).
   absl::StatusOr<ReferenceSpreads> DeriveSpreads(const ServingModel& model,
-                                                 const PreparedReferences& prepared,
-                                                 int references, const Cancellation& cancel) const;
+                                                 const PreparedReferences& prepared, int references,
+                                                 const Cancellation& cancel) const;
   ReferenceFusion Fusion(v1::Fusion requested) const;
   // Sets the gauges of enrolled subjects and references, and of the prepared-reference cache.
   void UpdateEnrolledMetrics() const;

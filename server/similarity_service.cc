@@ -62,7 +62,8 @@ grpc::ServerUnaryReactor* SimilarityService::Verify(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* SimilarityService::Identify(grpc::CallbackServerContext* ctx,
                                                       const v1::IdentifyRequest* request,
                                                       v1::IdentifyResponse* response) {
-  return Handle(ctx, kIdentify, Role::kReader, response, [&] { return core_->Identify(*request); });
+  return Handle(ctx, kIdentify, Role::kReader, response,
+                [&] { return core_->Identify(*request, CallCancellation(*ctx)); });
 }
 
 grpc::ServerUnaryReactor* SimilarityService::GetSubject(grpc::CallbackServerContext* ctx,

@@ -12,11 +12,11 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "model/data/preprocess.h"
+#include "model/data/signature_features.h"
 #include "model/signature/frame_states.h"
 #include "model/signature/signature_dtw.h"
 #include "model/signature/verification.h"
-#include "model/data/preprocess.h"
-#include "model/data/signature_features.h"
 #include "model/weights/weights_file.h"
 #include "server/series_input.h"
 #include "server/server.h"
@@ -282,7 +282,9 @@ TEST_F(SimilarityCoreTest, ThresholdShiftDerivesTheThresholdFromTheReferences) {
                   v1::GetSubjectRequest g;
                   g.set_subject_id("t");
                   return g;
-                }()).status().code(),
+                }())
+                .status()
+                .code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -378,13 +380,15 @@ TEST_F(SimilarityCoreTest, RecoverReembedsReferencesOfAnotherModel) {
   const auto s = *Series::FromValues(a.frames().values(), kDims);
   const RowMatrix expected = *new_model->model->Embed({&s});
   bool found = false;
-  ASSERT_TRUE(backing->ForEach([&](SubjectRecord r) {
-    EXPECT_EQ(r.model_id, new_model->id);
-    for (int k = 0; k < expected.cols(); ++k)
-      EXPECT_FLOAT_EQ(r.references[0].embedding[k], expected(0, k));
-    found = true;
-    return absl::OkStatus();
-  }).ok());
+  ASSERT_TRUE(backing
+                  ->ForEach([&](SubjectRecord r) {
+                    EXPECT_EQ(r.model_id, new_model->id);
+                    for (int k = 0; k < expected.cols(); ++k)
+                      EXPECT_FLOAT_EQ(r.references[0].embedding[k], expected(0, k));
+                    found = true;
+                    return absl::OkStatus();
+                  })
+                  .ok());
   EXPECT_TRUE(found);
 }
 
@@ -413,8 +417,7 @@ class StopAfter final : public Cancellation {
  public:
   explicit StopAfter(int allowed) : allowed_(allowed) {}
   absl::Status Check() const override {
-    return ++checks_ > allowed_ ? absl::DeadlineExceededError("deadline passed")
-                                : absl::OkStatus();
+    return ++checks_ > allowed_ ? absl::DeadlineExceededError("deadline passed") : absl::OkStatus();
   }
   int checks() const { return checks_; }
 
@@ -509,9 +512,7 @@ TEST_F(SimilarityCoreTest, VerifyFusesTheDtwVerifierForSignatureModels) {
     }
     EXPECT_NEAR(r.srn_score(), srn, 1e-5);
     EXPECT_NEAR(r.dtw_distance_ratio(), distance / spread, 1e-4);
-    EXPECT_NEAR(r.score(),
-                FusedVerificationScore(srn, mutual, distance / spread, 3, fusion),
-                1e-5);
+    EXPECT_NEAR(r.score(), FusedVerificationScore(srn, mutual, distance / spread, 3, fusion), 1e-5);
     EXPECT_EQ(r.accepted(), r.score() >= 0.6f);
     if (shape == 0) {
       genuine_ratio = r.dtw_distance_ratio();
@@ -596,8 +597,7 @@ TEST_F(SimilarityCoreTest, OneReferenceDividesTheDtwDistanceByThePredictedSpread
   };
   v1::VerifyResponse r = verify();
   EXPECT_NEAR(r.dtw_distance_ratio(), distance / spread, 1e-4 * distance);
-  EXPECT_NEAR(r.score(),
-              FusedVerificationScore(r.srn_score(), 0, distance / spread, 1, fusion),
+  EXPECT_NEAR(r.score(), FusedVerificationScore(r.srn_score(), 0, distance / spread, 1, fusion),
               1e-5);
   EXPECT_EQ(core->GetModelInfo()->dtw_fusion().single_reference_spread(),
             FormatDtwSpreadModel(spread_model));
@@ -649,7 +649,6 @@ TEST_F(SimilarityCoreTest, SwapModelReembedsAndSwitchesTogether) {
   EXPECT_TRUE(core->Verify(v).ok());
 }
 
-
 // ---- Verification by the encoder's per-frame states (LearnedScore::kStatesDtw) ----------------
 
 // A signature model that verifies by its states: random GRU parameters whose metadata records
@@ -664,8 +663,8 @@ std::shared_ptr<const ServingModel> StatesServing(const VerificationCalibration&
   metadata.hyperparameters["frame_normalization"] = "l2";
   metadata.hyperparameters["frame_cost"] = "euclidean";
   metadata.verification = FormatVerificationCalibration(calibration);
-  absl::StatusOr<std::shared_ptr<const SimilarityModel>> model = SimilarityModel::Create(
-      base->architecture(), base->preprocessor(), base->params(), metadata);
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> model =
+      SimilarityModel::Create(base->architecture(), base->preprocessor(), base->params(), metadata);
   EXPECT_TRUE(model.ok()) << model.status();
   absl::StatusOr<std::shared_ptr<const ServingModel>> serving =
       MakeServingModel(*std::move(model), "test", "");
@@ -813,8 +812,8 @@ class StatesVerifyTest : public SimilarityCoreTest {
 TEST_F(StatesVerifyTest, ScoreIsScoreVerificationOfTheStatesBitForBit) {
   for (const double weight : {0.0, 0.5}) {
     for (const bool with_spread : {false, true}) {
-      const std::string where = absl::StrCat("DTW weight ", weight, with_spread ? ", " : ", no ",
-                                             "states spread");
+      const std::string where =
+          absl::StrCat("DTW weight ", weight, with_spread ? ", " : ", no ", "states spread");
       auto model = StatesServing(
           StatesCalibration(weight, with_spread ? std::optional(SomeSpreadModel()) : std::nullopt));
       ASSERT_TRUE(model->VerifiesByStates());
@@ -848,8 +847,9 @@ TEST_F(StatesVerifyTest, ScoreIsScoreVerificationOfTheStatesBitForBit) {
 
 TEST_F(StatesVerifyTest, GenuineLikeQueryScoresHigherThanAnotherShape) {
   auto core = MakeCore(StatesServing(StatesCalibration(0.0)));
-  ASSERT_TRUE(core->Enroll(Enroll("s", {Signature(0, &rng_), Signature(0, &rng_),
-                                        Signature(0, &rng_)})).ok());
+  ASSERT_TRUE(
+      core->Enroll(Enroll("s", {Signature(0, &rng_), Signature(0, &rng_), Signature(0, &rng_)}))
+          .ok());
   for (int trial = 0; trial < 3; ++trial) {
     const v1::VerifyResponse genuine = Verify(*core, "s", Signature(0, &rng_));
     const v1::VerifyResponse other = Verify(*core, "s", Signature(1, &rng_));
@@ -1032,6 +1032,67 @@ TEST_F(StatesVerifyTest, CallsOverTheDtwBudgetAreRefusedBeforeTheWork) {
   EXPECT_TRUE(roomy->Verify(v).ok());
 }
 
+// For a states model, Identify's candidates are the pooled embedding's shortlist ranked by
+// Verify's own score: each candidate's score is exactly what Verify answers for that subject, the
+// order follows it, and the threshold drops candidates by it. With re-ranking off, the scores are
+// the pooled embedding's, which Verify never gives.
+TEST_F(StatesVerifyTest, IdentifyRanksTheShortlistByVerifysScore) {
+  auto model = StatesServing(StatesCalibration(0.5, SomeSpreadModel()));
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  for (int i = 0; i < 6; ++i) {
+    const int shape = i % 2;
+    ASSERT_TRUE(
+        core->Enroll(Enroll(absl::StrCat("s", i), {Signature(shape, &rng_), Signature(shape, &rng_),
+                                                   Signature(shape, &rng_)}))
+            .ok());
+  }
+  const v1::SeriesInput query = Signature(1, &rng_);
+  v1::IdentifyRequest identify;
+  *identify.mutable_query() = query;
+  identify.set_top_k(6);
+  absl::StatusOr<v1::IdentifyResponse> ranked = core->Identify(identify);
+  ASSERT_TRUE(ranked.ok()) << ranked.status();
+  ASSERT_EQ(ranked->candidates_size(), 6);
+  for (int i = 0; i < ranked->candidates_size(); ++i) {
+    const v1::Candidate& c = ranked->candidates(i);
+    EXPECT_EQ(c.score(), Verify(*core, c.subject_id(), query).score()) << c.subject_id();
+    if (i > 0) {
+      EXPECT_GE(ranked->candidates(i - 1).score(), c.score());
+    }
+  }
+  // The query has shape 1: the three subjects of that shape come first.
+  for (int i = 0; i < 3; ++i) {
+    const std::string& id = ranked->candidates(i).subject_id();
+    EXPECT_TRUE(id == "s1" || id == "s3" || id == "s5") << id;
+  }
+  // The threshold applies to Verify's score.
+  const float cut = (ranked->candidates(1).score() + ranked->candidates(2).score()) / 2;
+  identify.set_threshold(cut);
+  absl::StatusOr<v1::IdentifyResponse> open_set = core->Identify(identify);
+  ASSERT_TRUE(open_set.ok()) << open_set.status();
+  ASSERT_EQ(open_set->candidates_size(), 2);
+  EXPECT_EQ(open_set->candidates(1).subject_id(), ranked->candidates(1).subject_id());
+  // A shortlist shorter than top_k is still ranked: re-ranking needs no more than top_k.
+  options_.identify_rerank = 1;
+  auto short_list = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  identify.clear_threshold();
+  identify.set_top_k(2);
+  absl::StatusOr<v1::IdentifyResponse> two = short_list->Identify(identify);
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->candidates_size(), 2);
+  EXPECT_EQ(two->candidates(0).score(),
+            Verify(*short_list, two->candidates(0).subject_id(), query).score());
+  // Off: the pooled embedding's scores.
+  options_.identify_rerank = 0;
+  auto pooled = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  absl::StatusOr<v1::IdentifyResponse> by_embedding = pooled->Identify(identify);
+  ASSERT_TRUE(by_embedding.ok()) << by_embedding.status();
+  ASSERT_EQ(by_embedding->candidates_size(), 2);
+  EXPECT_NE(by_embedding->candidates(0).score(),
+            Verify(*pooled, by_embedding->candidates(0).subject_id(), query).score());
+}
+
 // The slow part of an enrollment (each reference's states and DTW series, the DTWs between every
 // pair) runs without the write lock: while one enrollment is held inside it, another subject's
 // enrollment and a deletion complete. (Before, the pairs were computed under the lock, and
@@ -1146,7 +1207,6 @@ TEST_F(StatesVerifyTest, BadQueriesAreInvalidArguments) {
             absl::StatusCode::kDataLoss);
 }
 
-
 // ---- No NaN leaves the server: property tests over extreme inputs ----------------------------
 
 // Frames of `frames` x kDims values from `value(i)` (i counts values).
@@ -1203,22 +1263,25 @@ std::vector<std::pair<std::string, v1::SeriesInput>> ExtremePens() {
       {"huge coordinates", PenOf(60, wave(1e300), ramp(1e300), ms(10), constant(500))},
       {"float-limit coordinates", PenOf(60, wave(3.4e38), ramp(3.4e38), ms(10), constant(500))},
       {"huge mixed-sign coordinates",
-       PenOf(60, [](int i) { return i % 2 ? 1e300 : -1e300; }, wave(1), ms(10), constant(1))},
+       PenOf(
+           60, [](int i) { return i % 2 ? 1e300 : -1e300; }, wave(1), ms(10), constant(1))},
       {"tiny coordinates", PenOf(60, wave(1e-300), ramp(1e-300), ms(10), constant(500))},
       {"denormal coordinates", PenOf(60, wave(denorm), ramp(denorm), ms(10), constant(0))},
       {"denormal time steps", PenOf(60, wave(100), ramp(1), ms(denorm), constant(500))},
       {"tiny time steps", PenOf(60, wave(100), ramp(1), ms(1e-30), constant(500))},
       {"huge time steps", PenOf(60, wave(100), ramp(1), ms(1e300), constant(500))},
-      {"huge start time", PenOf(60, wave(100), ramp(1),
-                                [](int i) { return 1e300 + 10.0 * i; }, constant(500))},
+      {"huge start time",
+       PenOf(
+           60, wave(100), ramp(1), [](int i) { return 1e300 + 10.0 * i; }, constant(500))},
       {"huge pressure", PenOf(60, wave(100), ramp(1), ms(10),
                               [](int i) { return 1e300 * (1.5 + std::sin(0.3 * i)); })},
-      {"long constant run, then movement",
-       PenOf(3000, [](int i) { return i < 2950 ? 5.0 : 5.0 + i; }, constant(5), ms(10),
-             constant(300))},
+      {"long constant run, then movement", PenOf(
+                                               3000, [](int i) { return i < 2950 ? 5.0 : 5.0 + i; },
+                                               constant(5), ms(10), constant(300))},
       {"long constant run with tiny steps",
-       PenOf(3000, [](int i) { return i < 2950 ? 5.0 : 5.0 + 1e-300 * i; }, constant(5),
-             ms(10), constant(300))},
+       PenOf(
+           3000, [](int i) { return i < 2950 ? 5.0 : 5.0 + 1e-300 * i; }, constant(5), ms(10),
+           constant(300))},
   };
 }
 
