@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 #include "model/data/dataset.h"
@@ -54,8 +56,8 @@ std::string ResultLine(const std::string& dataset, const std::string& model,
 void LogRow(const std::string& name, const SignatureCvRow& row, std::ostream& log) {
   log << absl::StrFormat(
       "%-24s refs=%d  skilled EER %.2f%% (+-%.2f over draws)  random EER %.2f%% (+-%.2f)\n", name,
-      row.refs, 100 * row.eer_skilled.mean, 100 * row.eer_skilled.stddev,
-      100 * row.eer_random.mean, 100 * row.eer_random.stddev);
+      row.refs, 100 * row.eer_skilled.mean, 100 * row.eer_skilled.stddev, 100 * row.eer_random.mean,
+      100 * row.eer_random.stddev);
 }
 
 // The trials of every group for `refs`, as one set.
@@ -74,12 +76,16 @@ absl::StatusOr<SignatureCvRow> Summarize(const SignatureTrials& trials,
 
 absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatasetRequest& request,
                                                                std::ostream& log) {
-  if (!IsSignatureDataset(request.dataset)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--protocol=cross-dataset evaluates signature verification: --dataset must be a "
-        "signature data set (svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc), not '",
-        request.dataset, "'"));
+  const std::vector<std::string> datasets = absl::StrSplit(request.dataset, ',', absl::SkipEmpty());
+  for (const std::string& dataset : datasets) {
+    if (!IsSignatureDataset(dataset)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--protocol=cross-dataset evaluates signature verification: --dataset must be a "
+          "signature data set (svc2004, svc2004-task1, sigcomp2009-nfi, sigcomp2009-nisdcc), not '",
+          dataset, "'"));
+    }
   }
+  if (datasets.empty()) return absl::InvalidArgumentError("no --dataset to evaluate");
   if (request.max_signers < 0) {
     return absl::InvalidArgumentError("max_signers must be 0 (all) or positive");
   }
@@ -95,61 +101,112 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
         "for example, 5): the served score has a weight and an offset for each");
   }
   const bool is_dtw = request.model == "dtw";
-  std::shared_ptr<const SimilarityModel> model;
+  const std::vector<std::string> model_files =
+      is_dtw ? std::vector<std::string>(datasets.size(), "dtw")
+             : std::vector<std::string>(absl::StrSplit(request.model, ',', absl::SkipEmpty()));
+  if (model_files.size() != datasets.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pair each data set with the model that never saw it: --dataset names ",
+                     datasets.size(), " and --model ", model_files.size(),
+                     " (for example --dataset=svc2004,svc2004-task1 "
+                     "--model=without_task2.srnw,without_task1.srnw)"));
+  }
+  if (datasets.size() > 1 && !request.fit_calibration) {
+    return absl::InvalidArgumentError(
+        "several data sets are pooled only to fit one calibration over them "
+        "(--fit_calibration); evaluate a model on one data set at a time");
+  }
+  std::vector<std::shared_ptr<const SimilarityModel>> models;
+  if (!is_dtw) {
+    for (size_t i = 0; i < datasets.size(); ++i) {
+      SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SimilarityModel> model, LoadModel(model_files[i]));
+      if (TrainedOn(*model, datasets[i])) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            model_files[i], " was trained on ", datasets[i], " (", model->metadata().training_data,
+            "): the cross-dataset protocol evaluates on a data set the model never saw; pick "
+            "another --dataset or a model trained without it"));
+      }
+      if (!models.empty() && IsFrameTripletModel(*model) != IsFrameTripletModel(*models[0])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            model_files[i], " and ", model_files[0],
+            " score differently (one by its per-frame "
+            "states, one by its pooled embedding): one calibration fits models of one kind"));
+      }
+      models.push_back(std::move(model));
+    }
+  }
   VerificationCalibration calibration;
   std::string name = request.name;
   if (!is_dtw) {
-    SRN_ASSIGN_OR_RETURN(model, LoadModel(request.model));
-    if (TrainedOn(*model, request.dataset)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          request.model, " was trained on ", request.dataset, " (", model->metadata().training_data,
-          "): the cross-dataset protocol evaluates on a data set the model never saw; pick "
-          "another --dataset or a model trained without it"));
-    }
     if (request.calibration.has_value()) {
       calibration = *request.calibration;
     } else if (!request.fit_calibration) {
-      SRN_ASSIGN_OR_RETURN(calibration, ModelVerificationCalibration(*model));
+      SRN_ASSIGN_OR_RETURN(calibration, ModelVerificationCalibration(*models[0]));
     }
     if (request.fit_calibration) {
       // What is fitted here starts from the model's kind: states for frame-triplet models.
       calibration.learned =
-          IsFrameTripletModel(*model) ? LearnedScore::kStatesDtw : LearnedScore::kEmbedding;
+          IsFrameTripletModel(*models[0]) ? LearnedScore::kStatesDtw : LearnedScore::kEmbedding;
       calibration.dtw_fusion = {};
       calibration.dtw_spread.reset();
       calibration.states_spread.reset();
     }
     if (name.empty()) {
-      name = request.model.substr(request.model.find_last_of('/') + 1);
-      if (const size_t dot = name.rfind('.'); dot != std::string::npos && dot > 0) {
-        name.resize(dot);
+      for (const std::string& file : model_files) {
+        std::string base = file.substr(file.find_last_of('/') + 1);
+        if (const size_t dot = base.rfind('.'); dot != std::string::npos && dot > 0) {
+          base.resize(dot);
+        }
+        absl::StrAppend(&name, name.empty() ? "" : "+", base);
       }
     }
   } else if (name.empty()) {
     name = "dtw";
   }
   const bool states = calibration.learned == LearnedScore::kStatesDtw;
-  SRN_ASSIGN_OR_RETURN(Dataset data, LoadNamedDataset(request.dataset, request.data_dir));
-  if (request.drop_pressure) {
-    for (Example& e : data.examples) SRN_RETURN_IF_ERROR(DropPressure(&e.series));
-  }
-  if (request.max_signers > 0 && request.max_signers < data.num_labels()) {
-    data = data.Filter([&](const Example& e) { return e.label < request.max_signers; });
-    data.label_names.resize(request.max_signers);
-  }
+  const std::string dataset_label = absl::StrJoin(datasets, "+");
 
+  // Each data set's groups of signers, scored by the DTW verifier (its own system, and the DTW
+  // half of a fused score) and by its model; pooled, the groups of every data set are one set of
+  // trials.
+  std::vector<FoldMatrix> dtw;
+  std::vector<FoldMatrix> learned;
   SignatureCvOptions options = request.options;
-  // At least two groups: each group's spread model (with fit_calibration) is fitted on the others.
-  options.folds = std::max(2, (data.num_labels() + kSignersPerGroup - 1) / kSignersPerGroup);
   options.fusion = ReferenceFusion::kMean;
-  log << absl::StrFormat(
-      "cross-dataset: %s%s, %d signers in %d groups, %d examples, %d draws of references\n",
-      request.dataset, request.drop_pressure ? " (pressure dropped)" : "", data.num_labels(),
-      options.folds, static_cast<int>(data.examples.size()), options.draws);
+  for (size_t i = 0; i < datasets.size(); ++i) {
+    SRN_ASSIGN_OR_RETURN(Dataset data, LoadNamedDataset(datasets[i], request.data_dir));
+    if (request.drop_pressure) {
+      for (Example& e : data.examples) SRN_RETURN_IF_ERROR(DropPressure(&e.series));
+    }
+    if (request.max_signers > 0 && request.max_signers < data.num_labels()) {
+      data = data.Filter([&](const Example& e) { return e.label < request.max_signers; });
+      data.label_names.resize(request.max_signers);
+    }
+    // At least two groups: each group's spread model (with fit_calibration) is fitted on the
+    // others.
+    options.folds = std::max(2, (data.num_labels() + kSignersPerGroup - 1) / kSignersPerGroup);
+    log << absl::StrFormat(
+        "cross-dataset: %s%s, %d signers in %d groups, %d examples, %d draws of references\n",
+        datasets[i], request.drop_pressure ? " (pressure dropped)" : "", data.num_labels(),
+        options.folds, static_cast<int>(data.examples.size()), options.draws);
+    SRN_ASSIGN_OR_RETURN(std::vector<FoldMatrix> d,
+                         ScoreSignatureFolds(data, DtwFoldScorer(request.dtw), options));
+    std::move(d.begin(), d.end(), std::back_inserter(dtw));
+    if (is_dtw) continue;
+    const std::shared_ptr<const SimilarityModel> model = models[i];
+    const auto load = [model](int) -> absl::StatusOr<std::shared_ptr<const SimilarityModel>> {
+      return model;
+    };
+    SRN_ASSIGN_OR_RETURN(
+        std::vector<FoldMatrix> l,
+        ScoreSignatureFolds(
+            data,
+            SrnFoldScorer(load, states ? SrnScore::kStatesDtw : SrnScore::kProbability,
+                          calibration.states_dtw, false),
+            options));
+    std::move(l.begin(), l.end(), std::back_inserter(learned));
+  }
 
-  // The DTW verifier's distances: its own system, and the DTW half of a fused score.
-  SRN_ASSIGN_OR_RETURN(std::vector<FoldMatrix> dtw,
-                       ScoreSignatureFolds(data, DtwFoldScorer(request.dtw), options));
   // One-reference spreads: fitted here, each group's from the other groups (the shipped model
   // from all), or the calibration's.
   const auto spreads = [&](std::vector<FoldMatrix>* matrices,
@@ -167,22 +224,7 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
     return absl::OkStatus();
   };
   SRN_RETURN_IF_ERROR(spreads(&dtw, &calibration.dtw_spread));
-
-  // The learned score's matrices.
-  std::vector<FoldMatrix> learned;
-  if (!is_dtw) {
-    const auto load = [model](int) -> absl::StatusOr<std::shared_ptr<const SimilarityModel>> {
-      return model;
-    };
-    SRN_ASSIGN_OR_RETURN(
-        learned,
-        ScoreSignatureFolds(data,
-                            SrnFoldScorer(load,
-                                          states ? SrnScore::kStatesDtw : SrnScore::kProbability,
-                                          calibration.states_dtw, false),
-                            options));
-    if (states) SRN_RETURN_IF_ERROR(spreads(&learned, &calibration.states_spread));
-  }
+  if (states) SRN_RETURN_IF_ERROR(spreads(&learned, &calibration.states_spread));
 
   std::vector<std::string> lines;
   SignatureCvOptions dtw_options = options;
@@ -194,14 +236,14 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
     SRN_ASSIGN_OR_RETURN(const SignatureTrials dtw_trials, PooledTrials(dtw, refs, dtw_options));
     SRN_ASSIGN_OR_RETURN(const SignatureCvRow dtw_row, Summarize(dtw_trials, options));
     LogRow("dtw", dtw_row, log);
-    lines.push_back(ResultLine(request.dataset, "dtw", dtw_row, nullptr));
+    lines.push_back(ResultLine(dataset_label, "dtw", dtw_row, nullptr));
     if (is_dtw) continue;
 
     SRN_ASSIGN_OR_RETURN(const SignatureTrials alone, PooledTrials(learned, refs, learned_options));
     SRN_ASSIGN_OR_RETURN(const SignatureCvRow alone_row, Summarize(alone, options));
     const std::string alone_name = absl::StrCat(name, "-alone");
     LogRow(alone_name, alone_row, log);
-    lines.push_back(ResultLine(request.dataset, alone_name, alone_row, nullptr));
+    lines.push_back(ResultLine(dataset_label, alone_name, alone_row, nullptr));
 
     if (request.fit_calibration && (refs == 1 || refs == most_refs)) {
       // f = alone + w * dtw (both already normalized, as the served score forms them), the
@@ -221,7 +263,7 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
   if (is_dtw) return lines;
   if (request.fit_calibration) {
     log << "to deploy: --verification=\"" << FormatVerificationCalibration(calibration)
-        << "\" (fitted on " << request.dataset << ")\n";
+        << "\" (fitted on " << dataset_label << ")\n";
   }
 
   // The served score, as srn-server's Verify computes it.
@@ -245,10 +287,9 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
     std::vector<SignatureTrials> groups;
     for (size_t g = 0; g < learned.size(); ++g) {
       std::vector<std::vector<int>> references;
-      SRN_ASSIGN_OR_RETURN(
-          SignatureTrials t,
-          ServedTrials(learned[g], uses_dtw ? &dtw[g] : nullptr, refs, options, policy,
-                       dtw[g].single_reference_spread, &references));
+      SRN_ASSIGN_OR_RETURN(SignatureTrials t,
+                           ServedTrials(learned[g], uses_dtw ? &dtw[g] : nullptr, refs, options,
+                                        policy, dtw[g].single_reference_spread, &references));
       if (csv.is_open()) {
         AppendServedTrialsCsv(static_cast<int>(g), learned[g].test, t, references, csv);
       }
@@ -258,7 +299,7 @@ absl::StatusOr<std::vector<std::string>> RunCrossDatasetReport(const CrossDatase
     SRN_ASSIGN_OR_RETURN(const SignatureCvRow row, Summarize(served, options));
     LogRow(name, row, log);
     const ErrorRates at_default = ErrorRatesAt(served, 0.5);
-    lines.push_back(ResultLine(request.dataset, name, row, &at_default));
+    lines.push_back(ResultLine(dataset_label, name, row, &at_default));
     std::vector<double> thresholds = {0.5};
     thresholds.insert(thresholds.end(), request.thresholds.begin(), request.thresholds.end());
     for (double threshold : thresholds) {

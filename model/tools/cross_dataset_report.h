@@ -30,12 +30,19 @@ namespace srn {
 // With `fit_calibration` the calibration is instead fitted on these trials and printed as a
 // "to deploy: --verification=..." line for srn-eval --stamp_out: then the data set must be one
 // the shipped model may train on but this model did not (see docs/RESULTS.md), never the data set
-// the shipped model is judged on. Thread-compatible: one call at a time per `log`.
+// the shipped model is judged on. A calibration can also be fitted on several data sets at once,
+// each scored by a model that never saw it (`dataset` and `model` then list them in pairs), so
+// that the offsets and spread models fit more than one tablet's signers and forgers: their
+// groups of signers are pooled into one set of trials. Thread-compatible: one call at a time per
+// `log`.
 
 struct CrossDatasetRequest {
   std::string data_dir;
-  std::string dataset;  // a signature data set (IsSignatureDataset)
-  std::string model;    // a weights file, or "dtw" for the DTW verifier alone
+  // A signature data set (IsSignatureDataset); with fit_calibration, several separated by commas.
+  std::string dataset;
+  // A weights file, or "dtw" for the DTW verifier alone; with several data sets, one weights file
+  // for each, in the same order, separated by commas.
+  std::string model;
   std::string name;     // model name in RESULT lines (default: the weights file's base name)
   // refs, draws (at least 20 are asked for), seed, threads; normalization and fusion are the
   // protocol's (ratio for distances, shift for the embedding; mean fusion).

@@ -25,19 +25,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/flags_help.h"
+#include "base/status_macros.h"
+#include "model/baselines/fisher.h"
 #include "model/data/dataset.h"
 #include "model/data/dataset_loader.h"
 #include "model/eval/dtw.h"
-#include "model/baselines/fisher.h"
-#include "model/nn/parallel.h"
 #include "model/eval/protocols.h"
+#include "model/nn/parallel.h"
 #include "model/signature/signature_protocol.h"
 #include "model/signature/verification.h"
 #include "model/tools/calibration_report.h"
 #include "model/tools/cross_dataset_report.h"
 #include "model/tools/evaluation_plot.h"
-#include "base/flags_help.h"
-#include "base/status_macros.h"
 #include "model/tools/signature_cv_report.h"
 #include "model/tools/tool_common.h"
 #include "model/train/trainer.h"
@@ -136,7 +136,8 @@ ABSL_FLAG(bool, fit_calibration, false,
           "cross-dataset: fit the model's verification calibration on --dataset (a data set the "
           "shipped model may train on, never the one it is judged on) and print it as 'to deploy: "
           "--verification=...', fusion weights from --fuse_dtw (default 0: the learned score "
-          "alone)");
+          "alone); several data sets, each with the model that never saw it, are pooled into "
+          "one fit: --dataset=svc2004,svc2004-task1 --model=without_task2.srnw,without_task1.srnw");
 ABSL_FLAG(std::string, thresholds, "",
           "cross-dataset: also report FRR and FAR of the served score at these thresholds (e.g. "
           "the model card's for a target FAR)");
@@ -371,8 +372,7 @@ int main(int argc, char** argv) {
   if (data_dir.empty()) data_dir = srn::DataDir();
   if (absl::GetFlag(FLAGS_protocol) == "cross-dataset" ||
       absl::GetFlag(FLAGS_protocol) == "svc2004-cv") {
-    if (absl::Status s = srn::tools::RequireNoClassChoice(absl::GetFlag(FLAGS_protocol));
-        !s.ok()) {
+    if (absl::Status s = srn::tools::RequireNoClassChoice(absl::GetFlag(FLAGS_protocol)); !s.ok()) {
       return Fail(tool, s);
     }
   }
@@ -408,9 +408,9 @@ int main(int argc, char** argv) {
                                                        : srn::DtwLocalCost::kEuclidean;
     const std::string states_cost = absl::GetFlag(FLAGS_states_cost);
     if (states_cost != "model" && states_cost != "euclidean" && states_cost != "squared") {
-      return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
-                            "--states_cost must be model, euclidean or squared, got '",
-                            states_cost, "'")));
+      return Fail(
+          tool, absl::InvalidArgumentError(absl::StrCat(
+                    "--states_cost must be model, euclidean or squared, got '", states_cost, "'")));
     }
     request.states_cost_from_model = states_cost == "model";
     request.states_dtw.local_cost = states_cost == "euclidean"
@@ -485,7 +485,8 @@ int main(int argc, char** argv) {
   const bool fisher = model_arg == "fisher-kernel" || model_arg == "fisher-vector";
   if (fisher && every_class_tests) {
     return Fail(tool, absl::InvalidArgumentError(absl::StrCat(
-                          "--model=", model_arg, " fits its HMM on training classes, and "
+                          "--model=", model_arg,
+                          " fits its HMM on training classes, and "
                           "--protocol=test has none: use out-of-domain, or --model=dtw")));
   }
   if (model_arg != "dtw" && !fisher) {
@@ -558,9 +559,9 @@ int main(int argc, char** argv) {
                    "(no training data)\n";
     }
     if (!absl::GetFlag(FLAGS_dtw_matrix).empty()) {
-      result = EvaluateDtwMatrix(standardize_on, split->test, dtw, eval,
-                                 absl::GetFlag(FLAGS_center_series),
-                                 absl::GetFlag(FLAGS_dtw_matrix));
+      result =
+          EvaluateDtwMatrix(standardize_on, split->test, dtw, eval,
+                            absl::GetFlag(FLAGS_center_series), absl::GetFlag(FLAGS_dtw_matrix));
     } else {
       result = srn::EvaluateDtw(standardize_on, split->test, dtw, eval,
                                 absl::GetFlag(FLAGS_center_series));
@@ -608,9 +609,9 @@ int main(int argc, char** argv) {
   }
   if (const std::string svg = PlotPath(); !svg.empty()) {
     srn::EvaluationPlot plot;
-    plot.title = absl::StrCat(name, " on ", result_dataset, " (--protocol=",
-                              srn::ProtocolName(*protocol), "): AUC ",
-                              absl::StrFormat("%.4f", result->auc));
+    plot.title =
+        absl::StrCat(name, " on ", result_dataset, " (--protocol=", srn::ProtocolName(*protocol),
+                     "): AUC ", absl::StrFormat("%.4f", result->auc));
     plot.score_name = model != nullptr ? "similarity (as srn-server returns it)"
                                        : "score (higher = more similar)";
     plot.curve = result->curve;

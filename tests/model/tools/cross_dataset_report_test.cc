@@ -23,15 +23,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A folder laid out as ../shared/data (svc2004/Task1/U<u>S<s>.TXT, 40 users x 40 files: 20
-// genuine, then 20 skilled forgeries) holding small synthetic signatures: each user's genuine
-// signatures trace one Lissajous-like curve of its own with a little noise, its forgeries the
-// same curve drawn at another pace and with more tremor.
-std::string MakeSyntheticTask1(const std::string& name) {
-  const fs::path root = fs::path(::testing::TempDir()) / name;
-  const fs::path dir = root / "svc2004" / "Task1";
+// Writes into `root` a folder laid out as ../shared/data (svc2004/<task>/U<u>S<s>.TXT, 40 users
+// x 40 files: 20 genuine, then 20 skilled forgeries) holding small synthetic signatures: each
+// user's genuine signatures trace one Lissajous-like curve of its own with a little noise, its
+// forgeries the same curve drawn at another pace and with more tremor. Task2 adds azimuth,
+// altitude and pressure columns; `seed` draws the noise and lengths.
+void WriteSyntheticSvc2004(const fs::path& root, const std::string& task, uint64_t seed) {
+  const bool task2 = task == "Task2";
+  const fs::path dir = root / "svc2004" / task;
   fs::create_directories(dir);
-  std::mt19937_64 rng(7);
+  std::mt19937_64 rng(seed);
   std::normal_distribution<double> noise(0.0, 1.0);
   for (int u = 1; u <= 40; ++u) {
     const double fx = 1 + (u % 5), fy = 1 + (u % 3) + 0.5 * (u % 2), phase = 0.37 * u;
@@ -45,10 +46,17 @@ std::string MakeSyntheticTask1(const std::string& name) {
         const double t = std::pow(static_cast<double>(i) / (n - 1), pace) * 6.28;
         const int x = 3000 + static_cast<int>(800 * std::sin(fx * t + phase) + tremor * noise(rng));
         const int y = 3000 + static_cast<int>(500 * std::cos(fy * t) + tremor * noise(rng));
-        f << x << " " << y << " " << 1000 + 10 * i << " " << 1 << "\n";
+        f << x << " " << y << " " << 1000 + 10 * i << " " << 1;
+        if (task2) f << " 900 500 " << 300 + 40 * ((i + u) % 7) + (forgery ? 60 : 0);
+        f << "\n";
       }
     }
   }
+}
+
+std::string MakeSyntheticTask1(const std::string& name) {
+  const fs::path root = fs::path(::testing::TempDir()) / name;
+  WriteSyntheticSvc2004(root, "Task1", 7);
   return root.string();
 }
 
@@ -170,10 +178,81 @@ TEST(CrossDatasetReportTest, FitsACalibrationThatServesTheLearnedScoreItsOwnWay)
   request.calibration = *calibration;
   absl::StatusOr<std::vector<std::string>> fused = RunCrossDatasetReport(request, log);
   ASSERT_TRUE(fused.ok()) << fused.status();
-  EXPECT_NE(ResultValue(*fused, "tiny", 3, "eer_random") +
-                ResultValue(*fused, "tiny", 3, "eer_skilled"),
-            ResultValue(*fused, "tiny-alone", 3, "eer_random") +
-                ResultValue(*fused, "tiny-alone", 3, "eer_skilled"));
+  EXPECT_NE(
+      ResultValue(*fused, "tiny", 3, "eer_random") + ResultValue(*fused, "tiny", 3, "eer_skilled"),
+      ResultValue(*fused, "tiny-alone", 3, "eer_random") +
+          ResultValue(*fused, "tiny-alone", 3, "eer_skilled"));
+}
+
+TEST(CrossDatasetReportTest, PoolsSeveralDataSetsEachWithAModelThatNeverSawIt) {
+  const fs::path root = fs::path(::testing::TempDir()) / "synthetic_task1_task2";
+  WriteSyntheticSvc2004(root, "Task1", 7);
+  WriteSyntheticSvc2004(root, "Task2", 8);
+  CrossDatasetRequest request;
+  request.data_dir = root.string();
+  request.dataset = "svc2004-task1,svc2004";
+  request.model = absl::StrCat(StatesModelFile("without_task1.srnw", "svc2004 (36 signers)"), ",",
+                               StatesModelFile("without_task2.srnw", "svc2004-task1 (36)"));
+  request.name = "pooled";
+  request.options.refs = {1, 3};
+  request.options.draws = 2;
+  request.fit_calibration = true;
+  std::ostringstream log;
+  absl::StatusOr<std::vector<std::string>> fitted = RunCrossDatasetReport(request, log);
+  ASSERT_TRUE(fitted.ok()) << fitted.status() << "\n" << log.str();
+  const std::string text = log.str();
+  // Both data sets were scored, each in its groups of 10 signers, and the trials of all 8 groups
+  // are one pool: the RESULT lines and the fitted calibration name both data sets.
+  EXPECT_THAT(text, ::testing::HasSubstr("cross-dataset: svc2004-task1, 40 signers in 4 groups"));
+  EXPECT_THAT(text, ::testing::HasSubstr("cross-dataset: svc2004, 40 signers in 4 groups"));
+  EXPECT_THAT(text, ::testing::HasSubstr("(fitted on svc2004-task1+svc2004)"));
+  for (const std::string& line : *fitted) {
+    EXPECT_THAT(line, ::testing::HasSubstr(" dataset=svc2004-task1+svc2004 "));
+  }
+  std::smatch deploy;
+  ASSERT_TRUE(
+      std::regex_search(text, deploy, std::regex("to deploy: --verification=\"([^\"]*)\"")));
+  absl::StatusOr<VerificationCalibration> pooled = ParseVerificationCalibration(deploy[1].str());
+  ASSERT_TRUE(pooled.ok()) << pooled.status();
+
+  // Fitted on one of the two alone, the calibration differs: the pool moved it.
+  request.dataset = "svc2004-task1";
+  request.model = StatesModelFile("without_task1_again.srnw", "svc2004 (36 signers)");
+  std::ostringstream one_log;
+  ASSERT_TRUE(RunCrossDatasetReport(request, one_log).ok()) << one_log.str();
+  const std::string one_text = one_log.str();
+  ASSERT_TRUE(
+      std::regex_search(one_text, deploy, std::regex("to deploy: --verification=\"([^\"]*)\"")));
+  EXPECT_NE(deploy[1].str(), FormatVerificationCalibration(*pooled));
+}
+
+TEST(CrossDatasetReportTest, SeveralDataSetsNeedAModelEachAndAFit) {
+  CrossDatasetRequest request;
+  request.data_dir = "/nonexistent";  // never read: the request is refused first
+  request.dataset = "svc2004-task1,svc2004";
+  request.model = StatesModelFile("only_one.srnw", "sigcomp2009-nisdcc");
+  request.fit_calibration = true;
+  request.options.refs = {1, 5};
+  std::ostringstream log;
+  absl::Status status = RunCrossDatasetReport(request, log).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::HasSubstr("--dataset names 2 and --model 1"));
+
+  // Each model is checked against its own data set.
+  request.model = absl::StrCat(StatesModelFile("saw_nisdcc.srnw", "sigcomp2009-nisdcc"), ",",
+                               StatesModelFile("saw_task2.srnw", "svc2004, sigcomp2009-nisdcc"));
+  status = RunCrossDatasetReport(request, log).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("saw_task2.srnw was trained on"));
+
+  // Pooling serves fitting only.
+  request.model = absl::StrCat(StatesModelFile("a.srnw", "sigcomp2009-nisdcc"), ",",
+                               StatesModelFile("b.srnw", "sigcomp2009-nisdcc"));
+  request.fit_calibration = false;
+  status = RunCrossDatasetReport(request, log).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("--fit_calibration"));
 }
 
 }  // namespace
