@@ -8,13 +8,13 @@
 # srnctl identify call (process start included). Run outside CI; results in docs/RESULTS.md.
 #
 # Usage: bench/identify_accuracy.sh [build-dir]   (ninja -C build srn-server srnctl)
-# Environment: RERANK="0 20" (0: the pooled embedding alone), QUERIES=5, WEIGHTS=<file>.
+# Environment: RERANK="0 20 50" (0: the pooled embedding alone), QUERIES=5, WEIGHTS=<file>.
 set -euo pipefail
 
 BUILD_DIR=${1:-build}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${SRN_DATA_DIR:-$HERE/../shared/data}
-RERANK=${RERANK:-0 20}
+RERANK=${RERANK:-0 20 50}
 QUERIES=${QUERIES:-5}
 SERVER=$BUILD_DIR/server/srn-server
 SRNCTL=$BUILD_DIR/client/srnctl

@@ -58,7 +58,7 @@ ABSL_FLAG(int64_t, max_dtw_cells_per_call, 300'000'000,
           "DTW cells one Verify (query against the references) or Enroll (the references' mutual "
           "distances) may compute; calls above are refused with RESOURCE_EXHAUSTED (3e8: about "
           "a second of one core)");
-ABSL_FLAG(int, identify_rerank, 20,
+ABSL_FLAG(int, identify_rerank, 50,
           "for a model that verifies by its per-frame states: Identify ranks this many subjects, "
           "the pooled embedding's best (at least top_k), by Verify's score, so that scores and "
           "thresholds mean what they mean for Verify (each costs about a Verify); 0: rank by the "

@@ -52,7 +52,7 @@ struct CoreOptions {
   // far worse than its states do): Identify ranks this many subjects, the pooled embedding's best
   // (at least top_k), by Verify's score (srn-server --identify_rerank); 0 ranks by the pooled
   // embedding alone. Each costs about what a Verify costs.
-  int identify_rerank = 20;
+  int identify_rerank = 50;
 };
 
 // The threshold Verify accepts at when neither the request nor the subject sets one, and why.
