@@ -60,9 +60,9 @@ ABSL_FLAG(int64_t, max_dtw_cells_per_call, 300'000'000,
           "a second of one core)");
 ABSL_FLAG(int, identify_rerank, 50,
           "for a model that verifies by its per-frame states: Identify ranks this many subjects, "
-          "the pooled embedding's best (at least top_k), by Verify's score, so that scores and "
-          "thresholds mean what they mean for Verify (each costs about a Verify); 0: rank by the "
-          "pooled embedding alone");
+          "those nearest by pooled-embedding distance (at least top_k), by Verify's score, so that "
+          "scores and thresholds mean what they mean for Verify (each costs about a Verify); 0: "
+          "rank by the pooled similarity alone");
 ABSL_FLAG(int, prepared_cache_mb, 1024,
           "memory for the references prepared for Verify (DTW series and per-frame states) of the "
           "subjects verified most recently; others are prepared again when verified");

@@ -554,12 +554,14 @@ absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::Identify
     SRN_ASSIGN_OR_RETURN(RowMatrix embedding, EmbedOne(*model, request.query(), "query"));
     const bool rerank = model->VerifiesByStates() && options_.identify_rerank > 0;
     bool stale = false;
-    // A states model's pooled embedding only shortlists: the shortlist is ranked by Verify's
-    // score, and the threshold applies to that score.
+    // A states model's pooled embedding only shortlists, by the embeddings' distance (its
+    // similarity head, fitted on training pairs, ranks unseen people far worse: DEFAULT_MODEL.md);
+    // the shortlist is ranked by Verify's score, and the threshold applies to that score.
     std::vector<IdentifyCandidate> candidates = index_.Identify(
         *model, embedding.row(0).data(), rerank ? std::max(top_k, options_.identify_rerank) : top_k,
         rule, options_.default_fusion_k,
-        rerank ? -std::numeric_limits<float>::infinity() : threshold, threads, &stale);
+        rerank ? -std::numeric_limits<float>::infinity() : threshold, threads, &stale,
+        rerank ? ScanScore::kDistance : ScanScore::kModel);
     if (stale) continue;  // the model was swapped between embedding and scanning
     if (rerank && !candidates.empty()) {
       SRN_ASSIGN_OR_RETURN(const Query query, PrepareQuery(*model, request.query()));

@@ -48,10 +48,11 @@ struct CoreOptions {
   // RESOURCE_EXHAUSTED before any of that work (srn-server --max_dtw_cells_per_call). 3e8 cells
   // take about a second of one core; 5 signatures of 2,000 frames need about 2.4e7 to verify.
   int64_t max_dtw_cells = 300'000'000;
-  // For a model that verifies by its per-frame states (whose pooled embedding ranks signatures
-  // far worse than its states do): Identify ranks this many subjects, the pooled embedding's best
-  // (at least top_k), by Verify's score (srn-server --identify_rerank); 0 ranks by the pooled
-  // embedding alone. Each costs about what a Verify costs.
+  // For a model that verifies by its per-frame states (whose similarity head ranks unseen signers
+  // far worse than its states do): Identify takes this many subjects (at least top_k), those
+  // nearest by pooled-embedding distance, and ranks them by Verify's score (srn-server
+  // --identify_rerank); 0 ranks by the pooled similarity alone. Each costs about what a Verify
+  // costs.
   int identify_rerank = 50;
 };
 
@@ -128,10 +129,10 @@ class SimilarityCore final {
       ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::StatusOr<v1::VerifyResponse> Verify(const v1::VerifyRequest& request,
                                             const Cancellation& cancel = NeverCancelled()) const;
-  // Identify ranks by the model's pooled embedding; for a model that verifies by its per-frame
-  // states, the embedding's best CoreOptions::identify_rerank subjects are then ranked by the
-  // score Verify would give each (so a candidate's score and the threshold mean what they mean
-  // for Verify), checking `cancel` as Verify does.
+  // Identify ranks by the model's pooled similarity; for a model that verifies by its per-frame
+  // states, the CoreOptions::identify_rerank subjects nearest by embedding distance are ranked by
+  // the score Verify would give each instead (so a candidate's score and the threshold mean what
+  // they mean for Verify), checking `cancel` as Verify does.
   absl::StatusOr<v1::IdentifyResponse> Identify(
       const v1::IdentifyRequest& request, const Cancellation& cancel = NeverCancelled()) const;
   absl::StatusOr<v1::Subject> GetSubject(const v1::GetSubjectRequest& request) const;

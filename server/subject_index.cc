@@ -55,8 +55,8 @@ std::shared_ptr<const SubjectIndex::Scan> SubjectIndex::BuildScan(
     }
     block->embeddings.middleRows(block->used, rows) = entry->embeddings;
     block->runs.push_back(Run{entry, block->used, rows, true});
-    (*locations)[id] = Location{static_cast<int>(scan->blocks.size()),
-                                static_cast<int>(block->runs.size()) - 1};
+    (*locations)[id] =
+        Location{static_cast<int>(scan->blocks.size()), static_cast<int>(block->runs.size()) - 1};
     block->used += rows;
     scan->rows += rows;
   }
@@ -134,8 +134,8 @@ void SubjectIndex::Upsert(std::shared_ptr<const SubjectEntry> entry) {
   last->runs.push_back(Run{entry, last->used, rows, true});
   last->used += rows;
   scan->rows += rows;
-  locations_[entry->id] = Location{static_cast<int>(scan->blocks.size()),
-                                   static_cast<int>(last->runs.size()) - 1};
+  locations_[entry->id] =
+      Location{static_cast<int>(scan->blocks.size()), static_cast<int>(last->runs.size()) - 1};
   scan->blocks.push_back(std::move(last));
 
   const bool compact = scan->dead_rows > kBlockRows && scan->dead_rows * 2 > scan->rows;
@@ -194,8 +194,8 @@ bool SubjectIndex::Remove(const std::string& id) {
 
 std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model, const float* query,
                                                       int top_k, ReferenceFusion rule, int fusion_k,
-                                                      float threshold, int threads,
-                                                      bool* stale) const {
+                                                      float threshold, int threads, bool* stale,
+                                                      ScanScore scan_score) const {
   std::shared_ptr<const Scan> scan;
   {
     ReaderMutexLock lock(&mu_);
@@ -222,7 +222,18 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
       const Block& block = *scan->blocks[b];
       if (block.used == 0) continue;
       block_scores.resize(block.used);
-      m.ScoreRows(query, block.embeddings.topRows(block.used), block_scores.data());
+      if (scan_score == ScanScore::kModel) {
+        m.ScoreRows(query, block.embeddings.topRows(block.used), block_scores.data());
+      } else {
+        const auto rows = block.embeddings.topRows(block.used);
+        const Eigen::Map<const Eigen::VectorXf> q(query, rows.cols());
+        const Eigen::VectorXf dots = rows * q;
+        const Eigen::VectorXf norms = rows.rowwise().squaredNorm();
+        const float q_norm = q.squaredNorm();
+        for (int i = 0; i < block.used; ++i) {
+          block_scores[i] = -std::sqrt(std::max(0.0f, q_norm - 2 * dots[i] + norms[i]));
+        }
+      }
       for (const Run& run : block.runs) {
         if (!run.alive) continue;
         sims.assign(block_scores.begin() + run.begin, block_scores.begin() + run.begin + run.rows);
@@ -253,7 +264,7 @@ std::vector<IdentifyCandidate> SubjectIndex::Identify(const ServingModel& model,
 }
 
 std::vector<std::shared_ptr<const SubjectEntry>> SubjectIndex::List(const std::string& after,
-                                                                   int limit) const {
+                                                                    int limit) const {
   std::vector<std::shared_ptr<const SubjectEntry>> out;
   ReaderMutexLock lock(&mu_);
   for (auto it = subjects_.upper_bound(after);

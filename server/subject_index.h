@@ -25,8 +25,8 @@ struct SubjectEntry {
   std::optional<float> threshold_shift;  // threshold = mutual similarity + shift (see Enroll)
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
-  std::string model_id;             // the model that made `embeddings`
-  RowMatrix embeddings;             // one row per reference
+  std::string model_id;  // the model that made `embeddings`
+  RowMatrix embeddings;  // one row per reference
   // Each reference's serialized srn.v1.SeriesInput, shared (immutable) by the entries that
   // replace this one with the same references, so that a copy costs no copy of the inputs.
   std::vector<std::shared_ptr<const std::string>> inputs;
@@ -42,6 +42,13 @@ struct SubjectEntry {
   std::optional<ReferenceSpreads> spreads;
 
   int references() const { return static_cast<int>(embeddings.rows()); }
+};
+
+// How Identify's scan compares a query with each reference embedding.
+enum class ScanScore {
+  kModel,     // the model's similarity (SimilarityModel::ScoreRows), what Identify returns
+  kDistance,  // minus the Euclidean distance between the embeddings: a shortlist to re-rank, for
+              // a model whose similarity head ranks unseen people poorly
 };
 
 struct IdentifyCandidate {
@@ -81,12 +88,14 @@ class SubjectIndex final {
              std::vector<std::shared_ptr<const SubjectEntry>> entries)
       ABSL_LOCKS_EXCLUDED(writer_mu_, mu_);
 
-  // The `top_k` subjects whose fused similarity to `query` (an embedding by `model`) is highest,
-  // best first, leaving out those below `threshold`. When `model` is no longer the index's model
-  // (swapped since the query was embedded), sets `*stale` and returns nothing.
+  // The `top_k` subjects whose fused score (`scan`) against `query` (an embedding by `model`) is
+  // highest, best first, leaving out those below `threshold`. When `model` is no longer the
+  // index's model (swapped since the query was embedded), sets `*stale` and returns nothing.
   std::vector<IdentifyCandidate> Identify(const ServingModel& model, const float* query, int top_k,
                                           ReferenceFusion rule, int fusion_k, float threshold,
-                                          int threads, bool* stale) const ABSL_LOCKS_EXCLUDED(mu_);
+                                          int threads, bool* stale,
+                                          ScanScore scan = ScanScore::kModel) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Up to `limit` subjects with ids greater than `after`, in id order.
   std::vector<std::shared_ptr<const SubjectEntry>> List(const std::string& after, int limit) const

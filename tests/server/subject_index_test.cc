@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <random>
 #include <thread>
@@ -33,12 +34,23 @@ std::shared_ptr<const SubjectEntry> Entry(const std::string& id, int refs,
 // What Identify must return, computed the slow way.
 std::vector<std::pair<std::string, float>> BruteForce(
     const std::map<std::string, std::shared_ptr<const SubjectEntry>>& subjects,
-    const ServingModel& model, const Vector& q, int k, ReferenceFusion rule, float threshold) {
+    const ServingModel& model, const Vector& q, int k, ReferenceFusion rule, float threshold,
+    ScanScore scan = ScanScore::kModel) {
   std::vector<std::pair<std::string, float>> all;
   for (const auto& [id, e] : subjects) {
     std::vector<double> s;
-    for (int r = 0; r < e->references(); ++r)
-      s.push_back(model.model->Score(q.data(), e->embeddings.row(r).data()));
+    for (int r = 0; r < e->references(); ++r) {
+      if (scan == ScanScore::kModel) {
+        s.push_back(model.model->Score(q.data(), e->embeddings.row(r).data()));
+      } else {
+        double d2 = 0;
+        for (int i = 0; i < q.size(); ++i) {
+          const double d = static_cast<double>(q[i]) - e->embeddings(r, i);
+          d2 += d * d;
+        }
+        s.push_back(-std::sqrt(d2));
+      }
+    }
     const float fused = static_cast<float>(FuseReferenceScores(s, rule, 2));
     if (fused >= threshold) all.push_back({id, fused});
   }
@@ -107,6 +119,17 @@ TEST(SubjectIndexTest, IdentifyMatchesBruteForceThroughUpdatesAndCompaction) {
     for (size_t i = 0; i < got.size(); ++i) {
       EXPECT_EQ(got[i].subject->id, want[i].first) << "rank " << i;
       EXPECT_NEAR(got[i].score, want[i].second, 1e-5);
+    }
+    // The shortlist by distance (re-ranked by Verify for states models): minus the Euclidean
+    // distance, fused the same way.
+    const float far = -1e9f;
+    const auto by_distance = index.Identify(*model, q.data(), 7, rule, 2, far, trial % 2 + 1,
+                                            &stale, ScanScore::kDistance);
+    const auto nearest = BruteForce(truth, *model, q, 7, rule, far, ScanScore::kDistance);
+    ASSERT_EQ(by_distance.size(), nearest.size());
+    for (size_t i = 0; i < by_distance.size(); ++i) {
+      EXPECT_EQ(by_distance[i].subject->id, nearest[i].first) << "rank " << i;
+      EXPECT_NEAR(by_distance[i].score, nearest[i].second, 1e-4);
     }
   }
 }
