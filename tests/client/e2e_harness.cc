@@ -26,12 +26,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "model/nn/architecture.h"
 #include "base/file.h"
-#include "model/nn/parameters.h"
-#include "model/data/preprocess.h"
 #include "base/status_macros.h"
+#include "model/data/preprocess.h"
 #include "model/data/svc2004.h"
+#include "model/nn/architecture.h"
+#include "model/nn/parameters.h"
 #include "model/weights/weights_file.h"
 
 extern char** environ;
@@ -221,8 +221,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   server->log_path_ = log_path;
   const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log_fd < 0) {
-    return absl::InternalError(absl::StrCat("cannot create ", log_path, ": ",
-                                            std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("cannot create ", log_path, ": ", std::strerror(errno)));
   }
   std::string error;
   server->pid_ = SpawnChild(argv, env, log_fd, log_fd, &error);
@@ -307,10 +307,11 @@ int ServerProcess::Terminate(double timeout_seconds, double* seconds, double* st
   return ExitCode(status);
 }
 
-ProcessResult RunSrnctl(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+ProcessResult RunSrnctl(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                        double timeout_seconds) {
   std::vector<std::string> argv = {SRNCTL_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunProcess(argv, env);
+  return RunProcess(argv, env, timeout_seconds);
 }
 
 bool WaitUntilServing(const std::vector<std::string>& args, const std::vector<std::string>& env,

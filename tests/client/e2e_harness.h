@@ -20,10 +20,10 @@ namespace srn::testing {
 
 // What a finished child process did.
 struct ProcessResult {
-  int exit_code = -1;      // -1 when it was killed by a signal (or for timing out)
+  int exit_code = -1;  // -1 when it was killed by a signal (or for timing out)
   bool timed_out = false;
-  std::string out;         // everything it wrote to stdout
-  std::string err;         // ... and to stderr
+  std::string out;  // everything it wrote to stdout
+  std::string err;  // ... and to stderr
 };
 
 // The test's own environment without SRN_* variables, so a developer's tokens never leak into
@@ -86,9 +86,11 @@ class ServerProcess {
   int metrics_port_ = 0;
 };
 
-// Runs srnctl with `args` against nothing in particular (pass --server yourself).
+// Runs srnctl with `args` against nothing in particular (pass --server yourself), killing it
+// after `timeout_seconds` (RunProcess).
 ProcessResult RunSrnctl(const std::vector<std::string>& args,
-                        const std::vector<std::string>& env = CleanEnvironment());
+                        const std::vector<std::string>& env = CleanEnvironment(),
+                        double timeout_seconds = 20);
 
 // Polls `srnctl health` with `args` until it exits 0 or `timeout_seconds` pass; true when SERVING.
 bool WaitUntilServing(const std::vector<std::string>& args, const std::vector<std::string>& env,
