@@ -551,8 +551,17 @@ absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::Identify
   const int threads = options_.threads > 0 ? options_.threads : DefaultThreads();
   for (int attempt = 0; attempt < 3; ++attempt) {
     const std::shared_ptr<const ServingModel> model = index_.model();
-    SRN_ASSIGN_OR_RETURN(RowMatrix embedding, EmbedOne(*model, request.query(), "query"));
     const bool rerank = model->VerifiesByStates() && options_.identify_rerank > 0;
+    // The query is converted once: re-ranking needs it prepared as Verify prepares it.
+    std::optional<Query> query;
+    RowMatrix embedding;
+    if (rerank) {
+      SRN_ASSIGN_OR_RETURN(query, PrepareQuery(*model, request.query()));
+      SRN_ASSIGN_OR_RETURN(embedding, model->model->Embed({&query->raw}));
+      SRN_RETURN_IF_ERROR(CheckEmbeddings(embedding, "query"));
+    } else {
+      SRN_ASSIGN_OR_RETURN(embedding, EmbedOne(*model, request.query(), "query"));
+    }
     bool stale = false;
     // A states model's pooled embedding only shortlists, by the embeddings' distance (its
     // similarity head, fitted on training pairs, ranks unseen people far worse: DEFAULT_MODEL.md);
@@ -564,10 +573,9 @@ absl::StatusOr<v1::IdentifyResponse> SimilarityCore::Identify(const v1::Identify
         rerank ? ScanScore::kDistance : ScanScore::kModel);
     if (stale) continue;  // the model was swapped between embedding and scanning
     if (rerank && !candidates.empty()) {
-      SRN_ASSIGN_OR_RETURN(const Query query, PrepareQuery(*model, request.query()));
       for (IdentifyCandidate& c : candidates) {
         SRN_ASSIGN_OR_RETURN(const SubjectVerification verified,
-                             VerifySubject(*model, c.subject, query, ReferenceFusion::kMean,
+                             VerifySubject(*model, c.subject, *query, ReferenceFusion::kMean,
                                            options_.default_fusion_k, cancel));
         c.score = static_cast<float>(verified.verification.score);
       }
