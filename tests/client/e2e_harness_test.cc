@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -18,32 +19,32 @@ namespace {
 
 TEST(E2eHarness, AServerDiesWithTheThreadThatStartedIt) {
   TempDir tmp;
-  pid_t pid = -1;
-  // The starting thread lets go of the server without stopping it, as a test that crashed would.
+  // The starting thread ends without stopping the server, as a test that crashed would. The object
+  // outlives the thread (so nothing leaks); the thread's end alone must kill the process.
+  std::unique_ptr<ServerProcess> kept;
   std::thread starter([&] {
     absl::StatusOr<std::unique_ptr<ServerProcess>> server =
         ServerProcess::Start({"--store=:memory:"}, tmp.File("server.log"), CleanEnvironment());
     ASSERT_TRUE(server.ok()) << server.status();
-    pid = (*server)->pid();
-    (void)server->release();
+    kept = std::move(*server);
   });
   starter.join();
-  ASSERT_GT(pid, 0);
-  // Wait for the event itself, with a generous deadline: the server is our child, so it is reaped
-  // here once the kernel killed it.
-  int status = 0;
-  pid_t reaped = 0;
+  ASSERT_NE(kept, nullptr);
+  const pid_t pid = kept->pid();
+  // Wait for the event itself, with a generous deadline. WNOWAIT observes the exit and leaves the
+  // zombie for the harness's destructor to reap.
+  siginfo_t info{};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (true) {
+    info.si_pid = 0;
+    ASSERT_EQ(waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT), 0) << "errno " << errno;
+    if (info.si_pid == pid || std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  if (reaped != pid) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    FAIL() << "srn-server " << pid << " outlived the thread that started it by 30 s";
-  }
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  ASSERT_EQ(info.si_pid, pid) << "srn-server " << pid
+                              << " outlived the thread that started it by 30 s";
+  EXPECT_EQ(info.si_code, CLD_KILLED) << "si_code " << info.si_code;
+  EXPECT_EQ(info.si_status, SIGKILL) << "si_status " << info.si_status;
 }
 
 }  // namespace
