@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
     }
     batch.push_back(std::move(record));
     if (static_cast<int>(batch.size()) == kBatch || i + 1 == subjects) {
-      if (absl::Status s = (*store)->PutAll(batch); !s.ok()) return Fail(std::string(s.message()));
+      if (absl::Status s = (*store)->PutAll(batch, {}).status(); !s.ok())
+        return Fail(std::string(s.message()));
       batch.clear();
     }
   }

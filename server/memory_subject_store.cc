@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +34,39 @@ bool operator==(const SubjectRecord& a, const SubjectRecord& b) {
     }
   }
   return true;
+}
+
+bool Precondition::HoldsFor(const std::optional<int64_t>& stored) const {
+  switch (kind_) {
+    case Kind::kAny:
+      return true;
+    case Kind::kAbsent:
+      return !stored.has_value();
+    case Kind::kUpdatedAt:
+      return stored == unix_ms_;
+  }
+  return false;
+}
+
+absl::Status Precondition::Conflict(const std::string& id,
+                                    const std::optional<int64_t>& stored) const {
+  return absl::AbortedError(absl::StrCat(
+      "subject '", id, "' changed since this write read it (another server wrote it): expected ",
+      kind_ == Kind::kAbsent ? "no record"
+                             : absl::StrCat("the record updated at ", unix_ms_, " ms"),
+      ", found ", stored.has_value() ? absl::StrCat("one updated at ", *stored, " ms") : "none",
+      "; read it again and retry"));
+}
+
+absl::Status CheckPreconditions(const std::vector<SubjectRecord>& records,
+                                const std::vector<Precondition>& expected) {
+  if (!expected.empty() && expected.size() != records.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("PutAll got ", expected.size(),
+                                                   " preconditions for ", records.size(),
+                                                   " records (give one per record, or none)"));
+  }
+  for (const SubjectRecord& record : records) SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> SubjectStore::ChangePosition() {
@@ -91,26 +125,46 @@ namespace {
 // by copying only the index and call `fn` without holding the lock.
 class MemorySubjectStore final : public SubjectStore {
  public:
-  absl::Status Put(const SubjectRecord& record) override {
+  absl::Status Put(const SubjectRecord& record, const Precondition& expected) override {
     SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
     auto stored = std::make_shared<const SubjectRecord>(record);
     MutexLock lock(&mu_);
+    if (const std::optional<int64_t> now = UpdatedLocked(record.id); !expected.HoldsFor(now)) {
+      return expected.Conflict(record.id, now);
+    }
     records_[record.id] = std::move(stored);
     return absl::OkStatus();
   }
 
-  absl::Status PutAll(const std::vector<SubjectRecord>& records) override {
+  absl::StatusOr<std::vector<std::string>> PutAll(
+      const std::vector<SubjectRecord>& records,
+      const std::vector<Precondition>& expected) override {
+    SRN_RETURN_IF_ERROR(CheckPreconditions(records, expected));
     std::vector<std::shared_ptr<const SubjectRecord>> stored;
     stored.reserve(records.size());
     for (const SubjectRecord& record : records) {
-      SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
       stored.push_back(std::make_shared<const SubjectRecord>(record));
     }
+    std::vector<std::string> skipped;
     MutexLock lock(&mu_);
-    for (std::shared_ptr<const SubjectRecord>& record : stored) {
-      records_[record->id] = std::move(record);
+    for (size_t i = 0; i < stored.size(); ++i) {
+      if (!expected.empty() && !expected[i].HoldsFor(UpdatedLocked(stored[i]->id))) {
+        skipped.push_back(stored[i]->id);
+        stored[i] = nullptr;
+      }
     }
-    return absl::OkStatus();
+    for (std::shared_ptr<const SubjectRecord>& record : stored) {
+      if (record != nullptr) records_[record->id] = std::move(record);
+    }
+    return skipped;
+  }
+
+  absl::StatusOr<SubjectRecord> Get(const std::string& id) override {
+    MutexLock lock(&mu_);
+    auto it = records_.find(id);
+    if (it == records_.end())
+      return absl::NotFoundError(absl::StrCat("subject '", id, "' is not stored"));
+    return *it->second;
   }
 
   absl::Status Delete(const std::string& id) override {
@@ -138,6 +192,13 @@ class MemorySubjectStore final : public SubjectStore {
 
  private:
   using Index = std::map<std::string, std::shared_ptr<const SubjectRecord>>;
+
+  std::optional<int64_t> UpdatedLocked(const std::string& id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = records_.find(id);
+    if (it == records_.end()) return std::nullopt;
+    return it->second->updated_unix_ms;
+  }
 
   Mutex mu_;
   Index records_ ABSL_GUARDED_BY(mu_);

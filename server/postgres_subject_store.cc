@@ -24,8 +24,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -41,6 +41,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "base/mutex.h"
 #include "base/status_macros.h"
 #include "server/subject_store.h"
@@ -212,11 +213,19 @@ class PostgresSubjectStore final : public SubjectStore {
     });
   }
 
-  absl::Status Put(const SubjectRecord& record) override { return Write(&record, 1); }
+  absl::Status Put(const SubjectRecord& record, const Precondition& expected) override {
+    SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
+    return Write(absl::MakeConstSpan(&record, 1), absl::MakeConstSpan(&expected, 1), nullptr);
+  }
 
-  absl::Status PutAll(const std::vector<SubjectRecord>& records) override {
-    if (records.empty()) return absl::OkStatus();
-    return Write(records.data(), records.size());
+  absl::StatusOr<std::vector<std::string>> PutAll(
+      const std::vector<SubjectRecord>& records,
+      const std::vector<Precondition>& expected) override {
+    SRN_RETURN_IF_ERROR(CheckPreconditions(records, expected));
+    std::vector<std::string> skipped;
+    if (records.empty()) return skipped;
+    SRN_RETURN_IF_ERROR(Write(records, expected, &skipped));
+    return skipped;
   }
 
   absl::Status Delete(const std::string& id) override {
@@ -467,17 +476,44 @@ class PostgresSubjectStore final : public SubjectStore {
                                                Message(conn_.get(), nullptr)));
   }
 
-  // Stores `count` records in one transaction; on any failure rolls it back, so nothing changed.
-  absl::Status Write(const SubjectRecord* records, size_t count) {
-    for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(ValidateSubjectRecord(records[i]));
+  // Stores the records (checked) in one transaction, each when its subject is stored as
+  // `expected` says (one per record, or none for Any). The write lock makes the check and the
+  // write one step for every server on the database. With `skipped`, a record whose precondition
+  // does not hold is left out and its id added there; without, it fails the write (Aborted). On
+  // any failure the transaction is rolled back, so nothing changed.
+  absl::Status Write(absl::Span<const SubjectRecord> records,
+                     absl::Span<const Precondition> expected, std::vector<std::string>* skipped) {
     MutexLock lock(&mu_);
     SRN_RETURN_IF_ERROR(Reconnect());
-    return InTransaction("BEGIN", [this, records, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return InTransaction("BEGIN", [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
       SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
       SRN_RETURN_IF_ERROR(PruneChanges());
-      for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(WriteRecord(records[i]));
+      for (size_t i = 0; i < records.size(); ++i) {
+        if (!expected.empty()) {
+          SRN_ASSIGN_OR_RETURN(const std::optional<int64_t> stored, UpdatedOf(records[i].id));
+          if (!expected[i].HoldsFor(stored)) {
+            if (skipped == nullptr) return expected[i].Conflict(records[i].id, stored);
+            skipped->push_back(records[i].id);
+            continue;
+          }
+        }
+        SRN_RETURN_IF_ERROR(WriteRecord(records[i]));
+      }
       return Exec(conn_.get(), kNotifySql);
     });
+  }
+
+  // The updated_ms of subject `id` as stored (nullopt when it is not).
+  absl::StatusOr<std::optional<int64_t>> UpdatedOf(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Params p;
+    p.Bytes(id);
+    SRN_ASSIGN_OR_RETURN(Result r,
+                         Query(conn_.get(), "SELECT updated_ms FROM srn_subjects WHERE id = $1", p,
+                               absl::StrCat("read subject '", id, "'")));
+    if (PQntuples(r.get()) == 0) return std::optional<int64_t>();
+    return std::optional<int64_t>(
+        static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 8)));
   }
 
   absl::Status WriteRecord(const SubjectRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

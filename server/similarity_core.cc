@@ -121,6 +121,20 @@ SubjectRecord ToRecord(const SubjectEntry& entry, const std::string& derivation_
   return record;
 }
 
+Precondition ExpectedInStore(const std::shared_ptr<const SubjectEntry>& served) {
+  return served == nullptr ? Precondition::Absent()
+                           : Precondition::UpdatedAt(served->updated_unix_ms);
+}
+
+std::vector<Precondition> ExpectedInStore(const std::vector<SubjectRecord>& rewrites) {
+  std::vector<Precondition> expected;
+  expected.reserve(rewrites.size());
+  for (const SubjectRecord& record : rewrites) {
+    expected.push_back(Precondition::UpdatedAt(record.updated_unix_ms));
+  }
+  return expected;
+}
+
 absl::StatusOr<std::shared_ptr<SubjectEntry>> FromRecord(SubjectRecord record) {
   auto entry = std::make_shared<SubjectEntry>();
   entry->id = std::move(record.id);
@@ -304,7 +318,9 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     auto entry = std::make_shared<SubjectEntry>();
     entry->id = request.subject_id();
     entry->model_id = model.id;
-    entry->updated_unix_ms = NowUnixMs();
+    // Increasing per subject, so that it names one stored state (Precondition).
+    entry->updated_unix_ms =
+        std::max(NowUnixMs(), before.subject ? before.subject->updated_unix_ms + 1 : 0);
     entry->created_unix_ms =
         before.subject ? before.subject->created_unix_ms : entry->updated_unix_ms;
     entry->threshold = request.has_threshold()
@@ -360,7 +376,14 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     const SubjectIndex::View now = index_.Lookup(request.subject_id());
     if (now.model != before.model || now.subject != before.subject) continue;
     const auto start = std::chrono::steady_clock::now();
-    SRN_RETURN_IF_ERROR(Committed(store_->Put(record), start));
+    const absl::Status put = store_->Put(record, ExpectedInStore(before.subject));
+    if (absl::IsAborted(put)) {
+      // Another server changed the subject and this one has not applied that yet: apply it now
+      // and enroll again from it.
+      SRN_RETURN_IF_ERROR(ApplyStoredSubjectLocked(request.subject_id()));
+      continue;
+    }
+    SRN_RETURN_IF_ERROR(Committed(put, start));
     v1::EnrollResponse response;
     *response.mutable_subject() = ToProto(*entry);
     if (prepared != nullptr) prepared_.Insert(entry, std::move(prepared));
@@ -908,7 +931,11 @@ absl::Status SimilarityCore::Recover() {
     entries.push_back(std::move(entry));
     return absl::OkStatus();
   }));
-  if (!rewritten.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(rewritten));
+  // A subject another server changed since the snapshot is left to FollowStore, which applies
+  // that change.
+  if (!rewritten.empty()) {
+    SRN_RETURN_IF_ERROR(store_->PutAll(rewritten, ExpectedInStore(rewritten)).status());
+  }
   prepared_.Clear();
   index_.Reset(model, std::move(entries));
   UpdateEnrolledMetrics();
@@ -994,6 +1021,10 @@ absl::Status SimilarityCore::FollowStore(const Cancellation& stop) {
 
 absl::Status SimilarityCore::ApplyStoredSubject(const std::string& id) {
   MutexLock write(&write_mu_);
+  return ApplyStoredSubjectLocked(id);
+}
+
+absl::Status SimilarityCore::ApplyStoredSubjectLocked(const std::string& id) {
   const SubjectIndex::View view = index_.Lookup(id);
   absl::StatusOr<SubjectRecord> record = store_->Get(id);
   if (absl::IsNotFound(record.status())) {
@@ -1068,8 +1099,11 @@ absl::StatusOr<int64_t> SimilarityCore::DeriveMissingSpreads(const Cancellation&
         records.push_back(ToRecord(*derived[i], tag));
         current.push_back(i);
       }
-      SRN_RETURN_IF_ERROR(store_->PutAll(records));
+      // A subject another server changed meanwhile keeps what FollowStore will apply.
+      SRN_ASSIGN_OR_RETURN(const std::vector<std::string> skipped,
+                           store_->PutAll(records, ExpectedInStore(records)));
       for (const size_t i : current) {
+        if (std::find(skipped.begin(), skipped.end(), derived[i]->id) != skipped.end()) continue;
         if (std::shared_ptr<const PreparedReferences> kept = prepared_.Find(before[i])) {
           prepared_.Insert(derived[i], std::move(kept));
           prepared_.Erase(before[i]);
@@ -1117,12 +1151,18 @@ absl::Status SimilarityCore::SwapModel(std::shared_ptr<const ServingModel> model
     records.push_back(ToRecord(*fresh, tag));
     entries.push_back(std::move(fresh));
   }
-  if (!records.empty()) SRN_RETURN_IF_ERROR(store_->PutAll(records));
+  std::vector<std::string> skipped;
+  if (!records.empty()) {
+    SRN_ASSIGN_OR_RETURN(skipped, store_->PutAll(records, ExpectedInStore(records)));
+  }
   if (metrics_ != nullptr) {
     metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model->version);
   }
   prepared_.Clear();
   index_.Reset(std::move(model), std::move(entries));
+  // Subjects another server changed meanwhile: serve them as stored now (re-embedded with the
+  // new model in memory).
+  for (const std::string& id : skipped) SRN_RETURN_IF_ERROR(ApplyStoredSubjectLocked(id));
   if (reembedded != nullptr) *reembedded = static_cast<int64_t>(records.size());
   UpdateEnrolledMetrics();
   return absl::OkStatus();

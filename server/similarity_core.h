@@ -175,6 +175,8 @@ class SimilarityCore final {
   // Publishes the stored state of subject `id` (or withdraws it when it is no longer stored), as
   // FollowStore applies a change.
   absl::Status ApplyStoredSubject(const std::string& id) ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::Status ApplyStoredSubjectLocked(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Re-embeds a subject's stored inputs with `model` and derives its spreads.
   absl::StatusOr<std::shared_ptr<const SubjectEntry>> Reembed(const SubjectEntry& entry,
                                                               const ServingModel& model) const;
@@ -224,6 +226,11 @@ class SimilarityCore final {
 // Conversions between the index's entries and the store's records. The entry's spreads are stored
 // under `derivation_tag` (DerivationTag of its model and the server's options).
 SubjectRecord ToRecord(const SubjectEntry& entry, const std::string& derivation_tag);
+// What a write expects stored for its subject: the record the served entry came from (none when
+// the subject is not served). For records that rewrite what a server derived from the served
+// entries (re-embeddings, spreads), which keep the entries' updated_unix_ms: those entries.
+Precondition ExpectedInStore(const std::shared_ptr<const SubjectEntry>& served);
+std::vector<Precondition> ExpectedInStore(const std::vector<SubjectRecord>& rewrites);
 // The entry of a stored record, without the derived state (SimilarityCore fills that in).
 absl::StatusOr<std::shared_ptr<SubjectEntry>> FromRecord(SubjectRecord record);
 v1::Subject ToProto(const SubjectEntry& entry);

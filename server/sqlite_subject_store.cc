@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "base/mutex.h"
 #include "base/status_macros.h"
 #include "server/sqlite_status.h"
@@ -76,6 +78,7 @@ constexpr char kInsertReferenceSql[] =
     "VALUES(?1, ?2, ?3, ?4)";
 constexpr char kDeleteSubjectSql[] = "DELETE FROM subjects WHERE id = ?1";
 constexpr char kCountSql[] = "SELECT count(*) FROM subjects";
+constexpr char kUpdatedSql[] = "SELECT updated_ms FROM subjects WHERE id = ?1";
 constexpr char kScanSubjectsSql[] =
     "SELECT id, threshold, created_ms, updated_ms, model_id, threshold_shift, derived "
     "FROM subjects ORDER BY id";
@@ -475,14 +478,23 @@ class SqliteSubjectStore final : public SubjectStore {
     SRN_ASSIGN_OR_RETURN(delete_subject_,
                          Prepare(db, kDeleteSubjectSql, SQLITE_PREPARE_PERSISTENT, path_));
     SRN_ASSIGN_OR_RETURN(count_, Prepare(db, kCountSql, SQLITE_PREPARE_PERSISTENT, path_));
+    SRN_ASSIGN_OR_RETURN(updated_, Prepare(db, kUpdatedSql, SQLITE_PREPARE_PERSISTENT, path_));
     return absl::OkStatus();
   }
 
-  absl::Status Put(const SubjectRecord& record) override { return Write(&record, 1); }
+  absl::Status Put(const SubjectRecord& record, const Precondition& expected) override {
+    SRN_RETURN_IF_ERROR(ValidateSubjectRecord(record));
+    return Write(absl::MakeConstSpan(&record, 1), absl::MakeConstSpan(&expected, 1), nullptr);
+  }
 
-  absl::Status PutAll(const std::vector<SubjectRecord>& records) override {
-    if (records.empty()) return absl::OkStatus();
-    return Write(records.data(), records.size());
+  absl::StatusOr<std::vector<std::string>> PutAll(
+      const std::vector<SubjectRecord>& records,
+      const std::vector<Precondition>& expected) override {
+    SRN_RETURN_IF_ERROR(CheckPreconditions(records, expected));
+    std::vector<std::string> skipped;
+    if (records.empty()) return skipped;
+    SRN_RETURN_IF_ERROR(Write(records, expected, &skipped));
+    return skipped;
   }
 
   absl::Status Delete(const std::string& id) override {
@@ -551,16 +563,34 @@ class SqliteSubjectStore final : public SubjectStore {
     return absl::OkStatus();
   }
 
-  // Stores `count` records in one transaction; on any failure rolls it back, so nothing changed.
-  absl::Status Write(const SubjectRecord* records, size_t count) {
-    for (size_t i = 0; i < count; ++i) SRN_RETURN_IF_ERROR(ValidateSubjectRecord(records[i]));
+  // Stores the records (checked) in one transaction, each when its subject is stored as
+  // `expected` says (one per record, or none for Any). With `skipped`, a record whose precondition
+  // does not hold is left out and its id added there; without, it fails the write (Aborted). On
+  // any failure the transaction is rolled back, so nothing changed.
+  absl::Status Write(absl::Span<const SubjectRecord> records,
+                     absl::Span<const Precondition> expected, std::vector<std::string>* skipped) {
     MutexLock lock(&mu_);
     {
       StmtUse use(begin_.get());
       SRN_RETURN_IF_ERROR(StepDone(begin_.get(), "begin transaction"));
     }
     absl::Status status;
-    for (size_t i = 0; i < count && status.ok(); ++i) status = WriteRecord(records[i]);
+    for (size_t i = 0; i < records.size() && status.ok(); ++i) {
+      if (!expected.empty()) {
+        absl::StatusOr<std::optional<int64_t>> stored = UpdatedLocked(records[i].id);
+        status = stored.status();
+        if (!status.ok()) break;
+        if (!expected[i].HoldsFor(*stored)) {
+          if (skipped == nullptr) {
+            status = expected[i].Conflict(records[i].id, *stored);
+            break;
+          }
+          skipped->push_back(records[i].id);
+          continue;
+        }
+      }
+      status = WriteRecord(records[i]);
+    }
     if (status.ok()) {
       StmtUse use(commit_.get());
       status = StepDone(commit_.get(), "commit");
@@ -575,6 +605,17 @@ class SqliteSubjectStore final : public SubjectStore {
       }
     }
     return status;
+  }
+
+  // The updated_ms of subject `id` as stored (nullopt when it is not).
+  absl::StatusOr<std::optional<int64_t>> UpdatedLocked(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    StmtUse use(updated_.get());
+    SRN_RETURN_IF_ERROR(Bound(BindText(updated_.get(), 1, id), "bind id"));
+    const int rc = sqlite3_step(updated_.get());
+    if (rc == SQLITE_ROW) return std::optional<int64_t>(sqlite3_column_int64(updated_.get(), 0));
+    if (rc == SQLITE_DONE) return std::optional<int64_t>();
+    return StoreError(db_.get(), rc, absl::StrCat("read subject '", id, "'"), path_);
   }
 
   absl::Status WriteRecord(const SubjectRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -632,6 +673,7 @@ class SqliteSubjectStore final : public SubjectStore {
   Stmt insert_reference_ ABSL_GUARDED_BY(mu_);
   Stmt delete_subject_ ABSL_GUARDED_BY(mu_);
   Stmt count_ ABSL_GUARDED_BY(mu_);
+  Stmt updated_ ABSL_GUARDED_BY(mu_);
   std::string scratch_ ABSL_GUARDED_BY(mu_);  // the encoded embedding being written
 };
 

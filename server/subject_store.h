@@ -40,6 +40,29 @@ struct SubjectRecord {
 bool operator==(const SubjectRecord& a, const SubjectRecord& b);
 inline bool operator!=(const SubjectRecord& a, const SubjectRecord& b) { return !(a == b); }
 
+// What a write expects to find stored for its subject (compare-and-set), so that servers sharing
+// a store never overwrite a change they have not seen (no lost update): a write that started from
+// the record stored as of updated_unix_ms T expects T; one that started from no record expects
+// none. Writers keep a subject's updated_unix_ms increasing, so T names one stored state.
+class Precondition {
+ public:
+  static Precondition Any() { return Precondition(Kind::kAny, 0); }
+  static Precondition Absent() { return Precondition(Kind::kAbsent, 0); }
+  static Precondition UpdatedAt(int64_t unix_ms) { return Precondition(Kind::kUpdatedAt, unix_ms); }
+
+  // Whether a subject stored as of `stored` (its updated_unix_ms; nullopt when not stored)
+  // satisfies it.
+  bool HoldsFor(const std::optional<int64_t>& stored) const;
+  // Aborted, naming the subject, what was expected and what is stored (call when !HoldsFor).
+  absl::Status Conflict(const std::string& id, const std::optional<int64_t>& stored) const;
+
+ private:
+  enum class Kind { kAny, kAbsent, kUpdatedAt };
+  Precondition(Kind kind, int64_t unix_ms) : kind_(kind), unix_ms_(unix_ms) {}
+  Kind kind_;
+  int64_t unix_ms_;
+};
+
 // Longest subject id the stores accept, in bytes.
 inline constexpr size_t kMaxSubjectIdBytes = 1024;
 
@@ -48,6 +71,10 @@ inline constexpr size_t kMaxSubjectIdBytes = 1024;
 // finite embeddings that all have the same length (one model made them all). Put and PutAll
 // check this before changing anything.
 absl::Status ValidateSubjectRecord(const SubjectRecord& record);
+// What PutAll checks before changing anything: every record valid, and one precondition per
+// record or none.
+absl::Status CheckPreconditions(const std::vector<SubjectRecord>& records,
+                                const std::vector<Precondition>& expected);
 
 // The durable system of record for enrolled subjects, behind the server's in-memory index.
 // Every mutating call returns OK only once its change is durable (it survives the process being
@@ -58,12 +85,17 @@ class SubjectStore {
  public:
   virtual ~SubjectStore() = default;
 
-  // Creates the subject `record.id`, or replaces everything stored for it.
-  virtual absl::Status Put(const SubjectRecord& record) = 0;
+  // Creates the subject `record.id`, or replaces everything stored for it, when it is stored as
+  // `expected` says; Aborted (Precondition::Conflict), changing nothing, when it is not.
+  virtual absl::Status Put(const SubjectRecord& record, const Precondition& expected) = 0;
 
-  // Puts many records in one atomic transaction: all of them become durable, or none (used to
-  // store re-embedded references after a model change).
-  virtual absl::Status PutAll(const std::vector<SubjectRecord>& records) = 0;
+  // Puts many records in one atomic transaction (used to store what a server derived from the
+  // subjects it serves: re-embedded references after a model change, spreads). `expected` holds
+  // one precondition per record, or none for Any: a record whose precondition does not hold is
+  // left out (its subject changed since the server read it) and its id returned; all the others
+  // become durable, or none (an error).
+  virtual absl::StatusOr<std::vector<std::string>> PutAll(
+      const std::vector<SubjectRecord>& records, const std::vector<Precondition>& expected) = 0;
 
   // Removes a subject and its references; NotFound when it is not stored.
   virtual absl::Status Delete(const std::string& id) = 0;

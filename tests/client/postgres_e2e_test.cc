@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -166,6 +167,45 @@ TEST_F(PostgresEndToEnd, RunningServersFollowEachOthersWrites) {
   ASSERT_NE(c, nullptr);
   r = Ctl(*c, {"get", "--subject=carol"});
   EXPECT_THAT(r.out, StartsWith("carol\t5 references\tthreshold 0.625000")) << r.err;
+}
+
+// Two servers adding references to one subject at the same time: every acknowledged addition is
+// kept (none overwrites another the writing server had not seen yet), and both serve them all.
+// A call may fail with UNAVAILABLE when the subject keeps changing under it; the client retries.
+TEST_F(PostgresEndToEnd, ConcurrentAdditionsToOneSubjectOnTwoServersAreAllKept) {
+  std::unique_ptr<ServerProcess> a = StartServer(uri_);
+  std::unique_ptr<ServerProcess> b = StartServer(uri_);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  constexpr int kPerServer = 6;
+  std::atomic<int> acknowledged{0};
+  const auto add = [&](const ServerProcess* server, int first) {
+    for (int i = first; i < first + kPerServer; ++i) {
+      for (int attempt = 0; attempt < 5; ++attempt) {
+        const ProcessResult r = Ctl(*server, {"enroll", "--subject=dave", Svc(i % 6)});
+        if (r.exit_code == 0) {
+          ++acknowledged;
+          break;
+        }
+        EXPECT_THAT(r.err, StartsWith("srnctl: UNAVAILABLE: ")) << r.out;
+      }
+    }
+  };
+  std::thread on_a(add, a.get(), 0);
+  std::thread on_b(add, b.get(), kPerServer);
+  on_a.join();
+  on_b.join();
+  ASSERT_EQ(acknowledged.load(), 2 * kPerServer);
+  const std::string expected = absl::StrCat("dave\t", 2 * kPerServer, " references");
+  for (const ServerProcess* server : {a.get(), b.get()}) {
+    ProcessResult r;
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      r = Ctl(*server, {"get", "--subject=dave"});
+      if (absl::StartsWith(r.out, expected)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_THAT(r.out, StartsWith(expected)) << r.err;
+  }
 }
 
 // While PostgreSQL is down, writes fail with UNAVAILABLE naming the store, reads go on from

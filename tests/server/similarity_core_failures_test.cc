@@ -38,13 +38,14 @@ class FailingStore final : public SubjectStore {
   std::atomic<bool> fail_delete{false};
   std::atomic<bool> fail_for_each{false};
 
-  absl::Status Put(const SubjectRecord& r) override {
+  absl::Status Put(const SubjectRecord& r, const Precondition& e) override {
     if (fail_put) return Injected("put");
-    return inner_->Put(r);
+    return inner_->Put(r, e);
   }
-  absl::Status PutAll(const std::vector<SubjectRecord>& r) override {
+  absl::StatusOr<std::vector<std::string>> PutAll(const std::vector<SubjectRecord>& r,
+                                                  const std::vector<Precondition>& e) override {
     if (fail_put_all) return Injected("batch write");
-    return inner_->PutAll(r);
+    return inner_->PutAll(r, e);
   }
   absl::Status Delete(const std::string& id) override {
     if (fail_delete) return Injected("delete");

@@ -350,17 +350,78 @@ TEST_F(SimilarityCoreTest, DeleteThenNotFound) {
 class SharedStore final : public SubjectStore {
  public:
   explicit SharedStore(SubjectStore* inner) : inner_(inner) {}
-  absl::Status Put(const SubjectRecord& r) override { return inner_->Put(r); }
-  absl::Status PutAll(const std::vector<SubjectRecord>& r) override { return inner_->PutAll(r); }
+  absl::Status Put(const SubjectRecord& r, const Precondition& e) override {
+    return inner_->Put(r, e);
+  }
+  absl::StatusOr<std::vector<std::string>> PutAll(const std::vector<SubjectRecord>& r,
+                                                  const std::vector<Precondition>& e) override {
+    return inner_->PutAll(r, e);
+  }
   absl::Status Delete(const std::string& id) override { return inner_->Delete(id); }
   absl::Status ForEach(const std::function<absl::Status(SubjectRecord)>& fn) override {
     return inner_->ForEach(fn);
   }
   absl::StatusOr<int64_t> Count() override { return inner_->Count(); }
+  absl::StatusOr<SubjectRecord> Get(const std::string& id) override { return inner_->Get(id); }
 
  private:
   SubjectStore* inner_;
 };
+
+// The stored inputs of subject `id` (empty when it is not stored).
+std::vector<std::string> StoredInputs(SubjectStore& store, const std::string& id) {
+  absl::StatusOr<SubjectRecord> record = store.Get(id);
+  std::vector<std::string> inputs;
+  if (record.ok()) {
+    for (const StoredReference& r : record->references) inputs.push_back(r.input);
+  }
+  return inputs;
+}
+
+// Two servers on one store, neither following the other (the worst case of a follower that lags):
+// a write never overwrites a change the writer has not seen. Enroll applies the stored subject and
+// adds to it; a model swap leaves the other server's changes (and deletions) as stored.
+TEST_F(SimilarityCoreTest, ServersSharingAStoreNeverOverwriteEachOthersChanges) {
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto model = Serving(7);
+  auto a = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  auto b = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
+  const v1::SeriesInput r1 = RandomInput(5, &rng_), r2 = RandomInput(6, &rng_),
+                        r3 = RandomInput(7, &rng_);
+  ASSERT_TRUE(a->Enroll(Enroll("alice", {r1})).ok());
+  ASSERT_TRUE(a->Enroll(Enroll("bob", {r1})).ok());
+  // B has not seen alice: its Enroll adds to what A stored.
+  absl::StatusOr<v1::EnrollResponse> added = b->Enroll(Enroll("alice", {r2}));
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->subject().reference_count(), 2);
+  EXPECT_EQ(StoredInputs(*backing, "alice"),
+            (std::vector<std::string>{r1.SerializeAsString(), r2.SerializeAsString()}));
+  // And A, which has not seen B's addition, adds to it in turn.
+  added = a->Enroll(Enroll("alice", {r3}));
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->subject().reference_count(), 3);
+  EXPECT_EQ(StoredInputs(*backing, "alice").size(), 3u);
+
+  // B replaces bob (applying A's bob first); A then deletes him. B, swapping models, re-embeds
+  // its stale alice (2 references) and its bob: neither write reaches the store, and B serves
+  // both as stored (alice with 3 references, no bob).
+  ASSERT_TRUE(b->Enroll(Enroll("bob", {r2}, v1::ENROLL_MODE_REPLACE)).ok());
+  v1::DeleteSubjectRequest d;
+  d.set_subject_id("bob");
+  ASSERT_TRUE(a->DeleteSubject(d).ok());
+  auto new_model = Serving(8, "gru-a");
+  ASSERT_TRUE(b->SwapModel(new_model).ok());
+  EXPECT_EQ(StoredInputs(*backing, "alice").size(), 3u);
+  EXPECT_TRUE(StoredInputs(*backing, "bob").empty()) << "a deleted subject came back";
+  v1::GetSubjectRequest g;
+  g.set_subject_id("alice");
+  absl::StatusOr<v1::Subject> served = b->GetSubject(g);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(served->reference_count(), 3);
+  EXPECT_EQ(served->model_id(), new_model->id);
+  g.set_subject_id("bob");
+  EXPECT_EQ(b->GetSubject(g).status().code(), absl::StatusCode::kNotFound);
+}
 
 TEST_F(SimilarityCoreTest, RecoverReembedsReferencesOfAnotherModel) {
   std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
@@ -948,7 +1009,7 @@ TEST_F(StatesVerifyTest, ARestartReusesTheStoredSpreads) {
   }
   // Plant other spreads under the same tag: the restarted server uses them as stored.
   record.derived = EncodeSpreads(tag, {stored->dtw * 2, stored->states * 2});
-  ASSERT_TRUE(backing->Put(record).ok());
+  ASSERT_TRUE(backing->Put(record, Precondition::Any()).ok());
   auto core = MakeCore(model, std::make_unique<SharedStore>(backing.get()));
   std::vector<double> similarities;
   const VerificationScore derived = ExpectedStatesScore(*model, refs, query, &similarities);
@@ -978,7 +1039,7 @@ TEST_F(StatesVerifyTest, SpreadsTheStoreLacksAreDerivedOnDemandThenStored) {
   SignatureDtwOptions other = options_.dtw;
   other.dtw.band_fraction = 0.2;
   two.derived = EncodeSpreads(DerivationTag(*model, other), *DecodeSpreads(two_derived, tag));
-  ASSERT_TRUE(backing->PutAll({one, two}).ok());
+  ASSERT_TRUE(backing->PutAll({one, two}, {}).status().ok());
 
   {
     auto stopped = MakeCore(model, std::make_unique<SharedStore>(backing.get()));

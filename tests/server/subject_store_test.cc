@@ -20,8 +20,8 @@
 #include <iterator>
 #include <limits>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -212,9 +212,9 @@ TEST_P(SubjectStoreTest, PutThenForEachReturnsTheRecordExactly) {
   bare.updated_unix_ms = std::numeric_limits<int64_t>::max();
   SubjectRecord empty_parts = MakeRecord("carol", 2, 2, 0);  // zero-dimensional embeddings
   empty_parts.references[0].input.clear();
-  ASSERT_OK(store_->Put(with_threshold));
-  ASSERT_OK(store_->Put(bare));
-  ASSERT_OK(store_->Put(empty_parts));
+  ASSERT_OK(store_->Put(with_threshold, Precondition::Any()));
+  ASSERT_OK(store_->Put(bare, Precondition::Any()));
+  ASSERT_OK(store_->Put(empty_parts, Precondition::Any()));
 
   const std::vector<SubjectRecord> all = All();
   ASSERT_EQ(all.size(), 3u);
@@ -230,10 +230,10 @@ TEST_P(SubjectStoreTest, PutThenForEachReturnsTheRecordExactly) {
 }
 
 TEST_P(SubjectStoreTest, PutReplacesEverythingStoredForTheSubject) {
-  ASSERT_OK(store_->Put(MakeRecord("alice", 1, 5, 8)));
-  ASSERT_OK(store_->Put(MakeRecord("bob", 3)));
+  ASSERT_OK(store_->Put(MakeRecord("alice", 1, 5, 8), Precondition::Any()));
+  ASSERT_OK(store_->Put(MakeRecord("bob", 3), Precondition::Any()));
   const SubjectRecord replacement = MakeRecord("alice", 2, 1, 3);  // fewer refs, no threshold
-  ASSERT_OK(store_->Put(replacement));
+  ASSERT_OK(store_->Put(replacement, Precondition::Any()));
 
   const std::vector<SubjectRecord> all = All();
   ASSERT_EQ(all.size(), 2u);
@@ -244,9 +244,61 @@ TEST_P(SubjectStoreTest, PutReplacesEverythingStoredForTheSubject) {
   EXPECT_EQ(CountOrMinusOne(), 2);
 }
 
+// The compare-and-set that keeps servers sharing a store from overwriting each other's changes.
+TEST_P(SubjectStoreTest, PutWritesOnlyOverTheStateItExpects) {
+  const SubjectRecord first = MakeRecord("alice", 1);  // updated at 1700000001001
+  ASSERT_OK(store_->Put(first, Precondition::Absent()));
+  // A second creation, and a write that read an older state, are refused and change nothing.
+  absl::Status stale = store_->Put(MakeRecord("alice", 2), Precondition::Absent());
+  EXPECT_EQ(stale.code(), absl::StatusCode::kAborted) << stale;
+  EXPECT_THAT(std::string(stale.message()), HasSubstr("'alice' changed since"));
+  EXPECT_THAT(std::string(stale.message()), HasSubstr("found one updated at 1700000001001 ms"));
+  stale = store_->Put(MakeRecord("alice", 2), Precondition::UpdatedAt(1700000001000));
+  EXPECT_EQ(stale.code(), absl::StatusCode::kAborted) << stale;
+  EXPECT_THAT(std::string(stale.message()),
+              HasSubstr("expected the record updated at 1700000001000"));
+  ASSERT_EQ(All().size(), 1u);
+  EXPECT_TRUE(All()[0] == first);
+  // Over the state it read, a write goes through; a subject that is not stored has no state.
+  ASSERT_OK(store_->Put(MakeRecord("alice", 2), Precondition::UpdatedAt(1700000001001)));
+  EXPECT_TRUE(All()[0] == MakeRecord("alice", 2));
+  stale = store_->Put(MakeRecord("bob", 1), Precondition::UpdatedAt(1700000001001));
+  EXPECT_EQ(stale.code(), absl::StatusCode::kAborted) << stale;
+  EXPECT_THAT(std::string(stale.message()), HasSubstr("found none"));
+  ASSERT_OK(store_->Delete("alice"));
+  EXPECT_EQ(store_->Put(MakeRecord("alice", 3), Precondition::UpdatedAt(1700000001002)).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_TRUE(All().empty());
+}
+
+TEST_P(SubjectStoreTest, PutAllLeavesOutRecordsWhoseSubjectChanged) {
+  ASSERT_OK(store_->Put(MakeRecord("a", 1), Precondition::Any()));
+  ASSERT_OK(store_->Put(MakeRecord("b", 1), Precondition::Any()));
+  ASSERT_OK(store_->Put(MakeRecord("c", 1), Precondition::Any()));
+  // b changed since the writer read it; d was deleted; e is new.
+  absl::StatusOr<std::vector<std::string>> skipped = store_->PutAll(
+      {MakeRecord("a", 2), MakeRecord("b", 2), MakeRecord("d", 2), MakeRecord("e", 2)},
+      {Precondition::UpdatedAt(1700000001001), Precondition::UpdatedAt(1700000001000),
+       Precondition::UpdatedAt(1700000001001), Precondition::Absent()});
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(*skipped, (std::vector<std::string>{"b", "d"}));
+  const std::vector<SubjectRecord> all = All();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_TRUE(all[0] == MakeRecord("a", 2));
+  EXPECT_TRUE(all[1] == MakeRecord("b", 1));
+  EXPECT_TRUE(all[2] == MakeRecord("c", 1));
+  EXPECT_TRUE(all[3] == MakeRecord("e", 2));
+  // One precondition per record, or none.
+  const absl::Status mismatched =
+      store_->PutAll({MakeRecord("a", 3), MakeRecord("c", 3)}, {Precondition::Any()}).status();
+  EXPECT_EQ(mismatched.code(), absl::StatusCode::kInvalidArgument) << mismatched;
+  EXPECT_THAT(std::string(mismatched.message()), HasSubstr("1 preconditions for 2 records"));
+  EXPECT_TRUE(All()[0] == MakeRecord("a", 2));
+}
+
 TEST_P(SubjectStoreTest, DeleteRemovesTheSubjectAndUnknownIdsAreNotFound) {
-  ASSERT_OK(store_->Put(MakeRecord("alice", 1)));
-  ASSERT_OK(store_->Put(MakeRecord("bob", 2)));
+  ASSERT_OK(store_->Put(MakeRecord("alice", 1), Precondition::Any()));
+  ASSERT_OK(store_->Put(MakeRecord("bob", 2), Precondition::Any()));
   ASSERT_OK(store_->Delete("alice"));
   EXPECT_EQ(Ids(All()), std::vector<std::string>{"bob"});
   EXPECT_EQ(CountOrMinusOne(), 1);
@@ -258,7 +310,7 @@ TEST_P(SubjectStoreTest, DeleteRemovesTheSubjectAndUnknownIdsAreNotFound) {
   EXPECT_EQ(store_->Delete("").code(), absl::StatusCode::kNotFound);
 
   // A deleted id can be enrolled again, and gets only its new references.
-  ASSERT_OK(store_->Put(MakeRecord("alice", 7, 1)));
+  ASSERT_OK(store_->Put(MakeRecord("alice", 7, 1), Precondition::Any()));
   const std::vector<SubjectRecord> all = All();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_TRUE(all[0] == MakeRecord("alice", 7, 1));
@@ -268,7 +320,7 @@ TEST_P(SubjectStoreTest, ForEachVisitsSubjectsInBytewiseIdOrder) {
   const std::vector<std::string> ids = {"b",   "a",  "ab", "A",    "\xc3\xa9t\xc3\xa9",
                                         "a b", "10", "9",  "\x7f", "a\x01"};
   for (size_t i = 0; i < ids.size(); ++i) {
-    ASSERT_OK(store_->Put(MakeRecord(ids[i], static_cast<int>(i), 1)));
+    ASSERT_OK(store_->Put(MakeRecord(ids[i], static_cast<int>(i), 1), Precondition::Any()));
   }
   std::vector<std::string> expected = ids;
   std::sort(expected.begin(), expected.end());
@@ -279,7 +331,8 @@ TEST_P(SubjectStoreTest, ForEachVisitsSubjectsInBytewiseIdOrder) {
 }
 
 TEST_P(SubjectStoreTest, ForEachStopsAtTheFirstCallbackError) {
-  for (const char* id : {"a", "b", "c", "d"}) ASSERT_OK(store_->Put(MakeRecord(id, 1)));
+  for (const char* id : {"a", "b", "c", "d"})
+    ASSERT_OK(store_->Put(MakeRecord(id, 1), Precondition::Any()));
   std::vector<std::string> visited;
   const absl::Status status = store_->ForEach([&](SubjectRecord record) {
     visited.push_back(record.id);
@@ -291,13 +344,14 @@ TEST_P(SubjectStoreTest, ForEachStopsAtTheFirstCallbackError) {
 }
 
 TEST_P(SubjectStoreTest, ForEachSeesASnapshotAndTheCallbackMayWrite) {
-  for (const char* id : {"a", "b", "c"}) ASSERT_OK(store_->Put(MakeRecord(id, 1)));
+  for (const char* id : {"a", "b", "c"})
+    ASSERT_OK(store_->Put(MakeRecord(id, 1), Precondition::Any()));
   std::vector<SubjectRecord> visited;
   ASSERT_OK(store_->ForEach([&](SubjectRecord record) {
     if (record.id == "a") {
-      if (absl::Status s = store_->Put(MakeRecord("b", 2)); !s.ok()) return s;
+      if (absl::Status s = store_->Put(MakeRecord("b", 2), Precondition::Any()); !s.ok()) return s;
       if (absl::Status s = store_->Delete("c"); !s.ok()) return s;
-      if (absl::Status s = store_->Put(MakeRecord("d", 2)); !s.ok()) return s;
+      if (absl::Status s = store_->Put(MakeRecord("d", 2), Precondition::Any()); !s.ok()) return s;
     }
     visited.push_back(std::move(record));
     return absl::OkStatus();
@@ -315,17 +369,17 @@ TEST_P(SubjectStoreTest, ForEachSeesASnapshotAndTheCallbackMayWrite) {
 }
 
 TEST_P(SubjectStoreTest, PutAllStoresEverythingOrNothing) {
-  ASSERT_OK(store_->Put(MakeRecord("keep", 1)));
+  ASSERT_OK(store_->Put(MakeRecord("keep", 1), Precondition::Any()));
   SubjectRecord invalid = MakeRecord("", 3);  // an empty id is invalid
   const absl::Status status =
-      store_->PutAll({MakeRecord("keep", 2), MakeRecord("new", 2), invalid});
+      store_->PutAll({MakeRecord("keep", 2), MakeRecord("new", 2), invalid}, {}).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr("empty"));
   std::vector<SubjectRecord> all = All();
   ASSERT_EQ(all.size(), 1u);
   EXPECT_TRUE(all[0] == MakeRecord("keep", 1));
 
-  ASSERT_OK(store_->PutAll({MakeRecord("keep", 2), MakeRecord("new", 2)}));
+  ASSERT_OK(store_->PutAll({MakeRecord("keep", 2), MakeRecord("new", 2)}, {}).status());
   all = All();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_TRUE(all[0] == MakeRecord("keep", 2));
@@ -333,9 +387,10 @@ TEST_P(SubjectStoreTest, PutAllStoresEverythingOrNothing) {
 }
 
 TEST_P(SubjectStoreTest, PutAllAppliesRecordsInOrderAndAcceptsAnEmptyBatch) {
-  ASSERT_OK(store_->PutAll({}));
+  ASSERT_OK(store_->PutAll({}, {}).status());
   EXPECT_EQ(CountOrMinusOne(), 0);
-  ASSERT_OK(store_->PutAll({MakeRecord("x", 1, 4), MakeRecord("y", 1), MakeRecord("x", 2, 2)}));
+  ASSERT_OK(store_->PutAll({MakeRecord("x", 1, 4), MakeRecord("y", 1), MakeRecord("x", 2, 2)}, {})
+                .status());
   const std::vector<SubjectRecord> all = All();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_TRUE(all[0] == MakeRecord("x", 2, 2));  // the later duplicate wins, as with two Puts
@@ -343,7 +398,7 @@ TEST_P(SubjectStoreTest, PutAllAppliesRecordsInOrderAndAcceptsAnEmptyBatch) {
 }
 
 TEST_P(SubjectStoreTest, InvalidRecordsAreRejectedAndChangeNothing) {
-  ASSERT_OK(store_->Put(MakeRecord("existing", 1)));
+  ASSERT_OK(store_->Put(MakeRecord("existing", 1), Precondition::Any()));
   std::vector<std::pair<std::string, SubjectRecord>> cases;
   cases.emplace_back("empty", MakeRecord("", 1));
   cases.emplace_back("NUL", MakeRecord(std::string("a\0b", 3), 1));
@@ -363,10 +418,10 @@ TEST_P(SubjectStoreTest, InvalidRecordsAreRejectedAndChangeNothing) {
   for (const auto& [message, record] : cases) {
     SCOPED_TRACE(message);
     EXPECT_EQ(ValidateSubjectRecord(record).code(), absl::StatusCode::kInvalidArgument);
-    const absl::Status put = store_->Put(record);
+    const absl::Status put = store_->Put(record, Precondition::Any());
     EXPECT_EQ(put.code(), absl::StatusCode::kInvalidArgument) << put;
     EXPECT_THAT(std::string(put.message()), HasSubstr(message));
-    EXPECT_EQ(store_->PutAll({MakeRecord("other", 1), record}).code(),
+    EXPECT_EQ(store_->PutAll({MakeRecord("other", 1), record}, {}).status().code(),
               absl::StatusCode::kInvalidArgument);
   }
   const std::vector<SubjectRecord> all = All();
@@ -375,7 +430,7 @@ TEST_P(SubjectStoreTest, InvalidRecordsAreRejectedAndChangeNothing) {
 
   // The limits themselves are accepted.
   const std::string longest(kMaxSubjectIdBytes, 'x');
-  ASSERT_OK(store_->Put(MakeRecord(longest, 1)));
+  ASSERT_OK(store_->Put(MakeRecord(longest, 1), Precondition::Any()));
   EXPECT_EQ(Ids(All()), (std::vector<std::string>{"existing", longest}));
 }
 
@@ -387,7 +442,7 @@ TEST_P(SubjectStoreTest, ManySubjects) {
     expected[record.id] = record;
     batch.push_back(std::move(record));
     if (batch.size() == 1000) {
-      ASSERT_OK(store_->PutAll(batch));
+      ASSERT_OK(store_->PutAll(batch, {}).status());
       batch.clear();
     }
   }
@@ -398,7 +453,7 @@ TEST_P(SubjectStoreTest, ManySubjects) {
   }
   for (int i = 1; i < 1000; i += 10) {
     SubjectRecord record = MakeRecord(absl::StrCat("subject-", i), 5000 + i, 2, 16);
-    ASSERT_OK(store_->Put(record));
+    ASSERT_OK(store_->Put(record, Precondition::Any()));
     expected[record.id] = record;
   }
   EXPECT_EQ(CountOrMinusOne(), 2700);
@@ -415,9 +470,9 @@ TEST_P(SubjectStoreTest, ConcurrentWritersAndReaders) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kOpsPerThread; ++i) {
         const std::string id = absl::StrCat("t", t, "-", i);
-        absl::Status status = i % 3 == 2
-                                  ? store_->PutAll({MakeRecord(id, i), MakeRecord(id, i + 1)})
-                                  : store_->Put(MakeRecord(id, i));
+        absl::Status status =
+            i % 3 == 2 ? store_->PutAll({MakeRecord(id, i), MakeRecord(id, i + 1)}, {}).status()
+                       : store_->Put(MakeRecord(id, i), Precondition::Any());
         // Every thread deletes its own previous subject on every other step.
         if (status.ok() && i % 2 == 1) status = store_->Delete(absl::StrCat("t", t, "-", i - 1));
         if (!status.ok()) {
@@ -513,11 +568,11 @@ TEST_F(PostgresSubjectStoreTest, ChangesListEveryWriteInCommitOrder) {
   const absl::StatusOr<int64_t> start = follower->ChangePosition();
   ASSERT_OK(start.status());
   const int64_t before_ms = absl::ToUnixMillis(absl::Now());
-  ASSERT_OK(writer->Put(MakeRecord("a", 1)));
-  ASSERT_OK(writer->Put(MakeRecord("b", 1)));
+  ASSERT_OK(writer->Put(MakeRecord("a", 1), Precondition::Any()));
+  ASSERT_OK(writer->Put(MakeRecord("b", 1), Precondition::Any()));
   ASSERT_OK(writer->Delete("a"));
   EXPECT_EQ(writer->Delete("a").code(), absl::StatusCode::kNotFound);  // no change
-  ASSERT_OK(writer->PutAll({MakeRecord("c", 2), MakeRecord("b", 3)}));
+  ASSERT_OK(writer->PutAll({MakeRecord("c", 2), MakeRecord("b", 3)}, {}).status());
   absl::StatusOr<SubjectStore::Changes> changes = follower->WaitForChanges(*start, 0);
   ASSERT_OK(changes.status());
   EXPECT_EQ(changes->ids, (std::vector<std::string>{"a", "b", "a", "c", "b"}));
@@ -552,9 +607,9 @@ TEST_F(PostgresSubjectStoreTest, AFollowerBehindThePrunedChangesIsToldToReadAgai
   std::unique_ptr<SubjectStore> follower = Open();
   ASSERT_NE(follower, nullptr);
   const int64_t start = *follower->ChangePosition();
-  ASSERT_OK((*writer)->Put(MakeRecord("a", 1)));
+  ASSERT_OK((*writer)->Put(MakeRecord("a", 1), Precondition::Any()));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a's change is older than b's
-  ASSERT_OK((*writer)->Put(MakeRecord("b", 1)));
+  ASSERT_OK((*writer)->Put(MakeRecord("b", 1), Precondition::Any()));
   absl::StatusOr<SubjectStore::Changes> missed = follower->WaitForChanges(start, 0);
   EXPECT_EQ(missed.status().code(), absl::StatusCode::kOutOfRange) << missed.status();
   EXPECT_THAT(std::string(missed.status().message()), HasSubstr("read the whole store again"));
@@ -570,7 +625,7 @@ TEST_F(PostgresSubjectStoreTest, AFollowerBehindThePrunedChangesIsToldToReadAgai
   // A store that keeps changes for an hour drops none of these.
   std::unique_ptr<SubjectStore> keeper = Open();
   ASSERT_NE(keeper, nullptr);
-  ASSERT_OK(keeper->Put(MakeRecord("c", 1)));
+  ASSERT_OK(keeper->Put(MakeRecord("c", 1), Precondition::Any()));
   changes = follower->WaitForChanges(now, 0);
   ASSERT_OK(changes.status());
   EXPECT_EQ(changes->ids, (std::vector<std::string>{"a", "c"}));
@@ -588,7 +643,7 @@ TEST_F(PostgresSubjectStoreTest, AWaitEndsWhenAChangeCommits) {
   ASSERT_TRUE(follower->WaitForChanges(start, 0).ok());  // listening from here
   std::thread write([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    EXPECT_OK(writer->Put(MakeRecord("late", 1)));
+    EXPECT_OK(writer->Put(MakeRecord("late", 1), Precondition::Any()));
   });
   const auto begin = std::chrono::steady_clock::now();
   absl::StatusOr<SubjectStore::Changes> changes = follower->WaitForChanges(start, 60);
@@ -658,7 +713,8 @@ class SqliteSubjectStoreTest : public ::testing::Test {
   void MakeStore(const std::string& path) {
     std::unique_ptr<SubjectStore> store = OpenOrDie(path);
     ASSERT_NE(store, nullptr);
-    ASSERT_OK(store->PutAll({MakeRecord("a", 1), MakeRecord("b", 1), MakeRecord("c", 1)}));
+    ASSERT_OK(
+        store->PutAll({MakeRecord("a", 1), MakeRecord("b", 1), MakeRecord("c", 1)}, {}).status());
   }
 
   TempDir dir_;
@@ -672,10 +728,10 @@ TEST_F(SqliteSubjectStoreTest, ReopeningFindsEverythingAcknowledged) {
     ASSERT_NE(store, nullptr);
     for (int i = 0; i < 20; ++i) {
       SubjectRecord record = MakeRecord(absl::StrCat("s", i), i, 1 + i % 4, 64);
-      ASSERT_OK(store->Put(record));
+      ASSERT_OK(store->Put(record, Precondition::Any()));
       expected[record.id] = record;
     }
-    ASSERT_OK(store->PutAll({MakeRecord("s3", 100), MakeRecord("z", 101)}));
+    ASSERT_OK(store->PutAll({MakeRecord("s3", 100), MakeRecord("z", 101)}, {}).status());
     expected["s3"] = MakeRecord("s3", 100);
     expected["z"] = MakeRecord("z", 101);
     ASSERT_OK(store->Delete("s7"));
@@ -688,7 +744,7 @@ TEST_F(SqliteSubjectStoreTest, ReopeningFindsEverythingAcknowledged) {
     ASSERT_TRUE(all.ok()) << all.status();
     EXPECT_TRUE(*all == Values(expected)) << FirstDifference(*all, Values(expected));
     EXPECT_EQ(*store->Count(), static_cast<int64_t>(expected.size()));
-    ASSERT_OK(store->Put(MakeRecord("round", round)));
+    ASSERT_OK(store->Put(MakeRecord("round", round), Precondition::Any()));
     expected["round"] = MakeRecord("round", round);
   }
 }
@@ -707,7 +763,7 @@ TEST_F(SqliteSubjectStoreTest, FileHasTheDocumentedSchemaAndEncoding) {
     record.model_id = "fingerprint-123";
     record.references.push_back({std::string("\x01\x00\x02", 3), {1.0f, -2.5f}});
     record.references.push_back({"second", {0.0f, 3.0f}});
-    ASSERT_OK(store->Put(record));
+    ASSERT_OK(store->Put(record, Precondition::Any()));
   }
   RawDb raw(path);
   EXPECT_EQ(raw.Query("PRAGMA application_id"), "1936879219");  // 0x73726E73, "srns"
@@ -739,11 +795,13 @@ TEST_F(SqliteSubjectStoreTest, AFailureInsideATransactionRollsItAllBack) {
   ASSERT_NE(store, nullptr);
 
   absl::Status status =
-      store->PutAll({MakeRecord("a", 2), MakeRecord("new", 2), MakeRecord("poison", 2)});
+      store->PutAll({MakeRecord("a", 2), MakeRecord("new", 2), MakeRecord("poison", 2)}, {})
+          .status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr("injected failure"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("store reference 2 of 'poison'"));
-  status = store->Put(MakeRecord("poison", 2));  // the subject row went in before the failure
+  status = store->Put(MakeRecord("poison", 2),
+                      Precondition::Any());  // the subject row went in before the failure
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
 
   const std::vector<SubjectRecord> expected = {MakeRecord("a", 1), MakeRecord("b", 1),
@@ -752,7 +810,7 @@ TEST_F(SqliteSubjectStoreTest, AFailureInsideATransactionRollsItAllBack) {
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_TRUE(*all == expected) << FirstDifference(*all, expected);
   // No transaction was left open: the store goes on writing, and a reopen sees the same.
-  ASSERT_OK(store->Put(MakeRecord("poison", 3, /*num_references=*/2)));
+  ASSERT_OK(store->Put(MakeRecord("poison", 3, /*num_references=*/2), Precondition::Any()));
   ASSERT_OK(store->Delete("poison"));
   store.reset();
   store = OpenOrDie(path);
@@ -860,7 +918,7 @@ TEST_F(SqliteSubjectStoreTest, AVersion1StoreIsUpgradedInPlace) {
     SubjectRecord shifted = MakeRecord("new", 1);
     ASSERT_TRUE(shifted.threshold_shift.has_value());
     ASSERT_FALSE(shifted.derived.empty());
-    ASSERT_OK(store->Put(shifted));
+    ASSERT_OK(store->Put(shifted, Precondition::Any()));
   }
   EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), "3");
   std::unique_ptr<SubjectStore> store = OpenOrDie(path);
@@ -895,7 +953,7 @@ TEST_F(SqliteSubjectStoreTest, AVersion2StoreIsUpgradedInPlace) {
     ASSERT_EQ(records->size(), 1u);
     EXPECT_EQ((*records)[0].threshold_shift, -0.5f);
     EXPECT_TRUE((*records)[0].derived.empty());
-    ASSERT_OK(store->Put(MakeRecord("new", 1)));
+    ASSERT_OK(store->Put(MakeRecord("new", 1), Precondition::Any()));
   }
   EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), "3");
   std::unique_ptr<SubjectStore> store = OpenOrDie(path);
@@ -908,7 +966,7 @@ TEST_F(SqliteSubjectStoreTest, AVersion2StoreIsUpgradedInPlace) {
 // Derived state of another type than a BLOB is a damaged row, named.
 TEST_F(SqliteSubjectStoreTest, ADerivedValueThatIsNotABlobIsDataLoss) {
   const std::string path = dir_.File("subjects.db");
-  ASSERT_OK(OpenOrDie(path)->Put(MakeRecord("alice", 1)));
+  ASSERT_OK(OpenOrDie(path)->Put(MakeRecord("alice", 1), Precondition::Any()));
   RawDb(path).Exec("UPDATE subjects SET derived = 12 WHERE id = 'alice'");
   absl::StatusOr<std::vector<SubjectRecord>> records = ReadAll(*OpenOrDie(path));
   EXPECT_EQ(records.status().code(), absl::StatusCode::kDataLoss) << records.status();
@@ -923,7 +981,7 @@ TEST_F(SqliteSubjectStoreTest, ATruncatedDatabaseFileIsDataLoss) {
     ASSERT_NE(store, nullptr);
     std::vector<SubjectRecord> records;
     for (int i = 0; i < 300; ++i) records.push_back(MakeRecord(absl::StrCat("s", i), i, 5, 64));
-    ASSERT_OK(store->PutAll(records));
+    ASSERT_OK(store->PutAll(records, {}).status());
   }
   // Closing the last connection checkpointed everything into the main file.
   ASSERT_FALSE(std::filesystem::exists(path + "-wal"));
@@ -1025,10 +1083,13 @@ absl::Status ApplyOp(int64_t i, SubjectStore& store) {
   switch (i % 4) {
     case 0:
     case 1:
-      return store.Put(DurableRecord(absl::StrCat("s", i), i));
+      return store.Put(DurableRecord(absl::StrCat("s", i), i), Precondition::Any());
     case 2:
-      return store.PutAll(
-          {DurableRecord(absl::StrCat("s", i - 1), i), DurableRecord(absl::StrCat("t", i), i)});
+      return store
+          .PutAll(
+              {DurableRecord(absl::StrCat("s", i - 1), i), DurableRecord(absl::StrCat("t", i), i)},
+              {})
+          .status();
     default:
       return store.Delete(absl::StrCat("s", i - 3));
   }
@@ -1172,7 +1233,7 @@ void ExpectKilledWritersLoseNothing(const StoreOpener& open, int trials,
              << FirstDifference(*all, Values(without_in_flight));
     }
     // The store takes new writes after the crash.
-    ASSERT_OK(store->Put(MakeRecord("probe", trial)));
+    ASSERT_OK(store->Put(MakeRecord("probe", trial), Precondition::Any()));
     EXPECT_EQ(*store->Count(), static_cast<int64_t>(state.size()) + 1);
     ASSERT_OK(store->Delete("probe"));
   }
@@ -1216,7 +1277,7 @@ TEST_F(SqliteSubjectStoreTest, ATornWalTailLosesOnlyTheUnfinishedTransactions) {
     for (int i = 0; i < 24; ++i) {
       records.push_back(
           MakeRecord(absl::StrCat("w", absl::Dec(i, absl::kZeroPad2)), i, 1 + i % 5, 64));
-      ASSERT_OK(store->Put(records.back()));
+      ASSERT_OK(store->Put(records.back(), Precondition::Any()));
       commit_end.push_back(static_cast<int64_t>(std::filesystem::file_size(wal_path)));
       if (i > 0) {
         ASSERT_GT(commit_end[i], commit_end[i - 1]) << "a checkpoint restarted the WAL";
@@ -1261,7 +1322,7 @@ TEST_F(SqliteSubjectStoreTest, ATornWalTailLosesOnlyTheUnfinishedTransactions) {
       absl::StatusOr<std::vector<SubjectRecord>> all = ReadAll(*store);
       ASSERT_TRUE(all.ok()) << all.status();
       EXPECT_TRUE(*all == expected) << FirstDifference(*all, expected);
-      ASSERT_OK(store->Put(MakeRecord("after", 1)));
+      ASSERT_OK(store->Put(MakeRecord("after", 1), Precondition::Any()));
     }
     std::unique_ptr<SubjectStore> store = OpenOrDie(copy);
     ASSERT_NE(store, nullptr);
@@ -1301,7 +1362,7 @@ TEST_F(SqliteSubjectStoreTest, PutLatency) {
   std::vector<double> micros;
   for (const SubjectRecord& record : records) {
     const auto t0 = std::chrono::steady_clock::now();
-    ASSERT_OK(store->Put(record));
+    ASSERT_OK(store->Put(record, Precondition::Any()));
     micros.push_back(
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -1328,7 +1389,7 @@ TEST_F(SqliteSubjectStoreTest, ForEachStreamsALargeStoreQuickly) {
       batch.push_back(
           MakeRecord(absl::StrCat("subject-", absl::Dec(i, absl::kZeroPad6)), i, 5, 64));
       if (batch.size() == 10000) {
-        ASSERT_OK(store->PutAll(batch));
+        ASSERT_OK(store->PutAll(batch, {}).status());
         batch.clear();
       }
     }
