@@ -30,6 +30,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "base/file.h"
+#include "base/flags_help.h"
+#include "base/status_macros.h"
 #include "client/durations.h"
 #include "client/series_files.h"
 #include "google/protobuf/util/json_util.h"
@@ -39,9 +42,6 @@
 #include "grpcpp/support/channel_arguments.h"
 #include "model/data/csv_dataset.h"
 #include "model/train/train_config.h"
-#include "base/file.h"
-#include "base/status_macros.h"
-#include "base/flags_help.h"
 #include "srn/v1/similarity.grpc.pb.h"
 #include "srn/v1/training.grpc.pb.h"
 
@@ -146,6 +146,7 @@ Training and models (admin; the server needs --model_dir):
   models                        model versions (* marks the active one)
   activate VERSION              switch the service to a version (re-embeds enrolled subjects)
   rollback                      back to the version active before the current one
+  import-model FILE             register a weights file (.srnw) as the next version
 
 Input files are CSV series (one frame per line, comma-separated values), SVC2004 signature
 files (a sample count line, then "X Y T Button [Azimuth Altitude Pressure]" lines) or SigComp2009
@@ -972,6 +973,32 @@ int Rollback(const Client& client, const std::vector<std::string>& args) {
   return PrintActivation(response);
 }
 
+int ImportModel(const Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1) return UsageError("import-model needs one weights file (.srnw)");
+  absl::StatusOr<std::string> weights = ReadFileToString(args[0]);
+  if (!weights.ok()) {
+    std::cerr << "srnctl: cannot read " << args[0] << ": " << weights.status().message() << "\n";
+    return kExitUsage;
+  }
+  v1::ImportModelRequest request;
+  request.set_weights(*std::move(weights));
+  request.set_origin(absl::StrCat("imported ", args[0]));
+  v1::ModelVersion response;
+  grpc::ClientContext context;
+  client.Prepare(&context);
+  if (grpc::Status s = client.registry().ImportModel(&context, request, &response); !s.ok()) {
+    return RpcFailed(s);
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    Print(response);
+  } else {
+    std::cout << absl::StrFormat("registered v%d %s (%s); serve it with: srnctl activate %d\n",
+                                 response.version(), response.model_id(), response.family(),
+                                 response.version());
+  }
+  return kExitOk;
+}
+
 struct Command {
   const char* name;
   int (*run)(const Client&, const std::vector<std::string>&);
@@ -981,8 +1008,10 @@ constexpr Command kCommands[] = {
     {"health", Health},     {"model-info", ModelInfo}, {"embed", Embed}, {"similarity", Similarity},
     {"enroll", Enroll},     {"verify", Verify},        {"identify", Identify}, {"get", Get},
     {"list", List},         {"delete", Delete},
-    {"train", Train},       {"jobs", Jobs},            {"watch", Watch},   {"cancel", Cancel},
-    {"models", Models},     {"activate", Activate},    {"rollback", Rollback},
+    {"train", Train},       {"jobs", Jobs},
+    {"watch", Watch},       {"cancel", Cancel},
+    {"models", Models},     {"activate", Activate},
+    {"rollback", Rollback}, {"import-model", ImportModel},
 };
 
 int Main(int argc, char** argv) {

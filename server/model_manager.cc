@@ -1,5 +1,6 @@
 #include "server/model_manager.h"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -23,7 +24,7 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::ChooseInitial(
           registry->LoadVersion(version);
       if (!fallback.ok()) continue;
       std::cerr << "srn-server: WARNING: the active model version " << active << " of "
-                << registry->dir() << " does not load (" << loaded.status().message()
+                << registry->location() << " does not load (" << loaded.status().message()
                 << "); serving version " << version
                 << ", the newest that does. ListModels shows the error; replace the file or "
                    "activate a version (srnctl activate) to clear srn_model_fallback.\n";
@@ -31,7 +32,7 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::ChooseInitial(
     }
     return absl::Status(
         loaded.status().code(),
-        absl::StrCat("cannot load the active model version ", active, " of ", registry->dir(),
+        absl::StrCat("cannot load the active model version ", active, " of ", registry->location(),
                      ", and no other version loads: ", loaded.status().message()));
   }
   if (weights_path.empty()) {
@@ -51,8 +52,8 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::ChooseInitial(
                         absl::StrCat("cannot import ", weights_path, " into the model directory: ",
                                      imported.status().message()));
   }
-  return MakeServingModel((*loaded)->model, (*loaded)->source, absl::StrCat(*imported),
-                          calibration);
+  // A shared registry another server seeded first serves that server's model.
+  return registry->LoadVersion(*imported);
 }
 
 ModelManager::ModelManager(ModelRegistry* registry, SimilarityCore* core, ServerMetrics* metrics)
@@ -68,6 +69,7 @@ absl::StatusOr<v1::ActivateModelResponse> ModelManager::Rollback() {
     return absl::FailedPreconditionError("model management needs --model_dir");
   }
   MutexLock activate(&activate_mu_);
+  if (registry_->shared()) registry_->Poll();  // what other servers recorded a moment ago
   const int64_t target = registry_->PreviousVersion();
   if (target == 0) return absl::FailedPreconditionError("no earlier activation to roll back to");
   return ActivateLocked(target, true);
@@ -78,6 +80,7 @@ absl::StatusOr<v1::ActivateModelResponse> ModelManager::ActivateLocked(int64_t v
   if (registry_ == nullptr) {
     return absl::FailedPreconditionError("model management needs --model_dir");
   }
+  if (registry_->shared() && !rollback) registry_->Poll();  // versions others added just now
   v1::ActivateModelResponse response;
   SRN_ASSIGN_OR_RETURN(*response.mutable_model(), registry_->Find(version));
   response.mutable_model()->set_active(true);
@@ -121,6 +124,61 @@ absl::StatusOr<v1::ActivateModelResponse> ModelManager::ActivateLocked(int64_t v
   }
   if (metrics_ != nullptr) metrics_->SetModelFallback(false);
   return response;
+}
+
+absl::Status ModelManager::Follow() {
+  if (registry_ == nullptr || !registry_->shared()) return absl::OkStatus();
+  MutexLock activate(&activate_mu_);
+  const int64_t active = registry_->active_version();
+  if (active == 0 || core_->model()->version == absl::StrCat(active)) {
+    follow_failed_ = 0;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::shared_ptr<const ServingModel>> serving = registry_->LoadVersion(active);
+  const auto start = std::chrono::steady_clock::now();
+  ServingModelAdoption adopted;
+  absl::Status status = serving.status();
+  if (status.ok()) status = core_->AdoptModel(*serving, &adopted);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!status.ok()) {
+    if (follow_failed_ != active) {  // said (and counted) once per version
+      if (metrics_ != nullptr) metrics_->ModelSwap(false);
+      std::cerr << "srn-server: cannot serve model version " << active << ", which "
+                << registry_->location() << " records as active: " << status.message()
+                << "; serving version " << core_->model()->version << " meanwhile\n";
+    }
+    follow_failed_ = active;
+    if (metrics_ != nullptr) metrics_->SetModelFallback(true);
+    return status;
+  }
+  follow_failed_ = 0;
+  if (metrics_ != nullptr) {
+    metrics_->ModelSwap(true);
+    metrics_->ReembedSeconds(seconds);
+    metrics_->SetModelFallback(false);
+  }
+  std::cerr << "srn-server: serving model version " << active << ", activated in "
+            << registry_->location() << " (" << adopted.as_stored << " subjects as stored, "
+            << adopted.reembedded << " re-embedded in memory, " << seconds << " s)\n";
+  return absl::OkStatus();
+}
+
+void ModelManager::FollowRegistry(const Cancellation& stop, double poll_seconds) {
+  if (registry_ == nullptr) return;
+  auto last_poll = std::chrono::steady_clock::now();
+  while (stop.Check().ok()) {
+    const bool changed =
+        registry_->WaitForChange(poll_seconds > 0 ? std::min(0.5, poll_seconds) : 0.5);
+    const auto now = std::chrono::steady_clock::now();
+    if (!changed && (poll_seconds <= 0 ||
+                     std::chrono::duration<double>(now - last_poll).count() < poll_seconds)) {
+      continue;
+    }
+    last_poll = now;
+    registry_->Poll();
+    Follow().IgnoreError();  // said on stderr
+  }
 }
 
 }  // namespace srn

@@ -7,6 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "base/cancellation.h"
 #include "base/mutex.h"
 #include "server/model_registry.h"
 #include "server/server_metrics.h"
@@ -44,6 +45,18 @@ class ModelManager final {
   // FailedPrecondition when there is none.
   absl::StatusOr<v1::ActivateModelResponse> Rollback() ABSL_LOCKS_EXCLUDED(activate_mu_);
 
+  // Serves the registry's active version when another server activated it in a shared registry
+  // (or when this one serves another, e.g. after a start-up fallback whose cause was mended):
+  // the version is loaded off to the side and the core adopts it with the subjects as stored,
+  // whose embeddings by it the activating server wrote (SimilarityCore::AdoptModel). Nothing is
+  // recorded. On failure the served model stays, and the error goes to stderr once per version.
+  absl::Status Follow() ABSL_LOCKS_EXCLUDED(activate_mu_);
+  // Until `stop` says stop: waits for changes of the registry (a shared one notifies; otherwise
+  // every `poll_seconds`, 0: never), then polls it (ModelRegistry::Poll) and follows it. The
+  // server runs it on a thread of its own.
+  void FollowRegistry(const Cancellation& stop, double poll_seconds)
+      ABSL_LOCKS_EXCLUDED(activate_mu_);
+
   // The versions on disk (null without --model_dir).
   ModelRegistry* registry() const { return registry_; }
   // The model being served.
@@ -56,7 +69,8 @@ class ModelManager final {
   ModelRegistry* const registry_;
   SimilarityCore* const core_;
   ServerMetrics* const metrics_;
-  Mutex activate_mu_;  // held for a whole activation
+  Mutex activate_mu_;                                        // held for a whole activation
+  int64_t follow_failed_ ABSL_GUARDED_BY(activate_mu_) = 0;  // the version Follow last failed on
 };
 
 }  // namespace srn

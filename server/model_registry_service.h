@@ -31,6 +31,8 @@ class ModelRegistryService final : public v1::ModelRegistry::Service {
                           v1::ListModelsResponse* response) override;
   grpc::Status ActivateModel(grpc::ServerContext* ctx, const v1::ActivateModelRequest* request,
                              v1::ActivateModelResponse* response) override;
+  grpc::Status ImportModel(grpc::ServerContext* ctx, const v1::ImportModelRequest* request,
+                           v1::ModelVersion* response) override;
   grpc::Status RollbackModel(grpc::ServerContext* ctx, const v1::RollbackModelRequest* request,
                              v1::ActivateModelResponse* response) override;
 

@@ -44,10 +44,18 @@
 #include "absl/types/span.h"
 #include "base/mutex.h"
 #include "base/status_macros.h"
+#include "server/postgres_connection.h"
 #include "server/subject_store.h"
 
 namespace srn {
 namespace {
+
+using pg::Conn;
+using pg::Message;
+using pg::Params;
+using pg::ReadBigEndian;
+using pg::Redacted;
+using pg::Result;
 
 constexpr int kSchemaVersion = 1;
 // Rows fetched per round trip while ForEach reads.
@@ -88,98 +96,6 @@ constexpr char kPruneChangesSql[] =
     "WITH gone AS (DELETE FROM srn_changes WHERE written_ms < $1::int8 RETURNING seq) "
     "UPDATE srn_store_meta SET pruned_through = GREATEST(pruned_through, "
     "(SELECT max(seq) FROM gone)) WHERE EXISTS (SELECT 1 FROM gone)";
-
-struct ConnCloser {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using Conn = std::unique_ptr<PGconn, ConnCloser>;
-struct ResultClearer {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultClearer>;
-
-// The store as errors name it: the URI without its password.
-std::string Redacted(const std::string& uri) {
-  PQconninfoOption* options = PQconninfoParse(uri.c_str(), nullptr);
-  if (options == nullptr) return "(an unparsable connection URI)";
-  std::string host, port, db;
-  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-    if (o->val == nullptr) continue;
-    if (std::strcmp(o->keyword, "host") == 0 || std::strcmp(o->keyword, "hostaddr") == 0) {
-      host = o->val;
-    }
-    if (std::strcmp(o->keyword, "port") == 0) port = o->val;
-    if (std::strcmp(o->keyword, "dbname") == 0) db = o->val;
-  }
-  PQconninfoFree(options);
-  return absl::StrCat("postgresql://", host, port.empty() ? "" : ":", port, "/", db);
-}
-
-// The absl code for a failed statement, by SQLSTATE class: connection trouble and serialization
-// failures are retryable (Unavailable, Aborted), a full disk ResourceExhausted, the rest Internal.
-absl::StatusCode CodeOf(const PGresult* result) {
-  const char* state = result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
-  if (state == nullptr) return absl::StatusCode::kUnavailable;  // no result: the connection
-  const absl::string_view s(state);
-  if (absl::StartsWith(s, "08") || absl::StartsWith(s, "57")) {
-    return absl::StatusCode::kUnavailable;  // connection exception, operator intervention
-  }
-  if (s == "40001" || s == "40P01") return absl::StatusCode::kAborted;  // retry
-  if (absl::StartsWith(s, "53")) return absl::StatusCode::kResourceExhausted;
-  if (absl::StartsWith(s, "28")) return absl::StatusCode::kPermissionDenied;
-  return absl::StatusCode::kInternal;
-}
-
-std::string Message(PGconn* conn, const PGresult* result) {
-  const char* m = result != nullptr ? PQresultErrorMessage(result) : "";
-  if (m == nullptr || *m == '\0') m = PQerrorMessage(conn);
-  std::string message(m == nullptr ? "" : m);
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  return message;
-}
-
-uint64_t ReadBigEndian(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = v << 8 | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
-// Parameters of one statement, all text except BYTEA ones, which are binary.
-class Params final {
- public:
-  void Text(std::string value) { Add(std::move(value), 0, false); }
-  void Bytes(std::string value) { Add(std::move(value), 1, false); }
-  void Null() { Add("", 0, true); }
-  void Double(std::optional<float> value) {
-    if (!value.has_value()) return Null();
-    char buffer[40];
-    std::snprintf(buffer, sizeof(buffer), "%.17g", static_cast<double>(*value));
-    Text(buffer);
-  }
-
-  int size() const { return static_cast<int>(values_.size()); }
-  const char* const* values() {
-    pointers_.clear();
-    for (size_t i = 0; i < values_.size(); ++i) {
-      pointers_.push_back(null_[i] ? nullptr : values_[i].data());
-    }
-    return pointers_.data();
-  }
-  const int* lengths() const { return lengths_.data(); }
-  const int* formats() const { return formats_.data(); }
-
- private:
-  void Add(std::string value, int format, bool null) {
-    lengths_.push_back(static_cast<int>(value.size()));
-    values_.push_back(std::move(value));
-    formats_.push_back(format);
-    null_.push_back(null);
-  }
-  std::vector<std::string> values_;
-  std::vector<int> lengths_, formats_;
-  std::vector<bool> null_;
-  std::vector<const char*> pointers_;
-};
 
 void EncodeFloats(const std::vector<float>& values, std::string* out) {
   out->resize(values.size() * 4);
@@ -345,34 +261,18 @@ class PostgresSubjectStore final : public SubjectStore {
   }
 
   static absl::StatusOr<Conn> Connect(const std::string& uri, const std::string& name) {
-    Conn conn(PQconnectdb(uri.c_str()));
-    if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
-      return absl::UnavailableError(absl::StrCat("cannot connect to the subject store ", name,
-                                                 ": ", Message(conn.get(), nullptr)));
-    }
-    // Notices ("relation already exists, skipping") are not errors; keep them off stderr.
-    PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
-    return conn;
+    return pg::Connect(uri, absl::StrCat("the subject store ", name));
   }
 
  private:
   // One statement (or several, without parameters), no rows wanted.
   absl::Status Exec(PGconn* c, const char* sql) {
-    Result r(PQexec(c, sql));
-    const ExecStatusType s = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r.get());
-    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return absl::OkStatus();
-    return absl::Status(CodeOf(r.get()), absl::StrCat("subject store ", name_, ": ",
-                                                      Message(c, r.get())));
+    return pg::Exec(c, sql, absl::StrCat("subject store ", name_));
   }
 
   // One parameterized statement; results in binary.
   absl::StatusOr<Result> Query(PGconn* c, const char* sql, Params params, absl::string_view what) {
-    Result r(PQexecParams(c, sql, params.size(), nullptr, params.values(), params.lengths(),
-                          params.formats(), /*resultFormat=*/1));
-    const ExecStatusType s = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r.get());
-    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
-    return absl::Status(CodeOf(r.get()), absl::StrCat("subject store ", name_, ": cannot ", what,
-                                                      ": ", Message(c, r.get())));
+    return pg::Query(c, sql, std::move(params), absl::StrCat("subject store ", name_), what);
   }
 
   // Runs `body` in a transaction begun by `begin`: commits when it succeeds, rolls back

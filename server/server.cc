@@ -10,15 +10,15 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/file.h"
+#include "base/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "base/file.h"
-#include "server/tls_files.h"
-#include "server/grpc_auth.h"
-#include "base/status_macros.h"
 #include "model/weights/weights_file.h"
+#include "server/grpc_auth.h"
+#include "server/tls_files.h"
 
 namespace srn {
 namespace {
@@ -89,6 +89,7 @@ Server::~Server() {
   stop_background_.Cancel();
   if (deriver_.joinable()) deriver_.join();
   if (follower_.joinable()) follower_.join();
+  if (registry_follower_.joinable()) registry_follower_.join();
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
@@ -164,9 +165,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   }
   if (postgres && !options.model_dir.empty()) {
     return absl::FailedPreconditionError(
-        "--model_dir (the model registry and training jobs) needs a SQLite store for now: with a "
-        "PostgreSQL store, serve a --weights file (a registry shared through the database is "
-        "not built yet)");
+        "--model_dir is for a SQLite store: with a PostgreSQL store, the model registry lives in "
+        "the database, shared by every server on it (add versions with srnctl import-model); "
+        "drop --model_dir");
   }
   // One server per store file: the lock is taken before the model directory or the store is
   // touched. (A PostgreSQL store is shared by design.)
@@ -174,9 +175,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     SRN_ASSIGN_OR_RETURN(StoreLock lock, StoreLock::Acquire(options.store_path));
     server->store_lock_ = std::make_unique<StoreLock>(std::move(lock));
   }
-  if (!options.model_dir.empty()) {
+  if (postgres) {
+    // The message names the database without the URI's password.
+    SRN_ASSIGN_OR_RETURN(server->model_registry_,
+                         OpenPostgresModelRegistry(options.store_path, options.calibration));
+  } else if (!options.model_dir.empty()) {
     absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
-        ModelRegistry::Open(options.model_dir, options.calibration);
+        OpenDirectoryModelRegistry(options.model_dir, options.calibration);
     if (!registry.ok()) {
       return absl::Status(
           registry.status().code(),
@@ -187,7 +192,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   if (server->model_registry_ != nullptr && server->model_registry_->active_version() > 0 &&
       !options.weights_path.empty()) {
     std::cerr << "srn-server: serving version " << server->model_registry_->active_version()
-              << " of the model registry " << options.model_dir
+              << " of the model registry " << server->model_registry_->location()
               << " (--weights only seeds an empty registry)\n";
   }
   SRN_ASSIGN_OR_RETURN(
@@ -220,7 +225,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     store = *std::move(opened);
   }
 
-  if (server->model_registry_ != nullptr) {
+  // Training jobs are recorded next to a SQLite store. (With a PostgreSQL store, training workers
+  // of their own are not built yet: issue 19.)
+  const bool trains = server->model_registry_ != nullptr && !postgres;
+  if (trains) {
     absl::StatusOr<std::unique_ptr<JobStore>> jobs = JobStore::Open(options.store_path);
     if (!jobs.ok()) {
       return absl::Status(jobs.status().code(), absl::StrCat("cannot record training jobs in ",
@@ -233,10 +241,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
                                                    server->metrics_.get());
   server->model_manager_ = std::make_unique<ModelManager>(
       server->model_registry_.get(), server->core_.get(), server->metrics_.get());
-  if (server->model_registry_ != nullptr) {
-    server->worker_ = std::make_unique<TrainingWorker>(server->job_store_.get(),
-                                                       server->model_manager_.get(),
-                                                       options.training, server->metrics_.get());
+  if (trains) {
+    server->worker_ =
+        std::make_unique<TrainingWorker>(server->job_store_.get(), server->model_manager_.get(),
+                                         options.training, server->metrics_.get());
     if (absl::Status s = server->worker_->Start(); !s.ok()) {
       return absl::Status(s.code(),
                           absl::StrCat("cannot start the training worker: ", s.message()));
@@ -297,8 +305,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   server->service_->SetReady(true);
   server->training_service_->SetReady(true);
   server->registry_service_->SetReady(true);
-  if (server->model_registry_ != nullptr) {
-    server->model_registry_->StartPolling(options.model_poll_seconds);
+  // Weights files dropped into the model directory, or versions and activations other servers
+  // recorded in a shared registry (notified; read again every 5 s in case a notification was
+  // missed).
+  if (server->model_registry_ != nullptr && (postgres || options.model_poll_seconds > 0)) {
+    ModelManager* manager = server->model_manager_.get();
+    const Cancellation* stop = &server->stop_background_;
+    const double poll_seconds = postgres ? 5.0 : options.model_poll_seconds;
+    server->registry_follower_ = std::thread(
+        [manager, stop, poll_seconds] { manager->FollowRegistry(*stop, poll_seconds); });
   }
   health->SetServingStatus(true);
   health->SetServingStatus(SimilarityService::kServiceName, true);

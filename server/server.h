@@ -5,25 +5,24 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/statusor.h"
 #include "base/cancellation.h"
 #include "base/mutex.h"
-
-#include "absl/status/statusor.h"
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "server/auth.h"
 #include "server/http_gateway.h"
-#include "server/server_metrics.h"
-#include "server/similarity_core.h"
-#include "server/similarity_service.h"
 #include "server/job_store.h"
 #include "server/model_manager.h"
 #include "server/model_registry.h"
 #include "server/model_registry_service.h"
+#include "server/server_metrics.h"
+#include "server/serving_model.h"
+#include "server/similarity_core.h"
+#include "server/similarity_service.h"
 #include "server/store_lock.h"
 #include "server/subject_store.h"
 #include "server/training_service.h"
-#include "server/serving_model.h"
 #include "server/training_worker.h"
 
 namespace srn {
@@ -123,7 +122,8 @@ class Server final {
   // (SimilarityCore::FollowStore). Shutdown stops both, the destructor joins them.
   CancellationFlag stop_background_;
   std::thread deriver_;
-  std::thread follower_;
+  std::thread follower_;           // of a shared store's changes
+  std::thread registry_follower_;  // of the model registry's changes
   Mutex shutdown_mu_;
   bool shutting_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };

@@ -913,24 +913,9 @@ absl::Status SimilarityCore::Recover() {
   shared_store_ = position.ok();
   follow_from_ = position.value_or(0);
   const std::shared_ptr<const ServingModel> model = index_.model();
-  const std::string tag = DerivationTag(*model, options_.dtw);
-  const bool uses_spreads = model->FusesDtw() || model->VerifiesByStates();
   std::vector<std::shared_ptr<const SubjectEntry>> entries;
   std::vector<SubjectRecord> rewritten;
-  SRN_RETURN_IF_ERROR(store_->ForEach([&](SubjectRecord record) -> absl::Status {
-    const std::string derived = std::move(record.derived);
-    SRN_ASSIGN_OR_RETURN(std::shared_ptr<SubjectEntry> entry, FromRecord(std::move(record)));
-    if (entry->model_id != model->id) {
-      SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SubjectEntry> fresh, Reembed(*entry, *model));
-      rewritten.push_back(ToRecord(*fresh, tag));
-      entries.push_back(std::move(fresh));
-      return absl::OkStatus();
-    }
-    SRN_RETURN_IF_ERROR(DeriveFromEmbeddings(*model, entry.get()));
-    if (uses_spreads) entry->spreads = DecodeSpreads(derived, tag);
-    entries.push_back(std::move(entry));
-    return absl::OkStatus();
-  }));
+  SRN_RETURN_IF_ERROR(LoadStoredLocked(*model, &entries, &rewritten, nullptr));
   // A subject another server changed since the snapshot is left to FollowStore, which applies
   // that change.
   if (!rewritten.empty()) {
@@ -939,6 +924,46 @@ absl::Status SimilarityCore::Recover() {
   prepared_.Clear();
   index_.Reset(model, std::move(entries));
   UpdateEnrolledMetrics();
+  return absl::OkStatus();
+}
+
+absl::Status SimilarityCore::LoadStoredLocked(const ServingModel& model,
+                                              std::vector<std::shared_ptr<const SubjectEntry>>* out,
+                                              std::vector<SubjectRecord>* rewritten,
+                                              ServingModelAdoption* counts) {
+  const std::string tag = DerivationTag(model, options_.dtw);
+  const bool uses_spreads = model.FusesDtw() || model.VerifiesByStates();
+  return store_->ForEach([&](SubjectRecord record) -> absl::Status {
+    const std::string derived = std::move(record.derived);
+    SRN_ASSIGN_OR_RETURN(std::shared_ptr<SubjectEntry> entry, FromRecord(std::move(record)));
+    if (entry->model_id != model.id) {
+      SRN_ASSIGN_OR_RETURN(std::shared_ptr<const SubjectEntry> fresh, Reembed(*entry, model));
+      if (rewritten != nullptr) rewritten->push_back(ToRecord(*fresh, tag));
+      if (counts != nullptr) ++counts->reembedded;
+      out->push_back(std::move(fresh));
+      return absl::OkStatus();
+    }
+    SRN_RETURN_IF_ERROR(DeriveFromEmbeddings(model, entry.get()));
+    if (uses_spreads) entry->spreads = DecodeSpreads(derived, tag);
+    if (counts != nullptr) ++counts->as_stored;
+    out->push_back(std::move(entry));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status SimilarityCore::AdoptModel(std::shared_ptr<const ServingModel> model,
+                                        ServingModelAdoption* adoption) {
+  MutexLock write(&write_mu_);
+  std::vector<std::shared_ptr<const SubjectEntry>> entries;
+  ServingModelAdoption counts;
+  SRN_RETURN_IF_ERROR(LoadStoredLocked(*model, &entries, nullptr, &counts));
+  if (metrics_ != nullptr) {
+    metrics_->SetModel(model->id, model->model->architecture().FamilyName(), model->version);
+  }
+  prepared_.Clear();
+  index_.Reset(std::move(model), std::move(entries));
+  UpdateEnrolledMetrics();
+  if (adoption != nullptr) *adoption = counts;
   return absl::OkStatus();
 }
 

@@ -68,6 +68,12 @@ struct DefaultThreshold {
 DefaultThreshold ResolveDefaultThreshold(const ServingModel& model,
                                          const std::optional<float>& server_threshold);
 
+// What SimilarityCore::AdoptModel did with the stored subjects.
+struct ServingModelAdoption {
+  int64_t as_stored = 0;   // served with the embeddings stored for the model
+  int64_t reembedded = 0;  // stored under another model, re-embedded in memory
+};
+
 // The logic of the similarity service, independent of gRPC: validates each request, embeds with
 // the model snapshot the request started with, and keeps the durable store and the in-memory
 // index in step (a change is published to readers only after the store made it durable).
@@ -115,6 +121,13 @@ class SimilarityCore final {
   // receives the number of subjects re-embedded. Called by ModelManager.
   absl::Status SwapModel(std::shared_ptr<const ServingModel> model, int64_t* reembedded = nullptr)
       ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  // Makes `model` the active one with the subjects as stored now: those stored with its
+  // embeddings (written by the server that activated it, SwapModel) are served as stored, the
+  // others re-embedded in memory only (their writers store their own). Writes nothing. For a
+  // server following an activation in a shared registry (ModelManager::Follow).
+  absl::Status AdoptModel(std::shared_ptr<const ServingModel> model,
+                          ServingModelAdoption* adoption = nullptr) ABSL_LOCKS_EXCLUDED(write_mu_);
 
   std::shared_ptr<const ServingModel> model() const { return index_.model(); }
   const CoreOptions& options() const { return options_; }
@@ -176,6 +189,13 @@ class SimilarityCore final {
   // FollowStore applies a change.
   absl::Status ApplyStoredSubject(const std::string& id) ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::Status ApplyStoredSubjectLocked(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Reads every stored subject into `out` for `model`: as stored when `model` made its
+  // embeddings, else re-embedded (and its record added to `rewritten`, when given). `counts`
+  // (optional) counts both.
+  absl::Status LoadStoredLocked(const ServingModel& model,
+                                std::vector<std::shared_ptr<const SubjectEntry>>* out,
+                                std::vector<SubjectRecord>* rewritten, ServingModelAdoption* counts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Re-embeds a subject's stored inputs with `model` and derives its spreads.
   absl::StatusOr<std::shared_ptr<const SubjectEntry>> Reembed(const SubjectEntry& entry,

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
@@ -273,6 +274,96 @@ TEST_F(PostgresEndToEnd, AServerCutOffLongerThanTheChangeLogReadsTheStoreAgain) 
   EXPECT_THAT(r.err, StartsWith("srnctl: NOT_FOUND: ")) << b->Log();
 }
 
+// The model registry lives in the database: a version imported on B is listed on A; A activates
+// it under Verify load on B, and B follows, serving the embeddings A stored (re-embedding none)
+// with no failed call and every answer scored by one model or the other, never a mix; a
+// rollback on B is followed by A the same way.
+TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
+  std::unique_ptr<ServerProcess> a = StartServer(uri_);
+  std::unique_ptr<ServerProcess> b = StartServer(uri_);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ProcessResult r = Ctl(*a, {"enroll", "--subject=alice", Svc(0), Svc(1)});
+  ASSERT_EQ(r.exit_code, 0) << r.err << a->Log();
+  r = Ctl(*a, {"enroll", "--subject=bob", Svc(2)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string second_path = dir_.File("second.srnw");
+  absl::StatusOr<std::shared_ptr<const SimilarityModel>> second =
+      WriteSignatureModel(second_path, features_, /*seed=*/8);
+  ASSERT_TRUE(second.ok()) << second.status();
+  r = Ctl(*b, {"import-model", Svc(0)});  // not a weights file
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, StartsWith("srnctl: INVALID_ARGUMENT: cannot import the weights: "));
+  r = Ctl(*b, {"import-model", second_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err << b->Log();
+  EXPECT_THAT(r.out, StartsWith("registered v2 "));
+  r = Ctl(*a, {"models"});
+  EXPECT_THAT(r.out, HasSubstr(" v2\t")) << r.err;
+
+  // Alice's reference scores by the first model and by the second.
+  const std::vector<double> by_first = {Similarity(0, 0), Similarity(0, 1)};
+  std::vector<double> by_second;
+  for (int j : {0, 1}) by_second.push_back(*(*second)->Similarity(features_[0], features_[j]));
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, failed{0}, mixed{0};
+  std::thread load([&] {
+    while (!stop) {
+      const ProcessResult v = Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
+      ++calls;
+      const std::vector<double> scores = NumbersAfter(v.out, "reference scores: ");
+      const auto near = [&](const std::vector<double>& want) {
+        return scores.size() == 2 && std::abs(scores[0] - want[0]) < 1e-4 &&
+               std::abs(scores[1] - want[1]) < 1e-4;
+      };
+      if (v.exit_code != 0) {
+        ++failed;
+      } else if (!near(by_first) && !near(by_second)) {
+        ++mixed;
+      }
+    }
+  });
+  r = Ctl(*a, {"activate", "2"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << a->Log();
+  EXPECT_THAT(r.out, HasSubstr("re-embedded 2 subjects"));
+  // B follows within seconds (notified; at worst its 5 s poll), and says how.
+  bool followed = false;
+  for (int attempt = 0; attempt < 300 && !followed; ++attempt) {
+    followed = absl::StrContains(b->Log(), "serving model version 2, activated in postgresql://");
+    if (!followed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(followed) << b->Log();
+  EXPECT_THAT(b->Log(), HasSubstr("(2 subjects as stored, 0 re-embedded in memory"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // load on the new model too
+  stop = true;
+  load.join();
+  EXPECT_GT(calls.load(), 0);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(mixed.load(), 0);
+  r = Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<double> scores = NumbersAfter(r.out, "reference scores: ");
+  ASSERT_EQ(scores.size(), 2u) << r.out;
+  EXPECT_NEAR(scores[0], by_second[0], 1e-4);
+  EXPECT_NEAR(scores[1], by_second[1], 1e-4);
+
+  // A rollback on B: A follows back to version 1, again from what B stored.
+  r = Ctl(*b, {"rollback"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << b->Log();
+  r = AwaitAnswer(*a, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0);
+  for (int attempt = 0; attempt < 300; ++attempt) {
+    if (absl::StrContains(a->Log(), "serving model version 1, activated in")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(a->Log(), HasSubstr("serving model version 1, activated in"));
+  r = Ctl(*a, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
+  ExpectAliceVerified(r);
+  // A server started now serves the active version, not its --weights.
+  std::unique_ptr<ServerProcess> c = StartServer(uri_);
+  ASSERT_NE(c, nullptr);
+  r = Ctl(*c, {"models"});
+  EXPECT_THAT(r.out, HasSubstr("* v1\t")) << r.err;
+}
+
 TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassword) {
   // Nothing listens on this port (the scratch server's, plus one, is free enough: the refusal
   // is what is checked, whatever the reason).
@@ -280,7 +371,8 @@ TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassw
       absl::StrCat("postgresql://srn:s3cret-pw@127.0.0.1:", postgres_->port() + 1, "/nowhere");
   ProcessResult r = RunServer({absl::StrCat("--store=", unreachable)});
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("cannot connect to the subject store postgresql://127.0.0.1:"));
+  // The model registry, in the same database, is opened first.
+  EXPECT_THAT(r.err, HasSubstr("cannot connect to the model registry postgresql://127.0.0.1:"));
   EXPECT_THAT(r.err, Not(HasSubstr("s3cret-pw")));
 
   r = RunServer({"--store=postgresql://127.0.0.1:5432/db?sslmode=bogus"});
@@ -289,8 +381,8 @@ TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassw
 
   r = RunServer({absl::StrCat("--store=", uri_), absl::StrCat("--model_dir=", dir_.File("m"))});
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("--model_dir (the model registry and training jobs) needs a "
-                               "SQLite store for now"));
+  EXPECT_THAT(r.err, HasSubstr("--model_dir is for a SQLite store: with a PostgreSQL store, the "
+                               "model registry lives in the database"));
 }
 
 }  // namespace

@@ -32,7 +32,7 @@ class ApplyActivationPolicyTest : public testing::ScratchDirTest {
     ScratchDirTest::SetUp();
     const std::string seed = dir() + "/seed.srnw";
     ASSERT_TRUE(SaveModel(*testing::RandomModel("srn-a", 2, 8, 1), seed).ok());
-    auto registry = ModelRegistry::Open(dir() + "/models");
+    auto registry = OpenDirectoryModelRegistry(dir() + "/models");
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
     ASSERT_TRUE(registry_->ImportInitial(seed).ok());

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "gtest/gtest.h"
 #include "model/weights/weights_file.h"
 #include "tests/testing/requests.h"
@@ -30,7 +31,8 @@ class ModelManagerTest : public testing::ScratchDirTest {
   std::unique_ptr<ModelRegistry> OpenSeeded() {
     const std::string seed_path = dir() + "/seed.srnw";
     EXPECT_TRUE(SaveModel(*testing::RandomModel("srn-a", kDims, 8, 1), seed_path).ok());
-    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
+    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
+        OpenDirectoryModelRegistry(ModelDir());
     EXPECT_TRUE(registry.ok()) << registry.status();
     if (!registry.ok()) return nullptr;
     absl::StatusOr<int64_t> v = (*registry)->ImportInitial(seed_path);
@@ -98,7 +100,7 @@ TEST_F(ModelManagerTest, AddActivateRollbackAndReopen) {
 
   // Activation survives reopening the directory.
   registry.reset();
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = ModelRegistry::Open(ModelDir());
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ((*reopened)->active_version(), 2);
   Attach(reopened->get());
@@ -179,7 +181,7 @@ TEST_F(ModelManagerTest, ChoosesTheRegistrysActiveVersionElseImportsTheWeightsFi
   EXPECT_EQ((*plain)->id, ModelFingerprint(*seed));
   EXPECT_EQ((*plain)->version, "");
   // An empty registry imports it as version 1.
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(registry.ok()) << registry.status();
   absl::StatusOr<std::shared_ptr<const ServingModel>> first =
       ModelManager::ChooseInitial(seed_path, registry->get(), {});
@@ -195,7 +197,8 @@ TEST_F(ModelManagerTest, ChoosesTheRegistrysActiveVersionElseImportsTheWeightsFi
   EXPECT_EQ((*again)->id, ModelFingerprint(*seed));
   EXPECT_EQ((*registry)->List().models_size(), 1);
   // Nothing to serve: the error says what to give.
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> empty = ModelRegistry::Open(dir() + "/empty");
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> empty =
+      OpenDirectoryModelRegistry(dir() + "/empty");
   ASSERT_TRUE(empty.ok());
   const absl::Status none = ModelManager::ChooseInitial("", empty->get(), {}).status();
   EXPECT_EQ(none.code(), absl::StatusCode::kFailedPrecondition);
@@ -206,7 +209,8 @@ TEST_F(ModelManagerTest, ACorruptOrMissingActiveVersionFallsBackToTheNewestThatL
   std::vector<std::shared_ptr<const SimilarityModel>> models;
   std::string active_path;
   {
-    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
+    absl::StatusOr<std::unique_ptr<ModelRegistry>> registry =
+        OpenDirectoryModelRegistry(ModelDir());
     ASSERT_TRUE(registry.ok()) << registry.status();
     for (int v = 1; v <= 3; ++v) {
       models.push_back(testing::RandomModel("srn-a", kDims, 8, 10 + v));
@@ -217,7 +221,7 @@ TEST_F(ModelManagerTest, ACorruptOrMissingActiveVersionFallsBackToTheNewestThatL
   }
   // The active file is damaged: version 2, the newest good one, serves; ListModels says why.
   std::ofstream(active_path, std::ios::binary | std::ios::trunc) << "not a weights file";
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(registry.ok()) << registry.status();
   absl::StatusOr<std::shared_ptr<const ServingModel>> chosen =
       ModelManager::ChooseInitial("", registry->get(), {});
@@ -232,7 +236,7 @@ TEST_F(ModelManagerTest, ACorruptOrMissingActiveVersionFallsBackToTheNewestThatL
 
   // Missing instead of damaged: the same.
   ASSERT_EQ(std::remove(active_path.c_str()), 0);
-  registry = ModelRegistry::Open(ModelDir());
+  registry = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(registry.ok()) << registry.status();
   chosen = ModelManager::ChooseInitial("", registry->get(), {});
   ASSERT_TRUE(chosen.ok()) << chosen.status();
@@ -249,7 +253,7 @@ TEST_F(ModelManagerTest, ACorruptOrMissingActiveVersionFallsBackToTheNewestThatL
   for (int v = 1; v <= 2; ++v) {
     std::ofstream((*registry)->Find(v)->path(), std::ios::binary | std::ios::trunc) << "x";
   }
-  registry = ModelRegistry::Open(ModelDir());
+  registry = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(registry.ok()) << registry.status();
   const absl::Status none = ModelManager::ChooseInitial("", registry->get(), {}).status();
   EXPECT_FALSE(none.ok());
@@ -300,7 +304,7 @@ TEST_F(ModelManagerTest, AVersionWhoseFileIsMissingIsRefusedAndMarked) {
   EXPECT_NE(activated.status().message().find(path), std::string::npos) << activated.status();
   EXPECT_EQ(core_->model()->id, before);
   EXPECT_EQ(registry->active_version(), 1);
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = ModelRegistry::Open(ModelDir());
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   const v1::ListModelsResponse list = (*reopened)->List();
   ASSERT_EQ(list.models_size(), 2);
@@ -315,7 +319,13 @@ TEST_F(ModelManagerTest, TheBackgroundPollPicksUpARejectedFileOnceItIsFixed) {
   ASSERT_NE(registry, nullptr);
   const std::string dropped = ModelDir() + "/offline.srnw";
   std::ofstream(dropped, std::ios::binary) << "not yet a weights file";
-  registry->StartPolling(0.02);
+  ModelManager polling(registry.get(), core_.get(), nullptr);
+  CancellationFlag stop;
+  std::thread poller([&] { polling.FollowRegistry(stop, 0.02); });
+  const auto stop_polling = absl::MakeCleanup([&] {
+    stop.Cancel();
+    poller.join();
+  });
   // Several polls pass over the broken file without registering it.
   const auto polled_for = std::chrono::milliseconds(200);
   std::this_thread::sleep_for(polled_for);

@@ -17,7 +17,7 @@ class ModelRegistryTest : public testing::ScratchDirTest {
 };
 
 TEST_F(ModelRegistryTest, RecordsActivationsAndRollbacksAcrossReopening) {
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = ModelRegistry::Open(ModelDir());
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> registry = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(registry.ok()) << registry.status();
   for (uint64_t seed : {1, 2, 3}) {
     ASSERT_TRUE((*registry)->AddModel(*testing::RandomModel("srn-a", 3, 8, seed), "test").ok());
@@ -34,7 +34,7 @@ TEST_F(ModelRegistryTest, RecordsActivationsAndRollbacksAcrossReopening) {
   EXPECT_EQ((*registry)->Find(9).status().code(), absl::StatusCode::kNotFound);
 
   registry->reset();
-  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = ModelRegistry::Open(ModelDir());
+  absl::StatusOr<std::unique_ptr<ModelRegistry>> reopened = OpenDirectoryModelRegistry(ModelDir());
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ((*reopened)->active_version(), 3);
   ASSERT_TRUE((*reopened)->RecordActivation(1, true).ok());  // a rollback forgets 3
@@ -45,7 +45,7 @@ TEST_F(ModelRegistryTest, RecordsActivationsAndRollbacksAcrossReopening) {
 TEST_F(ModelRegistryTest, DamagedManifestIsDataLoss) {
   std::filesystem::create_directories(ModelDir());
   std::ofstream(ModelDir() + "/MANIFEST") << "something else\n";
-  EXPECT_EQ(ModelRegistry::Open(ModelDir()).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(OpenDirectoryModelRegistry(ModelDir()).status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

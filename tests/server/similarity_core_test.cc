@@ -423,6 +423,47 @@ TEST_F(SimilarityCoreTest, ServersSharingAStoreNeverOverwriteEachOthersChanges) 
   EXPECT_EQ(b->GetSubject(g).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A server following an activation another made adopts the embeddings that server stored, and
+// re-embeds (in memory, writing nothing) only a subject stored under another model since.
+TEST_F(SimilarityCoreTest, AdoptModelServesTheEmbeddingsTheActivatingServerStored) {
+  std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
+  auto old_model = Serving(7);
+  auto activator = MakeCore(old_model, std::make_unique<SharedStore>(backing.get()));
+  auto follower = MakeCore(old_model, std::make_unique<SharedStore>(backing.get()));
+  ASSERT_TRUE(activator->Enroll(Enroll("alice", {RandomInput(5, &rng_)})).ok());
+  ASSERT_TRUE(activator->Enroll(Enroll("bob", {RandomInput(6, &rng_)})).ok());
+  auto new_model = Serving(8, "gru-a");
+  ASSERT_TRUE(activator->SwapModel(new_model).ok());
+  // Written by the follower, still on the old model, after the swap.
+  ASSERT_TRUE(follower->Enroll(Enroll("carol", {RandomInput(7, &rng_)})).ok());
+  const SubjectRecord carol_before = *backing->Get("carol");
+
+  ServingModelAdoption adopted;
+  ASSERT_TRUE(follower->AdoptModel(new_model, &adopted).ok());
+  EXPECT_EQ(adopted.as_stored, 2);
+  EXPECT_EQ(adopted.reembedded, 1);
+  EXPECT_EQ(follower->model()->id, new_model->id);
+  EXPECT_EQ(*backing->Get("carol"), carol_before);  // nothing written
+  v1::GetSubjectRequest g;
+  for (const char* id : {"alice", "bob", "carol"}) {
+    g.set_subject_id(id);
+    absl::StatusOr<v1::Subject> subject = follower->GetSubject(g);
+    ASSERT_TRUE(subject.ok()) << subject.status();
+    EXPECT_EQ(subject->model_id(), new_model->id) << id;
+  }
+  // Its scores are the activator's.
+  const v1::SeriesInput query = RandomInput(5, &rng_);
+  for (const char* id : {"alice", "bob"}) {
+    v1::VerifyRequest verify;
+    verify.set_subject_id(id);
+    *verify.mutable_query() = query;
+    absl::StatusOr<v1::VerifyResponse> mine = follower->Verify(verify);
+    absl::StatusOr<v1::VerifyResponse> theirs = activator->Verify(verify);
+    ASSERT_TRUE(mine.ok() && theirs.ok()) << mine.status() << theirs.status();
+    EXPECT_EQ(mine->score(), theirs->score()) << id;
+  }
+}
+
 TEST_F(SimilarityCoreTest, RecoverReembedsReferencesOfAnotherModel) {
   std::unique_ptr<SubjectStore> backing = NewInMemorySubjectStore();
   auto old_model = Serving(7);

@@ -29,7 +29,7 @@ class TrainingWorkerTest : public testing::ScratchDirTest {
     WriteCsvDataset("sines/manifest.csv", testing::MakeSineDataset(4, 20, kDims, 20, 30, 3));
     const std::string seed_path = dir() + "/seed.srnw";
     ASSERT_TRUE(SaveModel(*testing::RandomModel("srn-a", kDims, 8, 1), seed_path).ok());
-    auto registry = ModelRegistry::Open(dir() + "/models");
+    auto registry = OpenDirectoryModelRegistry(dir() + "/models");
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
     ASSERT_TRUE(registry_->ImportInitial(seed_path).ok());

@@ -1,0 +1,74 @@
+#ifndef SRN_SERVER_POSTGRES_CONNECTION_H_
+#define SRN_SERVER_POSTGRES_CONNECTION_H_
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+// What the PostgreSQL subject store and model registry share: libpq handles, statements with
+// binary parameters and results, and errors mapped to absl codes with a message that names the
+// database but never the password.
+namespace srn::pg {
+
+struct ConnCloser {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+using Conn = std::unique_ptr<PGconn, ConnCloser>;
+struct ResultClearer {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Result = std::unique_ptr<PGresult, ResultClearer>;
+
+// The database as errors name it: the URI without its password.
+std::string Redacted(const std::string& uri);
+
+// The absl code for a failed statement, by SQLSTATE class: connection trouble and serialization
+// failures are retryable (Unavailable, Aborted), a full disk ResourceExhausted, the rest Internal.
+absl::StatusCode CodeOf(const PGresult* result);
+
+// libpq's message for `result` (or the connection's), without the trailing newline.
+std::string Message(PGconn* conn, const PGresult* result);
+
+// A number in a binary result (network byte order).
+uint64_t ReadBigEndian(const char* p, int bytes);
+
+// Parameters of one statement, all text except BYTEA ones, which are binary.
+class Params final {
+ public:
+  void Text(std::string value) { Add(std::move(value), 0, false); }
+  void Bytes(std::string value) { Add(std::move(value), 1, false); }
+  void Null() { Add("", 0, true); }
+  void Double(std::optional<float> value);
+
+  int size() const { return static_cast<int>(values_.size()); }
+  const char* const* values();
+  const int* lengths() const { return lengths_.data(); }
+  const int* formats() const { return formats_.data(); }
+
+ private:
+  void Add(std::string value, int format, bool null);
+  std::vector<std::string> values_;
+  std::vector<int> lengths_, formats_;
+  std::vector<bool> null_;
+  std::vector<const char*> pointers_;
+};
+
+// Connects to `uri`; Unavailable "cannot connect to <who>: ..." otherwise. Notices are dropped.
+absl::StatusOr<Conn> Connect(const std::string& uri, absl::string_view who);
+// One statement (or several, without parameters), no rows wanted; errors "<who>: ...".
+absl::Status Exec(PGconn* c, const char* sql, absl::string_view who);
+// One parameterized statement, results in binary; errors "<who>: cannot <what>: ...".
+absl::StatusOr<Result> Query(PGconn* c, const char* sql, Params params, absl::string_view who,
+                             absl::string_view what);
+
+}  // namespace srn::pg
+
+#endif  // SRN_SERVER_POSTGRES_CONNECTION_H_
