@@ -49,7 +49,8 @@ absl::StatusOr<BinaryFlags> FlagsOf(const std::string& binary) {
   // "    --name (help...); default: value;" possibly wrapped over several lines.
   static const std::regex kFlag(R"(^\s+--([A-Za-z0-9_]+) \()");
   static const std::regex kOwnFlag(R"(^  --([A-Za-z0-9_]+) \(default (.*)\)$)");
-  static const std::regex kEnv(R"(\$(SRN_[A-Z0-9_]+))");
+  // srn's own variables, and libpq's that its help names (PGPASSWORD).
+  static const std::regex kEnv(R"(\$((?:SRN|PG)[A-Z0-9_]+))");
   for (const char* help : {"--help", "--helpfull"}) {
     ProcessResult run = RunProcess({binary, help}, CleanEnvironment());
     const std::string text = run.out + run.err;

@@ -32,7 +32,7 @@ using google::protobuf::Value;
 
 // Secrets the production overlays expect to exist in the cluster (created outside git, as
 // docs/DEPLOY.md describes), so they are referenced but never rendered.
-const std::set<std::string> kExternalSecrets = {"srn-tokens", "srn-tls"};
+const std::set<std::string> kExternalSecrets = {"srn-tokens", "srn-tls", "srn-postgres"};
 constexpr char kContainer[] = "srn-server";
 
 std::string K8sDir() { return SourcePath("deploy/k8s"); }
@@ -123,7 +123,7 @@ int PortOf(const std::string& address) {
   return port;
 }
 
-// One rendered kustomization, with the server's StatefulSet, its container and its settings.
+// One rendered kustomization, with the server's workload, its container and its settings.
 class Rendered {
  public:
   explicit Rendered(std::vector<Struct> objects) : objects_(std::move(objects)) {}
@@ -160,14 +160,21 @@ class K8sOverlayTest : public ::testing::TestWithParam<std::string> {
     }
     ASSERT_TRUE(it->second.ok()) << it->second.status();
     rendered_ = std::make_unique<Rendered>(*it->second);
-    const std::vector<const Struct*> sets = rendered_->OfKind("StatefulSet");
-    ASSERT_EQ(sets.size(), 1u) << "one StatefulSet for the server";
-    sts_ = sets[0];
-    pod_ = &Find(*sts_, {"spec", "template"})->struct_value();
-    for (const Value* c : ListAt(*pod_, {"spec", "containers"})) {
-      if (StringAt(c->struct_value(), {"name"}) == kContainer) container_ = &c->struct_value();
+    // The server's workload: the one StatefulSet (a SQLite store per pod) or Deployment
+    // (replicas over PostgreSQL) whose pods run the server (a dev database may run beside it).
+    for (const char* kind : {"StatefulSet", "Deployment"}) {
+      for (const Struct* workload : rendered_->OfKind(kind)) {
+        const Struct& pod = Find(*workload, {"spec", "template"})->struct_value();
+        for (const Value* c : ListAt(pod, {"spec", "containers"})) {
+          if (StringAt(c->struct_value(), {"name"}) != kContainer) continue;
+          ASSERT_EQ(sts_, nullptr) << "two workloads run " << kContainer;
+          sts_ = workload;
+          pod_ = &pod;
+          container_ = &c->struct_value();
+        }
+      }
     }
-    ASSERT_NE(container_, nullptr) << "no container named " << kContainer;
+    ASSERT_NE(container_, nullptr) << "no workload runs a container named " << kContainer;
     // The effective flags: the flag file first, then the args (absl: the last one wins).
     for (const Value* arg : ListAt(*container_, {"args"})) args_.push_back(arg->string_value());
     for (const std::string& arg : args_) {
@@ -355,10 +362,22 @@ TEST_P(K8sOverlayTest, ServicesForGrpcAndMetrics) {
   }
   EXPECT_GE(grpc_services, 1);
   EXPECT_GE(metrics_services, 1);
-  // The StatefulSet's governing service exists and is headless.
-  const Struct* governing = rendered_->Named("Service", StringAt(*sts_, {"spec", "serviceName"}));
-  ASSERT_NE(governing, nullptr) << "spec.serviceName " << StringAt(*sts_, {"spec", "serviceName"});
-  EXPECT_EQ(StringAt(*governing, {"spec", "clusterIP"}), "None");
+  if (StringAt(*sts_, {"kind"}) == "StatefulSet") {
+    // The StatefulSet's governing service exists and is headless.
+    const Struct* governing =
+        rendered_->Named("Service", StringAt(*sts_, {"spec", "serviceName"}));
+    ASSERT_NE(governing, nullptr) << "spec.serviceName "
+                                  << StringAt(*sts_, {"spec", "serviceName"});
+    EXPECT_EQ(StringAt(*governing, {"spec", "clusterIP"}), "None");
+  } else {
+    // Replicas: a headless service lists them all, for clients balancing with round_robin.
+    int headless = 0;
+    for (const Struct* service : rendered_->OfKind("Service")) {
+      headless += StringAt(*service, {"spec", "clusterIP"}) == "None" &&
+                  ServiceReaches(*service, *pod_, "grpc", ContainerPort("grpc"));
+    }
+    EXPECT_EQ(headless, 1);
+  }
 }
 
 TEST_P(K8sOverlayTest, ProbesUseTheHealthService) {
@@ -421,8 +440,25 @@ TEST_P(K8sOverlayTest, TerminationDrainsBeforeTheKill) {
   EXPECT_LT(period * failures, drain) << "readiness would still pass when the drain ends";
 }
 
-TEST_P(K8sOverlayTest, StoreIsOnAPersistentVolumeWithOneWriter) {
+// A SQLite store is on each pod's own persistent volume (one writer: a StatefulSet of one);
+// replicas share a PostgreSQL store whose URI and password come from a Secret.
+TEST_P(K8sOverlayTest, StoreIsOnAPersistentVolumeWithOneWriterOrInPostgres) {
   const std::string store = Setting("store");
+  if (StringAt(*sts_, {"kind"}) == "Deployment") {
+    ASSERT_EQ(store, "$(SRN_STORE_URI)") << "replicas need the shared PostgreSQL store";
+    for (const char* var : {"SRN_STORE_URI", "PGPASSWORD"}) {
+      bool from_secret = false;
+      for (const Value* e : ListAt(*container_, {"env"})) {
+        from_secret |= StringAt(e->struct_value(), {"name"}) == var &&
+                       !StringAt(e->struct_value(), {"valueFrom", "secretKeyRef", "name"}).empty();
+      }
+      EXPECT_TRUE(from_secret) << var << " must come from a Secret";
+    }
+    EXPECT_EQ(Setting("model_dir"), "") << "the model registry is in the database";
+    EXPECT_GE(NumberAt(*sts_, {"spec", "replicas"}).value_or(1), 2);
+    return;
+  }
+  EXPECT_EQ(NumberAt(*sts_, {"spec", "replicas"}).value_or(1), 1) << "one writer per store";
   ASSERT_TRUE(absl::StartsWith(store, "/")) << "--store=" << store;
   const Struct* volume = VolumeFor(store);
   ASSERT_NE(volume, nullptr) << store << " is on no volume";
@@ -452,6 +488,14 @@ TEST_P(K8sOverlayTest, SecretsAndConfigMapsResolve) {
             << "docs/DEPLOY.md must say how to create Secret " << secret;
       }
     }
+  }
+  // Every Secret the environment reads is rendered or documented as created outside git.
+  for (const Value* e : ListAt(*container_, {"env"})) {
+    const std::string secret = StringAt(e->struct_value(), {"valueFrom", "secretKeyRef", "name"});
+    if (secret.empty() || rendered_->Named("Secret", secret) != nullptr) continue;
+    EXPECT_EQ(kExternalSecrets.count(secret), 1u) << "Secret " << secret << " is not rendered";
+    EXPECT_TRUE(absl::StrContains(*deploy_doc, "create secret generic " + secret))
+        << "docs/DEPLOY.md must say how to create Secret " << secret;
   }
   // Tokens come from a Secret-backed file; the TLS files (when on) too.
   for (const char* flag : {"tokens_file", "tls_cert", "tls_key", "tls_client_ca"}) {
