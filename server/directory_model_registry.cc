@@ -77,15 +77,10 @@ class DirectoryModelRegistry final : public ModelRegistry {
   Mutex& mu() ABSL_LOCK_RETURNED(mu_) { return mu_; }
 
  private:
-  struct Version {
-    v1::ModelVersion info;  // without `active`
-    std::string error;      // why the file does not load ("" when it does)
-  };
-
   std::string PathOf(int64_t version) const;
   absl::Status SaveManifest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loads and describes the file of `version`.
-  Version Describe(int64_t version, const std::string& origin) const;
+  RegisteredVersion Describe(int64_t version, const std::string& origin) const;
   // Renames a checked file to the next version number and records it.
   absl::StatusOr<int64_t> Register(const std::string& from, const std::string& origin, bool rename)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -94,9 +89,7 @@ class DirectoryModelRegistry final : public ModelRegistry {
   const CalibrationOverride calibration_;
 
   mutable Mutex mu_;
-  std::map<int64_t, Version> versions_ ABSL_GUARDED_BY(mu_);
-  std::vector<int64_t> history_
-      ABSL_GUARDED_BY(mu_);  // activations, oldest first; back() is active
+  RegistryContents contents_ ABSL_GUARDED_BY(mu_);
   int64_t next_version_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::string> rejected_
       ABSL_GUARDED_BY(mu_);  // dropped file -> "size:mtime"
@@ -142,13 +135,13 @@ absl::Status DirectoryModelRegistry::LoadManifest() {
     if (words[0] == "next" && words.size() == 2 && absl::SimpleAtoi(words[1], &n) && n >= 1) {
       next_version_ = n;
     } else if (words[0] == "history") {
-      history_.clear();
+      contents_.history.clear();
       for (size_t w = 1; w < words.size(); ++w) {
         for (absl::string_view v : absl::StrSplit(words[w], ' ', absl::SkipEmpty())) {
           if (!absl::SimpleAtoi(v, &n) || n < 1) {
             return absl::DataLossError(absl::StrCat(where, "bad version '", v, "' in the history"));
           }
-          history_.push_back(n);
+          contents_.history.push_back(n);
         }
       }
     } else if (words[0] == "origin" && words.size() >= 2 && absl::SimpleAtoi(words[1], &n) &&
@@ -159,31 +152,31 @@ absl::Status DirectoryModelRegistry::LoadManifest() {
     }
   }
   for (const auto& [version, origin] : origins) {
-    versions_[version] = Describe(version, origin);
+    contents_.versions[version] = Describe(version, origin);
     next_version_ = std::max(next_version_, version + 1);
   }
-  for (int64_t v : history_) {
-    if (versions_.count(v) == 0) {
-      return absl::DataLossError(absl::StrCat(path, ": the history names version ", v,
-                                              ", which has no origin line"));
+  for (int64_t v : contents_.history) {
+    if (contents_.versions.count(v) == 0) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": the history names version ", v, ", which has no origin line"));
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status DirectoryModelRegistry::SaveManifest() {
-  while (history_.size() > kMaxHistory) history_.erase(history_.begin());
+  while (contents_.history.size() > kMaxHistory) contents_.history.erase(contents_.history.begin());
   std::string text = absl::StrCat(kManifestHeader, "\nnext ", next_version_, "\nhistory ",
-                                  absl::StrJoin(history_, " "), "\n");
-  for (const auto& [version, v] : versions_) {
+                                  absl::StrJoin(contents_.history, " "), "\n");
+  for (const auto& [version, v] : contents_.versions) {
     absl::StrAppend(&text, "origin ", version, " ", v.info.origin(), "\n");
   }
   return WriteFileAtomically(absl::StrCat(dir_, "/", kManifestName), text);
 }
 
-DirectoryModelRegistry::Version DirectoryModelRegistry::Describe(int64_t version,
-                                                                 const std::string& origin) const {
-  Version v;
+RegisteredVersion DirectoryModelRegistry::Describe(int64_t version,
+                                                   const std::string& origin) const {
+  RegisteredVersion v;
   v.info.set_version(version);
   v.info.set_origin(origin);
   v.info.set_path(PathOf(version));
@@ -199,14 +192,14 @@ DirectoryModelRegistry::Version DirectoryModelRegistry::Describe(int64_t version
 
 int64_t DirectoryModelRegistry::active_version() const {
   MutexLock lock(&mu_);
-  return history_.empty() ? 0 : history_.back();
+  return contents_.active();
 }
 
 absl::StatusOr<std::shared_ptr<const ServingModel>> DirectoryModelRegistry::LoadVersion(
     int64_t version) const {
   {
     MutexLock lock(&mu_);
-    if (versions_.count(version) == 0) {
+    if (contents_.versions.count(version) == 0) {
       return absl::NotFoundError(absl::StrCat("no model version ", version));
     }
   }
@@ -220,7 +213,7 @@ absl::StatusOr<int64_t> DirectoryModelRegistry::Register(const std::string& from
     return ErrnoStatus(absl::StrCat("cannot rename ", from, " to ", PathOf(version)), errno);
   }
   ++next_version_;
-  versions_[version] = Describe(version, origin);
+  contents_.versions[version] = Describe(version, origin);
   SRN_RETURN_IF_ERROR(SaveManifest());
   return version;
 }
@@ -232,7 +225,7 @@ absl::StatusOr<int64_t> DirectoryModelRegistry::ImportInitial(const std::string&
   SRN_RETURN_IF_ERROR(SaveModel(*model, PathOf(version)));
   SRN_ASSIGN_OR_RETURN(const int64_t registered,
                        Register(PathOf(version), absl::StrCat("imported ", path), false));
-  history_.push_back(registered);
+  contents_.history.push_back(registered);
   SRN_RETURN_IF_ERROR(SaveManifest());
   return registered;
 }
@@ -246,47 +239,32 @@ absl::StatusOr<int64_t> DirectoryModelRegistry::AddModel(const SimilarityModel& 
 
 absl::StatusOr<v1::ModelVersion> DirectoryModelRegistry::Find(int64_t version) const {
   MutexLock lock(&mu_);
-  auto it = versions_.find(version);
-  if (it == versions_.end()) return absl::NotFoundError(absl::StrCat("no model version ", version));
-  return it->second.info;
+  return contents_.Find(version);
 }
 
 int64_t DirectoryModelRegistry::PreviousVersion() const {
   MutexLock lock(&mu_);
-  return history_.size() < 2 ? 0 : history_[history_.size() - 2];
+  return contents_.previous();
 }
 
 absl::Status DirectoryModelRegistry::RecordActivation(int64_t version, bool rollback) {
   MutexLock lock(&mu_);
   if (rollback) {
-    history_.pop_back();
+    contents_.history.pop_back();
   } else {
-    history_.push_back(version);
+    contents_.history.push_back(version);
   }
   return SaveManifest();
 }
 
 std::vector<int64_t> DirectoryModelRegistry::LoadableVersions() const {
   MutexLock lock(&mu_);
-  std::vector<int64_t> out;
-  for (auto it = versions_.rbegin(); it != versions_.rend(); ++it) {
-    if (it->second.error.empty()) out.push_back(it->first);
-  }
-  return out;
+  return contents_.Loadable();
 }
 
 v1::ListModelsResponse DirectoryModelRegistry::List() const {
   MutexLock lock(&mu_);
-  v1::ListModelsResponse response;
-  const int64_t active = history_.empty() ? 0 : history_.back();
-  for (const auto& [version, v] : versions_) {
-    v1::ModelVersion* out = response.add_models();
-    *out = v.info;
-    out->set_active(version == active);
-    out->set_error(v.error);
-  }
-  response.set_active_version(active);
-  return response;
+  return contents_.List();
 }
 
 std::vector<int64_t> DirectoryModelRegistry::Poll() {
@@ -303,7 +281,7 @@ std::vector<int64_t> DirectoryModelRegistry::Poll() {
   for (const auto& path : candidates) {
     const std::string name = path.filename().string();
     const int64_t own = VersionOfName(name);
-    if (own > 0 && versions_.count(own) > 0) continue;
+    if (own > 0 && contents_.versions.count(own) > 0) continue;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) continue;
     const std::string key =

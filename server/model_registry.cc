@@ -2,6 +2,7 @@
 
 #include "server/model_registry.h"
 
+#include "absl/strings/str_cat.h"
 #include "model/weights/weights_file.h"
 
 namespace srn {
@@ -21,6 +22,32 @@ v1::ModelVersion DescribeModel(const SimilarityModel& model, int64_t version,
   info.set_created(model.metadata().created);
   info.set_training_data(model.metadata().training_data);
   return info;
+}
+
+std::vector<int64_t> RegistryContents::Loadable() const {
+  std::vector<int64_t> out;
+  for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
+    if (it->second.error.empty()) out.push_back(it->first);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ModelVersion> RegistryContents::Find(int64_t version) const {
+  auto it = versions.find(version);
+  if (it == versions.end()) return absl::NotFoundError(absl::StrCat("no model version ", version));
+  return it->second.info;
+}
+
+v1::ListModelsResponse RegistryContents::List() const {
+  v1::ListModelsResponse response;
+  for (const auto& [version, v] : versions) {
+    v1::ModelVersion* out = response.add_models();
+    *out = v.info;
+    out->set_active(version == active());
+    out->set_error(v.error);
+  }
+  response.set_active_version(active());
+  return response;
 }
 
 std::optional<double> ModelRegistry::ActiveValAuc() const {

@@ -2,6 +2,7 @@
 #define SRN_SERVER_MODEL_REGISTRY_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,26 @@ class ModelRegistry {
   // Waits up to `seconds`; a shared registry returns early, true, when another server changed it
   // (then call Poll).
   virtual bool WaitForChange(double seconds) = 0;
+};
+
+// What a registry knows, as a value each kind keeps under its lock: every version (described
+// once) and the activation history.
+struct RegisteredVersion {
+  v1::ModelVersion info;                         // without `active` and `error`
+  std::string error;                             // why its weights do not load ("" when they do)
+  std::shared_ptr<const SimilarityModel> model;  // the weights, when the registry keeps them
+};
+struct RegistryContents {
+  std::map<int64_t, RegisteredVersion> versions;
+  std::vector<int64_t> history;  // activations, oldest first; back() is active
+
+  int64_t active() const { return history.empty() ? 0 : history.back(); }
+  int64_t previous() const { return history.size() < 2 ? 0 : history[history.size() - 2]; }
+  // The versions whose weights load, newest first.
+  std::vector<int64_t> Loadable() const;
+  // NotFound for an unknown version.
+  absl::StatusOr<v1::ModelVersion> Find(int64_t version) const;
+  v1::ListModelsResponse List() const;
 };
 
 // The description of `model` registered as `version` from `origin` (without path, error or

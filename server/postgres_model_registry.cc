@@ -79,20 +79,20 @@ class PostgresModelRegistry final : public ModelRegistry {
 
   int64_t active_version() const override {
     MutexLock lock(&mu_);
-    return history_.empty() ? 0 : history_.back();
+    return contents_.active();
   }
 
   int64_t PreviousVersion() const override {
     MutexLock lock(&mu_);
-    return history_.size() < 2 ? 0 : history_[history_.size() - 2];
+    return contents_.previous();
   }
 
   absl::StatusOr<std::shared_ptr<const ServingModel>> LoadVersion(int64_t version) const override {
     std::shared_ptr<const SimilarityModel> model;
     {
       MutexLock lock(&mu_);
-      auto it = versions_.find(version);
-      if (it == versions_.end()) {
+      auto it = contents_.versions.find(version);
+      if (it == contents_.versions.end()) {
         return absl::NotFoundError(absl::StrCat("no model version ", version));
       }
       if (!it->second.error.empty()) {
@@ -107,34 +107,17 @@ class PostgresModelRegistry final : public ModelRegistry {
 
   std::vector<int64_t> LoadableVersions() const override {
     MutexLock lock(&mu_);
-    std::vector<int64_t> out;
-    for (auto it = versions_.rbegin(); it != versions_.rend(); ++it) {
-      if (it->second.error.empty()) out.push_back(it->first);
-    }
-    return out;
+    return contents_.Loadable();
   }
 
   absl::StatusOr<v1::ModelVersion> Find(int64_t version) const override {
     MutexLock lock(&mu_);
-    auto it = versions_.find(version);
-    if (it == versions_.end()) {
-      return absl::NotFoundError(absl::StrCat("no model version ", version));
-    }
-    return it->second.info;
+    return contents_.Find(version);
   }
 
   v1::ListModelsResponse List() const override {
     MutexLock lock(&mu_);
-    v1::ListModelsResponse response;
-    const int64_t active = history_.empty() ? 0 : history_.back();
-    for (const auto& [version, v] : versions_) {
-      v1::ModelVersion* out = response.add_models();
-      *out = v.info;
-      out->set_active(version == active);
-      out->set_error(v.error);
-    }
-    response.set_active_version(active);
-    return response;
+    return contents_.List();
   }
 
   absl::StatusOr<int64_t> ImportInitial(const std::string& path) override {
@@ -216,12 +199,6 @@ class PostgresModelRegistry final : public ModelRegistry {
   }
 
  private:
-  struct Version {
-    v1::ModelVersion info;  // without `active`
-    std::string error;      // why the weights do not load ("" when they do)
-    std::shared_ptr<const SimilarityModel> model;
-  };
-
   // Runs `body` in a transaction: commits when it succeeds, rolls back otherwise. Reconnects
   // first after the database restarted.
   template <typename Body>
@@ -265,11 +242,10 @@ class PostgresModelRegistry final : public ModelRegistry {
   // Reads the versions (describing the new ones once) and the history, in one snapshot, and
   // installs them; `added` (optional) receives the versions new to this process.
   absl::Status RefreshLocked(std::vector<int64_t>* added) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    std::map<int64_t, Version> fresh;
-    std::vector<int64_t> history;
+    RegistryContents fresh;
     {
       MutexLock lock(&mu_);
-      fresh = versions_;
+      fresh.versions = contents_.versions;
     }
     SRN_RETURN_IF_ERROR(InTransaction([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
       SRN_RETURN_IF_ERROR(
@@ -282,10 +258,10 @@ class PostgresModelRegistry final : public ModelRegistry {
       for (int row = 0; row < PQntuples(versions.get()); ++row) {
         const int64_t version =
             static_cast<int64_t>(ReadBigEndian(PQgetvalue(versions.get(), row, 0), 8));
-        if (fresh.count(version) > 0) continue;
+        if (fresh.versions.count(version) > 0) continue;
         const std::string origin(PQgetvalue(versions.get(), row, 1),
                                  PQgetlength(versions.get(), row, 1));
-        SRN_ASSIGN_OR_RETURN(fresh[version], Describe(version, origin));
+        SRN_ASSIGN_OR_RETURN(fresh.versions[version], Describe(version, origin));
         if (added != nullptr) added->push_back(version);
       }
       SRN_ASSIGN_OR_RETURN(
@@ -293,20 +269,19 @@ class PostgresModelRegistry final : public ModelRegistry {
           pg::Query(conn_.get(), "SELECT version FROM srn_model_activations ORDER BY seq", Params(),
                     who_, "read the activations"));
       for (int row = 0; row < PQntuples(activations.get()); ++row) {
-        history.push_back(
+        fresh.history.push_back(
             static_cast<int64_t>(ReadBigEndian(PQgetvalue(activations.get(), row, 0), 8)));
       }
       return absl::OkStatus();
     }));
     MutexLock lock(&mu_);
-    versions_ = std::move(fresh);
-    history_ = std::move(history);
+    contents_ = std::move(fresh);
     return absl::OkStatus();
   }
 
   // Reads and describes the weights of `version` (an error only when they cannot be read; weights
   // that do not load are described with their error).
-  absl::StatusOr<Version> Describe(int64_t version, const std::string& origin)
+  absl::StatusOr<RegisteredVersion> Describe(int64_t version, const std::string& origin)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
     Params p;
     p.Text(absl::StrCat(version));
@@ -314,7 +289,7 @@ class PostgresModelRegistry final : public ModelRegistry {
                                              "SELECT weights FROM srn_model_versions WHERE "
                                              "version = $1::int8",
                                              std::move(p), who_, "read a version's weights"));
-    Version v;
+    RegisteredVersion v;
     v.info.set_version(version);
     v.info.set_origin(origin);
     absl::StatusOr<std::shared_ptr<const SimilarityModel>> model =
@@ -337,8 +312,7 @@ class PostgresModelRegistry final : public ModelRegistry {
   Conn conn_ ABSL_GUARDED_BY(db_mu_);
 
   mutable Mutex mu_;
-  std::map<int64_t, Version> versions_ ABSL_GUARDED_BY(mu_);
-  std::vector<int64_t> history_ ABSL_GUARDED_BY(mu_);  // activations, oldest first
+  RegistryContents contents_ ABSL_GUARDED_BY(mu_);
 
   Mutex listen_mu_;
   Conn listen_ ABSL_GUARDED_BY(listen_mu_);  // LISTENs srn_model_changes

@@ -300,12 +300,16 @@ TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
   r = Ctl(*a, {"models"});
   EXPECT_THAT(r.out, HasSubstr(" v2\t")) << r.err;
 
+  // B has followed A's enrollments before the load starts.
+  r = AwaitAnswer(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   // Alice's reference scores by the first model and by the second.
   const std::vector<double> by_first = {Similarity(0, 0), Similarity(0, 1)};
   std::vector<double> by_second;
   for (int j : {0, 1}) by_second.push_back(*(*second)->Similarity(features_[0], features_[j]));
   std::atomic<bool> stop{false};
   std::atomic<int> calls{0}, failed{0}, mixed{0};
+  std::string first_failure;  // written by the load thread, read after it joined
   std::thread load([&] {
     while (!stop) {
       const ProcessResult v = Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
@@ -316,7 +320,7 @@ TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
                std::abs(scores[1] - want[1]) < 1e-4;
       };
       if (v.exit_code != 0) {
-        ++failed;
+        if (++failed == 1) first_failure = v.err;
       } else if (!near(by_first) && !near(by_second)) {
         ++mixed;
       }
@@ -337,7 +341,7 @@ TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
   stop = true;
   load.join();
   EXPECT_GT(calls.load(), 0);
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(failed.load(), 0) << first_failure << b->Log();
   EXPECT_EQ(mixed.load(), 0);
   r = Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
