@@ -49,7 +49,7 @@ absl::StatusOr<std::shared_ptr<const ServingModel>> ModelManager::ChooseInitial(
   absl::StatusOr<int64_t> imported = registry->ImportInitial(weights_path);
   if (!imported.ok()) {
     return absl::Status(imported.status().code(),
-                        absl::StrCat("cannot import ", weights_path, " into the model directory: ",
+                        absl::StrCat("cannot import ", weights_path, " into the model registry: ",
                                      imported.status().message()));
   }
   // A shared registry another server seeded first serves that server's model.

@@ -27,7 +27,9 @@ TrainingService::TrainingService(TrainingWorker* worker, const TokenAuth* auth,
 absl::Status TrainingService::Configured() const {
   if (worker_ != nullptr) return absl::OkStatus();
   return absl::FailedPreconditionError(
-      "training and model management need the server to run with --model_dir");
+      "training needs the server to run with --model_dir and a SQLite store (a server on a "
+      "PostgreSQL store runs no training jobs yet: train with srn-train, then srnctl "
+      "import-model)");
 }
 
 grpc::Status TrainingService::StartJob(grpc::ServerContext* ctx, const v1::StartJobRequest* request,
