@@ -28,14 +28,6 @@ struct StmtFinalizer {
 };
 using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
-absl::StatusOr<int64_t> ParseJobNumber(const std::string& job_id) {
-  int64_t n = 0;
-  if (!absl::StartsWith(job_id, "job-") || !absl::SimpleAtoi(job_id.substr(4), &n) || n < 1) {
-    return absl::NotFoundError(absl::StrCat("no job '", job_id, "' (job ids look like job-7)"));
-  }
-  return n;
-}
-
 class SqliteJobStore final : public JobStore {
  public:
   SqliteJobStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
@@ -125,6 +117,14 @@ class SqliteJobStore final : public JobStore {
 };
 
 }  // namespace
+
+absl::StatusOr<int64_t> ParseJobNumber(const std::string& job_id) {
+  int64_t n = 0;
+  if (!absl::StartsWith(job_id, "job-") || !absl::SimpleAtoi(job_id.substr(4), &n) || n < 1) {
+    return absl::NotFoundError(absl::StrCat("no job '", job_id, "' (job ids look like job-7)"));
+  }
+  return n;
+}
 
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;

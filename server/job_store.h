@@ -20,6 +20,9 @@ namespace srn {
 //
 // Errors: Unavailable / DataLoss / Internal with SQLite's message and the path (as the subject
 // store); DataLoss for a row that does not parse. Thread-safe (calls are serialized inside).
+// The number n of a job id "job-<n>"; NotFound (naming the id and the form ids take) otherwise.
+absl::StatusOr<int64_t> ParseJobNumber(const std::string& job_id);
+
 class JobStore {
  public:
   // Opens the jobs table in `path` (creating it); open the subject store on the same file first,

@@ -93,6 +93,16 @@ ABSL_FLAG(
 ABSL_FLAG(double, model_poll_seconds, 30,
           "how often to look for weights files dropped into --model_dir (0: never)");
 ABSL_FLAG(int, max_upload_series, 20000, "series per uploaded training set");
+ABSL_FLAG(std::string, role, "server",
+          "server: serve, and (on a SQLite store with --model_dir) run training jobs in this "
+          "process; trainer (PostgreSQL store only): also run the training jobs any server on the "
+          "store recorded");
+ABSL_FLAG(std::string, trainer_name, "",
+          "a trainer's name in the jobs it runs (default: <host name>-<process id>)");
+ABSL_FLAG(double, job_heartbeat_seconds, 5,
+          "a trainer records each job it runs this often (its heartbeat)");
+ABSL_FLAG(double, job_heartbeat_timeout_seconds, 60,
+          "a trainer's running job ends as interrupted when it sent no heartbeat for this long");
 ABSL_FLAG(double, drain_seconds, 5,
           "on SIGTERM, seconds to report NOT_SERVING while still serving");
 ABSL_FLAG(double, grace_seconds, 10, "then, seconds for calls in flight to finish");
@@ -126,10 +136,23 @@ int main(int argc, char** argv) {
   options.training.max_jobs = absl::GetFlag(FLAGS_max_training_jobs);
   options.training.max_upload_series = absl::GetFlag(FLAGS_max_upload_series);
   options.training.sched_idle = absl::GetFlag(FLAGS_training_sched_idle);
+  options.training.heartbeat_seconds = absl::GetFlag(FLAGS_job_heartbeat_seconds);
+  options.training.heartbeat_timeout_seconds = absl::GetFlag(FLAGS_job_heartbeat_timeout_seconds);
+  options.trainer_name = absl::GetFlag(FLAGS_trainer_name);
+  const std::string role = absl::GetFlag(FLAGS_role);
+  if (role != "server" && role != "trainer") {
+    std::cerr << "srn-server: --role must be server or trainer, not '" << role << "'\n";
+    return 2;
+  }
+  options.trainer = role == "trainer";
   if (options.training.threads < 1 || options.training.max_jobs < 1 ||
-      options.training.max_upload_series < 1 || !(options.model_poll_seconds >= 0)) {
+      options.training.max_upload_series < 1 || !(options.model_poll_seconds >= 0) ||
+      !(options.training.heartbeat_seconds > 0) ||
+      !(options.training.heartbeat_timeout_seconds > options.training.heartbeat_seconds)) {
     std::cerr << "srn-server: need --training_threads >= 1, --max_training_jobs >= 1, "
-                 "--max_upload_series >= 1 and --model_poll_seconds >= 0\n";
+                 "--max_upload_series >= 1, --model_poll_seconds >= 0, "
+                 "--job_heartbeat_seconds > 0 and --job_heartbeat_timeout_seconds > "
+                 "--job_heartbeat_seconds\n";
     return 2;
   }
   srn::CoreOptions& core = options.core;

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/status_macros.h"
 
 // What the PostgreSQL subject store and model registry share: libpq handles, statements with
 // binary parameters and results, and errors mapped to absl codes with a message that names the
@@ -68,6 +69,21 @@ absl::Status Exec(PGconn* c, const char* sql, absl::string_view who);
 // One parameterized statement, results in binary; errors "<who>: cannot <what>: ...".
 absl::StatusOr<Result> Query(PGconn* c, const char* sql, Params params, absl::string_view who,
                              absl::string_view what);
+
+// Runs `body` (returning absl::Status) between `begin` and COMMIT, rolling back when either fails.
+// Resets the connection first when the database went away (restarted, or the network).
+template <typename Body>
+absl::Status InTransaction(PGconn* c, absl::string_view who, Body body,
+                           const char* begin = "BEGIN") {
+  if (PQstatus(c) != CONNECTION_OK) PQreset(c);
+  SRN_RETURN_IF_ERROR(Exec(c, begin, who));
+  absl::Status status = body();
+  if (status.ok()) status = Exec(c, "COMMIT", who);
+  if (!status.ok() && PQtransactionStatus(c) != PQTRANS_IDLE) {
+    Exec(c, "ROLLBACK", who).IgnoreError();
+  }
+  return status;
+}
 
 }  // namespace srn::pg
 

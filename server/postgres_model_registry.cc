@@ -199,18 +199,9 @@ class PostgresModelRegistry final : public ModelRegistry {
   }
 
  private:
-  // Runs `body` in a transaction: commits when it succeeds, rolls back otherwise. Reconnects
-  // first after the database restarted.
   template <typename Body>
   absl::Status InTransaction(Body body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_) {
-    if (PQstatus(conn_.get()) != CONNECTION_OK) PQreset(conn_.get());
-    SRN_RETURN_IF_ERROR(pg::Exec(conn_.get(), "BEGIN", who_));
-    absl::Status status = body();
-    if (status.ok()) status = pg::Exec(conn_.get(), "COMMIT", who_);
-    if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
-      pg::Exec(conn_.get(), "ROLLBACK", who_).IgnoreError();
-    }
-    return status;
+    return pg::InTransaction(conn_.get(), who_, std::move(body));
   }
 
   // In a transaction holding the lock: registers `weights` as the next version.

@@ -18,10 +18,18 @@
 #include "grpcpp/server_builder.h"
 #include "model/weights/weights_file.h"
 #include "server/grpc_auth.h"
+#include "server/postgres_job_store.h"
+#include "server/shared_training_jobs.h"
 #include "server/tls_files.h"
 
 namespace srn {
 namespace {
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "trainer";
+  return name;
+}
 
 // True for addresses only this machine can reach.
 bool IsLoopback(const std::string& address) {
@@ -225,10 +233,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     store = *std::move(opened);
   }
 
-  // Training jobs are recorded next to a SQLite store. (With a PostgreSQL store, training workers
-  // of their own are not built yet: issue 19.)
-  const bool trains = server->model_registry_ != nullptr && !postgres;
-  if (trains) {
+  if (options.trainer && !postgres) {
+    return absl::InvalidArgumentError(
+        "--role=trainer is for a PostgreSQL store (--store=postgresql://...): on a SQLite store "
+        "the server runs its training jobs itself (--model_dir)");
+  }
+  // Training jobs are recorded next to a SQLite store (and run by this server), or in the
+  // PostgreSQL database (and run by trainers).
+  const bool trains = (server->model_registry_ != nullptr && !postgres) || options.trainer;
+  if (postgres) {
+    SRN_ASSIGN_OR_RETURN(server->shared_jobs_store_, PostgresJobStore::Open(options.store_path));
+    server->shared_jobs_ = std::make_unique<SharedTrainingJobs>(
+        server->shared_jobs_store_.get(), options.training, server->metrics_.get());
+  }
+  const std::string trainer_name = options.trainer_name.empty()
+                                       ? absl::StrCat(HostName(), "-", ::getpid())
+                                       : options.trainer_name;
+  if (options.trainer) {
+    server->job_store_ = server->shared_jobs_store_->RecorderFor(trainer_name);
+  } else if (trains) {
     absl::StatusOr<std::unique_ptr<JobStore>> jobs = JobStore::Open(options.store_path);
     if (!jobs.ok()) {
       return absl::Status(jobs.status().code(), absl::StrCat("cannot record training jobs in ",
@@ -249,9 +272,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
       return absl::Status(s.code(),
                           absl::StrCat("cannot start the training worker: ", s.message()));
     }
+    if (options.trainer) {
+      server->worker_->StartClaiming(server->shared_jobs_store_.get(), trainer_name);
+      std::cerr << "srn-server: trainer '" << trainer_name << "' runs the training jobs of "
+                << server->shared_jobs_store_->who() << "\n";
+    }
   }
+  TrainingJobs* jobs = server->shared_jobs_ != nullptr
+                           ? static_cast<TrainingJobs*>(server->shared_jobs_.get())
+                           : server->worker_.get();
   server->training_service_ = std::make_unique<TrainingService>(
-      server->worker_.get(), &server->auth_, options.training, server->metrics_.get());
+      jobs, &server->auth_, options.training, server->metrics_.get());
   server->registry_service_ = std::make_unique<ModelRegistryService>(
       server->model_manager_.get(), &server->auth_, server->metrics_.get());
   server->service_ = std::make_unique<SimilarityService>(server->core_.get(), &server->auth_,

@@ -27,6 +27,9 @@
 
 namespace srn {
 
+class PostgresJobStore;
+class SharedTrainingJobs;
+
 // Everything that configures a server; main.cc only fills this from flags.
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";  // port 0 picks a free port
@@ -64,6 +67,10 @@ struct ServerOptions {
   std::string model_dir;
   double model_poll_seconds = 30;  // look for dropped weights files this often; 0: never
   TrainingOptions training;        // data_dir, threads, max_jobs, ...
+  // On a PostgreSQL store, a trainer also runs the training jobs that any server on the store
+  // recorded (a server records them only), as `trainer_name` (default: <host>-<pid>).
+  bool trainer = false;
+  std::string trainer_name;
 };
 
 // The path of the bundled default model, or "" when no copy is found next to the binary
@@ -109,7 +116,9 @@ class Server final {
   std::unique_ptr<JobStore> job_store_;
   std::unique_ptr<ModelRegistry> model_registry_;
   std::unique_ptr<ModelManager> model_manager_;
-  std::unique_ptr<TrainingWorker> worker_;
+  std::unique_ptr<TrainingWorker> worker_;  // runs jobs: SQLite store, or a trainer
+  std::unique_ptr<PostgresJobStore> shared_jobs_store_;
+  std::unique_ptr<SharedTrainingJobs> shared_jobs_;  // what a server on PostgreSQL answers from
   std::unique_ptr<TrainingService> training_service_;
   std::unique_ptr<ModelRegistryService> registry_service_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -25,11 +25,7 @@ const char* StateName(v1::JobState state) {
   }
 }
 
-int64_t JobNumber(const std::string& job_id) {
-  int64_t n = 0;
-  if (!absl::StartsWith(job_id, "job-") || !absl::SimpleAtoi(job_id.substr(4), &n)) return -1;
-  return n;
-}
+int64_t JobNumber(const std::string& job_id) { return ParseJobNumber(job_id).value_or(-1); }
 
 }  // namespace
 
@@ -136,6 +132,36 @@ absl::StatusOr<v1::Job> TrainingQueue::Enqueue(v1::Job job, JobData data) {
   queue_.push_back(entry);
   UpdateMetrics();
   return queued;
+}
+
+absl::Status TrainingQueue::Adopt(v1::Job job, JobData data) {
+  auto entry = std::make_shared<Entry>();
+  entry->data = std::move(data);
+  MutexLock lock(&mu_);
+  if (stopping_ || !started_) {
+    return absl::UnavailableError("the training worker is not running (it is shutting down)");
+  }
+  StateOf(entry.get()).job = std::move(job);
+  jobs_[JobNumber(StateOf(entry.get()).job.job_id())] = entry;
+  queue_.push_back(entry);
+  UpdateMetrics();
+  return absl::OkStatus();
+}
+
+int TrainingQueue::Unfinished() const {
+  MutexLock lock(&mu_);
+  int unfinished = 0;
+  for (const auto& [n, entry] : jobs_) unfinished += !IsTerminal(StateOf(entry).job.state());
+  return unfinished;
+}
+
+std::vector<std::shared_ptr<TrainingQueue::Entry>> TrainingQueue::Running() const {
+  MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Entry>> running;
+  for (const auto& [n, entry] : jobs_) {
+    if (StateOf(entry).job.state() == v1::JOB_STATE_RUNNING) running.push_back(entry);
+  }
+  return running;
 }
 
 absl::StatusOr<v1::Job> TrainingQueue::Get(const std::string& job_id) const {
@@ -268,7 +294,8 @@ void TrainingQueue::FinishStopped(Entry* entry) {
       Finish(entry, v1::JOB_STATE_FAILED, message);
       break;
     case StopReason::kShutdown:
-      Finish(entry, v1::JOB_STATE_INTERRUPTED, "the server shut down while the job was running");
+      Finish(entry, v1::JOB_STATE_INTERRUPTED,
+             message.empty() ? "the server shut down while the job was running" : message);
       break;
     default:
       Finish(entry, v1::JOB_STATE_CANCELLED, "cancelled by request while running");

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -71,6 +72,13 @@ class TrainingQueue final {
   // Records `job` (given its spec and dataset) as QUEUED with its data and returns it with its id.
   // Unavailable unless started and not stopped.
   absl::StatusOr<v1::Job> Enqueue(v1::Job job, JobData data) ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
+  // Queues a job another process recorded (and this one claimed), under its own id. Unavailable
+  // unless started and not stopped.
+  absl::Status Adopt(v1::Job job, JobData data) ABSL_LOCKS_EXCLUDED(mu_);
+  // Jobs queued or running here.
+  int Unfinished() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The running jobs' entries.
+  std::vector<std::shared_ptr<Entry>> Running() const ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<v1::Job> Get(const std::string& job_id) const ABSL_LOCKS_EXCLUDED(mu_);
   // Newest first; with `active_only`, queued and running jobs only.
@@ -103,7 +111,7 @@ class TrainingQueue final {
   void Finish(Entry* entry, v1::JobState state, const std::string& reason)
       ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
   // Ends a job whose training stopped early, by why it was asked to stop: diverged (FAILED),
-  // shutdown (INTERRUPTED) or cancelled.
+  // shutdown (INTERRUPTED, with the stop's message if it gave one) or cancelled.
   void FinishStopped(Entry* entry) ABSL_LOCKS_EXCLUDED(mu_, persist_mu_);
 
  private:

@@ -20,23 +20,22 @@ const std::vector<RpcMethod>& TrainingService::Methods() {
   return *methods;
 }
 
-TrainingService::TrainingService(TrainingWorker* worker, const TokenAuth* auth,
+TrainingService::TrainingService(TrainingJobs* jobs, const TokenAuth* auth,
                                  const TrainingOptions& options, ServerMetrics* metrics)
-    : worker_(worker), options_(options), edge_(kServiceName, Methods(), auth, metrics) {}
+    : jobs_(jobs), options_(options), edge_(kServiceName, Methods(), auth, metrics) {}
 
 absl::Status TrainingService::Configured() const {
-  if (worker_ != nullptr) return absl::OkStatus();
+  if (jobs_ != nullptr) return absl::OkStatus();
   return absl::FailedPreconditionError(
-      "training needs the server to run with --model_dir and a SQLite store (a server on a "
-      "PostgreSQL store runs no training jobs yet: train with srn-train, then srnctl "
-      "import-model)");
+      "training needs a model registry: run the server with --model_dir (on a SQLite store), or "
+      "on a PostgreSQL store with trainers (srn-server --role=trainer)");
 }
 
 grpc::Status TrainingService::StartJob(grpc::ServerContext* ctx, const v1::StartJobRequest* request,
                                        v1::Job* response) {
   return edge_.Call(*ctx, kStartJob, Role::kAdmin, response, [&]() -> absl::StatusOr<v1::Job> {
     SRN_RETURN_IF_ERROR(Configured());
-    return worker_->StartJob(*request);
+    return jobs_->StartJob(*request);
   });
 }
 
@@ -68,7 +67,7 @@ grpc::Status TrainingService::UploadAndTrain(grpc::ServerContext* ctx,
     }
     if (ctx->IsCancelled()) return absl::CancelledError("the upload was cancelled");
     if (first) return absl::InvalidArgumentError("empty upload: no training spec");
-    return worker_->StartUploadJob(spec, std::move(upload));
+    return jobs_->StartUploadJob(spec, std::move(upload));
   });
 }
 
@@ -76,7 +75,7 @@ grpc::Status TrainingService::GetJob(grpc::ServerContext* ctx, const v1::GetJobR
                                      v1::Job* response) {
   return edge_.Call(*ctx, kGetJob, Role::kAdmin, response, [&]() -> absl::StatusOr<v1::Job> {
     SRN_RETURN_IF_ERROR(Configured());
-    return worker_->GetJob(request->job_id());
+    return jobs_->GetJob(request->job_id());
   });
 }
 
@@ -85,7 +84,7 @@ grpc::Status TrainingService::ListJobs(grpc::ServerContext* ctx, const v1::ListJ
   return edge_.Call(*ctx, kListJobs, Role::kAdmin, response,
                     [&]() -> absl::StatusOr<v1::ListJobsResponse> {
     SRN_RETURN_IF_ERROR(Configured());
-    return worker_->ListJobs(request->active_only());
+    return jobs_->ListJobs(request->active_only());
   });
 }
 
@@ -93,7 +92,7 @@ grpc::Status TrainingService::CancelJob(grpc::ServerContext* ctx,
                                         const v1::CancelJobRequest* request, v1::Job* response) {
   return edge_.Call(*ctx, kCancelJob, Role::kAdmin, response, [&]() -> absl::StatusOr<v1::Job> {
     SRN_RETURN_IF_ERROR(Configured());
-    return worker_->CancelJob(request->job_id());
+    return jobs_->CancelJob(request->job_id());
   });
 }
 
@@ -107,12 +106,12 @@ grpc::Status TrainingService::WatchJob(grpc::ServerContext* ctx, const v1::Watch
       if (ctx->IsCancelled()) return absl::CancelledError("the watcher went away");
       if (edge_.draining()) return absl::UnavailableError("the server is shutting down");
       SRN_ASSIGN_OR_RETURN(const v1::Job job,
-                           worker_->WaitForChange(request->job_id(), &seen, absl::Seconds(1)));
+                           jobs_->WaitForChange(request->job_id(), &seen, absl::Seconds(1)));
       if (seen != written) {
         if (!writer->Write(job)) return absl::OkStatus();  // the client went away
         written = seen;
       }
-      if (TrainingWorker::IsTerminal(job.state())) return absl::OkStatus();
+      if (TrainingQueue::IsTerminal(job.state())) return absl::OkStatus();
       // At most ~5 updates a second: progress changes with every mini-batch.
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }

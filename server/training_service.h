@@ -7,23 +7,24 @@
 #include "server/auth.h"
 #include "server/server_metrics.h"
 #include "server/service_edge.h"
+#include "server/training_jobs.h"
 #include "server/training_worker.h"
 #include "srn/v1/training.grpc.pb.h"
 
 namespace srn {
 
-// The gRPC face of the training worker (srn.v1.TrainingService in proto/srn/v1/training.proto):
-// every call goes through the ServiceEdge (admin role, readiness, deadline, metrics) and
-// delegates. A null worker means the server runs without --model_dir: every call then fails
-// with FAILED_PRECONDITION. A synchronous service (its calls are rare and WatchJob blocks a
-// thread while it waits), so it never takes threads from the similarity service's callback
-// path. Thread-safe; all pointers must outlive the service.
+// The gRPC face of training jobs (srn.v1.TrainingService in proto/srn/v1/training.proto): every
+// call goes through the ServiceEdge (admin role, readiness, deadline, metrics) and delegates to
+// the server's jobs (training_jobs.h). Null jobs mean the server runs on a SQLite store without
+// --model_dir: every call then fails with FAILED_PRECONDITION. A synchronous service (its calls
+// are rare and WatchJob blocks a thread while it waits), so it never takes threads from the
+// similarity service's callback path. Thread-safe; all pointers must outlive the service.
 class TrainingService final : public v1::TrainingService::Service {
  public:
   static constexpr char kServiceName[] = "srn.v1.TrainingService";
   // Its RPCs, for ServerMetrics.
   static const std::vector<RpcMethod>& Methods();
-  TrainingService(TrainingWorker* worker, const TokenAuth* auth, const TrainingOptions& options,
+  TrainingService(TrainingJobs* jobs, const TokenAuth* auth, const TrainingOptions& options,
                   ServerMetrics* metrics);
 
   void SetReady(bool ready) { edge_.SetReady(ready); }
@@ -46,7 +47,7 @@ class TrainingService final : public v1::TrainingService::Service {
  private:
   absl::Status Configured() const;
 
-  TrainingWorker* const worker_;
+  TrainingJobs* const jobs_;
   const TrainingOptions options_;
   ServiceEdge edge_;
 };

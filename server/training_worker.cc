@@ -16,12 +16,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "base/clock.h"
 #include "base/status_macros.h"
 #include "model/eval/protocols.h"
 #include "model/train/train_config.h"
 #include "model/train/trainer.h"
 #include "model/weights/weights_file.h"
 #include "server/activation_policy.h"
+#include "server/postgres_job_store.h"
 
 namespace srn {
 namespace {
@@ -62,10 +65,98 @@ absl::Status TrainingWorker::Start() {
   return absl::OkStatus();
 }
 
+void TrainingWorker::StartClaiming(PostgresJobStore* jobs, const std::string& trainer) {
+  MutexLock lock(&claim_mu_);
+  if (claimer_.joinable() || stop_claiming_) return;
+  claimer_ = std::thread([this, jobs, trainer] { ClaimLoop(jobs, trainer); });
+}
+
 void TrainingWorker::Stop() {
+  {
+    MutexLock lock(&claim_mu_);
+    stop_claiming_ = true;
+  }
+  if (claimer_.joinable()) claimer_.join();
   if (!queue_.Stop()) return;
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  // Claimed jobs no runner took up.
+  for (const std::shared_ptr<TrainingQueue::Entry>& entry : queue_.Running()) {
+    queue_.Finish(entry.get(), v1::JOB_STATE_INTERRUPTED,
+                  "the trainer shut down before the job started; start it again");
+  }
+}
+
+void TrainingWorker::ClaimLoop(PostgresJobStore* jobs, const std::string& trainer) {
+  const absl::Duration heartbeat = absl::Seconds(options_.heartbeat_seconds);
+  absl::Time next_heartbeat = absl::Now();
+  for (;;) {
+    if (absl::Now() >= next_heartbeat) {
+      Heartbeat(jobs, trainer);
+      next_heartbeat = absl::Now() + heartbeat;
+    }
+    // A free runner takes the next queued job at once.
+    if (queue_.Unfinished() < std::max(1, options_.max_jobs) && ClaimOne(jobs, trainer)) continue;
+    MutexLock lock(&claim_mu_);
+    const absl::Duration wait =
+        std::min(absl::Seconds(options_.claim_poll_seconds), next_heartbeat - absl::Now());
+    claim_mu_.AwaitWithTimeout(
+        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(claim_mu_) { return stop_claiming_; }, wait);
+    if (stop_claiming_) return;
+  }
+}
+
+bool TrainingWorker::ClaimOne(PostgresJobStore* jobs, const std::string& trainer) {
+  absl::StatusOr<std::optional<PostgresJobStore::Claimed>> claimed =
+      jobs->Claim(trainer, options_.heartbeat_timeout_seconds);
+  if (!claimed.ok()) {
+    std::cerr << "srn-server: cannot claim a training job: " << claimed.status().message()
+              << "\n";
+    return false;
+  }
+  if (!claimed->has_value()) return false;
+  v1::Job& job = (*claimed)->job;
+  absl::StatusOr<DataDirDataset> dataset =
+      ResolveDatasetRef(options_.data_dir, (*claimed)->dataset);
+  absl::Status adopted = dataset.status();
+  if (adopted.ok()) {
+    job.set_dataset(dataset->description);
+    JobData data;
+    data.dataset = *std::move(dataset);
+    adopted = queue_.Adopt(job, std::move(data));
+  }
+  if (!adopted.ok()) {
+    job.set_state(v1::JOB_STATE_FAILED);
+    job.set_reason(absl::StrCat("trainer '", trainer, "' cannot run it: ", adopted.message()));
+    job.set_finished_unix_ms(NowUnixMs());
+    if (absl::Status s = jobs->Record(job, trainer).status(); !s.ok()) {
+      std::cerr << "srn-server: cannot record " << job.job_id() << ": " << s.message() << "\n";
+    }
+  }
+  return true;
+}
+
+void TrainingWorker::Heartbeat(PostgresJobStore* jobs, const std::string& trainer) {
+  for (const std::shared_ptr<TrainingQueue::Entry>& entry : queue_.Running()) {
+    const v1::Job job = queue_.Snapshot(entry.get());
+    absl::StatusOr<bool> cancel = jobs->Record(job, trainer);
+    if (absl::IsAborted(cancel.status())) {
+      queue_.RequestStop(entry.get(), TrainingQueue::StopReason::kShutdown,
+                         std::string(cancel.status().message()));
+    } else if (cancel.ok() && *cancel) {
+      queue_.RequestStop(entry.get(), TrainingQueue::StopReason::kCancelled, "");
+    } else if (!cancel.ok()) {
+      std::cerr << "srn-server: cannot record " << job.job_id() << ": "
+                << cancel.status().message() << "\n";
+    }
+  }
+  absl::StatusOr<int64_t> ended = jobs->Interrupt();
+  if (!ended.ok()) {
+    std::cerr << "srn-server: cannot look for jobs whose trainer stopped: "
+              << ended.status().message() << "\n";
+  } else if (*ended > 0) {
+    std::cerr << "srn-server: ended " << *ended << " job(s) whose trainer stopped heartbeating\n";
+  }
 }
 
 absl::StatusOr<v1::Job> TrainingWorker::StartJob(const v1::StartJobRequest& request) {
@@ -94,11 +185,11 @@ absl::StatusOr<v1::Job> TrainingWorker::StartUploadJob(const v1::TrainingSpec& i
   return queue_.Enqueue(std::move(job), std::move(data));
 }
 
-absl::StatusOr<v1::Job> TrainingWorker::GetJob(const std::string& job_id) const {
+absl::StatusOr<v1::Job> TrainingWorker::GetJob(const std::string& job_id) {
   return queue_.Get(job_id);
 }
 
-v1::ListJobsResponse TrainingWorker::ListJobs(bool active_only) const {
+absl::StatusOr<v1::ListJobsResponse> TrainingWorker::ListJobs(bool active_only) {
   return queue_.List(active_only);
 }
 
@@ -107,7 +198,7 @@ absl::StatusOr<v1::Job> TrainingWorker::CancelJob(const std::string& job_id) {
 }
 
 absl::StatusOr<v1::Job> TrainingWorker::WaitForChange(const std::string& job_id, int64_t* seen,
-                                                      absl::Duration timeout) const {
+                                                      absl::Duration timeout) {
   return queue_.WaitForChange(job_id, seen, timeout);
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -366,6 +367,123 @@ TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
   ASSERT_NE(c, nullptr);
   r = Ctl(*c, {"models"});
   EXPECT_THAT(r.out, HasSubstr("* v1\t")) << r.err;
+}
+
+// Frames of `features` numbers per step for a CSV dataset: class c is a sine of its own
+// frequency, plus noise.
+std::string FramesCsv(int c, int copy) {
+  std::string csv;
+  for (int t = 0; t < 30; ++t) {
+    const double x = std::sin(0.2 * (c + 1) * t + 0.1 * copy);
+    absl::StrAppend(&csv, x, ",", std::cos(0.3 * (c + 1) * t) + 0.01 * ((copy * 7 + t) % 5),
+                    "\n");
+  }
+  return csv;
+}
+
+TEST_F(PostgresEndToEnd, TrainersRunTheJobsAnyServerRecordedAndADeadTrainersJobEnds) {
+  // A dataset only the trainers can read: 4 classes x 20 series.
+  const std::string data = dir_.File("data");
+  std::filesystem::create_directories(data + "/frames");
+  std::string manifest = "path,label\n";
+  for (int c = 0; c < 4; ++c) {
+    for (int copy = 0; copy < 20; ++copy) {
+      const std::string file = absl::StrCat(data, "/frames/c", c, "_", copy, ".csv");
+      ASSERT_TRUE(WriteFile(file, FramesCsv(c, copy)));
+      absl::StrAppend(&manifest, file, ",class", c, "\n");
+    }
+  }
+  ASSERT_TRUE(WriteFile(data + "/frames.csv", manifest));
+  std::unique_ptr<ServerProcess> a = StartServer(uri_);
+  ASSERT_NE(a, nullptr);
+  const std::vector<std::string> trainer_flags = {
+      "--role=trainer", absl::StrCat("--data_dir=", data), "--job_heartbeat_seconds=0.2",
+      "--job_heartbeat_timeout_seconds=2", "--drain_seconds=0", "--grace_seconds=1"};
+  std::vector<std::string> flags = trainer_flags;
+  flags.push_back("--trainer_name=t1");
+  std::unique_ptr<ServerProcess> t1 = StartServer(uri_, flags);
+  ASSERT_NE(t1, nullptr);
+  EXPECT_THAT(t1->Log(), HasSubstr("trainer 't1' runs the training jobs of training jobs in "
+                                   "postgresql://"));
+  const std::vector<std::string> job = {"--dataset=frames.csv", "--dataset_format=csv",
+                                        "--hidden=8", "--validation=examples"};
+  auto train = [&](const ServerProcess& server, std::vector<std::string> more) {
+    std::vector<std::string> args = job;
+    args.insert(args.end(), more.begin(), more.end());
+    args.push_back("train");
+    return Ctl(server, args);
+  };
+  auto await_state = [&](const ServerProcess& server, const std::string& line) {
+    ProcessResult r;
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      r = Ctl(server, {"--all", "jobs"});
+      if (absl::StrContains(r.out, line)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return r;
+  };
+
+  // A job recorded on A runs on the trainer and registers its model for every server.
+  ProcessResult r = train(*a, {"--epochs=2", "--pairs_per_epoch=200", "--watch"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << t1->Log();
+  EXPECT_THAT(r.out, HasSubstr("job-1\tsucceeded")) << r.out;
+  r = Ctl(*a, {"models"});
+  EXPECT_THAT(r.out, HasSubstr(" v2\t")) << r.err;
+  // A dataset the trainer cannot read fails the job, saying which trainer and why.
+  r = Ctl(*a, {"--dataset=missing.csv", "--dataset_format=csv", "--watch", "train"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("job-2\tfailed")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("trainer 't1' cannot run it: ")) << r.out;
+  // Uploads are refused on a shared store, with what to do instead.
+  ASSERT_TRUE(WriteFile(dir_.File("upload.csv"),
+                        absl::StrCat("path,label\n", Svc(0), ",a\n", Svc(1), ",b\n")));
+  r = Ctl(*a, {"--format=svc", absl::StrCat("--upload=", dir_.File("upload.csv")), "train"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION: a server on a PostgreSQL store does not take "
+                               "uploads"));
+
+  // A running job cancelled on A stops on the trainer.
+  const std::vector<std::string> long_job = {"--epochs=1000", "--pairs_per_epoch=100000"};
+  r = train(*a, long_job);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("queued job-3"));
+  r = await_state(*a, "job-3\trunning");
+  ASSERT_THAT(r.out, HasSubstr("job-3\trunning")) << t1->Log();
+  r = Ctl(*a, {"cancel", "job-3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Ctl(*a, {"watch", "job-3"});
+  EXPECT_THAT(r.out, HasSubstr("job-3\tcancelled")) << r.out << t1->Log();
+
+  // The trainer killed mid-job: its job does not stay running.
+  r = train(*a, long_job);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = await_state(*a, "job-4\trunning");
+  ASSERT_THAT(r.out, HasSubstr("job-4\trunning")) << t1->Log();
+  ASSERT_EQ(kill(t1->pid(), SIGKILL), 0);
+  r = Ctl(*a, {"watch", "job-4"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out, HasSubstr("job-4\tinterrupted")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("trainer 't1' sent no heartbeat for ")) << r.out;
+
+  // Two trainers share the queue; every job runs once and succeeds.
+  std::vector<std::unique_ptr<ServerProcess>> trainers;
+  for (const char* name : {"--trainer_name=t2", "--trainer_name=t3"}) {
+    flags = trainer_flags;
+    flags.push_back(name);
+    trainers.push_back(StartServer(uri_, flags));
+    ASSERT_NE(trainers.back(), nullptr);
+  }
+  for (int i = 0; i < 3; ++i) {
+    r = train(*a, {"--epochs=1", "--pairs_per_epoch=200"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  for (int id = 5; id <= 7; ++id) {
+    r = Ctl(*a, {"watch", absl::StrCat("job-", id)});
+    EXPECT_THAT(r.out, HasSubstr(absl::StrCat("job-", id, "\tsucceeded"))) << r.out;
+  }
+  r = Ctl(*a, {"models"});
+  EXPECT_THAT(r.out, HasSubstr(" v5\t")) << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr(" v6\t"))) << r.out;
 }
 
 TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassword) {

@@ -193,7 +193,7 @@ TEST_F(TrainingWorkerTest, QueuesBeyondMaxJobsAndCancels) {
   ASSERT_TRUE(second.ok());
   WaitFor("job-1", [](const v1::Job& j) { return j.progress().step() > 0; });
   ASSERT_EQ(worker_->GetJob("job-2")->state(), v1::JOB_STATE_QUEUED);  // only one runs at once
-  EXPECT_EQ(worker_->ListJobs(true).jobs_size(), 2);
+  EXPECT_EQ(worker_->ListJobs(true)->jobs_size(), 2);
 
   absl::StatusOr<v1::Job> cancelled = worker_->CancelJob("job-2");
   ASSERT_TRUE(cancelled.ok());
@@ -261,7 +261,7 @@ TEST_F(TrainingWorkerTest, RestartMarksUnfinishedJobsInterrupted) {
   const v1::Job second = *worker_->GetJob("job-2");
   EXPECT_EQ(second.state(), v1::JOB_STATE_INTERRUPTED);
   EXPECT_EQ(second.reason(), "server restarted while the job was running");
-  EXPECT_EQ(worker_->ListJobs(true).jobs_size(), 0);
+  EXPECT_EQ(worker_->ListJobs(true)->jobs_size(), 0);
   // New jobs continue the numbering.
   EXPECT_EQ(worker_->StartJob(SmallJob(1))->job_id(), "job-3");
 }
@@ -297,7 +297,7 @@ TEST_F(TrainingWorkerTest, RequestsAreChecked) {
   EXPECT_EQ(worker_->StartJob(r).status().code(), absl::StatusCode::kNotFound);
   r.mutable_dataset()->set_path("sines");  // a folder, not a manifest
   EXPECT_EQ(worker_->StartJob(r).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(worker_->ListJobs(false).jobs_size(), 0);
+  EXPECT_EQ(worker_->ListJobs(false)->jobs_size(), 0);
 }
 
 }  // namespace
