@@ -125,6 +125,17 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry,
                             .Help("Progress (0..1) of the running training job(s); 0 when idle.")
                             .Register(*registry_)
                             .Add({});
+  job_claims_ = &prometheus::BuildCounter()
+                     .Name("srn_training_job_claims_total")
+                     .Help("Queued training jobs this trainer claimed from the shared store.")
+                     .Register(*registry_)
+                     .Add({});
+  jobs_abandoned_ = &prometheus::BuildCounter()
+                         .Name("srn_training_jobs_abandoned_total")
+                         .Help("Running training jobs this process ended as interrupted because "
+                               "their trainer stopped heartbeating (died or lost the database).")
+                         .Register(*registry_)
+                         .Add({});
   missing_spreads_ = &prometheus::BuildGauge()
                          .Name("srn_subjects_missing_spreads")
                          .Help("Enrolled subjects whose references' mutual distances are still "
@@ -182,6 +193,12 @@ void ServerMetrics::JobFinished(const std::string& outcome, int64_t jobs) {
   if (auto it = jobs_finished_.find(outcome); it != jobs_finished_.end() && jobs > 0) {
     it->second->Increment(static_cast<double>(jobs));
   }
+}
+
+void ServerMetrics::JobClaimed() { job_claims_->Increment(); }
+
+void ServerMetrics::JobsAbandoned(int64_t jobs) {
+  if (jobs > 0) jobs_abandoned_->Increment(static_cast<double>(jobs));
 }
 
 void ServerMetrics::SetTrainingProgress(double ratio) { training_progress_->Set(ratio); }

@@ -79,6 +79,11 @@ class ServerMetrics final {
   void SetJobCount(const std::string& state, int64_t jobs);
   // srn_training_jobs_finished_total{outcome}.
   void JobFinished(const std::string& outcome, int64_t jobs = 1);
+  // srn_training_job_claims_total: queued jobs this trainer claimed from a shared store.
+  void JobClaimed();
+  // srn_training_jobs_abandoned_total: running jobs this process ended (as interrupted) because
+  // their trainer stopped heartbeating.
+  void JobsAbandoned(int64_t jobs);
   // srn_training_progress_ratio: 0..1 of the running job(s), 0 when idle.
   void SetTrainingProgress(double ratio);
   // srn_model_swaps_total{outcome} and, for a swap that got to re-embedding,
@@ -115,6 +120,8 @@ class ServerMetrics final {
   std::map<std::string, prometheus::Gauge*> training_jobs_;
   std::map<std::string, prometheus::Counter*> jobs_finished_;
   prometheus::Gauge* training_progress_;
+  prometheus::Counter* job_claims_;
+  prometheus::Counter* jobs_abandoned_;
   prometheus::Gauge* model_fallback_;
   prometheus::Counter* swaps_success_;
   prometheus::Counter* swaps_failure_;

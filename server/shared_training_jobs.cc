@@ -37,35 +37,39 @@ absl::StatusOr<v1::Job> SharedTrainingJobs::StartUploadJob(const v1::TrainingSpe
       "StartJob (srnctl train)");
 }
 
-void SharedTrainingJobs::EndOrphans() {
-  absl::StatusOr<int64_t> ended = jobs_->Interrupt();
+void SharedTrainingJobs::EndAbandoned(PostgresJobStore* jobs, ServerMetrics* metrics) {
+  absl::StatusOr<int64_t> ended = jobs->Interrupt();
   if (!ended.ok()) {
     std::cerr << "srn-server: cannot look for jobs whose trainer stopped: "
               << ended.status().message() << "\n";
-  } else if (*ended > 0 && metrics_ != nullptr) {
-    metrics_->JobFinished("interrupted", *ended);
+  } else if (*ended > 0) {
+    std::cerr << "srn-server: ended " << *ended << " job(s) whose trainer stopped heartbeating\n";
+    if (metrics != nullptr) {
+      metrics->JobsAbandoned(*ended);
+      metrics->JobFinished("interrupted", *ended);
+    }
   }
 }
 
 absl::StatusOr<v1::Job> SharedTrainingJobs::GetJob(const std::string& job_id) {
-  EndOrphans();
+  EndAbandoned(jobs_, metrics_);
   return jobs_->Get(job_id);
 }
 
 absl::StatusOr<v1::ListJobsResponse> SharedTrainingJobs::ListJobs(bool active_only) {
-  EndOrphans();
+  EndAbandoned(jobs_, metrics_);
   return jobs_->List(active_only);
 }
 
 absl::StatusOr<v1::Job> SharedTrainingJobs::CancelJob(const std::string& job_id) {
-  EndOrphans();
+  EndAbandoned(jobs_, metrics_);
   return jobs_->Cancel(job_id);
 }
 
 absl::StatusOr<v1::Job> SharedTrainingJobs::WaitForChange(const std::string& job_id, int64_t* seen,
                                                           absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  EndOrphans();
+  EndAbandoned(jobs_, metrics_);
   for (;;) {
     int64_t version = 0;
     SRN_ASSIGN_OR_RETURN(v1::Job job, jobs_->Get(job_id, &version));

@@ -36,10 +36,11 @@ class SharedTrainingJobs final : public TrainingJobs {
   absl::StatusOr<v1::Job> WaitForChange(const std::string& job_id, int64_t* seen,
                                         absl::Duration timeout) override;
 
- private:
-  // Ends the jobs of trainers that stopped heartbeating (errors go to stderr: reading goes on).
-  void EndOrphans();
+  // Ends the jobs of trainers that stopped heartbeating (PostgresJobStore::Interrupt), counts
+  // them in `metrics` (may be null) and logs; errors go to stderr (whoever asked goes on).
+  static void EndAbandoned(PostgresJobStore* jobs, ServerMetrics* metrics);
 
+ private:
   PostgresJobStore* const jobs_;
   const TrainingOptions options_;
   ServerMetrics* const metrics_;

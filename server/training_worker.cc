@@ -25,6 +25,7 @@
 #include "model/weights/weights_file.h"
 #include "server/activation_policy.h"
 #include "server/postgres_job_store.h"
+#include "server/shared_training_jobs.h"
 
 namespace srn {
 namespace {
@@ -53,7 +54,7 @@ void LowerThreadPriority(int nice, bool sched_idle) {
 
 TrainingWorker::TrainingWorker(JobStore* store, ModelManager* manager,
                                const TrainingOptions& options, ServerMetrics* metrics)
-    : manager_(manager), options_(options), queue_(store, metrics) {}
+    : manager_(manager), options_(options), metrics_(metrics), queue_(store, metrics) {}
 
 TrainingWorker::~TrainingWorker() { Stop(); }
 
@@ -115,6 +116,7 @@ bool TrainingWorker::ClaimOne(PostgresJobStore* jobs, const std::string& trainer
     return false;
   }
   if (!claimed->has_value()) return false;
+  if (metrics_ != nullptr) metrics_->JobClaimed();
   v1::Job& job = (*claimed)->job;
   absl::StatusOr<DataDirDataset> dataset =
       ResolveDatasetRef(options_.data_dir, (*claimed)->dataset);
@@ -150,13 +152,7 @@ void TrainingWorker::Heartbeat(PostgresJobStore* jobs, const std::string& traine
                 << cancel.status().message() << "\n";
     }
   }
-  absl::StatusOr<int64_t> ended = jobs->Interrupt();
-  if (!ended.ok()) {
-    std::cerr << "srn-server: cannot look for jobs whose trainer stopped: "
-              << ended.status().message() << "\n";
-  } else if (*ended > 0) {
-    std::cerr << "srn-server: ended " << *ended << " job(s) whose trainer stopped heartbeating\n";
-  }
+  SharedTrainingJobs::EndAbandoned(jobs, metrics_);
 }
 
 absl::StatusOr<v1::Job> TrainingWorker::StartJob(const v1::StartJobRequest& request) {

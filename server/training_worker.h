@@ -102,6 +102,7 @@ class TrainingWorker final : public TrainingJobs {
 
   ModelManager* const manager_;
   const TrainingOptions options_;
+  ServerMetrics* const metrics_;
   TrainingQueue queue_;
   // Started by Start; joined by the Stop call that stops the queue.
   std::vector<std::thread> threads_;

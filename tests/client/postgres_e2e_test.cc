@@ -464,6 +464,9 @@ TEST_F(PostgresEndToEnd, TrainersRunTheJobsAnyServerRecordedAndADeadTrainersJobE
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.out, HasSubstr("job-4\tinterrupted")) << r.out;
   EXPECT_THAT(r.out, HasSubstr("trainer 't1' sent no heartbeat for ")) << r.out;
+  absl::StatusOr<std::string> metrics = HttpGet(a->metrics_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(MetricValue(*metrics, "srn_training_jobs_abandoned_total", {}), 1.0);
 
   // Two trainers share the queue; every job runs once and succeeds.
   std::vector<std::unique_ptr<ServerProcess>> trainers;
@@ -481,6 +484,13 @@ TEST_F(PostgresEndToEnd, TrainersRunTheJobsAnyServerRecordedAndADeadTrainersJobE
     r = Ctl(*a, {"watch", absl::StrCat("job-", id)});
     EXPECT_THAT(r.out, HasSubstr(absl::StrCat("job-", id, "\tsucceeded"))) << r.out;
   }
+  double claims = 0;
+  for (const auto& trainer : trainers) {
+    metrics = HttpGet(trainer->metrics_port(), "/metrics");
+    ASSERT_TRUE(metrics.ok());
+    claims += MetricValue(*metrics, "srn_training_job_claims_total", {}).value_or(-100);
+  }
+  EXPECT_EQ(claims, 3.0);
   r = Ctl(*a, {"models"});
   EXPECT_THAT(r.out, HasSubstr(" v5\t")) << r.out;
   EXPECT_THAT(r.out, Not(HasSubstr(" v6\t"))) << r.out;

@@ -686,5 +686,74 @@ TEST(K8sDevOverlayTest, RenderedServerStartsAndServesTheProbedHealthServices) {
   EXPECT_NE(denied.exit_code, 0) << "calls without a token must fail";
 }
 
+// The trainer of the replicated deployments: srn-server --role=trainer on the replicas' database,
+// with flags the server has, its datasets on a volume, and no Service sending it client traffic.
+class K8sTrainerTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(K8sTrainerTest, RunsTheSharedStoresJobsWithItsDataAndTakesNoTraffic) {
+  SRN_REQUIRE_KUBECTL();
+  absl::StatusOr<std::vector<Struct>> objects =
+      RenderKustomization(*Kubectl(), K8sDir() + "/" + GetParam());
+  ASSERT_TRUE(objects.ok()) << objects.status();
+  const Rendered rendered(*std::move(objects));
+  const Struct* trainer = rendered.Named("Deployment", "srn-trainer");
+  ASSERT_NE(trainer, nullptr);
+  const Struct& pod = Find(*trainer, {"spec", "template"})->struct_value();
+  const std::vector<const Value*> containers = ListAt(pod, {"spec", "containers"});
+  ASSERT_EQ(containers.size(), 1u);
+  const Struct& container = containers[0]->struct_value();
+  std::map<std::string, std::string> settings;
+  for (const Value* arg : ListAt(container, {"args"})) {
+    auto flag = ParseFlag(arg->string_value());
+    ASSERT_TRUE(flag.has_value()) << arg->string_value();
+    EXPECT_EQ(ServerFlags().flags.count(flag->first), 1u) << "srn-server has no --" << flag->first;
+    settings[flag->first] = flag->second;
+  }
+  EXPECT_EQ(settings["role"], "trainer");
+  EXPECT_EQ(settings["store"], "$(SRN_STORE_URI)");
+  std::set<std::string> env;
+  for (const Value* e : ListAt(container, {"env"})) {
+    const std::string name = StringAt(e->struct_value(), {"name"});
+    env.insert(name);
+    if (name == "SRN_STORE_URI" || name == "PGPASSWORD") {
+      // (a generated Secret's name carries a hash)
+      EXPECT_TRUE(absl::StartsWith(
+          StringAt(e->struct_value(), {"valueFrom", "secretKeyRef", "name"}), "srn-postgres"))
+          << name;
+    }
+  }
+  for (const char* var : {"SRN_STORE_URI", "PGPASSWORD", "POD_NAME", "SRN_CPU_LIMIT"}) {
+    EXPECT_EQ(env.count(var), 1u) << var << " is used in args but not set";
+  }
+  // --data_dir is a mounted volume.
+  ASSERT_FALSE(settings["data_dir"].empty());
+  bool mounted = false;
+  for (const Value* m : ListAt(container, {"volumeMounts"})) {
+    mounted |= StringAt(m->struct_value(), {"mountPath"}) == settings["data_dir"];
+  }
+  EXPECT_TRUE(mounted) << "--data_dir=" << settings["data_dir"] << " is on no volume";
+  // A job on an old pod ends as interrupted when it stops: never two pods at once.
+  EXPECT_EQ(StringAt(*trainer, {"spec", "strategy", "type"}), "Recreate");
+  double heartbeat = 0, timeout = 0;
+  ASSERT_TRUE(absl::SimpleAtod(settings["job_heartbeat_seconds"], &heartbeat));
+  ASSERT_TRUE(absl::SimpleAtod(settings["job_heartbeat_timeout_seconds"], &timeout));
+  EXPECT_GE(timeout, 3 * heartbeat) << "a trainer must miss several heartbeats to count as gone";
+  // No Service selects it.
+  const Struct* labels = &Find(pod, {"metadata", "labels"})->struct_value();
+  for (const Struct* service : rendered.OfKind("Service")) {
+    const Value* selector = Find(*service, {"spec", "selector"});
+    if (selector == nullptr) continue;
+    bool all_match = true;
+    for (const auto& [key, value] : selector->struct_value().fields()) {
+      all_match &= StringAt(*labels, {key}) == value.string_value();
+    }
+    EXPECT_FALSE(all_match) << "Service " << StringAt(*service, {"metadata", "name"})
+                            << " sends traffic to the trainer";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Replicated, K8sTrainerTest,
+                         ::testing::Values("replicated", "overlays/replicated-dev"), TestName);
+
 }  // namespace
 }  // namespace srn::testing
