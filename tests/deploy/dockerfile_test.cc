@@ -350,8 +350,13 @@ TEST_F(DockerfileTest, DockerignoreKeepsWhatTheBuildCopiesAndDropsBuildTrees) {
   }
 }
 
-TEST_F(DockerfileTest, ComposeRunsThisImageWithItsPortsAndFiles) {
-  auto compose = ReadFileText(SourcePath("docker-compose.yml"));
+// docker-compose.yml (one server) and docker-compose.replicated.yml (replicas and a trainer on
+// PostgreSQL).
+class ComposeFileTest : public DockerfileTest,
+                        public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ComposeFileTest, RunsThisImageWithItsPortsAndFiles) {
+  auto compose = ReadFileText(SourcePath(GetParam()));
   ASSERT_TRUE(compose.ok()) << compose.status();
   auto server = FlagsOf(SRN_SERVER_BINARY);
   ASSERT_TRUE(server.ok());
@@ -382,6 +387,75 @@ TEST_F(DockerfileTest, ComposeRunsThisImageWithItsPortsAndFiles) {
     }
   }
   EXPECT_TRUE(absl::StrContains(*compose, "build: .")) << "the srn service builds this Dockerfile";
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, ComposeFileTest,
+                         ::testing::Values("docker-compose.yml", "docker-compose.replicated.yml"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == "docker-compose.yml" ? "Single" : "Replicated";
+                         });
+
+// The services of a compose file that run the image ("<<: *srn"), each with its command's
+// arguments (a flow list of quoted strings, possibly over several lines).
+std::map<std::string, std::vector<std::string>> SrnServiceCommands(const std::string& compose) {
+  std::map<std::string, std::vector<std::string>> commands;
+  std::string service, command;
+  bool in_command = false;
+  for (const std::string& line : Lines(compose)) {
+    if (line.size() > 3 && absl::StartsWith(line, "  ") && line[2] != ' ' && line[2] != '-' &&
+        absl::EndsWith(line, ":")) {
+      service = line.substr(2, line.size() - 3);
+    }
+    if (absl::StrContains(line, "<<: *srn")) commands[service];
+    if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), "command: [")) in_command = true;
+    if (!in_command) continue;
+    command += line;
+    if (!absl::StrContains(line, "]")) continue;
+    in_command = false;
+    std::vector<std::string>& args = commands[service];
+    for (absl::string_view rest = command; ;) {
+      const size_t open = rest.find('"');
+      if (open == absl::string_view::npos) break;
+      const size_t close = rest.find('"', open + 1);
+      args.push_back(std::string(rest.substr(open + 1, close - open - 1)));
+      rest.remove_prefix(close + 1);
+    }
+    command.clear();
+  }
+  return commands;
+}
+
+TEST_F(DockerfileTest, ReplicatedComposeRunsReplicasAndATrainerOnPostgresAllScraped) {
+  auto compose = ReadFileText(SourcePath("docker-compose.replicated.yml"));
+  auto prometheus = ReadFileText(SourcePath("deploy/prometheus/prometheus-replicated.yml"));
+  ASSERT_TRUE(compose.ok() && prometheus.ok());
+  auto server = FlagsOf(SRN_SERVER_BINARY);
+  ASSERT_TRUE(server.ok());
+  const std::map<std::string, std::vector<std::string>> services = SrnServiceCommands(*compose);
+  ASSERT_GE(services.size(), 3u) << *compose;
+  int trainers = 0;
+  for (const auto& [name, args] : services) {
+    // The image's flags, then the command's: the last one wins.
+    std::map<std::string, std::string> flags = entry_flags_;
+    for (const std::string& arg : args) {
+      auto flag = ParseFlag(arg);
+      ASSERT_TRUE(flag.has_value()) << name << ": " << arg;
+      EXPECT_EQ(server->flags.count(flag->first), 1u) << name << ": srn-server has no " << arg;
+      flags[flag->first] = flag->second;
+    }
+    EXPECT_TRUE(absl::StartsWith(flags["store"], "postgresql://")) << name;
+    EXPECT_EQ(flags["model_dir"], "") << name << ": the registry is in the database";
+    if (flags["role"] == "trainer") {
+      ++trainers;
+      EXPECT_FALSE(flags["data_dir"].empty()) << name << ": a trainer reads its datasets";
+    } else {
+      EXPECT_EQ(flags["data_dir"], "") << name << ": a replica leaves datasets to the trainer";
+    }
+    EXPECT_TRUE(absl::StrContains(*prometheus, absl::StrCat("\"", name, ":9464\"")))
+        << name << " is not scraped";
+  }
+  EXPECT_EQ(trainers, 1);
+  EXPECT_TRUE(absl::StrContains(*prometheus, "job_name: srn")) << "the rules select job=\"srn\"";
 }
 
 }  // namespace
