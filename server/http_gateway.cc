@@ -294,57 +294,6 @@ class HttpGateway::Routes {
 // descriptors on first use) and the call itself (which the in-process transport may run on the
 // calling thread) need more. Each civetweb thread waits for its task, so at most as many tasks
 // as civetweb has threads are queued.
-class HttpGateway::Workers {
- public:
-  explicit Workers(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-  }
-  ~Workers() {
-    {
-      MutexLock lock(&mu_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    for (std::thread& thread : threads_) thread.join();
-  }
-
-  // Runs `task` on a worker; returns when it is done.
-  void Run(const std::function<void()>& task) ABSL_LOCKS_EXCLUDED(mu_) {
-    std::promise<void> done;
-    std::future<void> finished = done.get_future();
-    {
-      MutexLock lock(&mu_);
-      tasks_.push_back([&] {
-        task();
-        done.set_value();
-      });
-    }
-    wake_.notify_one();
-    finished.wait();
-  }
-
- private:
-  void Loop() ABSL_LOCKS_EXCLUDED(mu_) {
-    for (;;) {
-      std::function<void()> task;
-      {
-        MutexLock lock(&mu_);
-        while (!stopping_ && tasks_.empty()) mu_.Wait(&wake_);
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-
-  Mutex mu_;
-  std::condition_variable_any wake_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> threads_;
-};
-
 HttpGateway::Reply HttpGateway::Handle(const Request& request) const {
   if (!absl::StartsWith(request.path, "/v1")) {
     if (request.method != "GET" && request.method != "HEAD") {
@@ -500,7 +449,7 @@ HttpGateway::HttpGateway(const HttpGatewayOptions& options, std::unique_ptr<Rout
                          ServerMetrics* metrics)
     : options_(options),
       routes_(std::move(routes)),
-      workers_(std::make_unique<Workers>(options.threads)),
+      workers_(std::make_unique<TaskThreads>(options.threads)),
       metrics_(metrics) {}
 
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "base/mutex.h"
+#include "base/task_threads.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "server/server_metrics.h"
@@ -88,7 +89,6 @@ class HttpGateway final {
 
  private:
   class Routes;
-  class Workers;
 
   HttpGateway(const HttpGatewayOptions& options, std::unique_ptr<Routes> routes,
               ServerMetrics* metrics);
@@ -102,7 +102,7 @@ class HttpGateway final {
 
   const HttpGatewayOptions options_;
   const std::unique_ptr<Routes> routes_;
-  const std::unique_ptr<Workers> workers_;  // run Handle with full stacks (see Serve)
+  const std::unique_ptr<TaskThreads> workers_;  // run Handle with full stacks (see Serve)
   ServerMetrics* const metrics_;
   mutable Mutex mu_;
   mutable bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,5 +1,6 @@
 #include "server/postgres_connection.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -101,6 +102,76 @@ absl::StatusOr<Result> Query(PGconn* c, const char* sql, Params params, absl::st
   if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
   return absl::Status(CodeOf(r.get()),
                       absl::StrCat(who, ": cannot ", what, ": ", Message(c, r.get())));
+}
+
+std::pair<std::string, bool> PreparedStatements::NameOf(const std::string& sql) {
+  auto it = names_.find(sql);
+  if (it != names_.end()) return {it->second, false};
+  return {names_.emplace(sql, absl::StrCat("srn_", next_++)).first->second, true};
+}
+
+absl::StatusOr<std::vector<Result>> QueryPipelined(PGconn* c, std::vector<Statement> statements,
+                                                   absl::string_view who,
+                                                   PreparedStatements* prepared) {
+  const auto lost = [&](absl::string_view what) {
+    return absl::UnavailableError(absl::StrCat(who, ": cannot ", what, ": ", Message(c, nullptr)));
+  };
+  if (PQenterPipelineMode(c) != 1) return lost("send statements together");
+  // What each result read back answers: a statement (its index), or the preparation of one (-1).
+  std::vector<int> sent;
+  std::vector<std::string> newly_prepared;
+  for (size_t i = 0; i < statements.size(); ++i) {
+    Statement& s = statements[i];
+    int ok = 1;
+    if (prepared == nullptr) {
+      ok = PQsendQueryParams(c, s.sql.c_str(), s.params.size(), nullptr, s.params.values(),
+                             s.params.lengths(), s.params.formats(), /*resultFormat=*/1);
+    } else {
+      const auto [name, fresh] = prepared->NameOf(s.sql);
+      if (fresh) {
+        newly_prepared.push_back(s.sql);
+        ok = PQsendPrepare(c, name.c_str(), s.sql.c_str(), s.params.size(), nullptr);
+        if (ok == 1) sent.push_back(-1);
+      }
+      if (ok == 1) {
+        ok = PQsendQueryPrepared(c, name.c_str(), s.params.size(), s.params.values(),
+                                 s.params.lengths(), s.params.formats(), /*resultFormat=*/1);
+      }
+    }
+    if (ok != 1) break;
+    sent.push_back(static_cast<int>(i));
+  }
+  if (PQpipelineSync(c) != 1) return lost("send statements together");
+  absl::Status status;
+  const size_t statements_sent =
+      static_cast<size_t>(std::count_if(sent.begin(), sent.end(), [](int i) { return i >= 0; }));
+  if (statements_sent < statements.size()) status = lost(statements[statements_sent].what);
+  std::vector<Result> results;
+  for (const int i : sent) {
+    const std::string& what = i >= 0 ? statements[i].what : "prepare a statement";
+    Result r(PQgetResult(c));
+    if (r == nullptr) {
+      if (status.ok()) status = lost(what);
+      break;
+    }
+    const ExecStatusType s = PQresultStatus(r.get());
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+      if (i >= 0) results.push_back(std::move(r));
+    } else if (s != PGRES_PIPELINE_ABORTED && status.ok()) {
+      status = absl::Status(CodeOf(r.get()),
+                            absl::StrCat(who, ": cannot ", what, ": ", Message(c, r.get())));
+    }
+    Result end(PQgetResult(c));  // null: the end of this statement's results
+  }
+  // The sync's own result, then back to one statement at a time.
+  for (Result r(PQgetResult(c)); r != nullptr && PQresultStatus(r.get()) != PGRES_PIPELINE_SYNC;
+       r.reset(PQgetResult(c))) {
+  }
+  if (PQexitPipelineMode(c) != 1 && status.ok()) status = lost("end the statements sent together");
+  // A preparation that failed or did not run is not there: prepare everything again next time.
+  if (!status.ok() && prepared != nullptr && !newly_prepared.empty()) prepared->Clear();
+  if (!status.ok()) return status;
+  return results;
 }
 
 }  // namespace srn::pg

@@ -4,9 +4,11 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -69,6 +71,36 @@ absl::Status Exec(PGconn* c, const char* sql, absl::string_view who);
 // One parameterized statement, results in binary; errors "<who>: cannot <what>: ...".
 absl::StatusOr<Result> Query(PGconn* c, const char* sql, Params params, absl::string_view who,
                              absl::string_view what);
+
+// One statement of a pipeline (QueryPipelined): its SQL, parameters, and what it does, for errors.
+struct Statement {
+  std::string sql;
+  Params params;
+  std::string what;
+};
+
+// The statements a connection has prepared (parsed and planned once, then run by name), by SQL.
+// Belongs to one connection: clear it when the connection is reset.
+class PreparedStatements final {
+ public:
+  // The name `sql` is prepared under, and whether it is new (to be prepared first).
+  std::pair<std::string, bool> NameOf(const std::string& sql);
+  // Forgets them all (after a reset, or a failure that may have left some unprepared); new
+  // names never reuse old ones.
+  void Clear() { names_.clear(); }
+
+ private:
+  std::map<std::string, std::string> names_;
+  int64_t next_ = 1;
+};
+
+// Sends `statements` at once (libpq's pipeline mode) and reads their results, in order: one round
+// trip for all of them. With `prepared`, each statement runs as a prepared one (prepared in the
+// same round trip the first time). Stops at the first failure, which it returns ("<who>: cannot
+// <what>: ..."); the statements after it do not run, and a transaction they were in is aborted.
+absl::StatusOr<std::vector<Result>> QueryPipelined(PGconn* c, std::vector<Statement> statements,
+                                                   absl::string_view who,
+                                                   PreparedStatements* prepared = nullptr);
 
 // Runs `body` (returning absl::Status) between `begin` and COMMIT, rolling back when either fails.
 // Resets the connection first when the database went away (restarted, or the network).

@@ -14,7 +14,7 @@
 //                          position INT4, input BYTEA, embedding BYTEA,
 //                          PRIMARY KEY(subject_id, position))
 //   srn_changes(seq BIGSERIAL PRIMARY KEY, subject_id BYTEA, written_ms INT8 by the database's
-//               clock)
+//               clock, updated_ms INT8 NULL, model_id TEXT NULL: what a write stored)
 // Ids are BYTEA so that any id the API accepts is stored as sent and ordered bytewise (TEXT
 // would need valid UTF-8 and order by collation). Embeddings are little-endian float32 blobs, as
 // in SQLite. Results are read in binary (network byte order for numbers).
@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,7 @@
 #include "absl/types/span.h"
 #include "base/mutex.h"
 #include "base/status_macros.h"
+#include "server/group_commit.h"
 #include "server/postgres_connection.h"
 #include "server/subject_store.h"
 
@@ -60,6 +62,9 @@ using pg::Result;
 constexpr int kSchemaVersion = 1;
 // Rows fetched per round trip while ForEach reads.
 constexpr int kFetchRows = 1000;
+// The most writes, and records, one transaction of group commit takes (Write).
+constexpr size_t kMaxBatchWrites = 64;
+constexpr size_t kMaxBatchRecords = 256;
 
 constexpr char kCreateSchemaSql[] =
     "CREATE TABLE IF NOT EXISTS srn_store_meta("
@@ -83,7 +88,10 @@ constexpr char kCreateSchemaSql[] =
     "  seq BIGSERIAL PRIMARY KEY,"
     "  subject_id BYTEA NOT NULL,"
     "  written_ms INT8 NOT NULL"
-    "    DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::int8);";
+    "    DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::int8);"
+    // What the write stored (NULL for a deletion, and in stores from before these columns).
+    "ALTER TABLE srn_changes ADD COLUMN IF NOT EXISTS updated_ms INT8 NULL,"
+    "  ADD COLUMN IF NOT EXISTS model_id TEXT NULL;";
 // Every write takes this transaction-scoped lock first, so that changes commit in the order of
 // their sequence numbers and a follower that has seen change n has seen every change before it.
 constexpr char kWriteLockSql[] = "SELECT pg_advisory_xact_lock(7393628717)";
@@ -371,52 +379,78 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::Status Reconnect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (PQstatus(conn_.get()) == CONNECTION_OK) return absl::OkStatus();
     PQreset(conn_.get());
+    prepared_.Clear();  // a new session has none
     if (PQstatus(conn_.get()) == CONNECTION_OK) return absl::OkStatus();
     return absl::UnavailableError(absl::StrCat("subject store ", name_, " is unreachable: ",
                                                Message(conn_.get(), nullptr)));
   }
 
-  // Stores the records (checked) in one transaction, each when its subject is stored as
-  // `expected` says (one per record, or none for Any). The write lock makes the check and the
-  // write one step for every server on the database. With `skipped`, a record whose precondition
-  // does not hold is left out and its id added there; without, it fails the write (Aborted). On
-  // any failure the transaction is rolled back, so nothing changed.
+  // Stores the records (checked), each when its subject is stored as `expected` says (see
+  // PendingWrite), committing concurrent writes together (group_commit.h). The write lock makes
+  // the checks and the writes one step for every server on the database. A failed transaction
+  // (the database's error) fails every write in it, and none of them changed anything.
   absl::Status Write(absl::Span<const SubjectRecord> records,
-                     absl::Span<const Precondition> expected, std::vector<std::string>* skipped) {
-    MutexLock lock(&mu_);
-    SRN_RETURN_IF_ERROR(Reconnect());
-    return InTransaction("BEGIN", [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
-      SRN_RETURN_IF_ERROR(Exec(conn_.get(), kWriteLockSql));
-      SRN_RETURN_IF_ERROR(PruneChanges());
-      for (size_t i = 0; i < records.size(); ++i) {
-        if (!expected.empty()) {
-          SRN_ASSIGN_OR_RETURN(const std::optional<int64_t> stored, UpdatedOf(records[i].id));
-          if (!expected[i].HoldsFor(stored)) {
-            if (skipped == nullptr) return expected[i].Conflict(records[i].id, stored);
-            skipped->push_back(records[i].id);
-            continue;
-          }
-        }
-        SRN_RETURN_IF_ERROR(WriteRecord(records[i]));
-      }
-      return Exec(conn_.get(), kNotifySql);
+                     absl::Span<const Precondition> expected, std::vector<std::string>* skipped)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    PendingWrite write{records, expected, skipped};
+    return writes_.Write(&write, [this](absl::Span<PendingWrite* const> batch) {
+      MutexLock lock(&mu_);
+      SRN_RETURN_IF_ERROR(Reconnect());
+      return WriteBatch(batch);
     });
   }
 
-  // The updated_ms of subject `id` as stored (nullopt when it is not).
-  absl::StatusOr<std::optional<int64_t>> UpdatedOf(const std::string& id)
+  // One transaction for `batch`, in two round trips: BEGIN, the write lock and what each
+  // checked subject is stored as, sent together; then, once every write's preconditions are
+  // checked in queue order (a write sees the writes before it in the batch), the accepted
+  // records, the notification and COMMIT, sent together. A failure rolls it all back.
+  absl::Status WriteBatch(absl::Span<PendingWrite* const> batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    Params p;
-    p.Bytes(id);
-    SRN_ASSIGN_OR_RETURN(Result r,
-                         Query(conn_.get(), "SELECT updated_ms FROM srn_subjects WHERE id = $1", p,
-                               absl::StrCat("read subject '", id, "'")));
-    if (PQntuples(r.get()) == 0) return std::optional<int64_t>();
-    return std::optional<int64_t>(
-        static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 8)));
+    absl::Status status = WriteBatchUnlessFailed(batch);
+    if (!status.ok() && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      Exec(conn_.get(), "ROLLBACK").IgnoreError();
+    }
+    return status;
   }
 
-  absl::Status WriteRecord(const SubjectRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status WriteBatchUnlessFailed(absl::Span<PendingWrite* const> batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<pg::Statement> first;
+    first.push_back({"BEGIN", Params(), "begin a transaction"});
+    first.push_back({kWriteLockSql, Params(), "take the write lock"});
+    // Each checked subject's update time as stored (nullopt: not stored).
+    std::map<std::string, std::optional<int64_t>> stored;
+    std::vector<std::string> ids;  // in the order read
+    for (const PendingWrite* w : batch) {
+      for (size_t i = 0; i < w->expected.size(); ++i) {
+        if (!stored.emplace(w->records[i].id, std::nullopt).second) continue;
+        ids.push_back(w->records[i].id);
+        Params p;
+        p.Bytes(w->records[i].id);
+        first.push_back({"SELECT updated_ms FROM srn_subjects WHERE id = $1", std::move(p),
+                         absl::StrCat("read subject '", w->records[i].id, "'")});
+      }
+    }
+    SRN_ASSIGN_OR_RETURN(std::vector<Result> read, Pipelined(std::move(first)));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const PGresult* r = read[2 + i].get();
+      if (PQntuples(r) > 0) {
+        stored[ids[i]] = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r, 0, 0), 8));
+      }
+    }
+    SRN_RETURN_IF_ERROR(PruneChanges());
+    std::vector<pg::Statement> writes;
+    AcceptInOrder(batch, &stored,
+                  [&](const SubjectRecord& record) { AddRecordStatements(record, &writes); });
+    writes.push_back({kNotifySql, Params(), "notify the other servers"});
+    writes.push_back({"COMMIT", Params(), "commit"});
+    return Pipelined(std::move(writes)).status();
+  }
+
+  // The statements that store `record` in place of what is stored under its id: the subject
+  // (dropping its old references and logging the change in the same statement), then its
+  // references in one statement.
+  static void AddRecordStatements(const SubjectRecord& record, std::vector<pg::Statement>* out) {
     const std::string what = absl::StrCat("store subject '", record.id, "'");
     Params subject;
     subject.Bytes(record.id);
@@ -430,38 +464,37 @@ class PostgresSubjectStore final : public SubjectStore {
     } else {
       subject.Bytes(record.derived);
     }
-    SRN_RETURN_IF_ERROR(
-        Query(conn_.get(),
-              "INSERT INTO srn_subjects(id, threshold, threshold_shift, created_ms, updated_ms, "
-              "model_id, derived) VALUES($1, $2::float8, $3::float8, $4::int8, $5::int8, $6, $7) "
-              "ON CONFLICT(id) DO UPDATE SET threshold = excluded.threshold, "
-              "threshold_shift = excluded.threshold_shift, created_ms = excluded.created_ms, "
-              "updated_ms = excluded.updated_ms, model_id = excluded.model_id, "
-              "derived = excluded.derived",
-              std::move(subject), what)
-            .status());
-    Params id;
-    id.Bytes(record.id);
-    SRN_RETURN_IF_ERROR(Query(conn_.get(),
-                              "DELETE FROM srn_subject_references WHERE subject_id = $1", id,
-                              what)
-                            .status());
-    SRN_RETURN_IF_ERROR(Query(conn_.get(), kRecordChangeSql, std::move(id), what).status());
+    out->push_back(
+        {"WITH dropped AS (DELETE FROM srn_subject_references WHERE subject_id = $1), "
+         "logged AS (INSERT INTO srn_changes(subject_id, updated_ms, model_id) "
+         "VALUES($1, $5::int8, $6)) "
+         "INSERT INTO srn_subjects(id, threshold, threshold_shift, created_ms, updated_ms, "
+         "model_id, derived) VALUES($1, $2::float8, $3::float8, $4::int8, $5::int8, $6, $7) "
+         "ON CONFLICT(id) DO UPDATE SET threshold = excluded.threshold, "
+         "threshold_shift = excluded.threshold_shift, created_ms = excluded.created_ms, "
+         "updated_ms = excluded.updated_ms, model_id = excluded.model_id, "
+         "derived = excluded.derived",
+         std::move(subject), what});
+    if (record.references.empty()) return;
+    Params refs;
+    refs.Bytes(record.id);
+    std::string sql =
+        "INSERT INTO srn_subject_references(subject_id, position, input, embedding) VALUES";
     for (size_t i = 0; i < record.references.size(); ++i) {
-      Params ref;
-      ref.Bytes(record.id);
-      ref.Text(absl::StrCat(i));
-      ref.Bytes(record.references[i].input);
+      absl::StrAppend(&sql, i == 0 ? "" : ",", "($1, ", i, ", $", 2 * i + 2, ", $", 2 * i + 3,
+                      ")");
+      refs.Bytes(record.references[i].input);
       std::string embedding;
       EncodeFloats(record.references[i].embedding, &embedding);
-      ref.Bytes(std::move(embedding));
-      SRN_RETURN_IF_ERROR(Query(conn_.get(),
-                                "INSERT INTO srn_subject_references(subject_id, position, input, "
-                                "embedding) VALUES($1, $2::int4, $3, $4)",
-                                std::move(ref), what)
-                              .status());
+      refs.Bytes(std::move(embedding));
     }
-    return absl::OkStatus();
+    out->push_back({std::move(sql), std::move(refs), what});
+  }
+
+  absl::StatusOr<std::vector<Result>> Pipelined(std::vector<pg::Statement> statements)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pg::QueryPipelined(conn_.get(), std::move(statements),
+                              absl::StrCat("subject store ", name_), &prepared_);
   }
 
   // The changes after `after` (at most a batch), read through the listening connection.
@@ -471,10 +504,11 @@ class PostgresSubjectStore final : public SubjectStore {
     // One statement, so one snapshot: the changes and how far they were pruned agree.
     SRN_ASSIGN_OR_RETURN(Result r, Query(listen_.get(),
                                          "SELECT m.pruned_through, c.seq, c.subject_id, "
-                                         "c.written_ms FROM srn_store_meta m LEFT JOIN LATERAL "
-                                         "(SELECT seq, subject_id, written_ms FROM srn_changes "
-                                         "WHERE seq > $1::int8 ORDER BY seq LIMIT 10000) c ON true "
-                                         "ORDER BY c.seq",
+                                         "c.written_ms, c.updated_ms, c.model_id FROM "
+                                         "srn_store_meta m LEFT JOIN LATERAL (SELECT seq, "
+                                         "subject_id, written_ms, updated_ms, model_id FROM "
+                                         "srn_changes WHERE seq > $1::int8 ORDER BY seq LIMIT "
+                                         "10000) c ON true ORDER BY c.seq",
                                          std::move(p), "read changes"));
     if (PQntuples(r.get()) == 0) return Corrupt("", "srn_store_meta has no row");
     const int64_t pruned = static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), 0, 0), 8));
@@ -491,6 +525,10 @@ class PostgresSubjectStore final : public SubjectStore {
       changes.ids.emplace_back(Bytes(r.get(), row, 2));
       changes.written_unix_ms.push_back(
           static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 3), 8)));
+      const bool stored = !PQgetisnull(r.get(), row, 4) && !PQgetisnull(r.get(), row, 5);
+      changes.updated_unix_ms.push_back(
+          stored ? static_cast<int64_t>(ReadBigEndian(PQgetvalue(r.get(), row, 4), 8)) : 0);
+      changes.model_ids.emplace_back(stored ? Bytes(r.get(), row, 5) : "");
     }
     return changes;
   }
@@ -555,8 +593,10 @@ class PostgresSubjectStore final : public SubjectStore {
   const std::string uri_;
   const std::string name_;  // for messages: no password
   const PostgresStoreOptions options_;
+  WriteQueue writes_{kMaxBatchWrites, kMaxBatchRecords};  // group commit of Put and PutAll
   Mutex mu_;
   Conn conn_ ABSL_GUARDED_BY(mu_);
+  pg::PreparedStatements prepared_ ABSL_GUARDED_BY(mu_);  // on conn_
   std::optional<absl::Time> last_prune_ ABSL_GUARDED_BY(mu_);
   // The follower's connection, listening for notifications (WaitForChanges).
   Mutex listen_mu_;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -178,7 +179,7 @@ SimilarityCore::SimilarityCore(std::shared_ptr<const ServingModel> model,
     : options_(options),
       metrics_(metrics),
       store_(std::move(store)),
-      waiter_(store_.get()),
+      concurrent_store_(store_.get()),
       index_(model),
       prepared_(options.prepared_cache_bytes) {
   if (metrics_ != nullptr) {
@@ -372,25 +373,27 @@ absl::StatusOr<v1::EnrollResponse> SimilarityCore::Enroll(const v1::EnrollReques
     }
     const SubjectRecord record = ToRecord(*entry, DerivationTag(model, options_.dtw));
 
-    MutexLock write(&write_mu_);
-    const SubjectIndex::View now = index_.Lookup(request.subject_id());
-    if (now.model != before.model || now.subject != before.subject) continue;
-    const auto start = std::chrono::steady_clock::now();
-    const absl::Status put = store_->Put(record, ExpectedInStore(before.subject));
-    if (absl::IsAborted(put)) {
-      // Another server changed the subject and this one has not applied that yet: apply it now
-      // and enroll again from it.
-      SRN_RETURN_IF_ERROR(ApplyStoredSubjectLocked(request.subject_id()));
-      continue;
+    {
+      ReaderMutexLock write(&write_mu_);
+      MutexLock subject(&SubjectMutex(request.subject_id()));
+      const SubjectIndex::View now = index_.Lookup(request.subject_id());
+      if (now.model != before.model || now.subject != before.subject) continue;
+      const auto start = std::chrono::steady_clock::now();
+      const absl::Status put = concurrent_store_->Put(record, ExpectedInStore(before.subject));
+      if (!absl::IsAborted(put)) {
+        SRN_RETURN_IF_ERROR(Committed(put, start));
+        v1::EnrollResponse response;
+        *response.mutable_subject() = ToProto(*entry);
+        if (prepared != nullptr) prepared_.Insert(entry, std::move(prepared));
+        if (before.subject != nullptr) prepared_.Erase(before.subject);
+        index_.Upsert(std::move(entry));
+        UpdateEnrolledMetrics();
+        return response;
+      }
     }
-    SRN_RETURN_IF_ERROR(Committed(put, start));
-    v1::EnrollResponse response;
-    *response.mutable_subject() = ToProto(*entry);
-    if (prepared != nullptr) prepared_.Insert(entry, std::move(prepared));
-    if (before.subject != nullptr) prepared_.Erase(before.subject);
-    index_.Upsert(std::move(entry));
-    UpdateEnrolledMetrics();
-    return response;
+    // Another server changed the subject and this one has not applied that yet: apply it now
+    // and enroll again from it.
+    SRN_RETURN_IF_ERROR(ApplyStoredSubject(request.subject_id()));
   }
   return absl::UnavailableError(
       "the model or the subject kept changing during enrollment (other writes to it, or model "
@@ -1001,7 +1004,7 @@ absl::Status SimilarityCore::FollowStore(const Cancellation& stop) {
   };
   while (true) {
     SRN_RETURN_IF_ERROR(stop.Check());
-    absl::StatusOr<SubjectStore::Changes> changes = waiter_->WaitForChanges(after, 0.5);
+    absl::StatusOr<SubjectStore::Changes> changes = concurrent_store_->WaitForChanges(after, 0.5);
     if (absl::IsOutOfRange(changes.status())) {
       // Cut off for longer than the store keeps changes: read it all again.
       std::cerr << "srn-server: following the store: " << changes.status().message() << "\n";
@@ -1018,10 +1021,22 @@ absl::Status SimilarityCore::FollowStore(const Cancellation& stop) {
       trouble(changes.status());
       continue;
     }
-    absl::flat_hash_set<std::string> seen;
+    // Each subject once, as its last change left it; this server's own writes, echoed, are
+    // already served (their updated time and model say so) and cost no read.
+    absl::flat_hash_map<std::string, size_t> last;
+    for (size_t i = 0; i < changes->ids.size(); ++i) last[changes->ids[i]] = i;
     bool failed = false;
-    for (const std::string& id : changes->ids) {
-      if (!seen.insert(id).second) continue;
+    for (size_t i = 0; i < changes->ids.size(); ++i) {
+      const std::string& id = changes->ids[i];
+      if (last[id] != i) continue;
+      if (changes->updated_unix_ms[i] != 0) {
+        const SubjectIndex::View view = index_.Lookup(id);
+        if (view.subject != nullptr &&
+            view.subject->updated_unix_ms == changes->updated_unix_ms[i] &&
+            view.subject->model_id == changes->model_ids[i]) {
+          continue;
+        }
+      }
       if (absl::Status s = ApplyStoredSubject(id); !s.ok()) {
         trouble(s);
         failed = true;

@@ -1,6 +1,7 @@
 #ifndef SRN_SERVER_SIMILARITY_CORE_H_
 #define SRN_SERVER_SIMILARITY_CORE_H_
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -230,13 +231,22 @@ class SimilarityCore final {
 
   const CoreOptions options_;
   ServerMetrics* const metrics_;
-  // Serializes writers: "make durable, then publish" must not interleave, so the store is only
-  // used under it.
+  // Orders writers: "make durable, then publish" must not interleave for one subject. Enroll
+  // holds it shared, with its subject's lock (SubjectMutex), so that enrollments of different
+  // subjects are written at once (and a store with group commit commits them together); every
+  // other writer (Delete, threshold changes, model swaps, following other servers, recovery)
+  // holds it exclusively, so the store is only used under it.
   Mutex write_mu_;
   const std::unique_ptr<SubjectStore> store_ ABSL_PT_GUARDED_BY(write_mu_);
-  // The same store, for the one call that must not hold the write lock: FollowStore's wait for
-  // changes (the store is thread-safe; the lock only orders "durable, then publish").
-  SubjectStore* const waiter_;
+  // The same store, for the calls that hold the write lock shared (Enroll's Put, under its
+  // subject's lock) or not at all (FollowStore's wait for changes): the store is thread-safe;
+  // the lock only orders "durable, then publish".
+  SubjectStore* const concurrent_store_;
+  // Enroll's per-subject order under the shared write lock: one of these, by the id's hash.
+  Mutex& SubjectMutex(const std::string& id) const {
+    return subject_mu_[std::hash<std::string>()(id) % subject_mu_.size()];
+  }
+  mutable std::array<Mutex, 64> subject_mu_;
   bool shared_store_ ABSL_GUARDED_BY(write_mu_) = false;
   int64_t follow_from_ ABSL_GUARDED_BY(write_mu_) = 0;  // the change position Recover read at
   SubjectIndex index_;

@@ -48,8 +48,13 @@ grpc::ServerUnaryReactor* SimilarityService::Similarity(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* SimilarityService::Enroll(grpc::CallbackServerContext* ctx,
                                                     const v1::EnrollRequest* request,
                                                     v1::EnrollResponse* response) {
-  return Handle(ctx, kEnroll, Role::kAdmin, response,
-                [&] { return core_->Enroll(*request, CallCancellation(*ctx)); });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  writers_.Post([this, ctx, request, response, reactor] {
+    reactor->Finish(edge_.Call(*ctx, kEnroll, Role::kAdmin, response, [&] {
+      return core_->Enroll(*request, CallCancellation(*ctx));
+    }));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SimilarityService::Verify(grpc::CallbackServerContext* ctx,

@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "base/task_threads.h"
+#include "grpcpp/grpcpp.h"
 #include "server/auth.h"
 #include "server/server_metrics.h"
 #include "server/service_edge.h"
@@ -62,6 +64,11 @@ class SimilarityService final : public v1::SimilarityService::CallbackService {
 
   SimilarityCore* const core_;
   ServiceEdge edge_;
+  // Enroll waits for its durable write: it runs here, not on gRPC's callback threads (which must
+  // not block), so that many enrollments can wait at once and the store can commit them
+  // together. Destroyed after the server, which waits for the calls, has stopped.
+  TaskThreads writers_{kWriterThreads};
+  static constexpr int kWriterThreads = 16;
 };
 
 }  // namespace srn

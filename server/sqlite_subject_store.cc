@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,7 @@
 #include "absl/types/span.h"
 #include "base/mutex.h"
 #include "base/status_macros.h"
+#include "server/group_commit.h"
 #include "server/sqlite_status.h"
 #include "server/subject_store.h"
 
@@ -46,6 +48,9 @@ constexpr int32_t kApplicationId = 0x73726E73;  // "srns"
 constexpr int64_t kSchemaVersion = 3;
 // How long a write waits for another process holding the write lock before giving up.
 constexpr int kBusyTimeoutMs = 5000;
+// The most writes, and records, one transaction of group commit takes (WriteQueue).
+constexpr size_t kMaxBatchWrites = 64;
+constexpr size_t kMaxBatchRecords = 256;
 
 constexpr char kCreateSchemaSql[] =
     "CREATE TABLE subjects("
@@ -563,33 +568,41 @@ class SqliteSubjectStore final : public SubjectStore {
     return absl::OkStatus();
   }
 
-  // Stores the records (checked) in one transaction, each when its subject is stored as
-  // `expected` says (one per record, or none for Any). With `skipped`, a record whose precondition
-  // does not hold is left out and its id added there; without, it fails the write (Aborted). On
-  // any failure the transaction is rolled back, so nothing changed.
+  // Stores the records (checked), each when its subject is stored as `expected` says (see
+  // PendingWrite), committing concurrent writes in one transaction (group_commit.h): one fsync
+  // for all of them. A failed transaction fails every write in it, rolled back, so none of them
+  // changed anything.
   absl::Status Write(absl::Span<const SubjectRecord> records,
-                     absl::Span<const Precondition> expected, std::vector<std::string>* skipped) {
-    MutexLock lock(&mu_);
+                     absl::Span<const Precondition> expected, std::vector<std::string>* skipped)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    PendingWrite write{records, expected, skipped};
+    return writes_.Write(&write, [this](absl::Span<PendingWrite* const> batch) {
+      MutexLock lock(&mu_);
+      return WriteBatch(batch);
+    });
+  }
+
+  absl::Status WriteBatch(absl::Span<PendingWrite* const> batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     {
       StmtUse use(begin_.get());
       SRN_RETURN_IF_ERROR(StepDone(begin_.get(), "begin transaction"));
     }
     absl::Status status;
-    for (size_t i = 0; i < records.size() && status.ok(); ++i) {
-      if (!expected.empty()) {
-        absl::StatusOr<std::optional<int64_t>> stored = UpdatedLocked(records[i].id);
-        status = stored.status();
-        if (!status.ok()) break;
-        if (!expected[i].HoldsFor(*stored)) {
-          if (skipped == nullptr) {
-            status = expected[i].Conflict(records[i].id, *stored);
-            break;
-          }
-          skipped->push_back(records[i].id);
-          continue;
-        }
+    std::map<std::string, std::optional<int64_t>> stored;
+    for (const PendingWrite* w : batch) {
+      for (size_t i = 0; i < w->expected.size() && status.ok(); ++i) {
+        const std::string& id = w->records[i].id;
+        if (stored.count(id) > 0) continue;
+        absl::StatusOr<std::optional<int64_t>> now = UpdatedLocked(id);
+        status = now.status();
+        if (status.ok()) stored[id] = *now;
       }
-      status = WriteRecord(records[i]);
+    }
+    if (status.ok()) {
+      AcceptInOrder(batch, &stored, [&](const SubjectRecord& record) {
+        if (status.ok()) status = WriteRecord(record);
+      });
     }
     if (status.ok()) {
       StmtUse use(commit_.get());
@@ -667,6 +680,7 @@ class SqliteSubjectStore final : public SubjectStore {
   Db db_ ABSL_GUARDED_BY(mu_);
   Stmt begin_ ABSL_GUARDED_BY(mu_);
   Stmt commit_ ABSL_GUARDED_BY(mu_);
+  WriteQueue writes_{kMaxBatchWrites, kMaxBatchRecords};  // group commit of Put and PutAll
   Stmt rollback_ ABSL_GUARDED_BY(mu_);
   Stmt upsert_subject_ ABSL_GUARDED_BY(mu_);
   Stmt delete_references_ ABSL_GUARDED_BY(mu_);

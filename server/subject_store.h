@@ -122,6 +122,10 @@ class SubjectStore {
   struct Changes {
     std::vector<std::string> ids;
     std::vector<int64_t> written_unix_ms;  // when each was written, by the store's clock
+    // What each write stored: the record's updated_unix_ms and model_id (0 and "" for a
+    // deletion), so that a follower can tell its own writes echoed without reading them.
+    std::vector<int64_t> updated_unix_ms;
+    std::vector<std::string> model_ids;
     int64_t next = 0;
   };
   virtual absl::StatusOr<Changes> WaitForChanges(int64_t after, double wait_seconds);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -269,6 +270,42 @@ TEST_P(SubjectStoreTest, PutWritesOnlyOverTheStateItExpects) {
   EXPECT_EQ(store_->Put(MakeRecord("alice", 3), Precondition::UpdatedAt(1700000001002)).code(),
             absl::StatusCode::kAborted);
   EXPECT_TRUE(All().empty());
+}
+
+// Writes that commit together (group commit) still check their preconditions one after the
+// other: of many creations of one subject at once, exactly one wins. (They queue behind a large
+// write, so that the stores that commit together take them in one transaction.)
+TEST_P(SubjectStoreTest, ConcurrentCreationsOfOneSubjectHaveOneWinner) {
+  constexpr int kWriters = 16;
+  std::vector<SubjectRecord> large;
+  for (int i = 0; i < 2000; ++i) large.push_back(MakeRecord(absl::StrCat("large-", i), 1, 5, 64));
+  std::thread first([&] { EXPECT_OK(store_->PutAll(large, {}).status()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::vector<absl::Status> results(kWriters);
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < kWriters) std::this_thread::yield();  // all at once
+      results[t] = store_->Put(MakeRecord("same", t + 1), Precondition::Absent());
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  first.join();
+  int winner = -1;
+  for (int t = 0; t < kWriters; ++t) {
+    if (results[t].ok()) {
+      EXPECT_EQ(winner, -1) << "two creations of one subject succeeded";
+      winner = t;
+    } else {
+      EXPECT_EQ(results[t].code(), absl::StatusCode::kAborted) << results[t];
+    }
+  }
+  ASSERT_NE(winner, -1);
+  const std::vector<SubjectRecord> all = All();
+  ASSERT_EQ(all.size(), large.size() + 1);
+  EXPECT_TRUE(all.back() == MakeRecord("same", winner + 1));  // ids in bytewise order
 }
 
 TEST_P(SubjectStoreTest, PutAllLeavesOutRecordsWhoseSubjectChanged) {
@@ -584,6 +621,17 @@ TEST_F(PostgresSubjectStoreTest, ChangesListEveryWriteInCommitOrder) {
     EXPECT_LE(written_ms, after_ms + 5);
   }
   EXPECT_TRUE(std::is_sorted(changes->written_unix_ms.begin(), changes->written_unix_ms.end()));
+  // What each write stored (nothing for the deletion), for followers to know their own echoes.
+  const std::vector<int> versions = {1, 1, 0, 2, 3};
+  ASSERT_EQ(changes->updated_unix_ms.size(), versions.size());
+  ASSERT_EQ(changes->model_ids.size(), versions.size());
+  for (size_t i = 0; i < versions.size(); ++i) {
+    EXPECT_EQ(changes->updated_unix_ms[i],
+              versions[i] == 0 ? 0 : MakeRecord("x", versions[i]).updated_unix_ms)
+        << i;
+    EXPECT_EQ(changes->model_ids[i], versions[i] == 0 ? "" : MakeRecord("x", versions[i]).model_id)
+        << i;
+  }
   EXPECT_GT(changes->next, *start);
   EXPECT_EQ(*follower->ChangePosition(), changes->next);
   absl::StatusOr<SubjectStore::Changes> none = follower->WaitForChanges(changes->next, 0);
