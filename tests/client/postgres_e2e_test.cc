@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -19,6 +20,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "client/series_files.h"
+#include "grpcpp/create_channel.h"
+#include "srn/v1/similarity.grpc.pb.h"
 #include "tests/client/e2e_fixture.h"
 #include "tests/testing/scratch_postgres.h"
 
@@ -494,6 +498,80 @@ TEST_F(PostgresEndToEnd, TrainersRunTheJobsAnyServerRecordedAndADeadTrainersJobE
   r = Ctl(*a, {"models"});
   EXPECT_THAT(r.out, HasSubstr(" v5\t")) << r.out;
   EXPECT_THAT(r.out, Not(HasSubstr(" v6\t"))) << r.out;
+}
+
+// A replica killed (SIGKILL) while many enrollments wait for their commits together (group
+// commit): every enrollment it acknowledged is served by the other two.
+TEST_F(PostgresEndToEnd, AReplicaKilledUnderEnrollmentLoadLosesNoAcknowledgedEnrollment) {
+  std::unique_ptr<ServerProcess> a = StartServer(uri_);
+  std::unique_ptr<ServerProcess> b = StartServer(uri_);
+  std::unique_ptr<ServerProcess> c = StartServer(uri_);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_NE(c, nullptr);
+  std::vector<v1::SeriesInput> inputs;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<v1::SeriesInput> in = ReadSeriesInput(Svc(i), SeriesFormat::kSvc);
+    ASSERT_TRUE(in.ok()) << in.status();
+    inputs.push_back(*in);
+  }
+  auto channel = grpc::CreateChannel(a->address(), grpc::InsecureChannelCredentials());
+  std::mutex mu;
+  std::vector<std::string> acknowledged;  // guarded by mu
+  std::atomic<int> attempted{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 16; ++w) {
+    writers.emplace_back([&, w] {
+      auto stub = v1::SimilarityService::NewStub(channel);
+      for (int i = 0;; ++i) {
+        v1::EnrollRequest request;
+        request.set_subject_id(absl::StrCat("w", w, "-", i));
+        for (const v1::SeriesInput& input : inputs) *request.add_references() = input;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        v1::EnrollResponse response;
+        ++attempted;
+        if (!stub->Enroll(&ctx, request, &response).ok()) return;  // A is gone
+        std::lock_guard<std::mutex> lock(mu);
+        acknowledged.push_back(request.subject_id());
+      }
+    });
+  }
+  // Kill A mid-load, once it has acknowledged a good number.
+  for (int wait = 0; wait < 300; ++wait) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (acknowledged.size() >= 150) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(kill(a->pid(), SIGKILL), 0);
+  for (std::thread& t : writers) t.join();
+  ASSERT_GE(acknowledged.size(), 150u) << a->Log();
+  // B and C serve every acknowledged enrollment (after following the last changes).
+  for (const ServerProcess* server : {b.get(), c.get()}) {
+    auto stub = v1::SimilarityService::NewStub(
+        grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials()));
+    int missing = 0;
+    for (const std::string& id : acknowledged) {
+      grpc::Status status;
+      for (int attempt = 0; attempt < 100; ++attempt) {
+        grpc::ClientContext ctx;
+        v1::GetSubjectRequest request;
+        request.set_subject_id(id);
+        v1::Subject subject;
+        status = stub->GetSubject(&ctx, request, &subject);
+        if (status.ok()) {
+          EXPECT_EQ(subject.reference_count(), 3) << id;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (!status.ok()) ++missing;
+    }
+    EXPECT_EQ(missing, 0) << "of " << acknowledged.size() << " acknowledged ("
+                          << attempted.load() << " attempted)";
+  }
 }
 
 TEST_F(PostgresEndToEnd, UnreachableOrUnsupportedStoresAreRefusedWithoutThePassword) {
