@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -104,9 +105,11 @@ absl::StatusOr<std::vector<Result>> QueryPipelined(PGconn* c, std::vector<Statem
 
 // Runs `body` (returning absl::Status) between `begin` and COMMIT, rolling back when either fails.
 // Resets the connection first when the database went away (restarted, or the network).
+// (`body` may require the caller's lock on the connection: the analysis cannot see through the
+// template, so it is off here.)
 template <typename Body>
 absl::Status InTransaction(PGconn* c, absl::string_view who, Body body,
-                           const char* begin = "BEGIN") {
+                           const char* begin = "BEGIN") ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (PQstatus(c) != CONNECTION_OK) PQreset(c);
   SRN_RETURN_IF_ERROR(Exec(c, begin, who));
   absl::Status status = body();

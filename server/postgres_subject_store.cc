@@ -392,7 +392,10 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::Status Write(absl::Span<const SubjectRecord> records,
                      absl::Span<const Precondition> expected, std::vector<std::string>* skipped)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    PendingWrite write{records, expected, skipped};
+    PendingWrite write;
+    write.records = records;
+    write.expected = expected;
+    write.skipped = skipped;
     return writes_.Write(&write, [this](absl::Span<PendingWrite* const> batch) {
       MutexLock lock(&mu_);
       SRN_RETURN_IF_ERROR(Reconnect());

@@ -575,7 +575,10 @@ class SqliteSubjectStore final : public SubjectStore {
   absl::Status Write(absl::Span<const SubjectRecord> records,
                      absl::Span<const Precondition> expected, std::vector<std::string>* skipped)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    PendingWrite write{records, expected, skipped};
+    PendingWrite write;
+    write.records = records;
+    write.expected = expected;
+    write.skipped = skipped;
     return writes_.Write(&write, [this](absl::Span<PendingWrite* const> batch) {
       MutexLock lock(&mu_);
       return WriteBatch(batch);
@@ -600,9 +603,10 @@ class SqliteSubjectStore final : public SubjectStore {
       }
     }
     if (status.ok()) {
-      AcceptInOrder(batch, &stored, [&](const SubjectRecord& record) {
-        if (status.ok()) status = WriteRecord(record);
-      });
+      AcceptInOrder(batch, &stored,
+                    [&](const SubjectRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                      if (status.ok()) status = WriteRecord(record);
+                    });
     }
     if (status.ok()) {
       StmtUse use(commit_.get());
