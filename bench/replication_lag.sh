@@ -17,26 +17,18 @@ SRNCTL=$BUILD_DIR/client/srnctl
 for bin in "$SERVER" "$BENCH" "$SRNCTL"; do
   [[ -x $bin ]] || { echo "error: $bin not found (ninja -C $BUILD_DIR srn-server srnctl srn-replication-bench)" >&2; exit 1; }
 done
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -x $PGBIN/initdb ]] || { echo "skipped: PostgreSQL is not installed (deploy/install-deps.sh)"; exit 0; }
+source "$(dirname "$0")/scratch_postgres.sh"
 
 DIR=$(mktemp -d)
-AS=()
-if [[ $(id -u) == 0 ]]; then chown nobody "$DIR"; AS=(runuser -u nobody --); fi
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do { kill -9 "$p" && wait "$p"; } 2>/dev/null || true; done
-  "${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  stop_scratch_postgres
   rm -rf "$DIR"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-PGPORT=$(free_port)
-"${AS[@]}" "$PGBIN/initdb" -D "$DIR/data" -U srn --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/pg.log" -w \
-  -o "-p $PGPORT -k $DIR -c listen_addresses=127.0.0.1" start >/dev/null
-URI="postgresql://srn@127.0.0.1:$PGPORT/postgres"
+start_scratch_postgres "$DIR/pg" || exit 0
+URI=$PG_URI
 
 start_server() {
   local port=$1

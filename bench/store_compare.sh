@@ -24,27 +24,18 @@ TRAIN=$BUILD_DIR/model/tools/srn-train
 for bin in "$SERVER" "$LOADGEN"; do
   [[ -x $bin ]] || { echo "error: $bin not found (ninja -C $BUILD_DIR srn-server srn-loadgen srn-train)" >&2; exit 1; }
 done
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -x $PGBIN/initdb ]] || { echo "skipped: PostgreSQL is not installed (deploy/install-deps.sh)"; exit 0; }
+source "$(dirname "$0")/scratch_postgres.sh"
 
 DIR=$(mktemp -d)
-chmod 755 "$DIR"
-AS=()
-if [[ $(id -u) == 0 ]]; then mkdir "$DIR/pg"; chown nobody "$DIR/pg"; AS=(runuser -u nobody --); else mkdir "$DIR/pg"; fi
 SERVER_PID=
 cleanup() {
   if [[ -n $SERVER_PID ]]; then { kill -9 "$SERVER_PID" && wait "$SERVER_PID"; } 2>/dev/null || true; fi
-  "${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  stop_scratch_postgres
   rm -rf "$DIR"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-PGPORT=$(free_port)
-"${AS[@]}" "$PGBIN/initdb" -D "$DIR/pg/data" -U srn --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/pg.log" -w \
-  -o "-p $PGPORT -k $DIR/pg -c listen_addresses=127.0.0.1" start >/dev/null
-PSQL=("${AS[@]}" "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U srn -q -v ON_ERROR_STOP=1)
+start_scratch_postgres "$DIR/pg" || exit 0
+PSQL=("${PG_AS[@]}" "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U srn -q -v ON_ERROR_STOP=1)
 
 if [[ -z $MODEL ]]; then
   MODEL=$DIR/bench-arabic.srnw

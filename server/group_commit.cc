@@ -3,8 +3,14 @@
 namespace srn {
 
 absl::Status WriteQueue::Write(
-    PendingWrite* write,
+    absl::Span<const SubjectRecord> records, absl::Span<const Precondition> expected,
+    std::vector<std::string>* skipped,
     absl::FunctionRef<absl::Status(absl::Span<PendingWrite* const>)> write_batch) {
+  PendingWrite mine;
+  mine.records = records;
+  mine.expected = expected;
+  mine.skipped = skipped;
+  PendingWrite* const write = &mine;
   std::vector<PendingWrite*> batch;
   {
     MutexLock lock(&mu_);

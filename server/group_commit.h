@@ -39,11 +39,13 @@ class WriteQueue final {
   WriteQueue(size_t max_writes, size_t max_records)
       : max_writes_(max_writes), max_records_(max_records) {}
 
-  // Queues `write` and returns its outcome once it is written. When it reaches the front of the
-  // queue, it takes the writes behind it (within the limits) and calls `write_batch` with all of
-  // them, outside the queue's lock; a failure of `write_batch` (the transaction's) is the outcome
-  // of every write in the batch, which must then have changed nothing.
-  absl::Status Write(PendingWrite* write,
+  // Queues the write of `records` (see PendingWrite) and returns its outcome once it is
+  // written. When it reaches the front of the queue, it takes the writes behind it (within the
+  // limits) and calls `write_batch` with all of them, outside the queue's lock; a failure of
+  // `write_batch` (the transaction's) is the outcome of every write in the batch, which must then
+  // have changed nothing.
+  absl::Status Write(absl::Span<const SubjectRecord> records,
+                     absl::Span<const Precondition> expected, std::vector<std::string>* skipped,
                      absl::FunctionRef<absl::Status(absl::Span<PendingWrite* const>)> write_batch)
       ABSL_LOCKS_EXCLUDED(mu_);
 

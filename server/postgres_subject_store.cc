@@ -392,11 +392,7 @@ class PostgresSubjectStore final : public SubjectStore {
   absl::Status Write(absl::Span<const SubjectRecord> records,
                      absl::Span<const Precondition> expected, std::vector<std::string>* skipped)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    PendingWrite write;
-    write.records = records;
-    write.expected = expected;
-    write.skipped = skipped;
-    return writes_.Write(&write, [this](absl::Span<PendingWrite* const> batch) {
+    return writes_.Write(records, expected, skipped, [this](absl::Span<PendingWrite* const> batch) {
       MutexLock lock(&mu_);
       SRN_RETURN_IF_ERROR(Reconnect());
       return WriteBatch(batch);
