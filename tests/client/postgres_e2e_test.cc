@@ -286,8 +286,10 @@ TEST_F(PostgresEndToEnd, AServerCutOffLongerThanTheChangeLogReadsTheStoreAgain) 
 TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
   std::unique_ptr<ServerProcess> a = StartServer(uri_);
   std::unique_ptr<ServerProcess> b = StartServer(uri_);
+  std::unique_ptr<ServerProcess> c = StartServer(uri_);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
+  ASSERT_NE(c, nullptr);
   ProcessResult r = Ctl(*a, {"enroll", "--subject=alice", Svc(0), Svc(1)});
   ASSERT_EQ(r.exit_code, 0) << r.err << a->Log();
   r = Ctl(*a, {"enroll", "--subject=bob", Svc(2)});
@@ -305,46 +307,58 @@ TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
   r = Ctl(*a, {"models"});
   EXPECT_THAT(r.out, HasSubstr(" v2\t")) << r.err;
 
-  // B has followed A's enrollments before the load starts.
-  r = AwaitAnswer(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // B and C have followed A's enrollments before the load starts.
+  for (const ServerProcess* server : {b.get(), c.get()}) {
+    r = AwaitAnswer(*server, {"verify", "--subject=alice", "--fusion=max", Svc(0)}, 0);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
   // Alice's reference scores by the first model and by the second.
   const std::vector<double> by_first = {Similarity(0, 0), Similarity(0, 1)};
   std::vector<double> by_second;
   for (int j : {0, 1}) by_second.push_back(*(*second)->Similarity(features_[0], features_[j]));
+  // Verify load on all three servers while A activates.
   std::atomic<bool> stop{false};
   std::atomic<int> calls{0}, failed{0}, mixed{0};
-  std::string first_failure;  // written by the load thread, read after it joined
-  std::thread load([&] {
-    while (!stop) {
-      const ProcessResult v = Ctl(*b, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
-      ++calls;
-      const std::vector<double> scores = NumbersAfter(v.out, "reference scores: ");
-      const auto near = [&](const std::vector<double>& want) {
-        return scores.size() == 2 && std::abs(scores[0] - want[0]) < 1e-4 &&
-               std::abs(scores[1] - want[1]) < 1e-4;
-      };
-      if (v.exit_code != 0) {
-        if (++failed == 1) first_failure = v.err;
-      } else if (!near(by_first) && !near(by_second)) {
-        ++mixed;
+  std::mutex failure_mu;
+  std::string first_failure;  // guarded by failure_mu
+  std::vector<std::thread> load;
+  for (const ServerProcess* server : {a.get(), b.get(), c.get()}) {
+    load.emplace_back([&, server] {
+      while (!stop) {
+        const ProcessResult v =
+            Ctl(*server, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
+        ++calls;
+        const std::vector<double> scores = NumbersAfter(v.out, "reference scores: ");
+        const auto near = [&](const std::vector<double>& want) {
+          return scores.size() == 2 && std::abs(scores[0] - want[0]) < 1e-4 &&
+                 std::abs(scores[1] - want[1]) < 1e-4;
+        };
+        if (v.exit_code != 0) {
+          std::lock_guard<std::mutex> lock(failure_mu);
+          if (++failed == 1) first_failure = v.err;
+        } else if (!near(by_first) && !near(by_second)) {
+          ++mixed;
+        }
       }
-    }
-  });
+    });
+  }
   r = Ctl(*a, {"activate", "2"});
   EXPECT_EQ(r.exit_code, 0) << r.err << a->Log();
   EXPECT_THAT(r.out, HasSubstr("re-embedded 2 subjects"));
-  // B follows within seconds (notified; at worst its 5 s poll), and says how.
-  bool followed = false;
-  for (int attempt = 0; attempt < 300 && !followed; ++attempt) {
-    followed = absl::StrContains(b->Log(), "serving model version 2, activated in postgresql://");
-    if (!followed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // B and C follow within seconds (notified; at worst their 5 s poll), and say how.
+  for (const ServerProcess* server : {b.get(), c.get()}) {
+    bool followed = false;
+    for (int attempt = 0; attempt < 300 && !followed; ++attempt) {
+      followed =
+          absl::StrContains(server->Log(), "serving model version 2, activated in postgresql://");
+      if (!followed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(followed) << server->Log();
+    EXPECT_THAT(server->Log(), HasSubstr("(2 subjects as stored, 0 re-embedded in memory"));
   }
-  EXPECT_TRUE(followed) << b->Log();
-  EXPECT_THAT(b->Log(), HasSubstr("(2 subjects as stored, 0 re-embedded in memory"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // load on the new model too
   stop = true;
-  load.join();
+  for (std::thread& thread : load) thread.join();
   EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(failed.load(), 0) << first_failure << b->Log();
   EXPECT_EQ(mixed.load(), 0);
@@ -367,9 +381,9 @@ TEST_F(PostgresEndToEnd, AnActivationOnOneServerIsFollowedByTheOthers) {
   r = Ctl(*a, {"verify", "--subject=alice", "--fusion=max", Svc(0)});
   ExpectAliceVerified(r);
   // A server started now serves the active version, not its --weights.
-  std::unique_ptr<ServerProcess> c = StartServer(uri_);
-  ASSERT_NE(c, nullptr);
-  r = Ctl(*c, {"models"});
+  std::unique_ptr<ServerProcess> d = StartServer(uri_);
+  ASSERT_NE(d, nullptr);
+  r = Ctl(*d, {"models"});
   EXPECT_THAT(r.out, HasSubstr("* v1\t")) << r.err;
 }
 
